@@ -1,0 +1,411 @@
+//! Pipelines (compiled once per process), and recorded programs: a sequence of kernel
+//! dispatches and copies that goes to the GPU in one command buffer and one submit, and can be
+//! replayed without rebuilding bind groups (a training step is one such program).
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use wgpu::util::DeviceExt;
+
+use super::{shaders, Gpu};
+
+/// Workgroups for `n` invocations at `wg` per group, split over x and y past the 65535 limit.
+/// Shaders rebuild the index with `linear_index` from shaders/common.wgsl.
+pub fn grid_1d(n: u64, wg: u32) -> [u32; 3] {
+    let groups = n.div_ceil(wg as u64).max(1);
+    if groups <= 65535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+impl Gpu {
+    /// The pipeline for `entry` in shaders/`shader`.wgsl with override `constants`, compiled on
+    /// first use.
+    pub fn pipeline(
+        &self,
+        shader: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = format!("{shader}:{entry}:{constants:?}");
+        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let module = {
+            let mut modules = self.modules.lock().unwrap();
+            match modules.get(shader) {
+                Some(m) => m.clone(),
+                None => {
+                    let src = shaders::source(shader)?;
+                    let m = self
+                        .device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(shader),
+                            source: wgpu::ShaderSource::Wgsl(src.into()),
+                        });
+                    modules.insert(shader.to_string(), m.clone());
+                    m
+                }
+            }
+        };
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let p = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&key),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
+                cache: None,
+            });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            anyhow::bail!("compiling kernel {key} failed: {err}");
+        }
+        let p = Arc::new(p);
+        self.pipelines.lock().unwrap().insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Starts recording a program.
+    pub fn record(&self) -> Recorder<'_> {
+        Recorder {
+            gpu: self,
+            ops: Vec::new(),
+            params: Vec::new(),
+        }
+    }
+}
+
+/// A storage binding: a whole buffer or a byte range of one.
+#[derive(Clone, Debug)]
+pub struct Bind {
+    pub buf: wgpu::Buffer,
+    pub offset: u64,
+    pub size: Option<u64>,
+}
+
+impl From<&wgpu::Buffer> for Bind {
+    fn from(b: &wgpu::Buffer) -> Bind {
+        Bind {
+            buf: b.clone(),
+            offset: 0,
+            size: None,
+        }
+    }
+}
+impl From<&super::Tensor> for Bind {
+    fn from(t: &super::Tensor) -> Bind {
+        Bind {
+            buf: t.buf.clone(),
+            offset: 0,
+            size: None,
+        }
+    }
+}
+
+enum Pending {
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        params: Option<(u64, u64)>,
+        binds: Vec<Bind>,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_off: u64,
+        dst: wgpu::Buffer,
+        dst_off: u64,
+        size: u64,
+    },
+}
+
+/// Collects dispatches; `finish` turns them into a replayable [`Program`].
+pub struct Recorder<'g> {
+    pub gpu: &'g Gpu,
+    ops: Vec<Pending>,
+    params: Vec<u8>,
+}
+
+impl<'g> Recorder<'g> {
+    /// Records one dispatch of `entry` in shaders/`shader`.wgsl. `params` (any Pod struct
+    /// matching the shader's `Params`, or `&()` for none) binds at 0, `binds` at 1, 2, ...
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        shader: &str,
+        entry: &str,
+        params: &P,
+        binds: &[Bind],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        self.dispatch_with(shader, entry, &[], params, binds, groups)
+    }
+
+    /// As [`Recorder::dispatch`], with WGSL override constants (tile sizes, variants).
+    pub fn dispatch_with<P: bytemuck::Pod>(
+        &mut self,
+        shader: &str,
+        entry: &str,
+        constants: &[(&str, f64)],
+        params: &P,
+        binds: &[Bind],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let pipeline = self.gpu.pipeline(shader, entry, constants)?;
+        let bytes = bytemuck::bytes_of(params);
+        let params = if bytes.is_empty() {
+            None
+        } else {
+            let align = self.gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+            let off = self.params.len().next_multiple_of(align);
+            self.params.resize(off, 0);
+            self.params.extend_from_slice(bytes);
+            // uniform structs are padded to 16 bytes in WGSL
+            let size = (bytes.len() as u64).next_multiple_of(16);
+            self.params.resize(off + size as usize, 0);
+            Some((off as u64, size))
+        };
+        if groups.iter().any(|&g| g == 0) {
+            return Ok(()); // nothing to do (empty tensor)
+        }
+        self.ops.push(Pending::Dispatch {
+            pipeline,
+            params,
+            binds: binds.to_vec(),
+            groups,
+        });
+        Ok(())
+    }
+
+    /// Records a buffer-to-buffer copy.
+    pub fn copy(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_off: u64,
+        dst: &wgpu::Buffer,
+        dst_off: u64,
+        size: u64,
+    ) {
+        if size > 0 {
+            self.ops.push(Pending::Copy {
+                src: src.clone(),
+                src_off,
+                dst: dst.clone(),
+                dst_off,
+                size,
+            });
+        }
+    }
+
+    /// Builds bind groups and the parameter buffer once; the program can then run many times.
+    pub fn finish(self) -> Result<Program> {
+        let gpu = self.gpu;
+        let uniform = (!self.params.is_empty()).then(|| {
+            gpu.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("params"),
+                    contents: &self.params,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                })
+        });
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut ops = Vec::with_capacity(self.ops.len());
+        for op in self.ops {
+            ops.push(match op {
+                Pending::Dispatch {
+                    pipeline,
+                    params,
+                    binds,
+                    groups,
+                } => {
+                    let layout = pipeline.get_bind_group_layout(0);
+                    let mut entries = Vec::new();
+                    if let (Some((off, size)), Some(u)) = (params, &uniform) {
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: u,
+                                offset: off,
+                                size: wgpu::BufferSize::new(size),
+                            }),
+                        });
+                    }
+                    for (i, b) in binds.iter().enumerate() {
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: i as u32 + 1,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &b.buf,
+                                offset: b.offset,
+                                size: b.size.and_then(wgpu::BufferSize::new),
+                            }),
+                        });
+                    }
+                    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: None,
+                        layout: &layout,
+                        entries: &entries,
+                    });
+                    Op::Dispatch {
+                        pipeline,
+                        bind_group,
+                        groups,
+                    }
+                }
+                Pending::Copy {
+                    src,
+                    src_off,
+                    dst,
+                    dst_off,
+                    size,
+                } => Op::Copy {
+                    src,
+                    src_off,
+                    dst,
+                    dst_off,
+                    size,
+                },
+            });
+        }
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            anyhow::bail!("binding kernel buffers failed: {err}");
+        }
+        Ok(Program {
+            ops,
+            _uniform: uniform,
+        })
+    }
+
+    /// Finishes, submits and waits: the one-shot path for tests and small jobs.
+    pub fn run(self) -> Result<()> {
+        let gpu = self.gpu;
+        let p = self.finish()?;
+        p.submit(gpu);
+        gpu.wait().context("running a recorded program")
+    }
+}
+
+enum Op {
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        bind_group: wgpu::BindGroup,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_off: u64,
+        dst: wgpu::Buffer,
+        dst_off: u64,
+        size: u64,
+    },
+}
+
+/// A recorded, replayable sequence of GPU work.
+pub struct Program {
+    ops: Vec<Op>,
+    _uniform: Option<wgpu::Buffer>,
+}
+
+impl Program {
+    pub fn dispatches(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Dispatch { .. }))
+            .count()
+    }
+
+    /// Appends the program to `enc`: consecutive dispatches share one compute pass.
+    pub fn encode(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        timestamps: Option<(&wgpu::QuerySet, u32, u32)>,
+    ) {
+        match timestamps {
+            Some((q, b, e)) => self.encode_stamps(enc, q, Some(b), Some(e)),
+            None => self.encode_inner(enc, None),
+        }
+    }
+
+    /// Encodes with a timestamp at the start of the first pass and/or the end of the last.
+    pub fn encode_stamps(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        q: &wgpu::QuerySet,
+        begin: Option<u32>,
+        end: Option<u32>,
+    ) {
+        self.encode_inner(enc, Some((q, begin, end)))
+    }
+
+    fn encode_inner(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        timestamps: Option<(&wgpu::QuerySet, Option<u32>, Option<u32>)>,
+    ) {
+        let mut i = 0;
+        let mut first_pass = true;
+        while i < self.ops.len() {
+            match &self.ops[i] {
+                Op::Copy {
+                    src,
+                    src_off,
+                    dst,
+                    dst_off,
+                    size,
+                } => {
+                    enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
+                    i += 1;
+                }
+                Op::Dispatch { .. } => {
+                    let end = (i..self.ops.len())
+                        .find(|&j| matches!(self.ops[j], Op::Copy { .. }))
+                        .unwrap_or(self.ops.len());
+                    let last_pass = !self.ops[end..]
+                        .iter()
+                        .any(|o| matches!(o, Op::Dispatch { .. }));
+                    let ts = timestamps.map(|(q, b, e)| wgpu::ComputePassTimestampWrites {
+                        query_set: q,
+                        beginning_of_pass_write_index: if first_pass { b } else { None },
+                        end_of_pass_write_index: if last_pass { e } else { None },
+                    });
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: ts,
+                    });
+                    for op in &self.ops[i..end] {
+                        if let Op::Dispatch {
+                            pipeline,
+                            bind_group,
+                            groups,
+                        } = op
+                        {
+                            pass.set_pipeline(pipeline);
+                            pass.set_bind_group(0, bind_group, &[]);
+                            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        }
+                    }
+                    first_pass = false;
+                    i = end;
+                }
+            }
+        }
+    }
+
+    /// Submits the program once (does not wait).
+    pub fn submit(&self, gpu: &Gpu) -> wgpu::SubmissionIndex {
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut enc, None);
+        gpu.queue.submit([enc.finish()])
+    }
+
+    /// Submits and waits.
+    pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        self.submit(gpu);
+        gpu.wait()
+    }
+}

@@ -1,0 +1,153 @@
+//! A typed GPU tensor: an f32 storage buffer and its shape. Upload, readback, poison.
+
+use anyhow::{bail, Result};
+use wgpu::util::DeviceExt;
+
+use super::Gpu;
+
+/// Usage every tensor buffer gets: bindable as storage, copyable both ways.
+const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// An f32 tensor living in a GPU buffer (row-major, PyTorch's dimension order).
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub buf: wgpu::Buffer,
+    pub shape: Vec<usize>,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn bytes(&self) -> u64 {
+        (self.len() * 4) as u64
+    }
+}
+
+/// wgpu refuses zero-sized bindings; every buffer holds at least one element.
+fn padded(bytes: u64) -> u64 {
+    bytes.max(4).next_multiple_of(4)
+}
+
+impl Gpu {
+    /// A zero-filled tensor.
+    pub fn zeros(&self, shape: &[usize]) -> Tensor {
+        let n: usize = shape.iter().product();
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: padded(n as u64 * 4),
+            usage: TENSOR_USAGE,
+            mapped_at_creation: false,
+        });
+        Tensor {
+            buf,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// A tensor holding `data`.
+    pub fn upload(&self, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            bail!(
+                "upload: shape {shape:?} holds {n} values but {} were given",
+                data.len()
+            );
+        }
+        Ok(Tensor {
+            buf: self.buffer_init(bytemuck::cast_slice(data), TENSOR_USAGE),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A raw storage buffer holding `bytes` (u8 images, u32 indices, ...), padded to 4 bytes.
+    pub fn upload_bytes(&self, bytes: &[u8]) -> wgpu::Buffer {
+        if bytes.len() % 4 == 0 && !bytes.is_empty() {
+            self.buffer_init(bytes, TENSOR_USAGE)
+        } else {
+            let mut v = bytes.to_vec();
+            v.resize(padded(bytes.len() as u64) as usize, 0);
+            self.buffer_init(&v, TENSOR_USAGE)
+        }
+    }
+
+    /// An uninitialised (zeroed) raw storage buffer of at least `bytes` bytes.
+    pub fn storage(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: padded(bytes),
+            usage: TENSOR_USAGE,
+            mapped_at_creation: false,
+        })
+    }
+
+    fn buffer_init(&self, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents: bytes,
+                usage,
+            })
+    }
+
+    /// Overwrites a tensor (e.g. with NaN before a kernel runs, so unwritten elements show).
+    pub fn fill(&self, t: &Tensor, value: f32) {
+        let v = vec![value; t.len().max(1)];
+        self.queue.write_buffer(&t.buf, 0, bytemuck::cast_slice(&v));
+    }
+
+    /// Replaces a tensor's contents with `data` (same length).
+    pub fn write(&self, t: &Tensor, data: &[f32]) -> Result<()> {
+        if data.len() != t.len() {
+            bail!(
+                "write: tensor holds {} values, {} given",
+                t.len(),
+                data.len()
+            );
+        }
+        if !data.is_empty() {
+            self.queue
+                .write_buffer(&t.buf, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// Reads a tensor back (waits for all submitted work).
+    pub fn read(&self, t: &Tensor) -> Result<Vec<f32>> {
+        let bytes = self.read_bytes(&t.buf, 0, t.bytes())?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Reads `size` bytes at `offset` of any COPY_SRC buffer.
+    pub fn read_bytes(&self, buf: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: size.next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, offset, &staging, 0, size.next_multiple_of(4));
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            tx.send(r).ok();
+        });
+        self.wait()?;
+        match pollster::block_on(rx.receive()) {
+            Some(Ok(())) => {}
+            _ => bail!("reading a buffer back from the GPU failed"),
+        }
+        let data = staging.get_mapped_range(..)?.to_vec();
+        staging.unmap();
+        Ok(data[..size as usize].to_vec())
+    }
+}

@@ -1,0 +1,6 @@
+//! The host side of each kernel family, forward and backward side by side. Each module here
+//! has a shader in shaders/ with the same name, a float64 reference in tests/reference/ and a
+//! test in tests/ with the same name.
+
+pub mod activation;
+pub use activation::Activation;

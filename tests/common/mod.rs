@@ -1,0 +1,124 @@
+//! Shared test helpers: one GPU per test binary, seeded random data, poisoned outputs,
+//! tolerance checks and central finite differences.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use facegpu::gpu::{BackendChoice, Gpu, Tensor};
+
+/// The GPU every test in a binary shares (`auto`: a real GPU if present, else lavapipe).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Gpu::new(BackendChoice::Auto).expect("no adapter: apt-get install mesa-vulkan-drivers")
+    })
+}
+
+/// A small deterministic generator (SplitMix64) so test inputs are the same every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+    pub fn vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Uploads float64 data as an f32 tensor.
+pub fn upload(v: &[f64], shape: &[usize]) -> Tensor {
+    gpu().upload(&to_f32(v), shape).unwrap()
+}
+
+/// An output tensor filled with NaN, so any element a kernel fails to write shows up.
+pub fn poisoned(shape: &[usize]) -> Tensor {
+    let t = gpu().zeros(shape);
+    gpu().fill(&t, f32::NAN);
+    t
+}
+
+pub fn read(t: &Tensor) -> Vec<f64> {
+    to_f64(&gpu().read(t).unwrap())
+}
+
+/// Asserts |got - want| <= atol + rtol * |want| elementwise; NaN anywhere fails.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} != {}",
+        got.len(),
+        want.len()
+    );
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g.is_finite(),
+            "{what}: element {i} is {g} (unwritten or overflow), want {w}"
+        );
+        let err = (g - w).abs() / (atol + rtol * w.abs());
+        if err > worst.1 {
+            worst = (i, err);
+        }
+    }
+    let (i, e) = worst;
+    assert!(
+        e <= 1.0,
+        "{what}: element {i} = {} but reference says {} (|err| = {:.3e}, bound atol {atol:e} + rtol {rtol:e} * |want|)",
+        got[i],
+        want[i],
+        (got[i] - want[i]).abs()
+    );
+}
+
+/// Central finite difference of scalar `f` at `x` along coordinate `i`.
+pub fn finite_diff(f: &dyn Fn(&[f64]) -> f64, x: &[f64], i: usize, h: f64) -> f64 {
+    let mut xp = x.to_vec();
+    let mut xm = x.to_vec();
+    xp[i] += h;
+    xm[i] -= h;
+    (f(&xp) - f(&xm)) / (2.0 * h)
+}
+
+/// Checks an analytic gradient against central differences of `f` at up to `samples`
+/// coordinates spread over x (all of them when x is small).
+#[track_caller]
+pub fn check_grad_fd(
+    what: &str,
+    f: &dyn Fn(&[f64]) -> f64,
+    x: &[f64],
+    grad: &[f64],
+    samples: usize,
+    rtol: f64,
+    atol: f64,
+) {
+    let step = (x.len() / samples.max(1)).max(1);
+    for i in (0..x.len()).step_by(step) {
+        let fd = finite_diff(f, x, i, 1e-6);
+        let g = grad[i];
+        assert!(
+            (g - fd).abs() <= atol + rtol * fd.abs(),
+            "{what}: d/dx[{i}] analytic {g} vs finite difference {fd}"
+        );
+    }
+}

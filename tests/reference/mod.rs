@@ -1,0 +1,4 @@
+//! Plain float64 CPU references for every kernel family: slow, obvious, and the yardstick the
+//! GPU kernels are tested against. One file per family, named as its shader.
+#![allow(dead_code)]
+pub mod activation;

@@ -1,0 +1,76 @@
+//! The runtime itself: every shader parses and validates with naga; adapters are found; a
+//! recorded program replays; tensors round-trip; grids split past 65535 workgroups.
+mod common;
+
+use common::*;
+use facegpu::gpu::{grid_1d, shaders};
+
+#[test]
+fn every_shader_validates_with_naga() {
+    let mut count = 0;
+    for name in shaders::names() {
+        let src = shaders::source(name).unwrap();
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(&src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not validate: {e:?}"));
+        count += 1;
+    }
+    assert!(
+        count >= 2,
+        "expected the shaders/ folder to be embedded, found {count} files"
+    );
+}
+
+#[test]
+fn unknown_shader_is_a_clear_error() {
+    let err = gpu()
+        .pipeline("no_such_shader", "main", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no_such_shader"), "{err}");
+}
+
+#[test]
+fn tensor_round_trip_and_poison() {
+    let v: Vec<f32> = (0..1001).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let t = gpu().upload(&v, &[7, 143]).unwrap();
+    assert_eq!(gpu().read(&t).unwrap(), v);
+    gpu().fill(&t, f32::NAN);
+    assert!(gpu().read(&t).unwrap().iter().all(|x| x.is_nan()));
+    assert!(
+        gpu().upload(&v, &[2, 2]).is_err(),
+        "a shape that does not match the data is refused"
+    );
+}
+
+#[test]
+fn grid_splits_large_dispatches() {
+    assert_eq!(grid_1d(1, 256), [1, 1, 1]);
+    assert_eq!(grid_1d(256 * 65535, 256), [65535, 1, 1]);
+    let g = grid_1d(256 * 65536, 256);
+    assert!(
+        g[0] <= 65535 && g[1] >= 2 && (g[0] as u64 * g[1] as u64) >= 65536,
+        "{g:?}"
+    );
+}
+
+#[test]
+fn program_replays_without_rebuilding() {
+    use facegpu::ops::activation::{self, Activation};
+    let x = upload(&[-1.0, 2.0, -3.0], &[3]);
+    let y = poisoned(&[3]);
+    let mut rec = gpu().record();
+    activation::forward(&mut rec, Activation::Relu, &x, &y).unwrap();
+    let prog = rec.finish().unwrap();
+    prog.run(gpu()).unwrap();
+    assert_eq!(read(&y), vec![0.0, 2.0, 0.0]);
+    // new inputs, same program: the bind groups refer to the buffers, not the values
+    gpu().write(&x, &[4.0, -5.0, 6.0]).unwrap();
+    prog.run(gpu()).unwrap();
+    assert_eq!(read(&y), vec![4.0, 0.0, 6.0]);
+}
