@@ -4,3 +4,5 @@
 
 pub mod activation;
 pub use activation::Activation;
+pub mod rng;
+pub mod step;
