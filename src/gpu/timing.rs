@@ -111,3 +111,15 @@ pub fn median(v: &mut [f64]) -> f64 {
         0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
+
+/// One benchmark case a kernel family offers to `facegpu bench kernels`: a recorded program
+/// (inputs already filled) with the work it does per run, for GFLOP/s and GB/s.
+pub struct KernelBench {
+    /// e.g. "conv2d forward ae.enc0 (128x1x128x128 -> 8x64x64, 3x3 s2)"
+    pub name: String,
+    /// Useful floating-point operations per run (2 per multiply-add).
+    pub flops: f64,
+    /// Bytes a minimal implementation must read and write per run.
+    pub bytes: f64,
+    pub program: Program,
+}
