@@ -2,5 +2,6 @@
 //!
 //! Modules: [`gpu`] (runtime), [`ops`] (host side of each kernel family).
 
+pub mod bench;
 pub mod gpu;
 pub mod ops;

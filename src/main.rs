@@ -34,6 +34,27 @@ enum Cmd {
         #[command(flatten)]
         backend: BackendArg,
     },
+    /// Measure speed: `kernels` (every kernel at the AE's and VAE's shapes).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Time per call, GFLOP/s and GB/s of every kernel, forward and backward, at batch 128.
+    Kernels {
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Only the kernels whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,6 +74,31 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Info { json, backend } => info(json, backend.backend),
+        Cmd::Bench {
+            what:
+                BenchCmd::Kernels {
+                    batch,
+                    filter,
+                    json,
+                    backend,
+                },
+        } => {
+            let gpu = Gpu::new(backend.backend)?;
+            let report = facegpu::bench::bench_kernels(&gpu, batch, filter.as_deref(), |r| {
+                if !json {
+                    eprintln!(
+                        "  {:<60} {:>9.3} ms {:>8.2} GFLOP/s {:>7.2} GB/s",
+                        r.name, r.ms_per_call, r.gflops, r.gbps
+                    )
+                }
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }
     }
 }
 

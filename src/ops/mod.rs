@@ -4,5 +4,6 @@
 
 pub mod activation;
 pub use activation::Activation;
+pub mod elementwise;
 pub mod rng;
 pub mod step;
