@@ -1,0 +1,46 @@
+// Deterministic sums: no float atomics, no workgroup barriers, a fixed order at every level, so
+// the same inputs give the same bits on every run.
+//
+// One pass turns each row of n values into m partials: invocation j of row r sums
+// in[r*n + j], in[r*n + j + m], in[r*n + j + 2m], ... (neighbouring invocations read neighbouring
+// addresses: coalesced on GPUs, contiguous lanes on lavapipe). The host (src/ops/reduce.rs)
+// repeats passes, each over the previous partials, until m = 1; the last pass applies `scale`.
+//
+// The first pass may apply an elementwise map (override MAP) so a loss or penalty never stores
+// its per-element terms: 0 x, 1 (x-y)^2 (MSE), 2 1+y-x^2-exp(y) (KL, x=mu, y=logvar),
+// 3 |x| (L1), 4 x^2 (L2). Later passes use MAP 0.
+//!include common
+
+struct Params { rows: u32, n: u32, m: u32, scale: f32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>; // second operand (the host binds a again when there is none)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+override MAP: u32 = 0u;
+const WG: u32 = 64u;
+
+fn term(i: u32) -> f32 {
+    switch MAP {
+        case 1u: { let d = a[i] - b[i]; return d * d; }
+        case 2u: { let mu = a[i]; let lv = b[i]; return 1.0 + lv - mu * mu - exp(lv); }
+        case 3u: { return abs(a[i]); }
+        case 4u: { let x = a[i]; return x * x; }
+        default: { return a[i]; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn sum_pass(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = linear_index(gid, nwg, WG);
+    if (g >= p.rows * p.m) { return; }
+    let r = g / p.m;
+    let j = g - r * p.m;
+    let base = r * p.n;
+    var s = 0.0;
+    for (var i = j; i < p.n; i = i + p.m) {
+        s = s + term(base + i);
+    }
+    out[g] = s * p.scale;
+}
