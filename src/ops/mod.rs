@@ -4,5 +4,9 @@
 
 pub mod activation;
 pub use activation::Activation;
+pub mod loss;
+pub mod optim;
+pub mod reduce;
 pub mod rng;
 pub mod step;
+pub mod vae;

@@ -2,3 +2,6 @@
 //! GPU kernels are tested against. One file per family, named as its shader.
 #![allow(dead_code)]
 pub mod activation;
+pub mod loss;
+pub mod reduce;
+pub mod vae;

@@ -1,0 +1,20 @@
+// Mean squared error. The forward (a scalar) is the deterministic sum in reduce.wgsl with its
+// (p - t)^2 map (src/ops/loss.rs); the backward is this elementwise kernel.
+//!include common
+
+struct Params { n: u32, k: f32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> pred: array<f32>;
+@group(0) @binding(2) var<storage, read> tgt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dpred: array<f32>;
+
+const WG: u32 = 256u;
+
+// dpred = k (p - t) with k = 2 * scale: d/dp of scale * (p - t)^2.
+@compute @workgroup_size(256)
+fn mse_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG);
+    if (i >= p.n) { return; }
+    dpred[i] = p.k * (pred[i] - tgt[i]);
+}
