@@ -1,18 +1,21 @@
 // VAE latent sampling (reparameterisation) and the KL term's gradient, forward and backward side
-// by side. The KL value itself is the deterministic sum in reduce.wgsl with its KL map.
+// by side. The KL value itself is the deterministic sum in reduce.wgsl with its KL map. Each
+// kernel has a vec4 form (the "4" entries, n counted in vec4s) for lengths that are a multiple
+// of 4, and a scalar form otherwise.
 //
 // eps for element i of the [batch, latent] tensor at optimizer step t is
 // normal_at(key, i, t, stream) (Philox, shaders/rng.wgsl): it depends on (seed, i, t) alone, not
 // on the dispatch layout, and a replayed training step draws fresh noise because t is read
-// from the StepState buffer.
+// from the StepState buffer. The vec4 form takes elements 4j..4j+3 from one normal4 call, the
+// same values normal_at gives.
 //!include common
 //!include rng
 //!include step
 
 const WG: u32 = 256u;
+const NORMAL_TAG: u32 = 0x66616365u; // normal_at's fourth counter word
 
 struct RepParams { n: u32, k0: u32, k1: u32, stream: u32 }
-
 @group(0) @binding(0) var<uniform> rp: RepParams;
 
 // z = mu + eps * exp(0.5 logvar); eps is kept for the backward.
@@ -31,6 +34,20 @@ fn reparam_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     f_z[i] = f_mu[i] + e * exp(0.5 * f_logvar[i]);
 }
 
+@group(0) @binding(1) var<storage, read> f_mu4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> f_logvar4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> f_z4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> f_eps4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn reparam_forward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = linear_index(gid, nwg, WG);
+    if (j >= rp.n) { return; }
+    let e = normal4(vec4<u32>(j, st.t, rp.stream, NORMAL_TAG), vec2<u32>(rp.k0, rp.k1));
+    f_eps4[j] = e;
+    f_z4[j] = f_mu4[j] + e * exp(0.5 * f_logvar4[j]);
+}
+
 // dmu = dz; dlogvar = dz * eps * 0.5 * exp(0.5 logvar). Overwrites: the KL part is added after.
 @group(0) @binding(1) var<storage, read> b_dz: array<f32>;
 @group(0) @binding(2) var<storage, read> b_logvar: array<f32>;
@@ -45,6 +62,21 @@ fn reparam_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let d = b_dz[i];
     b_dmu[i] = d;
     b_dlogvar[i] = d * b_eps[i] * 0.5 * exp(0.5 * b_logvar[i]);
+}
+
+@group(0) @binding(1) var<storage, read> b_dz4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b_logvar4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b_eps4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> b_dmu4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> b_dlogvar4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn reparam_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = linear_index(gid, nwg, WG);
+    if (j >= rp.n) { return; }
+    let d = b_dz4[j];
+    b_dmu4[j] = d;
+    b_dlogvar4[j] = d * b_eps4[j] * 0.5 * exp(0.5 * b_logvar4[j]);
 }
 
 // KL = -0.5 sum(1 + logvar - mu^2 - exp(logvar)), times scale:
@@ -62,6 +94,19 @@ fn kl_grad_accumulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     if (i >= kp.n) { return; }
     k_dmu[i] = k_dmu[i] + kp.scale * k_mu[i];
     k_dlogvar[i] = k_dlogvar[i] + kp.scale * 0.5 * (exp(k_logvar[i]) - 1.0);
+}
+
+@group(0) @binding(1) var<storage, read> k_mu4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k_logvar4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> k_dmu4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> k_dlogvar4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn kl_grad_accumulate4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = linear_index(gid, nwg, WG);
+    if (j >= kp.n) { return; }
+    k_dmu4[j] = k_dmu4[j] + kp.scale * k_mu4[j];
+    k_dlogvar4[j] = k_dlogvar4[j] + kp.scale * 0.5 * (exp(k_logvar4[j]) - 1.0);
 }
 
 // Test kernel for tests/rng.rs: element i gets normal_at(key, i, c1, c2) and the four raw u32s

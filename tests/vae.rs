@@ -163,7 +163,12 @@ fn reparam_backward_matches_reference() {
 
 #[test]
 fn reparam_backward_matches_finite_differences() {
-    let n = 3 * 7;
+    for n in [3 * 7, 3 * 8] {
+        reparam_fd(n);
+    }
+}
+
+fn reparam_fd(n: usize) {
     let mu = f32s(Rng::new(1).vec(n, -2.0, 2.0));
     let lv = f32s(Rng::new(2).vec(n, -3.0, 1.0));
     let dz = f32s(Rng::new(3).vec(n, -1.0, 1.0));
@@ -273,7 +278,12 @@ fn kl_grad_accumulate_matches_reference() {
 
 #[test]
 fn kl_grad_matches_finite_differences() {
-    let n = 3 * 7;
+    for n in [3 * 7, 3 * 8] {
+        kl_fd(n);
+    }
+}
+
+fn kl_fd(n: usize) {
     let mu = f32s(Rng::new(11).vec(n, -2.0, 2.0));
     let lv = f32s(Rng::new(12).vec(n, -3.0, 1.0));
     let scale = 1.0 / 3.0f32;

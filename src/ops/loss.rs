@@ -55,10 +55,14 @@ pub fn mse_grad(
 ) -> Result<()> {
     same_size("mse_grad", pred, target)?;
     same_size("mse_grad", pred, dpred)?;
-    let n = pred.len();
+    // vec4 loads where the length allows
+    let (entry, n) = match pred.len() {
+        n if n % 4 == 0 => ("mse_grad4", n / 4),
+        n => ("mse_grad", n),
+    };
     rec.dispatch(
         "loss",
-        "mse_grad",
+        entry,
         &Params {
             n: n as u32,
             k: 2.0 * scale,

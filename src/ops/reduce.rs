@@ -9,7 +9,8 @@ use crate::gpu::timing::KernelBench;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
 /// Values each invocation of a pass adds up. 256 keeps a 2M-element sum at three passes
-/// (2M -> 8192 -> 32 -> 1) with enough invocations in the first to fill a GPU.
+/// (2M -> 8192 -> 32 -> 1) with enough invocations in the first to fill a GPU; a vec4 first
+/// pass adds 64 vec4s.
 const CHUNK: usize = 256;
 
 /// The elementwise map the first pass applies (the shader's `MAP` override).
@@ -97,8 +98,11 @@ pub fn sum_rows_mapped(
     let mut src: Bind = a.into();
     let mut src2: Bind = b.into();
     let mut map = map;
+    // the first pass reads vec4s when every row starts on a multiple of 4
+    let mut vec4 = n % 4 == 0;
     loop {
-        let m = n.div_ceil(CHUNK).max(1);
+        let (len, chunk) = if vec4 { (n / 4, CHUNK / 4) } else { (n, CHUNK) };
+        let m = len.div_ceil(chunk).max(1);
         let last = m == 1;
         let dst: Bind = if last {
             out.into()
@@ -107,13 +111,13 @@ pub fn sum_rows_mapped(
         };
         let params = Params {
             rows: rows as u32,
-            n: n as u32,
+            n: len as u32,
             m: m as u32,
             scale: if last { scale } else { 1.0 },
         };
         rec.dispatch_with(
             "reduce",
-            "sum_pass",
+            if vec4 { "sum_pass4" } else { "sum_pass" },
             &[("MAP", map as u32 as f64)],
             &params,
             &[src.clone(), src2, dst.clone()],
@@ -125,6 +129,7 @@ pub fn sum_rows_mapped(
         src = dst.clone();
         src2 = dst;
         map = Map::Identity;
+        vec4 = false;
         n = m;
     }
 }

@@ -45,6 +45,15 @@ fn same_size(what: &str, ts: &[&Tensor]) -> Result<usize> {
     Ok(n)
 }
 
+/// The entry for `n` elements: the vec4 form ("4" suffix, n / 4 invocations) when n allows.
+fn entry(name: &str, n: usize) -> (String, usize) {
+    if n % 4 == 0 {
+        (format!("{name}4"), n / 4)
+    } else {
+        (name.to_string(), n)
+    }
+}
+
 fn rep_params(n: usize, seed: u64) -> RepParams {
     let k = rng::key(seed);
     RepParams {
@@ -68,9 +77,10 @@ pub fn reparam_forward(
     step: &StepState,
 ) -> Result<()> {
     let n = same_size("reparam_forward", &[mu, logvar, z, eps])?;
+    let (e, n) = entry("reparam_forward", n);
     rec.dispatch(
         "vae",
-        "reparam_forward",
+        &e,
         &rep_params(n, seed),
         &[
             mu.into(),
@@ -94,9 +104,10 @@ pub fn reparam_backward(
     dlogvar: &Tensor,
 ) -> Result<()> {
     let n = same_size("reparam_backward", &[dz, logvar, eps, dmu, dlogvar])?;
+    let (e, n) = entry("reparam_backward", n);
     rec.dispatch(
         "vae",
-        "reparam_backward",
+        &e,
         &rep_params(n, 0),
         &[
             dz.into(),
@@ -137,9 +148,10 @@ pub fn kl_grad_accumulate(
     scale: f32,
 ) -> Result<()> {
     let n = same_size("kl_grad_accumulate", &[mu, logvar, dmu, dlogvar])?;
+    let (e, n) = entry("kl_grad_accumulate", n);
     rec.dispatch(
         "vae",
-        "kl_grad_accumulate",
+        &e,
         &KlParams {
             n: n as u32,
             scale,

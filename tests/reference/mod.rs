@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 pub mod activation;
 pub mod loss;
+pub mod optim;
 pub mod reduce;
 pub mod vae;
