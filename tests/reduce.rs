@@ -158,3 +158,13 @@ fn shape_errors_are_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn empty_input_sums_to_zero() {
+    let x = gpu().zeros(&[0]);
+    let out = poisoned(&[1]);
+    let mut rec = gpu().record();
+    reduce::sum(&mut rec, &x, &out, 3.0).unwrap();
+    rec.run().unwrap();
+    assert_eq!(read(&out), vec![0.0]);
+}

@@ -87,6 +87,9 @@ pub fn adam(
     if n >= (1 << 32) {
         bail!("adam: {n} parameters in one tensor is more than a kernel indexes (2^32)");
     }
+    if n == 0 {
+        return Ok(());
+    }
     // 4 parameters per invocation where the length allows
     let (entry, n) = if n % 4 == 0 {
         ("adam4", n / 4)

@@ -99,7 +99,7 @@ pub fn sum_rows_mapped(
     let mut src2: Bind = b.into();
     let mut map = map;
     // the first pass reads vec4s when every row starts on a multiple of 4
-    let mut vec4 = n % 4 == 0;
+    let mut vec4 = n % 4 == 0 && n > 0;
     loop {
         let (len, chunk) = if vec4 { (n / 4, CHUNK / 4) } else { (n, CHUNK) };
         let m = len.div_ceil(chunk).max(1);

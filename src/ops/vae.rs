@@ -77,6 +77,9 @@ pub fn reparam_forward(
     step: &StepState,
 ) -> Result<()> {
     let n = same_size("reparam_forward", &[mu, logvar, z, eps])?;
+    if n == 0 {
+        return Ok(());
+    }
     let (e, n) = entry("reparam_forward", n);
     rec.dispatch(
         "vae",
@@ -104,6 +107,9 @@ pub fn reparam_backward(
     dlogvar: &Tensor,
 ) -> Result<()> {
     let n = same_size("reparam_backward", &[dz, logvar, eps, dmu, dlogvar])?;
+    if n == 0 {
+        return Ok(());
+    }
     let (e, n) = entry("reparam_backward", n);
     rec.dispatch(
         "vae",
@@ -148,6 +154,9 @@ pub fn kl_grad_accumulate(
     scale: f32,
 ) -> Result<()> {
     let n = same_size("kl_grad_accumulate", &[mu, logvar, dmu, dlogvar])?;
+    if n == 0 {
+        return Ok(());
+    }
     let (e, n) = entry("kl_grad_accumulate", n);
     rec.dispatch(
         "vae",
