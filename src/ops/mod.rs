@@ -5,5 +5,9 @@
 pub mod activation;
 pub use activation::Activation;
 pub mod elementwise;
+pub mod loss;
+pub mod optim;
+pub mod reduce;
 pub mod rng;
 pub mod step;
+pub mod vae;

@@ -3,3 +3,7 @@
 #![allow(dead_code)]
 pub mod activation;
 pub mod elementwise;
+pub mod loss;
+pub mod optim;
+pub mod reduce;
+pub mod vae;
