@@ -484,7 +484,9 @@ fn parse_error(path: &Path, bytes: &[u8], e: SafeTensorError) -> anyhow::Error {
 /// The file size a safetensors header promises, when the header itself is readable.
 fn promised(bytes: &[u8]) -> Option<String> {
     let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
-    let header = bytes.get(8..8usize.checked_add(n)?)?;
+    let Some(header) = bytes.get(8..8usize.checked_add(n)?) else {
+        return Some(format!("a {n}-byte header, more than the file holds"));
+    };
     let v: HashMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
     let end = v
         .iter()
