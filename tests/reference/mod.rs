@@ -2,3 +2,5 @@
 //! GPU kernels are tested against. One file per family, named as its shader.
 #![allow(dead_code)]
 pub mod activation;
+pub mod conv2d;
+pub mod conv_transpose2d;
