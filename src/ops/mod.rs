@@ -3,6 +3,8 @@
 //! test in tests/ with the same name.
 
 pub mod activation;
+pub mod conv2d;
+pub mod conv_transpose2d;
 pub use activation::Activation;
 pub mod elementwise;
 pub mod loss;

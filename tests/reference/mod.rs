@@ -7,3 +7,5 @@ pub mod loss;
 pub mod optim;
 pub mod reduce;
 pub mod vae;
+pub mod conv2d;
+pub mod conv_transpose2d;
