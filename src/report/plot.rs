@@ -46,88 +46,114 @@ pub fn loss_curves_with(
 ) -> Result<()> {
     ensure_font()?;
     let (w, h) = check_size(opts.size)?;
-    // Log-y is drawn as log10(y) on a linear axis with 10^v tick labels: one code path.
-    let ty = |y: f64| if opts.log_y { y.log10() } else { y };
     let mut dropped = 0usize;
     let kept: Vec<(&str, Vec<(f64, f64)>)> = series
         .iter()
         .map(|(name, pts)| {
             let v: Vec<(f64, f64)> = pts
                 .iter()
+                .copied()
                 .filter(|(x, y)| x.is_finite() && y.is_finite() && (!opts.log_y || *y > 0.0))
-                .map(|&(x, y)| (x, ty(y)))
                 .collect();
             dropped += pts.len() - v.len();
             (*name, v)
         })
         .collect();
     let xr = range(kept.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)), 0.0);
-    let yr = range(kept.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)), 0.05);
 
     let mut buf = vec![255u8; w as usize * h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(de)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT_FAMILY, 22))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(78)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(de)?;
-        let log_y = opts.log_y;
-        let yfmt = move |v: &f64| {
-            if log_y {
-                fmt_num(10f64.powf(*v))
-            } else {
-                fmt_num(*v)
-            }
+        let builder = || {
+            let mut b = ChartBuilder::on(&root);
+            b.caption(title, (FONT_FAMILY, 22))
+                .margin(14)
+                .x_label_area_size(46)
+                .y_label_area_size(78);
+            b
         };
-        let y_desc = if log_y {
-            format!("{} (log scale)", opts.y_label)
-        } else {
-            opts.y_label.clone()
-        };
-        chart
-            .configure_mesh()
-            .x_desc(opts.x_label.as_str())
-            .y_desc(y_desc)
-            .label_style((FONT_FAMILY, 14))
-            .axis_desc_style((FONT_FAMILY, 15))
-            .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&yfmt)
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(de)?;
-        let mut any_label = false;
-        for (i, (name, pts)) in kept.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let style = color.stroke_width(2);
-            let drawn = chart
-                .draw_series(LineSeries::new(pts.iter().copied(), style))
-                .map_err(de)?;
-            if !name.is_empty() {
-                any_label = true;
-                drawn.label(*name).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
-                });
-            }
-            // Markers make single points and sparse series visible.
-            if pts.len() <= 60 {
+        // The two y axes are different coordinate types, so the drawing is written once as a
+        // macro and instantiated for each.
+        macro_rules! draw {
+            ($chart:expr, $y_desc:expr, $y_labels:expr, $y_fmt:expr) => {{
+                let mut chart = $chart;
                 chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .configure_mesh()
+                    .x_desc(opts.x_label.as_str())
+                    .y_desc($y_desc)
+                    .label_style((FONT_FAMILY, 14))
+                    .axis_desc_style((FONT_FAMILY, 15))
+                    .x_label_formatter(&|v| fmt_num(*v))
+                    .y_labels($y_labels)
+                    .y_label_formatter(&$y_fmt)
+                    .light_line_style(RGBColor(235, 235, 235))
+                    .draw()
                     .map_err(de)?;
-            }
+                let mut any_label = false;
+                for (i, (name, pts)) in kept.iter().enumerate() {
+                    let color = Palette99::pick(i).to_rgba();
+                    let drawn = chart
+                        .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                        .map_err(de)?;
+                    if !name.is_empty() {
+                        any_label = true;
+                        drawn.label(*name).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
+                        });
+                    }
+                    // Markers make single points and sparse series visible.
+                    if pts.len() <= 60 {
+                        chart
+                            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                            .map_err(de)?;
+                    }
+                }
+                if any_label {
+                    chart
+                        .configure_series_labels()
+                        .position(SeriesLabelPosition::UpperRight)
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK.mix(0.5))
+                        .label_font((FONT_FAMILY, 14))
+                        .draw()
+                        .map_err(de)?;
+                }
+            }};
         }
-        if any_label {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.5))
-                .label_font((FONT_FAMILY, 14))
-                .draw()
-                .map_err(de)?;
+        if opts.log_y {
+            let lr = range(
+                kept.iter().flat_map(|(_, v)| v.iter().map(|p| p.1.log10())),
+                0.05,
+            );
+            // Whole decades: plotters puts log ticks at powers of ten and their multiples, so
+            // a range inside one decade would get no labels.
+            let (d0, mut d1) = (lr.0.floor(), lr.1.ceil());
+            if d1 <= d0 {
+                d1 = d0 + 1.0;
+            }
+            // (Widened by 1e-9 so rounding keeps both end decades' ticks.)
+            let yr = (10f64.powf(d0) * (1.0 - 1e-9), 10f64.powf(d1) * (1.0 + 1e-9));
+            draw!(
+                builder()
+                    .build_cartesian_2d(xr.0..xr.1, (yr.0..yr.1).log_scale())
+                    .map_err(de)?,
+                format!("{} (log scale)", opts.y_label),
+                // One label per decade: plotters' finer log ticks repeat each power of ten,
+                // which would print those labels twice.
+                (d1 - d0) as usize + 1,
+                |v: &f64| fmt_num(*v)
+            );
+        } else {
+            let yr = range(kept.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)), 0.05);
+            draw!(
+                builder()
+                    .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                    .map_err(de)?,
+                opts.y_label.as_str(),
+                10,
+                |v: &f64| fmt_num(*v)
+            );
         }
         let total: usize = kept.iter().map(|(_, v)| v.len()).sum();
         let note = if total == 0 {
@@ -225,7 +251,14 @@ pub fn histogram_labeled(
             .label_style((FONT_FAMILY, 14))
             .axis_desc_style((FONT_FAMILY, 15))
             .x_label_formatter(&|v| fmt_num(*v))
-            .y_label_formatter(&|v| format!("{}", v.round() as i64))
+            .y_label_formatter(&|v| {
+                // Counts are integers: leave fractional ticks unlabelled.
+                if (v - v.round()).abs() < 1e-9 {
+                    format!("{}", v.round() as i64)
+                } else {
+                    String::new()
+                }
+            })
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(de)?;
