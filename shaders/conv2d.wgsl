@@ -230,3 +230,86 @@ fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// conv_forward_cpu: the same op as conv_forward for software adapters and small layers (the
+// host picks it when gpu.is_cpu(), w_in and w_out % 4 == 0, c_out <= 8 and the weights fit QW). On
+// llvmpipe every storage-buffer access is a per-lane scalar loop while a uniform-buffer load at
+// a constant offset is one scalar load, so: the weights (then the bias) sit in a uniform buffer,
+// every loop has a compile-time trip count (CI, CO and the geometry are overrides) so the
+// weight offsets become constants, each invocation computes 4 adjacent output pixels of one row
+// for ALL output channels (each input value of its footprint is loaded once) and stores them as
+// vec4s; the input rows are read as vec4s too (w_in % 4 == 0). Grid: x = pixel quads of one output plane, z = batch.
+
+override CI: u32 = 1u;
+override CO: u32 = 1u;
+// footprint of 4 adjacent outputs along a row: 3*S + KW <= FWMAX
+const FWMAX: u32 = 16u;
+const QW: u32 = 1024u;
+
+@group(0) @binding(1) var<storage, read> ux: array<vec4<f32>>;
+@group(0) @binding(2) var<uniform> uw: array<vec4<f32>, QW>;
+@group(0) @binding(3) var<storage, read> uxa: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> uy: array<vec4<f32>>;
+
+fn uw_at(i: u32) -> f32 {
+    return uw[i >> 2u][i & 3u];
+}
+
+fn u_in(i: u32) -> vec4<f32> {
+    if (GRAD_IN) {
+        let a = uxa[i];
+        return ux[i] * vec4<f32>(act_grad(a.x), act_grad(a.y), act_grad(a.z), act_grad(a.w));
+    }
+    return ux[i];
+}
+
+@compute @workgroup_size(64)
+fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wq = p.w_out / 4u;
+    let q = gid.x;
+    if (q >= p.h_out * wq) { return; }
+    let n = wid.z;
+    let oy = q / wq;
+    let ox0 = (q % wq) * 4u;
+    // the footprint starts at ix0 = 4*S*qx - P: its offset within a vec4 is a constant
+    let off = (4u - P % 4u) % 4u;
+    let v0 = (i32(ox0 * S) - i32(P) - i32(off)) / 4;
+    let nv = (off + 3u * S + KW + 3u) / 4u;
+    let wiq = i32(p.w_in / 4u);
+    var acc: array<vec4<f32>, MAXCB>;
+    for (var ci = 0u; ci < CI; ci++) {
+        for (var ky = 0u; ky < KH; ky++) {
+            let iy = i32(oy * S + ky) - i32(P);
+            let row_ok = iy >= 0 && iy < i32(p.h_in);
+            let rbase = ((n * CI + ci) * p.h_in + u32(clamp(iy, 0, i32(p.h_in) - 1))) * u32(wiq);
+            var row: array<vec4<f32>, FWMAX / 4u + 2u>;
+            for (var c = 0u; c < nv; c++) {
+                let v = v0 + i32(c);
+                let ok = row_ok && v >= 0 && v < wiq;
+                row[c] = select(vec4<f32>(0.0), u_in(rbase + u32(clamp(v, 0, wiq - 1))), ok);
+            }
+            for (var kx = 0u; kx < KW; kx++) {
+                let a = off + kx;
+                let v = vec4<f32>(
+                    row[a / 4u][a % 4u],
+                    row[(a + S) / 4u][(a + S) % 4u],
+                    row[(a + 2u * S) / 4u][(a + 2u * S) % 4u],
+                    row[(a + 3u * S) / 4u][(a + 3u * S) % 4u]
+                );
+                for (var co = 0u; co < CO; co++) {
+                    acc[co] += v * uw_at(((co * CI + ci) * KH + ky) * KW + kx);
+                }
+            }
+        }
+    }
+    let plane = p.h_out * wq;
+    for (var co = 0u; co < CO; co++) {
+        var v = acc[co];
+        if (!GRAD_IN) {
+            let b = uw_at(CO * CI * KH * KW + co);
+            v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+        }
+        uy[(n * CO + co) * plane + q] = v;
+    }
+}

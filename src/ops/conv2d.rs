@@ -241,7 +241,42 @@ fn check_len(what: &str, t: &Tensor, want: usize, shape: &[usize]) -> Result<()>
     Ok(())
 }
 
-/// Direct gather conv (conv2d.wgsl conv_forward) of geometry `g`. Forward: `out = act(conv(x,
+/// Floats in the CPU kernels' uniform weight buffer (QW vec4s in the shaders): 16 KiB.
+pub(crate) const UBO_FLOATS: usize = 4096;
+/// Multiply-adds per invocation above which the fully unrolled CPU kernels take too long to
+/// compile (seconds per pipeline on lavapipe).
+const CPU_MAX_UNROLL: usize = 2048;
+
+/// Whether conv2d.wgsl conv_forward_cpu takes geometry `g` with `wn` weight (+ bias) floats:
+/// software adapters only (on GPUs the generic kernel is the better fit), rows of quads in and out, all
+/// output channels in one invocation, a 4-pixel footprint of at most 16 and a short unroll.
+fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
+    gpu.is_cpu()
+        && g.w_out % 4 == 0
+        && g.w_in % 4 == 0
+        && g.c_out <= MAXCB
+        && 3 * g.stride + g.kw <= 16
+        && wn <= UBO_FLOATS
+        && 4 * g.c_out * g.c_in * g.kh * g.kw <= CPU_MAX_UNROLL
+}
+
+/// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
+/// weight updates between replays are seen).
+pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) -> wgpu::Buffer {
+    let u = rec.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("conv weights"),
+        size: (UBO_FLOATS * 4) as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    rec.copy(&w.buf, 0, &u, 0, w.bytes());
+    if let Some(b) = b {
+        rec.copy(&b.buf, 0, &u, w.bytes(), b.bytes());
+    }
+    u
+}
+
+/// Direct gather conv (conv2d.wgsl conv_forward, or conv_forward_cpu on software adapters) of geometry `g`. Forward: `out = act(conv(x,
 /// w) + b)`. With `grad_in`: `out = conv(x * act'(xa), w)` (b unused), for the backward passes.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gather_conv(
@@ -255,10 +290,26 @@ pub(crate) fn gather_conv(
     xa: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
-    let (cb, nblk) = channel_blocks(g.c_out, MAXCB);
     let mut consts = g.overrides(act);
-    consts.push(("CB", cb as f64));
     consts.push(("GRAD_IN", grad_in as u32 as f64));
+    if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+        return rec.dispatch_with(
+            "conv2d",
+            "conv_forward_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [
+                (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
+                1,
+                g.batch as u32,
+            ],
+        );
+    }
+    let (cb, nblk) = channel_blocks(g.c_out, MAXCB);
+    consts.push(("CB", cb as f64));
     rec.dispatch_with(
         "conv2d",
         "conv_forward",
