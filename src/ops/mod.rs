@@ -3,6 +3,7 @@
 //! test in tests/ with the same name.
 
 pub mod activation;
+pub mod linear;
 pub use activation::Activation;
 pub mod rng;
 pub mod step;
