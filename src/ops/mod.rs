@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod conv2d;
 pub mod conv_transpose2d;
+pub mod linear;
 pub use activation::Activation;
 pub mod elementwise;
 pub mod loss;

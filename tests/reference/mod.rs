@@ -9,3 +9,4 @@ pub mod reduce;
 pub mod vae;
 pub mod conv2d;
 pub mod conv_transpose2d;
+pub mod linear;
