@@ -6,3 +6,4 @@ pub mod activation;
 pub use activation::Activation;
 pub mod rng;
 pub mod step;
+pub mod metrics;

@@ -2,3 +2,4 @@
 //! GPU kernels are tested against. One file per family, named as its shader.
 #![allow(dead_code)]
 pub mod activation;
+pub mod metrics;
