@@ -4,3 +4,4 @@
 
 pub mod gpu;
 pub mod ops;
+pub mod metrics_cmd;

@@ -195,3 +195,111 @@ fn bench() {
         );
     }
 }
+
+/// A fresh temp folder for one test.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("facegpu-metrics-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A seeded 8-bit test image of h x w.
+fn gray_image(seed: u64, h: u32, w: u32) -> image::GrayImage {
+    let mut rng = Rng::new(seed);
+    image::GrayImage::from_fn(w, h, |x, y| {
+        let v = 128.0
+            + 80.0 * ((y as f64 * 0.21).sin() * (x as f64 * 0.17).cos())
+            + rng.uniform(-30.0, 30.0);
+        image::Luma([v.clamp(0.0, 255.0) as u8])
+    })
+}
+
+fn unit(img: &image::GrayImage) -> Vec<f64> {
+    // the f32 values the GPU sees, in float64
+    img.as_raw()
+        .iter()
+        .map(|&v| (v as f32 / 255.0) as f64)
+        .collect()
+}
+
+#[test]
+fn metrics_cmd_files_and_folders() {
+    use facegpu::metrics_cmd;
+    let dir = temp_dir("cmd");
+    let (rdir, ddir) = (dir.join("ref"), dir.join("dist"));
+    std::fs::create_dir_all(&rdir).unwrap();
+    std::fs::create_dir_all(&ddir).unwrap();
+    // three pairs: identical, shifted by one column, and a different (non-square) size, so
+    // the folder run needs two batches (batch 2) and a size change
+    let a = gray_image(1, 40, 40);
+    let shifted = image::GrayImage::from_fn(40, 40, |x, y| *a.get_pixel((x + 1) % 40, y));
+    let c = gray_image(2, 23, 31);
+    let c2 = gray_image(3, 23, 31);
+    a.save(rdir.join("a.png")).unwrap();
+    a.save(ddir.join("a.png")).unwrap();
+    a.save(rdir.join("b.png")).unwrap();
+    shifted.save(ddir.join("b.png")).unwrap();
+    c.save(rdir.join("c.png")).unwrap();
+    c2.save(ddir.join("c.png")).unwrap();
+
+    // an image against itself: mse 0 (psnr +inf), both SSIMs 1
+    let rep = metrics_cmd::run(gpu(), &rdir.join("a.png"), &ddir.join("a.png"), 8).unwrap();
+    assert_eq!(rep.pairs.len(), 1);
+    let m = rep.pairs[0].metrics;
+    assert!(m.mse == 0.0 && m.psnr.is_infinite(), "{m:?}");
+    assert!(
+        (m.ssim - 1.0).abs() < 1e-6 && (m.ssim_gaussian - 1.0).abs() < 1e-6,
+        "{m:?}"
+    );
+
+    let rep = metrics_cmd::run(gpu(), &rdir, &ddir, 2).unwrap();
+    assert_eq!(rep.pairs.len(), 3);
+    assert_eq!(rep.summary.identical, 1);
+    for (row, (x, y)) in rep.pairs.iter().zip([(&a, &a), (&a, &shifted), (&c, &c2)]) {
+        let want = r::metrics(&unit(x), &unit(y), x.height() as usize, x.width() as usize);
+        let g = row.metrics;
+        // same bounds as matches_reference
+        assert!(
+            (g.mse - want[0]).abs() <= 1e-5 * want[0],
+            "{row:?} vs {want:?}"
+        );
+        assert!(
+            g.psnr == want[1] || (g.psnr - want[1]).abs() < 1e-4,
+            "{row:?} vs {want:?}"
+        );
+        assert!((g.ssim - want[2]).abs() < 2e-6, "{row:?} vs {want:?}");
+        assert!(
+            (g.ssim_gaussian - want[3]).abs() < 2e-6,
+            "{row:?} vs {want:?}"
+        );
+    }
+    // summary: the mean of the rows; serializable (psnr +inf written as "inf")
+    let mean_ssim = rep.pairs.iter().map(|p| p.metrics.ssim).sum::<f64>() / 3.0;
+    assert!((rep.summary.ssim.mean - mean_ssim).abs() < 1e-12);
+    let json = serde_json::to_string(&rep).unwrap();
+    assert!(json.contains("\"psnr\":\"inf\""), "{json}");
+    assert!(metrics_cmd::format_text(&rep).contains("ssim_gaussian"));
+
+    // size mismatch: the error names both files
+    c.save(ddir.join("b.png")).unwrap();
+    let e = metrics_cmd::run(gpu(), &rdir, &ddir, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("b.png") && e.contains("40x40") && e.contains("31x23"),
+        "{e}"
+    );
+    // a missing partner is named
+    std::fs::remove_file(ddir.join("c.png")).unwrap();
+    let e = metrics_cmd::run(gpu(), &rdir, &ddir, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c.png"), "{e}");
+    // file vs folder
+    let e = metrics_cmd::run(gpu(), &rdir.join("a.png"), &ddir, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("two image files or two folders"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
