@@ -9,3 +9,4 @@ pub mod gpu;
 pub mod model;
 pub mod ops;
 pub mod report;
+pub mod metrics_cmd;

@@ -14,3 +14,4 @@ pub mod reduce;
 pub mod rng;
 pub mod step;
 pub mod vae;
+pub mod metrics;

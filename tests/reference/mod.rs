@@ -10,3 +10,4 @@ pub mod vae;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod linear;
+pub mod metrics;
