@@ -5,4 +5,5 @@
 pub mod activation;
 pub use activation::Activation;
 pub mod rng;
+pub mod noise;
 pub mod step;
