@@ -12,6 +12,7 @@ pub mod loss;
 pub mod optim;
 pub mod reduce;
 pub mod rng;
+pub mod noise;
 pub mod step;
 pub mod vae;
 pub mod metrics;
