@@ -122,7 +122,10 @@ pub fn write(path: &Path, meta: &CacheMeta, pixels: &[u8]) -> Result<()> {
 pub fn read(path: &Path, fingerprint: &str) -> Result<Option<(CacheMeta, memmap2::Mmap, usize)>> {
     let mut f = match fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // no cache yet, or its folder cannot exist (a file in the way): nothing to read
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return Ok(None)
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
     };
     let len = f.metadata()?.len();

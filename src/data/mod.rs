@@ -118,7 +118,7 @@ impl ScanSummary {
             by.join(", ")
         )];
         for s in self.skipped.iter().take(max) {
-            out.push(format!("  {}: {}", s.name, s.detail));
+            out.push(format!("  {}: {}", s.name, s.detail.trim_end()));
         }
         if self.skipped.len() > max {
             out.push(format!("  ... and {} more", self.skipped.len() - max));
