@@ -7,9 +7,11 @@
 
 pub mod bench;
 pub mod data;
+pub mod eval;
 pub mod fsutil;
 pub mod gpu;
 pub mod metrics_cmd;
 pub mod model;
 pub mod ops;
+pub mod train;
 pub mod report;

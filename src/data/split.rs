@@ -88,6 +88,16 @@ pub enum Part {
 
 impl Part {
     pub const ALL: [Part; 3] = [Part::Train, Part::Val, Part::Test];
+    /// `--split train|val|test`.
+    pub fn parse(s: &str) -> anyhow::Result<Part> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "train" => Ok(Part::Train),
+            "val" | "validation" => Ok(Part::Val),
+            "test" => Ok(Part::Test),
+            _ => anyhow::bail!("--split {s:?}: use train, val or test"),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Part::Train => "train",

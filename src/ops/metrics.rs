@@ -224,6 +224,26 @@ pub struct Summary {
     pub ssim_gaussian: Stats,
 }
 
+impl Summary {
+    /// Table rows in the seeds' layout: metric, mean, median, std.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        let row = |name: &str, s: &Stats, digits: usize| {
+            vec![
+                name.to_string(),
+                format!("{:.*}", digits, s.mean),
+                format!("{:.*}", digits, s.median),
+                format!("{:.*}", digits, s.std),
+            ]
+        };
+        vec![
+            row("MSE", &self.mse, 6),
+            row("PSNR (dB)", &self.psnr, 3),
+            row("SSIM", &self.ssim, 4),
+            row("SSIM (Gaussian)", &self.ssim_gaussian, 4),
+        ]
+    }
+}
+
 fn stats(mut v: Vec<f64>) -> Stats {
     if v.is_empty() {
         return Stats {
