@@ -283,11 +283,15 @@ fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
             let iy = i32(oy * S + ky) - i32(P);
             let row_ok = iy >= 0 && iy < i32(p.h_in);
             let rbase = ((n * CI + ci) * p.h_in + u32(clamp(iy, 0, i32(p.h_in) - 1))) * u32(wiq);
+            // loops over private arrays run over the whole array (the real bound is a
+            // condition): Mesa then unrolls them and the arrays live in registers
             var row: array<vec4<f32>, FWMAX / 4u + 2u>;
-            for (var c = 0u; c < nv; c++) {
-                let v = v0 + i32(c);
-                let ok = row_ok && v >= 0 && v < wiq;
-                row[c] = select(vec4<f32>(0.0), u_in(rbase + u32(clamp(v, 0, wiq - 1))), ok);
+            for (var c = 0u; c < FWMAX / 4u + 2u; c++) {
+                if (c < nv) {
+                    let v = v0 + i32(c);
+                    let ok = row_ok && v >= 0 && v < wiq;
+                    row[c] = select(vec4<f32>(0.0), u_in(rbase + u32(clamp(v, 0, wiq - 1))), ok);
+                }
             }
             for (var kx = 0u; kx < KW; kx++) {
                 let a = off + kx;
@@ -297,19 +301,23 @@ fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
                     row[(a + 2u * S) / 4u][(a + 2u * S) % 4u],
                     row[(a + 3u * S) / 4u][(a + 3u * S) % 4u]
                 );
-                for (var co = 0u; co < CO; co++) {
-                    acc[co] += v * uw_at(((co * CI + ci) * KH + ky) * KW + kx);
+                for (var co = 0u; co < MAXCB; co++) {
+                    if (co < CO) {
+                        acc[co] += v * uw_at(((co * CI + ci) * KH + ky) * KW + kx);
+                    }
                 }
             }
         }
     }
     let plane = p.h_out * wq;
-    for (var co = 0u; co < CO; co++) {
-        var v = acc[co];
-        if (!GRAD_IN) {
-            let b = uw_at(CO * CI * KH * KW + co);
-            v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+    for (var co = 0u; co < MAXCB; co++) {
+        if (co < CO) {
+            var v = acc[co];
+            if (!GRAD_IN) {
+                let b = uw_at(CO * CI * KH * KW + co);
+                v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+            }
+            uy[(n * CO + co) * plane + q] = v;
         }
-        uy[(n * CO + co) * plane + q] = v;
     }
 }

@@ -232,3 +232,103 @@ fn convt_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// convt_forward_cpu: the same op as convt_forward for software adapters (the host picks it when
+// gpu.is_cpu(), w_out % 4 == 0, S divides 4, S * c_out <= 16 and the weights fit TQW). Why: see
+// conv2d.wgsl conv_forward_cpu (weights in a uniform buffer at constant offsets, all output
+// channels per invocation, vec4 stores). Each invocation owns S output rows (oy = qy*S + py) by
+// 4 adjacent columns (ox = 4*qc + j): since S divides 4, which taps reach each (py, j) and at
+// which input offset is known at compile time, so no lane evaluates taps that do not land.
+// Grid: x = (row block, quad) pairs of one output plane, z = batch.
+
+override CI: u32 = 1u;
+override CO: u32 = 1u;
+const TQW: u32 = 1024u;
+const TACC: u32 = 16u;
+const TROW: u32 = 16u;
+
+@group(0) @binding(1) var<storage, read> tx: array<f32>;
+@group(0) @binding(2) var<uniform> tw: array<vec4<f32>, TQW>;
+@group(0) @binding(3) var<storage, read> txa: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ty: array<vec4<f32>>;
+
+fn tw_at(i: u32) -> f32 {
+    return tw[i >> 2u][i & 3u];
+}
+
+fn t_in(i: u32) -> f32 {
+    if (GRAD_IN) { return tx[i] * act_grad(txa[i]); }
+    return tx[i];
+}
+
+// floor(a / S) for any sign of a
+fn floor_div_s(a: i32) -> i32 {
+    return select(-((-a + i32(S) - 1) / i32(S)), a / i32(S), a >= 0);
+}
+
+@compute @workgroup_size(64)
+fn convt_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wq = p.w_out / 4u;
+    let qh = (p.h_out + S - 1u) / S;
+    if (gid.x >= qh * wq) { return; }
+    let n = wid.z;
+    let qy = gid.x / wq;
+    let qc = gid.x % wq;
+    // output column 4*qc + j takes tap kx from input column 4*qc/S + floor((j + P - kx)/S)
+    let e_lo = floor_div_s(i32(P) - i32(KW) + 1);
+    let ne = u32(floor_div_s(3 + i32(P)) - e_lo) + 1u;
+    let ix0 = i32(4u * qc / S) + e_lo;
+    var acc: array<vec4<f32>, TACC>;
+    for (var ci = 0u; ci < CI; ci++) {
+        let xbase = (n * CI + ci) * p.h_in * p.w_in;
+        for (var dy = d_lo(KH); dy <= d_hi(); dy++) {
+            let iy = i32(qy) + dy;
+            let row_ok = iy >= 0 && iy < i32(p.h_in);
+            let rbase = xbase + u32(clamp(iy, 0, i32(p.h_in) - 1)) * p.w_in;
+            // the loops over private arrays run over the whole array (the real bound is a
+            // condition): Mesa then unrolls them and the arrays live in registers
+            var row: array<f32, TROW>;
+            for (var e = 0u; e < TROW; e++) {
+                if (e < ne) {
+                    let ix = ix0 + i32(e);
+                    let ok = row_ok && ix >= 0 && ix < i32(p.w_in);
+                    row[e] = select(0.0, t_in(rbase + u32(clamp(ix, 0, i32(p.w_in) - 1))), ok);
+                }
+            }
+            for (var kx = 0u; kx < KW; kx++) {
+                // the 4 outputs' input values for tap kx (0 where kx does not land)
+                var v: array<f32, 4>;
+                for (var j = 0u; j < 4u; j++) {
+                    let t = i32(j + P) - i32(kx);
+                    let hit = (t - floor_div_s(t) * i32(S)) == 0;
+                    v[j] = select(0.0, row[u32(clamp(floor_div_s(t) - e_lo, 0, i32(TROW) - 1))], hit);
+                }
+                let vv = vec4<f32>(v[0], v[1], v[2], v[3]);
+                // all (py, co) pairs: k = py * CO + co
+                for (var k = 0u; k < TACC; k++) {
+                    let py = k / CO;
+                    let co = k % CO;
+                    let ky = i32(py + P) - dy * i32(S);
+                    if (py < S && ky >= 0 && ky < i32(KH)) {
+                        acc[k] += vv * tw_at(((ci * CO + co) * KH + u32(ky)) * KW + kx);
+                    }
+                }
+            }
+        }
+    }
+    let plane = p.h_out * wq;
+    for (var k = 0u; k < TACC; k++) {
+        let py = k / CO;
+        let co = k % CO;
+        let oy = qy * S + py;
+        if (py < S && oy < p.h_out) {
+            var v = acc[k];
+            if (!GRAD_IN) {
+                let b = tw_at(CI * CO * KH * KW + co);
+                v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+            }
+            ty[(n * CO + co) * plane + oy * wq + qc] = v;
+        }
+    }
+}

@@ -61,6 +61,11 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         conv(1, 20, 5, 6, 9, 3, 3, 1, 1),
         // a 2x66 output plane: more than one 64-pixel workgroup per plane
         conv(1, 2, 3, 131, 3, 3, 3, 2, 1),
+        // input widths multiples of 4 and S * c_in in 8..=16: backward_input takes the CPU
+        // transposed kernel (convt_forward_cpu) on lavapipe
+        conv(2, 8, 6, 8, 3, 3, 3, 1, 1),
+        conv(1, 4, 9, 16, 5, 5, 5, 2, 2),
+        conv(1, 16, 3, 4, 2, 1, 1, 1, 0),
     ];
     shapes
         .into_iter()

@@ -64,6 +64,11 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         // many channels: several channel blocks in every kernel; a 2x131 output plane (more
         // than one 64-pixel workgroup per plane)
         convt(1, 9, 1, 66, 19, 3, 3, 2, 1, 0),
+        // output widths multiples of 4 and S * c_out in 8..=16: forward takes the CPU kernel
+        // (convt_forward_cpu) on lavapipe; stride 1, 2 and 4
+        convt(3, 3, 5, 4, 8, 3, 3, 1, 1, 0),
+        convt(1, 2, 3, 2, 4, 5, 5, 2, 2, 1),
+        convt(1, 3, 2, 2, 2, 5, 5, 4, 1, 1),
     ];
     shapes
         .into_iter()

@@ -11,8 +11,8 @@
 use anyhow::{ensure, Result};
 
 use super::conv2d::{
-    bench_fill, channel_blocks, reduce_partials, wgrad_blocks, wgrad_chunks, Geom, MAXACC, MAXCB,
-    WG,
+    bench_fill, channel_blocks, reduce_partials, weights_ubo, wgrad_blocks, wgrad_chunks, Geom,
+    MAXACC, MAXCB, UBO_FLOATS, WG,
 };
 use super::Activation;
 use crate::gpu::timing::KernelBench;
@@ -107,7 +107,30 @@ fn check_len(what: &str, t: &Tensor, want: usize, shape: &[usize]) -> Result<()>
     Ok(())
 }
 
-/// Transposed gather conv (conv_transpose2d.wgsl convt_forward) of geometry `g` (weight
+/// Multiply-adds per invocation above which the unrolled CPU kernel compiles too slowly.
+const CPU_MAX_UNROLL: usize = 2048;
+
+/// Whether conv_transpose2d.wgsl convt_forward_cpu takes geometry `g` with `wn` weight (+ bias)
+/// floats: software adapters only, output rows of quads, a stride that divides 4 (so tap
+/// phases are compile-time constants), all output channels of S rows in 8 to 16 vec4 registers.
+fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
+    let s = g.stride;
+    // input columns one quad of outputs reads: floor((3+P)/S) - floor((P-KW+1)/S) + 1
+    let fdiv = |a: isize| a.div_euclid(s as isize);
+    let cols = fdiv(3 + g.pad as isize) - fdiv(g.pad as isize - g.kw as isize + 1) + 1;
+    gpu.is_cpu()
+        && g.w_out % 4 == 0
+        && matches!(s, 1 | 2 | 4)
+        && s * g.c_out <= 16
+        // fewer accumulators measured slower than the generic kernel on llvmpipe
+        && s * g.c_out >= 8
+        && cols <= 16
+        && wn <= UBO_FLOATS
+        && 4 * s * g.c_out * g.c_in * g.kh.div_ceil(s) * g.kw <= CPU_MAX_UNROLL
+}
+
+/// Transposed gather conv (conv_transpose2d.wgsl convt_forward, or convt_forward_cpu on
+/// software adapters) of geometry `g` (weight
 /// [c_in, c_out, kh, kw]). Forward: `out = act(convT(x, w) + b)`. With `grad_in`:
 /// `out = convT(x * act'(xa), w)` (b unused), for the backward passes.
 #[allow(clippy::too_many_arguments)]
@@ -122,6 +145,28 @@ pub(crate) fn gather_convt(
     xa: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
+    if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        let consts = [
+            ("KH", g.kh as f64),
+            ("KW", g.kw as f64),
+            ("S", g.stride as f64),
+            ("P", g.pad as f64),
+            ("ACT", act.code() as f64),
+            ("GRAD_IN", grad_in as u32 as f64),
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+        ];
+        let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
+        return rec.dispatch_with(
+            "conv_transpose2d",
+            "convt_forward_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        );
+    }
     let s2 = g.stride * g.stride;
     let (cb, nblk) = channel_blocks(g.c_out, (MAXACC / s2).clamp(1, MAXCB));
     let blocks = g.h_out.div_ceil(g.stride) * g.w_out.div_ceil(g.stride);
