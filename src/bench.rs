@@ -105,8 +105,14 @@ pub fn bench_metrics(gpu: &Gpu, batch: usize) -> Result<MetricsReport> {
     anyhow::ensure!(batch > 0, "--batch must be at least 1");
     let n = batch * 128 * 128;
     // two different smooth images so SSIM's arithmetic is exercised as in eval
-    let a: Vec<f32> = (0..n).map(|i| ((i % 128) as f32 * 0.01).sin() * 0.5 + 0.5).collect();
-    let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| (v + ((i * 7919) % 97) as f32 * 1e-3).min(1.0)).collect();
+    let a: Vec<f32> = (0..n)
+        .map(|i| ((i % 128) as f32 * 0.01).sin() * 0.5 + 0.5)
+        .collect();
+    let b: Vec<f32> = a
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v + ((i * 7919) % 97) as f32 * 1e-3).min(1.0))
+        .collect();
     let ta = gpu.upload(&a, &[batch, 1, 128, 128])?;
     let tb = gpu.upload(&b, &[batch, 1, 128, 128])?;
     let out = gpu.zeros(&[batch, 4]);
@@ -133,9 +139,21 @@ pub fn bench_metrics(gpu: &Gpu, batch: usize) -> Result<MetricsReport> {
 
 impl std::fmt::Display for MetricsReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "adapter: {}  (batch {}, 128x128)", self.adapter, self.batch)?;
-        writeln!(f, "fused MSE/PSNR/SSIM/SSIM-gaussian kernel: {:.0} images/s", self.images_per_s_kernel)?;
-        writeln!(f, "with the per-batch readback eval does:    {:.0} images/s", self.images_per_s_with_readback)
+        writeln!(
+            f,
+            "adapter: {}  (batch {}, 128x128)",
+            self.adapter, self.batch
+        )?;
+        writeln!(
+            f,
+            "fused MSE/PSNR/SSIM/SSIM-gaussian kernel: {:.0} images/s",
+            self.images_per_s_kernel
+        )?;
+        writeln!(
+            f,
+            "with the per-batch readback eval does:    {:.0} images/s",
+            self.images_per_s_with_readback
+        )
     }
 }
 
@@ -160,14 +178,26 @@ pub struct TrainReport {
 /// Times whole training steps (batch gather, forward, loss, backward, Adam: the program
 /// `facegpu train` replays) on synthetic faces: a few warm-up steps, then `steps` steps
 /// submitted back to back and waited for once, the median of 3 rounds.
-pub fn bench_train(gpu: &Gpu, models: &[&str], batch: usize, steps: usize, mut progress: impl FnMut(&TrainRow)) -> Result<TrainReport> {
+pub fn bench_train(
+    gpu: &Gpu,
+    models: &[&str],
+    batch: usize,
+    steps: usize,
+    mut progress: impl FnMut(&TrainRow),
+) -> Result<TrainReport> {
     use crate::data::{self, Batcher, BatcherConfig, DataOptions};
     use crate::model::graph::{Graph, Latent};
     use crate::model::{params::Params, registry};
     use crate::ops::optim::AdamConfig;
     use crate::ops::step::{StepState, StepValues};
-    anyhow::ensure!(batch > 0 && steps > 0, "--batch and --steps must be at least 1");
-    let ds = data::load(&DataOptions { synthetic_count: (batch * 4).max(256), ..Default::default() })?;
+    anyhow::ensure!(
+        batch > 0 && steps > 0,
+        "--batch and --steps must be at least 1"
+    );
+    let ds = data::load(&DataOptions {
+        synthetic_count: (batch * 4).max(256),
+        ..Default::default()
+    })?;
     let rows: Vec<usize> = (0..ds.len()).collect();
     let mut out = Vec::new();
     for &name in models {
@@ -175,8 +205,24 @@ pub fn bench_train(gpu: &Gpu, models: &[&str], batch: usize, steps: usize, mut p
         let mut batcher = Batcher::new(gpu, &ds, &rows, BatcherConfig::train(batch, 0, None))?;
         let params = Params::init(gpu, &spec, 0)?;
         let input = batcher.clean.clone();
-        let graph = Graph::new(gpu, &spec, &params, batch, input.clone(), input, Latent::Sample)?;
-        let step = StepState::new(gpu, StepValues { t: 1, epoch: 0, lr: 1e-3, _pad: 0 });
+        let graph = Graph::new(
+            gpu,
+            &spec,
+            &params,
+            batch,
+            input.clone(),
+            input,
+            Latent::Sample,
+        )?;
+        let step = StepState::new(
+            gpu,
+            StepValues {
+                t: 1,
+                epoch: 0,
+                lr: 1e-3,
+                _pad: 0,
+            },
+        );
         let prog = {
             let mut rec = gpu.record();
             batcher.record(&mut rec)?;
@@ -191,7 +237,15 @@ pub fn bench_train(gpu: &Gpu, models: &[&str], batch: usize, steps: usize, mut p
             let t0 = std::time::Instant::now();
             for _ in 0..n {
                 batcher.set_batch(gpu, t as usize % batcher.batches())?;
-                step.set(gpu, StepValues { t, epoch: 0, lr: 1e-3, _pad: 0 });
+                step.set(
+                    gpu,
+                    StepValues {
+                        t,
+                        epoch: 0,
+                        lr: 1e-3,
+                        _pad: 0,
+                    },
+                );
                 prog.submit(gpu);
                 t += 1;
             }
@@ -202,7 +256,10 @@ pub fn bench_train(gpu: &Gpu, models: &[&str], batch: usize, steps: usize, mut p
         let mut secs: Vec<f64> = (0..3).map(|_| run(steps)).collect::<Result<_>>()?;
         secs.sort_by(f64::total_cmp);
         let s = secs[1];
-        let gpu_ms = time_program(gpu, &prog, 2, 3).ok().and_then(|t| t.gpu_s).map(|g| g * 1e3);
+        let gpu_ms = time_program(gpu, &prog, 2, 3)
+            .ok()
+            .and_then(|t| t.gpu_s)
+            .map(|g| g * 1e3);
         let row = TrainRow {
             model: name.to_string(),
             batch,
@@ -214,7 +271,10 @@ pub fn bench_train(gpu: &Gpu, models: &[&str], batch: usize, steps: usize, mut p
         progress(&row);
         out.push(row);
     }
-    Ok(TrainReport { adapter: gpu.describe(), rows: out })
+    Ok(TrainReport {
+        adapter: gpu.describe(),
+        rows: out,
+    })
 }
 
 impl std::fmt::Display for TrainReport {
@@ -223,10 +283,15 @@ impl std::fmt::Display for TrainReport {
         writeln!(f, "| model | batch | images/s | ms/step | GPU ms/step |")?;
         writeln!(f, "|---|---:|---:|---:|---:|")?;
         for r in &self.rows {
-            let g = r.gpu_ms_per_step.map_or("-".to_string(), |g| format!("{g:.2}"));
-            writeln!(f, "| {} | {} | {:.0} | {:.2} | {} |", r.model, r.batch, r.images_per_s, r.ms_per_step, g)?;
+            let g = r
+                .gpu_ms_per_step
+                .map_or("-".to_string(), |g| format!("{g:.2}"));
+            writeln!(
+                f,
+                "| {} | {} | {:.0} | {:.2} | {} |",
+                r.model, r.batch, r.images_per_s, r.ms_per_step, g
+            )?;
         }
         Ok(())
     }
 }
-

@@ -80,17 +80,37 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
         bail!("--batch must be at least 1");
     }
     let ck = checkpoint::load(&opts.checkpoint)?;
-    let spec = registry::model(&ck.meta.model)
-        .with_context(|| format!("{} was written for model {:?}, which this facegpu does not know", opts.checkpoint.display(), ck.meta.model))?;
-    let params = Params::from_host(gpu, &spec, &ck.tensors).with_context(|| format!("{} does not fit model {}", opts.checkpoint.display(), spec.name))?;
-    let topts: TrainOptions = serde_json::from_value(ck.meta.options.clone())
-        .with_context(|| format!("{} has no training options; was it written by `facegpu train`?", opts.checkpoint.display()))?;
+    let spec = registry::model(&ck.meta.model).with_context(|| {
+        format!(
+            "{} was written for model {:?}, which this facegpu does not know",
+            opts.checkpoint.display(),
+            ck.meta.model
+        )
+    })?;
+    let params = Params::from_host(gpu, &spec, &ck.tensors).with_context(|| {
+        format!(
+            "{} does not fit model {}",
+            opts.checkpoint.display(),
+            spec.name
+        )
+    })?;
+    let topts: TrainOptions =
+        serde_json::from_value(ck.meta.options.clone()).with_context(|| {
+            format!(
+                "{} has no training options; was it written by `facegpu train`?",
+                opts.checkpoint.display()
+            )
+        })?;
     let mut dopts = topts.data_options();
     if opts.dataset.is_some() {
         dopts.dataset = opts.dataset.clone();
     }
     let ds = data::load(&dopts)?;
-    let split = Split::new(&ds, SplitFractions::new(topts.split[0], topts.split[1], topts.split[2])?, topts.seed)?;
+    let split = Split::new(
+        &ds,
+        SplitFractions::new(topts.split[0], topts.split[1], topts.split[2])?,
+        topts.seed,
+    )?;
     let now = serde_json::to_value(&split.info)?;
     if !ck.meta.split.is_null() && ck.meta.split != now {
         let saved: data::split::SplitInfo = serde_json::from_value(ck.meta.split.clone())?;
@@ -108,17 +128,50 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
     }
     let seed = opts.seed.unwrap_or(topts.seed);
     let batch = opts.batch.min(rows.len());
-    let noise = opts.noise.map(|sigma| NoiseSpec { sigma, clip: opts.clip });
+    let noise = opts.noise.map(|sigma| NoiseSpec {
+        sigma,
+        clip: opts.clip,
+    });
     let mut batcher = Batcher::new(gpu, &ds, rows, BatcherConfig::eval(batch, seed, noise))?;
-    let latent = if opts.sample { Latent::Sample } else { Latent::Mean };
-    let step = StepState::new(gpu, StepValues { t: 1, epoch: 0, lr: 0.0, _pad: 0 });
+    let latent = if opts.sample {
+        Latent::Sample
+    } else {
+        Latent::Mean
+    };
+    let step = StepState::new(
+        gpu,
+        StepValues {
+            t: 1,
+            epoch: 0,
+            lr: 0.0,
+            _pad: 0,
+        },
+    );
     // clean input -> clean target; noisy input -> (noisy, clean) targets
-    let clean_g = Graph::new(gpu, &spec, &params, batch, batcher.clean.clone(), batcher.clean.clone(), latent)?;
+    let clean_g = Graph::new(
+        gpu,
+        &spec,
+        &params,
+        batch,
+        batcher.clean.clone(),
+        batcher.clean.clone(),
+        latent,
+    )?;
     let noisy_g = match &batcher.noisy {
-        Some(n) => Some(Graph::new(gpu, &spec, &params, batch, n.clone(), batcher.clean.clone(), latent)?),
+        Some(n) => Some(Graph::new(
+            gpu,
+            &spec,
+            &params,
+            batch,
+            n.clone(),
+            batcher.clean.clone(),
+            latent,
+        )?),
         None => None,
     };
-    let outs: Vec<_> = (0..if noisy_g.is_some() { 3 } else { 1 }).map(|_| gpu.zeros(&[batch, 4])).collect();
+    let outs: Vec<_> = (0..if noisy_g.is_some() { 3 } else { 1 })
+        .map(|_| gpu.zeros(&[batch, 4]))
+        .collect();
     let prog = {
         let mut rec = gpu.record();
         batcher.record(&mut rec)?;
@@ -141,9 +194,19 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
             per[c].extend(metrics::from_rows(&v[..valid * 4]));
         }
     }
-    let names = ["clean input vs original", "noisy input: output vs noisy input (as the seeds reported)", "noisy input: output vs clean original"];
-    let conditions: Vec<Condition> =
-        per.iter().zip(names).map(|(v, n)| Condition { name: n.to_string(), summary: metrics::summarize(v) }).collect();
+    let names = [
+        "clean input vs original",
+        "noisy input: output vs noisy input (as the seeds reported)",
+        "noisy input: output vs clean original",
+    ];
+    let conditions: Vec<Condition> = per
+        .iter()
+        .zip(names)
+        .map(|(v, n)| Condition {
+            name: n.to_string(),
+            summary: metrics::summarize(v),
+        })
+        .collect();
     let dims = spec.dims()?;
     let lat: usize = dims.latent.iter().product();
     let results = EvalResults {
@@ -154,7 +217,15 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
         images: rows.len(),
         synthetic: ds.is_synthetic(),
         noise: opts.noise,
-        latent: if spec.is_vae() { if opts.sample { "z sampled".into() } else { "z = mu".into() } } else { "deterministic".into() },
+        latent: if spec.is_vae() {
+            if opts.sample {
+                "z sampled".into()
+            } else {
+                "z = mu".into()
+            }
+        } else {
+            "deterministic".into()
+        },
         adapter: gpu.describe(),
         conditions,
         compression: Compression {
@@ -170,38 +241,102 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
         // re-run the first batch so the grid shows real inputs and outputs
         batcher.set_batch(gpu, 0)?;
         prog.run(gpu)?;
-        write_outputs(gpu, out, &results, &per, &batcher, &clean_g, noisy_g.as_ref())?;
+        write_outputs(
+            gpu,
+            out,
+            &results,
+            &per,
+            &batcher,
+            &clean_g,
+            noisy_g.as_ref(),
+        )?;
     }
     Ok(results)
 }
 
-fn write_outputs(gpu: &Gpu, out: &Path, r: &EvalResults, per: &[Vec<ImageMetrics>], b: &Batcher, clean_g: &Graph, noisy_g: Option<&Graph>) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
-    fsutil::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(r)?.as_bytes())?;
+fn write_outputs(
+    gpu: &Gpu,
+    out: &Path,
+    r: &EvalResults,
+    per: &[Vec<ImageMetrics>],
+    b: &Batcher,
+    clean_g: &Graph,
+    noisy_g: Option<&Graph>,
+) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    fsutil::write_atomic(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(r)?.as_bytes(),
+    )?;
     let mut rows = Vec::new();
     for (c, cond) in per.iter().enumerate() {
         for (i, m) in cond.iter().enumerate() {
-            rows.push(vec![c.to_string(), i.to_string(), format!("{:.8}", m.mse), format!("{:.6}", m.psnr), format!("{:.6}", m.ssim), format!("{:.6}", m.ssim_gaussian)]);
+            rows.push(vec![
+                c.to_string(),
+                i.to_string(),
+                format!("{:.8}", m.mse),
+                format!("{:.6}", m.psnr),
+                format!("{:.6}", m.ssim),
+                format!("{:.6}", m.ssim_gaussian),
+            ]);
         }
     }
-    report::table::write_csv(&out.join("per_image.csv"), &["condition", "image", "mse", "psnr", "ssim", "ssim_gaussian"], &rows)?;
+    report::table::write_csv(
+        &out.join("per_image.csv"),
+        &["condition", "image", "mse", "psnr", "ssim", "ssim_gaussian"],
+        &rows,
+    )?;
     let c = &per[per.len() - 1];
-    let tag = if r.synthetic { " (synthetic faces)" } else { "" };
-    report::plot::histogram(&out.join("hist_mse.png"), &format!("MSE{tag}"), &c.iter().map(|m| m.mse).collect::<Vec<_>>(), 30)?;
-    report::plot::histogram(&out.join("hist_psnr.png"), &format!("PSNR dB{tag}"), &c.iter().map(|m| m.psnr).filter(|p| p.is_finite()).collect::<Vec<_>>(), 30)?;
-    report::plot::histogram(&out.join("hist_ssim.png"), &format!("SSIM{tag}"), &c.iter().map(|m| m.ssim).collect::<Vec<_>>(), 30)?;
+    let tag = if r.synthetic {
+        " (synthetic faces)"
+    } else {
+        ""
+    };
+    report::plot::histogram(
+        &out.join("hist_mse.png"),
+        &format!("MSE{tag}"),
+        &c.iter().map(|m| m.mse).collect::<Vec<_>>(),
+        30,
+    )?;
+    report::plot::histogram(
+        &out.join("hist_psnr.png"),
+        &format!("PSNR dB{tag}"),
+        &c.iter()
+            .map(|m| m.psnr)
+            .filter(|p| p.is_finite())
+            .collect::<Vec<_>>(),
+        30,
+    )?;
+    report::plot::histogram(
+        &out.join("hist_ssim.png"),
+        &format!("SSIM{tag}"),
+        &c.iter().map(|m| m.ssim).collect::<Vec<_>>(),
+        30,
+    )?;
     let n = b.batch_size().min(b.len()).min(8);
     let px = 128 * 128;
-    let read = |t: &crate::gpu::Tensor| -> Result<Vec<Vec<f32>>> { let v = gpu.read(t)?; Ok((0..n).map(|i| v[i * px..(i + 1) * px].to_vec()).collect()) };
+    let read = |t: &crate::gpu::Tensor| -> Result<Vec<Vec<f32>>> {
+        let v = gpu.read(t)?;
+        Ok((0..n).map(|i| v[i * px..(i + 1) * px].to_vec()).collect())
+    };
     let orig = read(&b.clean)?;
     let rec_clean = read(&clean_g.output)?;
-    let mut grid: Vec<(&str, Vec<Vec<f32>>)> = vec![("original", orig), ("from clean input", rec_clean)];
+    let mut grid: Vec<(&str, Vec<Vec<f32>>)> =
+        vec![("original", orig), ("from clean input", rec_clean)];
     if let (Some(g), Some(noisy)) = (noisy_g, &b.noisy) {
         grid.push(("noisy input", read(noisy)?));
         grid.push(("from noisy input", read(&g.output)?));
     }
-    let rows: Vec<(&str, Vec<&[f32]>)> = grid.iter().map(|(l, v)| (*l, v.iter().map(|x| x.as_slice()).collect())).collect();
-    let caption = if r.synthetic { "SYNTHETIC faces: real results need real faces" } else { "" };
+    let rows: Vec<(&str, Vec<&[f32]>)> = grid
+        .iter()
+        .map(|(l, v)| (*l, v.iter().map(|x| x.as_slice()).collect()))
+        .collect();
+    let caption = if r.synthetic {
+        "SYNTHETIC faces: real results need real faces"
+    } else {
+        ""
+    };
     report::grid::image_grid(&out.join("grid.png"), &rows, caption)
 }
 
@@ -213,14 +348,21 @@ pub fn markdown(r: &EvalResults) -> String {
         r.epoch,
         r.split,
         r.images,
-        if r.synthetic { ", SYNTHETIC faces: real results need real faces" } else { "" },
+        if r.synthetic {
+            ", SYNTHETIC faces: real results need real faces"
+        } else {
+            ""
+        },
         r.latent,
         r.adapter
     );
     for c in &r.conditions {
         s += &format!("\n{}\n\n", c.name);
         s += &report::table::markdown(&["metric", "mean", "median", "std"], &c.summary.rows());
-        s += &format!("PSNR of the mean MSE: {:.3} dB\n", c.summary.psnr_of_mean_mse);
+        s += &format!(
+            "PSNR of the mean MSE: {:.3} dB\n",
+            c.summary.psnr_of_mean_mse
+        );
     }
     let k = &r.compression;
     s += &format!(
@@ -236,8 +378,14 @@ pub fn compare(paths: &[PathBuf]) -> Result<String> {
     headers.extend(["MSE", "PSNR dB", "SSIM", "SSIM (gaussian)"].map(String::from));
     let mut rows = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}; pass results.json files written by `facegpu eval --out DIR`", p.display()))?;
-        let r: EvalResults = serde_json::from_str(&text).with_context(|| format!("{} is not a facegpu results.json", p.display()))?;
+        let text = std::fs::read_to_string(p).with_context(|| {
+            format!(
+                "cannot read {}; pass results.json files written by `facegpu eval --out DIR`",
+                p.display()
+            )
+        })?;
+        let r: EvalResults = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a facegpu results.json", p.display()))?;
         for c in &r.conditions {
             rows.push(vec![
                 format!("{} ({})", r.model, p.display()),

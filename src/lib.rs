@@ -13,5 +13,5 @@ pub mod gpu;
 pub mod metrics_cmd;
 pub mod model;
 pub mod ops;
-pub mod train;
 pub mod report;
+pub mod train;

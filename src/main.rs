@@ -262,7 +262,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", facegpu::eval::compare(&results)?);
             Ok(())
         }
-        Cmd::Metrics { reference, distorted, json, backend } => {
+        Cmd::Metrics {
+            reference,
+            distorted,
+            json,
+            backend,
+        } => {
             let gpu = Gpu::new(backend.backend)?;
             let r = facegpu::metrics_cmd::run(&gpu, &reference, &distorted, 64)?;
             if json {
@@ -303,13 +308,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Train { models, batch, steps, json, backend } } => {
+        Cmd::Bench {
+            what:
+                BenchCmd::Train {
+                    models,
+                    batch,
+                    steps,
+                    json,
+                    backend,
+                },
+        } => {
             let gpu = Gpu::new(backend.backend)?;
             let all = ["ae", "vae", "ae-wide", "conv-vae"];
-            let names: Vec<&str> = if models.is_empty() { all.to_vec() } else { models.iter().map(|s| s.as_str()).collect() };
+            let names: Vec<&str> = if models.is_empty() {
+                all.to_vec()
+            } else {
+                models.iter().map(|s| s.as_str()).collect()
+            };
             let report = facegpu::bench::bench_train(&gpu, &names, batch, steps, |r| {
                 if !json {
-                    eprintln!("  {:<10} {:>8.0} images/s  {:>8.2} ms/step", r.model, r.images_per_s, r.ms_per_step)
+                    eprintln!(
+                        "  {:<10} {:>8.0} images/s  {:>8.2} ms/step",
+                        r.model, r.images_per_s, r.ms_per_step
+                    )
                 }
             })?;
             if json {
@@ -319,7 +340,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Metrics { batch, json, backend } } => {
+        Cmd::Bench {
+            what:
+                BenchCmd::Metrics {
+                    batch,
+                    json,
+                    backend,
+                },
+        } => {
             let gpu = Gpu::new(backend.backend)?;
             let report = facegpu::bench::bench_metrics(&gpu, batch)?;
             if json {
@@ -429,9 +457,15 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
     let (opts, resume) = match &a.resume {
         Some(dir) => {
             let cfg = dir.join("config.json");
-            let text = std::fs::read_to_string(&cfg)
-                .map_err(|e| anyhow::anyhow!("--resume {}: cannot read {} ({e}); point it at the --out folder of a run", dir.display(), cfg.display()))?;
-            let mut o: TrainOptions = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a facegpu config: {e}", cfg.display()))?;
+            let text = std::fs::read_to_string(&cfg).map_err(|e| {
+                anyhow::anyhow!(
+                    "--resume {}: cannot read {} ({e}); point it at the --out folder of a run",
+                    dir.display(),
+                    cfg.display()
+                )
+            })?;
+            let mut o: TrainOptions = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a facegpu config: {e}", cfg.display()))?;
             o.epochs = a.epochs.max(o.epochs);
             o.out = dir.clone();
             o.cache = a.data.cache();
@@ -462,7 +496,14 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             false,
         ),
     };
-    eprintln!("facegpu: training {} on {} ({})", opts.model, opts.dataset.as_ref().map_or("synthetic faces".to_string(), |d| d.display().to_string()), gpu.describe());
+    eprintln!(
+        "facegpu: training {} on {} ({})",
+        opts.model,
+        opts.dataset
+            .as_ref()
+            .map_or("synthetic faces".to_string(), |d| d.display().to_string()),
+        gpu.describe()
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     // Ctrl-C: finish the step in flight, write a resumable checkpoint, exit cleanly
@@ -510,9 +551,11 @@ fn data(a: DataArgs) -> anyhow::Result<()> {
         synthetic_count: a.data.synthetic_count,
         ..Default::default()
     };
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| anyhow::anyhow!("cannot create the output folder {} ({e})", a.out.display()))?;
-    let r = facegpu::data::data_report(&opts, a.data.split, a.seed, Some(&a.out.join("faces.png")))?;
+    std::fs::create_dir_all(&a.out).map_err(|e| {
+        anyhow::anyhow!("cannot create the output folder {} ({e})", a.out.display())
+    })?;
+    let r =
+        facegpu::data::data_report(&opts, a.data.split, a.seed, Some(&a.out.join("faces.png")))?;
     print!("{r}");
     Ok(())
 }

@@ -84,7 +84,11 @@ impl TrainOptions {
         if self.denoise && self.noise.is_none() {
             bail!("--denoise needs --noise SIGMA (the noisy input to clean up)");
         }
-        for (name, v) in [("--l1", self.l1), ("--l2", self.l2), ("--kl-weight", self.kl_weight)] {
+        for (name, v) in [
+            ("--l1", self.l1),
+            ("--l2", self.l2),
+            ("--kl-weight", self.kl_weight),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 bail!("{name} must be >= 0, got {v}");
             }
@@ -100,7 +104,12 @@ impl TrainOptions {
             Reg::L2 => (0.0, self.l2),
             Reg::L1l2 => (self.l1, self.l2),
         };
-        AdamConfig { lr: self.lr, weight_decay: l2, l1, ..AdamConfig::default() }
+        AdamConfig {
+            lr: self.lr,
+            weight_decay: l2,
+            l1,
+            ..AdamConfig::default()
+        }
     }
 
     pub fn data_options(&self) -> data::DataOptions {
@@ -114,7 +123,10 @@ impl TrainOptions {
     }
 
     fn noise_spec(&self) -> Option<NoiseSpec> {
-        self.noise.map(|sigma| NoiseSpec { sigma, clip: self.clip })
+        self.noise.map(|sigma| NoiseSpec {
+            sigma,
+            clip: self.clip,
+        })
     }
 }
 
@@ -159,7 +171,10 @@ struct Sums {
 
 impl Sums {
     fn new(gpu: &Gpu) -> Sums {
-        Sums { recon: gpu.zeros(&[1]), kl: gpu.zeros(&[1]) }
+        Sums {
+            recon: gpu.zeros(&[1]),
+            kl: gpu.zeros(&[1]),
+        }
     }
     /// Adds weight * (this batch's losses), in a fixed order.
     fn record(&self, rec: &mut crate::gpu::Recorder, g: &Graph, weight: f32) -> Result<()> {
@@ -177,7 +192,10 @@ impl Sums {
         self.set(gpu, 0.0, 0.0)
     }
     fn read(&self, gpu: &Gpu) -> Result<(f64, f64)> {
-        Ok((gpu.read(&self.recon)?[0] as f64, gpu.read(&self.kl)?[0] as f64))
+        Ok((
+            gpu.read(&self.recon)?[0] as f64,
+            gpu.read(&self.kl)?[0] as f64,
+        ))
     }
 }
 
@@ -210,16 +228,33 @@ struct Evaluator {
 }
 
 impl Evaluator {
-    fn new(gpu: &Gpu, spec: &ModelSpec, params: &Params, ds: &Dataset, rows: &[usize], opts: &TrainOptions, step: &StepState) -> Result<Evaluator> {
+    fn new(
+        gpu: &Gpu,
+        spec: &ModelSpec,
+        params: &Params,
+        ds: &Dataset,
+        rows: &[usize],
+        opts: &TrainOptions,
+        step: &StepState,
+    ) -> Result<Evaluator> {
         let batch = opts.batch.min(rows.len()).max(1);
-        let batcher = Batcher::new(gpu, ds, rows, BatcherConfig::eval(batch, opts.seed, opts.noise_spec()))?;
+        let batcher = Batcher::new(
+            gpu,
+            ds,
+            rows,
+            BatcherConfig::eval(batch, opts.seed, opts.noise_spec()),
+        )?;
         let (input, target) = io_tensors(&batcher, opts);
         let full = Graph::new(gpu, spec, params, batch, input, target, Latent::Mean)?;
         let sums = Sums::new(gpu);
         let r = rows.len() % batch;
         let tail = if r > 0 {
             let i = gpu.zeros(&[r, 1, 128, 128]);
-            let t = if same(&full.input, &full.target) { i.clone() } else { gpu.zeros(&[r, 1, 128, 128]) };
+            let t = if same(&full.input, &full.target) {
+                i.clone()
+            } else {
+                gpu.zeros(&[r, 1, 128, 128])
+            };
             Some((Graph::new(gpu, spec, params, r, i, t, Latent::Mean)?, r))
         } else {
             None
@@ -243,7 +278,14 @@ impl Evaluator {
             Some((g, _)) => Some(record(g, Some(&full))?),
             None => None,
         };
-        Ok(Evaluator { batcher, full, _tail: tail, full_prog, tail_prog, sums })
+        Ok(Evaluator {
+            batcher,
+            full,
+            _tail: tail,
+            full_prog,
+            tail_prog,
+            sums,
+        })
     }
 
     /// Mean loss over the split (reconstruction + weighted KL), one readback.
@@ -271,7 +313,11 @@ fn same(a: &Tensor, b: &Tensor) -> bool {
 /// is the clean face with --denoise, else the input itself.
 fn io_tensors(b: &Batcher, opts: &TrainOptions) -> (Tensor, Tensor) {
     let input = b.noisy.clone().unwrap_or_else(|| b.clean.clone());
-    let target = if opts.denoise { b.clean.clone() } else { input.clone() };
+    let target = if opts.denoise {
+        b.clean.clone()
+    } else {
+        input.clone()
+    };
     (input, target)
 }
 
@@ -280,7 +326,13 @@ pub const LAST: &str = "last.safetensors";
 pub const BEST: &str = "best.safetensors";
 
 /// Trains as `opts` says, or continues the run in `opts.out` when `resume` is set.
-pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Progress, stop: Arc<AtomicBool>) -> Result<TrainSummary> {
+pub fn train(
+    gpu: &Gpu,
+    opts: &TrainOptions,
+    resume: bool,
+    progress: &mut dyn Progress,
+    stop: Arc<AtomicBool>,
+) -> Result<TrainSummary> {
     opts.validate()?;
     let spec = registry::model(&opts.model)?;
     let ds = data::load(&opts.data_options())?;
@@ -293,16 +345,28 @@ pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Pr
             opts.batch
         );
     }
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create the output folder {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create the output folder {}", opts.out.display()))?;
 
     // parameters and position: fresh, or from the last checkpoint of this run
     let (params, mut pos) = if resume {
         let last = opts.out.join(LAST);
-        let ck = checkpoint::load(&last).with_context(|| format!("--resume: no checkpoint to continue from in {}", opts.out.display()))?;
+        let ck = checkpoint::load(&last).with_context(|| {
+            format!(
+                "--resume: no checkpoint to continue from in {}",
+                opts.out.display()
+            )
+        })?;
         if ck.meta.model != spec.name {
-            bail!("--resume: {} holds model {:?}, not {:?}", last.display(), ck.meta.model, spec.name);
+            bail!(
+                "--resume: {} holds model {:?}, not {:?}",
+                last.display(),
+                ck.meta.model,
+                spec.name
+            );
         }
-        let saved: SplitInfoJson = serde_json::from_value(ck.meta.split.clone()).unwrap_or_default();
+        let saved: SplitInfoJson =
+            serde_json::from_value(ck.meta.split.clone()).unwrap_or_default();
         let now = serde_json::to_value(&split.info)?;
         if !saved.0.is_null() && saved.0 != now {
             bail!("--resume: the dataset's split changed since {} was written (files added, removed or changed)", last.display());
@@ -310,10 +374,17 @@ pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Pr
         let params = Params::from_host(gpu, &spec, &ck.tensors)?;
         let st = checkpoint::load_optim(&checkpoint::optim_path(&last))?;
         params.moments_from_host(gpu, &st.tensors)?;
-        let pos: Position = serde_json::from_value(st.extra.clone()).context("optimizer state has no training position")?;
+        let pos: Position = serde_json::from_value(st.extra.clone())
+            .context("optimizer state has no training position")?;
         (params, pos)
     } else {
-        (Params::init(gpu, &spec, opts.seed)?, Position { t: 1, ..Default::default() })
+        (
+            Params::init(gpu, &spec, opts.seed)?,
+            Position {
+                t: 1,
+                ..Default::default()
+            },
+        )
     };
 
     write_json(&opts.out.join("config.json"), opts)?;
@@ -322,10 +393,31 @@ pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Pr
         progress.note(data::dataset::SYNTHETIC_BANNER);
     }
 
-    let step_state = StepState::new(gpu, StepValues { t: pos.t as u32, epoch: pos.epoch as u32, lr: opts.lr, _pad: 0 });
-    let mut batcher = Batcher::new(gpu, &ds, &split.train, BatcherConfig::train(opts.batch, opts.seed, opts.noise_spec()))?;
+    let step_state = StepState::new(
+        gpu,
+        StepValues {
+            t: pos.t as u32,
+            epoch: pos.epoch as u32,
+            lr: opts.lr,
+            _pad: 0,
+        },
+    );
+    let mut batcher = Batcher::new(
+        gpu,
+        &ds,
+        &split.train,
+        BatcherConfig::train(opts.batch, opts.seed, opts.noise_spec()),
+    )?;
     let (input, target) = io_tensors(&batcher, opts);
-    let graph = Graph::new(gpu, &spec, &params, opts.batch, input, target, Latent::Sample)?;
+    let graph = Graph::new(
+        gpu,
+        &spec,
+        &params,
+        opts.batch,
+        input,
+        target,
+        Latent::Sample,
+    )?;
     let sums = Sums::new(gpu);
     let adam = opts.adam();
     let step_prog = {
@@ -352,7 +444,15 @@ pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Pr
         let mut last_report = Instant::now();
         for k in first..steps {
             batcher.set_batch(gpu, k)?;
-            step_state.set(gpu, StepValues { t: pos.t as u32, epoch: epoch as u32, lr: opts.lr, _pad: 0 });
+            step_state.set(
+                gpu,
+                StepValues {
+                    t: pos.t as u32,
+                    epoch: epoch as u32,
+                    lr: opts.lr,
+                    _pad: 0,
+                },
+            );
             step_prog.submit(gpu);
             progress.after_step(pos.t);
             pos.t += 1;
@@ -374,7 +474,15 @@ pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Pr
         pos.recon_sum = r as f32;
         pos.kl_sum = kl as f32;
         if interrupted {
-            save(gpu, &opts.out.join(LAST), &spec, &params, opts, &split, &pos)?;
+            save(
+                gpu,
+                &opts.out.join(LAST),
+                &spec,
+                &params,
+                opts,
+                &split,
+                &pos,
+            )?;
             progress.note(&format!(
                 "interrupted: saved {} (epoch {}, batch {}); continue with `facegpu train --resume {}`",
                 opts.out.join(LAST).display(),
@@ -409,17 +517,36 @@ pub fn train(gpu: &Gpu, opts: &TrainOptions, resume: bool, progress: &mut dyn Pr
         } else {
             pos.since_best += 1;
         }
-        save(gpu, &opts.out.join(LAST), &spec, &params, opts, &split, &pos)?;
+        save(
+            gpu,
+            &opts.out.join(LAST),
+            &spec,
+            &params,
+            opts,
+            &split,
+            &pos,
+        )?;
         if best {
-            std::fs::copy(opts.out.join(LAST), opts.out.join(BEST).with_extension("tmp"))
-                .and_then(|_| std::fs::rename(opts.out.join(BEST).with_extension("tmp"), opts.out.join(BEST)))
-                .with_context(|| format!("writing {}", opts.out.join(BEST).display()))?;
+            std::fs::copy(
+                opts.out.join(LAST),
+                opts.out.join(BEST).with_extension("tmp"),
+            )
+            .and_then(|_| {
+                std::fs::rename(
+                    opts.out.join(BEST).with_extension("tmp"),
+                    opts.out.join(BEST),
+                )
+            })
+            .with_context(|| format!("writing {}", opts.out.join(BEST).display()))?;
         }
         write_curves(&opts.out, &spec, &pos.history, ds.is_synthetic())?;
         progress.epoch_end(&rec, best);
         if opts.patience.is_some_and(|p| pos.since_best >= p) {
             stopped_early = true;
-            progress.note(&format!("no better validation loss for {} epochs: stopping early", pos.since_best));
+            progress.note(&format!(
+                "no better validation loss for {} epochs: stopping early",
+                pos.since_best
+            ));
             break;
         }
     }
@@ -456,13 +583,23 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
 
 /// The split as file lists (for tools/torch_train_ae.py and for the record).
 fn write_split_lists(path: &Path, ds: &Dataset, split: &Split) -> Result<()> {
-    let names = |rows: &[usize]| rows.iter().map(|&i| ds.names[i].clone()).collect::<Vec<_>>();
+    let names = |rows: &[usize]| {
+        rows.iter()
+            .map(|&i| ds.names[i].clone())
+            .collect::<Vec<_>>()
+    };
     let root = match &ds.source {
         data::dataset::Source::Folder { dir, .. } => Some(dir.clone()),
         _ => None,
     };
     let paths = |rows: &[usize]| -> Vec<String> {
-        names(rows).into_iter().map(|n| root.as_ref().map_or(n.clone(), |r| r.join(&n).display().to_string())).collect()
+        names(rows)
+            .into_iter()
+            .map(|n| {
+                root.as_ref()
+                    .map_or(n.clone(), |r| r.join(&n).display().to_string())
+            })
+            .collect()
     };
     let v = serde_json::json!({
         "info": split.info,
@@ -474,19 +611,43 @@ fn write_split_lists(path: &Path, ds: &Dataset, split: &Split) -> Result<()> {
 }
 
 /// Saves weights (+ optimizer state and position) atomically.
-fn save(gpu: &Gpu, path: &Path, spec: &ModelSpec, params: &Params, opts: &TrainOptions, split: &Split, pos: &Position) -> Result<()> {
+fn save(
+    gpu: &Gpu,
+    path: &Path,
+    spec: &ModelSpec,
+    params: &Params,
+    opts: &TrainOptions,
+    split: &Split,
+    pos: &Position,
+) -> Result<()> {
     let mut meta = CheckpointMeta::new(spec.name, pos.epoch, opts.seed);
     meta.options = serde_json::to_value(opts)?;
     meta.split = serde_json::to_value(&split.info)?;
     meta.step = pos.t.saturating_sub(1);
     meta.adapter = gpu.describe();
     meta.metrics = serde_json::to_value(pos.history.last())?;
-    checkpoint::save(path, &Checkpoint { tensors: params.to_host(gpu)?, meta })?;
-    let st = OptimState { t: pos.t, epoch: pos.epoch, tensors: params.moments_to_host(gpu)?, extra: serde_json::to_value(pos)? };
+    checkpoint::save(
+        path,
+        &Checkpoint {
+            tensors: params.to_host(gpu)?,
+            meta,
+        },
+    )?;
+    let st = OptimState {
+        t: pos.t,
+        epoch: pos.epoch,
+        tensors: params.moments_to_host(gpu)?,
+        extra: serde_json::to_value(pos)?,
+    };
     checkpoint::save_optim(&checkpoint::optim_path(path), &st)
 }
 
-fn write_curves(out: &Path, spec: &ModelSpec, history: &[EpochRecord], synthetic: bool) -> Result<()> {
+fn write_curves(
+    out: &Path,
+    spec: &ModelSpec,
+    history: &[EpochRecord],
+    synthetic: bool,
+) -> Result<()> {
     let rows: Vec<Vec<String>> = history
         .iter()
         .map(|r| {
@@ -499,11 +660,29 @@ fn write_curves(out: &Path, spec: &ModelSpec, history: &[EpochRecord], synthetic
             ]
         })
         .collect();
-    report::table::write_csv(&out.join("metrics.csv"), &["epoch", "train_loss", "val_loss", "images_per_s", "seconds"], &rows)?;
-    let train: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.train_loss)).collect();
-    let val: Vec<(f64, f64)> = history.iter().map(|r| (r.epoch as f64, r.val_loss)).collect();
-    let title = format!("{} loss{}", spec.name, if synthetic { " (synthetic faces)" } else { "" });
-    report::plot::loss_curves(&out.join("loss.png"), &title, &[("train", &train), ("validation", &val)])
+    report::table::write_csv(
+        &out.join("metrics.csv"),
+        &["epoch", "train_loss", "val_loss", "images_per_s", "seconds"],
+        &rows,
+    )?;
+    let train: Vec<(f64, f64)> = history
+        .iter()
+        .map(|r| (r.epoch as f64, r.train_loss))
+        .collect();
+    let val: Vec<(f64, f64)> = history
+        .iter()
+        .map(|r| (r.epoch as f64, r.val_loss))
+        .collect();
+    let title = format!(
+        "{} loss{}",
+        spec.name,
+        if synthetic { " (synthetic faces)" } else { "" }
+    );
+    report::plot::loss_curves(
+        &out.join("loss.png"),
+        &title,
+        &[("train", &train), ("validation", &val)],
+    )
 }
 
 /// Validation faces (input) and their reconstructions, as a PNG grid.
@@ -516,13 +695,22 @@ fn write_grid(gpu: &Gpu, out: &Path, val: &mut Evaluator, synthetic: bool) -> Re
     let input = gpu.read(&val.full.input)?;
     let clean = gpu.read(&val.batcher.clean)?;
     let output = gpu.read(&val.full.output)?;
-    let pick = |v: &[f32]| (0..n).map(|i| v[i * px..(i + 1) * px].to_vec()).collect::<Vec<_>>();
+    let pick = |v: &[f32]| {
+        (0..n)
+            .map(|i| v[i * px..(i + 1) * px].to_vec())
+            .collect::<Vec<_>>()
+    };
     let (c, i, o) = (pick(&clean), pick(&input), pick(&output));
-    let mut rows: Vec<(&str, Vec<&[f32]>)> = vec![("original", c.iter().map(|v| v.as_slice()).collect())];
+    let mut rows: Vec<(&str, Vec<&[f32]>)> =
+        vec![("original", c.iter().map(|v| v.as_slice()).collect())];
     if val.batcher.noisy.is_some() {
         rows.push(("noisy input", i.iter().map(|v| v.as_slice()).collect()));
     }
     rows.push(("reconstruction", o.iter().map(|v| v.as_slice()).collect()));
-    let caption = if synthetic { "validation faces - SYNTHETIC faces: real results need real faces" } else { "validation faces" };
+    let caption = if synthetic {
+        "validation faces - SYNTHETIC faces: real results need real faces"
+    } else {
+        "validation faces"
+    };
     report::grid::image_grid(&out.join("reconstructions.png"), &rows, caption)
 }

@@ -65,7 +65,10 @@ fn rgb_to_gray_matches_pil_formula() {
     // the fixed-point formula is the decimal one rounded to nearest (within half a level)
     for (p, &w) in rgb.chunks(3).zip(&want) {
         let exact = p[0] as f64 * 0.299 + p[1] as f64 * 0.587 + p[2] as f64 * 0.114;
-        assert!((w as f64 - exact).abs() <= 0.5 + 1e-3, "{p:?}: {w} vs {exact}");
+        assert!(
+            (w as f64 - exact).abs() <= 0.5 + 1e-3,
+            "{p:?}: {w} vs {exact}"
+        );
     }
     assert_eq!(&want[..8], &[76, 150, 29, 255, 0, 2, 99, 114]);
     let dir = scratch("gray");
@@ -137,7 +140,10 @@ fn non_square_is_centre_cropped_then_resized() {
             assert!((got - want).abs() <= 1.0, "ramp ({x},{y}): {got} vs {want}");
         }
     }
-    assert!(ds.image(2).iter().all(|&v| v == 93), "constant stays constant");
+    assert!(
+        ds.image(2).iter().all(|&v| v == 93),
+        "constant stays constant"
+    );
     assert_eq!(ds.summary.sizes.get("92x112"), Some(&1));
 }
 
@@ -161,8 +167,15 @@ fn every_common_format_is_read() {
     let ds = data::load(&opts(&dir, None)).unwrap();
     assert!(ds.summary.skipped.is_empty(), "{:?}", ds.summary.skipped);
     assert_eq!(ds.len(), 9);
-    for f in ["PNG", "PGM", "PPM", "BMP", "TIFF", "WebP", "JPEG", "GIF", "TGA"] {
-        assert_eq!(ds.summary.formats.get(f), Some(&1), "{f}: {:?}", ds.summary.formats);
+    for f in [
+        "PNG", "PGM", "PPM", "BMP", "TIFF", "WebP", "JPEG", "GIF", "TGA",
+    ] {
+        assert_eq!(
+            ds.summary.formats.get(f),
+            Some(&1),
+            "{f}: {:?}",
+            ds.summary.formats
+        );
     }
     // lossless formats give the same face as the PNG; JPEG is close
     for i in [1, 2, 3, 4, 5, 7, 8] {
@@ -182,7 +195,12 @@ fn every_common_format_is_read() {
 fn bad_folder(name: &str) -> std::path::PathBuf {
     let dir = scratch(name);
     for i in 0..3 {
-        write_gray_png(&dir.join(format!("good/{i}.png")), &bytes(PIXELS, 10 + i), 128, 128);
+        write_gray_png(
+            &dir.join(format!("good/{i}.png")),
+            &bytes(PIXELS, 10 + i),
+            128,
+            128,
+        );
     }
     fs::write(dir.join("good/zero.png"), b"").unwrap();
     let mut png = Vec::new();
@@ -225,7 +243,10 @@ fn bad_input_is_skipped_with_reasons_and_strict_refuses_it() {
     );
     let lines = ds.summary.skipped_lines(10).join("\n");
     assert!(lines.starts_with("skipped 7 entries"), "{lines}");
-    assert!(lines.contains("text.png: named .png but the content is not a PNG image"), "{lines}");
+    assert!(
+        lines.contains("text.png: named .png but the content is not a PNG image"),
+        "{lines}"
+    );
     // at most ten named
     let many = facegpu::data::ScanSummary {
         skipped: (0..25)
@@ -244,7 +265,10 @@ fn bad_input_is_skipped_with_reasons_and_strict_refuses_it() {
     let mut strict = opts(&dir, None);
     strict.strict = true;
     let err = format!("{:#}", data::load(&strict).unwrap_err());
-    assert!(err.contains("--strict") && err.contains("skipped 7"), "{err}");
+    assert!(
+        err.contains("--strict") && err.contains("skipped 7"),
+        "{err}"
+    );
     assert!(err.contains("good/zero.png"), "{err}");
 }
 
@@ -255,7 +279,10 @@ fn folders_without_images_are_clear_errors() {
     assert!(err.contains("no usable images"), "{err}");
     fs::write(dir.join("junk.png"), b"").unwrap();
     let err = format!("{:#}", data::load(&opts(&dir, None)).unwrap_err());
-    assert!(err.contains("no usable images") && err.contains("junk.png"), "{err}");
+    assert!(
+        err.contains("no usable images") && err.contains("junk.png"),
+        "{err}"
+    );
     let err = format!(
         "{:#}",
         data::load(&opts(&dir.join("missing"), None)).unwrap_err()
@@ -290,7 +317,9 @@ fn split_fractions_parse_and_validate() {
 }
 
 fn names(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("person{:03}/img{i:05}.png", i % 97)).collect()
+    (0..n)
+        .map(|i| format!("person{:03}/img{i:05}.png", i % 97))
+        .collect()
 }
 
 #[test]
@@ -308,7 +337,11 @@ fn split_is_deterministic_and_has_the_stated_sizes() {
     assert_eq!([a[0].len(), a[1].len(), a[2].len()], [700, 100, 200]);
     let mut all: Vec<usize> = a.concat();
     all.sort_unstable();
-    assert_eq!(all, (0..1000).collect::<Vec<_>>(), "every face in exactly one part");
+    assert_eq!(
+        all,
+        (0..1000).collect::<Vec<_>>(),
+        "every face in exactly one part"
+    );
     let c = split::split_names(&n, f, 1).unwrap();
     assert_ne!(a, c, "another seed, another split");
     // The split depends on names, not on the order they are listed in.
@@ -386,7 +419,14 @@ fn reference_split<S: AsRef<str>>(names: &[S], f: SplitFractions, seed: u64) -> 
     let b2 = (n * (f.train + f.val)).round() as usize;
     let mut parts = [Vec::new(), Vec::new(), Vec::new()];
     for (rank, &(_, i)) in keyed.iter().enumerate() {
-        parts[if rank < b1 { 0 } else if rank < b2 { 1 } else { 2 }].push(i);
+        parts[if rank < b1 {
+            0
+        } else if rank < b2 {
+            1
+        } else {
+            2
+        }]
+        .push(i);
     }
     for p in &mut parts {
         p.sort_unstable();
@@ -403,8 +443,10 @@ fn sorted_relative_paths(dir: &Path) -> Vec<String> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap();
-                let parts: Vec<String> =
-                    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                let parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
                 out.push(parts.join("/"));
             }
         }
@@ -431,13 +473,19 @@ fn split_info_tells_what_changed() {
     assert_eq!(a.info.counts, [35, 5, 10]);
     let json = serde_json::to_string(&a.info).unwrap();
     let back: facegpu::data::SplitInfo = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, a.info, "SplitInfo round-trips through JSON (checkpoints)");
+    assert_eq!(
+        back, a.info,
+        "SplitInfo round-trips through JSON (checkpoints)"
+    );
     let grown = Split::new(&ds(51), SplitFractions::default(), 0).unwrap();
     let d = a.info.differences(&grown.info).join("\n");
     assert!(d.contains("dataset changed"), "{d}");
     let reseeded = Split::new(&ds(50), SplitFractions::default(), 3).unwrap();
     let d = a.info.differences(&reseeded.info).join("\n");
-    assert!(d.contains("--seed 0") && d.contains("test set is not"), "{d}");
+    assert!(
+        d.contains("--seed 0") && d.contains("test set is not"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -463,7 +511,12 @@ fn cache_round_trip_invalidation_and_atomic_writes() {
     let dir = root.join("set");
     let cdir = root.join("cache");
     for i in 0..5 {
-        write_gray_png(&dir.join(format!("{i}.png")), &bytes(PIXELS, 30 + i), 128, 128);
+        write_gray_png(
+            &dir.join(format!("{i}.png")),
+            &bytes(PIXELS, 30 + i),
+            128,
+            128,
+        );
     }
     write_gray_png(&dir.join("odd.png"), &bytes(50 * 60, 40), 50, 60);
     fs::write(dir.join("bad.png"), b"").unwrap();
@@ -481,7 +534,10 @@ fn cache_round_trip_invalidation_and_atomic_writes() {
     };
     assert_eq!(second.pixels(), first.pixels());
     assert_eq!(second.names, first.names);
-    assert_eq!(second.summary, first.summary, "skips and formats survive the cache");
+    assert_eq!(
+        second.summary, first.summary,
+        "skips and formats survive the cache"
+    );
     // the file is what the header says: 4096-aligned pixels after the metadata
     let len = fs::metadata(path).unwrap().len();
     assert_eq!(len % 4096, (6 * PIXELS % 4096) as u64);
@@ -495,11 +551,17 @@ fn cache_round_trip_invalidation_and_atomic_writes() {
         .set_modified(t)
         .unwrap();
     let third = data::load(&o).unwrap();
-    assert!(matches!(third.load.cache, data::dataset::CacheState::Written(_)));
+    assert!(matches!(
+        third.load.cache,
+        data::dataset::CacheState::Written(_)
+    ));
     // adding a file invalidates
     write_gray_png(&dir.join("5.png"), &bytes(PIXELS, 50), 128, 128);
     let fourth = data::load(&o).unwrap();
-    assert!(matches!(fourth.load.cache, data::dataset::CacheState::Written(_)));
+    assert!(matches!(
+        fourth.load.cache,
+        data::dataset::CacheState::Written(_)
+    ));
     assert_eq!(fourth.len(), 7);
     assert!(matches!(
         data::load(&o).unwrap().load.cache,
@@ -513,8 +575,15 @@ fn cache_round_trip_invalidation_and_atomic_writes() {
     let full = fs::read(&p).unwrap();
     fs::write(&p, &full[..full.len() - 1000]).unwrap();
     let fifth = data::load(&o).unwrap();
-    assert!(matches!(fifth.load.cache, data::dataset::CacheState::Written(_)));
-    assert!(fifth.load.notes[0].contains("damaged"), "{:?}", fifth.load.notes);
+    assert!(matches!(
+        fifth.load.cache,
+        data::dataset::CacheState::Written(_)
+    ));
+    assert!(
+        fifth.load.notes[0].contains("damaged"),
+        "{:?}",
+        fifth.load.notes
+    );
     assert_eq!(fifth.pixels(), fourth.pixels());
 
     // an unwritable cache folder: a note, and the data still loads
@@ -523,8 +592,15 @@ fn cache_round_trip_invalidation_and_atomic_writes() {
     let o2 = opts(&dir, Some(&blocked.join("cache")));
     let ds = data::load(&o2).unwrap();
     assert_eq!(ds.len(), 7);
-    assert!(matches!(ds.load.cache, data::dataset::CacheState::NotWritten(_)));
-    assert!(ds.load.notes[0].contains("continuing without it"), "{:?}", ds.load.notes);
+    assert!(matches!(
+        ds.load.cache,
+        data::dataset::CacheState::NotWritten(_)
+    ));
+    assert!(
+        ds.load.notes[0].contains("continuing without it"),
+        "{:?}",
+        ds.load.notes
+    );
 }
 
 #[test]
@@ -544,7 +620,10 @@ fn orl_nested_pgm_folders_are_read() {
     assert_eq!(ds.names, paths);
     assert_eq!(s.info.paths_hash, reference_names_hash(&paths));
     let parts = reference_split(&paths, SplitFractions::default(), 0);
-    assert_eq!([&s.train, &s.val, &s.test], [&parts[0], &parts[1], &parts[2]]);
+    assert_eq!(
+        [&s.train, &s.val, &s.test],
+        [&parts[0], &parts[1], &parts[2]]
+    );
     let test_names: Vec<&str> = parts[2].iter().map(|&i| paths[i].as_str()).collect();
     assert_eq!(s.info.part_hashes[2], reference_names_hash(&test_names));
     // the crop keeps the centre: the face's top-left pixel is source pixel (0, 10) resampled
@@ -553,10 +632,11 @@ fn orl_nested_pgm_folders_are_read() {
     assert_eq!(ds.image(0), &want[..]);
 }
 
-
 #[test]
 fn lfw_subset_passes_through_and_cache_loads_fast() {
-    let Some(dir) = faces("lfw-gray-128") else { return };
+    let Some(dir) = faces("lfw-gray-128") else {
+        return;
+    };
     // a subset, decoded one by one: bit for bit the PNG's pixels
     let mut files: Vec<_> = fs::read_dir(&dir)
         .unwrap()
@@ -578,7 +658,10 @@ fn lfw_subset_passes_through_and_cache_loads_fast() {
     let t = Instant::now();
     let second = data::load(&o).unwrap();
     let cached_s = t.elapsed().as_secs_f64();
-    assert!(matches!(second.load.cache, data::dataset::CacheState::Hit(_)));
+    assert!(matches!(
+        second.load.cache,
+        data::dataset::CacheState::Hit(_)
+    ));
     assert_eq!(second.len(), 7238);
     assert_eq!(second.image(7237), first.image(7237));
     eprintln!("LFW 7238 faces: decoded in {decode_s:.2} s, loaded from cache in {cached_s:.3} s");
@@ -592,7 +675,11 @@ fn lfw_subset_passes_through_and_cache_loads_fast() {
 fn synthetic_faces_are_deterministic_and_varied() {
     let a = synth::faces(48, 0);
     assert_eq!(a, synth::faces(48, 0), "same seed, same faces");
-    assert_eq!(&a[5 * PIXELS..6 * PIXELS], &synth::face(0, 5)[..], "face i depends on (seed, i) only");
+    assert_eq!(
+        &a[5 * PIXELS..6 * PIXELS],
+        &synth::face(0, 5)[..],
+        "face i depends on (seed, i) only"
+    );
     assert_ne!(a, synth::faces(48, 1), "another seed, other faces");
     // varied: the per-pixel standard deviation across faces is large on average, and every
     // face has contrast of its own
@@ -604,7 +691,10 @@ fn synthetic_faces_are_deterministic_and_varied() {
         mean_std += (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n as f64).sqrt();
     }
     mean_std /= PIXELS as f64;
-    assert!(mean_std > 0.12, "faces vary too little: mean per-pixel std {mean_std}");
+    assert!(
+        mean_std > 0.12,
+        "faces vary too little: mean per-pixel std {mean_std}"
+    );
     for i in 0..n {
         let f = &a[i * PIXELS..(i + 1) * PIXELS];
         let m = f.iter().map(|&x| x as f64).sum::<f64>() / PIXELS as f64;
@@ -614,7 +704,10 @@ fn synthetic_faces_are_deterministic_and_varied() {
     // no two faces alike
     for i in 0..n {
         for j in 0..i {
-            assert_ne!(&a[i * PIXELS..(i + 1) * PIXELS], &a[j * PIXELS..(j + 1) * PIXELS]);
+            assert_ne!(
+                &a[i * PIXELS..(i + 1) * PIXELS],
+                &a[j * PIXELS..(j + 1) * PIXELS]
+            );
         }
     }
 }
@@ -634,14 +727,22 @@ fn synthetic_default_dataset_and_synth_command() {
     assert!(ds.notices()[0].contains("SYNTHETIC"));
     assert_eq!(ds.pixels(), &synth::faces(40, 3)[..]);
     let again = data::load(&o).unwrap();
-    assert!(matches!(again.load.cache, data::dataset::CacheState::Hit(_)));
+    assert!(matches!(
+        again.load.cache,
+        data::dataset::CacheState::Hit(_)
+    ));
     assert_eq!(again.pixels(), ds.pixels());
 
     let out = scratch("synth-out");
     let r = data::write_synth(5, 3, &out).unwrap();
     let text = r.to_string();
-    assert!(text.contains("SYNTHETIC") && text.contains("real faces"), "{text}");
-    assert!(fs::read_to_string(out.join("README.txt")).unwrap().contains("SYNTHETIC"));
+    assert!(
+        text.contains("SYNTHETIC") && text.contains("real faces"),
+        "{text}"
+    );
+    assert!(fs::read_to_string(out.join("README.txt"))
+        .unwrap()
+        .contains("SYNTHETIC"));
     for i in 0..5 {
         let back = image::open(out.join(format!("synthetic-{i:06}.png"))).unwrap();
         assert_eq!(back.as_luma8().unwrap().as_raw(), &synth::face(3, i as u64));
@@ -657,7 +758,13 @@ fn synthetic_default_dataset_and_synth_command() {
 fn data_report_describes_the_dataset_and_writes_a_grid() {
     let dir = bad_folder("report");
     let grid = dir.join("../report-grid.png");
-    let r = data::data_report(&opts(&dir, None), SplitFractions::new(0.34, 0.33, 0.33).unwrap(), 0, Some(&grid)).unwrap();
+    let r = data::data_report(
+        &opts(&dir, None),
+        SplitFractions::new(0.34, 0.33, 0.33).unwrap(),
+        0,
+        Some(&grid),
+    )
+    .unwrap();
     let text = r.to_string();
     for want in [
         "faces: 3 (8 files looked at)",
@@ -723,7 +830,11 @@ fn png_reaches_the_gpu_unchanged() {
     let rows: Vec<usize> = (0..3).collect();
     for (what, residency, chunk) in [
         ("resident, one buffer", Residency::Resident, None),
-        ("resident, a buffer per face", Residency::Resident, Some(PIXELS as u64)),
+        (
+            "resident, a buffer per face",
+            Residency::Resident,
+            Some(PIXELS as u64),
+        ),
         ("streamed", Residency::Stream, None),
     ] {
         let mut cfg = BatcherConfig::eval(2, 0, None);
@@ -749,11 +860,16 @@ fn png_reaches_the_gpu_unchanged() {
                 if s < valid {
                     let want = unit(&faces[2 * k + s]);
                     assert!(
-                        slot.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        slot.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
                         "{what}: batch {k} slot {s} differs from pixel/255"
                     );
                 } else {
-                    assert!(slot.iter().all(|&v| v == 0.0), "{what}: empty slot not zeroed");
+                    assert!(
+                        slot.iter().all(|&v| v == 0.0),
+                        "{what}: empty slot not zeroed"
+                    );
                 }
             }
         }
@@ -767,10 +883,16 @@ fn batches_follow_the_epoch_shuffle_in_every_layout() {
     // (4 full batches, the last 3 faces dropped), 4-face buffers, and 10-face stream windows.
     let gpu = common::gpu();
     let ds = mem_dataset(40, 7);
-    let rows: Vec<usize> = (0..40).filter(|i| (i % 7 != 3 && i % 2 == 1) || i % 5 == 0).collect();
+    let rows: Vec<usize> = (0..40)
+        .filter(|i| (i % 7 != 3 && i % 2 == 1) || i % 5 == 0)
+        .collect();
     let n = rows.len();
     for (what, residency, chunk) in [
-        ("resident, 4-face buffers", Residency::Resident, Some(4 * PIXELS as u64)),
+        (
+            "resident, 4-face buffers",
+            Residency::Resident,
+            Some(4 * PIXELS as u64),
+        ),
         ("streamed", Residency::Stream, None),
     ] {
         let mut cfg = BatcherConfig::train(5, 11, None);
@@ -790,8 +912,10 @@ fn batches_follow_the_epoch_shuffle_in_every_layout() {
             let mut seen = Vec::new();
             for k in 0..b.batches() {
                 let ids = b.batch_ids(k);
-                let want_ids: Vec<usize> =
-                    order[k * 5..k * 5 + 5].iter().map(|&j| rows[j as usize]).collect();
+                let want_ids: Vec<usize> = order[k * 5..k * 5 + 5]
+                    .iter()
+                    .map(|&j| rows[j as usize])
+                    .collect();
                 assert_eq!(ids, want_ids, "{what}: epoch {epoch} batch {k}");
                 gpu.fill(&b.clean, f32::NAN);
                 assert_eq!(b.set_batch(gpu, k).unwrap(), 5);
@@ -811,10 +935,15 @@ fn batches_follow_the_epoch_shuffle_in_every_layout() {
             }
             orders.push(seen);
         }
-        assert_ne!(orders[0], orders[1], "{what}: epochs are shuffled differently");
+        assert_ne!(
+            orders[0], orders[1],
+            "{what}: epochs are shuffled differently"
+        );
     }
     // a batch larger than the split cannot be drawn with full batches: a clear error
-    let e = Batcher::new(gpu, &ds, &rows[..3], BatcherConfig::train(5, 0, None)).err().unwrap();
+    let e = Batcher::new(gpu, &ds, &rows[..3], BatcherConfig::train(5, 0, None))
+        .err()
+        .unwrap();
     assert!(format!("{e:#}").contains("fewer than one batch"), "{e:#}");
 }
 
@@ -841,17 +970,28 @@ fn noise_statistics_reproducibility_and_clipping() {
         gpu.fill(b.noisy.as_ref().unwrap(), f32::NAN);
         b.set_batch(gpu, k).unwrap();
         prog.run(gpu).unwrap();
-        (read_f32(&b.clean), read_f32(b.noisy.as_ref().unwrap()), b.batch_ids(k))
+        (
+            read_f32(&b.clean),
+            read_f32(b.noisy.as_ref().unwrap()),
+            b.batch_ids(k),
+        )
     };
     let unclipped = Some(NoiseSpec { sigma, clip: false });
     let (clean, noisy, ids) = run(BatcherConfig::train(3, 5, unclipped), 0, 0);
-    let d: Vec<f64> = noisy.iter().zip(&clean).map(|(a, b)| (a - b) as f64).collect();
+    let d: Vec<f64> = noisy
+        .iter()
+        .zip(&clean)
+        .map(|(a, b)| (a - b) as f64)
+        .collect();
     let m = d.len() as f64;
     let mean = d.iter().sum::<f64>() / m;
     let std = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / m).sqrt();
     // 49,152 samples: mean within 5 standard errors (5 * 0.1 / sqrt(m) = 0.0023); std within
     // 3% (its standard error is 0.32%)
-    assert!(mean.abs() < 5.0 * sigma as f64 / m.sqrt(), "noise mean {mean}");
+    assert!(
+        mean.abs() < 5.0 * sigma as f64 / m.sqrt(),
+        "noise mean {mean}"
+    );
     assert!((std / sigma as f64 - 1.0).abs() < 0.03, "noise std {std}");
     // each value is the documented one: sigma * normal(seed, face id, stream = epoch, pixel),
     // the float64 host mirror (bound 1e-5: f32 log/cos/sin against f64, times sigma = 0.1)
@@ -859,7 +999,10 @@ fn noise_statistics_reproducibility_and_clipping() {
         for p in (0..PIXELS).step_by(97) {
             let want = sigma as f64 * facegpu::ops::noise::normal(5, id as u32, 0, p as u32);
             let got = d[s * PIXELS + p];
-            assert!((got - want).abs() < 1e-5, "face {id} pixel {p}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-5,
+                "face {id} pixel {p}: {got} vs {want}"
+            );
         }
     }
     // training: same (seed, epoch) -> same noise; another epoch or seed -> other noise
@@ -877,7 +1020,18 @@ fn noise_statistics_reproducibility_and_clipping() {
     assert_eq!(e0, e1, "evaluation noise is fixed by the seed");
     assert_ne!(e0, run(BatcherConfig::eval(3, 9, unclipped), 0, 1).1);
     // clipped by default: large sigma, every value in [0, 1] and some at each end
-    let (_, c, _) = run(BatcherConfig::train(3, 5, Some(NoiseSpec { sigma: 0.5, clip: true })), 0, 0);
+    let (_, c, _) = run(
+        BatcherConfig::train(
+            3,
+            5,
+            Some(NoiseSpec {
+                sigma: 0.5,
+                clip: true,
+            }),
+        ),
+        0,
+        0,
+    );
     assert!(c.iter().all(|&v| (0.0..=1.0).contains(&v)));
     assert!(c.iter().any(|&v| v == 0.0) && c.iter().any(|&v| v == 1.0));
 
@@ -889,12 +1043,26 @@ fn noise_statistics_reproducibility_and_clipping() {
     let ys: Vec<_> = ids.iter().map(|_| gpu.zeros(&[1, 1, 128, 128])).collect();
     ys.iter().for_each(|y| gpu.fill(y, f32::NAN));
     for (r, &id) in ids.iter().enumerate() {
-        gpu.write(&xs[r], &clean[r * PIXELS..(r + 1) * PIXELS]).unwrap();
-        facegpu::ops::noise::add(&mut rec, &xs[r], &ys[r], PIXELS, id as u32, unclipped.unwrap(), 5, 0)
+        gpu.write(&xs[r], &clean[r * PIXELS..(r + 1) * PIXELS])
             .unwrap();
+        facegpu::ops::noise::add(
+            &mut rec,
+            &xs[r],
+            &ys[r],
+            PIXELS,
+            id as u32,
+            unclipped.unwrap(),
+            5,
+            0,
+        )
+        .unwrap();
     }
     rec.run().unwrap();
     for (r, yt) in ys.iter().enumerate() {
-        assert_eq!(read_f32(yt), &noisy[r * PIXELS..(r + 1) * PIXELS], "noise kernel row {r}");
+        assert_eq!(
+            read_f32(yt),
+            &noisy[r * PIXELS..(r + 1) * PIXELS],
+            "noise kernel row {r}"
+        );
     }
 }

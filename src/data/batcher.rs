@@ -28,8 +28,8 @@ use super::dataset::Pixels;
 use super::split::epoch_order;
 use super::{Dataset, PIXELS};
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
-use crate::ops::noise::{self, EVAL_STREAM};
 pub use crate::ops::noise::NoiseSpec;
+use crate::ops::noise::{self, EVAL_STREAM};
 
 const WORDS: usize = PIXELS / 4;
 
@@ -309,7 +309,10 @@ impl Batcher {
     /// from the state buffer, so the program can be replayed for every batch.
     pub fn record(&self, rec: &mut Recorder) -> Result<()> {
         let key = noise::key(self.cfg.seed);
-        let (sigma, clip) = self.cfg.noise.map_or((0.0, 0), |s| (s.sigma, s.clip as u32));
+        let (sigma, clip) = self
+            .cfg
+            .noise
+            .map_or((0.0, 0), |s| (s.sigma, s.clip as u32));
         for (k, c) in self.chunks.iter().enumerate() {
             let params = Params {
                 batch: self.cfg.batch as u32,
@@ -478,8 +481,7 @@ impl Batcher {
         };
         // The GPU may still be reading the other window; this one was last read two windows
         // ago, and queue order puts this write after that work.
-        gpu.queue
-            .write_buffer(&self.chunks[slot].buf, 0, &data);
+        gpu.queue.write_buffer(&self.chunks[slot].buf, 0, &data);
         loaded[slot] = Some((epoch, w));
         self.start_prefetch(w + 1);
         Ok(())
@@ -499,7 +501,12 @@ fn assemble(pixels: &Pixels, faces: &[u32]) -> Vec<u8> {
 
 /// Uploads faces `ids` into buffers of at most `chunk_cap` faces each; an out-of-memory error
 /// is returned (not raised), so `Auto` can fall back to streaming.
-fn upload_resident(gpu: &Gpu, pixels: &Pixels, ids: &[u32], chunk_cap: usize) -> Result<Vec<Chunk>> {
+fn upload_resident(
+    gpu: &Gpu,
+    pixels: &Pixels,
+    ids: &[u32],
+    chunk_cap: usize,
+) -> Result<Vec<Chunk>> {
     let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let mut chunks = Vec::new();
     let n = ids.len();
@@ -514,7 +521,10 @@ fn upload_resident(gpu: &Gpu, pixels: &Pixels, ids: &[u32], chunk_cap: usize) ->
         first += rows;
     }
     if let Some(e) = pollster::block_on(scope.pop()) {
-        bail!("the GPU has no room for {n} faces ({} MiB): {e}", (n * PIXELS) >> 20);
+        bail!(
+            "the GPU has no room for {n} faces ({} MiB): {e}",
+            (n * PIXELS) >> 20
+        );
     }
     // Fill in pieces of at most 32 MiB, flushing each, so staging memory stays small.
     let piece = (32 << 20) / PIXELS;
@@ -528,8 +538,7 @@ fn upload_resident(gpu: &Gpu, pixels: &Pixels, ids: &[u32], chunk_cap: usize) ->
                 let i = i as usize;
                 buf.extend_from_slice(&src[i * PIXELS..(i + 1) * PIXELS]);
             }
-            gpu.queue
-                .write_buffer(&c.buf, (r * PIXELS) as u64, &buf);
+            gpu.queue.write_buffer(&c.buf, (r * PIXELS) as u64, &buf);
             gpu.queue.submit([]);
             r += m;
         }
@@ -544,14 +553,7 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<crate::gpu::timing:
     let n = batch.max(1024);
     let px: Vec<u8> = (0..n * PIXELS).map(|i| (i % 251) as u8).collect();
     let names = (0..n).map(|i| format!("bench/{i}")).collect();
-    let ds = Dataset::from_pixels(
-        px,
-        names,
-        super::Source::Synthetic {
-            seed: 0,
-            count: n,
-        },
-    )?;
+    let ds = Dataset::from_pixels(px, names, super::Source::Synthetic { seed: 0, count: n })?;
     let rows: Vec<usize> = (0..n).collect();
     let mut out = Vec::new();
     for noise in [

@@ -63,7 +63,13 @@ pub fn path_for(cache_dir: &Path, root: &Path) -> PathBuf {
         .map(|n| {
             n.to_string_lossy()
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .take(40)
                 .collect::<String>()
         })
@@ -92,8 +98,8 @@ pub fn write(path: &Path, meta: &CacheMeta, pixels: &[u8]) -> Result<()> {
             .unwrap_or(0)
     ));
     let result = (|| -> Result<()> {
-        let f = fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let f =
+            fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_le_bytes())?;
@@ -123,7 +129,12 @@ pub fn read(path: &Path, fingerprint: &str) -> Result<Option<(CacheMeta, memmap2
     let mut f = match fs::File::open(path) {
         Ok(f) => f,
         // no cache yet, or its folder cannot exist (a file in the way): nothing to read
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Ok(None)
         }
         Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
@@ -155,7 +166,10 @@ pub fn read(path: &Path, fingerprint: &str) -> Result<Option<(CacheMeta, memmap2
         return Ok(None);
     }
     if meta.names.len() as u64 != count {
-        bail!("the cache lists {} names for {count} images", meta.names.len());
+        bail!(
+            "the cache lists {} names for {count} images",
+            meta.names.len()
+        );
     }
     // Safety: the file is only ever replaced by rename (never rewritten in place), so the
     // mapped inode keeps its contents for as long as the map lives.

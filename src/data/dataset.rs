@@ -263,8 +263,12 @@ fn load_synthetic(opts: &DataOptions) -> Result<Dataset> {
     let t0 = Instant::now();
     let (count, seed) = (opts.synthetic_count, opts.synthetic_seed);
     let fingerprint = format!("synthetic {} seed {seed} count {count}", synth::VERSION);
-    let path = cache_dir(&opts.cache)
-        .map(|d| d.join(format!("synthetic-v{}-s{seed}-n{count}.fgfaces", synth::VERSION)));
+    let path = cache_dir(&opts.cache).map(|d| {
+        d.join(format!(
+            "synthetic-v{}-s{seed}-n{count}.fgfaces",
+            synth::VERSION
+        ))
+    });
     let mut notes = Vec::new();
     if let Some(path) = &path {
         match cache::read(path, &fingerprint) {

@@ -21,7 +21,8 @@ use super::{SkipReason, SIDE};
 /// The resize filter, named in reports.
 pub const FILTER: FilterType = FilterType::Lanczos3;
 /// How images become faces, in words (reports and the cache fingerprint).
-pub const PIPELINE: &str = "gray=PIL convert('L') fixed-point; centre crop to square; resize Lanczos3 to 128x128";
+pub const PIPELINE: &str =
+    "gray=PIL convert('L') fixed-point; centre crop to square; resize Lanczos3 to 128x128";
 
 /// A decoded face and what the file was.
 #[derive(Clone, Debug)]
@@ -183,7 +184,10 @@ pub fn decode_file(path: &Path) -> Result<Decoded, (SkipReason, String)> {
     if got == 0 {
         return Err((SkipReason::EmptyFile, "the file is empty (0 bytes)".into()));
     }
-    let known_ext = ext.as_deref().and_then(ImageFormat::from_extension).is_some();
+    let known_ext = ext
+        .as_deref()
+        .and_then(ImageFormat::from_extension)
+        .is_some();
     if image::guess_format(&head[..got]).is_err() && !known_ext {
         return Err((
             SkipReason::NotAnImage,

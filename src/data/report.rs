@@ -14,8 +14,8 @@ use super::{counts_line, decode, load, DataOptions, Skipped, SIDE};
 
 /// Writes 8-bit gray pixels as a PNG with a tEXt "Comment" (says where the image came from).
 pub fn write_png_gray(path: &Path, px: &[u8], w: u32, h: u32, comment: &str) -> Result<()> {
-    let f = std::fs::File::create(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
@@ -85,7 +85,16 @@ fn glyph(c: char) -> [u8; 7] {
 }
 
 /// Burns `text` into a gray image at (x, y), `scale` pixels per font dot.
-fn draw_text(img: &mut [u8], w: usize, h: usize, x: usize, y: usize, text: &str, scale: usize, ink: u8) {
+fn draw_text(
+    img: &mut [u8],
+    w: usize,
+    h: usize,
+    x: usize,
+    y: usize,
+    text: &str,
+    scale: usize,
+    ink: u8,
+) {
     for (k, c) in text.chars().enumerate() {
         let g = glyph(c);
         for (row, bits) in g.iter().enumerate() {
@@ -118,9 +127,22 @@ pub fn write_grid(path: &Path, faces: &[&[u8]], cols: usize, caption: Option<&st
     let h = strip + rows * SIDE + (rows + 1) * gap;
     let mut img = vec![255u8; w * h];
     if let Some(text) = caption {
-        let scale = if text.chars().count() * 12 + 8 <= w { 2 } else { 1 };
+        let scale = if text.chars().count() * 12 + 8 <= w {
+            2
+        } else {
+            1
+        };
         let text: String = text.chars().take((w - 4) / (6 * scale)).collect();
-        draw_text(&mut img, w, h, 4, (strip - 7 * scale) / 2 + 1, &text, scale, 0);
+        draw_text(
+            &mut img,
+            w,
+            h,
+            4,
+            (strip - 7 * scale) / 2 + 1,
+            &text,
+            scale,
+            0,
+        );
     }
     for (k, face) in faces.iter().enumerate() {
         let (r, c) = (k / cols, k % cols);
@@ -131,8 +153,7 @@ pub fn write_grid(path: &Path, faces: &[&[u8]], cols: usize, caption: Option<&st
         }
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     write_png_gray(path, &img, w as u32, h as u32, caption.unwrap_or(""))
 }
@@ -311,9 +332,7 @@ impl fmt::Display for DataReport {
                 self.load_seconds
             )?,
             CacheState::Off => writeln!(f, "cache: off; decoded in {:.2} s", self.load_seconds)?,
-            CacheState::NotUsed => {
-                writeln!(f, "drawn in {:.2} s (not cached)", self.load_seconds)?
-            }
+            CacheState::NotUsed => writeln!(f, "drawn in {:.2} s (not cached)", self.load_seconds)?,
         }
         for n in &self.notes {
             writeln!(f, "note: {n}")?;

@@ -248,7 +248,11 @@ impl Face {
             _ => rng.range(0.55, 0.88),
         };
         let hairline = rng.range(-0.78, -0.52);
-        let fringe = if rng.chance(0.25) { rng.range(0.1, 0.3) } else { 0.0 };
+        let fringe = if rng.chance(0.25) {
+            rng.range(0.1, 0.3)
+        } else {
+            0.0
+        };
         let hair_part = rng.range(-0.5, 0.5);
         let hair_volume = rng.range(1.03, 1.14);
         let eye_y = rng.range(-0.08, 0.06);
@@ -421,9 +425,8 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
     // Yaw/pitch: a feature at frame position (u0, v0) and depth z (fraction of rx in front of
     // the head centre) moves by z*yaw horizontally and z*pitch vertically; features on the
     // side turned away are foreshortened.
-    let place = |u0: f64, v0: f64, z: f64| -> (f64, f64) {
-        (u0 + z * rx * f.yaw, v0 + z * rx * f.pitch)
-    };
+    let place =
+        |u0: f64, v0: f64, z: f64| -> (f64, f64) { (u0 + z * rx * f.yaw, v0 + z * rx * f.pitch) };
     let fore = |u0: f64| -> f64 { (1.0 - 1.1 * f.yaw * u0 / rx).clamp(0.55, 1.25) };
 
     // bounding boxes (image coordinates) of the head and everything on it, and of the hair
@@ -493,26 +496,39 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
         let side = u.abs() - neck_w * (1.0 + 0.004 * (v - ry).max(0.0));
         let top = ry * 0.3 - v;
         let neckline_depth = ry * (1.25 + 0.35 * f.neckline);
-        let bottom = v - neckline_depth - (1.0 - (u / (neck_w * 1.6)).powi(2)).max(0.0) * 10.0 * f.neckline;
+        let bottom =
+            v - neckline_depth - (1.0 - (u / (neck_w * 1.6)).powi(2)).max(0.0) * 10.0 * f.neckline;
         let d = side.max(top).max(bottom);
         let shadow = 0.55 + 0.3 * smoothstep(ry * 0.85, ry * 1.35, v);
-        (cov(d), f.skin * shadow * (1.0 - 0.15 * u / neck_w * f.light[0]))
+        (
+            cov(d),
+            f.skin * shadow * (1.0 - 0.15 * u / neck_w * f.light[0]),
+        )
     });
 
     // 5. ears (the one on the side turned away hides behind the head)
     for side in [-1.0f64, 1.0] {
-        let (eu, ev) = (side * rx * 0.98 - f.yaw * rx * 0.35, ry * 0.06 + f.pitch * rx * 0.2);
+        let (eu, ev) = (
+            side * rx * 0.98 - f.yaw * rx * 0.35,
+            ry * 0.06 + f.pitch * rx * 0.2,
+        );
         let vis = (1.0 + side * f.yaw * 2.5).clamp(0.2, 1.3);
         let (ea, eb) = (rx * 0.16 * vis, ry * 0.23);
         if vis < 0.6 {
             continue; // turned away: hidden behind the head
         }
-        let ear_box = rot_bbox(&fr, [eu - ea - 1.0, ev - eb - 1.0, eu + ea + 1.0, ev + eb + 1.0]);
+        let ear_box = rot_bbox(
+            &fr,
+            [eu - ea - 1.0, ev - eb - 1.0, eu + ea + 1.0, ev + eb + 1.0],
+        );
         cv.paint(ear_box, |x, y, _| {
             let (u, v) = fr.local(x, y);
             let d = ellipse_sd(u - eu, v - ev, ea, eb);
             let inner = bump(((u - eu) / (ea * 0.6)).powi(2) + ((v - ev) / (eb * 0.65)).powi(2));
-            (cov(d), f.skin * (0.8 - 0.18 * inner) * head_shade(&f, u * 0.9, v))
+            (
+                cov(d),
+                f.skin * (0.8 - 0.18 * inner) * head_shade(&f, u * 0.9, v),
+            )
         });
     }
 
@@ -542,10 +558,15 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
         let mut m = 1.0;
         for (eu, ev, side) in [(el_u, el_v, -1.0), (er_u, er_v, 1.0)] {
             let w = f.eye_w * rx * 1.7 * fore(side * f.eye_x * rx);
-            m -= 0.22 * bump(((u - eu) / w).powi(2) + ((v - ev + 1.0) / (f.eye_w * rx * 1.2)).powi(2));
+            m -= 0.22
+                * bump(((u - eu) / w).powi(2) + ((v - ev + 1.0) / (f.eye_w * rx * 1.2)).powi(2));
         }
-        m -= 0.12 * bump(((u - nu) / (f.nose_w * rx * 1.2)).powi(2) + ((v - nv - 4.0) / 4.0).powi(2));
-        m -= 0.1 * bump(((u - mu) / (f.mouth_w * rx)).powi(2) + ((v - mv - f.lip_down - 4.0) / 3.5).powi(2));
+        m -= 0.12
+            * bump(((u - nu) / (f.nose_w * rx * 1.2)).powi(2) + ((v - nv - 4.0) / 4.0).powi(2));
+        m -= 0.1
+            * bump(
+                ((u - mu) / (f.mouth_w * rx)).powi(2) + ((v - mv - f.lip_down - 4.0) / 3.5).powi(2),
+            );
         m += 0.06 * bump(((u - mu) / (rx * 0.25)).powi(2) + ((v - ry * 0.86) / (ry * 0.1)).powi(2));
         (inside, old * m)
     });
@@ -613,7 +634,16 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
             let (u, v) = fr.local(x, y);
             // tilt: the inner end higher or lower
             let vv = v - f.brow_tilt * (u - bu) * side;
-            let c = stroke(u, vv, bu, by - f.brow_arch, w, f.brow_arch, f.brow_t, -side * 0.35);
+            let c = stroke(
+                u,
+                vv,
+                bu,
+                by - f.brow_arch,
+                w,
+                f.brow_arch,
+                f.brow_t,
+                -side * 0.35,
+            );
             let tex = 0.06 * (value_noise(u * 0.8, v * 0.8, f.noise_seed ^ 7) - 0.5);
             (c * 0.92, brow_c + tex)
         });
@@ -628,9 +658,14 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
         cv.paint(bbox, |x, y, old| {
             let (u, v) = fr.local(x, y);
             let t = clamp01((v - top_v) / (nv - top_v));
-            let line_u = nu * t + (el_u + er_u) * 0.5 * (1.0 - t) + shadow_side * nw * (0.35 + 0.25 * t);
+            let line_u =
+                nu * t + (el_u + er_u) * 0.5 * (1.0 - t) + shadow_side * nw * (0.35 + 0.25 * t);
             let dist = (u - line_u).abs() / (2.5 + 2.5 * t);
-            let bridge = if (top_v..nv).contains(&v) { bump(dist * dist) * 0.25 * (0.4 + 0.6 * t) } else { 0.0 };
+            let bridge = if (top_v..nv).contains(&v) {
+                bump(dist * dist) * 0.25 * (0.4 + 0.6 * t)
+            } else {
+                0.0
+            };
             let mut m = 1.0 - bridge * (0.6 + f.light_k);
             // nostrils
             for s in [-1.0, 1.0] {
@@ -638,10 +673,24 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
                 let d = ellipse_sd(u - ou, v - ov, nw * 0.24, nw * 0.14);
                 m -= 0.45 * cov(d) * (1.0 + 0.4 * s * shadow_side).min(1.0);
                 // wings of the nose
-                m -= 0.12 * stroke(u, v, nu + s * nw * 0.62, nv - 1.0, nw * 0.32, -2.5, 1.6, 0.0);
+                m -= 0.12
+                    * stroke(
+                        u,
+                        v,
+                        nu + s * nw * 0.62,
+                        nv - 1.0,
+                        nw * 0.32,
+                        -2.5,
+                        1.6,
+                        0.0,
+                    );
             }
             // tip highlight
-            m += 0.12 * bump(((u - nu + 0.3 * nw * f.light[0]) / (nw * 0.4)).powi(2) + ((v - nv + nw * 0.3) / (nw * 0.35)).powi(2));
+            m += 0.12
+                * bump(
+                    ((u - nu + 0.3 * nw * f.light[0]) / (nw * 0.4)).powi(2)
+                        + ((v - nv + nw * 0.3) / (nw * 0.35)).powi(2),
+                );
             // shadow below the nose
             m -= 0.1 * bump(((u - nu) / (nw * 0.9)).powi(2) + ((v - nv - 5.0) / 2.5).powi(2));
             (1.0, old * m)
@@ -652,7 +701,10 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
     {
         let mw = f.mouth_w * rx;
         let k = -f.smile * 6.0; // corners up when smiling
-        let bbox = rot_bbox(&fr, [mu - mw - 3.0, mv - 12.0, mu + mw + 3.0, mv + f.open + 12.0]);
+        let bbox = rot_bbox(
+            &fr,
+            [mu - mw - 3.0, mv - 12.0, mu + mw + 3.0, mv + f.open + 12.0],
+        );
         let lip_c = f.lip;
         cv.paint(bbox, |x, y, old| {
             let (u, v) = fr.local(x, y);
@@ -668,7 +720,11 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
             let lips = cov(top - v).min(cov(v - bot));
             let mut val = old + (lip_c * head_shade(&f, u, v) - old) * lips;
             // lower lip catches light
-            val += 0.05 * bump(((u - mu) / (mw * 0.5)).powi(2) + ((v - line - f.lip_down * 0.6 - f.open * 0.5) / 1.5).powi(2));
+            val += 0.05
+                * bump(
+                    ((u - mu) / (mw * 0.5)).powi(2)
+                        + ((v - line - f.lip_down * 0.6 - f.open * 0.5) / 1.5).powi(2),
+                );
             if f.open > 0.0 {
                 let o_top = line - f.open * 0.5 * e;
                 let o_bot = line + f.open * 0.5 * e;
@@ -706,7 +762,8 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
                 }
             }
             if f.beard {
-                let below = smoothstep(mv - 2.0, mv + 8.0, v) + smoothstep(nv - 2.0, nv + 14.0, v) * smoothstep(rx * 0.5, rx * 0.85, u.abs());
+                let below = smoothstep(mv - 2.0, mv + 8.0, v)
+                    + smoothstep(nv - 2.0, nv + 14.0, v) * smoothstep(rx * 0.5, rx * 0.85, u.abs());
                 let lips = ellipse_sd(u - mu, v - mv, mw * 1.05, f.lip_down + f.open + 2.0);
                 a = a.max(below.min(1.0) * cov(-lips) * 0.8);
             }
@@ -726,7 +783,11 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
             }
             // hairline: dips at the temples, with a side part and a fringe for some
             let un = u / rx;
-            let fringe = if f.hair_style == 1 || f.hair_style == 2 { f.fringe } else { 0.0 };
+            let fringe = if f.hair_style == 1 || f.hair_style == 2 {
+                f.fringe
+            } else {
+                0.0
+            };
             let line = ry * (hl + fringe + 0.42 * un * un - 0.05 * (un - f.hair_part).abs());
             let face = head_sd(&f, u, v).max(line - v);
             // sides: hair comes down in front of the ears to the temples
@@ -741,7 +802,8 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
         cv.paint(head_box, |x, y, old| {
             let (u, v) = fr.local(x, y);
             let inside = cov(head_sd(&f, u, v));
-            let band = smoothstep(rx * 0.7, rx * 0.95, u.abs()) * smoothstep(ry * 0.2, -ry * 0.3, v);
+            let band =
+                smoothstep(rx * 0.7, rx * 0.95, u.abs()) * smoothstep(ry * 0.2, -ry * 0.3, v);
             (inside * band * 0.25, old.min(f.hair + 0.1))
         });
     }
@@ -752,7 +814,10 @@ pub fn face(seed: u64, index: u64) -> Vec<u8> {
             let w = f.eye_w * rx * g.r * fore(side * f.eye_x * rx);
             let h = f.eye_w * rx * g.r * (0.72 + 0.1 * g.shape);
             let (gu, gv) = (eu, ev + 1.0);
-            let bbox = rot_bbox(&fr, [gu - w - 4.0, gv - h - 4.0, gu + w + 4.0, gv + h + 4.0]);
+            let bbox = rot_bbox(
+                &fr,
+                [gu - w - 4.0, gv - h - 4.0, gu + w + 4.0, gv + h + 4.0],
+            );
             cv.paint(bbox, |x, y, old| {
                 let (u, v) = fr.local(x, y);
                 // a superellipse-ish ring: blend of ellipse and box distances
@@ -888,7 +953,8 @@ impl fmt::Display for SynthReport {
     }
 }
 
-const SYNTH_README: &str = "These images are SYNTHETIC faces drawn procedurally by `facegpu synth`.\n\
+const SYNTH_README: &str =
+    "These images are SYNTHETIC faces drawn procedurally by `facegpu synth`.\n\
 They are not photographs of people. They exist so that every facegpu command works with no\n\
 data at all; models trained or evaluated on them say nothing about real faces. For real\n\
 results, train and evaluate on real face images with --dataset DIR.\n";

@@ -6,9 +6,9 @@ use anyhow::Result;
 
 use super::params::Params;
 use super::spec::{Kind, LayerSpec, ModelSpec, INPUT_DIMS};
-use crate::gpu::{Recorder, Tensor, Gpu};
-use crate::ops::{conv2d, conv_transpose2d, elementwise, linear, loss, optim, vae};
+use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::ops::step::StepState;
+use crate::ops::{conv2d, conv_transpose2d, elementwise, linear, loss, optim, vae};
 
 /// One layer wired to its input and output buffers.
 struct Node {
@@ -70,13 +70,31 @@ fn dims_len(d: [usize; 3]) -> usize {
 
 impl Graph {
     /// Allocates every buffer for `batch` images. `input` and `target` may be the same tensor.
-    pub fn new(gpu: &Gpu, spec: &ModelSpec, params: &Params, batch: usize, input: Tensor, target: Tensor, latent: Latent) -> Result<Graph> {
+    pub fn new(
+        gpu: &Gpu,
+        spec: &ModelSpec,
+        params: &Params,
+        batch: usize,
+        input: Tensor,
+        target: Tensor,
+        latent: Latent,
+    ) -> Result<Graph> {
         spec.dims()?;
         let shape = |d: [usize; 3]| vec![batch, d[0], d[1], d[2]];
-        let param_index = |name: &str| params.list.iter().position(|p| p.name == format!("{name}.weight")).expect("params match spec");
+        let param_index = |name: &str| {
+            params
+                .list
+                .iter()
+                .position(|p| p.name == format!("{name}.weight"))
+                .expect("params match spec")
+        };
         // Wires a chain of layers: each layer's input gradient is the previous one's output
         // gradient; the first layer's is `first_d_input` (None: nothing upstream needs it).
-        let chain = |layers: &[LayerSpec], mut x: Tensor, mut dims: [usize; 3], first_d_input: Option<Tensor>| -> Result<(Vec<Node>, Tensor, [usize; 3])> {
+        let chain = |layers: &[LayerSpec],
+                     mut x: Tensor,
+                     mut dims: [usize; 3],
+                     first_d_input: Option<Tensor>|
+         -> Result<(Vec<Node>, Tensor, [usize; 3])> {
             let mut nodes: Vec<Node> = Vec::new();
             let mut d_input = first_d_input;
             for l in layers {
@@ -104,8 +122,18 @@ impl Graph {
             Some([mu_spec, lv_spec]) => {
                 let lat = mu_spec.out_dims(enc_dims)?;
                 let second = gpu.zeros(&shape(enc_dims));
-                let (mu_nodes, mu, _) = chain(std::slice::from_ref(mu_spec), enc_out.clone(), enc_dims, Some(d_enc))?;
-                let (lv_nodes, logvar, _) = chain(std::slice::from_ref(lv_spec), enc_out.clone(), enc_dims, Some(second.clone()))?;
+                let (mu_nodes, mu, _) = chain(
+                    std::slice::from_ref(mu_spec),
+                    enc_out.clone(),
+                    enc_dims,
+                    Some(d_enc),
+                )?;
+                let (lv_nodes, logvar, _) = chain(
+                    std::slice::from_ref(lv_spec),
+                    enc_out.clone(),
+                    enc_dims,
+                    Some(second.clone()),
+                )?;
                 let z = gpu.zeros(&shape(lat));
                 let dz = gpu.zeros(&shape(lat));
                 let bufs = VaeBufs {
@@ -119,7 +147,13 @@ impl Graph {
                     d_enc_second: second,
                 };
                 let dec_in = if latent == Latent::Mean { mu } else { z };
-                (mu_nodes.into_iter().chain(lv_nodes).collect(), Some(bufs), dec_in, lat, dz)
+                (
+                    mu_nodes.into_iter().chain(lv_nodes).collect(),
+                    Some(bufs),
+                    dec_in,
+                    lat,
+                    dz,
+                )
             }
             None => (Vec::new(), None, enc_out, enc_dims, d_enc),
         };
@@ -161,7 +195,14 @@ impl Graph {
     }
 
     /// Records the forward pass and the losses.
-    pub fn record_forward(&self, rec: &mut Recorder, params: &Params, seed: u64, step: &StepState, kl_weight: f32) -> Result<()> {
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        seed: u64,
+        step: &StepState,
+        kl_weight: f32,
+    ) -> Result<()> {
         for n in &self.encoder {
             layer_forward(rec, n, self.batch, params)?;
         }
@@ -172,23 +213,53 @@ impl Graph {
             if self.latent == Latent::Sample {
                 vae::reparam_forward(rec, &v.mu, &v.logvar, &v.z, &v.eps, seed, step)?;
             }
-            vae::kl(rec, &v.mu, &v.logvar, &self.kl_loss, kl_weight / self.batch as f32)?;
+            vae::kl(
+                rec,
+                &v.mu,
+                &v.logvar,
+                &self.kl_loss,
+                kl_weight / self.batch as f32,
+            )?;
         }
         for n in &self.decoder {
             layer_forward(rec, n, self.batch, params)?;
         }
-        loss::mse(rec, &self.output, &self.target, &self.recon_loss, self.recon_scale())
+        loss::mse(
+            rec,
+            &self.output,
+            &self.target,
+            &self.recon_loss,
+            self.recon_scale(),
+        )
     }
 
     /// Records the backward pass (gradients into each Param's `grad`). Needs the forward first.
-    pub fn record_backward(&self, rec: &mut Recorder, params: &Params, kl_weight: f32) -> Result<()> {
-        loss::mse_grad(rec, &self.output, &self.target, &self.d_output, self.recon_scale())?;
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        kl_weight: f32,
+    ) -> Result<()> {
+        loss::mse_grad(
+            rec,
+            &self.output,
+            &self.target,
+            &self.d_output,
+            self.recon_scale(),
+        )?;
         for n in self.decoder.iter().rev() {
             layer_backward(rec, n, self.batch, params)?;
         }
         if let Some(v) = &self.vae {
             vae::reparam_backward(rec, &v.dz, &v.logvar, &v.eps, &v.dmu, &v.dlogvar)?;
-            vae::kl_grad_accumulate(rec, &v.mu, &v.logvar, &v.dmu, &v.dlogvar, kl_weight / self.batch as f32)?;
+            vae::kl_grad_accumulate(
+                rec,
+                &v.mu,
+                &v.logvar,
+                &v.dmu,
+                &v.dlogvar,
+                kl_weight / self.batch as f32,
+            )?;
             for n in &self.heads {
                 layer_backward(rec, n, self.batch, params)?;
             }
@@ -204,7 +275,13 @@ impl Graph {
     }
 
     /// Records one Adam/AdamW update of every parameter.
-    pub fn record_update(&self, rec: &mut Recorder, params: &Params, cfg: &optim::AdamConfig, step: &StepState) -> Result<()> {
+    pub fn record_update(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        cfg: &optim::AdamConfig,
+        step: &StepState,
+    ) -> Result<()> {
         for p in &params.list {
             optim::adam(rec, cfg, &p.value, &p.grad, &p.m, &p.v, step)?;
         }
@@ -217,12 +294,46 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
     let b = &params.list[n.weight + 1].value;
     let d = n.in_dims;
     match n.spec.kind {
-        Kind::Conv { c_in, c_out, k, stride, pad } => {
-            let s = conv2d::Conv2dShape { batch, c_in, h_in: d[1], w_in: d[2], c_out, kh: k, kw: k, stride, pad };
+        Kind::Conv {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+        } => {
+            let s = conv2d::Conv2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+            };
             conv2d::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
         }
-        Kind::ConvT { c_in, c_out, k, stride, pad, output_padding } => {
-            let s = conv_transpose2d::ConvTranspose2dShape { batch, c_in, h_in: d[1], w_in: d[2], c_out, kh: k, kw: k, stride, pad, output_padding };
+        Kind::ConvT {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+            output_padding,
+        } => {
+            let s = conv_transpose2d::ConvTranspose2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+                output_padding,
+            };
             conv_transpose2d::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
         }
         Kind::Linear { d_in, d_out, .. } => {
@@ -233,19 +344,57 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
 }
 
 fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -> Result<()> {
-    let (w, dw, db) = (&params.list[n.weight].value, &params.list[n.weight].grad, &params.list[n.weight + 1].grad);
+    let (w, dw, db) = (
+        &params.list[n.weight].value,
+        &params.list[n.weight].grad,
+        &params.list[n.weight + 1].grad,
+    );
     let d = n.in_dims;
     let (y, dy, x, act) = (&n.output, &n.d_output, &n.input, n.spec.act);
     match n.spec.kind {
-        Kind::Conv { c_in, c_out, k, stride, pad } => {
-            let s = conv2d::Conv2dShape { batch, c_in, h_in: d[1], w_in: d[2], c_out, kh: k, kw: k, stride, pad };
+        Kind::Conv {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+        } => {
+            let s = conv2d::Conv2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+            };
             conv2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
                 conv2d::backward_input(rec, &s, act, y, dy, w, dx)?;
             }
         }
-        Kind::ConvT { c_in, c_out, k, stride, pad, output_padding } => {
-            let s = conv_transpose2d::ConvTranspose2dShape { batch, c_in, h_in: d[1], w_in: d[2], c_out, kh: k, kw: k, stride, pad, output_padding };
+        Kind::ConvT {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+            output_padding,
+        } => {
+            let s = conv_transpose2d::ConvTranspose2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+                output_padding,
+            };
             conv_transpose2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
                 conv_transpose2d::backward_input(rec, &s, act, y, dy, w, dx)?;

@@ -51,15 +51,25 @@ impl Params {
     }
 
     /// Parameters from host tensors (a checkpoint), checked against the spec's names and shapes.
-    pub fn from_host(gpu: &Gpu, spec: &ModelSpec, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Params> {
+    pub fn from_host(
+        gpu: &Gpu,
+        spec: &ModelSpec,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Params> {
         let want = spec.tensor_shapes();
         let mut list = Vec::new();
         for (name, shape) in &want {
             let Some((_, s, data)) = tensors.iter().find(|(n, _, _)| n == name) else {
-                bail!("model {} needs tensor {name} {shape:?}, which is missing", spec.name);
+                bail!(
+                    "model {} needs tensor {name} {shape:?}, which is missing",
+                    spec.name
+                );
             };
             if s != shape {
-                bail!("tensor {name} has shape {s:?}, model {} wants {shape:?}", spec.name);
+                bail!(
+                    "tensor {name} has shape {s:?}, model {} wants {shape:?}",
+                    spec.name
+                );
             }
             list.push(Param {
                 name: name.clone(),
@@ -69,19 +79,28 @@ impl Params {
                 v: gpu.zeros(shape),
             });
         }
-        if let Some((extra, _, _)) = tensors.iter().find(|(n, _, _)| !want.iter().any(|(w, _)| w == n)) {
+        if let Some((extra, _, _)) = tensors
+            .iter()
+            .find(|(n, _, _)| !want.iter().any(|(w, _)| w == n))
+        {
             bail!("tensor {extra} is not part of model {}", spec.name);
         }
         Ok(Params { list })
     }
 
     pub fn get(&self, name: &str) -> &Param {
-        self.list.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no parameter {name}"))
+        self.list
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
     }
 
     /// Reads every parameter back: (name, shape, values).
     pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
-        self.list.iter().map(|p| Ok((p.name.clone(), p.value.shape.clone(), gpu.read(&p.value)?))).collect()
+        self.list
+            .iter()
+            .map(|p| Ok((p.name.clone(), p.value.shape.clone(), gpu.read(&p.value)?)))
+            .collect()
     }
 
     /// Reads Adam's moments back: ("{name}.m" / "{name}.v", shape, values).
@@ -95,7 +114,11 @@ impl Params {
     }
 
     /// Restores Adam's moments saved by [`Params::moments_to_host`].
-    pub fn moments_from_host(&self, gpu: &Gpu, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+    pub fn moments_from_host(
+        &self,
+        gpu: &Gpu,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<()> {
         for p in &self.list {
             for (suffix, t) in [("m", &p.m), ("v", &p.v)] {
                 let key = format!("{}.{suffix}", p.name);

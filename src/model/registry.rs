@@ -7,17 +7,59 @@ use anyhow::{bail, Result};
 use super::spec::{Kind, LayerSpec, ModelSpec};
 use crate::ops::Activation::{None as Linear, Relu, Sigmoid};
 
-fn conv(name: &'static str, c_in: usize, c_out: usize, k: usize, stride: usize, act: crate::ops::Activation) -> LayerSpec {
-    LayerSpec { name, kind: Kind::Conv { c_in, c_out, k, stride, pad: k / 2 }, act }
+fn conv(
+    name: &'static str,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    act: crate::ops::Activation,
+) -> LayerSpec {
+    LayerSpec {
+        name,
+        kind: Kind::Conv {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad: k / 2,
+        },
+        act,
+    }
 }
 
 /// Transposed conv that doubles (stride 2, k 3, pad 1, output_padding 1) or keeps the size.
-fn convt(name: &'static str, c_in: usize, c_out: usize, stride: usize, act: crate::ops::Activation) -> LayerSpec {
-    LayerSpec { name, kind: Kind::ConvT { c_in, c_out, k: 3, stride, pad: 1, output_padding: stride - 1 }, act }
+fn convt(
+    name: &'static str,
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    act: crate::ops::Activation,
+) -> LayerSpec {
+    LayerSpec {
+        name,
+        kind: Kind::ConvT {
+            c_in,
+            c_out,
+            k: 3,
+            stride,
+            pad: 1,
+            output_padding: stride - 1,
+        },
+        act,
+    }
 }
 
 fn linear(name: &'static str, d_in: usize, d_out: usize, act: crate::ops::Activation) -> LayerSpec {
-    LayerSpec { name, kind: Kind::Linear { d_in, d_out, unflatten: None }, act }
+    LayerSpec {
+        name,
+        kind: Kind::Linear {
+            d_in,
+            d_out,
+            unflatten: None,
+        },
+        act,
+    }
 }
 
 pub const MODEL_NAMES: &[&str] = &["ae", "vae", "ae-wide", "conv-vae"];

@@ -7,10 +7,27 @@ use crate::ops::Activation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    Conv { c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize },
-    ConvT { c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize, output_padding: usize },
+    Conv {
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    },
+    ConvT {
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        output_padding: usize,
+    },
     /// `unflatten`: the [c, h, w] the output is viewed as by the next (convolutional) layer.
-    Linear { d_in: usize, d_out: usize, unflatten: Option<[usize; 3]> },
+    Linear {
+        d_in: usize,
+        d_out: usize,
+        unflatten: Option<[usize; 3]>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -40,22 +57,53 @@ impl LayerSpec {
     /// Output [c, h, w] for input dims, checking that they fit.
     pub fn out_dims(&self, d: [usize; 3]) -> Result<[usize; 3]> {
         Ok(match self.kind {
-            Kind::Conv { c_in, c_out, k, stride, pad } => {
+            Kind::Conv {
+                c_in,
+                c_out,
+                k,
+                stride,
+                pad,
+            } => {
                 if d[0] != c_in || d[1] + 2 * pad < k || d[2] + 2 * pad < k {
-                    bail!("layer {}: input {d:?} does not fit Conv2d({c_in}, {c_out}, {k})", self.name);
+                    bail!(
+                        "layer {}: input {d:?} does not fit Conv2d({c_in}, {c_out}, {k})",
+                        self.name
+                    );
                 }
-                [c_out, (d[1] + 2 * pad - k) / stride + 1, (d[2] + 2 * pad - k) / stride + 1]
+                [
+                    c_out,
+                    (d[1] + 2 * pad - k) / stride + 1,
+                    (d[2] + 2 * pad - k) / stride + 1,
+                ]
             }
-            Kind::ConvT { c_in, c_out, k, stride, pad, output_padding } => {
+            Kind::ConvT {
+                c_in,
+                c_out,
+                k,
+                stride,
+                pad,
+                output_padding,
+            } => {
                 if d[0] != c_in {
-                    bail!("layer {}: input {d:?} does not fit ConvTranspose2d({c_in}, {c_out}, {k})", self.name);
+                    bail!(
+                        "layer {}: input {d:?} does not fit ConvTranspose2d({c_in}, {c_out}, {k})",
+                        self.name
+                    );
                 }
                 let o = |n: usize| (n - 1) * stride + k + output_padding - 2 * pad;
                 [c_out, o(d[1]), o(d[2])]
             }
-            Kind::Linear { d_in, d_out, unflatten } => {
+            Kind::Linear {
+                d_in,
+                d_out,
+                unflatten,
+            } => {
                 if d.iter().product::<usize>() != d_in {
-                    bail!("layer {}: input {d:?} has {} values, Linear wants {d_in}", self.name, d.iter().product::<usize>());
+                    bail!(
+                        "layer {}: input {d:?} has {} values, Linear wants {d_in}",
+                        self.name,
+                        d.iter().product::<usize>()
+                    );
                 }
                 match unflatten {
                     Some(u) if u.iter().product::<usize>() == d_out => u,
@@ -105,7 +153,10 @@ impl ModelSpec {
     }
 
     pub fn parameter_count(&self) -> usize {
-        self.tensor_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+        self.tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
     }
 
     pub fn is_vae(&self) -> bool {

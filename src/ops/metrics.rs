@@ -295,7 +295,9 @@ pub fn de_f64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64
             "inf" => Ok(f64::INFINITY),
             "-inf" => Ok(f64::NEG_INFINITY),
             "nan" => Ok(f64::NAN),
-            other => Err(serde::de::Error::custom(format!("expected a number, got {other:?}"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a number, got {other:?}"
+            ))),
         },
     }
 }

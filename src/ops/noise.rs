@@ -67,7 +67,10 @@ pub fn add(
         bail!("noise: x has {} elements, y {}", x.len(), y.len());
     }
     if row_len == 0 || x.len() % row_len != 0 {
-        bail!("noise: {} elements are not whole rows of {row_len}", x.len());
+        bail!(
+            "noise: {} elements are not whole rows of {row_len}",
+            x.len()
+        );
     }
     if x.buf == y.buf {
         bail!("noise: x and y must be different tensors");
