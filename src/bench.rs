@@ -29,11 +29,14 @@ pub fn kernel_cases(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
     let mut all = Vec::new();
     all.extend(crate::ops::conv2d::bench_programs(gpu, batch)?);
     all.extend(crate::ops::conv_transpose2d::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::linear::bench_programs(gpu, batch)?);
     all.extend(crate::ops::activation::bench_programs(gpu, batch)?);
     all.extend(crate::ops::loss::bench_programs(gpu, batch)?);
     all.extend(crate::ops::vae::bench_programs(gpu, batch)?);
     all.extend(crate::ops::reduce::bench_programs(gpu, batch)?);
     all.extend(crate::ops::optim::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::noise::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::metrics::bench_programs(gpu, batch)?);
     Ok(all)
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Times scikit-image computing MSE, PSNR and SSIM (default 7x7 window, data_range 1) for
 128x128 float64 image pairs, one image at a time as an evaluation loop would, and prints
-images/s. Compare with `cargo test --test metrics bench -- --ignored` (our fused GPU metrics).
+images/s. Compare with `facegpu bench metrics` (our fused GPU metrics).
 
     python3 tools/skimage_speed.py [--n 200] [--gaussian]
 """
