@@ -389,9 +389,7 @@ pub fn train(
 
     write_json(&opts.out.join("config.json"), opts)?;
     write_split_lists(&opts.out.join("split.json"), &ds, &split)?;
-    if ds.is_synthetic() {
-        progress.note(data::dataset::SYNTHETIC_BANNER);
-    }
+    // (the synthetic-faces banner is printed by data::load)
 
     let step_state = StepState::new(
         gpu,

@@ -236,3 +236,56 @@ fn bad_options_are_clear_errors() {
     );
     assert!(e.contains("--resume"), "{e}");
 }
+
+/// A folder of image files (here PNGs drawn by `facegpu synth`) trains like the embedded set:
+/// the split lists name the files, and nothing says "synthetic" in the config's dataset.
+#[test]
+fn trains_on_a_folder_of_images() {
+    let faces = tempfile::tempdir().unwrap();
+    facegpu::data::write_synth(40, 5, faces.path()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts("ae", dir.path());
+    o.dataset = Some(faces.path().to_path_buf());
+    o.cache = facegpu::data::CacheChoice::Off;
+    o.epochs = 1;
+    o.batch = 8;
+    let s = run(&o);
+    assert!(s.epochs[0].train_loss.is_finite());
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("split.json")).unwrap())
+            .unwrap();
+    let train: Vec<&str> = split["train"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    // about 70% of the 40 faces; every listed file exists in the folder
+    let count = |k: &str| split[k].as_array().unwrap().len();
+    assert_eq!(count("train") + count("val") + count("test"), 40);
+    assert!((27..=29).contains(&train.len()), "{}", train.len());
+    assert!(train.iter().all(|p| Path::new(p).is_file()), "{train:?}");
+    assert_eq!(split["info"]["synthetic"], serde_json::Value::Bool(false));
+}
+
+/// A loss that stops being a number ends training with a message that says what happened and
+/// that the last good checkpoint stays.
+#[test]
+fn divergence_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // the VAE's exp(logvar) overflows once Adam's steps are absurd
+    let mut o = opts("vae", dir.path());
+    o.lr = 1e30;
+    o.epochs = 3;
+    o.synthetic_count = 64;
+    let e = train::train(
+        gpu(),
+        &o,
+        false,
+        &mut Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("diverged") && e.contains("--lr"), "{e}");
+}

@@ -903,6 +903,15 @@ pub fn faces(count: usize, seed: u64) -> Vec<u8> {
     px
 }
 
+/// `faces/` -> `faces.grid.png` next to it.
+fn sibling_grid(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "synthetic".into());
+    dir.with_file_name(format!("{name}.grid.png"))
+}
+
 /// The name of synthetic face `i` (used by splits and reports).
 pub fn name(seed: u64, i: usize) -> String {
     format!("synthetic/{seed}/{i:06}")
@@ -930,7 +939,7 @@ pub struct SynthReport {
     pub count: usize,
     pub seed: u64,
     pub dir: PathBuf,
-    /// A grid of the first faces, written beside them.
+    /// A grid of the first faces, written next to the folder (DIR.grid.png).
     pub grid: PathBuf,
     pub seconds: f64,
 }
@@ -981,7 +990,8 @@ pub fn write_synth(count: usize, seed: u64, out_dir: &Path) -> Result<SynthRepor
     })?;
     let n = count.min(64);
     let faces: Vec<Vec<u8>> = (0..n).map(|i| face(seed, i as u64)).collect();
-    let grid = out_dir.join("grid.png");
+    // beside the folder, not in it: `--dataset DIR` must read only the faces
+    let grid = sibling_grid(out_dir);
     super::report::write_grid(
         &grid,
         &faces.iter().map(|v| v.as_slice()).collect::<Vec<_>>(),
