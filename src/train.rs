@@ -73,6 +73,9 @@ impl TrainOptions {
         if self.batch == 0 {
             bail!("--batch must be at least 1");
         }
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("--lr must be a positive number, got {}", self.lr);
         }
