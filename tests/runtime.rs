@@ -74,3 +74,27 @@ fn program_replays_without_rebuilding() {
     prog.run(gpu()).unwrap();
     assert_eq!(read(&y), vec![4.0, 0.0, 6.0]);
 }
+
+/// Timing a program of several passes (copies split passes) works whether or not the adapter
+/// has timestamp queries: only the first and last passes carry stamps, and the result is the
+/// same as running it untimed.
+#[test]
+fn timing_a_multi_pass_program() {
+    use facegpu::ops::elementwise;
+    let g = gpu();
+    let a = g.upload(&[1.0f32; 100], &[100]).unwrap();
+    let b = g.zeros(&[100]);
+    let c = g.zeros(&[100]);
+    let mut rec = g.record();
+    elementwise::accumulate(&mut rec, 1.0, &a, &b).unwrap(); // b += a
+    rec.copy(&b.buf, 0, &c.buf, 0, 400); // a copy ends the first pass
+    elementwise::accumulate(&mut rec, 2.0, &a, &c).unwrap(); // c += 2a
+    rec.copy(&c.buf, 0, &b.buf, 0, 400);
+    elementwise::accumulate(&mut rec, 1.0, &a, &b).unwrap(); // b += a
+    let prog = rec.finish().unwrap();
+    let t = facegpu::gpu::timing::time_program(g, &prog, 3, 2).unwrap();
+    assert!(t.wall_s > 0.0 && t.gpu_s.is_none_or(|s| s >= 0.0));
+    // 1 warm-up + 2 rounds x 3 reps = 7 runs; each run adds 1 + 2 + 1 to b: every pass ran
+    let want = (7 * (1 + 2 + 1)) as f32;
+    assert_eq!(g.read(&b).unwrap(), vec![want; 100]);
+}

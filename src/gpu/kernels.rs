@@ -368,11 +368,17 @@ impl Program {
                     let last_pass = !self.ops[end..]
                         .iter()
                         .any(|o| matches!(o, Op::Dispatch { .. }));
-                    let ts = timestamps.map(|(q, b, e)| wgpu::ComputePassTimestampWrites {
-                        query_set: q,
-                        beginning_of_pass_write_index: if first_pass { b } else { None },
-                        end_of_pass_write_index: if last_pass { e } else { None },
-                    });
+                    // wgpu rejects timestamp writes with neither index: a middle pass gets none
+                    let ts = timestamps
+                        .map(|(q, b, e)| {
+                            (q, if first_pass { b } else { None }, if last_pass { e } else { None })
+                        })
+                        .filter(|(_, b, e)| b.is_some() || e.is_some())
+                        .map(|(q, b, e)| wgpu::ComputePassTimestampWrites {
+                            query_set: q,
+                            beginning_of_pass_write_index: b,
+                            end_of_pass_write_index: e,
+                        });
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
                         timestamp_writes: ts,
