@@ -321,3 +321,119 @@ fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// conv_wgrad_cpu: conv_wgrad for software adapters (the host picks it when gpu.is_cpu(), w_in
+// and w_out % 4 == 0, c_out <= 8, KH <= 3, KH*KW <= 9). Why: see conv_forward_cpu. Each item is
+// 4 adjacent output pixels: g for all output channels is read as vec4s, the input footprint of
+// CIB input channels as vec4 rows, and every (co, ci, tap) accumulates a dot product. Every loop
+// runs over a whole private array (real bounds are conditions) so Mesa unrolls it and the
+// arrays live in registers. Same partial layout as conv_wgrad (summed by wgrad_reduce).
+// Grid: x = chunks, z = input channel block.
+
+const WCO: u32 = 8u;
+const WCI: u32 = 4u;
+const WTAP: u32 = 9u;
+const WKH: u32 = 3u;
+const WNV: u32 = 4u;
+
+@group(0) @binding(1) var<storage, read> vdy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> vy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> vx: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> vpart: array<f32>;
+
+fn act_grad4(y: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_grad(y.x), act_grad(y.y), act_grad(y.z), act_grad(y.w));
+}
+
+@compute @workgroup_size(64)
+fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let chunk = gid.x;
+    if (chunk >= p.chunks) { return; }
+    let ci0 = wid.z * CIB;
+    let wq = p.w_out / 4u;
+    let wiq = i32(p.w_in / 4u);
+    let plane = p.h_out * wq;
+    let off = (4u - P % 4u) % 4u;
+    let nv = (off + 3u * S + KW + 3u) / 4u;
+    var acc: array<array<array<f32, WTAP>, WCI>, WCO>;
+    var db: array<vec4<f32>, WCO>;
+    for (var q = chunk; q < p.batch * plane; q += p.chunks) {
+        let n = q / plane;
+        let r = q % plane;
+        let oy = r / wq;
+        let qx = r % wq;
+        var g: array<vec4<f32>, WCO>;
+        for (var co = 0u; co < WCO; co++) {
+            if (co < CO) {
+                let i = (n * CO + co) * plane + r;
+                g[co] = vdy[i] * act_grad4(vy[i]);
+                db[co] += g[co];
+            }
+        }
+        // 4*qx*S - P - off is a multiple of 4
+        let v0 = (i32(4u * qx * S) - i32(P) - i32(off)) / 4;
+        var xin: array<array<array<vec4<f32>, WNV>, WKH>, WCI>;
+        for (var c = 0u; c < WCI; c++) {
+            if (c < CIB) {
+                let ci = min(ci0 + c, CI - 1u);
+                for (var ky = 0u; ky < WKH; ky++) {
+                    if (ky < KH) {
+                        let iy = i32(oy * S + ky) - i32(P);
+                        let row_ok = iy >= 0 && iy < i32(p.h_in);
+                        let rbase = ((n * CI + ci) * p.h_in + u32(clamp(iy, 0, i32(p.h_in) - 1))) * u32(wiq);
+                        for (var e = 0u; e < WNV; e++) {
+                            if (e < nv) {
+                                let v = v0 + i32(e);
+                                let ok = row_ok && v >= 0 && v < wiq;
+                                xin[c][ky][e] = select(vec4<f32>(0.0), vx[rbase + u32(clamp(v, 0, wiq - 1))], ok);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (var co = 0u; co < WCO; co++) {
+            if (co < CO) {
+                for (var c = 0u; c < WCI; c++) {
+                    if (c < CIB) {
+                        for (var t = 0u; t < WTAP; t++) {
+                            if (t < KH * KW) {
+                                let ky = t / KW;
+                                let a = off + t % KW;
+                                let xv = vec4<f32>(
+                                    xin[c][ky][a / 4u][a % 4u],
+                                    xin[c][ky][(a + S) / 4u][(a + S) % 4u],
+                                    xin[c][ky][(a + 2u * S) / 4u][(a + 2u * S) % 4u],
+                                    xin[c][ky][(a + 3u * S) / 4u][(a + 3u * S) % 4u]
+                                );
+                                acc[co][c][t] += dot(g[co], xv);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let kk = KH * KW;
+    let base = chunk * (CO * CI * kk + CO);
+    for (var co = 0u; co < WCO; co++) {
+        if (co < CO) {
+            for (var c = 0u; c < WCI; c++) {
+                let ci = ci0 + c;
+                if (c < CIB && ci < CI) {
+                    for (var t = 0u; t < WTAP; t++) {
+                        if (t < kk) {
+                            vpart[base + (co * CI + ci) * kk + t] = acc[co][c][t];
+                        }
+                    }
+                }
+            }
+            if (ci0 == 0u) {
+                let d = db[co];
+                vpart[base + CO * CI * kk + co] = d.x + d.y + d.z + d.w;
+            }
+        }
+    }
+}
+

@@ -260,6 +260,21 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
         && 4 * g.c_out * g.c_in * g.kh * g.kw <= CPU_MAX_UNROLL
 }
 
+/// The input channels per invocation (CIB) with which conv2d.wgsl conv_wgrad_cpu takes
+/// geometry `g`, or None: software adapters only, rows of quads in and out, at most 8 output
+/// channels, 3x3 taps, a footprint of at most 4 vec4s per row (WCO, WCI, WTAP, WKH, WNV).
+fn cpu_wgrad_fits(gpu: &Gpu, g: &Geom) -> Option<usize> {
+    let off = (4 - g.pad % 4) % 4;
+    let fits = gpu.is_cpu()
+        && g.w_out % 4 == 0
+        && g.w_in % 4 == 0
+        && g.c_out <= MAXCB
+        && g.kh <= 3
+        && g.kh * g.kw <= 9
+        && (off + 3 * g.stride + g.kw + 3) / 4 <= 4;
+    fits.then(|| g.c_in.div_ceil(g.c_in.div_ceil(4)))
+}
+
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
 /// weight updates between replays are seen).
 pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) -> wgpu::Buffer {
@@ -450,9 +465,29 @@ pub fn backward_weight(
     )?;
     check_len("conv2d backward_weight db", db, s.c_out, &[s.c_out])?;
     let taps = s.kh * s.kw;
+    let n_w = s.c_out * s.c_in * taps;
+    if let Some(cib) = cpu_wgrad_fits(rec.gpu, &g) {
+        let ncib = s.c_in.div_ceil(cib);
+        let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out / 4, ncib);
+        let part = rec.gpu.storage(((n_w + s.c_out) * chunks * 4) as u64);
+        let mut consts = g.overrides(act);
+        consts.extend([
+            ("CI", s.c_in as f64),
+            ("CO", s.c_out as f64),
+            ("CIB", cib as f64),
+        ]);
+        rec.dispatch_with(
+            "conv2d",
+            "conv_wgrad_cpu",
+            &consts,
+            &g.params(chunks, n_w + s.c_out),
+            &[dy.into(), y.into(), x.into(), (&part).into()],
+            [chunks.div_ceil(WG) as u32, 1, ncib as u32],
+        )?;
+        return reduce_partials(rec, &part, chunks, n_w, s.c_out, dw, db);
+    }
     let [cb, ncb, cib, ncib] = wgrad_blocks(s.c_out, s.c_in, taps, 128);
     let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out, ncb * ncib);
-    let n_w = s.c_out * s.c_in * taps;
     let part = rec.gpu.storage(((n_w + s.c_out) * chunks * 4) as u64);
     let mut consts = g.overrides(act);
     consts.push(("CB", cb as f64));
