@@ -329,18 +329,25 @@ fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
 // CIB input channels as vec4 rows, and every (co, ci, tap) accumulates a dot product. Every loop
 // runs over a whole private array (real bounds are conditions) so Mesa unrolls it and the
 // arrays live in registers. Same partial layout as conv_wgrad (summed by wgrad_reduce).
-// Grid: x = chunks, z = input channel block.
+// With TRANSPOSED it is ConvTranspose2d's weight gradient (the same sum with the roles swapped:
+// the quads side is the transposed conv's input x, the footprint side its output gradient
+// g = dy * act'(y), and db sums g: each footprint value is counted by the one quad that owns it,
+// rows ky in [P, P+S) and columns t in [P, P+4S) of the footprint; the host checks that these
+// cover g exactly once). Grid: x = chunks, z = input channel block.
 
 const WCO: u32 = 8u;
 const WCI: u32 = 4u;
 const WTAP: u32 = 9u;
 const WKH: u32 = 3u;
 const WNV: u32 = 4u;
+override TRANSPOSED: bool = false;
 
+// quads side (conv: dy, y; transposed: x, x) and footprint side (conv: x, x; transposed: dy, y)
 @group(0) @binding(1) var<storage, read> vdy: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vy: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> vx: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> vpart: array<f32>;
+@group(0) @binding(5) var<storage, read> vxa: array<vec4<f32>>;
 
 fn act_grad4(y: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(act_grad(y.x), act_grad(y.y), act_grad(y.z), act_grad(y.w));
@@ -358,6 +365,7 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     let nv = (off + 3u * S + KW + 3u) / 4u;
     var acc: array<array<array<f32, WTAP>, WCI>, WCO>;
     var db: array<vec4<f32>, WCO>;
+    var dbt: array<f32, WCI>;
     for (var q = chunk; q < p.batch * plane; q += p.chunks) {
         let n = q / plane;
         let r = q % plane;
@@ -367,8 +375,12 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
         for (var co = 0u; co < WCO; co++) {
             if (co < CO) {
                 let i = (n * CO + co) * plane + r;
-                g[co] = vdy[i] * act_grad4(vy[i]);
-                db[co] += g[co];
+                if (TRANSPOSED) {
+                    g[co] = vdy[i];
+                } else {
+                    g[co] = vdy[i] * act_grad4(vy[i]);
+                    db[co] += g[co];
+                }
             }
         }
         // 4*qx*S - P - off is a multiple of 4
@@ -386,8 +398,29 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
                             if (e < nv) {
                                 let v = v0 + i32(e);
                                 let ok = row_ok && v >= 0 && v < wiq;
-                                xin[c][ky][e] = select(vec4<f32>(0.0), vx[rbase + u32(clamp(v, 0, wiq - 1))], ok);
+                                let j = rbase + u32(clamp(v, 0, wiq - 1));
+                                var xv = vx[j];
+                                if (TRANSPOSED) { xv *= act_grad4(vxa[j]); }
+                                xin[c][ky][e] = select(vec4<f32>(0.0), xv, ok);
                             }
+                        }
+                    }
+                }
+            }
+        }
+        if (TRANSPOSED) {
+            // the footprint values this quad owns: rows ky in [P, P+S), flat columns
+            // off + [P, P + 4S)
+            for (var c = 0u; c < WCI; c++) {
+                for (var ky = 0u; ky < WKH; ky++) {
+                    if (c < CIB && ky >= P && ky < P + S) {
+                        for (var e = 0u; e < WNV; e++) {
+                            var m: array<f32, 4>;
+                            for (var i = 0u; i < 4u; i++) {
+                                let f = 4u * e + i;
+                                m[i] = select(0.0, 1.0, f >= off + P && f < off + P + 4u * S);
+                            }
+                            dbt[c] += dot(xin[c][ky][e], vec4<f32>(m[0], m[1], m[2], m[3]));
                         }
                     }
                 }
@@ -416,7 +449,16 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
         }
     }
     let kk = KH * KW;
-    let base = chunk * (CO * CI * kk + CO);
+    let nb = select(CO, CI, TRANSPOSED);
+    let base = chunk * (CO * CI * kk + nb);
+    if (TRANSPOSED) {
+        for (var c = 0u; c < WCI; c++) {
+            let ci = ci0 + c;
+            if (c < CIB && ci < CI) {
+                vpart[base + CO * CI * kk + ci] = dbt[c];
+            }
+        }
+    }
     for (var co = 0u; co < WCO; co++) {
         if (co < CO) {
             for (var c = 0u; c < WCI; c++) {
@@ -429,7 +471,7 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
                     }
                 }
             }
-            if (ci0 == 0u) {
+            if (ci0 == 0u && !TRANSPOSED) {
                 let d = db[co];
                 vpart[base + CO * CI * kk + co] = d.x + d.y + d.z + d.w;
             }

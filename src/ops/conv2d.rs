@@ -261,18 +261,68 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
 }
 
 /// The input channels per invocation (CIB) with which conv2d.wgsl conv_wgrad_cpu takes
-/// geometry `g`, or None: software adapters only, rows of quads in and out, at most 8 output
-/// channels, 3x3 taps, a footprint of at most 4 vec4s per row (WCO, WCI, WTAP, WKH, WNV).
-fn cpu_wgrad_fits(gpu: &Gpu, g: &Geom) -> Option<usize> {
+/// geometry `g` (the conv view: "in" is the footprint side, "out" the quads side), or None:
+/// software adapters only, rows of quads in and out, at most 8 output channels, 3x3 taps, a
+/// footprint of at most 4 vec4s per row (WCO, WCI, WTAP, WKH, WNV). `transposed` (db summed
+/// over the footprint side) also needs the owned footprint values (rows ky in [P, P+S), S*4
+/// columns from P) to cover the footprint side exactly once.
+fn cpu_wgrad_fits(gpu: &Gpu, g: &Geom, transposed: bool) -> Option<usize> {
     let off = (4 - g.pad % 4) % 4;
+    let (s, p) = (g.stride, g.pad);
     let fits = gpu.is_cpu()
         && g.w_out % 4 == 0
         && g.w_in % 4 == 0
         && g.c_out <= MAXCB
         && g.kh <= 3
         && g.kh * g.kw <= 9
-        && (off + 3 * g.stride + g.kw + 3) / 4 <= 4;
+        && (off + 3 * s + g.kw + 3) / 4 <= 4
+        && (!transposed
+            || (p + s <= g.kh && p + s <= g.kw && g.h_in <= s * g.h_out && g.w_in <= s * g.w_out));
     fits.then(|| g.c_in.div_ceil(g.c_in.div_ceil(4)))
+}
+
+/// Weight gradient by conv2d.wgsl conv_wgrad_cpu when it takes geometry `g` (conv view, see
+/// cpu_wgrad_fits); Ok(false) when it does not. Conv2d: quads side a = dy (act' from aa = y),
+/// footprint side b = x. ConvTranspose2d (`transposed`): a = x, footprint b = dy (act' from
+/// ba = y), db over the footprint side. dw is [g.c_out, g.c_in, kh, kw] either way.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wgrad_cpu(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    transposed: bool,
+    a: &Tensor,
+    aa: &Tensor,
+    b: &Tensor,
+    ba: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<bool> {
+    let Some(cib) = cpu_wgrad_fits(rec.gpu, g, transposed) else {
+        return Ok(false);
+    };
+    let n_w = g.c_out * g.c_in * g.kh * g.kw;
+    let n_b = if transposed { g.c_in } else { g.c_out };
+    let ncib = g.c_in.div_ceil(cib);
+    let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
+    let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
+    let mut consts = g.overrides(act);
+    consts.extend([
+        ("CI", g.c_in as f64),
+        ("CO", g.c_out as f64),
+        ("CIB", cib as f64),
+        ("TRANSPOSED", transposed as u32 as f64),
+    ]);
+    rec.dispatch_with(
+        "conv2d",
+        "conv_wgrad_cpu",
+        &consts,
+        &g.params(chunks, n_w + n_b),
+        &[a.into(), aa.into(), b.into(), (&part).into(), ba.into()],
+        [chunks.div_ceil(WG) as u32, 1, ncib as u32],
+    )?;
+    reduce_partials(rec, &part, chunks, n_w, n_b, dw, db)?;
+    Ok(true)
 }
 
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
@@ -466,25 +516,8 @@ pub fn backward_weight(
     check_len("conv2d backward_weight db", db, s.c_out, &[s.c_out])?;
     let taps = s.kh * s.kw;
     let n_w = s.c_out * s.c_in * taps;
-    if let Some(cib) = cpu_wgrad_fits(rec.gpu, &g) {
-        let ncib = s.c_in.div_ceil(cib);
-        let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out / 4, ncib);
-        let part = rec.gpu.storage(((n_w + s.c_out) * chunks * 4) as u64);
-        let mut consts = g.overrides(act);
-        consts.extend([
-            ("CI", s.c_in as f64),
-            ("CO", s.c_out as f64),
-            ("CIB", cib as f64),
-        ]);
-        rec.dispatch_with(
-            "conv2d",
-            "conv_wgrad_cpu",
-            &consts,
-            &g.params(chunks, n_w + s.c_out),
-            &[dy.into(), y.into(), x.into(), (&part).into()],
-            [chunks.div_ceil(WG) as u32, 1, ncib as u32],
-        )?;
-        return reduce_partials(rec, &part, chunks, n_w, s.c_out, dw, db);
+    if wgrad_cpu(rec, &g, act, false, dy, y, x, x, dw, db)? {
+        return Ok(());
     }
     let [cb, ncb, cib, ncib] = wgrad_blocks(s.c_out, s.c_in, taps, 128);
     let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out, ncb * ncib);

@@ -296,6 +296,10 @@ pub fn backward_weight(
         s.c_out,
         &[s.c_out],
     )?;
+    // the same sum as a conv weight gradient with the roles swapped (x the conv's output side)
+    if super::conv2d::wgrad_cpu(rec, &g.swapped(), act, true, x, x, dy, y, dw, db)? {
+        return Ok(());
+    }
     let taps = s.kh * s.kw;
     let s2 = s.stride * s.stride;
     // the S x S block of g values also lives in registers: CB*S*S <= MAXACC
