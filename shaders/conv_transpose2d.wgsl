@@ -332,3 +332,79 @@ fn convt_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(wor
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// convt_s2k3_cpu: convt_forward for software adapters at 3x3, stride 2, padding 1, w_out ==
+// 2 * w_in, w_in % 4 == 0 and few output channels (S * c_out < 8, where convt_forward_cpu has too
+// little work per load): the AE's last decoder layer and the first encoder layer's
+// backward_input. Written out by hand, with no private arrays, so nothing depends on Mesa
+// unrolling loops. Output row 2*qy takes tap ky = 1 from input row qy; row 2*qy + 1 takes ky = 2
+// from row qy and ky = 0 from row qy + 1; the same for columns. Each invocation owns 2 output
+// rows by 8 columns of one output channel: input columns 4*qg .. 4*qg + 4 (one vec4 plus the
+// first value of the next) give the even columns (kx = 1) and the odd ones (kx = 2 on the same
+// values, kx = 0 on the values shifted by one). Grid: x = (row pair, column octet) pairs of one
+// output plane, y = output channel, z = batch.
+
+@group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> sxa4: array<vec4<f32>>;
+
+fn s_in4(i: u32) -> vec4<f32> {
+    if (GRAD_IN) {
+        let a = sxa4[i];
+        return sx4[i] * vec4<f32>(act_grad(a.x), act_grad(a.y), act_grad(a.z), act_grad(a.w));
+    }
+    return sx4[i];
+}
+
+@compute @workgroup_size(64)
+fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wiq = p.w_in / 4u;
+    let qh = (p.h_out + 1u) / 2u;
+    if (gid.x >= qh * wiq) { return; }
+    let co = wid.y;
+    let n = wid.z;
+    let qy = gid.x / wiq;
+    let qg = gid.x % wiq;
+    let has_next_col = qg + 1u < wiq;
+    let has_next_row = qy + 1u < p.h_in;
+    // even / odd output columns of rows 2*qy (r0) and 2*qy + 1 (r1)
+    var e0 = vec4<f32>(0.0);
+    var o0 = vec4<f32>(0.0);
+    var e1 = vec4<f32>(0.0);
+    var o1 = vec4<f32>(0.0);
+    for (var ci = 0u; ci < CI; ci++) {
+        let plane = (n * CI + ci) * p.h_in;
+        let i0 = (plane + qy) * wiq + qg;
+        let i1 = (plane + min(qy + 1u, p.h_in - 1u)) * wiq + qg;
+        let a0 = s_in4(i0);
+        let b0 = select(0.0, s_in4(min(i0 + 1u, i0 + wiq - 1u - qg)).x, has_next_col);
+        let a1 = select(vec4<f32>(0.0), s_in4(i1), has_next_row);
+        let b1 = select(0.0, s_in4(min(i1 + 1u, i1 + wiq - 1u - qg)).x, has_next_col && has_next_row);
+        // the same values shifted by one column (kx = 0 of the odd columns)
+        let s0 = vec4<f32>(a0.y, a0.z, a0.w, b0);
+        let s1 = vec4<f32>(a1.y, a1.z, a1.w, b1);
+        let wb = (ci * CO + co) * 9u;
+        // row 2*qy: ky = 1 on input row qy
+        e0 += a0 * tw_at(wb + 4u);
+        o0 += a0 * tw_at(wb + 5u) + s0 * tw_at(wb + 3u);
+        // row 2*qy + 1: ky = 2 on row qy, ky = 0 on row qy + 1
+        e1 += a0 * tw_at(wb + 7u) + a1 * tw_at(wb + 1u);
+        o1 += a0 * tw_at(wb + 8u) + s0 * tw_at(wb + 6u) + a1 * tw_at(wb + 2u) + s1 * tw_at(wb + 0u);
+    }
+    if (!GRAD_IN) {
+        let b = tw_at(CI * CO * 9u + co);
+        e0 = vec4<f32>(act_fwd(e0.x + b), act_fwd(e0.y + b), act_fwd(e0.z + b), act_fwd(e0.w + b));
+        o0 = vec4<f32>(act_fwd(o0.x + b), act_fwd(o0.y + b), act_fwd(o0.z + b), act_fwd(o0.w + b));
+        e1 = vec4<f32>(act_fwd(e1.x + b), act_fwd(e1.y + b), act_fwd(e1.z + b), act_fwd(e1.w + b));
+        o1 = vec4<f32>(act_fwd(o1.x + b), act_fwd(o1.y + b), act_fwd(o1.z + b), act_fwd(o1.w + b));
+    }
+    // output quads: columns 8*qg + 0..3 = (e.x, o.x, e.y, o.y), + 4..7 = (e.z, o.z, e.w, o.w)
+    let wq = p.w_out / 4u;
+    let r0 = ((n * CO + co) * p.h_out + 2u * qy) * wq + 2u * qg;
+    ty[r0] = vec4<f32>(e0.x, o0.x, e0.y, o0.y);
+    ty[r0 + 1u] = vec4<f32>(e0.z, o0.z, e0.w, o0.w);
+    if (2u * qy + 1u < p.h_out) {
+        ty[r0 + wq] = vec4<f32>(e1.x, o1.x, e1.y, o1.y);
+        ty[r0 + wq + 1u] = vec4<f32>(e1.z, o1.z, e1.w, o1.w);
+    }
+}

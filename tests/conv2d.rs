@@ -67,7 +67,8 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         conv(1, 4, 9, 16, 5, 5, 5, 2, 2),
         conv(1, 16, 3, 4, 2, 1, 1, 1, 0),
         // widths in and out multiples of 4, 3x3, stride 2: backward_weight takes the CPU
-        // kernel (conv_wgrad_cpu) on lavapipe
+        // kernel (conv_wgrad_cpu) and backward_input the hand-written transposed one
+        // (convt_s2k3_cpu) on lavapipe
         conv(3, 3, 6, 8, 5, 3, 3, 2, 1),
     ];
     shapes
