@@ -149,7 +149,7 @@ pub(crate) fn gather_convt(
     // 3x3 stride 2 pad 1 with output_padding 1 and few output channels: the hand-written kernel
     if rec.gpu.is_cpu()
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.w_in % 4 == 0
+        && g.w_in % 8 == 0
         && g.w_out == 2 * g.w_in
         && g.h_out == 2 * g.h_in
         && 2 * g.c_out < 8
@@ -162,7 +162,7 @@ pub(crate) fn gather_convt(
             ("CI", g.c_in as f64),
             ("CO", g.c_out as f64),
         ];
-        let items = g.h_in * g.w_in / 4;
+        let items = g.h_in.div_ceil(2) * g.w_in / 8;
         return rec.dispatch_with(
             "conv_transpose2d",
             "convt_s2k3_cpu",
