@@ -479,3 +479,207 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// conv_wgrad_s2k3_cpu: conv_wgrad_cpu (same op, same TRANSPOSED variant, same partial layout)
+// written out by hand for 3x3, stride 2, padding 1 with the footprint side exactly twice the
+// quads side, no private arrays and no loops but the walk over items, so nothing depends on
+// Mesa unrolling. An item is one quad of output columns ox = 4*qx + j of row oy; footprint row
+// 2*oy - 1 + ky gives, per tap kx, the 4 values at columns 8*qx - 1 + 2j + kx, from the vec4s
+// U (columns 8*qx ..), V (+4 ..) and the last value of the vec4 before U. Each invocation sums
+// the taps of all CO quad channels for CIB <= 2 footprint channels (slots k = c * CO + co,
+// CO * CIB <= 8). Grid: x = chunks, z = footprint channel block.
+
+override CIB2: u32 = 1u;
+
+struct Row3 {
+    k0: vec4<f32>,
+    k1: vec4<f32>,
+    k2: vec4<f32>,
+}
+
+struct Foot {
+    r0: Row3,
+    r1: Row3,
+    r2: Row3,
+}
+
+struct Taps9 {
+    t0: vec4<f32>,
+    t1: vec4<f32>,
+    t2: vec4<f32>,
+    t3: vec4<f32>,
+    t4: vec4<f32>,
+    t5: vec4<f32>,
+    t6: vec4<f32>,
+    t7: vec4<f32>,
+    t8: vec4<f32>,
+}
+
+fn taps9_add(a: Taps9, g: vec4<f32>, f: Foot) -> Taps9 {
+    var r = a;
+    r.t0 += g * f.r0.k0;
+    r.t1 += g * f.r0.k1;
+    r.t2 += g * f.r0.k2;
+    r.t3 += g * f.r1.k0;
+    r.t4 += g * f.r1.k1;
+    r.t5 += g * f.r1.k2;
+    r.t6 += g * f.r2.k0;
+    r.t7 += g * f.r2.k1;
+    r.t8 += g * f.r2.k2;
+    return r;
+}
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// footprint value vec4 i (act' applied on the footprint side when TRANSPOSED)
+fn foot4(i: u32) -> vec4<f32> {
+    if (TRANSPOSED) { return vx[i] * act_grad4(vxa[i]); }
+    return vx[i];
+}
+
+// the three taps of one footprint row (rbase: the row's first vec4), zeros when !ok
+fn row3(rbase: u32, qx: u32, ok: bool) -> Row3 {
+    let z = vec4<f32>(0.0);
+    let u = select(z, foot4(rbase + 2u * qx), ok);
+    let v = select(z, foot4(rbase + 2u * qx + 1u), ok);
+    let pw = select(0.0, foot4(rbase + max(2u * qx, 1u) - 1u).w, ok && qx > 0u);
+    return Row3(vec4<f32>(pw, u.y, u.w, v.y), vec4<f32>(u.x, u.z, v.x, v.z), vec4<f32>(u.y, u.w, v.y, v.w));
+}
+
+fn foot(n: u32, ci: u32, oy: u32, qx: u32, wiq: u32) -> Foot {
+    let plane = (n * CI + ci) * p.h_in;
+    let r1 = 2u * oy;
+    return Foot(
+        row3((plane + max(r1, 1u) - 1u) * wiq, qx, oy > 0u),
+        row3((plane + r1) * wiq, qx, true),
+        row3((plane + r1 + 1u) * wiq, qx, true),
+    );
+}
+
+fn quad_g(i: u32) -> vec4<f32> {
+    if (TRANSPOSED) { return vdy[i]; }
+    return vdy[i] * act_grad4(vy[i]);
+}
+
+fn pick8(i: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, e: vec4<f32>, f: vec4<f32>, g: vec4<f32>, h: vec4<f32>) -> vec4<f32> {
+    let lo = select(select(a, b, i == 1u), select(c, d, i == 3u), i >= 2u);
+    let hi = select(select(e, f, i == 5u), select(g, h, i == 7u), i >= 6u);
+    return select(lo, hi, i >= 4u);
+}
+
+fn slot_add(s: Taps9, k: u32, g: array<vec4<f32>, 8>, fa: Foot, fb: Foot) -> Taps9 {
+    if (k >= CO * CIB2) { return s; }
+    let gk = pick8(k % CO, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+    if (k / CO == 0u) { return taps9_add(s, gk, fa); }
+    return taps9_add(s, gk, fb);
+}
+
+fn slot_store(s: Taps9, k: u32, ci0: u32, base: u32) {
+    let co = k % CO;
+    let ci = ci0 + k / CO;
+    if (k >= CO * CIB2 || ci >= CI) { return; }
+    let o = base + (co * CI + ci) * 9u;
+    vpart[o] = hsum(s.t0);
+    vpart[o + 1u] = hsum(s.t1);
+    vpart[o + 2u] = hsum(s.t2);
+    vpart[o + 3u] = hsum(s.t3);
+    vpart[o + 4u] = hsum(s.t4);
+    vpart[o + 5u] = hsum(s.t5);
+    vpart[o + 6u] = hsum(s.t6);
+    vpart[o + 7u] = hsum(s.t7);
+    vpart[o + 8u] = hsum(s.t8);
+}
+
+@compute @workgroup_size(64)
+fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let chunk = gid.x;
+    if (chunk >= p.chunks) { return; }
+    let ci0 = wid.z * CIB2;
+    let cia = ci0;
+    let cib = min(ci0 + 1u, CI - 1u);
+    let wq = p.w_out / 4u;
+    let wiq = p.w_in / 4u;
+    let plane = p.h_out * wq;
+    let z = vec4<f32>(0.0);
+    let z9 = Taps9(z, z, z, z, z, z, z, z, z);
+    var s0 = z9;
+    var s1 = z9;
+    var s2 = z9;
+    var s3 = z9;
+    var s4 = z9;
+    var s5 = z9;
+    var s6 = z9;
+    var s7 = z9;
+    var db = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
+    var dbt = vec2<f32>(0.0);
+    for (var q = chunk; q < p.batch * plane; q += p.chunks) {
+        let n = q / plane;
+        let r = q % plane;
+        let oy = r / wq;
+        let qx = r % wq;
+        var g = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
+        let gi = n * CO * plane + r;
+        if (CO > 0u) { g[0] = quad_g(gi); }
+        if (CO > 1u) { g[1] = quad_g(gi + plane); }
+        if (CO > 2u) { g[2] = quad_g(gi + 2u * plane); }
+        if (CO > 3u) { g[3] = quad_g(gi + 3u * plane); }
+        if (CO > 4u) { g[4] = quad_g(gi + 4u * plane); }
+        if (CO > 5u) { g[5] = quad_g(gi + 5u * plane); }
+        if (CO > 6u) { g[6] = quad_g(gi + 6u * plane); }
+        if (CO > 7u) { g[7] = quad_g(gi + 7u * plane); }
+        if (!TRANSPOSED) {
+            db[0] += g[0];
+            db[1] += g[1];
+            db[2] += g[2];
+            db[3] += g[3];
+            db[4] += g[4];
+            db[5] += g[5];
+            db[6] += g[6];
+            db[7] += g[7];
+        }
+        let fa = foot(n, cia, oy, qx, wiq);
+        var fb = fa;
+        if (CIB2 > 1u) { fb = foot(n, cib, oy, qx, wiq); }
+        if (TRANSPOSED) {
+            // owned footprint values: rows 2*oy, 2*oy + 1, columns 8*qx .. 8*qx + 7 (k1 holds
+            // the even columns, k2 the odd ones)
+            dbt.x += hsum(fa.r1.k1 + fa.r1.k2 + fa.r2.k1 + fa.r2.k2);
+            dbt.y += hsum(fb.r1.k1 + fb.r1.k2 + fb.r2.k1 + fb.r2.k2);
+        }
+        s0 = slot_add(s0, 0u, g, fa, fb);
+        s1 = slot_add(s1, 1u, g, fa, fb);
+        s2 = slot_add(s2, 2u, g, fa, fb);
+        s3 = slot_add(s3, 3u, g, fa, fb);
+        s4 = slot_add(s4, 4u, g, fa, fb);
+        s5 = slot_add(s5, 5u, g, fa, fb);
+        s6 = slot_add(s6, 6u, g, fa, fb);
+        s7 = slot_add(s7, 7u, g, fa, fb);
+    }
+    let nb = select(CO, CI, TRANSPOSED);
+    let base = chunk * (CO * CI * 9u + nb);
+    slot_store(s0, 0u, ci0, base);
+    slot_store(s1, 1u, ci0, base);
+    slot_store(s2, 2u, ci0, base);
+    slot_store(s3, 3u, ci0, base);
+    slot_store(s4, 4u, ci0, base);
+    slot_store(s5, 5u, ci0, base);
+    slot_store(s6, 6u, ci0, base);
+    slot_store(s7, 7u, ci0, base);
+    let nw = CO * CI * 9u;
+    if (TRANSPOSED) {
+        vpart[base + nw + cia] = dbt.x;
+        if (CIB2 > 1u && ci0 + 1u < CI) { vpart[base + nw + ci0 + 1u] = dbt.y; }
+    } else if (ci0 == 0u) {
+        if (CO > 0u) { vpart[base + nw] = hsum(db[0]); }
+        if (CO > 1u) { vpart[base + nw + 1u] = hsum(db[1]); }
+        if (CO > 2u) { vpart[base + nw + 2u] = hsum(db[2]); }
+        if (CO > 3u) { vpart[base + nw + 3u] = hsum(db[3]); }
+        if (CO > 4u) { vpart[base + nw + 4u] = hsum(db[4]); }
+        if (CO > 5u) { vpart[base + nw + 5u] = hsum(db[5]); }
+        if (CO > 6u) { vpart[base + nw + 6u] = hsum(db[6]); }
+        if (CO > 7u) { vpart[base + nw + 7u] = hsum(db[7]); }
+    }
+}

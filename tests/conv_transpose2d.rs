@@ -75,6 +75,9 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         // 3x3 s2 p1 op1, w_in % 8 == 0, 2 output channels, an odd height (half a row block):
         // forward takes the hand-written CPU kernel (convt_s2k3_cpu) on lavapipe
         convt(3, 5, 3, 16, 2, 3, 3, 2, 1, 1),
+        // 3x3 s2 p1 op1, 3 input channels (two per weight-gradient invocation), 5 output
+        // channels (a partial channel block): backward_weight takes conv_wgrad_s2k3_cpu
+        convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1),
     ];
     shapes
         .into_iter()
