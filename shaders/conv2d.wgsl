@@ -683,3 +683,125 @@ fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
         if (CO > 7u) { vpart[base + nw + 7u] = hsum(db[7]); }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// conv_forward_s2k3_cpu: conv_forward_cpu (same op, same GRAD_IN variant) written out by hand
+// for 3x3, stride 2, padding 1 with the input exactly twice the output, no private-array loops
+// (so nothing depends on Mesa unrolling). Each invocation owns 2 output rows by 2 quads of
+// columns for all (<= 8) output channels; per input channel it reads input rows 4*qy - 1 ..
+// 4*qy + 3 as 5 vec4 loads each (the last value of the vec4 before, then 4 vec4s), 25 loads
+// for 16 outputs per channel, where one quad at a time takes 9 loads for 4. Tap vectors as in
+// conv_wgrad_s2k3_cpu. Grid: x = (row pair, quad pair) pairs of one output plane, z = batch.
+
+struct Out8 {
+    c0: vec4<f32>,
+    c1: vec4<f32>,
+    c2: vec4<f32>,
+    c3: vec4<f32>,
+    c4: vec4<f32>,
+    c5: vec4<f32>,
+    c6: vec4<f32>,
+    c7: vec4<f32>,
+}
+
+// row of quads A (columns 16*g .. +3 of the input: U0, V0) and B (U1, V1)
+struct Row2q {
+    a: Row3,
+    b: Row3,
+}
+
+fn in_row2q(rbase: u32, g: u32, ok: bool) -> Row2q {
+    let z = vec4<f32>(0.0);
+    let i = rbase + 4u * g;
+    let u0 = select(z, u_in(i), ok);
+    let v0 = select(z, u_in(i + 1u), ok);
+    let u1 = select(z, u_in(i + 2u), ok);
+    let v1 = select(z, u_in(i + 3u), ok);
+    let pw = select(0.0, u_in(max(i, 1u) - 1u).w, ok && g > 0u);
+    return Row2q(
+        Row3(vec4<f32>(pw, u0.y, u0.w, v0.y), vec4<f32>(u0.x, u0.z, v0.x, v0.z), vec4<f32>(u0.y, u0.w, v0.y, v0.w)),
+        Row3(vec4<f32>(v0.w, u1.y, u1.w, v1.y), vec4<f32>(u1.x, u1.z, v1.x, v1.z), vec4<f32>(u1.y, u1.w, v1.y, v1.w)),
+    );
+}
+
+// sum over the 9 taps of footprint f with the weights at wb
+fn tap9(f: Foot, wb: u32) -> vec4<f32> {
+    return f.r0.k0 * uw_at(wb) + f.r0.k1 * uw_at(wb + 1u) + f.r0.k2 * uw_at(wb + 2u)
+        + f.r1.k0 * uw_at(wb + 3u) + f.r1.k1 * uw_at(wb + 4u) + f.r1.k2 * uw_at(wb + 5u)
+        + f.r2.k0 * uw_at(wb + 6u) + f.r2.k1 * uw_at(wb + 7u) + f.r2.k2 * uw_at(wb + 8u);
+}
+
+fn out8_add(o: Out8, f: Foot, ci: u32) -> Out8 {
+    var r = o;
+    let s = CI * 9u;
+    let wb = ci * 9u;
+    if (CO > 0u) { r.c0 += tap9(f, wb); }
+    if (CO > 1u) { r.c1 += tap9(f, wb + s); }
+    if (CO > 2u) { r.c2 += tap9(f, wb + 2u * s); }
+    if (CO > 3u) { r.c3 += tap9(f, wb + 3u * s); }
+    if (CO > 4u) { r.c4 += tap9(f, wb + 4u * s); }
+    if (CO > 5u) { r.c5 += tap9(f, wb + 5u * s); }
+    if (CO > 6u) { r.c6 += tap9(f, wb + 6u * s); }
+    if (CO > 7u) { r.c7 += tap9(f, wb + 7u * s); }
+    return r;
+}
+
+fn out_act(v: vec4<f32>, co: u32) -> vec4<f32> {
+    if (GRAD_IN) { return v; }
+    let b = uw_at(CO * CI * 9u + co);
+    return vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+}
+
+// stores the quads of all channels at quad index i of plane 0 (planes `plane` apart)
+fn out8_store(o: Out8, i: u32, plane: u32) {
+    if (CO > 0u) { uy[i] = out_act(o.c0, 0u); }
+    if (CO > 1u) { uy[i + plane] = out_act(o.c1, 1u); }
+    if (CO > 2u) { uy[i + 2u * plane] = out_act(o.c2, 2u); }
+    if (CO > 3u) { uy[i + 3u * plane] = out_act(o.c3, 3u); }
+    if (CO > 4u) { uy[i + 4u * plane] = out_act(o.c4, 4u); }
+    if (CO > 5u) { uy[i + 5u * plane] = out_act(o.c5, 5u); }
+    if (CO > 6u) { uy[i + 6u * plane] = out_act(o.c6, 6u); }
+    if (CO > 7u) { uy[i + 7u * plane] = out_act(o.c7, 7u); }
+}
+
+@compute @workgroup_size(64)
+fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wq = p.w_out / 4u;
+    let ng = wq / 2u;
+    let qh = (p.h_out + 1u) / 2u;
+    if (gid.x >= qh * ng) { return; }
+    let n = wid.z;
+    let qy = gid.x / ng;
+    let g = gid.x % ng;
+    let wiq = p.w_in / 4u;
+    let y0 = 4u * qy;
+    let z = vec4<f32>(0.0);
+    // quads: top-left, top-right, bottom-left, bottom-right
+    var tl = Out8(z, z, z, z, z, z, z, z);
+    var tr = tl;
+    var bl = tl;
+    var br = tl;
+    for (var ci = 0u; ci < CI; ci++) {
+        let plane = (n * CI + ci) * p.h_in;
+        let hl = p.h_in - 1u;
+        // input rows y0 - 1 .. y0 + 3
+        let r0 = in_row2q((plane + min(max(y0, 1u) - 1u, hl)) * wiq, g, y0 > 0u);
+        let r1 = in_row2q((plane + min(y0, hl)) * wiq, g, y0 < p.h_in);
+        let r2 = in_row2q((plane + min(y0 + 1u, hl)) * wiq, g, y0 + 1u < p.h_in);
+        let r3 = in_row2q((plane + min(y0 + 2u, hl)) * wiq, g, y0 + 2u < p.h_in);
+        let r4 = in_row2q((plane + min(y0 + 3u, hl)) * wiq, g, y0 + 3u < p.h_in);
+        tl = out8_add(tl, Foot(r0.a, r1.a, r2.a), ci);
+        tr = out8_add(tr, Foot(r0.b, r1.b, r2.b), ci);
+        bl = out8_add(bl, Foot(r2.a, r3.a, r4.a), ci);
+        br = out8_add(br, Foot(r2.b, r3.b, r4.b), ci);
+    }
+    let plane = p.h_out * wq;
+    let oy = 2u * qy;
+    let i = n * CO * plane + oy * wq + 2u * g;
+    out8_store(tl, i, plane);
+    out8_store(tr, i + 1u, plane);
+    if (oy + 1u < p.h_out) {
+        out8_store(bl, i + wq, plane);
+        out8_store(br, i + wq + 1u, plane);
+    }
+}

@@ -70,6 +70,8 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         // kernel (conv_wgrad_cpu) and backward_input the hand-written transposed one
         // (convt_s2k3_cpu) on lavapipe
         conv(3, 3, 6, 8, 5, 3, 3, 2, 1),
+        // input twice the output, output width a multiple of 8: forward takes the hand-written
+        // kernel (conv_forward_s2k3_cpu), both backward passes theirs (odd output height)
         conv(1, 3, 6, 16, 2, 3, 3, 2, 1),
     ];
     shapes

@@ -390,6 +390,29 @@ pub(crate) fn gather_conv(
 ) -> Result<()> {
     let mut consts = g.overrides(act);
     consts.push(("GRAD_IN", grad_in as u32 as f64));
+    let wn = w.len() + if grad_in { 0 } else { b.len() };
+    // 3x3 stride 2 pad 1, input twice the output, output rows of quad pairs: the hand-written
+    // kernel
+    if rec.gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.h_in == 2 * g.h_out
+        && g.w_in == 2 * g.w_out
+        && g.w_out % 8 == 0
+        && g.c_out <= 8
+        && wn <= UBO_FLOATS
+    {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+        let items = g.h_out.div_ceil(2) * g.w_out / 8;
+        return rec.dispatch_with(
+            "conv2d",
+            "conv_forward_s2k3_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        );
+    }
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
