@@ -454,3 +454,73 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     s2_store(bl, r + 2u * wq, 2u * y0 + 2u, wq, bias);
     s2_store(br, r + 2u * wq + 2u, 2u * y0 + 2u, wq, bias);
 }
+
+// ---------------------------------------------------------------------------------------------
+// convt_s2k3_all_cpu: convt_s2k3_cpu for 4..8 output channels, all of them per invocation (so
+// each input value is loaded once per invocation rather than once per channel): output rows
+// 2*qy, 2*qy + 1 by columns 8*qg .. 8*qg + 7 from input rows qy, qy + 1 and columns 4*qg ..
+// 4*qg + 4 (two vec4 loads per row). Needs w_in % 4 == 0. Grid: x = (input row, input quad)
+// pairs of one input plane, z = batch.
+
+struct S2x8 {
+    b0: S2Block,
+    b1: S2Block,
+    b2: S2Block,
+    b3: S2Block,
+    b4: S2Block,
+    b5: S2Block,
+    b6: S2Block,
+    b7: S2Block,
+}
+
+fn s2x8_add(o: S2x8, a0: vec4<f32>, s0: vec4<f32>, a1: vec4<f32>, s1: vec4<f32>, ci: u32) -> S2x8 {
+    var r = o;
+    let wb = ci * CO * 9u;
+    if (CO > 0u) { r.b0 = s2_taps(r.b0, a0, s0, a1, s1, wb); }
+    if (CO > 1u) { r.b1 = s2_taps(r.b1, a0, s0, a1, s1, wb + 9u); }
+    if (CO > 2u) { r.b2 = s2_taps(r.b2, a0, s0, a1, s1, wb + 18u); }
+    if (CO > 3u) { r.b3 = s2_taps(r.b3, a0, s0, a1, s1, wb + 27u); }
+    if (CO > 4u) { r.b4 = s2_taps(r.b4, a0, s0, a1, s1, wb + 36u); }
+    if (CO > 5u) { r.b5 = s2_taps(r.b5, a0, s0, a1, s1, wb + 45u); }
+    if (CO > 6u) { r.b6 = s2_taps(r.b6, a0, s0, a1, s1, wb + 54u); }
+    if (CO > 7u) { r.b7 = s2_taps(r.b7, a0, s0, a1, s1, wb + 63u); }
+    return r;
+}
+
+@compute @workgroup_size(64)
+fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wiq = p.w_in / 4u;
+    if (gid.x >= p.h_in * wiq) { return; }
+    let n = wid.z;
+    let qy = gid.x / wiq;
+    let qg = gid.x % wiq;
+    let has_next_col = qg + 1u < wiq;
+    let has_next_row = qy + 1u < p.h_in;
+    let z = vec4<f32>(0.0);
+    let zb = S2Block(z, z, z, z);
+    var acc = S2x8(zb, zb, zb, zb, zb, zb, zb, zb);
+    for (var ci = 0u; ci < CI; ci++) {
+        let plane = (n * CI + ci) * p.h_in;
+        let i0 = (plane + qy) * wiq + qg;
+        let i1 = (plane + min(qy + 1u, p.h_in - 1u)) * wiq + qg;
+        let a0 = s_in4(i0);
+        let b0 = select(0.0, s_in4(select(i0, i0 + 1u, has_next_col)).x, has_next_col);
+        let a1 = select(z, s_in4(i1), has_next_row);
+        let b1 = select(0.0, s_in4(select(i1, i1 + 1u, has_next_col)).x, has_next_col && has_next_row);
+        let s0 = vec4<f32>(a0.y, a0.z, a0.w, b0);
+        let s1 = vec4<f32>(a1.y, a1.z, a1.w, b1);
+        acc = s2x8_add(acc, a0, s0, a1, s1, ci);
+    }
+    let wq = p.w_out / 4u;
+    let plane = p.h_out * wq;
+    let r = (n * CO * p.h_out + 2u * qy) * wq + 2u * qg;
+    let nb = CI * CO * 9u;
+    if (CO > 0u) { s2_store(acc.b0, r, 2u * qy, wq, tw_at(nb)); }
+    if (CO > 1u) { s2_store(acc.b1, r + plane, 2u * qy, wq, tw_at(nb + 1u)); }
+    if (CO > 2u) { s2_store(acc.b2, r + 2u * plane, 2u * qy, wq, tw_at(nb + 2u)); }
+    if (CO > 3u) { s2_store(acc.b3, r + 3u * plane, 2u * qy, wq, tw_at(nb + 3u)); }
+    if (CO > 4u) { s2_store(acc.b4, r + 4u * plane, 2u * qy, wq, tw_at(nb + 4u)); }
+    if (CO > 5u) { s2_store(acc.b5, r + 5u * plane, 2u * qy, wq, tw_at(nb + 5u)); }
+    if (CO > 6u) { s2_store(acc.b6, r + 6u * plane, 2u * qy, wq, tw_at(nb + 6u)); }
+    if (CO > 7u) { s2_store(acc.b7, r + 7u * plane, 2u * qy, wq, tw_at(nb + 7u)); }
+}

@@ -73,6 +73,8 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         // input twice the output, output width a multiple of 8: forward takes the hand-written
         // kernel (conv_forward_s2k3_cpu), both backward passes theirs (odd output height)
         conv(1, 3, 6, 16, 2, 3, 3, 2, 1),
+        // 5 input channels: backward_input takes convt_s2k3_all_cpu on lavapipe
+        conv(3, 5, 6, 8, 3, 3, 3, 2, 1),
     ];
     shapes
         .into_iter()
