@@ -480,7 +480,9 @@ pub(crate) fn reduce_partials(
 /// How many chunks (invocations per weight block) a weight gradient over `items` pixels uses:
 /// enough lanes to fill the device, few enough that the partials stay small.
 pub(crate) fn wgrad_chunks(gpu: &Gpu, items: usize, blocks: usize) -> usize {
-    let lanes: usize = if gpu.is_cpu() { 512 } else { 32768 };
+    // software adapters: many short workgroups (128 of 64 lanes), so llvmpipe's threads stay
+    // balanced (with 8 long ones, a descheduled thread left the other core idle: 1.5-2x slower)
+    let lanes: usize = if gpu.is_cpu() { 8192 } else { 32768 };
     let per_block = lanes.div_ceil(blocks).next_multiple_of(WG);
     // at least 16 items per invocation, so the partial sums stay a small fraction of the traffic
     per_block.min(items.div_ceil(16)).max(1)
