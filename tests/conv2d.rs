@@ -66,6 +66,15 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         conv(2, 8, 6, 8, 3, 3, 3, 1, 1),
         conv(1, 4, 9, 16, 5, 5, 5, 2, 2),
         conv(1, 16, 3, 4, 2, 1, 1, 1, 0),
+        // widths in and out multiples of 4, 3x3, stride 2: backward_weight takes the CPU
+        // kernel (conv_wgrad_cpu) and backward_input the hand-written transposed one
+        // (convt_s2k3_cpu) on lavapipe
+        conv(3, 3, 6, 8, 5, 3, 3, 2, 1),
+        // input twice the output, output width a multiple of 8: forward takes the hand-written
+        // kernel (conv_forward_s2k3_cpu), both backward passes theirs (odd output height)
+        conv(1, 3, 6, 16, 2, 3, 3, 2, 1),
+        // 5 input channels: backward_input takes convt_s2k3_all_cpu on lavapipe
+        conv(3, 5, 6, 8, 3, 3, 3, 2, 1),
     ];
     shapes
         .into_iter()

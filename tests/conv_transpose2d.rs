@@ -69,6 +69,16 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         convt(3, 3, 5, 4, 8, 3, 3, 1, 1, 0),
         convt(1, 2, 3, 2, 4, 5, 5, 2, 2, 1),
         convt(1, 3, 2, 2, 2, 5, 5, 4, 1, 1),
+        // widths in and out multiples of 4, 3x3, P + S <= 3, c_in <= 8: backward_weight takes
+        // the CPU kernel on lavapipe; stride 2, two channel blocks; 6 output channels and an
+        // odd height: forward takes convt_s2k3_all_cpu
+        convt(3, 5, 3, 4, 6, 3, 3, 2, 1, 1),
+        // 3x3 s2 p1 op1, w_in % 8 == 0, 2 output channels, an odd height (half a row block):
+        // forward takes the hand-written CPU kernel (convt_s2k3_cpu) on lavapipe
+        convt(3, 5, 3, 16, 2, 3, 3, 2, 1, 1),
+        // 3x3 s2 p1 op1, 3 input channels (two per weight-gradient invocation), 5 output
+        // channels (a partial channel block): backward_weight takes conv_wgrad_s2k3_cpu
+        convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1),
     ];
     shapes
         .into_iter()

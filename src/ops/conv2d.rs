@@ -260,6 +260,104 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
         && 4 * g.c_out * g.c_in * g.kh * g.kw <= CPU_MAX_UNROLL
 }
 
+/// The input channels per invocation (CIB) with which conv2d.wgsl conv_wgrad_cpu takes
+/// geometry `g` (the conv view: "in" is the footprint side, "out" the quads side), or None:
+/// software adapters only, rows of quads in and out, at most 8 output channels, 3x3 taps, a
+/// footprint of at most 4 vec4s per row (WCO, WCI, WTAP, WKH, WNV). `transposed` (db summed
+/// over the footprint side) also needs the owned footprint values (rows ky in [P, P+S), S*4
+/// columns from P) to cover the footprint side exactly once.
+fn cpu_wgrad_fits(gpu: &Gpu, g: &Geom, transposed: bool) -> Option<usize> {
+    let off = (4 - g.pad % 4) % 4;
+    let (s, p) = (g.stride, g.pad);
+    let fits = gpu.is_cpu()
+        && g.w_out % 4 == 0
+        && g.w_in % 4 == 0
+        && g.c_out <= MAXCB
+        && g.kh <= 3
+        && g.kh * g.kw <= 9
+        && (off + 3 * s + g.kw + 3) / 4 <= 4
+        && (!transposed
+            || (p + s <= g.kh && p + s <= g.kw && g.h_in <= s * g.h_out && g.w_in <= s * g.w_out));
+    fits.then(|| g.c_in.div_ceil(g.c_in.div_ceil(4)))
+}
+
+/// Weight gradient by conv2d.wgsl conv_wgrad_cpu when it takes geometry `g` (conv view, see
+/// cpu_wgrad_fits); Ok(false) when it does not. Conv2d: quads side a = dy (act' from aa = y),
+/// footprint side b = x. ConvTranspose2d (`transposed`): a = x, footprint b = dy (act' from
+/// ba = y), db over the footprint side. dw is [g.c_out, g.c_in, kh, kw] either way.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wgrad_cpu(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    transposed: bool,
+    a: &Tensor,
+    aa: &Tensor,
+    b: &Tensor,
+    ba: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<bool> {
+    // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side: the
+    // hand-written kernel (CO * CIB <= 8 slots)
+    if rec.gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.h_in == 2 * g.h_out
+        && g.w_in == 2 * g.w_out
+        && g.w_out % 4 == 0
+        && g.c_out <= 8
+    {
+        let cib = if g.c_out <= 4 { 2.min(g.c_in) } else { 1 };
+        let n_w = g.c_out * g.c_in * 9;
+        let n_b = if transposed { g.c_in } else { g.c_out };
+        let ncib = g.c_in.div_ceil(cib);
+        let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
+        let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
+        let consts = [
+            ("ACT", act.code() as f64),
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+            ("CIB2", cib as f64),
+            ("TRANSPOSED", transposed as u32 as f64),
+        ];
+        rec.dispatch_with(
+            "conv2d",
+            "conv_wgrad_s2k3_cpu",
+            &consts,
+            &g.params(chunks, n_w + n_b),
+            &[a.into(), aa.into(), b.into(), (&part).into(), ba.into()],
+            [chunks.div_ceil(WG) as u32, 1, ncib as u32],
+        )?;
+        reduce_partials(rec, &part, chunks, n_w, n_b, dw, db)?;
+        return Ok(true);
+    }
+    let Some(cib) = cpu_wgrad_fits(rec.gpu, g, transposed) else {
+        return Ok(false);
+    };
+    let n_w = g.c_out * g.c_in * g.kh * g.kw;
+    let n_b = if transposed { g.c_in } else { g.c_out };
+    let ncib = g.c_in.div_ceil(cib);
+    let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
+    let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
+    let mut consts = g.overrides(act);
+    consts.extend([
+        ("CI", g.c_in as f64),
+        ("CO", g.c_out as f64),
+        ("CIB", cib as f64),
+        ("TRANSPOSED", transposed as u32 as f64),
+    ]);
+    rec.dispatch_with(
+        "conv2d",
+        "conv_wgrad_cpu",
+        &consts,
+        &g.params(chunks, n_w + n_b),
+        &[a.into(), aa.into(), b.into(), (&part).into(), ba.into()],
+        [chunks.div_ceil(WG) as u32, 1, ncib as u32],
+    )?;
+    reduce_partials(rec, &part, chunks, n_w, n_b, dw, db)?;
+    Ok(true)
+}
+
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
 /// weight updates between replays are seen).
 pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) -> wgpu::Buffer {
@@ -292,6 +390,29 @@ pub(crate) fn gather_conv(
 ) -> Result<()> {
     let mut consts = g.overrides(act);
     consts.push(("GRAD_IN", grad_in as u32 as f64));
+    let wn = w.len() + if grad_in { 0 } else { b.len() };
+    // 3x3 stride 2 pad 1, input twice the output, output rows of quad pairs: the hand-written
+    // kernel
+    if rec.gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.h_in == 2 * g.h_out
+        && g.w_in == 2 * g.w_out
+        && g.w_out % 8 == 0
+        && g.c_out <= 8
+        && wn <= UBO_FLOATS
+    {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+        let items = g.h_out.div_ceil(2) * g.w_out / 8;
+        return rec.dispatch_with(
+            "conv2d",
+            "conv_forward_s2k3_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        );
+    }
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
@@ -359,7 +480,9 @@ pub(crate) fn reduce_partials(
 /// How many chunks (invocations per weight block) a weight gradient over `items` pixels uses:
 /// enough lanes to fill the device, few enough that the partials stay small.
 pub(crate) fn wgrad_chunks(gpu: &Gpu, items: usize, blocks: usize) -> usize {
-    let lanes: usize = if gpu.is_cpu() { 512 } else { 32768 };
+    // software adapters: many short workgroups (128 of 64 lanes), so llvmpipe's threads stay
+    // balanced (with 8 long ones, a descheduled thread left the other core idle: 1.5-2x slower)
+    let lanes: usize = if gpu.is_cpu() { 8192 } else { 32768 };
     let per_block = lanes.div_ceil(blocks).next_multiple_of(WG);
     // at least 16 items per invocation, so the partial sums stay a small fraction of the traffic
     per_block.min(items.div_ceil(16)).max(1)
@@ -450,9 +573,12 @@ pub fn backward_weight(
     )?;
     check_len("conv2d backward_weight db", db, s.c_out, &[s.c_out])?;
     let taps = s.kh * s.kw;
+    let n_w = s.c_out * s.c_in * taps;
+    if wgrad_cpu(rec, &g, act, false, dy, y, x, x, dw, db)? {
+        return Ok(());
+    }
     let [cb, ncb, cib, ncib] = wgrad_blocks(s.c_out, s.c_in, taps, 128);
     let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out, ncb * ncib);
-    let n_w = s.c_out * s.c_in * taps;
     let part = rec.gpu.storage(((n_w + s.c_out) * chunks * 4) as u64);
     let mut consts = g.overrides(act);
     consts.push(("CB", cb as f64));

@@ -145,6 +145,59 @@ pub(crate) fn gather_convt(
     xa: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
+    let wn = w.len() + if grad_in { 0 } else { b.len() };
+    // 3x3 stride 2 pad 1 with output_padding 1 and few output channels: the hand-written kernel
+    if rec.gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.w_in % 8 == 0
+        && g.w_out == 2 * g.w_in
+        && g.h_out == 2 * g.h_in
+        && 2 * g.c_out < 8
+        && wn <= UBO_FLOATS
+    {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        let consts = [
+            ("ACT", act.code() as f64),
+            ("GRAD_IN", grad_in as u32 as f64),
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+        ];
+        let items = g.h_in.div_ceil(2) * g.w_in / 8;
+        return rec.dispatch_with(
+            "conv_transpose2d",
+            "convt_s2k3_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [items.div_ceil(WG) as u32, g.c_out as u32, g.batch as u32],
+        );
+    }
+    // the same with 4..8 output channels, all per invocation
+    if rec.gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.w_in % 4 == 0
+        && g.w_out == 2 * g.w_in
+        && g.h_out == 2 * g.h_in
+        && (4..=8).contains(&g.c_out)
+        && wn <= UBO_FLOATS
+    {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        let consts = [
+            ("ACT", act.code() as f64),
+            ("GRAD_IN", grad_in as u32 as f64),
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+        ];
+        let items = g.h_in * g.w_in / 4;
+        return rec.dispatch_with(
+            "conv_transpose2d",
+            "convt_s2k3_all_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        );
+    }
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         let consts = [
@@ -296,6 +349,10 @@ pub fn backward_weight(
         s.c_out,
         &[s.c_out],
     )?;
+    // the same sum as a conv weight gradient with the roles swapped (x the conv's output side)
+    if super::conv2d::wgrad_cpu(rec, &g.swapped(), act, true, x, x, dy, y, dw, db)? {
+        return Ok(());
+    }
     let taps = s.kh * s.kw;
     let s2 = s.stride * s.stride;
     // the S x S block of g values also lives in registers: CB*S*S <= MAXACC
