@@ -47,7 +47,7 @@ struct Params {
 // partials [n, bands * blocks, 3]: sum of squared errors, sum of SSIM, sum of Gaussian SSIM
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
-const K: u32 = 4u;          // output columns per invocation (the 4 `k` of the helpers below)
+const K: u32 = 8u;          // output columns per invocation (the 8 `k` of the helpers below)
 const WG: u32 = 64u;
 const C1: f32 = 0.0001;     // (0.01 * data_range)^2, data_range 1
 const C2: f32 = 0.0009;     // (0.03 * data_range)^2
@@ -84,8 +84,8 @@ struct Tile {
 // with literal slots and no helper loops over an index), so the ring lives in registers:
 // software adapters turn a dynamically indexed private array into slow per-lane memory.
 struct Ring {
-    g: array<array<vec4<f32>, 4>, 11>,
-    b: array<array<vec4<f32>, 4>, 11>,
+    g: array<array<vec4<f32>, 8>, 11>,
+    b: array<array<vec4<f32>, 8>, 11>,
 }
 
 // (e, e^2, d, d^2) of input pixel (r, c), clamped into the image (clamped values only reach
@@ -101,14 +101,14 @@ fn quant(t: Tile, r: i32, c: i32) -> vec4<f32> {
     return vec4<f32>(e, e * e, d, d * d);
 }
 
-// Horizontal Gaussian and box sums for output column k of the row held in q (14 positions,
+// Horizontal Gaussian and box sums for output column k of the row held in q (18 positions,
 // column c0 - 5 + j at j).
-fn h_gauss(q: ptr<function, array<vec4<f32>, 14>>, k: u32) -> vec4<f32> {
+fn h_gauss(q: ptr<function, array<vec4<f32>, 18>>, k: u32) -> vec4<f32> {
     return gw(0u) * ((*q)[k] + (*q)[k + 10u]) + gw(1u) * ((*q)[k + 1u] + (*q)[k + 9u])
         + gw(2u) * ((*q)[k + 2u] + (*q)[k + 8u]) + gw(3u) * ((*q)[k + 3u] + (*q)[k + 7u])
         + gw(4u) * ((*q)[k + 4u] + (*q)[k + 6u]) + gw(5u) * (*q)[k + 5u];
 }
-fn h_box(q: ptr<function, array<vec4<f32>, 14>>, k: u32) -> vec4<f32> {
+fn h_box(q: ptr<function, array<vec4<f32>, 18>>, k: u32) -> vec4<f32> {
     return (*q)[k + 2u] + (*q)[k + 3u] + (*q)[k + 4u] + (*q)[k + 5u] + (*q)[k + 6u]
         + (*q)[k + 7u] + (*q)[k + 8u];
 }
@@ -153,7 +153,7 @@ fn step(ring: ptr<function, Ring>, slot: u32, t: Tile, r: i32) -> vec3<f32> {
     if (r >= t.r_hi + 5) {
         return vec3<f32>(0.0);
     }
-    var q: array<vec4<f32>, 14>;
+    var q: array<vec4<f32>, 18>;
     let c = t.c0 - 5;
     q[0] = quant(t, r, c);
     q[1] = quant(t, r, c + 1);
@@ -169,25 +169,41 @@ fn step(ring: ptr<function, Ring>, slot: u32, t: Tile, r: i32) -> vec3<f32> {
     q[11] = quant(t, r, c + 11);
     q[12] = quant(t, r, c + 12);
     q[13] = quant(t, r, c + 13);
+    q[14] = quant(t, r, c + 14);
+    q[15] = quant(t, r, c + 15);
+    q[16] = quant(t, r, c + 16);
+    q[17] = quant(t, r, c + 17);
     (*ring).g[slot][0] = h_gauss(&q, 0u);
     (*ring).g[slot][1] = h_gauss(&q, 1u);
     (*ring).g[slot][2] = h_gauss(&q, 2u);
     (*ring).g[slot][3] = h_gauss(&q, 3u);
+    (*ring).g[slot][4] = h_gauss(&q, 4u);
+    (*ring).g[slot][5] = h_gauss(&q, 5u);
+    (*ring).g[slot][6] = h_gauss(&q, 6u);
+    (*ring).g[slot][7] = h_gauss(&q, 7u);
     (*ring).b[slot][0] = h_box(&q, 0u);
     (*ring).b[slot][1] = h_box(&q, 1u);
     (*ring).b[slot][2] = h_box(&q, 2u);
     (*ring).b[slot][3] = h_box(&q, 3u);
+    (*ring).b[slot][4] = h_box(&q, 4u);
+    (*ring).b[slot][5] = h_box(&q, 5u);
+    (*ring).b[slot][6] = h_box(&q, 6u);
+    (*ring).b[slot][7] = h_box(&q, 7u);
     var o = vec3<f32>(0.0);
     // squared errors of this input row's own pixels (the tiles partition the image)
     if (r >= t.r_lo && r < t.r_hi) {
         let w = i32(p.w);
         o.x = select(0.0, q[5].w, t.c0 < w) + select(0.0, q[6].w, t.c0 + 1 < w)
-            + select(0.0, q[7].w, t.c0 + 2 < w) + select(0.0, q[8].w, t.c0 + 3 < w);
+            + select(0.0, q[7].w, t.c0 + 2 < w) + select(0.0, q[8].w, t.c0 + 3 < w)
+            + select(0.0, q[9].w, t.c0 + 4 < w) + select(0.0, q[10].w, t.c0 + 5 < w)
+            + select(0.0, q[11].w, t.c0 + 6 < w) + select(0.0, q[12].w, t.c0 + 7 < w);
     }
     let ro = r - 5;
     if (ro >= t.r_lo && ro < t.r_hi) {
         o += out_px(ring, slot, 0u, t, ro) + out_px(ring, slot, 1u, t, ro)
-            + out_px(ring, slot, 2u, t, ro) + out_px(ring, slot, 3u, t, ro);
+            + out_px(ring, slot, 2u, t, ro) + out_px(ring, slot, 3u, t, ro)
+            + out_px(ring, slot, 4u, t, ro) + out_px(ring, slot, 5u, t, ro)
+            + out_px(ring, slot, 6u, t, ro) + out_px(ring, slot, 7u, t, ro);
     }
     return o;
 }
@@ -210,7 +226,7 @@ fn metrics_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     t.c0 = i32(blk * K);
     // shift: s at the middle of the tile (any value works; a local one keeps sums small)
     t.sigma = 0.0;
-    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 2).x;
+    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 4).x;
 
     var ring: Ring;
     var total = vec3<f32>(0.0);

@@ -39,13 +39,15 @@ fn run_poisoned(a: &[f64], b: &[f64], n: usize, h: usize, w: usize) -> Vec<f64> 
 
 #[test]
 fn matches_reference() {
-    // batch 1 and 3, square, odd and non-square sizes, the 11x11 minimum, w not a multiple of 4
+    // batch 1 and 3, square, odd and non-square sizes, the 11x11 minimum, w not a multiple of 8
     for &(n, h, w, noise) in &[
         (1usize, 128usize, 128usize, 0.05),
         (3, 37, 53, 0.05),
         (2, 11, 11, 0.2),
         (1, 12, 130, 0.01),
         (3, 45, 19, 0.3),
+        // batch >= 8 takes 64-row bands: 70 rows are a full band and a 6-row one
+        (8, 70, 21, 0.1),
     ] {
         let (a, b) = random_pair(n as u64 * 1000 + h as u64 + w as u64, n, h, w, noise);
         let got = run_poisoned(&a, &b, n, h, w);
