@@ -34,7 +34,7 @@ pub const GAUSS_RADIUS: usize = 5;
 pub struct ImageMetrics {
     pub mse: f64,
     /// 10 log10(1 / mse), computed on the host in float64 from the GPU's mse; +inf when mse is 0.
-    #[serde(serialize_with = "ser_f64")]
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
     pub psnr: f64,
     pub ssim: f64,
     pub ssim_gaussian: f64,
@@ -197,18 +197,18 @@ pub fn from_rows(out: &[f32]) -> Vec<ImageMetrics> {
 }
 
 /// Mean, median and (population) standard deviation of one metric over a set of images.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
-    #[serde(serialize_with = "ser_f64")]
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
     pub mean: f64,
-    #[serde(serialize_with = "ser_f64")]
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
     pub median: f64,
-    #[serde(serialize_with = "ser_f64")]
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
     pub std: f64,
 }
 
 /// Statistics of each metric over a set of images.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub count: usize,
     /// Pairs with mse 0 (PSNR +inf). They are included in every statistic, so with any of them
@@ -218,10 +218,30 @@ pub struct Summary {
     /// Mean of the per-image PSNRs (what per-image evaluations usually report).
     pub psnr: Stats,
     /// 10 log10(1 / mean mse): the PSNR of the whole set taken as one signal.
-    #[serde(serialize_with = "ser_f64")]
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
     pub psnr_of_mean_mse: f64,
     pub ssim: Stats,
     pub ssim_gaussian: Stats,
+}
+
+impl Summary {
+    /// Table rows in the seeds' layout: metric, mean, median, std.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        let row = |name: &str, s: &Stats, digits: usize| {
+            vec![
+                name.to_string(),
+                format!("{:.*}", digits, s.mean),
+                format!("{:.*}", digits, s.median),
+                format!("{:.*}", digits, s.std),
+            ]
+        };
+        vec![
+            row("MSE", &self.mse, 6),
+            row("PSNR (dB)", &self.psnr, 3),
+            row("SSIM", &self.ssim, 4),
+            row("SSIM (Gaussian)", &self.ssim_gaussian, 4),
+        ]
+    }
 }
 
 fn stats(mut v: Vec<f64>) -> Stats {
@@ -258,6 +278,27 @@ pub fn summarize(v: &[ImageMetrics]) -> Summary {
         psnr: col(|m| m.psnr),
         ssim: col(|m| m.ssim),
         ssim_gaussian: col(|m| m.ssim_gaussian),
+    }
+}
+
+/// Reads what [`ser_f64`] writes: a number, or "inf", "-inf", "nan".
+pub fn de_f64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum F {
+        N(f64),
+        S(String),
+    }
+    match <F as serde::Deserialize>::deserialize(d)? {
+        F::N(v) => Ok(v),
+        F::S(s) => match s.as_str() {
+            "inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            "nan" => Ok(f64::NAN),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a number, got {other:?}"
+            ))),
+        },
     }
 }
 

@@ -1,0 +1,734 @@
+//! nn.Linear: y = act(x W^T + b), x [batch, d_in], W [d_out, d_in], b [d_out], and its two
+//! backward passes. All three are one matmul shape, C[i][j] = sum_k S(i,k) P(k,j):
+//!
+//! | pass            | C            | S(i,k)              | P(k,j)          | K     |
+//! |-----------------|--------------|---------------------|-----------------|-------|
+//! | forward         | y [b][o]     | x[b][k]             | W[o][k]         | d_in  |
+//! | backward_input  | dx [b][i]    | g[b][k]             | W[k][i]         | d_out |
+//! | backward_weight | dW [o][i]    | g[k][o] (k = batch) | x[k][i]         | batch |
+//!
+//! where g = dy * act'(y) is formed on the fly from the forward output y wherever S is loaded
+//! (never stored; it costs one extra load per value and the two backward kernels each form it).
+//!
+//! Two kernel variants sit behind the same functions:
+//! - [`Variant::Registers`] for software adapters (lavapipe): each invocation keeps a TM x TN
+//!   block of C in registers, with no barriers. On lavapipe every storage-buffer load is a
+//!   per-lane scalar loop, so the S values a subgroup shares are loaded once cooperatively (lane
+//!   l loads k + l) and handed out with `subgroupBroadcast`. Mesa only keeps explicit variables
+//!   in registers, so the kernels are fully unrolled text made by [`cpu_wgsl`] and stored in
+//!   shaders/linear_cpu.wgsl (tests/linear.rs checks the file is current).
+//! - [`Variant::Tiled`] for GPUs: 64x64 output tiles staged through workgroup memory, 4x4 per
+//!   thread (shaders/linear.wgsl).
+//!
+//! Long reductions are split over K ("split-K"): each chunk writes a partial C to a scratch
+//! buffer and `splitk_reduce` sums the partials in chunk order, then adds the bias and the
+//! activation. No atomics, fixed order: results are bitwise reproducible for a given adapter and
+//! plan. The bias gradient is summed inside the weight-gradient kernel (S is g there).
+
+use anyhow::{bail, Context as _, Result};
+
+use super::Activation;
+use crate::gpu::timing::KernelBench;
+use crate::gpu::{Gpu, Recorder, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    pub batch: usize,
+    pub d_in: usize,
+    pub d_out: usize,
+}
+
+/// Which kernel family computes a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Variant {
+    /// Register-blocked, barrier-free, unrolled (software adapters; needs subgroups).
+    Registers,
+    /// Workgroup-memory tiles (GPUs, and any adapter without subgroups).
+    Tiled,
+}
+
+/// Overrides for tests and benchmarks; the default picks by adapter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub variant: Option<Variant>,
+    /// Number of K chunks (1 = no split). Rounded so that chunks hold whole kernel steps.
+    pub split_k: Option<usize>,
+}
+
+/// The three passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+impl Pass {
+    fn tag(self) -> &'static str {
+        match self {
+            Pass::Forward => "fwd",
+            Pass::BackwardInput => "bin",
+            Pass::BackwardWeight => "bw",
+        }
+    }
+    /// (M, N, K) of C = S P for this pass.
+    fn mnk(self, s: &LinearShape) -> (usize, usize, usize) {
+        match self {
+            Pass::Forward => (s.batch, s.d_out, s.d_in),
+            Pass::BackwardInput => (s.batch, s.d_in, s.d_out),
+            Pass::BackwardWeight => (s.d_out, s.d_in, s.batch),
+        }
+    }
+}
+
+/// Register block (rows of S, columns of P) per invocation of the CPU kernels, per pass.
+/// 32 x 4: each loaded P value feeds 32 FMAs and each S value (loaded once per 8 lanes) 32;
+/// measured best of 8x16, 16x4, 16x8, 32x4 on lavapipe at the VAE's shapes.
+pub const CPU_BLOCK: [(Pass, usize, usize); 3] = [
+    (Pass::Forward, 32, 4),
+    (Pass::BackwardInput, 32, 4),
+    (Pass::BackwardWeight, 32, 4),
+];
+/// Lanes per subgroup the CPU kernels' cooperative S loads assume (k advances 8 per step).
+const CPU_KSTEP: usize = 8;
+const CPU_WG: usize = 64;
+/// Tiled kernel: output tile and K step.
+const TILE: usize = 64;
+const TILE_K: usize = 16;
+const REDUCE_WG: u32 = 256;
+
+fn cpu_block(pass: Pass) -> (usize, usize) {
+    let (_, tm, tn) = CPU_BLOCK.iter().find(|(p, _, _)| *p == pass).unwrap();
+    (*tm, *tn)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    /// K per chunk (a multiple of the kernel's K step)
+    kc: u32,
+    /// 1: write raw partial sums for splitk_reduce; 0: write the finished output
+    split: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ReduceParams {
+    /// values per partial
+    len: u32,
+    /// bias period (columns), forward only
+    n: u32,
+    chunks: u32,
+    /// 1: add bias[e % n] and apply ACT
+    bias: u32,
+}
+
+/// How one pass will run: variant and K chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub variant: Variant,
+    pub chunks: usize,
+}
+
+/// The variant an adapter gets by default.
+pub fn default_variant(gpu: &Gpu) -> Variant {
+    if gpu.is_cpu() && cpu_supported(gpu) {
+        Variant::Registers
+    } else {
+        Variant::Tiled
+    }
+}
+
+/// The CPU kernels need subgroup broadcasts over at least 8 lanes.
+pub fn cpu_supported(gpu: &Gpu) -> bool {
+    gpu.features.contains(wgpu::Features::SUBGROUP)
+        && gpu.info.subgroup_min_size as usize >= CPU_KSTEP
+}
+
+fn kstep(v: Variant) -> usize {
+    match v {
+        Variant::Registers => CPU_KSTEP,
+        Variant::Tiled => TILE_K,
+    }
+}
+
+/// The static choice of K chunks: split long reductions so that partial sums stay in cache
+/// (CPU) or so that enough workgroups exist (GPU). Chunks never get shorter than 256.
+fn default_chunks(gpu: &Gpu, v: Variant, m: usize, n: usize, k: usize) -> usize {
+    let c = match v {
+        Variant::Registers => k.div_ceil(2048),
+        Variant::Tiled => {
+            let tiles = m.div_ceil(TILE) * n.div_ceil(TILE);
+            let want = (4 * 132usize).div_ceil(tiles.max(1)); // enough for a large GPU
+            want.min(k / 256).max(1)
+        }
+    };
+    clamp_chunks(gpu, m, n, k, v, c)
+}
+
+/// Keeps chunks >= 1, whole K steps per chunk, and the partials within one binding.
+fn clamp_chunks(gpu: &Gpu, m: usize, n: usize, k: usize, v: Variant, c: usize) -> usize {
+    let steps = k.div_ceil(kstep(v)).max(1);
+    let mut c = c.clamp(1, steps);
+    let max_bind = gpu.limits.max_storage_buffer_binding_size as usize;
+    while c > 1 && c * m * n * 4 > max_bind {
+        c -= 1;
+    }
+    // re-derive so that no chunk is empty
+    let kc = chunk_len(k, c, v);
+    k.div_ceil(kc.max(1)).max(1)
+}
+
+fn chunk_len(k: usize, chunks: usize, v: Variant) -> usize {
+    let step = kstep(v);
+    k.div_ceil(chunks.max(1)).div_ceil(step) * step
+}
+
+/// The plan `forward`/`backward_*` would use for `pass` on this adapter.
+pub fn plan(gpu: &Gpu, s: &LinearShape, pass: Pass, opts: Options) -> Plan {
+    let variant = match opts.variant {
+        Some(Variant::Registers) if !cpu_supported(gpu) => Variant::Tiled,
+        Some(v) => v,
+        None => default_variant(gpu),
+    };
+    let (m, n, k) = pass.mnk(s);
+    let chunks = match opts.split_k {
+        Some(c) => clamp_chunks(gpu, m, n, k, variant, c),
+        None => crate::gpu::autotune::linear_chunks(gpu, pass.tag(), variant, m, n, k)
+            .map(|c| clamp_chunks(gpu, m, n, k, variant, c))
+            .unwrap_or_else(|| default_chunks(gpu, variant, m, n, k)),
+    };
+    Plan { variant, chunks }
+}
+
+fn check(t: &Tensor, what: &str, want: usize, shape: &LinearShape) -> Result<()> {
+    if t.len() != want {
+        bail!(
+            "linear {shape:?}: {what} holds {} values (shape {:?}) but the layer needs {want}",
+            t.len(),
+            t.shape
+        );
+    }
+    Ok(())
+}
+
+fn check_shape(s: &LinearShape) -> Result<()> {
+    let big = [s.batch, s.d_in, s.d_out]
+        .iter()
+        .any(|&v| v > u32::MAX as usize / 8);
+    if big || s.batch * s.d_in.max(s.d_out) > u32::MAX as usize / 4 {
+        bail!("linear {s:?}: too large for 32-bit indexing; split the batch");
+    }
+    Ok(())
+}
+
+fn act_const(act: Activation) -> [(&'static str, f64); 1] {
+    [("ACT", act.code() as f64)]
+}
+
+/// y = act(x W^T + b). Overwrites y.
+pub fn forward(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    act: Activation,
+) -> Result<()> {
+    forward_opt(rec, s, x, w, b, y, act, Options::default())
+}
+
+/// [`forward`] with the variant and split forced.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_opt(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    act: Activation,
+    opts: Options,
+) -> Result<()> {
+    check_shape(s)?;
+    check(x, "x", s.batch * s.d_in, s)?;
+    check(w, "W", s.d_out * s.d_in, s)?;
+    check(b, "b", s.d_out, s)?;
+    check(y, "y", s.batch * s.d_out, s)?;
+    let pl = plan(rec.gpu, s, Pass::Forward, opts);
+    let (m, n, k) = Pass::Forward.mnk(s);
+    let c = act_const(act);
+    let out = matmul_out(rec, pl, m * n, y)?;
+    let binds = [x.into(), w.into(), b.into(), (&out).into()];
+    record_matmul(rec, Pass::Forward, pl, m, n, k, &c, &binds)?;
+    if pl.chunks > 1 {
+        reduce(rec, &c, &out, y, b, m * n, n, pl.chunks, true)?;
+    }
+    Ok(())
+}
+
+/// dx = g W with g = dy * act'(y) from the forward output y (relu' = [y > 0], sigmoid' =
+/// y (1 - y), none = 1). Overwrites dx. g is formed on the fly, not stored.
+pub fn backward_input(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<()> {
+    backward_input_opt(rec, s, act, y, dy, w, dx, Options::default())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_opt(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    opts: Options,
+) -> Result<()> {
+    check_shape(s)?;
+    check(y, "y", s.batch * s.d_out, s)?;
+    check(dy, "dy", s.batch * s.d_out, s)?;
+    check(w, "W", s.d_out * s.d_in, s)?;
+    check(dx, "dx", s.batch * s.d_in, s)?;
+    let pl = plan(rec.gpu, s, Pass::BackwardInput, opts);
+    let (m, n, k) = Pass::BackwardInput.mnk(s);
+    let c = act_const(act);
+    let out = matmul_out(rec, pl, m * n, dx)?;
+    let binds = [dy.into(), y.into(), w.into(), (&out).into()];
+    record_matmul(rec, Pass::BackwardInput, pl, m, n, k, &c, &binds)?;
+    if pl.chunks > 1 {
+        reduce(rec, &c, &out, dx, dx, m * n, n, pl.chunks, false)?;
+    }
+    Ok(())
+}
+
+/// dW = g^T x and db = sum over the batch of g, g = dy * act'(y). Both overwritten.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<()> {
+    backward_weight_opt(rec, s, act, y, dy, x, dw, db, Options::default())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight_opt(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+    opts: Options,
+) -> Result<()> {
+    check_shape(s)?;
+    check(y, "y", s.batch * s.d_out, s)?;
+    check(dy, "dy", s.batch * s.d_out, s)?;
+    check(x, "x", s.batch * s.d_in, s)?;
+    check(dw, "dW", s.d_out * s.d_in, s)?;
+    check(db, "db", s.d_out, s)?;
+    let pl = plan(rec.gpu, s, Pass::BackwardWeight, opts);
+    let (m, n, k) = Pass::BackwardWeight.mnk(s);
+    let c = act_const(act);
+    let out = matmul_out(rec, pl, m * n, dw)?;
+    let dbout = matmul_out(rec, pl, m, db)?;
+    let binds = [
+        dy.into(),
+        y.into(),
+        x.into(),
+        (&out).into(),
+        (&dbout).into(),
+    ];
+    record_matmul(rec, Pass::BackwardWeight, pl, m, n, k, &c, &binds)?;
+    if pl.chunks > 1 {
+        reduce(rec, &c, &out, dw, dw, m * n, n, pl.chunks, false)?;
+        reduce(rec, &c, &dbout, db, db, m, m, pl.chunks, false)?;
+    }
+    Ok(())
+}
+
+/// Where the matmul writes: the output itself, or a scratch buffer of `chunks` partials.
+fn matmul_out(rec: &Recorder, pl: Plan, len: usize, out: &Tensor) -> Result<wgpu::Buffer> {
+    if pl.chunks <= 1 {
+        return Ok(out.buf.clone());
+    }
+    let bytes = (pl.chunks * len * 4) as u64;
+    if bytes > rec.gpu.limits.max_storage_buffer_binding_size {
+        bail!("linear: split-K scratch of {bytes} bytes exceeds the adapter's binding limit");
+    }
+    Ok(rec.gpu.storage(bytes))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_matmul(
+    rec: &mut Recorder,
+    pass: Pass,
+    pl: Plan,
+    m: usize,
+    n: usize,
+    k: usize,
+    consts: &[(&str, f64)],
+    binds: &[crate::gpu::kernels::Bind],
+) -> Result<()> {
+    let kc = chunk_len(k, pl.chunks, pl.variant);
+    let params = MmParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        kc: kc as u32,
+        split: (pl.chunks > 1) as u32,
+        _pad: [0; 3],
+    };
+    let z = pl.chunks as u32;
+    let (shader, entry, groups) = match pl.variant {
+        Variant::Registers => {
+            let (tm, tn) = cpu_block(pass);
+            let gx = n.div_ceil(tn).div_ceil(CPU_WG);
+            let gy = m.div_ceil(tm);
+            ("linear_cpu", format!("cpu_{}", pass.tag()), [gx, gy])
+        }
+        Variant::Tiled => (
+            "linear",
+            format!("tiled_{}", pass.tag()),
+            [n.div_ceil(TILE), m.div_ceil(TILE)],
+        ),
+    };
+    let max = rec.gpu.limits.max_compute_workgroups_per_dimension as usize;
+    if groups[0] > max || groups[1] > max {
+        bail!("linear: {m}x{n} output needs {groups:?} workgroups, over the adapter's {max}; split the layer");
+    }
+    rec.dispatch_with(
+        shader,
+        &entry,
+        consts,
+        &params,
+        binds,
+        [groups[0] as u32, groups[1] as u32, z],
+    )
+    .with_context(|| format!("linear {} ({m}x{n}x{k})", pass.tag()))
+}
+
+/// out = sum of `chunks` partials in order (+ bias[e % n] and ACT when `bias`).
+#[allow(clippy::too_many_arguments)]
+fn reduce(
+    rec: &mut Recorder,
+    consts: &[(&str, f64)],
+    parts: &wgpu::Buffer,
+    out: &Tensor,
+    bias: &Tensor,
+    len: usize,
+    n: usize,
+    chunks: usize,
+    with_bias: bool,
+) -> Result<()> {
+    let params = ReduceParams {
+        len: len as u32,
+        n: n as u32,
+        chunks: chunks as u32,
+        bias: with_bias as u32,
+    };
+    // the bias binding is unused without bias; bind the output there (read-only view is fine
+    // only when it is not also written: use a separate buffer then)
+    let bias_bind: crate::gpu::kernels::Bind = if with_bias {
+        bias.into()
+    } else {
+        (&rec.gpu.storage(4)).into()
+    };
+    rec.dispatch_with(
+        "linear",
+        "splitk_reduce",
+        consts,
+        &params,
+        &[parts.into(), bias_bind, out.into()],
+        crate::gpu::grid_1d(len as u64, REDUCE_WG),
+    )
+}
+
+// ------------------------------------------------------------------------------------------
+// Benchmarks
+
+/// The VAE's linear layers at `batch`: (name, d_in, d_out, act).
+fn vae_layers() -> [(&'static str, usize, usize, Activation); 4] {
+    [
+        ("enc.fc 16384->512", 16384, 512, Activation::Relu),
+        ("mu/logvar 512->200", 512, 200, Activation::None),
+        ("dec.fc 200->512", 200, 512, Activation::Relu),
+        ("dec.out 512->16384", 512, 16384, Activation::Sigmoid),
+    ]
+}
+
+fn random(gpu: &Gpu, n: usize, seed: u64, scale: f32) -> Result<Tensor> {
+    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect();
+    gpu.upload(&v, &[n])
+}
+
+/// One program per (VAE layer, pass) at `batch`, inputs filled with random values; flops count
+/// 2 per multiply-add of the matmul, bytes what a minimal implementation reads and writes.
+pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    bench_programs_opt(gpu, batch, Options::default())
+}
+
+pub fn bench_programs_opt(gpu: &Gpu, batch: usize, opts: Options) -> Result<Vec<KernelBench>> {
+    let mut out = Vec::new();
+    for (li, (name, d_in, d_out, act)) in vae_layers().into_iter().enumerate() {
+        let s = LinearShape { batch, d_in, d_out };
+        let seed = 100 * li as u64;
+        let x = random(gpu, batch * d_in, seed + 1, 1.0)?;
+        let w = random(gpu, d_out * d_in, seed + 2, 1.0 / (d_in as f32).sqrt())?;
+        let b = random(gpu, d_out, seed + 3, 0.1)?;
+        let y = random(gpu, batch * d_out, seed + 4, 1.0)?;
+        let dy = random(gpu, batch * d_out, seed + 5, 1.0)?;
+        let dx = gpu.zeros(&[batch * d_in]);
+        let dw = gpu.zeros(&[d_out * d_in]);
+        let db = gpu.zeros(&[d_out]);
+        let flops = 2.0 * (batch * d_in * d_out) as f64;
+        let f = 4.0;
+        let g_bytes = if act == Activation::None { 1.0 } else { 2.0 } * f * (batch * d_out) as f64;
+        for pass in [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight] {
+            let pl = plan(gpu, &s, pass, opts);
+            let mut rec = gpu.record();
+            let bytes = match pass {
+                Pass::Forward => {
+                    forward_opt(&mut rec, &s, &x, &w, &b, &y, act, opts)?;
+                    f * (batch * d_in + d_out * d_in + d_out + batch * d_out) as f64
+                }
+                Pass::BackwardInput => {
+                    backward_input_opt(&mut rec, &s, act, &y, &dy, &w, &dx, opts)?;
+                    g_bytes + f * (d_out * d_in + batch * d_in) as f64
+                }
+                Pass::BackwardWeight => {
+                    backward_weight_opt(&mut rec, &s, act, &y, &dy, &x, &dw, &db, opts)?;
+                    g_bytes + f * (batch * d_in + d_out * d_in + d_out) as f64
+                }
+            };
+            out.push(KernelBench {
+                name: format!(
+                    "linear {} {name} (batch {batch}, {:?}, {} chunk{})",
+                    match pass {
+                        Pass::Forward => "forward",
+                        Pass::BackwardInput => "backward_input",
+                        Pass::BackwardWeight => "backward_weight",
+                    },
+                    pl.variant,
+                    pl.chunks,
+                    if pl.chunks == 1 { "" } else { "s" }
+                ),
+                flops,
+                bytes,
+                program: rec.finish()?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+// ------------------------------------------------------------------------------------------
+// The CPU kernels' source (shaders/linear_cpu.wgsl is this function's output).
+
+/// Generates shaders/linear_cpu.wgsl: one fully unrolled entry point per pass.
+///
+/// Per invocation: rows i0..i0+TM of C (shared by the subgroup), columns j0..j0+TN (its own).
+/// Per step of 8 k: lane l loads S(i, k + l) for its subgroup's TM rows; each lane loads its
+/// 8 x TN values of P; then for each of the 8 k, S(i, k) = subgroupBroadcast(a_i, kk) and
+/// TM x TN multiply-adds. Out-of-range k load zero (S) and are masked (P); out-of-range rows
+/// and columns read clamped addresses and are not stored.
+pub fn cpu_wgsl() -> String {
+    let mut o = String::new();
+    o += "// GENERATED by facegpu::ops::linear::cpu_wgsl() (src/ops/linear.rs); do not edit by hand.\n";
+    o += "// Register-blocked linear-layer matmuls for software adapters (lavapipe): no barriers, every\n";
+    o += "// loop over the block unrolled by hand so that the accumulators stay in registers, S values\n";
+    o += "// loaded once per subgroup and shared with subgroupBroadcast. See src/ops/linear.rs.\n";
+    // naga 30 rejects `enable subgroups;` (unimplemented) but accepts the subgroup builtins
+    // when the device has Features::SUBGROUP, which plan() checks before choosing this shader.
+    o += "\n";
+    o += "struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }\n";
+    o += "@group(0) @binding(0) var<uniform> p: Params;\n";
+    o += "// 0 none, 1 relu, 2 sigmoid\noverride ACT: u32 = 0u;\n\n";
+    o += "fn act_fwd(v: f32) -> f32 {\n    if (ACT == 1u) { return max(v, 0.0); }\n    if (ACT == 2u) { return 1.0 / (1.0 + exp(-v)); }\n    return v;\n}\n\n";
+    o += "// act' from the activation's output y\nfn act_grad(y: f32) -> f32 {\n    if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }\n    if (ACT == 2u) { return y * (1.0 - y); }\n    return 1.0;\n}\n\n";
+    o += "// forward: S = x [m][k], P = W [n][k], then bias; out = y or partials [chunk][m][n]\n";
+    o += "@group(0) @binding(1) var<storage, read> fx: array<f32>;\n";
+    o += "@group(0) @binding(2) var<storage, read> fw: array<f32>;\n";
+    o += "@group(0) @binding(3) var<storage, read> fb: array<f32>;\n";
+    o += "@group(0) @binding(4) var<storage, read_write> fout: array<f32>;\n\n";
+    o += "// backward_input: S = g [m][k] from dy and y, P = W [k][n]; out = dx or partials\n";
+    o += "@group(0) @binding(1) var<storage, read> idy: array<f32>;\n";
+    o += "@group(0) @binding(2) var<storage, read> iy: array<f32>;\n";
+    o += "@group(0) @binding(3) var<storage, read> iw: array<f32>;\n";
+    o += "@group(0) @binding(4) var<storage, read_write> iout: array<f32>;\n\n";
+    o += "// backward_weight: S = g [k][m] (k = batch), P = x [k][n]; out = dW, dbo = db (or partials)\n";
+    o += "@group(0) @binding(1) var<storage, read> wdy: array<f32>;\n";
+    o += "@group(0) @binding(2) var<storage, read> wy: array<f32>;\n";
+    o += "@group(0) @binding(3) var<storage, read> wx: array<f32>;\n";
+    o += "@group(0) @binding(4) var<storage, read_write> wout: array<f32>;\n";
+    o += "@group(0) @binding(5) var<storage, read_write> wdbo: array<f32>;\n\n";
+    o += "fn g_in(i: u32) -> f32 {\n    if (ACT == 0u) { return idy[i]; }\n    return idy[i] * act_grad(iy[i]);\n}\n\n";
+    o += "fn g_w(i: u32) -> f32 {\n    if (ACT == 0u) { return wdy[i]; }\n    return wdy[i] * act_grad(wy[i]);\n}\n\n";
+    for (pass, tm, tn) in CPU_BLOCK {
+        o += &cpu_entry(pass, tm, tn);
+    }
+    o
+}
+
+fn cpu_entry(pass: Pass, tm: usize, tn: usize) -> String {
+    use std::fmt::Write as _;
+    let ks = CPU_KSTEP;
+    let mut o = String::new();
+    let w = &mut o;
+    let tag = pass.tag();
+    let _ = writeln!(
+        w,
+        "// {tag}: {tm} x {tn} outputs per invocation, {ks} k per step"
+    );
+    let _ = writeln!(w, "@compute @workgroup_size({CPU_WG})");
+    let _ = writeln!(w, "fn cpu_{tag}(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {{");
+    let _ = writeln!(w, "    let j0 = gid.x * {tn}u;");
+    let _ = writeln!(w, "    let i0 = wid.y * {tm}u;");
+    let _ = writeln!(w, "    let kb = wid.z * p.kc;");
+    let _ = writeln!(w, "    let ke = min(kb + p.kc, p.k);");
+    let _ = writeln!(w, "    let il = p.m - 1u;");
+    let _ = writeln!(w, "    let jl = p.n - 1u;");
+    // S addressing: row bases
+    for r in 0..tm {
+        match pass {
+            Pass::Forward | Pass::BackwardInput => {
+                let _ = writeln!(w, "    let sr{r} = min(i0 + {r}u, il) * p.k;");
+            }
+            Pass::BackwardWeight => {
+                let _ = writeln!(w, "    let sr{r} = min(i0 + {r}u, il);");
+            }
+        }
+    }
+    for t in 0..tn {
+        match pass {
+            Pass::Forward => {
+                let _ = writeln!(w, "    let pc{t} = min(j0 + {t}u, jl) * p.k;");
+            }
+            _ => {
+                let _ = writeln!(w, "    let pc{t} = min(j0 + {t}u, jl);");
+            }
+        }
+    }
+    for r in 0..tm {
+        let decl: Vec<String> = (0..tn).map(|t| format!("var c{r}_{t} = 0.0;")).collect();
+        let _ = writeln!(w, "    {}", decl.join(" "));
+    }
+    if pass == Pass::BackwardWeight {
+        for r in 0..tm {
+            let _ = writeln!(w, "    var d{r} = 0.0;");
+        }
+    }
+    let _ = writeln!(w, "    for (var k = kb; k < ke; k += {ks}u) {{");
+    let _ = writeln!(w, "        // this lane's share of S: k + lane");
+    let _ = writeln!(w, "        let kl = k + sl;");
+    let _ = writeln!(w, "        let sok = kl < ke;");
+    let _ = writeln!(w, "        let kq = min(kl, ke - 1u);");
+    for r in 0..tm {
+        let load = match pass {
+            Pass::Forward => format!("fx[sr{r} + kq]"),
+            Pass::BackwardInput => format!("g_in(sr{r} + kq)"),
+            Pass::BackwardWeight => format!("g_w(kq * p.m + sr{r})"),
+        };
+        let _ = writeln!(w, "        let a{r} = select(0.0, {load}, sok);");
+    }
+    let _ = writeln!(
+        w,
+        "        // this lane's P values for the {ks} k of the step"
+    );
+    for kk in 0..ks {
+        let _ = writeln!(w, "        let ok{kk} = k + {kk}u < ke;");
+        let _ = writeln!(w, "        let k{kk} = min(k + {kk}u, ke - 1u);");
+        let loads: Vec<String> = (0..tn)
+            .map(|t| {
+                let load = match pass {
+                    Pass::Forward => format!("fw[pc{t} + k{kk}]"),
+                    Pass::BackwardInput => format!("iw[k{kk} * p.n + pc{t}]"),
+                    Pass::BackwardWeight => format!("wx[k{kk} * p.n + pc{t}]"),
+                };
+                format!("let b{kk}_{t} = select(0.0, {load}, ok{kk});")
+            })
+            .collect();
+        let _ = writeln!(w, "        {}", loads.join(" "));
+    }
+    for kk in 0..ks {
+        for r in 0..tm {
+            let mut line = format!("        {{ let s = subgroupBroadcast(a{r}, {kk}u);");
+            for t in 0..tn {
+                let _ = write!(line, " c{r}_{t} += s * b{kk}_{t};");
+            }
+            if pass == Pass::BackwardWeight {
+                let _ = write!(line, " d{r} += s;");
+            }
+            line += " }";
+            let _ = writeln!(w, "{line}");
+        }
+    }
+    let _ = writeln!(w, "    }}");
+    // epilogue
+    let out = match pass {
+        Pass::Forward => "fout",
+        Pass::BackwardInput => "iout",
+        Pass::BackwardWeight => "wout",
+    };
+    let _ = writeln!(w, "    let part = wid.z * p.m * p.n;");
+    for r in 0..tm {
+        let _ = writeln!(w, "    if (i0 + {r}u < p.m) {{");
+        let _ = writeln!(w, "        let row = part + (i0 + {r}u) * p.n;");
+        for t in 0..tn {
+            let v = if pass == Pass::Forward {
+                format!("select(act_fwd(c{r}_{t} + fb[j0 + {t}u]), c{r}_{t}, p.split != 0u)")
+            } else {
+                format!("c{r}_{t}")
+            };
+            let _ = writeln!(
+                w,
+                "        if (j0 + {t}u < p.n) {{ {out}[row + j0 + {t}u] = {v}; }}"
+            );
+        }
+        let _ = writeln!(w, "    }}");
+    }
+    if pass == Pass::BackwardWeight {
+        let _ = writeln!(
+            w,
+            "    // the bias gradient: column 0's invocation writes the row sums of g"
+        );
+        let _ = writeln!(w, "    if (gid.x == 0u) {{");
+        for r in 0..tm {
+            let _ = writeln!(
+                w,
+                "        if (i0 + {r}u < p.m) {{ wdbo[wid.z * p.m + i0 + {r}u] = d{r}; }}"
+            );
+        }
+        let _ = writeln!(w, "    }}");
+    }
+    let _ = writeln!(w, "}}\n");
+    o
+}
