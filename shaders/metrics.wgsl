@@ -36,7 +36,7 @@ struct Params {
     bands: u32,  // ceil(h / R)
     blocks: u32, // ceil(w / K)
     inf_bits: u32, // 0x7f800000: +inf for PSNR of identical images (no inf constants in WGSL)
-    _p1: u32,
+    gauss: u32,    // 1: the partials hold Gaussian SSIM sums; 0: write NaN (box-only pass)
     // Gaussian taps g[0..11] (normalised in float64 on the host), in 3 vec4s.
     g: array<vec4<f32>, 3>,
 }
@@ -257,6 +257,136 @@ fn metrics_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     part[o + 2u] = total.z;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Box-only pass (metrics_partials_box): MSE and the 7x7 SSIM without the Gaussian one, for
+// callers that do not need it. Same tiles and partials layout as metrics_partials (z left 0).
+// Horizontal: the K box sums of a row slide (add the entering, drop the leaving column), so
+// a row costs 2 adds per column instead of 6; the slide restarts from a direct sum every row,
+// so its rounding is that of a ~K+7-term sum. Vertical: a ring of the last 7 rows' horizontal
+// sums (constant slots, 7 rows per loop trip); the window is the sum of the whole ring.
+// The horizontal halo is 3 columns, not 5.
+
+struct BoxRing {
+    b: array<array<vec4<f32>, 8>, 7>,
+}
+
+fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f32> {
+    if (r >= t.r_hi + 3) {
+        return vec2<f32>(0.0);
+    }
+    var q: array<vec4<f32>, 14>;
+    let c = t.c0 - 3;
+    q[0] = quant(t, r, c + 0);
+    q[1] = quant(t, r, c + 1);
+    q[2] = quant(t, r, c + 2);
+    q[3] = quant(t, r, c + 3);
+    q[4] = quant(t, r, c + 4);
+    q[5] = quant(t, r, c + 5);
+    q[6] = quant(t, r, c + 6);
+    q[7] = quant(t, r, c + 7);
+    q[8] = quant(t, r, c + 8);
+    q[9] = quant(t, r, c + 9);
+    q[10] = quant(t, r, c + 10);
+    q[11] = quant(t, r, c + 11);
+    q[12] = quant(t, r, c + 12);
+    q[13] = quant(t, r, c + 13);
+    var hs = q[0] + q[1] + q[2] + q[3] + q[4] + q[5] + q[6];
+    (*ring).b[slot][0] = hs;
+    hs += q[7] - q[0];
+    (*ring).b[slot][1] = hs;
+    hs += q[8] - q[1];
+    (*ring).b[slot][2] = hs;
+    hs += q[9] - q[2];
+    (*ring).b[slot][3] = hs;
+    hs += q[10] - q[3];
+    (*ring).b[slot][4] = hs;
+    hs += q[11] - q[4];
+    (*ring).b[slot][5] = hs;
+    hs += q[12] - q[5];
+    (*ring).b[slot][6] = hs;
+    hs += q[13] - q[6];
+    (*ring).b[slot][7] = hs;
+    var o = vec2<f32>(0.0);
+    if (r >= t.r_lo && r < t.r_hi) {
+        let w = i32(p.w);
+        o.x = select(0.0, q[3].w, t.c0 + 0 < w)
+            + select(0.0, q[4].w, t.c0 + 1 < w)
+            + select(0.0, q[5].w, t.c0 + 2 < w)
+            + select(0.0, q[6].w, t.c0 + 3 < w)
+            + select(0.0, q[7].w, t.c0 + 4 < w)
+            + select(0.0, q[8].w, t.c0 + 5 < w)
+            + select(0.0, q[9].w, t.c0 + 6 < w)
+            + select(0.0, q[10].w, t.c0 + 7 < w);
+    }
+    let ro = r - 3;
+    if (ro >= t.r_lo && ro < t.r_hi && ro >= 3 && ro <= i32(p.h) - 4) {
+        o.y += box_px(ring, 0u, t);
+        o.y += box_px(ring, 1u, t);
+        o.y += box_px(ring, 2u, t);
+        o.y += box_px(ring, 3u, t);
+        o.y += box_px(ring, 4u, t);
+        o.y += box_px(ring, 5u, t);
+        o.y += box_px(ring, 6u, t);
+        o.y += box_px(ring, 7u, t);
+    }
+    return o;
+}
+
+// SSIM of output column c0 + k of the row the full ring centres on (0 outside the crop).
+fn box_px(ring: ptr<function, BoxRing>, k: u32, t: Tile) -> f32 {
+    let c = t.c0 + i32(k);
+    if (c < 3 || c > i32(p.w) - 4) {
+        return 0.0;
+    }
+    let v = (((*ring).b[0][k] + (*ring).b[1][k]) + ((*ring).b[2][k] + (*ring).b[3][k])
+        + (((*ring).b[4][k] + (*ring).b[5][k]) + (*ring).b[6][k])) * (1.0 / 49.0);
+    return ssim_sd(v.x, v.z, v.y, v.w, t.sigma, SAMPLE);
+}
+
+@compute @workgroup_size(64)
+fn metrics_partials_box(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = gid.x + gid.y * nwg.x * WG;
+    let per_img = p.bands * p.blocks;
+    if (id >= p.n * per_img) {
+        return;
+    }
+    let img = id / per_img;
+    let tile = id % per_img;
+    let band = tile / p.blocks;
+    let blk = tile % p.blocks;
+    var t: Tile;
+    t.img = img * p.h * p.w;
+    t.r_lo = i32(band * p.rows);
+    t.r_hi = i32(min(band * p.rows + p.rows, p.h));
+    t.c0 = i32(blk * K);
+    t.sigma = 0.0;
+    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 4).x;
+
+    var ring: BoxRing;
+    var total = vec2<f32>(0.0);
+    var r = t.r_lo - 3;
+    loop {
+        if (r >= t.r_hi + 3) {
+            break;
+        }
+        // 7 rows per trip so each ring slot is a constant index
+        var blk_acc = vec2<f32>(0.0);
+        blk_acc += box_step(&ring, 0u, t, r);
+        blk_acc += box_step(&ring, 1u, t, r + 1);
+        blk_acc += box_step(&ring, 2u, t, r + 2);
+        blk_acc += box_step(&ring, 3u, t, r + 3);
+        blk_acc += box_step(&ring, 4u, t, r + 4);
+        blk_acc += box_step(&ring, 5u, t, r + 5);
+        blk_acc += box_step(&ring, 6u, t, r + 6);
+        total += blk_acc;
+        r += 7;
+    }
+    let o = id * 3u;
+    part[o] = total.x;
+    part[o + 1u] = total.y;
+    part[o + 2u] = 0.0;
+}
+
 // metrics_finish binds the partials at 1 and out [n, 4] (mse, psnr, ssim, ssim_gaussian) at 2;
 // WGSL allows the same binding number for variables no entry point uses together.
 @group(0) @binding(1) var<storage, read> fin_part: array<f32>;
@@ -289,5 +419,5 @@ fn metrics_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
     out[o] = mse;
     out[o + 1u] = psnr;
     out[o + 2u] = total.y / ((h - 6.0) * (w - 6.0));
-    out[o + 3u] = total.z / ((h - 10.0) * (w - 10.0));
+    out[o + 3u] = select(bitcast<f32>(0x7fc00000u), total.z / ((h - 10.0) * (w - 10.0)), p.gauss != 0u);
 }
