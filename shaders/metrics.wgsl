@@ -47,7 +47,7 @@ struct Params {
 // partials [n, bands * blocks, 3]: sum of squared errors, sum of SSIM, sum of Gaussian SSIM
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
-const K: u32 = 8u;          // output columns per invocation (the 8 `k` of the helpers below)
+const K: u32 = 16u;         // output columns per invocation (the 16 unrolled `k` in step)
 const WG: u32 = 64u;
 const C1: f32 = 0.0001;     // (0.01 * data_range)^2, data_range 1
 const C2: f32 = 0.0009;     // (0.03 * data_range)^2
@@ -84,8 +84,8 @@ struct Tile {
 // with literal slots and no helper loops over an index), so the ring lives in registers:
 // software adapters turn a dynamically indexed private array into slow per-lane memory.
 struct Ring {
-    g: array<array<vec4<f32>, 8>, 11>,
-    b: array<array<vec4<f32>, 8>, 11>,
+    g: array<array<vec4<f32>, 16>, 11>,
+    b: array<array<vec4<f32>, 16>, 11>,
 }
 
 // (e, e^2, d, d^2) of input pixel (r, c), clamped into the image (clamped values only reach
@@ -103,12 +103,12 @@ fn quant(t: Tile, r: i32, c: i32) -> vec4<f32> {
 
 // Horizontal Gaussian and box sums for output column k of the row held in q (18 positions,
 // column c0 - 5 + j at j).
-fn h_gauss(q: ptr<function, array<vec4<f32>, 18>>, k: u32) -> vec4<f32> {
+fn h_gauss(q: ptr<function, array<vec4<f32>, 26>>, k: u32) -> vec4<f32> {
     return gw(0u) * ((*q)[k] + (*q)[k + 10u]) + gw(1u) * ((*q)[k + 1u] + (*q)[k + 9u])
         + gw(2u) * ((*q)[k + 2u] + (*q)[k + 8u]) + gw(3u) * ((*q)[k + 3u] + (*q)[k + 7u])
         + gw(4u) * ((*q)[k + 4u] + (*q)[k + 6u]) + gw(5u) * (*q)[k + 5u];
 }
-fn h_box(q: ptr<function, array<vec4<f32>, 18>>, k: u32) -> vec4<f32> {
+fn h_box(q: ptr<function, array<vec4<f32>, 26>>, k: u32) -> vec4<f32> {
     return (*q)[k + 2u] + (*q)[k + 3u] + (*q)[k + 4u] + (*q)[k + 5u] + (*q)[k + 6u]
         + (*q)[k + 7u] + (*q)[k + 8u];
 }
@@ -153,9 +153,9 @@ fn step(ring: ptr<function, Ring>, slot: u32, t: Tile, r: i32) -> vec3<f32> {
     if (r >= t.r_hi + 5) {
         return vec3<f32>(0.0);
     }
-    var q: array<vec4<f32>, 18>;
+    var q: array<vec4<f32>, 26>;
     let c = t.c0 - 5;
-    q[0] = quant(t, r, c);
+    q[0] = quant(t, r, c + 0);
     q[1] = quant(t, r, c + 1);
     q[2] = quant(t, r, c + 2);
     q[3] = quant(t, r, c + 3);
@@ -173,6 +173,14 @@ fn step(ring: ptr<function, Ring>, slot: u32, t: Tile, r: i32) -> vec3<f32> {
     q[15] = quant(t, r, c + 15);
     q[16] = quant(t, r, c + 16);
     q[17] = quant(t, r, c + 17);
+    q[18] = quant(t, r, c + 18);
+    q[19] = quant(t, r, c + 19);
+    q[20] = quant(t, r, c + 20);
+    q[21] = quant(t, r, c + 21);
+    q[22] = quant(t, r, c + 22);
+    q[23] = quant(t, r, c + 23);
+    q[24] = quant(t, r, c + 24);
+    q[25] = quant(t, r, c + 25);
     (*ring).g[slot][0] = h_gauss(&q, 0u);
     (*ring).g[slot][1] = h_gauss(&q, 1u);
     (*ring).g[slot][2] = h_gauss(&q, 2u);
@@ -181,6 +189,14 @@ fn step(ring: ptr<function, Ring>, slot: u32, t: Tile, r: i32) -> vec3<f32> {
     (*ring).g[slot][5] = h_gauss(&q, 5u);
     (*ring).g[slot][6] = h_gauss(&q, 6u);
     (*ring).g[slot][7] = h_gauss(&q, 7u);
+    (*ring).g[slot][8] = h_gauss(&q, 8u);
+    (*ring).g[slot][9] = h_gauss(&q, 9u);
+    (*ring).g[slot][10] = h_gauss(&q, 10u);
+    (*ring).g[slot][11] = h_gauss(&q, 11u);
+    (*ring).g[slot][12] = h_gauss(&q, 12u);
+    (*ring).g[slot][13] = h_gauss(&q, 13u);
+    (*ring).g[slot][14] = h_gauss(&q, 14u);
+    (*ring).g[slot][15] = h_gauss(&q, 15u);
     (*ring).b[slot][0] = h_box(&q, 0u);
     (*ring).b[slot][1] = h_box(&q, 1u);
     (*ring).b[slot][2] = h_box(&q, 2u);
@@ -189,21 +205,53 @@ fn step(ring: ptr<function, Ring>, slot: u32, t: Tile, r: i32) -> vec3<f32> {
     (*ring).b[slot][5] = h_box(&q, 5u);
     (*ring).b[slot][6] = h_box(&q, 6u);
     (*ring).b[slot][7] = h_box(&q, 7u);
+    (*ring).b[slot][8] = h_box(&q, 8u);
+    (*ring).b[slot][9] = h_box(&q, 9u);
+    (*ring).b[slot][10] = h_box(&q, 10u);
+    (*ring).b[slot][11] = h_box(&q, 11u);
+    (*ring).b[slot][12] = h_box(&q, 12u);
+    (*ring).b[slot][13] = h_box(&q, 13u);
+    (*ring).b[slot][14] = h_box(&q, 14u);
+    (*ring).b[slot][15] = h_box(&q, 15u);
     var o = vec3<f32>(0.0);
     // squared errors of this input row's own pixels (the tiles partition the image)
     if (r >= t.r_lo && r < t.r_hi) {
         let w = i32(p.w);
-        o.x = select(0.0, q[5].w, t.c0 < w) + select(0.0, q[6].w, t.c0 + 1 < w)
-            + select(0.0, q[7].w, t.c0 + 2 < w) + select(0.0, q[8].w, t.c0 + 3 < w)
-            + select(0.0, q[9].w, t.c0 + 4 < w) + select(0.0, q[10].w, t.c0 + 5 < w)
-            + select(0.0, q[11].w, t.c0 + 6 < w) + select(0.0, q[12].w, t.c0 + 7 < w);
+        o.x = select(0.0, q[5].w, t.c0 + 0 < w)
+            + select(0.0, q[6].w, t.c0 + 1 < w)
+            + select(0.0, q[7].w, t.c0 + 2 < w)
+            + select(0.0, q[8].w, t.c0 + 3 < w)
+            + select(0.0, q[9].w, t.c0 + 4 < w)
+            + select(0.0, q[10].w, t.c0 + 5 < w)
+            + select(0.0, q[11].w, t.c0 + 6 < w)
+            + select(0.0, q[12].w, t.c0 + 7 < w)
+            + select(0.0, q[13].w, t.c0 + 8 < w)
+            + select(0.0, q[14].w, t.c0 + 9 < w)
+            + select(0.0, q[15].w, t.c0 + 10 < w)
+            + select(0.0, q[16].w, t.c0 + 11 < w)
+            + select(0.0, q[17].w, t.c0 + 12 < w)
+            + select(0.0, q[18].w, t.c0 + 13 < w)
+            + select(0.0, q[19].w, t.c0 + 14 < w)
+            + select(0.0, q[20].w, t.c0 + 15 < w);
     }
     let ro = r - 5;
     if (ro >= t.r_lo && ro < t.r_hi) {
-        o += out_px(ring, slot, 0u, t, ro) + out_px(ring, slot, 1u, t, ro)
-            + out_px(ring, slot, 2u, t, ro) + out_px(ring, slot, 3u, t, ro)
-            + out_px(ring, slot, 4u, t, ro) + out_px(ring, slot, 5u, t, ro)
-            + out_px(ring, slot, 6u, t, ro) + out_px(ring, slot, 7u, t, ro);
+        o += out_px(ring, slot, 0u, t, ro)
+            + out_px(ring, slot, 1u, t, ro)
+            + out_px(ring, slot, 2u, t, ro)
+            + out_px(ring, slot, 3u, t, ro)
+            + out_px(ring, slot, 4u, t, ro)
+            + out_px(ring, slot, 5u, t, ro)
+            + out_px(ring, slot, 6u, t, ro)
+            + out_px(ring, slot, 7u, t, ro)
+            + out_px(ring, slot, 8u, t, ro)
+            + out_px(ring, slot, 9u, t, ro)
+            + out_px(ring, slot, 10u, t, ro)
+            + out_px(ring, slot, 11u, t, ro)
+            + out_px(ring, slot, 12u, t, ro)
+            + out_px(ring, slot, 13u, t, ro)
+            + out_px(ring, slot, 14u, t, ro)
+            + out_px(ring, slot, 15u, t, ro);
     }
     return o;
 }
@@ -226,7 +274,7 @@ fn metrics_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     t.c0 = i32(blk * K);
     // shift: s at the middle of the tile (any value works; a local one keeps sums small)
     t.sigma = 0.0;
-    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 4).x;
+    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 8).x;
 
     var ring: Ring;
     var total = vec3<f32>(0.0);
@@ -260,21 +308,21 @@ fn metrics_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 // ---------------------------------------------------------------------------------------------
 // Box-only pass (metrics_partials_box): MSE and the 7x7 SSIM without the Gaussian one, for
 // callers that do not need it. Same tiles and partials layout as metrics_partials (z left 0).
-// Horizontal: the K box sums of a row slide (add the entering, drop the leaving column), so
+// Horizontal: the KB box sums of a row slide (add the entering, drop the leaving column), so
 // a row costs 2 adds per column instead of 6; the slide restarts from a direct sum every row,
-// so its rounding is that of a ~K+7-term sum. Vertical: a ring of the last 7 rows' horizontal
+// so its rounding is that of a ~KB+7-term sum. Vertical: a ring of the last 7 rows' horizontal
 // sums (constant slots, 7 rows per loop trip); the window is the sum of the whole ring.
 // The horizontal halo is 3 columns, not 5.
 
+const KB: u32 = 16u; // output columns per invocation (the unrolled k below)
 struct BoxRing {
-    b: array<array<vec4<f32>, 8>, 7>,
+    b: array<array<vec4<f32>, 16>, 7>,
 }
-
 fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f32> {
     if (r >= t.r_hi + 3) {
         return vec2<f32>(0.0);
     }
-    var q: array<vec4<f32>, 14>;
+    var q: array<vec4<f32>, 22>;
     let c = t.c0 - 3;
     q[0] = quant(t, r, c + 0);
     q[1] = quant(t, r, c + 1);
@@ -290,6 +338,14 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
     q[11] = quant(t, r, c + 11);
     q[12] = quant(t, r, c + 12);
     q[13] = quant(t, r, c + 13);
+    q[14] = quant(t, r, c + 14);
+    q[15] = quant(t, r, c + 15);
+    q[16] = quant(t, r, c + 16);
+    q[17] = quant(t, r, c + 17);
+    q[18] = quant(t, r, c + 18);
+    q[19] = quant(t, r, c + 19);
+    q[20] = quant(t, r, c + 20);
+    q[21] = quant(t, r, c + 21);
     var hs = q[0] + q[1] + q[2] + q[3] + q[4] + q[5] + q[6];
     (*ring).b[slot][0] = hs;
     hs += q[7] - q[0];
@@ -306,6 +362,22 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
     (*ring).b[slot][6] = hs;
     hs += q[13] - q[6];
     (*ring).b[slot][7] = hs;
+    hs += q[14] - q[7];
+    (*ring).b[slot][8] = hs;
+    hs += q[15] - q[8];
+    (*ring).b[slot][9] = hs;
+    hs += q[16] - q[9];
+    (*ring).b[slot][10] = hs;
+    hs += q[17] - q[10];
+    (*ring).b[slot][11] = hs;
+    hs += q[18] - q[11];
+    (*ring).b[slot][12] = hs;
+    hs += q[19] - q[12];
+    (*ring).b[slot][13] = hs;
+    hs += q[20] - q[13];
+    (*ring).b[slot][14] = hs;
+    hs += q[21] - q[14];
+    (*ring).b[slot][15] = hs;
     var o = vec2<f32>(0.0);
     if (r >= t.r_lo && r < t.r_hi) {
         let w = i32(p.w);
@@ -316,7 +388,15 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
             + select(0.0, q[7].w, t.c0 + 4 < w)
             + select(0.0, q[8].w, t.c0 + 5 < w)
             + select(0.0, q[9].w, t.c0 + 6 < w)
-            + select(0.0, q[10].w, t.c0 + 7 < w);
+            + select(0.0, q[10].w, t.c0 + 7 < w)
+            + select(0.0, q[11].w, t.c0 + 8 < w)
+            + select(0.0, q[12].w, t.c0 + 9 < w)
+            + select(0.0, q[13].w, t.c0 + 10 < w)
+            + select(0.0, q[14].w, t.c0 + 11 < w)
+            + select(0.0, q[15].w, t.c0 + 12 < w)
+            + select(0.0, q[16].w, t.c0 + 13 < w)
+            + select(0.0, q[17].w, t.c0 + 14 < w)
+            + select(0.0, q[18].w, t.c0 + 15 < w);
     }
     let ro = r - 3;
     if (ro >= t.r_lo && ro < t.r_hi && ro >= 3 && ro <= i32(p.h) - 4) {
@@ -328,21 +408,25 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
         o.y += box_px(ring, 5u, t);
         o.y += box_px(ring, 6u, t);
         o.y += box_px(ring, 7u, t);
+        o.y += box_px(ring, 8u, t);
+        o.y += box_px(ring, 9u, t);
+        o.y += box_px(ring, 10u, t);
+        o.y += box_px(ring, 11u, t);
+        o.y += box_px(ring, 12u, t);
+        o.y += box_px(ring, 13u, t);
+        o.y += box_px(ring, 14u, t);
+        o.y += box_px(ring, 15u, t);
     }
     return o;
 }
-
-// SSIM of output column c0 + k of the row the full ring centres on (0 outside the crop).
 fn box_px(ring: ptr<function, BoxRing>, k: u32, t: Tile) -> f32 {
     let c = t.c0 + i32(k);
     if (c < 3 || c > i32(p.w) - 4) {
         return 0.0;
     }
-    let v = (((*ring).b[0][k] + (*ring).b[1][k]) + ((*ring).b[2][k] + (*ring).b[3][k])
-        + (((*ring).b[4][k] + (*ring).b[5][k]) + (*ring).b[6][k])) * (1.0 / 49.0);
+    let v = (((*ring).b[0][k] + (*ring).b[1][k]) + ((*ring).b[2][k] + (*ring).b[3][k]) + (((*ring).b[4][k] + (*ring).b[5][k]) + (*ring).b[6][k])) * (1.0 / 49.0);
     return ssim_sd(v.x, v.z, v.y, v.w, t.sigma, SAMPLE);
 }
-
 @compute @workgroup_size(64)
 fn metrics_partials_box(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = gid.x + gid.y * nwg.x * WG;
@@ -358,9 +442,9 @@ fn metrics_partials_box(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     t.img = img * p.h * p.w;
     t.r_lo = i32(band * p.rows);
     t.r_hi = i32(min(band * p.rows + p.rows, p.h));
-    t.c0 = i32(blk * K);
+    t.c0 = i32(blk * KB);
     t.sigma = 0.0;
-    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 4).x;
+    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 8).x;
 
     var ring: BoxRing;
     var total = vec2<f32>(0.0);
@@ -369,9 +453,10 @@ fn metrics_partials_box(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
         if (r >= t.r_hi + 3) {
             break;
         }
-        // 7 rows per trip so each ring slot is a constant index
+
         var blk_acc = vec2<f32>(0.0);
-        blk_acc += box_step(&ring, 0u, t, r);
+
+        blk_acc += box_step(&ring, 0u, t, r + 0);
         blk_acc += box_step(&ring, 1u, t, r + 1);
         blk_acc += box_step(&ring, 2u, t, r + 2);
         blk_acc += box_step(&ring, 3u, t, r + 3);

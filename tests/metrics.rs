@@ -58,8 +58,11 @@ fn matches_reference() {
         (2, 11, 11, 0.2),
         (1, 12, 130, 0.01),
         (3, 45, 19, 0.3),
-        // batch >= 8 takes 64-row bands: 70 rows are a full band and a 6-row one
+        // bands (>= 256 invocations): 70 rows in 32-row bands (32, 32, 6), 100 rows in 64-row
+        // bands (64, 36), 20 rows as one whole-image band; w not a multiple of 16
         (8, 70, 21, 0.1),
+        (4, 100, 500, 0.1),
+        (16, 20, 250, 0.1),
     ] {
         let (a, b) = random_pair(n as u64 * 1000 + h as u64 + w as u64, n, h, w, noise);
         let got = run_poisoned(&a, &b, n, h, w);

@@ -21,8 +21,10 @@ use anyhow::{bail, ensure, Result};
 use crate::gpu::timing::KernelBench;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
-/// Output columns per invocation (`K` in shaders/metrics.wgsl).
-const K: usize = 8;
+/// Output columns per invocation (`K` and `KB` in shaders/metrics.wgsl). On CPU adapters every
+/// storage-buffer load is a per-lane loop (Mesa 22's llvmpipe), ~90% of the time, so wide
+/// blocks pay: K + 10 (Gaussian) or K + 6 (box) loaded columns per K outputs.
+const K: usize = 16;
 /// Smallest side the metrics accept: the Gaussian window's.
 pub const MIN_SIDE: usize = 11;
 /// The Gaussian window: sigma 1.5, radius 5 (scipy's int(truncate * sigma + 0.5), truncate 3.5).
@@ -89,10 +91,17 @@ impl Default for Options {
     }
 }
 
-/// Output rows per invocation: long bands waste less on the 10 halo rows (64 rows: 16%), short
-/// ones give more invocations, which small batches need to fill every core.
-fn band_rows(n: usize, h: usize) -> usize {
-    h.min(if n >= 8 { 64 } else { 32 })
+/// Output rows per invocation: long bands waste less on the 6 or 10 halo rows (whole 128-row
+/// images: 5-8%), short ones give more invocations, which small batches need to fill every core:
+/// the longest band (whole image, 64, 32 rows) that still gives >= 256 invocations (4 workgroups).
+fn band_rows(n: usize, h: usize, w: usize) -> usize {
+    let blocks = w.div_ceil(K);
+    for rows in [h, 64, 32] {
+        if rows <= h && n * h.div_ceil(rows) * blocks >= 256 {
+            return rows;
+        }
+    }
+    h.min(32)
 }
 
 /// Splits a shape into (n, h, w): [n, 1, h, w] or [n, h, w].
@@ -145,7 +154,7 @@ pub fn record_opts(
     if n == 0 {
         return Ok(());
     }
-    let rows = band_rows(n, h);
+    let rows = band_rows(n, h, w);
     let bands = h.div_ceil(rows);
     let blocks = w.div_ceil(K);
     let taps = gaussian_taps();
