@@ -305,24 +305,15 @@ fn metrics_partials(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     part[o + 2u] = total.z;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Box-only pass (metrics_partials_box): MSE and the 7x7 SSIM without the Gaussian one, for
-// callers that do not need it. Same tiles and partials layout as metrics_partials (z left 0).
-// Horizontal: the KB box sums of a row slide (add the entering, drop the leaving column), so
-// a row costs 2 adds per column instead of 6; the slide restarts from a direct sum every row,
-// so its rounding is that of a ~KB+7-term sum. Vertical: a ring of the last 7 rows' horizontal
-// sums (constant slots, 7 rows per loop trip); the window is the sum of the whole ring.
-// The horizontal halo is 3 columns, not 5.
-
-const KB: u32 = 16u; // output columns per invocation (the unrolled k below)
+const KB: u32 = 32u; // output columns per invocation (the unrolled k below)
 struct BoxRing {
-    b: array<array<vec4<f32>, 16>, 7>,
+    b: array<array<vec4<f32>, 32>, 7>,
 }
 fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f32> {
     if (r >= t.r_hi + 3) {
         return vec2<f32>(0.0);
     }
-    var q: array<vec4<f32>, 22>;
+    var q: array<vec4<f32>, 38>;
     let c = t.c0 - 3;
     q[0] = quant(t, r, c + 0);
     q[1] = quant(t, r, c + 1);
@@ -346,6 +337,22 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
     q[19] = quant(t, r, c + 19);
     q[20] = quant(t, r, c + 20);
     q[21] = quant(t, r, c + 21);
+    q[22] = quant(t, r, c + 22);
+    q[23] = quant(t, r, c + 23);
+    q[24] = quant(t, r, c + 24);
+    q[25] = quant(t, r, c + 25);
+    q[26] = quant(t, r, c + 26);
+    q[27] = quant(t, r, c + 27);
+    q[28] = quant(t, r, c + 28);
+    q[29] = quant(t, r, c + 29);
+    q[30] = quant(t, r, c + 30);
+    q[31] = quant(t, r, c + 31);
+    q[32] = quant(t, r, c + 32);
+    q[33] = quant(t, r, c + 33);
+    q[34] = quant(t, r, c + 34);
+    q[35] = quant(t, r, c + 35);
+    q[36] = quant(t, r, c + 36);
+    q[37] = quant(t, r, c + 37);
     var hs = q[0] + q[1] + q[2] + q[3] + q[4] + q[5] + q[6];
     (*ring).b[slot][0] = hs;
     hs += q[7] - q[0];
@@ -378,6 +385,38 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
     (*ring).b[slot][14] = hs;
     hs += q[21] - q[14];
     (*ring).b[slot][15] = hs;
+    hs += q[22] - q[15];
+    (*ring).b[slot][16] = hs;
+    hs += q[23] - q[16];
+    (*ring).b[slot][17] = hs;
+    hs += q[24] - q[17];
+    (*ring).b[slot][18] = hs;
+    hs += q[25] - q[18];
+    (*ring).b[slot][19] = hs;
+    hs += q[26] - q[19];
+    (*ring).b[slot][20] = hs;
+    hs += q[27] - q[20];
+    (*ring).b[slot][21] = hs;
+    hs += q[28] - q[21];
+    (*ring).b[slot][22] = hs;
+    hs += q[29] - q[22];
+    (*ring).b[slot][23] = hs;
+    hs += q[30] - q[23];
+    (*ring).b[slot][24] = hs;
+    hs += q[31] - q[24];
+    (*ring).b[slot][25] = hs;
+    hs += q[32] - q[25];
+    (*ring).b[slot][26] = hs;
+    hs += q[33] - q[26];
+    (*ring).b[slot][27] = hs;
+    hs += q[34] - q[27];
+    (*ring).b[slot][28] = hs;
+    hs += q[35] - q[28];
+    (*ring).b[slot][29] = hs;
+    hs += q[36] - q[29];
+    (*ring).b[slot][30] = hs;
+    hs += q[37] - q[30];
+    (*ring).b[slot][31] = hs;
     var o = vec2<f32>(0.0);
     if (r >= t.r_lo && r < t.r_hi) {
         let w = i32(p.w);
@@ -396,7 +435,23 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
             + select(0.0, q[15].w, t.c0 + 12 < w)
             + select(0.0, q[16].w, t.c0 + 13 < w)
             + select(0.0, q[17].w, t.c0 + 14 < w)
-            + select(0.0, q[18].w, t.c0 + 15 < w);
+            + select(0.0, q[18].w, t.c0 + 15 < w)
+            + select(0.0, q[19].w, t.c0 + 16 < w)
+            + select(0.0, q[20].w, t.c0 + 17 < w)
+            + select(0.0, q[21].w, t.c0 + 18 < w)
+            + select(0.0, q[22].w, t.c0 + 19 < w)
+            + select(0.0, q[23].w, t.c0 + 20 < w)
+            + select(0.0, q[24].w, t.c0 + 21 < w)
+            + select(0.0, q[25].w, t.c0 + 22 < w)
+            + select(0.0, q[26].w, t.c0 + 23 < w)
+            + select(0.0, q[27].w, t.c0 + 24 < w)
+            + select(0.0, q[28].w, t.c0 + 25 < w)
+            + select(0.0, q[29].w, t.c0 + 26 < w)
+            + select(0.0, q[30].w, t.c0 + 27 < w)
+            + select(0.0, q[31].w, t.c0 + 28 < w)
+            + select(0.0, q[32].w, t.c0 + 29 < w)
+            + select(0.0, q[33].w, t.c0 + 30 < w)
+            + select(0.0, q[34].w, t.c0 + 31 < w);
     }
     let ro = r - 3;
     if (ro >= t.r_lo && ro < t.r_hi && ro >= 3 && ro <= i32(p.h) - 4) {
@@ -416,6 +471,22 @@ fn box_step(ring: ptr<function, BoxRing>, slot: u32, t: Tile, r: i32) -> vec2<f3
         o.y += box_px(ring, 13u, t);
         o.y += box_px(ring, 14u, t);
         o.y += box_px(ring, 15u, t);
+        o.y += box_px(ring, 16u, t);
+        o.y += box_px(ring, 17u, t);
+        o.y += box_px(ring, 18u, t);
+        o.y += box_px(ring, 19u, t);
+        o.y += box_px(ring, 20u, t);
+        o.y += box_px(ring, 21u, t);
+        o.y += box_px(ring, 22u, t);
+        o.y += box_px(ring, 23u, t);
+        o.y += box_px(ring, 24u, t);
+        o.y += box_px(ring, 25u, t);
+        o.y += box_px(ring, 26u, t);
+        o.y += box_px(ring, 27u, t);
+        o.y += box_px(ring, 28u, t);
+        o.y += box_px(ring, 29u, t);
+        o.y += box_px(ring, 30u, t);
+        o.y += box_px(ring, 31u, t);
     }
     return o;
 }
@@ -444,7 +515,7 @@ fn metrics_partials_box(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     t.r_hi = i32(min(band * p.rows + p.rows, p.h));
     t.c0 = i32(blk * KB);
     t.sigma = 0.0;
-    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 8).x;
+    t.sigma = quant(t, (t.r_lo + t.r_hi) / 2, t.c0 + 16).x;
 
     var ring: BoxRing;
     var total = vec2<f32>(0.0);

@@ -21,10 +21,12 @@ use anyhow::{bail, ensure, Result};
 use crate::gpu::timing::KernelBench;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
-/// Output columns per invocation (`K` and `KB` in shaders/metrics.wgsl). On CPU adapters every
-/// storage-buffer load is a per-lane loop (Mesa 22's llvmpipe), ~90% of the time, so wide
-/// blocks pay: K + 10 (Gaussian) or K + 6 (box) loaded columns per K outputs.
+/// Output columns per invocation of the Gaussian pass (`K` in shaders/metrics.wgsl) and of the
+/// box-only pass (`KB`). On CPU adapters every storage-buffer load is a per-lane loop (Mesa 22's
+/// llvmpipe), ~90% of the time, so wide blocks pay: K + 10 (Gaussian) or KB + 6 (box) loaded
+/// columns per block (the Gaussian pass's 2 x 11-row ring makes wider blocks compile slowly).
 const K: usize = 16;
+const KB: usize = 32;
 /// Smallest side the metrics accept: the Gaussian window's.
 pub const MIN_SIDE: usize = 11;
 /// The Gaussian window: sigma 1.5, radius 5 (scipy's int(truncate * sigma + 0.5), truncate 3.5).
@@ -94,8 +96,8 @@ impl Default for Options {
 /// Output rows per invocation: long bands waste less on the 6 or 10 halo rows (whole 128-row
 /// images: 5-8%), short ones give more invocations, which small batches need to fill every core:
 /// the longest band (whole image, 64, 32 rows) that still gives >= 256 invocations (4 workgroups).
-fn band_rows(n: usize, h: usize, w: usize) -> usize {
-    let blocks = w.div_ceil(K);
+fn band_rows(n: usize, h: usize, w: usize, k: usize) -> usize {
+    let blocks = w.div_ceil(k);
     for rows in [h, 64, 32] {
         if rows <= h && n * h.div_ceil(rows) * blocks >= 256 {
             return rows;
@@ -154,9 +156,10 @@ pub fn record_opts(
     if n == 0 {
         return Ok(());
     }
-    let rows = band_rows(n, h, w);
+    let k = if opts.gaussian { K } else { KB };
+    let rows = band_rows(n, h, w, k);
     let bands = h.div_ceil(rows);
-    let blocks = w.div_ceil(K);
+    let blocks = w.div_ceil(k);
     let taps = gaussian_taps();
     let mut g = [0f32; 12];
     for (d, s) in g.iter_mut().zip(taps) {
