@@ -28,24 +28,41 @@ fn random_pair(seed: u64, n: usize, h: usize, w: usize, noise: f64) -> (Vec<f64>
 
 /// Runs `record` into a NaN-poisoned [n, 4] output and returns its rows.
 fn run_poisoned(a: &[f64], b: &[f64], n: usize, h: usize, w: usize) -> Vec<f64> {
+    run_opts(a, b, n, h, w, metrics::Options::default())
+}
+
+/// `record_opts` into a NaN-poisoned [n, 4] output.
+fn run_opts(
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    h: usize,
+    w: usize,
+    opts: metrics::Options,
+) -> Vec<f64> {
     let at = upload(a, &[n, 1, h, w]);
     let bt = upload(b, &[n, 1, h, w]);
     let out = poisoned(&[n, 4]);
     let mut rec = gpu().record();
-    metrics::record(&mut rec, &at, &bt, &out).unwrap();
+    metrics::record_opts(&mut rec, &at, &bt, &out, opts).unwrap();
     rec.run().unwrap();
     read(&out)
 }
 
 #[test]
 fn matches_reference() {
-    // batch 1 and 3, square, odd and non-square sizes, the 11x11 minimum, w not a multiple of 4
+    // batch 1 and 3, square, odd and non-square sizes, the 11x11 minimum, w not a multiple of 8
     for &(n, h, w, noise) in &[
         (1usize, 128usize, 128usize, 0.05),
         (3, 37, 53, 0.05),
         (2, 11, 11, 0.2),
         (1, 12, 130, 0.01),
         (3, 45, 19, 0.3),
+        // bands (>= 256 invocations): 70 rows in 32-row bands (32, 32, 6), 100 rows in 64-row
+        // bands (64, 36), 20 rows as one whole-image band; w not a multiple of 16
+        (8, 70, 21, 0.1),
+        (4, 100, 500, 0.1),
+        (16, 20, 250, 0.1),
     ] {
         let (a, b) = random_pair(n as u64 * 1000 + h as u64 + w as u64, n, h, w, noise);
         let got = run_poisoned(&a, &b, n, h, w);
@@ -86,6 +103,34 @@ fn matches_reference() {
             &col(&want, 3),
             0.0,
             2e-6,
+        );
+        // the box-only pass (no Gaussian SSIM): same bounds, NaN in column 3
+        let opts = metrics::Options { gaussian: false };
+        let got = run_opts(&a, &b, n, h, w, opts);
+        assert_close(
+            &format!("{what} box mse"),
+            &col(&got, 0),
+            &col(&want, 0),
+            1e-5,
+            0.0,
+        );
+        assert_close(
+            &format!("{what} box psnr"),
+            &col(&got, 1),
+            &col(&want, 1),
+            0.0,
+            1e-4,
+        );
+        assert_close(
+            &format!("{what} box ssim"),
+            &col(&got, 2),
+            &col(&want, 2),
+            0.0,
+            2e-6,
+        );
+        assert!(
+            col(&got, 3).iter().all(|v| v.is_nan()),
+            "{what}: column 3 must be NaN"
         );
     }
 }
@@ -146,7 +191,29 @@ fn matches_scikit_image_fixtures() {
         let (a, h, w) = load(&p.reference);
         let (b, _, _) = load(&p.distorted);
         let m = metrics::compute(gpu(), &a, &b, 1, h, w).unwrap()[0];
-        println!("{}: {m:?}", p.name);
+        let opts = metrics::Options { gaussian: false };
+        let mb = metrics::compute_opts(gpu(), &a, &b, 1, h, w, opts).unwrap()[0];
+        println!(
+            "{}: {m:?}; |ssim - skimage| {:.1e} (box-only pass {:.1e}), |ssim_gaussian - skimage| {:.1e}",
+            p.name,
+            (m.ssim - p.ssim).abs(),
+            (mb.ssim - p.ssim).abs(),
+            (m.ssim_gaussian - p.ssim_gaussian).abs()
+        );
+        // the box-only pass: same bounds for mse and ssim, NaN for the Gaussian SSIM
+        assert!(
+            (mb.mse - p.mse).abs() < 1e-5 * p.mse.max(1e-3),
+            "{} box mse",
+            p.name
+        );
+        assert!(
+            (mb.ssim - p.ssim).abs() < 1e-5,
+            "{} box ssim {} vs {}",
+            p.name,
+            mb.ssim,
+            p.ssim
+        );
+        assert!(mb.ssim_gaussian.is_nan(), "{} box ssim_gaussian", p.name);
         // within 1e-5 (psnr: 1e-5 relative) of scikit-image's float64 values
         assert!(
             (m.mse - p.mse).abs() < 1e-5 * p.mse.max(1e-3),
@@ -179,19 +246,44 @@ fn matches_scikit_image_fixtures() {
     }
 }
 
+/// CPU seconds this process has used (all threads, lavapipe's workers included).
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 #[test]
 #[ignore]
 fn bench() {
     // images/s of the fused metrics at 128x128: cargo test --test metrics bench -- --ignored
+    // Wall time via time_program; on a shared machine also images per CPU second (x cores for
+    // what an idle machine would do), comparable with tools/skimage_speed.py's second number.
     for batch in [1usize, 128] {
         let b = metrics::bench_programs(gpu(), batch).unwrap();
         let t = facegpu::gpu::timing::time_program(gpu(), &b[0].program, 5, 5).unwrap();
+        let (c0, reps) = (cpu_seconds(), 10);
+        for _ in 0..reps {
+            b[0].program.run(gpu()).unwrap();
+        }
+        let cpu = (cpu_seconds() - c0) / reps as f64;
         println!(
-            "{} on {}: {:.1} us/run, {:.0} images/s",
+            "{} on {}: {:.1} us/run, {:.0} images/s wall; {:.0} images per CPU second",
             b[0].name,
             gpu().describe(),
             t.seconds() * 1e6,
-            batch as f64 / t.seconds()
+            batch as f64 / t.seconds(),
+            batch as f64 / cpu
         );
     }
 }

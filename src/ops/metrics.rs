@@ -21,8 +21,12 @@ use anyhow::{bail, ensure, Result};
 use crate::gpu::timing::KernelBench;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
-/// Output columns per invocation (`K` in shaders/metrics.wgsl).
-const K: usize = 4;
+/// Output columns per invocation of the Gaussian pass (`K` in shaders/metrics.wgsl) and of the
+/// box-only pass (`KB`). On CPU adapters every storage-buffer load is a per-lane loop (Mesa 22's
+/// llvmpipe), ~90% of the time, so wide blocks pay: K + 10 (Gaussian) or KB + 6 (box) loaded
+/// columns per block (the Gaussian pass's 2 x 11-row ring makes wider blocks compile slowly).
+const K: usize = 16;
+const KB: usize = 32;
 /// Smallest side the metrics accept: the Gaussian window's.
 pub const MIN_SIDE: usize = 11;
 /// The Gaussian window: sigma 1.5, radius 5 (scipy's int(truncate * sigma + 0.5), truncate 3.5).
@@ -71,13 +75,34 @@ struct Params {
     bands: u32,
     blocks: u32,
     inf_bits: u32,
-    _p1: u32,
+    gauss: u32,
     g: [f32; 12],
 }
 
-/// Output rows per invocation: long bands waste less on the 10 halo rows, short ones give more
-/// invocations; 32 keeps every core busy from batch 1 on while the halo costs 30%.
-fn band_rows(h: usize) -> usize {
+/// What [`record_opts`] computes besides MSE, PSNR and the 7x7 SSIM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The 11x11 Gaussian SSIM (column 3). Off: a box-only pass (about 2x faster on CPU
+    /// adapters) writes NaN there, e.g. to compare with scikit-image's default SSIM alone.
+    pub gaussian: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { gaussian: true }
+    }
+}
+
+/// Output rows per invocation: long bands waste less on the 6 or 10 halo rows (whole 128-row
+/// images: 5-8%), short ones give more invocations, which small batches need to fill every core:
+/// the longest band (whole image, 64, 32 rows) that still gives >= 256 invocations (4 workgroups).
+fn band_rows(n: usize, h: usize, w: usize, k: usize) -> usize {
+    let blocks = w.div_ceil(k);
+    for rows in [h, 64, 32] {
+        if rows <= h && n * h.div_ceil(rows) * blocks >= 256 {
+            return rows;
+        }
+    }
     h.min(32)
 }
 
@@ -100,6 +125,18 @@ pub fn record(
     distorted: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
+    record_opts(rec, reference, distorted, out, Options::default())
+}
+
+/// [`record`] with options: `Options { gaussian: false }` skips the Gaussian SSIM and writes NaN
+/// in out's column 3.
+pub fn record_opts(
+    rec: &mut Recorder,
+    reference: &Tensor,
+    distorted: &Tensor,
+    out: &Tensor,
+    opts: Options,
+) -> Result<()> {
     let (n, h, w) = image_dims(&reference.shape)?;
     ensure!(
         reference.shape == distorted.shape,
@@ -119,9 +156,10 @@ pub fn record(
     if n == 0 {
         return Ok(());
     }
-    let rows = band_rows(h);
+    let k = if opts.gaussian { K } else { KB };
+    let rows = band_rows(n, h, w, k);
     let bands = h.div_ceil(rows);
-    let blocks = w.div_ceil(K);
+    let blocks = w.div_ceil(k);
     let taps = gaussian_taps();
     let mut g = [0f32; 12];
     for (d, s) in g.iter_mut().zip(taps) {
@@ -135,14 +173,18 @@ pub fn record(
         bands: bands as u32,
         blocks: blocks as u32,
         inf_bits: f32::INFINITY.to_bits(),
-        _p1: 0,
+        gauss: opts.gaussian as u32,
         g,
     };
     let tiles = n * bands * blocks;
     let part = rec.gpu.zeros(&[tiles, 3]);
     rec.dispatch(
         "metrics",
-        "metrics_partials",
+        if opts.gaussian {
+            "metrics_partials"
+        } else {
+            "metrics_partials_box"
+        },
         &params,
         &[reference.into(), distorted.into(), (&part).into()],
         grid_1d(tiles as u64, 64),
@@ -165,6 +207,19 @@ pub fn compute(
     h: usize,
     w: usize,
 ) -> Result<Vec<ImageMetrics>> {
+    compute_opts(gpu, reference, distorted, n, h, w, Options::default())
+}
+
+/// [`compute`] with options (`gaussian: false`: `ssim_gaussian` is NaN).
+pub fn compute_opts(
+    gpu: &Gpu,
+    reference: &[f32],
+    distorted: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+    opts: Options,
+) -> Result<Vec<ImageMetrics>> {
     let len = n * h * w;
     ensure!(
         reference.len() == len && distorted.len() == len,
@@ -179,7 +234,7 @@ pub fn compute(
     let b = gpu.upload(distorted, &[n, 1, h, w])?;
     let out = gpu.zeros(&[n, 4]);
     let mut rec = gpu.record();
-    record(&mut rec, &a, &b, &out)?;
+    record_opts(&mut rec, &a, &b, &out, opts)?;
     rec.run()?;
     Ok(from_rows(&gpu.read(&out)?))
 }
