@@ -98,7 +98,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = 128)]
         batch: usize,
         /// Steps per timed round (3 rounds, the median is reported).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 5)]
         steps: usize,
         #[arg(long)]
         json: bool,
