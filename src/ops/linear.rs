@@ -550,6 +550,94 @@ pub fn bench_programs_opt(gpu: &Gpu, batch: usize, opts: Options) -> Result<Vec<
     Ok(out)
 }
 
+/// Measures the number of K chunks for each VAE layer and pass at `batch` on this adapter
+/// (candidates 1, 2, 4, ... while chunks stay >= 256 long), keeps the fastest in the autotune
+/// cache (src/gpu/autotune.rs) and returns (key, chunks). A cache that cannot be written is
+/// reported on stderr and the choices still returned; later runs then use the static choice.
+pub fn autotune(gpu: &Gpu, batch: usize) -> Result<Vec<(String, usize)>> {
+    let mut found = Vec::new();
+    for (_, d_in, d_out, act) in vae_layers() {
+        let s = LinearShape {
+            batch,
+            d_in,
+            d_out,
+        };
+        for pass in [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight] {
+            let variant = plan(gpu, &s, pass, Options::default()).variant;
+            let (m, n, k) = pass.mnk(&s);
+            let mut cands = vec![1usize];
+            while k / (cands.last().unwrap() * 2) >= 256 && cands.len() < 7 {
+                cands.push(cands.last().unwrap() * 2);
+            }
+            let mut best = (f64::INFINITY, 1usize);
+            let mut tried = Vec::new();
+            for c in cands {
+                let opts = Options {
+                    variant: Some(variant),
+                    split_k: Some(c),
+                };
+                let chunks = plan(gpu, &s, pass, opts).chunks;
+                if tried.contains(&chunks) {
+                    continue;
+                }
+                tried.push(chunks);
+                let prog = one_program(gpu, &s, pass, act, opts)?;
+                let t = crate::gpu::timing::time_program(gpu, &prog, 1, 3)?.seconds();
+                if t < best.0 {
+                    best = (t, chunks);
+                }
+            }
+            let key = crate::gpu::autotune::linear_key(pass.tag(), variant, m, n, k);
+            found.push((key, best.1));
+        }
+    }
+    let entries: Vec<(String, serde_json::Value)> = found
+        .iter()
+        .map(|(k, c)| (k.clone(), serde_json::Value::from(*c)))
+        .collect();
+    if let Err(e) = crate::gpu::autotune::store(gpu, &entries) {
+        eprintln!("facegpu: linear autotune results not cached ({e:#}); static choices stay in use");
+    }
+    Ok(found)
+}
+
+/// One pass of one layer as a program on random inputs (for timing).
+fn one_program(
+    gpu: &Gpu,
+    s: &LinearShape,
+    pass: Pass,
+    act: Activation,
+    opts: Options,
+) -> Result<crate::gpu::Program> {
+    let (b, di, dd) = (s.batch, s.d_in, s.d_out);
+    let mut rec = gpu.record();
+    match pass {
+        Pass::Forward => {
+            let x = random(gpu, b * di, 1, 1.0)?;
+            let w = random(gpu, dd * di, 2, 1.0 / (di as f32).sqrt())?;
+            let bias = random(gpu, dd, 3, 0.1)?;
+            let y = gpu.zeros(&[b * dd]);
+            forward_opt(&mut rec, s, &x, &w, &bias, &y, act, opts)?;
+        }
+        Pass::BackwardInput => {
+            let y = random(gpu, b * dd, 4, 1.0)?;
+            let dy = random(gpu, b * dd, 5, 1.0)?;
+            let w = random(gpu, dd * di, 2, 1.0 / (di as f32).sqrt())?;
+            let dx = gpu.zeros(&[b * di]);
+            backward_input_opt(&mut rec, s, act, &y, &dy, &w, &dx, opts)?;
+        }
+        Pass::BackwardWeight => {
+            let y = random(gpu, b * dd, 4, 1.0)?;
+            let dy = random(gpu, b * dd, 5, 1.0)?;
+            let x = random(gpu, b * di, 1, 1.0)?;
+            let dw = gpu.zeros(&[dd * di]);
+            let db = gpu.zeros(&[dd]);
+            backward_weight_opt(&mut rec, s, act, &y, &dy, &x, &dw, &db, opts)?;
+        }
+    }
+    rec.finish()
+}
+
 // ------------------------------------------------------------------------------------------
 // The CPU kernels' source (shaders/linear_cpu.wgsl is this function's output).
 
