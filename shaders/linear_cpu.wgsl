@@ -2,7 +2,6 @@
 // Register-blocked linear-layer matmuls for software adapters (lavapipe): no barriers, every
 // loop over the block unrolled by hand so that the accumulators stay in registers, S values
 // loaded once per subgroup and shared with subgroupBroadcast. See src/ops/linear.rs.
-enable subgroups;
 
 struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;

@@ -74,3 +74,39 @@ pub fn backward(
         grid_1d(y.len() as u64, 256),
     )
 }
+
+/// The standalone activation kernels at the AE's largest activation (batch x 8 x 64 x 64).
+pub fn bench_programs(
+    gpu: &crate::gpu::Gpu,
+    batch: usize,
+) -> Result<Vec<crate::gpu::timing::KernelBench>> {
+    let n = batch * 8 * 64 * 64;
+    let x = gpu.upload(
+        &(0..n)
+            .map(|i| ((i % 97) as f32 - 48.0) / 16.0)
+            .collect::<Vec<_>>(),
+        &[n],
+    )?;
+    let y = gpu.zeros(&[n]);
+    let dx = gpu.zeros(&[n]);
+    let mut out = Vec::new();
+    for act in [Activation::Relu, Activation::Sigmoid] {
+        let mut rec = gpu.record();
+        forward(&mut rec, act, &x, &y)?;
+        out.push(crate::gpu::timing::KernelBench {
+            name: format!("{act:?} forward ({batch}x8x64x64)").to_lowercase(),
+            flops: n as f64,
+            bytes: 8.0 * n as f64,
+            program: rec.finish()?,
+        });
+        let mut rec = gpu.record();
+        backward(&mut rec, act, &y, &x, &dx)?;
+        out.push(crate::gpu::timing::KernelBench {
+            name: format!("{act:?} backward ({batch}x8x64x64)").to_lowercase(),
+            flops: 2.0 * n as f64,
+            bytes: 12.0 * n as f64,
+            program: rec.finish()?,
+        });
+    }
+    Ok(out)
+}

@@ -654,7 +654,9 @@ pub fn cpu_wgsl() -> String {
     o += "// Register-blocked linear-layer matmuls for software adapters (lavapipe): no barriers, every\n";
     o += "// loop over the block unrolled by hand so that the accumulators stay in registers, S values\n";
     o += "// loaded once per subgroup and shared with subgroupBroadcast. See src/ops/linear.rs.\n";
-    o += "enable subgroups;\n\n";
+    // naga 30 rejects `enable subgroups;` (unimplemented) but accepts the subgroup builtins
+    // when the device has Features::SUBGROUP, which plan() checks before choosing this shader.
+    o += "\n";
     o += "struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }\n";
     o += "@group(0) @binding(0) var<uniform> p: Params;\n";
     o += "// 0 none, 1 relu, 2 sigmoid\noverride ACT: u32 = 0u;\n\n";

@@ -3,7 +3,16 @@
 //! test in tests/ with the same name.
 
 pub mod activation;
+pub mod conv2d;
+pub mod conv_transpose2d;
 pub mod linear;
 pub use activation::Activation;
+pub mod elementwise;
+pub mod loss;
+pub mod metrics;
+pub mod noise;
+pub mod optim;
+pub mod reduce;
 pub mod rng;
 pub mod step;
+pub mod vae;

@@ -19,7 +19,9 @@ pub struct StepState {
 
 impl StepState {
     pub fn new(gpu: &Gpu, v: StepValues) -> StepState {
-        let s = StepState { buf: gpu.storage(16) };
+        let s = StepState {
+            buf: gpu.storage(16),
+        };
         s.set(gpu, v);
         s
     }

@@ -1,0 +1,98 @@
+// Batch gather: faces stored as u8 on the GPU (4 pixels per u32 word) -> an f32 batch
+// [batch, 1, 128, 128] in [0, 1], and optionally a noisy copy, in one pass.
+//
+// The store may span several buffers ("chunks": one binding cannot hold 70,000 faces on most
+// adapters); the host records one dispatch per chunk and each writes the slots whose face
+// lives in its chunk. A recorded program never changes, so what varies per step comes from
+// the small BatchState buffer: the batch's first position in `order`, how many slots are
+// valid (the last batch of an evaluation may be short) and the noise stream (the epoch).
+//!include common
+//!include rng
+
+struct Params {
+    batch: u32,      // slots in the output tensor
+    first_row: u32,  // first store row held by this chunk
+    rows: u32,       // rows held by this chunk
+    chunk0: u32,     // 1 for the chunk that zero-fills slots past `valid`
+    sigma: f32,
+    clip: u32,
+    key_lo: u32,
+    key_hi: u32,
+}
+
+struct BatchState {
+    start: u32,   // position in `order` of slot 0
+    valid: u32,   // slots holding a face; the rest are written as 0
+    stream: u32,  // noise stream: the epoch in training, fixed in evaluation
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> st: BatchState;
+// (store row, face id) per position of the epoch; the face id (index in the dataset) keys the noise
+@group(0) @binding(2) var<storage, read> order: array<u32>;
+@group(0) @binding(3) var<storage, read> data: array<u32>;
+// i / 255 as the host computes it (correctly rounded), so u8 -> f32 is bit-exact everywhere
+@group(0) @binding(4) var<storage, read> lut: array<f32, 256>;
+@group(0) @binding(5) var<storage, read_write> clean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> noisy: array<f32>;
+
+const WG: u32 = 256u;
+const WORDS: u32 = 4096u;    // u32 words per face
+const PIXELS: u32 = 16384u;
+
+// The word this invocation handles: (slot, word index, store row), or row = 0xFFFFFFFF when
+// the slot is past `valid` and 0xFFFFFFFE when its face lives in another chunk.
+fn locate(t: u32) -> vec3<u32> {
+    let slot = t / WORDS;
+    let w = t % WORDS;
+    if (slot >= st.valid) { return vec3<u32>(slot, w, 0xFFFFFFFFu); }
+    let row = order[2u * (st.start + slot)];
+    if (row < p.first_row || row >= p.first_row + p.rows) { return vec3<u32>(slot, w, 0xFFFFFFFEu); }
+    return vec3<u32>(slot, w, row - p.first_row);
+}
+
+@compute @workgroup_size(256)
+fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_index(gid, nwg, WG);
+    if (t >= p.batch * WORDS) { return; }
+    let l = locate(t);
+    let base = l.x * PIXELS + l.y * 4u;
+    if (l.z == 0xFFFFFFFFu) {
+        if (p.chunk0 != 0u) {
+            for (var k = 0u; k < 4u; k = k + 1u) { clean[base + k] = 0.0; }
+        }
+        return;
+    }
+    if (l.z == 0xFFFFFFFEu) { return; }
+    let word = data[l.z * WORDS + l.y];
+    for (var k = 0u; k < 4u; k = k + 1u) {
+        clean[base + k] = lut[(word >> (8u * k)) & 255u];
+    }
+}
+
+@compute @workgroup_size(256)
+fn gather_noisy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = linear_index(gid, nwg, WG);
+    if (t >= p.batch * WORDS) { return; }
+    let l = locate(t);
+    let base = l.x * PIXELS + l.y * 4u;
+    if (l.z == 0xFFFFFFFFu) {
+        if (p.chunk0 != 0u) {
+            for (var k = 0u; k < 4u; k = k + 1u) { clean[base + k] = 0.0; noisy[base + k] = 0.0; }
+        }
+        return;
+    }
+    if (l.z == 0xFFFFFFFEu) { return; }
+    let word = data[l.z * WORDS + l.y];
+    let id = order[2u * (st.start + l.x) + 1u];
+    // pixels 4w..4w+3 share one Philox call: the same values as normal_at(key, pixel, id, stream)
+    let z = normal4(vec4<u32>(l.y, id, st.stream, 0x66616365u), vec2<u32>(p.key_lo, p.key_hi));
+    for (var k = 0u; k < 4u; k = k + 1u) {
+        let c = lut[(word >> (8u * k)) & 255u];
+        clean[base + k] = c;
+        var v = c + p.sigma * z[k];
+        if (p.clip != 0u) { v = clamp(v, 0.0, 1.0); }
+        noisy[base + k] = v;
+    }
+}

@@ -1,0 +1,34 @@
+// Mean squared error. The forward (a scalar) is the deterministic sum in reduce.wgsl with its
+// (p - t)^2 map (src/ops/loss.rs); the backward is this elementwise kernel, in a vec4 form for
+// lengths that are a multiple of 4 (lavapipe runs it ~1.5x faster) and a scalar one otherwise.
+//!include common
+
+struct Params { n: u32, k: f32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+
+// dpred = k (p - t) with k = 2 * scale: d/dp of scale * (p - t)^2.
+@group(0) @binding(1) var<storage, read> pred: array<f32>;
+@group(0) @binding(2) var<storage, read> tgt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dpred: array<f32>;
+
+@compute @workgroup_size(256)
+fn mse_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG);
+    if (i >= p.n) { return; }
+    dpred[i] = p.k * (pred[i] - tgt[i]);
+}
+
+// p.n counts vec4s
+@group(0) @binding(1) var<storage, read> pred4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> tgt4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dpred4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn mse_grad4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG);
+    if (i >= p.n) { return; }
+    dpred4[i] = p.k * (pred4[i] - tgt4[i]);
+}

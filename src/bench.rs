@@ -1,0 +1,300 @@
+//! `facegpu bench`: kernel, training and metric benchmarks, each naming the adapter.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::gpu::timing::{time_program, KernelBench};
+use crate::gpu::Gpu;
+
+/// One measured kernel.
+#[derive(Serialize, Clone, Debug)]
+pub struct KernelRow {
+    pub name: String,
+    pub ms_per_call: f64,
+    pub gflops: f64,
+    pub gbps: f64,
+    /// "timestamps" (GPU timestamp queries) or "wall" (submit-and-wait clock, amortised).
+    pub clock: &'static str,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct KernelReport {
+    pub adapter: String,
+    pub batch: usize,
+    pub rows: Vec<KernelRow>,
+}
+
+/// The benchmark cases of every kernel family at the AE's and the VAE's shapes.
+pub fn kernel_cases(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    let mut all = Vec::new();
+    all.extend(crate::ops::conv2d::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::conv_transpose2d::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::linear::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::activation::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::loss::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::vae::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::reduce::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::optim::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::noise::bench_programs(gpu, batch)?);
+    all.extend(crate::ops::metrics::bench_programs(gpu, batch)?);
+    Ok(all)
+}
+
+/// Times each case: warm-up, then the median of `rounds` batches of `reps` back-to-back runs.
+pub fn bench_kernels(
+    gpu: &Gpu,
+    batch: usize,
+    filter: Option<&str>,
+    mut progress: impl FnMut(&KernelRow),
+) -> Result<KernelReport> {
+    let mut rows = Vec::new();
+    for case in kernel_cases(gpu, batch)? {
+        if filter.is_some_and(|f| !case.name.contains(f)) {
+            continue;
+        }
+        // aim for roughly 0.2 s per round from one probe run
+        let probe = time_program(gpu, &case.program, 1, 1)?;
+        let reps = ((0.2 / probe.seconds().max(1e-6)) as u32).clamp(1, 200);
+        let t = time_program(gpu, &case.program, reps, 5)?;
+        let s = t.seconds();
+        let row = KernelRow {
+            name: case.name,
+            ms_per_call: s * 1e3,
+            gflops: case.flops / s * 1e-9,
+            gbps: case.bytes / s * 1e-9,
+            clock: if t.gpu_s.is_some() {
+                "timestamps"
+            } else {
+                "wall"
+            },
+        };
+        progress(&row);
+        rows.push(row);
+    }
+    Ok(KernelReport {
+        adapter: gpu.describe(),
+        batch,
+        rows,
+    })
+}
+
+impl std::fmt::Display for KernelReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "adapter: {}  (batch {})", self.adapter, self.batch)?;
+        writeln!(f, "| kernel | ms/call | GFLOP/s | GB/s |")?;
+        writeln!(f, "|---|---:|---:|---:|")?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "| {} | {:.3} | {:.2} | {:.2} |",
+                r.name, r.ms_per_call, r.gflops, r.gbps
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Speed of the fused MSE/PSNR/SSIM pass alone, and with the per-batch readback `eval` does.
+#[derive(Serialize, Clone, Debug)]
+pub struct MetricsReport {
+    pub adapter: String,
+    pub batch: usize,
+    pub images_per_s_kernel: f64,
+    pub images_per_s_with_readback: f64,
+}
+
+pub fn bench_metrics(gpu: &Gpu, batch: usize) -> Result<MetricsReport> {
+    use crate::ops::metrics;
+    anyhow::ensure!(batch > 0, "--batch must be at least 1");
+    let n = batch * 128 * 128;
+    // two different smooth images so SSIM's arithmetic is exercised as in eval
+    let a: Vec<f32> = (0..n)
+        .map(|i| ((i % 128) as f32 * 0.01).sin() * 0.5 + 0.5)
+        .collect();
+    let b: Vec<f32> = a
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v + ((i * 7919) % 97) as f32 * 1e-3).min(1.0))
+        .collect();
+    let ta = gpu.upload(&a, &[batch, 1, 128, 128])?;
+    let tb = gpu.upload(&b, &[batch, 1, 128, 128])?;
+    let out = gpu.zeros(&[batch, 4]);
+    let mut rec = gpu.record();
+    metrics::record(&mut rec, &ta, &tb, &out)?;
+    let prog = rec.finish()?;
+    let probe = time_program(gpu, &prog, 1, 1)?;
+    let reps = ((0.3 / probe.seconds().max(1e-6)) as u32).clamp(1, 100);
+    let t = time_program(gpu, &prog, reps, 5)?;
+    let rounds = reps.max(3) as usize;
+    let t0 = std::time::Instant::now();
+    for _ in 0..rounds {
+        prog.submit(gpu);
+        gpu.read(&out)?;
+    }
+    let wall = t0.elapsed().as_secs_f64() / rounds as f64;
+    Ok(MetricsReport {
+        adapter: gpu.describe(),
+        batch,
+        images_per_s_kernel: batch as f64 / t.seconds(),
+        images_per_s_with_readback: batch as f64 / wall,
+    })
+}
+
+impl std::fmt::Display for MetricsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "adapter: {}  (batch {}, 128x128)",
+            self.adapter, self.batch
+        )?;
+        writeln!(
+            f,
+            "fused MSE/PSNR/SSIM/SSIM-gaussian kernel: {:.0} images/s",
+            self.images_per_s_kernel
+        )?;
+        writeln!(
+            f,
+            "with the per-batch readback eval does:    {:.0} images/s",
+            self.images_per_s_with_readback
+        )
+    }
+}
+
+/// Steady-state training speed of one model.
+#[derive(Serialize, Clone, Debug)]
+pub struct TrainRow {
+    pub model: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub images_per_s: f64,
+    pub ms_per_step: f64,
+    /// GPU time of one step from timestamp queries, when the adapter has them.
+    pub gpu_ms_per_step: Option<f64>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct TrainReport {
+    pub adapter: String,
+    pub rows: Vec<TrainRow>,
+}
+
+/// Times whole training steps (batch gather, forward, loss, backward, Adam: the program
+/// `facegpu train` replays) on synthetic faces: a few warm-up steps, then `steps` steps
+/// submitted back to back and waited for once, the median of 3 rounds.
+pub fn bench_train(
+    gpu: &Gpu,
+    models: &[&str],
+    batch: usize,
+    steps: usize,
+    mut progress: impl FnMut(&TrainRow),
+) -> Result<TrainReport> {
+    use crate::data::{self, Batcher, BatcherConfig, DataOptions};
+    use crate::model::graph::{Graph, Latent};
+    use crate::model::{params::Params, registry};
+    use crate::ops::optim::AdamConfig;
+    use crate::ops::step::{StepState, StepValues};
+    anyhow::ensure!(
+        batch > 0 && steps > 0,
+        "--batch and --steps must be at least 1"
+    );
+    let ds = data::load(&DataOptions {
+        synthetic_count: (batch * 4).max(256),
+        ..Default::default()
+    })?;
+    let rows: Vec<usize> = (0..ds.len()).collect();
+    let mut out = Vec::new();
+    for &name in models {
+        let spec = registry::model(name)?;
+        let mut batcher = Batcher::new(gpu, &ds, &rows, BatcherConfig::train(batch, 0, None))?;
+        let params = Params::init(gpu, &spec, 0)?;
+        let input = batcher.clean.clone();
+        let graph = Graph::new(
+            gpu,
+            &spec,
+            &params,
+            batch,
+            input.clone(),
+            input,
+            Latent::Sample,
+        )?;
+        let step = StepState::new(
+            gpu,
+            StepValues {
+                t: 1,
+                epoch: 0,
+                lr: 1e-3,
+                _pad: 0,
+            },
+        );
+        let prog = {
+            let mut rec = gpu.record();
+            batcher.record(&mut rec)?;
+            graph.record_forward(&mut rec, &params, 0, &step, 1.0)?;
+            graph.record_backward(&mut rec, &params, 1.0)?;
+            graph.record_update(&mut rec, &params, &AdamConfig::default(), &step)?;
+            rec.finish()?
+        };
+        batcher.begin_epoch(gpu, 0)?;
+        let mut t = 1u32;
+        let mut run = |n: usize| -> Result<f64> {
+            let t0 = std::time::Instant::now();
+            for _ in 0..n {
+                batcher.set_batch(gpu, t as usize % batcher.batches())?;
+                step.set(
+                    gpu,
+                    StepValues {
+                        t,
+                        epoch: 0,
+                        lr: 1e-3,
+                        _pad: 0,
+                    },
+                );
+                prog.submit(gpu);
+                t += 1;
+            }
+            gpu.wait()?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        run(3)?;
+        let mut secs: Vec<f64> = (0..3).map(|_| run(steps)).collect::<Result<_>>()?;
+        secs.sort_by(f64::total_cmp);
+        let s = secs[1];
+        let gpu_ms = time_program(gpu, &prog, 2, 3)
+            .ok()
+            .and_then(|t| t.gpu_s)
+            .map(|g| g * 1e3);
+        let row = TrainRow {
+            model: name.to_string(),
+            batch,
+            steps,
+            images_per_s: (steps * batch) as f64 / s,
+            ms_per_step: s / steps as f64 * 1e3,
+            gpu_ms_per_step: gpu_ms,
+        };
+        progress(&row);
+        out.push(row);
+    }
+    Ok(TrainReport {
+        adapter: gpu.describe(),
+        rows: out,
+    })
+}
+
+impl std::fmt::Display for TrainReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "adapter: {}", self.adapter)?;
+        writeln!(f, "| model | batch | images/s | ms/step | GPU ms/step |")?;
+        writeln!(f, "|---|---:|---:|---:|---:|")?;
+        for r in &self.rows {
+            let g = r
+                .gpu_ms_per_step
+                .map_or("-".to_string(), |g| format!("{g:.2}"));
+            writeln!(
+                f,
+                "| {} | {} | {:.0} | {:.2} | {} |",
+                r.model, r.batch, r.images_per_s, r.ms_per_step, g
+            )?;
+        }
+        Ok(())
+    }
+}

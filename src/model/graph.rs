@@ -1,0 +1,412 @@
+//! A model unrolled for one batch size: activation buffers, their gradients, and the recording
+//! of forward, loss, backward and optimizer kernels. A training step is recorded once into a
+//! program and replayed; nothing is read back inside it.
+
+use anyhow::Result;
+
+use super::params::Params;
+use super::spec::{Kind, LayerSpec, ModelSpec, INPUT_DIMS};
+use crate::gpu::{Gpu, Recorder, Tensor};
+use crate::ops::step::StepState;
+use crate::ops::{conv2d, conv_transpose2d, elementwise, linear, loss, optim, vae};
+
+/// One layer wired to its input and output buffers.
+struct Node {
+    spec: LayerSpec,
+    in_dims: [usize; 3],
+    input: Tensor,
+    output: Tensor,
+    /// Gradient w.r.t. the input; None for the image (nothing upstream needs it).
+    d_input: Option<Tensor>,
+    d_output: Tensor,
+    weight: usize,
+}
+
+/// How the latent is formed when evaluating a VAE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latent {
+    /// z = mu + eps * sigma (training, or `eval --sample`).
+    Sample,
+    /// z = mu (evaluation default).
+    Mean,
+}
+
+/// VAE-only buffers.
+struct VaeBufs {
+    mu: Tensor,
+    logvar: Tensor,
+    z: Tensor,
+    eps: Tensor,
+    dmu: Tensor,
+    dlogvar: Tensor,
+    dz: Tensor,
+    /// d(encoder output) from the logvar head, added to the mu head's.
+    d_enc_second: Tensor,
+}
+
+pub struct Graph {
+    pub spec: ModelSpec,
+    pub batch: usize,
+    /// The network's input (noisy or clean image) [batch, 1, 128, 128].
+    pub input: Tensor,
+    /// What the reconstruction is compared with [batch, 1, 128, 128].
+    pub target: Tensor,
+    /// The reconstruction [batch, 1, 128, 128].
+    pub output: Tensor,
+    encoder: Vec<Node>,
+    heads: Vec<Node>,
+    decoder: Vec<Node>,
+    vae: Option<VaeBufs>,
+    latent: Latent,
+    /// Scalars: reconstruction loss, KL (VAE), their weighted sum as trained.
+    pub recon_loss: Tensor,
+    pub kl_loss: Tensor,
+    d_output: Tensor,
+}
+
+fn dims_len(d: [usize; 3]) -> usize {
+    d.iter().product()
+}
+
+impl Graph {
+    /// Allocates every buffer for `batch` images. `input` and `target` may be the same tensor.
+    pub fn new(
+        gpu: &Gpu,
+        spec: &ModelSpec,
+        params: &Params,
+        batch: usize,
+        input: Tensor,
+        target: Tensor,
+        latent: Latent,
+    ) -> Result<Graph> {
+        spec.dims()?;
+        let shape = |d: [usize; 3]| vec![batch, d[0], d[1], d[2]];
+        let param_index = |name: &str| {
+            params
+                .list
+                .iter()
+                .position(|p| p.name == format!("{name}.weight"))
+                .expect("params match spec")
+        };
+        // Wires a chain of layers: each layer's input gradient is the previous one's output
+        // gradient; the first layer's is `first_d_input` (None: nothing upstream needs it).
+        let chain = |layers: &[LayerSpec],
+                     mut x: Tensor,
+                     mut dims: [usize; 3],
+                     first_d_input: Option<Tensor>|
+         -> Result<(Vec<Node>, Tensor, [usize; 3])> {
+            let mut nodes: Vec<Node> = Vec::new();
+            let mut d_input = first_d_input;
+            for l in layers {
+                let out_dims = l.out_dims(dims)?;
+                let output = gpu.zeros(&shape(out_dims));
+                let d_output = gpu.zeros(&shape(out_dims));
+                nodes.push(Node {
+                    spec: l.clone(),
+                    in_dims: dims,
+                    input: x.clone(),
+                    output: output.clone(),
+                    d_input: d_input.take(),
+                    d_output: d_output.clone(),
+                    weight: param_index(l.name),
+                });
+                d_input = Some(d_output);
+                x = output;
+                dims = out_dims;
+            }
+            Ok((nodes, x, dims))
+        };
+        let (encoder, enc_out, enc_dims) = chain(&spec.encoder, input.clone(), INPUT_DIMS, None)?;
+        let d_enc = encoder.last().expect("encoder has layers").d_output.clone();
+        let (heads, vae, dec_in, dec_dims, dec_d_input) = match &spec.heads {
+            Some([mu_spec, lv_spec]) => {
+                let lat = mu_spec.out_dims(enc_dims)?;
+                let second = gpu.zeros(&shape(enc_dims));
+                let (mu_nodes, mu, _) = chain(
+                    std::slice::from_ref(mu_spec),
+                    enc_out.clone(),
+                    enc_dims,
+                    Some(d_enc),
+                )?;
+                let (lv_nodes, logvar, _) = chain(
+                    std::slice::from_ref(lv_spec),
+                    enc_out.clone(),
+                    enc_dims,
+                    Some(second.clone()),
+                )?;
+                let z = gpu.zeros(&shape(lat));
+                let dz = gpu.zeros(&shape(lat));
+                let bufs = VaeBufs {
+                    mu: mu.clone(),
+                    logvar,
+                    z: z.clone(),
+                    eps: gpu.zeros(&shape(lat)),
+                    dmu: mu_nodes[0].d_output.clone(),
+                    dlogvar: lv_nodes[0].d_output.clone(),
+                    dz: dz.clone(),
+                    d_enc_second: second,
+                };
+                let dec_in = if latent == Latent::Mean { mu } else { z };
+                (
+                    mu_nodes.into_iter().chain(lv_nodes).collect(),
+                    Some(bufs),
+                    dec_in,
+                    lat,
+                    dz,
+                )
+            }
+            None => (Vec::new(), None, enc_out, enc_dims, d_enc),
+        };
+        let (decoder, output, _) = chain(&spec.decoder, dec_in, dec_dims, Some(dec_d_input))?;
+        let d_output = decoder.last().expect("decoder has layers").d_output.clone();
+        Ok(Graph {
+            spec: spec.clone(),
+            batch,
+            input,
+            target,
+            output,
+            encoder,
+            heads,
+            decoder,
+            vae,
+            latent,
+            recon_loss: gpu.zeros(&[1]),
+            kl_loss: gpu.zeros(&[1]),
+            d_output,
+        })
+    }
+
+    /// The latent tensor (AE: encoder output; VAE: mu).
+    pub fn latent(&self) -> &Tensor {
+        match &self.vae {
+            Some(v) => &v.mu,
+            None => &self.encoder.last().expect("encoder").output,
+        }
+    }
+
+    /// Loss scales: the AE's loss is the mean squared error (nn.MSELoss); the VAE's is
+    /// (sum of squared errors + kl_weight * KL) / batch, as the seeds trained them.
+    pub fn recon_scale(&self) -> f32 {
+        if self.spec.is_vae() {
+            1.0 / self.batch as f32
+        } else {
+            1.0 / (self.batch * dims_len(INPUT_DIMS)) as f32
+        }
+    }
+
+    /// Records the forward pass and the losses.
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        seed: u64,
+        step: &StepState,
+        kl_weight: f32,
+    ) -> Result<()> {
+        for n in &self.encoder {
+            layer_forward(rec, n, self.batch, params)?;
+        }
+        for n in &self.heads {
+            layer_forward(rec, n, self.batch, params)?;
+        }
+        if let Some(v) = &self.vae {
+            if self.latent == Latent::Sample {
+                vae::reparam_forward(rec, &v.mu, &v.logvar, &v.z, &v.eps, seed, step)?;
+            }
+            vae::kl(
+                rec,
+                &v.mu,
+                &v.logvar,
+                &self.kl_loss,
+                kl_weight / self.batch as f32,
+            )?;
+        }
+        for n in &self.decoder {
+            layer_forward(rec, n, self.batch, params)?;
+        }
+        loss::mse(
+            rec,
+            &self.output,
+            &self.target,
+            &self.recon_loss,
+            self.recon_scale(),
+        )
+    }
+
+    /// Records the backward pass (gradients into each Param's `grad`). Needs the forward first.
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        kl_weight: f32,
+    ) -> Result<()> {
+        loss::mse_grad(
+            rec,
+            &self.output,
+            &self.target,
+            &self.d_output,
+            self.recon_scale(),
+        )?;
+        for n in self.decoder.iter().rev() {
+            layer_backward(rec, n, self.batch, params)?;
+        }
+        if let Some(v) = &self.vae {
+            vae::reparam_backward(rec, &v.dz, &v.logvar, &v.eps, &v.dmu, &v.dlogvar)?;
+            vae::kl_grad_accumulate(
+                rec,
+                &v.mu,
+                &v.logvar,
+                &v.dmu,
+                &v.dlogvar,
+                kl_weight / self.batch as f32,
+            )?;
+            for n in &self.heads {
+                layer_backward(rec, n, self.batch, params)?;
+            }
+            // both heads read the encoder's output: the mu head wrote its input gradient into
+            // the encoder's output gradient, the logvar head's is added to it
+            let d_enc = &self.encoder.last().expect("encoder").d_output;
+            elementwise::axpy(rec, 1.0, &v.d_enc_second, d_enc)?;
+        }
+        for n in self.encoder.iter().rev() {
+            layer_backward(rec, n, self.batch, params)?;
+        }
+        Ok(())
+    }
+
+    /// Records one Adam/AdamW update of every parameter.
+    pub fn record_update(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        cfg: &optim::AdamConfig,
+        step: &StepState,
+    ) -> Result<()> {
+        for p in &params.list {
+            optim::adam(rec, cfg, &p.value, &p.grad, &p.m, &p.v, step)?;
+        }
+        Ok(())
+    }
+}
+
+fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -> Result<()> {
+    let w = &params.list[n.weight].value;
+    let b = &params.list[n.weight + 1].value;
+    let d = n.in_dims;
+    match n.spec.kind {
+        Kind::Conv {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+        } => {
+            let s = conv2d::Conv2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+            };
+            conv2d::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
+        }
+        Kind::ConvT {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+            output_padding,
+        } => {
+            let s = conv_transpose2d::ConvTranspose2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+                output_padding,
+            };
+            conv_transpose2d::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
+        }
+        Kind::Linear { d_in, d_out, .. } => {
+            let s = linear::LinearShape { batch, d_in, d_out };
+            linear::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
+        }
+    }
+}
+
+fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -> Result<()> {
+    let (w, dw, db) = (
+        &params.list[n.weight].value,
+        &params.list[n.weight].grad,
+        &params.list[n.weight + 1].grad,
+    );
+    let d = n.in_dims;
+    let (y, dy, x, act) = (&n.output, &n.d_output, &n.input, n.spec.act);
+    match n.spec.kind {
+        Kind::Conv {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+        } => {
+            let s = conv2d::Conv2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+            };
+            conv2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
+            if let Some(dx) = &n.d_input {
+                conv2d::backward_input(rec, &s, act, y, dy, w, dx)?;
+            }
+        }
+        Kind::ConvT {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+            output_padding,
+        } => {
+            let s = conv_transpose2d::ConvTranspose2dShape {
+                batch,
+                c_in,
+                h_in: d[1],
+                w_in: d[2],
+                c_out,
+                kh: k,
+                kw: k,
+                stride,
+                pad,
+                output_padding,
+            };
+            conv_transpose2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
+            if let Some(dx) = &n.d_input {
+                conv_transpose2d::backward_input(rec, &s, act, y, dy, w, dx)?;
+            }
+        }
+        Kind::Linear { d_in, d_out, .. } => {
+            let s = linear::LinearShape { batch, d_in, d_out };
+            linear::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
+            if let Some(dx) = &n.d_input {
+                linear::backward_input(rec, &s, act, y, dy, w, dx)?;
+            }
+        }
+    }
+    Ok(())
+}

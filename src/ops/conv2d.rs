@@ -1,0 +1,560 @@
+//! Conv2d with PyTorch's semantics (NCHW, weight [c_out, c_in, kh, kw], bias [c_out], one
+//! stride and one zero padding for both dims), forward and backward side by side
+//! (shaders/conv2d.wgsl).
+//!
+//! - forward: direct gather conv, bias and activation fused in the epilogue.
+//! - backward_input: dx is a *transposed* conv of g = dy * act'(y) with the same weight tensor,
+//!   so it runs conv_transpose2d.wgsl's gather kernel (no atomics, no scatter).
+//! - backward_weight: per-chunk partial sums in registers, then a fixed-order sum: deterministic.
+//!
+//! The kernel size, stride, padding, activation and channel blocks are WGSL override constants:
+//! each layer shape gets its own pipeline with fully unrolled tap loops.
+
+use anyhow::{bail, ensure, Result};
+
+use super::Activation;
+use crate::gpu::timing::KernelBench;
+use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2dShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv2dShape {
+    pub fn h_out(&self) -> usize {
+        (self.h_in + 2 * self.pad).saturating_sub(self.kh) / self.stride.max(1) + 1
+    }
+    pub fn w_out(&self) -> usize {
+        (self.w_in + 2 * self.pad).saturating_sub(self.kw) / self.stride.max(1) + 1
+    }
+    pub fn in_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_in, self.h_in, self.w_in]
+    }
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_out, self.h_out(), self.w_out()]
+    }
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in, self.kh, self.kw]
+    }
+
+    /// Multiply-adds that land inside the padded input (the useful work of each pass).
+    pub fn macs(&self) -> f64 {
+        let ty = valid_taps(self.h_out(), self.h_in, self.kh, self.stride, self.pad);
+        let tx = valid_taps(self.w_out(), self.w_in, self.kw, self.stride, self.pad);
+        (self.batch * self.c_in * self.c_out) as f64 * ty as f64 * tx as f64
+    }
+
+    fn check(&self) -> Result<()> {
+        let s = self;
+        ensure!(
+            s.batch > 0 && s.c_in > 0 && s.c_out > 0 && s.h_in > 0 && s.w_in > 0,
+            "conv2d {s:?}: batch, channels and image size must be positive"
+        );
+        ensure!(
+            s.kh > 0 && s.kw > 0 && s.stride > 0,
+            "conv2d {s:?}: kernel size and stride must be positive"
+        );
+        ensure!(
+            s.h_in + 2 * s.pad >= s.kh && s.w_in + 2 * s.pad >= s.kw,
+            "conv2d {s:?}: the kernel is larger than the padded input; pad more or use a smaller kernel"
+        );
+        Geom::conv(s).check("conv2d")
+    }
+}
+
+/// Pairs (o, k) with o*stride - pad + k inside [0, n_in): taps that touch real input.
+pub(crate) fn valid_taps(n_out: usize, n_in: usize, k: usize, stride: usize, pad: usize) -> usize {
+    let mut c = 0;
+    for o in 0..n_out {
+        for kk in 0..k {
+            let i = (o * stride + kk) as isize - pad as isize;
+            if i >= 0 && (i as usize) < n_in {
+                c += 1;
+            }
+        }
+    }
+    c
+}
+
+/// The geometry every conv kernel takes: the "input" and "output" sides of the kernel being
+/// run (for a backward pass these are the gradient tensors), kernel, stride, padding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geom {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub c_out: usize,
+    pub h_out: usize,
+    pub w_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+/// Mirrors `Params` in conv2d.wgsl and conv_transpose2d.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Params {
+    batch: u32,
+    c_in: u32,
+    h_in: u32,
+    w_in: u32,
+    c_out: u32,
+    h_out: u32,
+    w_out: u32,
+    chunks: u32,
+    stride_part: u32,
+    _pad: [u32; 3],
+}
+
+/// Workgroup size of every conv kernel.
+pub(crate) const WG: usize = 64;
+/// Output channels one invocation keeps in registers (MAXCB in the shaders).
+pub(crate) const MAXCB: usize = 8;
+/// Weight-gradient accumulators per invocation (MAXW in the shaders).
+pub(crate) const MAXW: usize = 160;
+/// Outputs of one transposed-conv invocation, S*S*CB (MAXACC in conv_transpose2d.wgsl).
+pub(crate) const MAXACC: usize = 64;
+/// Largest stride the transposed-conv kernels take (one S x S output block per invocation).
+pub(crate) const MAX_STRIDE: usize = 8;
+
+impl Geom {
+    pub fn conv(s: &Conv2dShape) -> Geom {
+        Geom {
+            batch: s.batch,
+            c_in: s.c_in,
+            h_in: s.h_in,
+            w_in: s.w_in,
+            c_out: s.c_out,
+            h_out: s.h_out(),
+            w_out: s.w_out(),
+            kh: s.kh,
+            kw: s.kw,
+            stride: s.stride,
+            pad: s.pad,
+        }
+    }
+
+    /// The same layer seen from the output side (input and output swapped).
+    pub fn swapped(&self) -> Geom {
+        Geom {
+            c_in: self.c_out,
+            h_in: self.h_out,
+            w_in: self.w_out,
+            c_out: self.c_in,
+            h_out: self.h_in,
+            w_out: self.w_in,
+            ..*self
+        }
+    }
+
+    pub fn in_len(&self) -> usize {
+        self.batch * self.c_in * self.h_in * self.w_in
+    }
+    pub fn out_len(&self) -> usize {
+        self.batch * self.c_out * self.h_out * self.w_out
+    }
+
+    pub fn params(&self, chunks: usize, stride_part: usize) -> Params {
+        Params {
+            batch: self.batch as u32,
+            c_in: self.c_in as u32,
+            h_in: self.h_in as u32,
+            w_in: self.w_in as u32,
+            c_out: self.c_out as u32,
+            h_out: self.h_out as u32,
+            w_out: self.w_out as u32,
+            chunks: chunks as u32,
+            stride_part: stride_part as u32,
+            _pad: [0; 3],
+        }
+    }
+
+    /// Limits of the kernels' 32-bit indexing and grids, as errors the caller can act on.
+    pub fn check(&self, what: &str) -> Result<()> {
+        let g = self;
+        let biggest = g.in_len().max(g.out_len());
+        ensure!(
+            biggest < u32::MAX as usize / 2,
+            "{what}: a tensor of {biggest} values is too large for the kernels' 32-bit indexing; split the batch"
+        );
+        ensure!(
+            g.batch <= 65535,
+            "{what}: batch {} exceeds 65535 (one grid dimension); split the batch",
+            g.batch
+        );
+        let plane = (g.h_in * g.w_in).max(g.h_out * g.w_out);
+        ensure!(
+            plane.div_ceil(WG) <= 65535,
+            "{what}: images of {plane} pixels exceed the kernels' grid (65535 x {WG} pixels per plane)"
+        );
+        ensure!(
+            g.stride <= MAX_STRIDE,
+            "{what}: stride {} is larger than the supported {MAX_STRIDE}",
+            g.stride
+        );
+        ensure!(
+            g.kh * g.kw <= MAXW,
+            "{what}: a {}x{} kernel has more than {MAXW} taps, more than the weight-gradient kernel holds",
+            g.kh,
+            g.kw
+        );
+        Ok(())
+    }
+
+    fn overrides(&self, act: Activation) -> Vec<(&'static str, f64)> {
+        vec![
+            ("KH", self.kh as f64),
+            ("KW", self.kw as f64),
+            ("S", self.stride as f64),
+            ("P", self.pad as f64),
+            ("ACT", act.code() as f64),
+        ]
+    }
+}
+
+/// Splits `c` channels into the fewest blocks of at most `cap`, evenly: (block size, blocks).
+pub(crate) fn channel_blocks(c: usize, cap: usize) -> (usize, usize) {
+    let blocks = c.div_ceil(cap.max(1));
+    let size = c.div_ceil(blocks);
+    (size, c.div_ceil(size))
+}
+
+fn check_len(what: &str, t: &Tensor, want: usize, shape: &[usize]) -> Result<()> {
+    if t.len() != want {
+        bail!(
+            "{what}: expected {want} values (shape {shape:?}) but the tensor has shape {:?}",
+            t.shape
+        );
+    }
+    Ok(())
+}
+
+/// Floats in the CPU kernels' uniform weight buffer (QW vec4s in the shaders): 16 KiB.
+pub(crate) const UBO_FLOATS: usize = 4096;
+/// Multiply-adds per invocation above which the fully unrolled CPU kernels take too long to
+/// compile (seconds per pipeline on lavapipe).
+const CPU_MAX_UNROLL: usize = 2048;
+
+/// Whether conv2d.wgsl conv_forward_cpu takes geometry `g` with `wn` weight (+ bias) floats:
+/// software adapters only (on GPUs the generic kernel is the better fit), rows of quads in and out, all
+/// output channels in one invocation, a 4-pixel footprint of at most 16 and a short unroll.
+fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
+    gpu.is_cpu()
+        && g.w_out % 4 == 0
+        && g.w_in % 4 == 0
+        && g.c_out <= MAXCB
+        && 3 * g.stride + g.kw <= 16
+        && wn <= UBO_FLOATS
+        && 4 * g.c_out * g.c_in * g.kh * g.kw <= CPU_MAX_UNROLL
+}
+
+/// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
+/// weight updates between replays are seen).
+pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) -> wgpu::Buffer {
+    let u = rec.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("conv weights"),
+        size: (UBO_FLOATS * 4) as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    rec.copy(&w.buf, 0, &u, 0, w.bytes());
+    if let Some(b) = b {
+        rec.copy(&b.buf, 0, &u, w.bytes(), b.bytes());
+    }
+    u
+}
+
+/// Direct gather conv (conv2d.wgsl conv_forward, or conv_forward_cpu on software adapters) of geometry `g`. Forward: `out = act(conv(x,
+/// w) + b)`. With `grad_in`: `out = conv(x * act'(xa), w)` (b unused), for the backward passes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gather_conv(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    grad_in: bool,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    xa: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let mut consts = g.overrides(act);
+    consts.push(("GRAD_IN", grad_in as u32 as f64));
+    if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+        return rec.dispatch_with(
+            "conv2d",
+            "conv_forward_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [
+                (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
+                1,
+                g.batch as u32,
+            ],
+        );
+    }
+    let (cb, nblk) = channel_blocks(g.c_out, MAXCB);
+    consts.push(("CB", cb as f64));
+    rec.dispatch_with(
+        "conv2d",
+        "conv_forward",
+        &consts,
+        &g.params(0, 0),
+        &[x.into(), w.into(), b.into(), xa.into(), out.into()],
+        [
+            (g.h_out * g.w_out).div_ceil(WG) as u32,
+            nblk as u32,
+            g.batch as u32,
+        ],
+    )
+}
+
+/// Sums `chunks` partials of `n_w + n_b` values in a fixed order into dw (n_w) and db (n_b).
+pub(crate) fn reduce_partials(
+    rec: &mut Recorder,
+    part: &wgpu::Buffer,
+    chunks: usize,
+    n_w: usize,
+    n_b: usize,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<()> {
+    let stride = n_w + n_b;
+    let p = Params {
+        batch: 0,
+        c_in: 0,
+        h_in: 0,
+        w_in: 0,
+        c_out: n_b as u32,
+        h_out: 0,
+        w_out: 0,
+        chunks: chunks as u32,
+        stride_part: stride as u32,
+        _pad: [0; 3],
+    };
+    rec.dispatch(
+        "conv2d",
+        "wgrad_reduce",
+        &p,
+        &[part.into(), dw.into(), db.into()],
+        grid_1d(stride as u64, WG as u32),
+    )
+}
+
+/// How many chunks (invocations per weight block) a weight gradient over `items` pixels uses:
+/// enough lanes to fill the device, few enough that the partials stay small.
+pub(crate) fn wgrad_chunks(gpu: &Gpu, items: usize, blocks: usize) -> usize {
+    let lanes: usize = if gpu.is_cpu() { 512 } else { 32768 };
+    let per_block = lanes.div_ceil(blocks).next_multiple_of(WG);
+    // at least 16 items per invocation, so the partial sums stay a small fraction of the traffic
+    per_block.min(items.div_ceil(16)).max(1)
+}
+
+/// The weight-gradient kernel's blocks: (CB, output blocks, CIB, input blocks) with
+/// CB*CIB*taps <= cap.
+pub(crate) fn wgrad_blocks(c_out: usize, c_in: usize, taps: usize, cap: usize) -> [usize; 4] {
+    let cb_cap = (cap / taps).clamp(1, MAXCB);
+    let (cb, ncb) = channel_blocks(c_out, cb_cap);
+    let (cib, ncib) = channel_blocks(c_in, (cap / (taps * cb)).max(1));
+    [cb, ncb, cib, ncib]
+}
+
+/// y = act(conv(x, w) + b)   (activation fused in the epilogue)
+pub fn forward(
+    rec: &mut Recorder,
+    s: &Conv2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    act: Activation,
+) -> Result<()> {
+    s.check()?;
+    let g = Geom::conv(s);
+    check_len("conv2d forward x", x, g.in_len(), &s.in_shape())?;
+    check_len(
+        "conv2d forward w",
+        w,
+        s.weight_shape().iter().product(),
+        &s.weight_shape(),
+    )?;
+    check_len("conv2d forward b", b, s.c_out, &[s.c_out])?;
+    check_len("conv2d forward y", y, g.out_len(), &s.out_shape())?;
+    gather_conv(rec, &g, act, false, x, w, b, x, y)
+}
+
+/// dx from dy, where the gradient reaching the pre-activation is g = dy * act'(y) computed on
+/// the fly from the forward OUTPUT y (relu' = [y>0], sigmoid' = y(1-y), none = 1). Overwrites dx.
+pub fn backward_input(
+    rec: &mut Recorder,
+    s: &Conv2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<()> {
+    s.check()?;
+    let g = Geom::conv(s);
+    check_len("conv2d backward_input y", y, g.out_len(), &s.out_shape())?;
+    check_len("conv2d backward_input dy", dy, g.out_len(), &s.out_shape())?;
+    check_len(
+        "conv2d backward_input w",
+        w,
+        s.weight_shape().iter().product(),
+        &s.weight_shape(),
+    )?;
+    check_len("conv2d backward_input dx", dx, g.in_len(), &s.in_shape())?;
+    // dx = convT(g, w): the conv weight [c_out, c_in, ..] is the transposed conv's [c_in', c_out', ..]
+    // and its output size is the conv's input size (rows the conv never reached get zeros).
+    super::conv_transpose2d::gather_convt(rec, &g.swapped(), act, true, dy, w, w, y, dx)
+}
+
+/// dw and db (both overwritten), with g as above.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    rec: &mut Recorder,
+    s: &Conv2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<()> {
+    s.check()?;
+    let g = Geom::conv(s);
+    check_len("conv2d backward_weight y", y, g.out_len(), &s.out_shape())?;
+    check_len("conv2d backward_weight dy", dy, g.out_len(), &s.out_shape())?;
+    check_len("conv2d backward_weight x", x, g.in_len(), &s.in_shape())?;
+    check_len(
+        "conv2d backward_weight dw",
+        dw,
+        s.weight_shape().iter().product(),
+        &s.weight_shape(),
+    )?;
+    check_len("conv2d backward_weight db", db, s.c_out, &[s.c_out])?;
+    let taps = s.kh * s.kw;
+    let [cb, ncb, cib, ncib] = wgrad_blocks(s.c_out, s.c_in, taps, 128);
+    let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out, ncb * ncib);
+    let n_w = s.c_out * s.c_in * taps;
+    let part = rec.gpu.storage(((n_w + s.c_out) * chunks * 4) as u64);
+    let mut consts = g.overrides(act);
+    consts.push(("CB", cb as f64));
+    consts.push(("CIB", cib as f64));
+    rec.dispatch_with(
+        "conv2d",
+        "conv_wgrad",
+        &consts,
+        &g.params(chunks, n_w + s.c_out),
+        &[dy.into(), y.into(), x.into(), (&part).into()],
+        [chunks.div_ceil(WG) as u32, ncb as u32, ncib as u32],
+    )?;
+    reduce_partials(rec, &part, chunks, n_w, s.c_out, dw, db)
+}
+
+/// Uniform random values in [-1, 1) from a fixed seed, for benchmarks.
+pub(crate) fn bench_fill(gpu: &Gpu, shape: &[usize], seed: u64) -> Result<Tensor> {
+    let n: usize = shape.iter().product();
+    let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    gpu.upload(&v, shape)
+}
+
+/// The seed autoencoder's encoder convs (3x3, stride 2, pad 1) at `batch`.
+pub fn ae_shapes(batch: usize) -> [(&'static str, Conv2dShape, Activation); 2] {
+    let c = |c_in, h, c_out| Conv2dShape {
+        batch,
+        c_in,
+        h_in: h,
+        w_in: h,
+        c_out,
+        kh: 3,
+        kw: 3,
+        stride: 2,
+        pad: 1,
+    };
+    [
+        ("ae.enc0", c(1, 128, 8), Activation::Relu),
+        ("ae.enc1", c(8, 64, 4), Activation::Relu),
+    ]
+}
+
+/// One program per (layer, pass) at the seed AE's conv shapes, inputs filled with random values.
+pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    let mut out = Vec::new();
+    for (name, s, act) in ae_shapes(batch) {
+        let x = bench_fill(gpu, &s.in_shape(), 1)?;
+        let w = bench_fill(gpu, &s.weight_shape(), 2)?;
+        let b = bench_fill(gpu, &[s.c_out], 3)?;
+        let y = bench_fill(gpu, &s.out_shape(), 4)?;
+        let dy = bench_fill(gpu, &s.out_shape(), 5)?;
+        let dx = gpu.zeros(&s.in_shape());
+        let dw = gpu.zeros(&s.weight_shape());
+        let db = gpu.zeros(&[s.c_out]);
+        let (nx, nw, ny) = (x.bytes() as f64, w.bytes() as f64, y.bytes() as f64);
+        let nb = b.bytes() as f64;
+        let flops = 2.0 * s.macs();
+        let desc = format!(
+            "{}x{}x{}x{} -> {}x{}x{}, {}x{} s{} p{}",
+            s.batch,
+            s.c_in,
+            s.h_in,
+            s.w_in,
+            s.c_out,
+            s.h_out(),
+            s.w_out(),
+            s.kh,
+            s.kw,
+            s.stride,
+            s.pad
+        );
+        let mut rec = gpu.record();
+        forward(&mut rec, &s, &x, &w, &b, &y, act)?;
+        out.push(KernelBench {
+            name: format!("conv2d forward {name} ({desc})"),
+            flops,
+            bytes: nx + nw + nb + ny,
+            program: rec.finish()?,
+        });
+        let mut rec = gpu.record();
+        backward_input(&mut rec, &s, act, &y, &dy, &w, &dx)?;
+        out.push(KernelBench {
+            name: format!("conv2d backward_input {name} ({desc})"),
+            flops,
+            bytes: 2.0 * ny + nw + nx,
+            program: rec.finish()?,
+        });
+        let mut rec = gpu.record();
+        backward_weight(&mut rec, &s, act, &y, &dy, &x, &dw, &db)?;
+        out.push(KernelBench {
+            name: format!("conv2d backward_weight {name} ({desc})"),
+            flops,
+            bytes: 2.0 * ny + nx + nw + nb,
+            program: rec.finish()?,
+        });
+    }
+    Ok(out)
+}

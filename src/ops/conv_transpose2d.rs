@@ -1,0 +1,407 @@
+//! ConvTranspose2d with PyTorch's semantics (NCHW, weight [c_in, c_out, kh, kw], bias [c_out],
+//! stride, padding and output_padding, one value for both dims; h_out = (h_in-1)*stride - 2*pad
+//! + kh + output_padding), forward and backward side by side (shaders/conv_transpose2d.wgsl).
+//!
+//! - forward: gather form (each output pixel sums the input taps that reach it; no atomics),
+//!   bias and activation fused in the epilogue.
+//! - backward_input: dx is a plain conv of g = dy * act'(y) with the same weight tensor, so it
+//!   runs conv2d.wgsl's direct kernel.
+//! - backward_weight: per-chunk partial sums in registers, then a fixed-order sum: deterministic.
+
+use anyhow::{ensure, Result};
+
+use super::conv2d::{
+    bench_fill, channel_blocks, reduce_partials, weights_ubo, wgrad_blocks, wgrad_chunks, Geom,
+    MAXACC, MAXCB, UBO_FLOATS, WG,
+};
+use super::Activation;
+use crate::gpu::timing::KernelBench;
+use crate::gpu::{Gpu, Recorder, Tensor};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ConvTranspose2dShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h_in: usize,
+    pub w_in: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub output_padding: usize,
+}
+
+impl ConvTranspose2dShape {
+    pub fn h_out(&self) -> usize {
+        ((self.h_in.max(1) - 1) * self.stride + self.kh + self.output_padding)
+            .saturating_sub(2 * self.pad)
+    }
+    pub fn w_out(&self) -> usize {
+        ((self.w_in.max(1) - 1) * self.stride + self.kw + self.output_padding)
+            .saturating_sub(2 * self.pad)
+    }
+    pub fn in_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_in, self.h_in, self.w_in]
+    }
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.batch, self.c_out, self.h_out(), self.w_out()]
+    }
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [self.c_in, self.c_out, self.kh, self.kw]
+    }
+
+    /// Multiply-adds whose target lands inside the output (the useful work of each pass).
+    pub fn macs(&self) -> f64 {
+        // the conv that this is the transpose of has the same valid (input, output, tap) triples
+        let ty = super::conv2d::valid_taps(self.h_in, self.h_out(), self.kh, self.stride, self.pad);
+        let tx = super::conv2d::valid_taps(self.w_in, self.w_out(), self.kw, self.stride, self.pad);
+        (self.batch * self.c_in * self.c_out) as f64 * ty as f64 * tx as f64
+    }
+
+    fn geom(&self) -> Geom {
+        Geom {
+            batch: self.batch,
+            c_in: self.c_in,
+            h_in: self.h_in,
+            w_in: self.w_in,
+            c_out: self.c_out,
+            h_out: self.h_out(),
+            w_out: self.w_out(),
+            kh: self.kh,
+            kw: self.kw,
+            stride: self.stride,
+            pad: self.pad,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let s = self;
+        ensure!(
+            s.batch > 0 && s.c_in > 0 && s.c_out > 0 && s.h_in > 0 && s.w_in > 0,
+            "conv_transpose2d {s:?}: batch, channels and image size must be positive"
+        );
+        ensure!(
+            s.kh > 0 && s.kw > 0 && s.stride > 0,
+            "conv_transpose2d {s:?}: kernel size and stride must be positive"
+        );
+        ensure!(
+            s.output_padding < s.stride,
+            "conv_transpose2d {s:?}: output_padding must be smaller than stride (as in PyTorch)"
+        );
+        ensure!(
+            (s.h_in - 1) * s.stride + s.kh + s.output_padding > 2 * s.pad
+                && (s.w_in - 1) * s.stride + s.kw + s.output_padding > 2 * s.pad,
+            "conv_transpose2d {s:?}: padding removes the whole output; use less padding"
+        );
+        self.geom().check("conv_transpose2d")
+    }
+}
+
+fn check_len(what: &str, t: &Tensor, want: usize, shape: &[usize]) -> Result<()> {
+    ensure!(
+        t.len() == want,
+        "{what}: expected {want} values (shape {shape:?}) but the tensor has shape {:?}",
+        t.shape
+    );
+    Ok(())
+}
+
+/// Multiply-adds per invocation above which the unrolled CPU kernel compiles too slowly.
+const CPU_MAX_UNROLL: usize = 2048;
+
+/// Whether conv_transpose2d.wgsl convt_forward_cpu takes geometry `g` with `wn` weight (+ bias)
+/// floats: software adapters only, output rows of quads, a stride that divides 4 (so tap
+/// phases are compile-time constants), all output channels of S rows in 8 to 16 vec4 registers.
+fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
+    let s = g.stride;
+    // input columns one quad of outputs reads: floor((3+P)/S) - floor((P-KW+1)/S) + 1
+    let fdiv = |a: isize| a.div_euclid(s as isize);
+    let cols = fdiv(3 + g.pad as isize) - fdiv(g.pad as isize - g.kw as isize + 1) + 1;
+    gpu.is_cpu()
+        && g.w_out % 4 == 0
+        && matches!(s, 1 | 2 | 4)
+        && s * g.c_out <= 16
+        // fewer accumulators measured slower than the generic kernel on llvmpipe
+        && s * g.c_out >= 8
+        && cols <= 16
+        && wn <= UBO_FLOATS
+        && 4 * s * g.c_out * g.c_in * g.kh.div_ceil(s) * g.kw <= CPU_MAX_UNROLL
+}
+
+/// Transposed gather conv (conv_transpose2d.wgsl convt_forward, or convt_forward_cpu on
+/// software adapters) of geometry `g` (weight
+/// [c_in, c_out, kh, kw]). Forward: `out = act(convT(x, w) + b)`. With `grad_in`:
+/// `out = convT(x * act'(xa), w)` (b unused), for the backward passes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gather_convt(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    grad_in: bool,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    xa: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
+        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
+        let consts = [
+            ("KH", g.kh as f64),
+            ("KW", g.kw as f64),
+            ("S", g.stride as f64),
+            ("P", g.pad as f64),
+            ("ACT", act.code() as f64),
+            ("GRAD_IN", grad_in as u32 as f64),
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+        ];
+        let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
+        return rec.dispatch_with(
+            "conv_transpose2d",
+            "convt_forward_cpu",
+            &consts,
+            &g.params(0, 0),
+            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        );
+    }
+    let s2 = g.stride * g.stride;
+    let (cb, nblk) = channel_blocks(g.c_out, (MAXACC / s2).clamp(1, MAXCB));
+    let blocks = g.h_out.div_ceil(g.stride) * g.w_out.div_ceil(g.stride);
+    let consts = [
+        ("KH", g.kh as f64),
+        ("KW", g.kw as f64),
+        ("S", g.stride as f64),
+        ("P", g.pad as f64),
+        ("ACT", act.code() as f64),
+        ("CB", cb as f64),
+        ("GRAD_IN", grad_in as u32 as f64),
+    ];
+    rec.dispatch_with(
+        "conv_transpose2d",
+        "convt_forward",
+        &consts,
+        &g.params(0, 0),
+        &[x.into(), w.into(), b.into(), xa.into(), out.into()],
+        [blocks.div_ceil(WG) as u32, nblk as u32, g.batch as u32],
+    )
+}
+
+/// y = act(convT(x, w) + b)   (activation fused in the epilogue)
+pub fn forward(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    act: Activation,
+) -> Result<()> {
+    s.check()?;
+    let g = s.geom();
+    let wn: usize = s.weight_shape().iter().product();
+    check_len("conv_transpose2d forward x", x, g.in_len(), &s.in_shape())?;
+    check_len("conv_transpose2d forward w", w, wn, &s.weight_shape())?;
+    check_len("conv_transpose2d forward b", b, s.c_out, &[s.c_out])?;
+    check_len("conv_transpose2d forward y", y, g.out_len(), &s.out_shape())?;
+    gather_convt(rec, &g, act, false, x, w, b, x, y)
+}
+
+/// dx from dy, where the gradient reaching the pre-activation is g = dy * act'(y) computed on
+/// the fly from the forward OUTPUT y (relu' = [y>0], sigmoid' = y(1-y), none = 1). Overwrites dx.
+pub fn backward_input(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<()> {
+    s.check()?;
+    let g = s.geom();
+    let wn: usize = s.weight_shape().iter().product();
+    check_len(
+        "conv_transpose2d backward_input y",
+        y,
+        g.out_len(),
+        &s.out_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_input dy",
+        dy,
+        g.out_len(),
+        &s.out_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_input w",
+        w,
+        wn,
+        &s.weight_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_input dx",
+        dx,
+        g.in_len(),
+        &s.in_shape(),
+    )?;
+    // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
+    super::conv2d::gather_conv(rec, &g.swapped(), act, true, dy, w, w, y, dx)
+}
+
+/// dw and db (both overwritten), with g as above.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weight(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<()> {
+    s.check()?;
+    let g = s.geom();
+    let wn: usize = s.weight_shape().iter().product();
+    check_len(
+        "conv_transpose2d backward_weight y",
+        y,
+        g.out_len(),
+        &s.out_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_weight dy",
+        dy,
+        g.out_len(),
+        &s.out_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_weight x",
+        x,
+        g.in_len(),
+        &s.in_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_weight dw",
+        dw,
+        wn,
+        &s.weight_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d backward_weight db",
+        db,
+        s.c_out,
+        &[s.c_out],
+    )?;
+    let taps = s.kh * s.kw;
+    let s2 = s.stride * s.stride;
+    // the S x S block of g values also lives in registers: CB*S*S <= MAXACC
+    let [cb, ncb, cib, ncib] = wgrad_blocks(s.c_out, s.c_in, taps, 128);
+    let (cb, ncb) = if cb * s2 > MAXACC {
+        channel_blocks(s.c_out, (MAXACC / s2).max(1))
+    } else {
+        (cb, ncb)
+    };
+    let items = s.batch * g.h_out.div_ceil(s.stride) * g.w_out.div_ceil(s.stride);
+    let chunks = wgrad_chunks(rec.gpu, items, ncb * ncib);
+    let part = rec.gpu.storage(((wn + s.c_out) * chunks * 4) as u64);
+    let consts = [
+        ("KH", g.kh as f64),
+        ("KW", g.kw as f64),
+        ("S", g.stride as f64),
+        ("P", g.pad as f64),
+        ("ACT", act.code() as f64),
+        ("CB", cb as f64),
+        ("CIB", cib as f64),
+    ];
+    rec.dispatch_with(
+        "conv_transpose2d",
+        "convt_wgrad",
+        &consts,
+        &g.params(chunks, wn + s.c_out),
+        &[dy.into(), y.into(), x.into(), (&part).into()],
+        [chunks.div_ceil(WG) as u32, ncb as u32, ncib as u32],
+    )?;
+    reduce_partials(rec, &part, chunks, wn, s.c_out, dw, db)
+}
+
+/// The seed autoencoder's decoder transposed convs (3x3, stride 2, pad 1, output_padding 1).
+pub fn ae_shapes(batch: usize) -> [(&'static str, ConvTranspose2dShape, Activation); 2] {
+    let c = |c_in, h, c_out| ConvTranspose2dShape {
+        batch,
+        c_in,
+        h_in: h,
+        w_in: h,
+        c_out,
+        kh: 3,
+        kw: 3,
+        stride: 2,
+        pad: 1,
+        output_padding: 1,
+    };
+    [
+        ("ae.dec0", c(4, 32, 8), Activation::Relu),
+        ("ae.dec1", c(8, 64, 1), Activation::Sigmoid),
+    ]
+}
+
+/// One program per (layer, pass) at the seed AE's transposed-conv shapes, random inputs.
+pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    let mut out = Vec::new();
+    for (name, s, act) in ae_shapes(batch) {
+        let x = bench_fill(gpu, &s.in_shape(), 1)?;
+        let w = bench_fill(gpu, &s.weight_shape(), 2)?;
+        let b = bench_fill(gpu, &[s.c_out], 3)?;
+        let y = bench_fill(gpu, &s.out_shape(), 4)?;
+        let dy = bench_fill(gpu, &s.out_shape(), 5)?;
+        let dx = gpu.zeros(&s.in_shape());
+        let dw = gpu.zeros(&s.weight_shape());
+        let db = gpu.zeros(&[s.c_out]);
+        let (nx, nw, ny) = (x.bytes() as f64, w.bytes() as f64, y.bytes() as f64);
+        let nb = b.bytes() as f64;
+        let flops = 2.0 * s.macs();
+        let desc = format!(
+            "{}x{}x{}x{} -> {}x{}x{}, {}x{} s{} p{} op{}",
+            s.batch,
+            s.c_in,
+            s.h_in,
+            s.w_in,
+            s.c_out,
+            s.h_out(),
+            s.w_out(),
+            s.kh,
+            s.kw,
+            s.stride,
+            s.pad,
+            s.output_padding
+        );
+        let mut rec = gpu.record();
+        forward(&mut rec, &s, &x, &w, &b, &y, act)?;
+        out.push(KernelBench {
+            name: format!("conv_transpose2d forward {name} ({desc})"),
+            flops,
+            bytes: nx + nw + nb + ny,
+            program: rec.finish()?,
+        });
+        let mut rec = gpu.record();
+        backward_input(&mut rec, &s, act, &y, &dy, &w, &dx)?;
+        out.push(KernelBench {
+            name: format!("conv_transpose2d backward_input {name} ({desc})"),
+            flops,
+            bytes: 2.0 * ny + nw + nx,
+            program: rec.finish()?,
+        });
+        let mut rec = gpu.record();
+        backward_weight(&mut rec, &s, act, &y, &dy, &x, &dw, &db)?;
+        out.push(KernelBench {
+            name: format!("conv_transpose2d backward_weight {name} ({desc})"),
+            flops,
+            bytes: 2.0 * ny + nx + nw + nb,
+            program: rec.finish()?,
+        });
+    }
+    Ok(out)
+}

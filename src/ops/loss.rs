@@ -1,0 +1,104 @@
+//! Mean squared error (shaders/loss.wgsl): the forward is a deterministic mapped sum
+//! (src/ops/reduce.rs), the backward an elementwise kernel.
+
+use anyhow::{bail, Result};
+
+use crate::gpu::timing::KernelBench;
+use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::ops::reduce::{self, Map};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    k: f32,
+    _pad: [u32; 2],
+}
+
+fn same_size(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.len() != b.len() {
+        bail!(
+            "{what}: shapes {:?} and {:?} differ in size; pass tensors of the same shape",
+            a.shape,
+            b.shape
+        );
+    }
+    Ok(())
+}
+
+/// out = scale * sum((pred - target)^2): scale = 1/n for the mean, 1/batch for the VAE's
+/// per-image sum averaged over the batch. `out` has one element.
+pub fn mse(
+    rec: &mut Recorder,
+    pred: &Tensor,
+    target: &Tensor,
+    out: &Tensor,
+    scale: f32,
+) -> Result<()> {
+    same_size("mse", pred, target)?;
+    if out.len() != 1 {
+        bail!(
+            "mse: the output must hold one value, it has shape {:?}",
+            out.shape
+        );
+    }
+    reduce::sum_rows_mapped(rec, Map::SquaredDiff, pred, Some(target), out, scale)
+}
+
+/// dpred = 2 * scale * (pred - target), the gradient of [`mse`] with the same scale.
+pub fn mse_grad(
+    rec: &mut Recorder,
+    pred: &Tensor,
+    target: &Tensor,
+    dpred: &Tensor,
+    scale: f32,
+) -> Result<()> {
+    same_size("mse_grad", pred, target)?;
+    same_size("mse_grad", pred, dpred)?;
+    // vec4 loads where the length allows
+    let (entry, n) = match pred.len() {
+        0 => return Ok(()),
+        n if n % 4 == 0 => ("mse_grad4", n / 4),
+        n => ("mse_grad", n),
+    };
+    rec.dispatch(
+        "loss",
+        entry,
+        &Params {
+            n: n as u32,
+            k: 2.0 * scale,
+            _pad: [0; 2],
+        },
+        &[pred.into(), target.into(), dpred.into()],
+        grid_1d(n as u64, 256),
+    )
+}
+
+/// Benchmarks at the seed shape: MSE and its gradient over a batch of 128x128 images.
+pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    let n = batch * 16384;
+    let p = gpu.upload(&vec![0.25f32; n], &[batch, 1, 128, 128])?;
+    let t = gpu.upload(&vec![0.75f32; n], &[batch, 1, 128, 128])?;
+    let d = gpu.zeros(&[batch, 1, 128, 128]);
+    let out = gpu.zeros(&[1]);
+    let mut rec = gpu.record();
+    mse(&mut rec, &p, &t, &out, 1.0 / n as f32)?;
+    let fwd = rec.finish()?;
+    let mut rec = gpu.record();
+    mse_grad(&mut rec, &p, &t, &d, 1.0 / n as f32)?;
+    let bwd = rec.finish()?;
+    Ok(vec![
+        KernelBench {
+            name: format!("mse forward ({batch}x16384 -> 1)"),
+            flops: 3.0 * n as f64,
+            bytes: 8.0 * n as f64,
+            program: fwd,
+        },
+        KernelBench {
+            name: format!("mse backward ({batch}x16384)"),
+            flops: 2.0 * n as f64,
+            bytes: 12.0 * n as f64,
+            program: bwd,
+        },
+    ])
+}

@@ -1,0 +1,368 @@
+//! Fused per-image quality metrics (shaders/metrics.wgsl): MSE, PSNR, SSIM and Gaussian SSIM of
+//! a batch of reconstructions against their originals, in one pass over the pixels plus a tiny
+//! per-image reduction; the host reads back 4 numbers per image once per batch.
+//!
+//! Definitions (images in [0, 1], data_range 1, never the reconstruction's own range):
+//! - `mse` = mean((x - y)^2) over all pixels.
+//! - `psnr` = 10 log10(1 / mse); +inf for identical images (mse 0). Nothing is dropped: a batch
+//!   holding an identical pair has mean PSNR +inf, and [`Summary::identical`] counts such pairs.
+//! - `ssim` = scikit-image's `structural_similarity(x, y, data_range=1.0)`: 7x7 uniform window,
+//!   K1 0.01, K2 0.03, sample covariance (x 49/48), mean of the SSIM map without its 3-pixel
+//!   border.
+//! - `ssim_gaussian` = Wang et al. 2004, i.e. scikit-image's `structural_similarity(x, y,
+//!   data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)`: 11x11
+//!   Gaussian window (sigma 1.5, truncate 3.5), population covariance, mean over the windows
+//!   that lie inside the image (a 5-pixel border cropped).
+//!
+//! Images must be at least 11x11 (the Gaussian window); any other size works.
+
+use anyhow::{bail, ensure, Result};
+
+use crate::gpu::timing::KernelBench;
+use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+
+/// Output columns per invocation (`K` in shaders/metrics.wgsl).
+const K: usize = 4;
+/// Smallest side the metrics accept: the Gaussian window's.
+pub const MIN_SIDE: usize = 11;
+/// The Gaussian window: sigma 1.5, radius 5 (scipy's int(truncate * sigma + 0.5), truncate 3.5).
+pub const GAUSS_SIGMA: f64 = 1.5;
+pub const GAUSS_RADIUS: usize = 5;
+
+/// The four metrics of one image pair.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct ImageMetrics {
+    pub mse: f64,
+    /// 10 log10(1 / mse), computed on the host in float64 from the GPU's mse; +inf when mse is 0.
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
+    pub psnr: f64,
+    pub ssim: f64,
+    pub ssim_gaussian: f64,
+}
+
+/// PSNR in dB for data range 1: +inf for mse 0.
+pub fn psnr_of(mse: f64) -> f64 {
+    if mse > 0.0 {
+        -10.0 * mse.log10()
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The 11 Gaussian taps, normalised in float64 as scipy's `_gaussian_kernel1d` does.
+pub fn gaussian_taps() -> [f64; 2 * GAUSS_RADIUS + 1] {
+    let mut g = [0.0; 2 * GAUSS_RADIUS + 1];
+    for (i, v) in g.iter_mut().enumerate() {
+        let t = i as f64 - GAUSS_RADIUS as f64;
+        *v = (-0.5 / (GAUSS_SIGMA * GAUSS_SIGMA) * t * t).exp();
+    }
+    let sum: f64 = g.iter().sum();
+    g.iter_mut().for_each(|v| *v /= sum);
+    g
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    h: u32,
+    w: u32,
+    rows: u32,
+    bands: u32,
+    blocks: u32,
+    inf_bits: u32,
+    _p1: u32,
+    g: [f32; 12],
+}
+
+/// Output rows per invocation: long bands waste less on the 10 halo rows, short ones give more
+/// invocations; 32 keeps every core busy from batch 1 on while the halo costs 30%.
+fn band_rows(h: usize) -> usize {
+    h.min(32)
+}
+
+/// Splits a shape into (n, h, w): [n, 1, h, w] or [n, h, w].
+fn image_dims(shape: &[usize]) -> Result<(usize, usize, usize)> {
+    match *shape {
+        [n, 1, h, w] | [n, h, w] => Ok((n, h, w)),
+        _ => bail!(
+            "metrics take grayscale batches shaped [n, 1, h, w] (or [n, h, w]); got {shape:?}"
+        ),
+    }
+}
+
+/// Records the fused metrics for a batch of n images [n,1,h,w] (values in [0,1]) into out
+/// [n,4] (mse, psnr, ssim, ssim_gaussian). `out`'s psnr column is computed on the GPU in f32
+/// (within ~1e-5 dB of the float64 value; +inf for identical images).
+pub fn record(
+    rec: &mut Recorder,
+    reference: &Tensor,
+    distorted: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let (n, h, w) = image_dims(&reference.shape)?;
+    ensure!(
+        reference.shape == distorted.shape,
+        "metrics: the reference batch is {:?} but the distorted batch is {:?}; they must match",
+        reference.shape,
+        distorted.shape
+    );
+    ensure!(
+        h >= MIN_SIDE && w >= MIN_SIDE,
+        "metrics: images are {w}x{h} pixels; SSIM needs at least {MIN_SIDE}x{MIN_SIDE} (the Gaussian window)"
+    );
+    ensure!(
+        out.shape == [n, 4],
+        "metrics: out must be [{n}, 4] (mse, psnr, ssim, ssim_gaussian), got {:?}",
+        out.shape
+    );
+    if n == 0 {
+        return Ok(());
+    }
+    let rows = band_rows(h);
+    let bands = h.div_ceil(rows);
+    let blocks = w.div_ceil(K);
+    let taps = gaussian_taps();
+    let mut g = [0f32; 12];
+    for (d, s) in g.iter_mut().zip(taps) {
+        *d = s as f32;
+    }
+    let params = Params {
+        n: n as u32,
+        h: h as u32,
+        w: w as u32,
+        rows: rows as u32,
+        bands: bands as u32,
+        blocks: blocks as u32,
+        inf_bits: f32::INFINITY.to_bits(),
+        _p1: 0,
+        g,
+    };
+    let tiles = n * bands * blocks;
+    let part = rec.gpu.zeros(&[tiles, 3]);
+    rec.dispatch(
+        "metrics",
+        "metrics_partials",
+        &params,
+        &[reference.into(), distorted.into(), (&part).into()],
+        grid_1d(tiles as u64, 64),
+    )?;
+    rec.dispatch(
+        "metrics",
+        "metrics_finish",
+        &params,
+        &[(&part).into(), out.into()],
+        grid_1d(n as u64, 64),
+    )
+}
+
+/// Convenience: uploads, runs, reads back. `reference` and `distorted` hold n images of h x w.
+pub fn compute(
+    gpu: &Gpu,
+    reference: &[f32],
+    distorted: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Result<Vec<ImageMetrics>> {
+    let len = n * h * w;
+    ensure!(
+        reference.len() == len && distorted.len() == len,
+        "metrics: {n} images of {w}x{h} need {len} values each; got {} (reference) and {} (distorted)",
+        reference.len(),
+        distorted.len()
+    );
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let a = gpu.upload(reference, &[n, 1, h, w])?;
+    let b = gpu.upload(distorted, &[n, 1, h, w])?;
+    let out = gpu.zeros(&[n, 4]);
+    let mut rec = gpu.record();
+    record(&mut rec, &a, &b, &out)?;
+    rec.run()?;
+    Ok(from_rows(&gpu.read(&out)?))
+}
+
+/// Turns the [n, 4] output into per-image metrics (PSNR recomputed in float64 from mse).
+pub fn from_rows(out: &[f32]) -> Vec<ImageMetrics> {
+    out.chunks_exact(4)
+        .map(|r| ImageMetrics {
+            mse: r[0] as f64,
+            psnr: psnr_of(r[0] as f64),
+            ssim: r[2] as f64,
+            ssim_gaussian: r[3] as f64,
+        })
+        .collect()
+}
+
+/// Mean, median and (population) standard deviation of one metric over a set of images.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
+    pub mean: f64,
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
+    pub median: f64,
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
+    pub std: f64,
+}
+
+/// Statistics of each metric over a set of images.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub count: usize,
+    /// Pairs with mse 0 (PSNR +inf). They are included in every statistic, so with any of them
+    /// the PSNR mean is +inf; `psnr_of_mean_mse` stays finite unless all are identical.
+    pub identical: usize,
+    pub mse: Stats,
+    /// Mean of the per-image PSNRs (what per-image evaluations usually report).
+    pub psnr: Stats,
+    /// 10 log10(1 / mean mse): the PSNR of the whole set taken as one signal.
+    #[serde(serialize_with = "ser_f64", deserialize_with = "de_f64")]
+    pub psnr_of_mean_mse: f64,
+    pub ssim: Stats,
+    pub ssim_gaussian: Stats,
+}
+
+impl Summary {
+    /// Table rows in the seeds' layout: metric, mean, median, std.
+    pub fn rows(&self) -> Vec<Vec<String>> {
+        let row = |name: &str, s: &Stats, digits: usize| {
+            vec![
+                name.to_string(),
+                format!("{:.*}", digits, s.mean),
+                format!("{:.*}", digits, s.median),
+                format!("{:.*}", digits, s.std),
+            ]
+        };
+        vec![
+            row("MSE", &self.mse, 6),
+            row("PSNR (dB)", &self.psnr, 3),
+            row("SSIM", &self.ssim, 4),
+            row("SSIM (Gaussian)", &self.ssim_gaussian, 4),
+        ]
+    }
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    if v.is_empty() {
+        return Stats {
+            mean: f64::NAN,
+            median: f64::NAN,
+            std: f64::NAN,
+        };
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = if mean.is_finite() {
+        (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt()
+    } else {
+        f64::NAN // a spread around an infinite mean is not a number
+    };
+    let median = crate::gpu::timing::median(&mut v);
+    Stats { mean, median, std }
+}
+
+pub fn summarize(v: &[ImageMetrics]) -> Summary {
+    let col = |f: fn(&ImageMetrics) -> f64| stats(v.iter().map(f).collect());
+    let mse = col(|m| m.mse);
+    Summary {
+        count: v.len(),
+        identical: v.iter().filter(|m| m.mse == 0.0).count(),
+        psnr_of_mean_mse: if v.is_empty() {
+            f64::NAN
+        } else {
+            psnr_of(mse.mean)
+        },
+        mse,
+        psnr: col(|m| m.psnr),
+        ssim: col(|m| m.ssim),
+        ssim_gaussian: col(|m| m.ssim_gaussian),
+    }
+}
+
+/// Reads what [`ser_f64`] writes: a number, or "inf", "-inf", "nan".
+pub fn de_f64<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum F {
+        N(f64),
+        S(String),
+    }
+    match <F as serde::Deserialize>::deserialize(d)? {
+        F::N(v) => Ok(v),
+        F::S(s) => match s.as_str() {
+            "inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            "nan" => Ok(f64::NAN),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a number, got {other:?}"
+            ))),
+        },
+    }
+}
+
+/// JSON has no infinities: non-finite numbers are written as the strings "inf", "-inf", "nan".
+pub fn ser_f64<S: serde::Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(*v)
+    } else if v.is_nan() {
+        s.serialize_str("nan")
+    } else if *v > 0.0 {
+        s.serialize_str("inf")
+    } else {
+        s.serialize_str("-inf")
+    }
+}
+
+/// Deterministic test images for the benchmark: a smooth pattern plus hashed noise, and a noisy
+/// copy of it (so SSIM is not trivially 1).
+fn bench_images(n: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut a = Vec::with_capacity(n * h * w);
+    let mut b = Vec::with_capacity(n * h * w);
+    let mut z = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        z = z
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((z >> 40) as f32) / (1u64 << 24) as f32
+    };
+    for i in 0..n {
+        for r in 0..h {
+            for c in 0..w {
+                let v = 0.5
+                    + 0.3 * ((r as f32 * 0.11 + i as f32).sin() * (c as f32 * 0.07).cos())
+                    + 0.1 * (next() - 0.5);
+                a.push(v.clamp(0.0, 1.0));
+                b.push((v + 0.05 * (next() - 0.5)).clamp(0.0, 1.0));
+            }
+        }
+    }
+    (a, b)
+}
+
+/// The fused metrics on a batch of 128x128 images, inputs filled: what `facegpu bench metrics`
+/// times (images/s = batch / seconds per run).
+pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    let (h, w) = (128, 128);
+    ensure!(
+        batch > 0,
+        "bench metrics: the batch must hold at least one image"
+    );
+    let (a, b) = bench_images(batch, h, w);
+    let at = gpu.upload(&a, &[batch, 1, h, w])?;
+    let bt = gpu.upload(&b, &[batch, 1, h, w])?;
+    let out = gpu.zeros(&[batch, 4]);
+    let mut rec = gpu.record();
+    record(&mut rec, &at, &bt, &out)?;
+    let px = (batch * h * w) as f64;
+    Ok(vec![KernelBench {
+        name: format!("metrics mse+psnr+ssim+ssim_gaussian ({batch}x1x{h}x{w})"),
+        // per pixel, as a separable implementation counts them: 5 for s, d and their squares,
+        // 2 x (4 x 7 box + 4 x 11 x 2 Gaussian) window sums, 2 x ~20 for the SSIM formulas,
+        // 2 for the squared error
+        flops: px * (5.0 + 2.0 * (28.0 + 88.0) + 40.0 + 2.0),
+        bytes: px * 8.0 + batch as f64 * 16.0,
+        program: rec.finish()?,
+    }])
+}

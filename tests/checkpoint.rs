@@ -1,0 +1,634 @@
+//! Checkpoints: bit-exact round trips, metadata, atomic writes, clear errors on bad files, and
+//! the PyTorch fixture that shows our names and layouts are PyTorch's.
+//!
+//! Fixture (tests/fixtures/checkpoint/, see its README.md): `ae_fixture.safetensors` written by
+//! facegpu with weights from `fixture_weight`, `ae_input.safetensors` from `fixture_input`,
+//! and `ae_torch_output.json` computed by tools/torch_load_check.py after
+//! `load_state_dict(strict=True)`. Regenerate with
+//! `cargo test --test checkpoint -- --ignored write_ae_fixture` then the two Python commands in
+//! the README.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::Rng;
+use facegpu::fsutil::{write_atomic, write_atomic_with, TEMP_SUFFIX};
+use facegpu::model::checkpoint::{
+    self, load, load_expecting, load_optim, optim_path, pytorch_names, save, save_optim,
+    Checkpoint, CheckpointMeta, OptimState, AE_PARAMS, VAE_PARAMS,
+};
+use serde_json::json;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint")
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected(model: &str) -> Vec<(String, Vec<usize>)> {
+    pytorch_names(model)
+        .unwrap()
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), s))
+        .collect()
+}
+
+/// A random checkpoint of the AE's shapes, plus special values that must survive bit for bit.
+fn random_ae(seed: u64) -> Checkpoint {
+    let mut rng = Rng::new(seed);
+    let tensors = AE_PARAMS
+        .iter()
+        .map(|(n, s)| {
+            let len: usize = s.iter().product();
+            let data = rng.vec(len, -1.0, 1.0).iter().map(|&v| v as f32).collect();
+            (n.to_string(), s.to_vec(), data)
+        })
+        .collect();
+    let mut meta = CheckpointMeta::new("ae", 7, seed);
+    meta.options = json!({"lr": 1e-3, "batch": 32, "noise": 0.1});
+    meta.split = json!({"train": 900, "val": 100, "source": "synthetic", "seed": 3});
+    meta.step = 1234;
+    meta.metrics = json!({"train_loss": 0.0123, "val_loss": 0.0145});
+    meta.adapter = "llvmpipe (Vulkan)".into();
+    Checkpoint { tensors, meta }
+}
+
+fn assert_bits_equal(a: &[(String, Vec<usize>, Vec<f32>)], b: &[(String, Vec<usize>, Vec<f32>)]) {
+    assert_eq!(a.len(), b.len());
+    for ((na, sa, da), (nb, sb, db)) in a.iter().zip(b) {
+        assert_eq!(na, nb);
+        assert_eq!(sa, sb, "{na}");
+        let ba: Vec<u32> = da.iter().map(|v| v.to_bits()).collect();
+        let bb: Vec<u32> = db.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(ba, bb, "{na}: data differs");
+    }
+}
+
+#[test]
+fn round_trip_is_bit_exact_and_keeps_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let mut ck = random_ae(1);
+    // Special values (NaN with a payload, -0, inf, subnormal) and odd shapes, in a
+    // non-alphabetical order that the file (sorted by name) does not keep by itself.
+    ck.tensors.insert(
+        0,
+        (
+            "zz.special".into(),
+            vec![2, 3],
+            vec![
+                f32::from_bits(0x7fc0_1234),
+                -0.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::from_bits(1),
+                f32::MAX,
+            ],
+        ),
+    );
+    ck.tensors.push(("a.empty".into(), vec![0, 5], vec![]));
+    ck.tensors.push(("m.scalar".into(), vec![], vec![3.5]));
+    save(&path, &ck).unwrap();
+    let back = load(&path).unwrap();
+    assert_bits_equal(&ck.tensors, &back.tensors);
+    assert_eq!(back.meta, ck.meta);
+}
+
+#[test]
+fn metadata_round_trip_and_readable_from_python_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let ck = random_ae(2);
+    save(&path, &ck).unwrap();
+    let back = load(&path).unwrap();
+    assert_eq!(back.meta.model, "ae");
+    assert_eq!(back.meta.epoch, 7);
+    assert_eq!(back.meta.seed, 2);
+    assert_eq!(back.meta.options["batch"], 32);
+    assert_eq!(back.meta.split["source"], "synthetic");
+    assert_eq!(back.meta.facegpu_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(back.meta.metrics["val_loss"], 0.0145);
+    assert!(back.meta.created_unix > 0);
+    // The raw header carries the keys Python tools read with safe_open(...).metadata().
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let md = header.metadata().clone().unwrap();
+    assert_eq!(md["format"], checkpoint::FORMAT_CHECKPOINT);
+    assert_eq!(md["model"], "ae");
+    let meta: serde_json::Value = serde_json::from_str(&md["facegpu"]).unwrap();
+    assert_eq!(meta["epoch"], 7);
+}
+
+#[test]
+fn optim_state_round_trip_beside_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("model.safetensors");
+    let path = optim_path(&ckpt);
+    assert_eq!(path, dir.path().join("model.optim.safetensors"));
+    let mut rng = Rng::new(5);
+    let mut tensors = Vec::new();
+    for (n, s) in AE_PARAMS {
+        let len: usize = s.iter().product();
+        for kind in ["m", "v"] {
+            let d = rng.vec(len, 0.0, 1e-3).iter().map(|&v| v as f32).collect();
+            tensors.push((format!("{kind}.{n}"), s.to_vec(), d));
+        }
+    }
+    let st = OptimState {
+        t: 98765,
+        epoch: 12,
+        tensors,
+        extra: json!({"batch": 17, "rng": [1, 2, 3], "history": [[0, 0.5, 0.6], [1, 0.25, 0.3]]}),
+    };
+    save_optim(&path, &st).unwrap();
+    let back = load_optim(&path).unwrap();
+    assert_eq!(back.t, st.t);
+    assert_eq!(back.epoch, st.epoch);
+    assert_eq!(back.extra, st.extra);
+    assert_bits_equal(&st.tensors, &back.tensors);
+    // Each file refuses to be read as the other kind, and says which file to pass instead.
+    let e = format!("{:#}", load(&path).unwrap_err());
+    assert!(
+        e.contains("optimizer state") && e.contains("model.safetensors"),
+        "{e}"
+    );
+    save(&ckpt, &random_ae(3)).unwrap();
+    let e = format!("{:#}", load_optim(&ckpt).unwrap_err());
+    assert!(e.contains("model.optim.safetensors"), "{e}");
+}
+
+#[test]
+fn atomic_write_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    save(&path, &random_ae(4)).unwrap();
+    save(&path, &random_ae(5)).unwrap(); // overwrite in place
+    assert_eq!(names(dir.path()), vec!["model.safetensors"]);
+    assert_eq!(load(&path).unwrap().meta.seed, 5);
+
+    // A writer that fails halfway leaves the old file as it was and no temp file behind.
+    let before = std::fs::read(&path).unwrap();
+    let err = write_atomic_with(&path, |w| {
+        w.write_all(b"partial")?;
+        Err(std::io::Error::other("simulated failure"))
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("simulated failure"));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(names(dir.path()), vec!["model.safetensors"]);
+    assert!(!names(dir.path()).iter().any(|n| n.ends_with(TEMP_SUFFIX)));
+
+    // A missing directory: the message names the path and says how to fix it.
+    let missing = dir.path().join("no/such/dir/model.safetensors");
+    let e = format!("{:#}", save(&missing, &random_ae(6)).unwrap_err());
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("mkdir -p"),
+        "{e}"
+    );
+    // A directory as the destination.
+    let e = format!("{:#}", write_atomic(dir.path(), b"x").unwrap_err());
+    assert!(e.contains("no file name") || e.contains("directory"), "{e}");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let e = format!("{:#}", write_atomic(&sub, b"x").unwrap_err());
+    assert!(e.contains("is a directory"), "{e}");
+    assert_eq!(names(dir.path()), vec!["model.safetensors", "sub"]);
+}
+
+#[test]
+fn save_rejects_inconsistent_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.safetensors");
+    let mut ck = random_ae(7);
+    ck.tensors[1].2.pop();
+    let e = format!("{:#}", save(&path, &ck).unwrap_err());
+    assert!(
+        e.contains("encoder.0.bias") && e.contains("7 values"),
+        "{e}"
+    );
+    let mut ck = random_ae(7);
+    ck.tensors.push(ck.tensors[0].clone());
+    let e = format!("{:#}", save(&path, &ck).unwrap_err());
+    assert!(e.contains("appears twice"), "{e}");
+    assert!(names(dir.path()).is_empty());
+}
+
+/// Every way a checkpoint can be wrong gives an error (never a panic) naming the file.
+#[test]
+fn bad_files_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.safetensors");
+    save(&good, &random_ae(8)).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let check = |path: &Path, want: &[&str]| {
+        let e = format!("{:#}", load(path).unwrap_err());
+        eprintln!("{e}");
+        assert!(
+            e.contains(&path.display().to_string()),
+            "no file name in: {e}"
+        );
+        for w in want {
+            assert!(e.contains(w), "expected {w:?} in: {e}");
+        }
+    };
+
+    check(
+        &dir.path().join("missing.safetensors"),
+        &["not found", "facegpu train --out"],
+    );
+    check(dir.path(), &["is a directory", "good.safetensors"]);
+
+    let empty = dir.path().join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
+    check(&empty, &["truncated"]);
+    // Cut inside the header, and inside the tensor data.
+    for (name, cut) in [("cut_header", 40), ("cut_data", bytes.len() - 100)] {
+        let p = dir.path().join(format!("{name}.safetensors"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        check(&p, &["truncated"]);
+    }
+    let data_cut = dir.path().join("cut_data.safetensors");
+    check(&data_cut, &[&format!("{} bytes", bytes.len())]);
+
+    let mut rng = Rng::new(9);
+    let garbage: Vec<u8> = (0..5000).map(|_| rng.next_u64() as u8).collect();
+    let p = dir.path().join("garbage.safetensors");
+    std::fs::write(&p, &garbage).unwrap();
+    check(&p, &["not a safetensors file"]);
+    let p = dir.path().join("text.safetensors");
+    std::fs::write(&p, b"this is a text file, not a checkpoint at all").unwrap();
+    check(&p, &["not a safetensors file"]);
+
+    // Valid safetensors without facegpu metadata (e.g. written by PyTorch directly).
+    let data = vec![0u8; 16];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
+    let plain = safetensors::serialize([("w", view)], None).unwrap();
+    let p = dir.path().join("plain.safetensors");
+    std::fs::write(&p, &plain).unwrap();
+    check(&p, &["not a facegpu checkpoint"]);
+
+    // facegpu metadata but a tensor in another dtype.
+    let data = vec![0u8; 8];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![4], &data).unwrap();
+    let meta = serde_json::to_string(&CheckpointMeta::new("ae", 0, 0)).unwrap();
+    let md = HashMap::from([
+        (
+            "format".to_string(),
+            checkpoint::FORMAT_CHECKPOINT.to_string(),
+        ),
+        ("facegpu".to_string(), meta),
+    ]);
+    let p = dir.path().join("f16.safetensors");
+    std::fs::write(&p, safetensors::serialize([("w", view)], Some(md)).unwrap()).unwrap();
+    check(&p, &["\"w\"", "F16"]);
+}
+
+#[test]
+fn load_expecting_checks_model_names_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ae.safetensors");
+    let ck = random_ae(10);
+    save(&path, &ck).unwrap();
+
+    let back = load_expecting(&path, "ae", &expected("ae")).unwrap();
+    assert_bits_equal(&ck.tensors, &back.tensors);
+
+    let e = format!(
+        "{:#}",
+        load_expecting(&path, "vae", &expected("vae")).unwrap_err()
+    );
+    assert!(
+        e.contains(&path.display().to_string()) && e.contains("\"ae\"") && e.contains("vae"),
+        "{e}"
+    );
+
+    let mut want = expected("ae");
+    want[2].1 = vec![4, 8, 5, 5];
+    let e = format!("{:#}", load_expecting(&path, "ae", &want).unwrap_err());
+    assert!(
+        e.contains("encoder.2.weight") && e.contains("[4, 8, 3, 3]") && e.contains("[4, 8, 5, 5]"),
+        "{e}"
+    );
+
+    let mut want = expected("ae");
+    want.push(("encoder.4.weight".into(), vec![2, 4, 3, 3]));
+    let e = format!("{:#}", load_expecting(&path, "ae", &want).unwrap_err());
+    assert!(
+        e.contains("encoder.4.weight") && e.contains("missing"),
+        "{e}"
+    );
+
+    let mut want = expected("ae");
+    want.pop();
+    let e = format!("{:#}", load_expecting(&path, "ae", &want).unwrap_err());
+    assert!(
+        e.contains("decoder.2.bias") && e.contains("unexpected"),
+        "{e}"
+    );
+}
+
+#[test]
+fn pytorch_name_tables_match_torch_state_dict() {
+    let count = |m: &str| -> usize {
+        pytorch_names(m)
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    };
+    assert_eq!(count("ae"), 741);
+    assert_eq!(count("vae"), 17_102_224);
+    assert!(pytorch_names("gan").is_none());
+    assert_eq!(AE_PARAMS.len(), 8);
+    assert_eq!(VAE_PARAMS.len(), 10);
+
+    // pytorch_names.json is `state_dict()` of tools/seed_models.py as PyTorch itself lists it.
+    let text = std::fs::read_to_string(fixture_dir().join("pytorch_names.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for m in ["ae", "vae"] {
+        let torch: Vec<(String, Vec<usize>)> =
+            serde_json::from_value(v[m]["params"].clone()).unwrap();
+        assert_eq!(
+            torch,
+            expected(m),
+            "{m}: Rust table differs from torch state_dict"
+        );
+        assert_eq!(v[m]["count"].as_u64().unwrap() as usize, count(m));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch fixture
+
+/// Deterministic fixture weights: parameter `p` (index in AE_PARAMS), element `k`. Scaled by
+/// 1/sqrt(fan) so activations stay O(1) and the sigmoid is not saturated.
+fn fixture_weight(p: usize, k: usize, shape: &[usize]) -> f32 {
+    let fan: usize = if shape.len() > 1 {
+        shape[1..].iter().product()
+    } else {
+        4
+    };
+    let s = (0.7 * k as f64 + 1.3 * p as f64 + 0.4).sin() / (fan as f64).sqrt();
+    (if shape.len() == 1 { 0.3 * s } else { 1.5 * s }) as f32
+}
+
+/// The fixed input: two 128x128 images with values in [0.05, 0.95].
+fn fixture_input() -> Vec<f32> {
+    let mut x = Vec::with_capacity(2 * 128 * 128);
+    for n in 0..2 {
+        for i in 0..128 {
+            for j in 0..128 {
+                let (nf, fi, fj) = (n as f64, i as f64, j as f64);
+                let v = 0.5
+                    + 0.45
+                        * (0.05 * fi * (nf + 1.0) + 0.08 * fj).sin()
+                        * (0.03 * (fi - fj) + nf).cos();
+                x.push(v as f32);
+            }
+        }
+    }
+    x
+}
+
+fn fixture_checkpoint() -> Checkpoint {
+    let tensors = AE_PARAMS
+        .iter()
+        .enumerate()
+        .map(|(p, (n, s))| {
+            let len: usize = s.iter().product();
+            (
+                n.to_string(),
+                s.to_vec(),
+                (0..len).map(|k| fixture_weight(p, k, s)).collect(),
+            )
+        })
+        .collect();
+    let mut meta = CheckpointMeta::new("ae", 0, 0);
+    meta.created_unix = 0; // reproducible bytes
+    meta.options = json!({"fixture": "weights from fixture_weight() in tests/checkpoint.rs"});
+    Checkpoint { tensors, meta }
+}
+
+/// Writes the Rust half of the fixture; run by hand (see the module comment), then run the
+/// Python tools to refresh ae_torch_output.json.
+#[test]
+#[ignore]
+fn write_ae_fixture() {
+    let dir = fixture_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    save(&dir.join("ae_fixture.safetensors"), &fixture_checkpoint()).unwrap();
+    let x = fixture_input();
+    let view = safetensors::tensor::TensorView::new(
+        safetensors::Dtype::F32,
+        vec![2, 1, 128, 128],
+        bytemuck::cast_slice(&x),
+    )
+    .unwrap();
+    let bytes = safetensors::serialize([("input", view)], None).unwrap();
+    write_atomic(&dir.join("ae_input.safetensors"), &bytes).unwrap();
+}
+
+/// Conv2d, PyTorch semantics: x [n,c,h,w], w [o,c,k,k], output [n,o,ho,wo] with
+/// ho = (h + 2p - k)/s + 1; cross-correlation (no kernel flip).
+fn conv2d(
+    x: &[f64],
+    dims: [usize; 4],
+    w: &[f32],
+    b: &[f32],
+    o: usize,
+    s: usize,
+    p: usize,
+) -> (Vec<f64>, [usize; 4]) {
+    let [n, c, h, wd] = dims;
+    let k = 3;
+    let (ho, wo) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
+    let mut y = vec![0f64; n * o * ho * wo];
+    for ni in 0..n {
+        for oc in 0..o {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = b[oc] as f64;
+                    for ic in 0..c {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as isize - p as isize;
+                                let ix = (ox * s + kx) as isize - p as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                acc += w[((oc * c + ic) * k + ky) * k + kx] as f64
+                                    * x[((ni * c + ic) * h + iy as usize) * wd + ix as usize];
+                            }
+                        }
+                    }
+                    y[((ni * o + oc) * ho + oy) * wo + ox] = acc;
+                }
+            }
+        }
+    }
+    (y, [n, o, ho, wo])
+}
+
+/// ConvTranspose2d, PyTorch semantics: x [n,c,h,w], w [c,o,k,k] (in, out!), output size
+/// (h-1)s - 2p + k + op; input (iy,ix) scatters into output (iy*s - p + ky, ix*s - p + kx).
+#[allow(clippy::too_many_arguments)]
+fn conv_transpose2d(
+    x: &[f64],
+    dims: [usize; 4],
+    w: &[f32],
+    b: &[f32],
+    o: usize,
+    s: usize,
+    p: usize,
+    op: usize,
+) -> (Vec<f64>, [usize; 4]) {
+    let [n, c, h, wd] = dims;
+    let k = 3;
+    let (ho, wo) = ((h - 1) * s + k + op - 2 * p, (wd - 1) * s + k + op - 2 * p);
+    let mut y = vec![0f64; n * o * ho * wo];
+    for ni in 0..n {
+        for oc in 0..o {
+            y[(ni * o + oc) * ho * wo..(ni * o + oc + 1) * ho * wo].fill(b[oc] as f64);
+        }
+        for ic in 0..c {
+            for iy in 0..h {
+                for ix in 0..wd {
+                    let v = x[((ni * c + ic) * h + iy) * wd + ix];
+                    for oc in 0..o {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let oy = (iy * s + ky) as isize - p as isize;
+                                let ox = (ix * s + kx) as isize - p as isize;
+                                if oy < 0 || ox < 0 || oy >= ho as isize || ox >= wo as isize {
+                                    continue;
+                                }
+                                y[((ni * o + oc) * ho + oy as usize) * wo + ox as usize] +=
+                                    v * w[((ic * o + oc) * k + ky) * k + kx] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (y, [n, o, ho, wo])
+}
+
+#[test]
+fn fixture_loads_with_pytorch_names_and_formula_weights() {
+    let ck = load_expecting(
+        &fixture_dir().join("ae_fixture.safetensors"),
+        "ae",
+        &expected("ae"),
+    )
+    .unwrap();
+    assert_eq!(ck.num_params(), 741);
+    // The committed file holds exactly the formula weights, so the Rust side is reproducible.
+    assert_bits_equal(&ck.tensors, &fixture_checkpoint().tensors);
+    let text = std::fs::read_to_string(fixture_dir().join("ae_torch_output.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["load_state_dict"], "strict=True ok");
+    let torch: Vec<(String, Vec<usize>)> = serde_json::from_value(v["params"].clone()).unwrap();
+    assert_eq!(torch, expected("ae"));
+}
+
+/// A float64 forward written plainly from PyTorch's definitions, on the fixture weights,
+/// matches what PyTorch computed after load_state_dict(strict=True). Bound 1e-5 absolute: both
+/// sides compute in float64 from the same f32 weights and input, the JSON keeps 10
+/// significant digits, so agreement is ~1e-10 unless a layout (weight order, transposed-conv
+/// [in,out] order, padding/output_padding placement) differs, which gives O(0.1) errors.
+#[test]
+fn fixture_ae_forward_matches_pytorch() {
+    let dir = fixture_dir();
+    let ck = load_expecting(&dir.join("ae_fixture.safetensors"), "ae", &expected("ae")).unwrap();
+    let w = |name: &str| ck.tensor(name).unwrap().1;
+    let bytes = std::fs::read(dir.join("ae_input.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let input = st.tensor("input").unwrap();
+    assert_eq!(input.shape(), &[2, 1, 128, 128]);
+    let x: Vec<f32> = input
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        x,
+        fixture_input(),
+        "ae_input.safetensors differs from fixture_input()"
+    );
+    let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+
+    let relu = |v: &mut Vec<f64>| v.iter_mut().for_each(|a| *a = a.max(0.0));
+    let (mut h1, d1) = conv2d(
+        &x,
+        [2, 1, 128, 128],
+        w("encoder.0.weight"),
+        w("encoder.0.bias"),
+        8,
+        2,
+        1,
+    );
+    relu(&mut h1);
+    let (mut z, dz) = conv2d(&h1, d1, w("encoder.2.weight"), w("encoder.2.bias"), 4, 2, 1);
+    relu(&mut z);
+    let (mut h2, d2) = conv_transpose2d(
+        &z,
+        dz,
+        w("decoder.0.weight"),
+        w("decoder.0.bias"),
+        8,
+        2,
+        1,
+        1,
+    );
+    relu(&mut h2);
+    let (mut y, dy) = conv_transpose2d(
+        &h2,
+        d2,
+        w("decoder.2.weight"),
+        w("decoder.2.bias"),
+        1,
+        2,
+        1,
+        1,
+    );
+    y.iter_mut().for_each(|a| *a = 1.0 / (1.0 + (-*a).exp()));
+    assert_eq!(dz, [2, 4, 32, 32]);
+    assert_eq!(dy, [2, 1, 128, 128]);
+
+    let text = std::fs::read_to_string(dir.join("ae_torch_output.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let get = |k: &str| -> Vec<f64> { serde_json::from_value(v[k].clone()).unwrap() };
+    let (tz, ty) = (get("latent"), get("output"));
+    assert_eq!(v["latent_shape"], json!([2, 4, 32, 32]));
+    assert_eq!(v["output_shape"], json!([2, 1, 128, 128]));
+    // Not a trivial fixture: the output varies and the latent has both active and dead units.
+    let spread = ty.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+        - ty.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert!(spread > 0.05, "fixture output nearly constant ({spread})");
+    assert!(tz.contains(&0.0) && tz.iter().any(|&a| a > 0.1));
+    let max_err = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    eprintln!(
+        "max |ours - PyTorch|: latent {:.2e}, output {:.2e}",
+        max_err(&z, &tz),
+        max_err(&y, &ty)
+    );
+    common::assert_close("latent vs PyTorch", &z, &tz, 0.0, 1e-5);
+    common::assert_close("output vs PyTorch", &y, &ty, 0.0, 1e-5);
+}

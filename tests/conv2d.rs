@@ -1,0 +1,317 @@
+//! Conv2d forward, backward_input and backward_weight against the float64 reference on odd
+//! shapes (batch 1 and 3, non-square images, 1x1 / 3x3 / 5x5 / 3x5 kernels, channel counts not
+//! multiples of 4, stride 1-3, padding 0-2, all three activations), the seed AE's shapes at
+//! batch 2, and the backward passes against central finite differences of the reference.
+//!
+//! Bound: every output is a float32 sum of terms; its error is at most REL * (sum of |terms|)
+//! (computed by running the reference on absolute values), REL = 1e-5 (~170 ulp; typical
+//! float32 accumulation of up to a few hundred terms per partial sum gives ~1e-6). Inputs are
+//! rounded to float32 first, so both sides see the same numbers.
+mod common;
+mod reference;
+
+use common::*;
+use facegpu::ops::conv2d::{self, Conv2dShape};
+use facegpu::ops::Activation;
+use reference::conv2d::{self as r, Conv};
+
+const REL: f64 = 1e-5;
+const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Sigmoid];
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    batch: usize,
+    c_in: usize,
+    h_in: usize,
+    w_in: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+) -> Conv {
+    Conv {
+        batch,
+        c_in,
+        h_in,
+        w_in,
+        c_out,
+        kh,
+        kw,
+        stride,
+        pad,
+    }
+}
+
+/// Odd shapes, each paired with one activation (all three appear).
+fn odd_cases() -> Vec<(Conv, Activation)> {
+    let shapes = [
+        // widths in and out multiples of 4: the CPU kernel (conv_forward_cpu) on lavapipe
+        conv(1, 1, 7, 8, 1, 1, 1, 1, 0),
+        conv(3, 3, 7, 12, 5, 3, 3, 1, 1),
+        conv(1, 5, 9, 16, 3, 5, 5, 2, 2),
+        conv(3, 3, 10, 7, 5, 3, 3, 2, 0),
+        conv(1, 5, 11, 8, 1, 3, 3, 2, 1),
+        conv(3, 1, 5, 5, 3, 5, 5, 1, 2),
+        // 12 output channels: two channel blocks of 6
+        conv(2, 3, 8, 9, 12, 1, 1, 2, 0),
+        // non-square kernel, stride 3
+        conv(1, 2, 6, 7, 3, 3, 5, 3, 1),
+        // many channels: several channel blocks in every kernel
+        conv(1, 20, 5, 6, 9, 3, 3, 1, 1),
+        // a 2x66 output plane: more than one 64-pixel workgroup per plane
+        conv(1, 2, 3, 131, 3, 3, 3, 2, 1),
+        // input widths multiples of 4 and S * c_in in 8..=16: backward_input takes the CPU
+        // transposed kernel (convt_forward_cpu) on lavapipe
+        conv(2, 8, 6, 8, 3, 3, 3, 1, 1),
+        conv(1, 4, 9, 16, 5, 5, 5, 2, 2),
+        conv(1, 16, 3, 4, 2, 1, 1, 1, 0),
+    ];
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, ACTS[i % 3]))
+        .collect()
+}
+
+fn ae_cases() -> Vec<(Conv, Activation)> {
+    // each layer with its own activation (the others are covered by odd_cases; every extra
+    // activation is another set of kernels to compile, seconds each on lavapipe)
+    conv2d::ae_shapes(2)
+        .into_iter()
+        .map(|(_, s, act)| (lib_to_ref(&s), act))
+        .collect()
+}
+
+fn lib_shape(c: &Conv) -> Conv2dShape {
+    Conv2dShape {
+        batch: c.batch,
+        c_in: c.c_in,
+        h_in: c.h_in,
+        w_in: c.w_in,
+        c_out: c.c_out,
+        kh: c.kh,
+        kw: c.kw,
+        stride: c.stride,
+        pad: c.pad,
+    }
+}
+
+fn lib_to_ref(s: &Conv2dShape) -> Conv {
+    conv(
+        s.batch, s.c_in, s.h_in, s.w_in, s.c_out, s.kh, s.kw, s.stride, s.pad,
+    )
+}
+
+/// Random float32-representable data for one case.
+struct Data {
+    x: Vec<f64>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+    dy: Vec<f64>,
+}
+
+fn data(c: &Conv, seed: u64) -> Data {
+    let mut rng = Rng::new(seed);
+    let scale = 1.0 / ((c.c_in * c.kh * c.kw) as f64).sqrt();
+    Data {
+        x: r::f32_round(&rng.vec(c.in_len(), -1.0, 1.0)),
+        w: r::f32_round(&rng.vec(c.w_len(), -2.0 * scale, 2.0 * scale)),
+        b: r::f32_round(&rng.vec(c.c_out, -0.5, 0.5)),
+        dy: r::f32_round(&rng.vec(c.out_len(), -1.0, 1.0)),
+    }
+}
+
+fn gpu_forward(c: &Conv, act: Activation, d: &Data) -> Vec<f64> {
+    let s = lib_shape(c);
+    assert_eq!(s.out_shape(), [c.batch, c.c_out, c.h_out(), c.w_out()]);
+    let y = poisoned(&s.out_shape());
+    let mut rec = gpu().record();
+    conv2d::forward(
+        &mut rec,
+        &s,
+        &upload(&d.x, &s.in_shape()),
+        &upload(&d.w, &s.weight_shape()),
+        &upload(&d.b, &[c.c_out]),
+        &y,
+        act,
+    )
+    .unwrap();
+    rec.run().unwrap();
+    read(&y)
+}
+
+/// (dx, dw, db) from the GPU, given the forward output y.
+fn gpu_backward(c: &Conv, act: Activation, d: &Data, y: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let s = lib_shape(c);
+    let yt = upload(y, &s.out_shape());
+    let dyt = upload(&d.dy, &s.out_shape());
+    let wt = upload(&d.w, &s.weight_shape());
+    let xt = upload(&d.x, &s.in_shape());
+    let dx = poisoned(&s.in_shape());
+    let dw = poisoned(&s.weight_shape());
+    let db = poisoned(&[c.c_out]);
+    let mut rec = gpu().record();
+    conv2d::backward_input(&mut rec, &s, act, &yt, &dyt, &wt, &dx).unwrap();
+    conv2d::backward_weight(&mut rec, &s, act, &yt, &dyt, &xt, &dw, &db).unwrap();
+    rec.run().unwrap();
+    (read(&dx), read(&dw), read(&db))
+}
+
+fn check_forward(c: &Conv, act: Activation, seed: u64) {
+    let d = data(c, seed);
+    let got = gpu_forward(c, act, &d);
+    let want = c.forward(&d.x, &d.w, &d.b, act);
+    let mag: Vec<f64> = c
+        .forward_pre(&r::abs(&d.x), &r::abs(&d.w), &r::abs(&d.b))
+        .iter()
+        .zip(&want)
+        .map(|(m, w)| m + w.abs())
+        .collect();
+    r::assert_within(&format!("forward {c:?} {act:?}"), &got, &want, &mag, REL);
+}
+
+fn check_backward(c: &Conv, act: Activation, seed: u64) {
+    let d = data(c, seed);
+    let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+    let (dx, dw, db) = gpu_backward(c, act, &d, &y);
+    let g = r::pre_grad(act, &y, &d.dy);
+    let ga = r::abs(&g);
+    r::assert_within(
+        &format!("backward_input {c:?} {act:?}"),
+        &dx,
+        &c.backward_input(&g, &d.w),
+        &c.backward_input(&ga, &r::abs(&d.w)),
+        REL,
+    );
+    let (dw_want, db_want) = c.backward_weight(&g, &d.x);
+    let (dw_mag, db_mag) = c.backward_weight(&ga, &r::abs(&d.x));
+    r::assert_within(&format!("dw {c:?} {act:?}"), &dw, &dw_want, &dw_mag, REL);
+    r::assert_within(&format!("db {c:?} {act:?}"), &db, &db_want, &db_mag, REL);
+}
+
+#[test]
+fn forward_matches_reference() {
+    for (i, (c, act)) in odd_cases().into_iter().enumerate() {
+        check_forward(&c, act, i as u64);
+    }
+}
+
+#[test]
+fn backward_matches_reference() {
+    for (i, (c, act)) in odd_cases().into_iter().enumerate() {
+        check_backward(&c, act, 100 + i as u64);
+    }
+}
+
+#[test]
+fn ae_shapes_match_reference() {
+    for (i, (c, act)) in ae_cases().into_iter().enumerate() {
+        check_forward(&c, act, 200 + i as u64);
+        check_backward(&c, act, 300 + i as u64);
+    }
+}
+
+/// L = sum(dy * act(conv(x, w) + b)); dL/dx, dL/dw, dL/db from the GPU against central
+/// differences of the float64 reference. Bound: rel 1e-4 + abs 1e-5 (float32 gradients; the
+/// differences themselves are accurate to ~1e-9).
+#[test]
+fn backward_matches_finite_differences() {
+    let c = conv(2, 3, 5, 6, 4, 3, 3, 2, 1);
+    for (k, act) in ACTS.into_iter().enumerate() {
+        let d = data(&c, 400 + k as u64);
+        let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+        let (dx, dw, db) = gpu_backward(&c, act, &d, &y);
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+            c.forward(x, w, b, act)
+                .iter()
+                .zip(&d.dy)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+        };
+        let what = format!("{act:?}");
+        check_grad_fd(
+            &format!("dx {what}"),
+            &|x| loss(x, &d.w, &d.b),
+            &d.x,
+            &dx,
+            60,
+            1e-4,
+            1e-5,
+        );
+        check_grad_fd(
+            &format!("dw {what}"),
+            &|w| loss(&d.x, w, &d.b),
+            &d.w,
+            &dw,
+            108,
+            1e-4,
+            1e-5,
+        );
+        check_grad_fd(
+            &format!("db {what}"),
+            &|b| loss(&d.x, &d.w, b),
+            &d.b,
+            &db,
+            4,
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let s = Conv2dShape {
+        batch: 1,
+        c_in: 2,
+        h_in: 4,
+        w_in: 4,
+        c_out: 3,
+        kh: 3,
+        kw: 3,
+        stride: 1,
+        pad: 0,
+    };
+    let x = gpu().zeros(&s.in_shape());
+    let w = gpu().zeros(&s.weight_shape());
+    let b = gpu().zeros(&[3]);
+    let y = gpu().zeros(&s.out_shape());
+    let mut rec = gpu().record();
+    // wrong output size
+    let bad_y = gpu().zeros(&[1, 3, 4, 4]);
+    let e = conv2d::forward(&mut rec, &s, &x, &w, &b, &bad_y, Activation::None).unwrap_err();
+    assert!(e.to_string().contains("forward y"), "{e}");
+    // kernel larger than the padded input
+    let big = Conv2dShape { kh: 7, ..s };
+    assert!(conv2d::forward(&mut rec, &big, &x, &w, &b, &y, Activation::None).is_err());
+    // zero stride
+    let z = Conv2dShape { stride: 0, ..s };
+    assert!(conv2d::forward(&mut rec, &z, &x, &w, &b, &y, Activation::None).is_err());
+    // wrong bias length in backward_weight
+    let bad_b = gpu().zeros(&[2]);
+    assert!(
+        conv2d::backward_weight(&mut rec, &s, Activation::Relu, &y, &y, &x, &w, &bad_b).is_err()
+    );
+    assert_eq!(rec.finish().unwrap().dispatches(), 0);
+}
+
+/// Prints GFLOP/s and GB/s of every (layer, pass) at the seed AE's shapes, batch 128.
+/// `cargo test --release --test conv2d -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_ae_shapes() {
+    let gpu = gpu();
+    println!("adapter: {}", gpu.describe());
+    for b in conv2d::bench_programs(gpu, 128).unwrap() {
+        let t = facegpu::gpu::timing::time_program(gpu, &b.program, 5, 5).unwrap();
+        let s = t.seconds();
+        println!(
+            "{:<90} {:8.3} ms {:7.2} GFLOP/s {:6.2} GB/s",
+            b.name,
+            s * 1e3,
+            b.flops / s * 1e-9,
+            b.bytes / s * 1e-9
+        );
+    }
+}

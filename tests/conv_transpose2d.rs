@@ -1,0 +1,354 @@
+//! ConvTranspose2d forward, backward_input and backward_weight against the float64 reference on
+//! odd shapes (batch 1 and 3, non-square images, 1x1 / 3x3 / 5x5 / 3x5 kernels, channel counts
+//! not multiples of 4, stride 1-3, padding 0-2, output_padding 0-2, all three activations), the
+//! seed AE's decoder shapes at batch 2, and the backward passes against central finite
+//! differences of the reference.
+//!
+//! Bound: every output is a float32 sum of terms; its error is at most REL * (sum of |terms|)
+//! (computed by running the reference on absolute values), REL = 1e-5 (~170 ulp; float32
+//! accumulation of up to a few hundred terms per partial sum gives ~1e-6). Inputs are rounded
+//! to float32 first, so both sides see the same numbers.
+mod common;
+mod reference;
+
+use common::*;
+use facegpu::ops::conv_transpose2d::{self, ConvTranspose2dShape};
+use facegpu::ops::Activation;
+use reference::conv2d as r;
+use reference::conv_transpose2d::ConvT;
+
+const REL: f64 = 1e-5;
+const ACTS: [Activation; 3] = [Activation::None, Activation::Relu, Activation::Sigmoid];
+
+#[allow(clippy::too_many_arguments)]
+fn convt(
+    batch: usize,
+    c_in: usize,
+    h_in: usize,
+    w_in: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+    output_padding: usize,
+) -> ConvT {
+    ConvT {
+        batch,
+        c_in,
+        h_in,
+        w_in,
+        c_out,
+        kh,
+        kw,
+        stride,
+        pad,
+        output_padding,
+    }
+}
+
+/// Odd shapes, each paired with one activation (all three appear).
+fn odd_cases() -> Vec<(ConvT, Activation)> {
+    let shapes = [
+        // widths in and out multiples of 4: backward_input takes the CPU kernel on lavapipe
+        convt(1, 1, 7, 4, 1, 1, 1, 1, 0, 0),
+        convt(3, 3, 7, 8, 5, 3, 3, 1, 1, 0),
+        convt(1, 5, 5, 8, 3, 5, 5, 2, 2, 1),
+        // the finite-difference case's geometry (shares its compiled kernels)
+        convt(3, 3, 6, 5, 5, 3, 3, 2, 1, 1),
+        convt(3, 1, 5, 5, 3, 5, 5, 1, 2, 0),
+        // 1x1 kernel with stride 2: output pixels no tap reaches (bias only)
+        convt(2, 3, 4, 5, 6, 1, 1, 2, 0, 1),
+        // non-square kernel, stride 3, output_padding 2, pad 0
+        convt(1, 2, 4, 5, 3, 3, 5, 3, 0, 2),
+        // many channels: several channel blocks in every kernel; a 2x131 output plane (more
+        // than one 64-pixel workgroup per plane)
+        convt(1, 9, 1, 66, 19, 3, 3, 2, 1, 0),
+        // output widths multiples of 4 and S * c_out in 8..=16: forward takes the CPU kernel
+        // (convt_forward_cpu) on lavapipe; stride 1, 2 and 4
+        convt(3, 3, 5, 4, 8, 3, 3, 1, 1, 0),
+        convt(1, 2, 3, 2, 4, 5, 5, 2, 2, 1),
+        convt(1, 3, 2, 2, 2, 5, 5, 4, 1, 1),
+    ];
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c, ACTS[i % 3]))
+        .collect()
+}
+
+fn ae_cases() -> Vec<(ConvT, Activation)> {
+    // each layer with its own activation (the others are covered by odd_cases; every extra
+    // activation is another set of kernels to compile, seconds each on lavapipe)
+    conv_transpose2d::ae_shapes(2)
+        .into_iter()
+        .map(|(_, s, act)| (lib_to_ref(&s), act))
+        .collect()
+}
+
+fn lib_shape(c: &ConvT) -> ConvTranspose2dShape {
+    ConvTranspose2dShape {
+        batch: c.batch,
+        c_in: c.c_in,
+        h_in: c.h_in,
+        w_in: c.w_in,
+        c_out: c.c_out,
+        kh: c.kh,
+        kw: c.kw,
+        stride: c.stride,
+        pad: c.pad,
+        output_padding: c.output_padding,
+    }
+}
+
+fn lib_to_ref(s: &ConvTranspose2dShape) -> ConvT {
+    convt(
+        s.batch,
+        s.c_in,
+        s.h_in,
+        s.w_in,
+        s.c_out,
+        s.kh,
+        s.kw,
+        s.stride,
+        s.pad,
+        s.output_padding,
+    )
+}
+
+/// Random float32-representable data for one case.
+struct Data {
+    x: Vec<f64>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+    dy: Vec<f64>,
+}
+
+fn data(c: &ConvT, seed: u64) -> Data {
+    let mut rng = Rng::new(seed);
+    let scale = 1.0 / ((c.c_in * c.kh * c.kw) as f64).sqrt();
+    Data {
+        x: r::f32_round(&rng.vec(c.in_len(), -1.0, 1.0)),
+        w: r::f32_round(&rng.vec(c.w_len(), -2.0 * scale, 2.0 * scale)),
+        b: r::f32_round(&rng.vec(c.c_out, -0.5, 0.5)),
+        dy: r::f32_round(&rng.vec(c.out_len(), -1.0, 1.0)),
+    }
+}
+
+fn gpu_forward(c: &ConvT, act: Activation, d: &Data) -> Vec<f64> {
+    let s = lib_shape(c);
+    assert_eq!(s.out_shape(), [c.batch, c.c_out, c.h_out(), c.w_out()]);
+    let y = poisoned(&s.out_shape());
+    let mut rec = gpu().record();
+    conv_transpose2d::forward(
+        &mut rec,
+        &s,
+        &upload(&d.x, &s.in_shape()),
+        &upload(&d.w, &s.weight_shape()),
+        &upload(&d.b, &[c.c_out]),
+        &y,
+        act,
+    )
+    .unwrap();
+    rec.run().unwrap();
+    read(&y)
+}
+
+/// (dx, dw, db) from the GPU, given the forward output y.
+fn gpu_backward(c: &ConvT, act: Activation, d: &Data, y: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let s = lib_shape(c);
+    let yt = upload(y, &s.out_shape());
+    let dyt = upload(&d.dy, &s.out_shape());
+    let wt = upload(&d.w, &s.weight_shape());
+    let xt = upload(&d.x, &s.in_shape());
+    let dx = poisoned(&s.in_shape());
+    let dw = poisoned(&s.weight_shape());
+    let db = poisoned(&[c.c_out]);
+    let mut rec = gpu().record();
+    conv_transpose2d::backward_input(&mut rec, &s, act, &yt, &dyt, &wt, &dx).unwrap();
+    conv_transpose2d::backward_weight(&mut rec, &s, act, &yt, &dyt, &xt, &dw, &db).unwrap();
+    rec.run().unwrap();
+    (read(&dx), read(&dw), read(&db))
+}
+
+fn check_forward(c: &ConvT, act: Activation, seed: u64) {
+    let d = data(c, seed);
+    let got = gpu_forward(c, act, &d);
+    let want = c.forward(&d.x, &d.w, &d.b, act);
+    let mag: Vec<f64> = c
+        .forward_pre(&r::abs(&d.x), &r::abs(&d.w), &r::abs(&d.b))
+        .iter()
+        .zip(&want)
+        .map(|(m, w)| m + w.abs())
+        .collect();
+    r::assert_within(&format!("forward {c:?} {act:?}"), &got, &want, &mag, REL);
+}
+
+fn check_backward(c: &ConvT, act: Activation, seed: u64) {
+    let d = data(c, seed);
+    let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+    let (dx, dw, db) = gpu_backward(c, act, &d, &y);
+    let g = r::pre_grad(act, &y, &d.dy);
+    let ga = r::abs(&g);
+    r::assert_within(
+        &format!("backward_input {c:?} {act:?}"),
+        &dx,
+        &c.backward_input(&g, &d.w),
+        &c.backward_input(&ga, &r::abs(&d.w)),
+        REL,
+    );
+    let (dw_want, db_want) = c.backward_weight(&g, &d.x);
+    let (dw_mag, db_mag) = c.backward_weight(&ga, &r::abs(&d.x));
+    r::assert_within(&format!("dw {c:?} {act:?}"), &dw, &dw_want, &dw_mag, REL);
+    r::assert_within(&format!("db {c:?} {act:?}"), &db, &db_want, &db_mag, REL);
+}
+
+#[test]
+fn forward_matches_reference() {
+    for (i, (c, act)) in odd_cases().into_iter().enumerate() {
+        check_forward(&c, act, i as u64);
+    }
+}
+
+#[test]
+fn backward_matches_reference() {
+    for (i, (c, act)) in odd_cases().into_iter().enumerate() {
+        check_backward(&c, act, 100 + i as u64);
+    }
+}
+
+#[test]
+fn ae_shapes_match_reference() {
+    for (i, (c, act)) in ae_cases().into_iter().enumerate() {
+        check_forward(&c, act, 200 + i as u64);
+        check_backward(&c, act, 300 + i as u64);
+    }
+}
+
+/// L = sum(dy * act(convT(x, w) + b)); dL/dx, dL/dw, dL/db from the GPU against central
+/// differences of the float64 reference. Bound: rel 1e-4 + abs 1e-5 (float32 gradients; the
+/// differences themselves are accurate to ~1e-9).
+#[test]
+fn backward_matches_finite_differences() {
+    // geometries shared with odd_cases / the AE shapes, so no extra kernels compile
+    let cases = [
+        (convt(2, 3, 4, 5, 5, 3, 3, 2, 1, 1), Activation::None),
+        (convt(2, 4, 3, 4, 8, 3, 3, 2, 1, 1), Activation::Relu),
+        (convt(1, 8, 3, 5, 1, 3, 3, 2, 1, 1), Activation::Sigmoid),
+    ];
+    for (k, (c, act)) in cases.into_iter().enumerate() {
+        let d = data(&c, 400 + k as u64);
+        let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+        let (dx, dw, db) = gpu_backward(&c, act, &d, &y);
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+            c.forward(x, w, b, act)
+                .iter()
+                .zip(&d.dy)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+        };
+        let what = format!("{act:?}");
+        check_grad_fd(
+            &format!("dx {what}"),
+            &|x| loss(x, &d.w, &d.b),
+            &d.x,
+            &dx,
+            60,
+            1e-4,
+            1e-5,
+        );
+        check_grad_fd(
+            &format!("dw {what}"),
+            &|w| loss(&d.x, w, &d.b),
+            &d.w,
+            &dw,
+            100,
+            1e-4,
+            1e-5,
+        );
+        check_grad_fd(
+            &format!("db {what}"),
+            &|b| loss(&d.x, &d.w, b),
+            &d.b,
+            &db,
+            8,
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let s = ConvTranspose2dShape {
+        batch: 1,
+        c_in: 2,
+        h_in: 4,
+        w_in: 4,
+        c_out: 3,
+        kh: 3,
+        kw: 3,
+        stride: 2,
+        pad: 1,
+        output_padding: 1,
+    };
+    let x = gpu().zeros(&s.in_shape());
+    let w = gpu().zeros(&s.weight_shape());
+    let b = gpu().zeros(&[3]);
+    let y = gpu().zeros(&s.out_shape());
+    let mut rec = gpu().record();
+    // wrong output size
+    let bad_y = gpu().zeros(&[1, 3, 7, 7]);
+    let e =
+        conv_transpose2d::forward(&mut rec, &s, &x, &w, &b, &bad_y, Activation::None).unwrap_err();
+    assert!(e.to_string().contains("forward y"), "{e}");
+    // output_padding must be smaller than stride
+    let op = ConvTranspose2dShape {
+        output_padding: 2,
+        ..s
+    };
+    assert!(conv_transpose2d::forward(&mut rec, &op, &x, &w, &b, &y, Activation::None).is_err());
+    // zero stride
+    let z = ConvTranspose2dShape { stride: 0, ..s };
+    assert!(conv_transpose2d::forward(&mut rec, &z, &x, &w, &b, &y, Activation::None).is_err());
+    // weight with c_in and c_out swapped (the Conv2d layout) is the wrong length
+    let bad_w = gpu().zeros(&[3, 2, 3, 2]);
+    assert!(
+        conv_transpose2d::backward_input(&mut rec, &s, Activation::Relu, &y, &y, &bad_w, &x)
+            .is_err()
+    );
+    // wrong bias length in backward_weight
+    let bad_b = gpu().zeros(&[2]);
+    assert!(conv_transpose2d::backward_weight(
+        &mut rec,
+        &s,
+        Activation::Relu,
+        &y,
+        &y,
+        &x,
+        &w,
+        &bad_b
+    )
+    .is_err());
+    assert_eq!(rec.finish().unwrap().dispatches(), 0);
+}
+
+/// Prints GFLOP/s and GB/s of every (layer, pass) at the seed AE's shapes, batch 128.
+/// `cargo test --release --test conv_transpose2d -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_ae_shapes() {
+    let gpu = gpu();
+    println!("adapter: {}", gpu.describe());
+    for b in conv_transpose2d::bench_programs(gpu, 128).unwrap() {
+        let t = facegpu::gpu::timing::time_program(gpu, &b.program, 5, 5).unwrap();
+        let s = t.seconds();
+        println!(
+            "{:<90} {:8.3} ms {:7.2} GFLOP/s {:6.2} GB/s",
+            b.name,
+            s * 1e3,
+            b.flops / s * 1e-9,
+            b.bytes / s * 1e-9
+        );
+    }
+}
