@@ -215,3 +215,18 @@ fn splitk_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (rp.bias != 0u) { v = act_fwd(v + rbias[e % rp.n]); }
     rout[e] = v;
 }
+
+// g = dy * act'(y), stored once before the register (CPU) kernels when there is an activation:
+// on lavapipe each load is costly, and forming g inside the matmul loads two values per S.
+struct GParams { len: u32, _p0: u32, _p1: u32, _p2: u32 }
+@group(0) @binding(0) var<uniform> gp: GParams;
+@group(0) @binding(1) var<storage, read> gdy: array<f32>;
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gout: array<f32>;
+
+@compute @workgroup_size(256)
+fn form_g(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_index(gid, nwg, 256u);
+    if (e >= gp.len) { return; }
+    gout[e] = gdy[e] * act_grad(gy[e]);
+}
