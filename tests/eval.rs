@@ -144,11 +144,13 @@ fn evaluation_is_reproducible() {
         a.conditions[0].summary.mse.mean,
         c.conditions[0].summary.mse.mean
     );
-    // batch size does not change per-image results (only summation order of the summary)
+    // the batch size changes only float32 summation order (the metrics kernel picks its row
+    // bands by batch size): per-image MSE agrees to ~1e-7 relative, PSNR to ~1e-6 dB
     o.seed = None;
     o.batch = 16;
     let d = eval::evaluate(gpu(), &o).unwrap();
-    assert!((d.conditions[1].summary.psnr.mean - a.conditions[1].summary.psnr.mean).abs() < 1e-9);
+    let diff = (d.conditions[1].summary.psnr.mean - a.conditions[1].summary.psnr.mean).abs();
+    assert!(diff < 1e-4, "{diff}");
 }
 
 #[test]

@@ -371,7 +371,11 @@ impl Program {
                     // wgpu rejects timestamp writes with neither index: a middle pass gets none
                     let ts = timestamps
                         .map(|(q, b, e)| {
-                            (q, if first_pass { b } else { None }, if last_pass { e } else { None })
+                            (
+                                q,
+                                if first_pass { b } else { None },
+                                if last_pass { e } else { None },
+                            )
                         })
                         .filter(|(_, b, e)| b.is_some() || e.is_some())
                         .map(|(q, b, e)| wgpu::ComputePassTimestampWrites {
