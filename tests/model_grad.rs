@@ -1,0 +1,107 @@
+//! Whole-model gradients: the recorded backward pass of a model (every layer's backward kernel
+//! chained through the graph, heads, reparameterization and KL) against central finite
+//! differences of the recorded forward loss, for a conv AE and a conv VAE.
+mod common;
+
+use common::{gpu, Rng};
+use facegpu::model::graph::{Graph, Latent};
+use facegpu::model::params::Params;
+use facegpu::model::registry;
+use facegpu::ops::step::{StepState, StepValues};
+
+fn check_model(model: &str) {
+    let g = gpu();
+    let spec = registry::model(model).unwrap();
+    let params = Params::init(g, &spec, 1).unwrap();
+    let batch = 2;
+    let mut rng = Rng::new(11);
+    let x = g
+        .upload(
+            &common::to_f32(&rng.vec(batch * 128 * 128, 0.0, 1.0)),
+            &[batch, 1, 128, 128],
+        )
+        .unwrap();
+    // a sampled latent: eps is drawn from (seed, step), so every forward sees the same eps
+    let graph = Graph::new(g, &spec, &params, batch, x.clone(), x, Latent::Sample).unwrap();
+    let step = StepState::new(
+        g,
+        StepValues {
+            t: 1,
+            epoch: 0,
+            lr: 0.0,
+            _pad: 0,
+        },
+    );
+    let forward = {
+        let mut rec = g.record();
+        graph
+            .record_forward(&mut rec, &params, 3, &step, 1.0)
+            .unwrap();
+        rec.finish().unwrap()
+    };
+    let both = {
+        let mut rec = g.record();
+        graph
+            .record_forward(&mut rec, &params, 3, &step, 1.0)
+            .unwrap();
+        graph.record_backward(&mut rec, &params, 1.0).unwrap();
+        rec.finish().unwrap()
+    };
+    let loss = || -> f64 {
+        forward.run(g).unwrap();
+        let r = g.read(&graph.recon_loss).unwrap()[0] as f64;
+        let k = if spec.is_vae() {
+            g.read(&graph.kl_loss).unwrap()[0] as f64
+        } else {
+            0.0
+        };
+        r + k
+    };
+    both.run(g).unwrap();
+    let base = loss();
+    assert!(base.is_finite() && base > 0.0);
+    for p in &params.list {
+        let grad = g.read(&p.grad).unwrap();
+        let value = g.read(&p.value).unwrap();
+        // three elements per tensor: the largest gradient and two seeded picks
+        let big = (0..grad.len())
+            .max_by(|&a, &b| grad[a].abs().total_cmp(&grad[b].abs()))
+            .unwrap();
+        let picks = [
+            big,
+            rng.next_u64() as usize % grad.len(),
+            rng.next_u64() as usize % grad.len(),
+        ];
+        for &i in &picks {
+            // float32 loss: steps of 2e-3 keep the difference above rounding while few ReLUs
+            // change side (at 1e-2 a decoder bias crosses enough kinks to miss by 4x); the
+            // tolerance is 5% of the gradient plus 2e-4 of the loss scale
+            let h = 2e-3f32.max(value[i].abs() * 2e-3);
+            let mut v = value.clone();
+            v[i] = value[i] + h;
+            g.write(&p.value, &v).unwrap();
+            let up = loss();
+            v[i] = value[i] - h;
+            g.write(&p.value, &v).unwrap();
+            let down = loss();
+            g.write(&p.value, &value).unwrap();
+            let fd = (up - down) / (2.0 * h as f64);
+            let got = grad[i] as f64;
+            assert!(
+                (got - fd).abs() <= 0.05 * fd.abs().max(got.abs()) + 2e-4 * base.max(1e-3),
+                "{model} {}[{i}]: backward {got:e}, finite differences {fd:e} (loss {base})",
+                p.name
+            );
+        }
+    }
+}
+
+#[test]
+fn ae_backward_matches_finite_differences() {
+    check_model("ae");
+}
+
+#[test]
+fn conv_vae_backward_matches_finite_differences() {
+    check_model("conv-vae");
+}
