@@ -289,9 +289,14 @@ impl Graph {
     }
 }
 
-fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -> Result<()> {
-    let w = &params.list[n.weight].value;
-    let b = &params.list[n.weight + 1].value;
+/// The kernel shape of one layer at `batch` (one place for both passes).
+enum LayerShape {
+    Conv(conv2d::Conv2dShape),
+    ConvT(conv_transpose2d::ConvTranspose2dShape),
+    Linear(linear::LinearShape),
+}
+
+fn layer_shape(n: &Node, batch: usize) -> LayerShape {
     let d = n.in_dims;
     match n.spec.kind {
         Kind::Conv {
@@ -300,20 +305,17 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
             k,
             stride,
             pad,
-        } => {
-            let s = conv2d::Conv2dShape {
-                batch,
-                c_in,
-                h_in: d[1],
-                w_in: d[2],
-                c_out,
-                kh: k,
-                kw: k,
-                stride,
-                pad,
-            };
-            conv2d::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
-        }
+        } => LayerShape::Conv(conv2d::Conv2dShape {
+            batch,
+            c_in,
+            h_in: d[1],
+            w_in: d[2],
+            c_out,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+        }),
         Kind::ConvT {
             c_in,
             c_out,
@@ -321,25 +323,32 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
             stride,
             pad,
             output_padding,
-        } => {
-            let s = conv_transpose2d::ConvTranspose2dShape {
-                batch,
-                c_in,
-                h_in: d[1],
-                w_in: d[2],
-                c_out,
-                kh: k,
-                kw: k,
-                stride,
-                pad,
-                output_padding,
-            };
-            conv_transpose2d::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
-        }
+        } => LayerShape::ConvT(conv_transpose2d::ConvTranspose2dShape {
+            batch,
+            c_in,
+            h_in: d[1],
+            w_in: d[2],
+            c_out,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+            output_padding,
+        }),
         Kind::Linear { d_in, d_out, .. } => {
-            let s = linear::LinearShape { batch, d_in, d_out };
-            linear::forward(rec, &s, &n.input, w, b, &n.output, n.spec.act)
+            LayerShape::Linear(linear::LinearShape { batch, d_in, d_out })
         }
+    }
+}
+
+fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -> Result<()> {
+    let w = &params.list[n.weight].value;
+    let b = &params.list[n.weight + 1].value;
+    let (x, y, act) = (&n.input, &n.output, n.spec.act);
+    match layer_shape(n, batch) {
+        LayerShape::Conv(s) => conv2d::forward(rec, &s, x, w, b, y, act),
+        LayerShape::ConvT(s) => conv_transpose2d::forward(rec, &s, x, w, b, y, act),
+        LayerShape::Linear(s) => linear::forward(rec, &s, x, w, b, y, act),
     }
 }
 
@@ -349,59 +358,22 @@ fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -
         &params.list[n.weight].grad,
         &params.list[n.weight + 1].grad,
     );
-    let d = n.in_dims;
     let (y, dy, x, act) = (&n.output, &n.d_output, &n.input, n.spec.act);
-    match n.spec.kind {
-        Kind::Conv {
-            c_in,
-            c_out,
-            k,
-            stride,
-            pad,
-        } => {
-            let s = conv2d::Conv2dShape {
-                batch,
-                c_in,
-                h_in: d[1],
-                w_in: d[2],
-                c_out,
-                kh: k,
-                kw: k,
-                stride,
-                pad,
-            };
+    // weight gradients first, then (except for the first layer) the input gradient
+    match layer_shape(n, batch) {
+        LayerShape::Conv(s) => {
             conv2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
                 conv2d::backward_input(rec, &s, act, y, dy, w, dx)?;
             }
         }
-        Kind::ConvT {
-            c_in,
-            c_out,
-            k,
-            stride,
-            pad,
-            output_padding,
-        } => {
-            let s = conv_transpose2d::ConvTranspose2dShape {
-                batch,
-                c_in,
-                h_in: d[1],
-                w_in: d[2],
-                c_out,
-                kh: k,
-                kw: k,
-                stride,
-                pad,
-                output_padding,
-            };
+        LayerShape::ConvT(s) => {
             conv_transpose2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
                 conv_transpose2d::backward_input(rec, &s, act, y, dy, w, dx)?;
             }
         }
-        Kind::Linear { d_in, d_out, .. } => {
-            let s = linear::LinearShape { batch, d_in, d_out };
+        LayerShape::Linear(s) => {
             linear::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
                 linear::backward_input(rec, &s, act, y, dy, w, dx)?;
