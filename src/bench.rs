@@ -195,6 +195,9 @@ pub struct TrainRow {
     pub ms_per_step: f64,
     /// GPU time of one step from timestamp queries, when the adapter has them.
     pub gpu_ms_per_step: Option<f64>,
+    /// With `--profile`: each dispatch of the step timed on its own, (kernel, ms), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<(String, f64)>,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -211,6 +214,7 @@ pub fn bench_train(
     models: &[&str],
     batch: usize,
     steps: usize,
+    profile: bool,
     mut progress: impl FnMut(&TrainRow),
 ) -> Result<TrainReport> {
     use crate::data::{self, Batcher, BatcherConfig, DataOptions};
@@ -280,14 +284,22 @@ pub fn bench_train(
             gpu.wait()?;
             Ok(t0.elapsed().as_secs_f64())
         };
-        run(3)?;
+        run(1)?;
         let mut secs: Vec<f64> = (0..3).map(|_| run(steps)).collect::<Result<_>>()?;
         secs.sort_by(f64::total_cmp);
         let s = secs[1];
-        let gpu_ms = time_program(gpu, &prog, 2, 3)
+        let gpu_ms = time_program(gpu, &prog, 1, 3)
             .ok()
             .and_then(|t| t.gpu_s)
             .map(|g| g * 1e3);
+        let profile = if profile {
+            prog.profile(gpu, 1)?
+                .into_iter()
+                .map(|(k, s)| (k, s * 1e3))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let row = TrainRow {
             model: name.to_string(),
             batch,
@@ -295,6 +307,7 @@ pub fn bench_train(
             images_per_s: (steps * batch) as f64 / s,
             ms_per_step: s / steps as f64 * 1e3,
             gpu_ms_per_step: gpu_ms,
+            profile,
         };
         progress(&row);
         out.push(row);
@@ -319,6 +332,20 @@ impl std::fmt::Display for TrainReport {
                 "| {} | {} | {:.0} | {:.2} | {} |",
                 r.model, r.batch, r.images_per_s, r.ms_per_step, g
             )?;
+        }
+        for r in self.rows.iter().filter(|r| !r.profile.is_empty()) {
+            let total: f64 = r.profile.iter().map(|p| p.1).sum();
+            writeln!(
+                f,
+                "\n{}: {} dispatches, {total:.1} ms timed one by one",
+                r.model,
+                r.profile.len()
+            )?;
+            writeln!(f, "| # | kernel [workgroups] | ms | share |")?;
+            writeln!(f, "|---:|---|---:|---:|")?;
+            for (i, (k, ms)) in r.profile.iter().enumerate() {
+                writeln!(f, "| {i} | {k} | {ms:.2} | {:.1}% |", 100.0 * ms / total)?;
+            }
         }
         Ok(())
     }

@@ -100,6 +100,9 @@ enum BenchCmd {
         /// Steps per timed round (3 rounds, the median is reported).
         #[arg(long, default_value_t = 5)]
         steps: usize,
+        /// Also time each kernel of the step on its own and list them (where the time goes).
+        #[arg(long)]
+        profile: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -314,6 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     models,
                     batch,
                     steps,
+                    profile,
                     json,
                     backend,
                 },
@@ -325,7 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 models.iter().map(|s| s.as_str()).collect()
             };
-            let report = facegpu::bench::bench_train(&gpu, &names, batch, steps, |r| {
+            let report = facegpu::bench::bench_train(&gpu, &names, batch, steps, profile, |r| {
                 if !json {
                     eprintln!(
                         "  {:<10} {:>8.0} images/s  {:>8.2} ms/step",

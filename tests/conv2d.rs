@@ -324,3 +324,27 @@ fn bench_ae_shapes() {
         );
     }
 }
+
+/// Layers with many channels run as matrix products (ops::conv_gemm) on software adapters, in
+/// chunks of images when a column matrix would be large. With the chunk limit lowered to two
+/// images' columns, a batch of 5 runs as chunks of 2, 2 and 1; all three passes must still
+/// match the reference (weight gradients summed over the chunks).
+#[test]
+fn products_in_chunks_match_reference() {
+    let c = conv(5, 8, 7, 9, 17, 3, 3, 2, 1);
+    let s = lib_shape(&c);
+    let g = gpu();
+    if g.is_cpu() && facegpu::ops::linear::cpu_supported(g) {
+        assert!(
+            conv2d::uses_products(g, &s),
+            "{c:?} should run as products here"
+        );
+    }
+    let per_image = s.h_out() * s.w_out() * c.c_in * 9 * 4;
+    facegpu::ops::conv_gemm::set_col_limit(2 * per_image);
+    check_forward(&c, Activation::Relu, 400);
+    check_backward(&c, Activation::Sigmoid, 401);
+    facegpu::ops::conv_gemm::set_col_limit(128 << 20);
+    // and in one chunk
+    check_backward(&c, Activation::None, 402);
+}

@@ -362,3 +362,25 @@ fn bench_ae_shapes() {
         );
     }
 }
+
+/// As conv2d's test of the same name: a transposed conv with many channels runs as matrix
+/// products in chunks of 2, 2 and 1 images when the column limit is lowered, and all three
+/// passes (the bias gradient by per-image channel sums) still match the reference.
+#[test]
+fn products_in_chunks_match_reference() {
+    let c = convt(5, 17, 4, 5, 8, 3, 3, 2, 1, 1);
+    let s = lib_shape(&c);
+    let g = gpu();
+    if g.is_cpu() && facegpu::ops::linear::cpu_supported(g) {
+        assert!(
+            conv_transpose2d::uses_products(g, &s),
+            "{c:?} should run as products here"
+        );
+    }
+    let per_image = c.h_in * c.w_in * c.c_out * 9 * 4;
+    facegpu::ops::conv_gemm::set_col_limit(2 * per_image);
+    check_forward(&c, Activation::Sigmoid, 500);
+    check_backward(&c, Activation::Relu, 501);
+    facegpu::ops::conv_gemm::set_col_limit(128 << 20);
+    check_backward(&c, Activation::None, 502);
+}

@@ -112,6 +112,7 @@ impl From<&super::Tensor> for Bind {
 
 enum Pending {
     Dispatch {
+        label: String,
         pipeline: Arc<wgpu::ComputePipeline>,
         params: Option<(u64, u64)>,
         binds: Vec<Bind>,
@@ -175,6 +176,7 @@ impl<'g> Recorder<'g> {
             return Ok(()); // nothing to do (empty tensor)
         }
         self.ops.push(Pending::Dispatch {
+            label: format!("{shader}:{entry} {groups:?}"),
             pipeline,
             params,
             binds: binds.to_vec(),
@@ -219,6 +221,7 @@ impl<'g> Recorder<'g> {
         for op in self.ops {
             ops.push(match op {
                 Pending::Dispatch {
+                    label,
                     pipeline,
                     params,
                     binds,
@@ -252,6 +255,7 @@ impl<'g> Recorder<'g> {
                         entries: &entries,
                     });
                     Op::Dispatch {
+                        label,
                         pipeline,
                         bind_group,
                         groups,
@@ -290,8 +294,21 @@ impl<'g> Recorder<'g> {
     }
 }
 
+/// Runs one dispatch once, so that a profile does not time its first (cold) run.
+fn run_warm(gpu: &Gpu, run: &dyn Fn(&mut wgpu::ComputePass)) -> Result<()> {
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        run(&mut pass);
+    }
+    gpu.queue.submit([enc.finish()]);
+    gpu.wait()
+}
+
 enum Op {
     Dispatch {
+        /// "shader:entry [groups]", for profiles
+        label: String,
         pipeline: Arc<wgpu::ComputePipeline>,
         bind_group: wgpu::BindGroup,
         groups: [u32; 3],
@@ -392,6 +409,7 @@ impl Program {
                             pipeline,
                             bind_group,
                             groups,
+                            ..
                         } = op
                         {
                             pass.set_pipeline(pipeline);
@@ -404,6 +422,46 @@ impl Program {
                 }
             }
         }
+    }
+
+    /// Time of each dispatch on its own (wall clock around `reps` back-to-back copies in one
+    /// submit, minus an empty submit's round trip), in program order: where a step's time goes.
+    pub fn profile(&self, gpu: &Gpu, reps: u32) -> Result<Vec<(String, f64)>> {
+        let reps = reps.max(1);
+        let time = |f: &dyn Fn(&mut wgpu::ComputePass)| -> Result<f64> {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for _ in 0..reps {
+                    f(&mut pass);
+                }
+            }
+            let t0 = std::time::Instant::now();
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait()?;
+            Ok(t0.elapsed().as_secs_f64())
+        };
+        let empty = time(&|_| {})?;
+        let mut out = Vec::new();
+        for op in &self.ops {
+            if let Op::Dispatch {
+                label,
+                pipeline,
+                bind_group,
+                groups,
+            } = op
+            {
+                let run = |pass: &mut wgpu::ComputePass| {
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, bind_group, &[]);
+                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                };
+                run_warm(gpu, &run)?;
+                let s = ((time(&run)? - empty) / reps as f64).max(0.0);
+                out.push((label.clone(), s));
+            }
+        }
+        Ok(out)
     }
 
     /// Submits the program once (does not wait).

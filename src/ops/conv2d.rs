@@ -429,6 +429,9 @@ pub(crate) fn gather_conv(
             ],
         );
     }
+    if super::conv_gemm::fits(rec.gpu, g) {
+        return super::conv_gemm::conv(rec, g, act, grad_in, x, w, b, xa, out);
+    }
     let (cb, nblk) = channel_blocks(g.c_out, MAXCB);
     consts.push(("CB", cb as f64));
     rec.dispatch_with(
@@ -495,6 +498,12 @@ pub(crate) fn wgrad_blocks(c_out: usize, c_in: usize, taps: usize, cap: usize) -
     let (cb, ncb) = channel_blocks(c_out, cb_cap);
     let (cib, ncib) = channel_blocks(c_in, (cap / (taps * cb)).max(1));
     [cb, ncb, cib, ncib]
+}
+
+/// Whether this adapter runs layer `s` as matrix products (ops::conv_gemm) where no
+/// hand-written kernel takes it; the weight gradient too when a column has >= 64 taps.
+pub fn uses_products(gpu: &Gpu, s: &Conv2dShape) -> bool {
+    super::conv_gemm::fits(gpu, &Geom::conv(s))
 }
 
 /// y = act(conv(x, w) + b)   (activation fused in the epilogue)
@@ -576,6 +585,9 @@ pub fn backward_weight(
     let n_w = s.c_out * s.c_in * taps;
     if wgrad_cpu(rec, &g, act, false, dy, y, x, x, dw, db)? {
         return Ok(());
+    }
+    if super::conv_gemm::wgrad_fits(rec.gpu, &g) {
+        return super::conv_gemm::conv_wgrad(rec, &g, act, dy, y, x, dw, db);
     }
     let [cb, ncb, cib, ncib] = wgrad_blocks(s.c_out, s.c_in, taps, 128);
     let chunks = wgrad_chunks(rec.gpu, s.batch * g.h_out * g.w_out, ncb * ncib);

@@ -220,6 +220,9 @@ pub(crate) fn gather_convt(
             [items.div_ceil(WG) as u32, 1, g.batch as u32],
         );
     }
+    if super::conv_gemm::fits(rec.gpu, &g.swapped()) {
+        return super::conv_gemm::conv_transpose(rec, g, act, grad_in, x, w, b, xa, out);
+    }
     let s2 = g.stride * g.stride;
     let (cb, nblk) = channel_blocks(g.c_out, (MAXACC / s2).clamp(1, MAXCB));
     let blocks = g.h_out.div_ceil(g.stride) * g.w_out.div_ceil(g.stride);
@@ -240,6 +243,11 @@ pub(crate) fn gather_convt(
         &[x.into(), w.into(), b.into(), xa.into(), out.into()],
         [blocks.div_ceil(WG) as u32, nblk as u32, g.batch as u32],
     )
+}
+/// Whether this adapter runs layer `s` as matrix products (ops::conv_gemm) where no
+/// hand-written kernel takes it; the weight gradient too when a column has >= 64 taps.
+pub fn uses_products(gpu: &Gpu, s: &ConvTranspose2dShape) -> bool {
+    super::conv_gemm::fits(gpu, &s.geom().swapped())
 }
 
 /// y = act(convT(x, w) + b)   (activation fused in the epilogue)
@@ -352,6 +360,9 @@ pub fn backward_weight(
     // the same sum as a conv weight gradient with the roles swapped (x the conv's output side)
     if super::conv2d::wgrad_cpu(rec, &g.swapped(), act, true, x, x, dy, y, dw, db)? {
         return Ok(());
+    }
+    if super::conv_gemm::wgrad_fits(rec.gpu, &g.swapped()) {
+        return super::conv_gemm::conv_transpose_wgrad(rec, &g, act, dy, y, x, dw, db);
     }
     let taps = s.kh * s.kw;
     let s2 = s.stride * s.stride;

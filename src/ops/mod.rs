@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod conv2d;
+pub mod conv_gemm;
 pub mod conv_transpose2d;
 pub mod linear;
 pub use activation::Activation;
