@@ -1,7 +1,7 @@
 //! `facegpu train`: the loop. One recorded program per training step (gather, forward, loss,
 //! backward, Adam) replayed for every batch; the loss is summed on the GPU and read back only
-//! for the progress bar and at the end of each epoch. Validation, checkpoints (best and last,
-//! atomic), metrics.csv, loss.png, a reconstruction grid, Ctrl-C and exact resume.
+//! for the progress bar and at the end of each epoch. Validation, checkpoints (initial, best and
+//! last, atomic), metrics.csv, loss.png, a reconstruction grid, Ctrl-C and exact resume.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -327,6 +327,9 @@ fn io_tensors(b: &Batcher, opts: &TrainOptions) -> (Tensor, Tensor) {
 /// Files a run writes into `--out`.
 pub const LAST: &str = "last.safetensors";
 pub const BEST: &str = "best.safetensors";
+/// The parameters before the first step (epoch 0), so another framework can start from the very
+/// same weights (tools/torch_train_ae.py --init). Not rewritten on --resume.
+pub const INIT: &str = "init.safetensors";
 
 /// Trains as `opts` says, or continues the run in `opts.out` when `resume` is set.
 pub fn train(
@@ -392,6 +395,9 @@ pub fn train(
 
     write_json(&opts.out.join("config.json"), opts)?;
     write_split_lists(&opts.out.join("split.json"), &ds, &split)?;
+    if !resume {
+        save_init(gpu, &opts.out.join(INIT), &spec, &params, opts, &split)?;
+    }
     // (the synthetic-faces banner is printed by data::load)
 
     let step_state = StepState::new(
@@ -609,6 +615,28 @@ fn write_split_lists(path: &Path, ds: &Dataset, split: &Split) -> Result<()> {
         "test": paths(&split.test),
     });
     write_json(path, &v)
+}
+
+/// Saves the initial weights (no optimizer state) atomically, as a checkpoint of epoch 0.
+fn save_init(
+    gpu: &Gpu,
+    path: &Path,
+    spec: &ModelSpec,
+    params: &Params,
+    opts: &TrainOptions,
+    split: &Split,
+) -> Result<()> {
+    let mut meta = CheckpointMeta::new(spec.name, 0, opts.seed);
+    meta.options = serde_json::to_value(opts)?;
+    meta.split = serde_json::to_value(&split.info)?;
+    meta.adapter = gpu.describe();
+    checkpoint::save(
+        path,
+        &Checkpoint {
+            tensors: params.to_host(gpu)?,
+            meta,
+        },
+    )
 }
 
 /// Saves weights (+ optimizer state and position) atomically.

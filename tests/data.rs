@@ -499,6 +499,22 @@ fn epoch_orders_are_permutations_fixed_by_seed_and_epoch() {
     assert_eq!(s, (0..1000).collect::<Vec<u32>>());
 }
 
+/// tools/torch_train_ae.py reimplements epoch_order to give PyTorch facegpu's batches; these
+/// values are what its `facegpu_epoch_order` returns (`--print-order 10` prints the first).
+#[test]
+fn epoch_order_matches_the_pytorch_script() {
+    assert_eq!(split::epoch_order(10, 0, 0), [9, 1, 5, 2, 0, 8, 4, 6, 3, 7]);
+    assert_eq!(split::epoch_order(10, 0, 1), [6, 1, 9, 5, 4, 3, 8, 0, 7, 2]);
+    assert_eq!(
+        split::epoch_order(12, 7, 3),
+        [6, 7, 1, 10, 5, 9, 4, 11, 0, 8, 2, 3]
+    );
+    assert_eq!(
+        split::epoch_order(5067, 0, 0)[..8],
+        [737, 2514, 1742, 4109, 1316, 2392, 90, 4532]
+    );
+}
+
 fn no_temp_files(dir: &Path) -> bool {
     fs::read_dir(dir)
         .unwrap()

@@ -73,6 +73,7 @@ fn ae_learns_and_writes_its_outputs() {
     );
     assert!(last.val_loss < first.val_loss, "{:?}", losses(&s.epochs));
     for f in [
+        "init.safetensors",
         "last.safetensors",
         "best.safetensors",
         "last.optim.safetensors",
@@ -95,6 +96,16 @@ fn ae_learns_and_writes_its_outputs() {
         .map(|r| r.val_loss)
         .fold(f64::INFINITY, f64::min);
     assert_eq!(s.best_val_loss, min);
+    // init.safetensors holds the parameters before step 1: the seed's initialization, epoch 0
+    let init = checkpoint::load(&dir.path().join("init.safetensors")).unwrap();
+    assert_eq!((init.meta.epoch, init.meta.step), (0, 0));
+    let spec = facegpu::model::registry::model("ae").unwrap();
+    let drawn = facegpu::model::params::Params::init(gpu(), &spec, o.seed)
+        .unwrap()
+        .to_host(gpu())
+        .unwrap();
+    assert_eq!(init.tensors, drawn);
+    assert_ne!(init.tensors, weights(&dir.path().join("last.safetensors")));
 }
 
 /// Same seed, same adapter: the same losses and the same weights, bit for bit.
@@ -166,6 +177,12 @@ fn resume_after_interrupt_is_exact() {
         )
         .unwrap();
         assert_eq!(losses(&rest.epochs), losses(&full.epochs), "{model}");
+        // --resume leaves the run's initial weights as they were
+        assert_eq!(
+            weights(&a.path().join("init.safetensors")),
+            weights(&b.path().join("init.safetensors")),
+            "{model}"
+        );
         assert_eq!(
             weights(&a.path().join("last.safetensors")),
             weights(&b.path().join("last.safetensors")),
