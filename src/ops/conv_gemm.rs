@@ -5,13 +5,15 @@
 //! Here a conv is `im2col` (shaders/conv_gemm.wgsl) then a product by the linear kernels
 //! (register-blocked, ~10 GFLOP/s on lavapipe), and its adjoint is a product then `col2im`:
 //!
-//! | op                       | product (linear pass)                         | around it            |
-//! |--------------------------|-----------------------------------------------|----------------------|
-//! | conv forward             | rows = col(x) W^T + b, act (forward)          | im2col, from_rows    |
-//! | transposed conv forward  | col = rows(x) W (backward_input)              | to_rows, col2im+b+act|
-//! | conv weight gradient     | dW = rows(g)^T col(x), db (backward_weight)   | to_rows, im2col      |
-//! | transposed conv weight g.| dW = rows(x)^T col(g) (backward_weight)       | to_rows, im2col, chan_sums |
+//! | op                        | product (a linear pass)                       | around it             |
+//! |---------------------------|-----------------------------------------------|-----------------------|
+//! | conv forward              | t = W col(x)^T (forward, pixels as columns)   | im2col, from_cm +b+act|
+//! | transposed conv forward   | colT = W^T rows(x)^T (forward)                | to_rows, col2im +b+act|
+//! | conv weight gradient      | dW = rows(g)^T col(x), db (backward_weight)   | to_rows, im2col       |
+//! | transposed conv weight g. | dW = rows(x)^T col(g) (backward_weight)       | to_rows, im2col, chan_sums |
 //!
+//! The products put the long side (images x pixels) where the linear kernels spread their
+//! lanes: with it on the other side only 4 of 64 lanes had work (16x slower).
 //! Each layer's backward_input is the other kind's forward with g = dy * act'(y) formed on the
 //! way in (GRAD_IN). The batch is split into chunks of images so that a column matrix fits one
 //! storage binding; weight gradients are summed over chunks in order (deterministic).
