@@ -288,7 +288,7 @@ pub fn bench_train(
         let mut secs: Vec<f64> = (0..3).map(|_| run(steps)).collect::<Result<_>>()?;
         secs.sort_by(f64::total_cmp);
         let s = secs[1];
-        let gpu_ms = time_program(gpu, &prog, 1, 3)
+        let gpu_ms = time_program(gpu, &prog, 1, 1)
             .ok()
             .and_then(|t| t.gpu_s)
             .map(|g| g * 1e3);

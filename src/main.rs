@@ -242,7 +242,36 @@ struct DataArgs {
     out: PathBuf,
 }
 
+/// wgpu's GL backend probes for a Wayland display, and without XDG_RUNTIME_DIR libwayland
+/// prints "error: XDG_RUNTIME_DIR is invalid or not set" at every probe (headless machines,
+/// CI). An empty private folder makes the probe fail quietly. Runs first, before any thread.
+#[cfg(unix)]
+fn quiet_wayland_probe() {
+    use std::os::unix::fs::DirBuilderExt;
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("facegpu-runtime-{}", uid()));
+    let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    if made.is_ok() || dir.is_dir() {
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
+}
+
+/// The user's id, from the owner of /proc/self (no libc dependency for one number).
+#[cfg(unix)]
+fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    quiet_wayland_probe();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("error,wgpu_hal=off"),
     )
