@@ -35,8 +35,7 @@ override KH: u32 = 3u;
 override KW: u32 = 3u;
 override S: u32 = 1u;
 override P: u32 = 0u;
-// 0 none, 1 relu, 2 sigmoid
-override ACT: u32 = 0u;
+//!include act
 override GRAD_IN: bool = false;
 override BIAS: bool = false;
 // col2im: the column matrix is stored transposed, [k][r]
@@ -49,19 +48,6 @@ const WG: u32 = 64u;
 // im2col/to_rows/chan_sums: act' source (GRAD_IN); col2im: bias (BIAS)
 @group(0) @binding(2) var<storage, read> aux: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-
-fn act_fwd(v: f32) -> f32 {
-    if (ACT == 1u) { return max(v, 0.0); }
-    if (ACT == 2u) { return 1.0 / (1.0 + exp(-v)); }
-    return v;
-}
-
-// act' from the activation's output y: relu' = [y > 0], sigmoid' = y (1 - y)
-fn act_grad(y: f32) -> f32 {
-    if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }
-    if (ACT == 2u) { return y * (1.0 - y); }
-    return 1.0;
-}
 
 fn src_at(i: u32) -> f32 {
     if (GRAD_IN) { return src[i] * act_grad(aux[i]); }

@@ -36,8 +36,8 @@ override P: u32 = 0u;
 override CB: u32 = 8u;
 // input channels per invocation (convt_wgrad)
 override CIB: u32 = 1u;
-// 0 none, 1 relu, 2 sigmoid: applied to the output (forward) or as act' to the input (GRAD_IN)
-override ACT: u32 = 0u;
+// ACT (act.wgsl): applied to the output (forward) or as act' to the input (GRAD_IN)
+//!include act
 override GRAD_IN: bool = false;
 
 const WG: u32 = 64u;
@@ -46,19 +46,6 @@ const MAXACC: u32 = 64u;
 const MAXW: u32 = 160u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-
-fn act_fwd(v: f32) -> f32 {
-    if (ACT == 1u) { return max(v, 0.0); }
-    if (ACT == 2u) { return 1.0 / (1.0 + exp(-v)); }
-    return v;
-}
-
-// act' from the activation's output y: relu' = [y > 0], sigmoid' = y (1 - y)
-fn act_grad(y: f32) -> f32 {
-    if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }
-    if (ACT == 2u) { return y * (1.0 - y); }
-    return 1.0;
-}
 
 // ceil(a / b) for b > 0 and any sign of a
 fn ceil_div(a: i32, b: i32) -> i32 {

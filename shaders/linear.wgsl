@@ -12,21 +12,7 @@
 
 struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }
 
-// 0 none, 1 relu, 2 sigmoid
-override ACT: u32 = 0u;
-
-fn act_fwd(v: f32) -> f32 {
-    if (ACT == 1u) { return max(v, 0.0); }
-    if (ACT == 2u) { return 1.0 / (1.0 + exp(-v)); }
-    return v;
-}
-
-// act' from the activation's output y: relu' = [y > 0], sigmoid' = y (1 - y)
-fn act_grad(y: f32) -> f32 {
-    if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }
-    if (ACT == 2u) { return y * (1.0 - y); }
-    return 1.0;
-}
+//!include act
 
 const T: u32 = 64u;
 const TK: u32 = 16u;

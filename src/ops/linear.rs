@@ -694,9 +694,7 @@ pub fn cpu_wgsl() -> String {
     o += "\n";
     o += "struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }\n";
     o += "@group(0) @binding(0) var<uniform> p: Params;\n";
-    o += "// 0 none, 1 relu, 2 sigmoid\noverride ACT: u32 = 0u;\n\n";
-    o += "fn act_fwd(v: f32) -> f32 {\n    if (ACT == 1u) { return max(v, 0.0); }\n    if (ACT == 2u) { return 1.0 / (1.0 + exp(-v)); }\n    return v;\n}\n\n";
-    o += "// act' from the activation's output y\nfn act_grad(y: f32) -> f32 {\n    if (ACT == 1u) { return select(0.0, 1.0, y > 0.0); }\n    if (ACT == 2u) { return y * (1.0 - y); }\n    return 1.0;\n}\n\n";
+    o += "//!include act\n\n";
     o += "// forward: S = x [m][k], P = W [n][k], then bias; out = y or partials [chunk][m][n]\n";
     o += "@group(0) @binding(1) var<storage, read> fx: array<f32>;\n";
     o += "@group(0) @binding(2) var<storage, read> fw: array<f32>;\n";
