@@ -626,17 +626,7 @@ fn save_init(
     opts: &TrainOptions,
     split: &Split,
 ) -> Result<()> {
-    let mut meta = CheckpointMeta::new(spec.name, 0, opts.seed);
-    meta.options = serde_json::to_value(opts)?;
-    meta.split = serde_json::to_value(&split.info)?;
-    meta.adapter = gpu.describe();
-    checkpoint::save(
-        path,
-        &Checkpoint {
-            tensors: params.to_host(gpu)?,
-            meta,
-        },
-    )
+    save_weights(gpu, path, spec, params, opts, split, 0, |_| Ok(()))
 }
 
 /// Saves weights (+ optimizer state and position) atomically.
@@ -649,19 +639,11 @@ fn save(
     split: &Split,
     pos: &Position,
 ) -> Result<()> {
-    let mut meta = CheckpointMeta::new(spec.name, pos.epoch, opts.seed);
-    meta.options = serde_json::to_value(opts)?;
-    meta.split = serde_json::to_value(&split.info)?;
-    meta.step = pos.t.saturating_sub(1);
-    meta.adapter = gpu.describe();
-    meta.metrics = serde_json::to_value(pos.history.last())?;
-    checkpoint::save(
-        path,
-        &Checkpoint {
-            tensors: params.to_host(gpu)?,
-            meta,
-        },
-    )?;
+    save_weights(gpu, path, spec, params, opts, split, pos.epoch, |meta| {
+        meta.step = pos.t.saturating_sub(1);
+        meta.metrics = serde_json::to_value(pos.history.last())?;
+        Ok(())
+    })?;
     let st = OptimState {
         t: pos.t,
         epoch: pos.epoch,
@@ -669,6 +651,32 @@ fn save(
         extra: serde_json::to_value(pos)?,
     };
     checkpoint::save_optim(&checkpoint::optim_path(path), &st)
+}
+
+/// The weights as a checkpoint of `epoch` with the run's metadata (`more` adds to it).
+#[allow(clippy::too_many_arguments)]
+fn save_weights(
+    gpu: &Gpu,
+    path: &Path,
+    spec: &ModelSpec,
+    params: &Params,
+    opts: &TrainOptions,
+    split: &Split,
+    epoch: usize,
+    more: impl FnOnce(&mut CheckpointMeta) -> Result<()>,
+) -> Result<()> {
+    let mut meta = CheckpointMeta::new(spec.name, epoch, opts.seed);
+    meta.options = serde_json::to_value(opts)?;
+    meta.split = serde_json::to_value(&split.info)?;
+    meta.adapter = gpu.describe();
+    more(&mut meta)?;
+    checkpoint::save(
+        path,
+        &Checkpoint {
+            tensors: params.to_host(gpu)?,
+            meta,
+        },
+    )
 }
 
 fn write_curves(

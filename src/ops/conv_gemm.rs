@@ -87,6 +87,37 @@ fn chunking(gpu: &Gpu, batch: usize, row_floats: usize) -> (usize, usize) {
     (batch.div_ceil(chunks), chunks)
 }
 
+/// The chunks of one layer's batch and the scratch matrices they share: `col` holds `k`
+/// values per pixel, `rows` `side` values per pixel, for `hw` pixels per image.
+struct Work {
+    batch: usize,
+    nb: usize,
+    chunks: usize,
+    col: Scratch,
+    rows: Scratch,
+}
+
+impl Work {
+    fn new(gpu: &Gpu, batch: usize, hw: usize, k: usize, side: usize) -> Work {
+        let (nb, chunks) = chunking(gpu, batch, hw * k);
+        Work {
+            batch,
+            nb,
+            chunks,
+            col: Scratch::new(gpu, nb * hw * k),
+            rows: Scratch::new(gpu, nb * hw * side),
+        }
+    }
+
+    /// (chunk index, first image, images) of each chunk, in order.
+    fn each(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        (0..self.chunks).map(|c| {
+            let n0 = c * self.nb;
+            (c, n0, self.nb.min(self.batch - n0))
+        })
+    }
+}
+
 /// A scratch matrix of `rows x cols` floats and views of it for shorter (last) chunks.
 struct Scratch {
     buf: wgpu::Buffer,
@@ -210,17 +241,17 @@ pub(crate) fn conv(
 ) -> Result<()> {
     let k = g.c_in * g.kh * g.kw;
     let hw = g.h_out * g.w_out;
-    let (nb, chunks) = chunking(rec.gpu, g.batch, hw * k);
-    let col = Scratch::new(rec.gpu, nb * hw * k);
-    let t = Scratch::new(rec.gpu, nb * hw * g.c_out);
+    let work = Work::new(rec.gpu, g.batch, hw, k, g.c_out);
+    let nb = work.nb;
     // the product runs with the long side (pixels) as its columns, where the linear kernels
     // spread their lanes; its own bias is per column, so zero, and b comes in from_cm
     let zeros = Scratch::new(rec.gpu, nb * hw);
     rec.gpu.fill(&zeros.view([nb * hw, 1]), 0.0);
-    for c in 0..chunks {
-        let n0 = c * nb;
-        let m = nb.min(g.batch - n0);
-        let (colv, tv) = (col.view([m * hw, k]), t.view([g.c_out, m * hw]));
+    for (_, n0, m) in work.each() {
+        let (colv, tv) = (
+            work.col.view([m * hw, k]),
+            work.rows.view([g.c_out, m * hw]),
+        );
         let flags = Flags { grad_in, ..PLAIN };
         let p = conv_params(g, n0, m);
         move_op(rec, "im2col", g, act, flags, p, x, xa, &colv, m * hw * k)?;
@@ -271,19 +302,19 @@ pub(crate) fn conv_transpose(
     let cg = gt.swapped();
     let k = cg.c_in * cg.kh * cg.kw;
     let hw = gt.h_in * gt.w_in;
-    let (nb, chunks) = chunking(rec.gpu, gt.batch, hw * k);
-    let col = Scratch::new(rec.gpu, nb * hw * k);
-    let rows = Scratch::new(rec.gpu, nb * hw * gt.c_in);
+    let work = Work::new(rec.gpu, gt.batch, hw, k, gt.c_in);
+    let nb = work.nb;
     let zeros = Scratch::new(rec.gpu, nb * hw);
     rec.gpu.fill(&zeros.view([nb * hw, 1]), 0.0);
     // colT [k][r] = W^T rows^T: the long side (pixels) as the product's columns, W^T [k][c_in]
     let wt = rec.gpu.zeros(&[k, gt.c_in]);
     let p = plane_params(gt.c_in, 1, k, 0, 1);
     move_op(rec, "to_rows", gt, act, PLAIN, p, w, w, &wt, k * gt.c_in)?;
-    for c in 0..chunks {
-        let n0 = c * nb;
-        let m = nb.min(gt.batch - n0);
-        let (colv, rowsv) = (col.view([k, m * hw]), rows.view([m * hw, gt.c_in]));
+    for (_, n0, m) in work.each() {
+        let (colv, rowsv) = (
+            work.col.view([k, m * hw]),
+            work.rows.view([m * hw, gt.c_in]),
+        );
         let p = plane_params(gt.c_in, gt.h_in, gt.w_in, n0, m);
         let flags = Flags { grad_in, ..PLAIN };
         move_op(
@@ -329,35 +360,71 @@ pub(crate) fn conv_wgrad(
     dw: &Tensor,
     db: &Tensor,
 ) -> Result<()> {
-    let k = g.c_in * g.kh * g.kw;
-    let hw = g.h_out * g.w_out;
-    let (nb, chunks) = chunking(rec.gpu, g.batch, hw * k);
-    let col = Scratch::new(rec.gpu, nb * hw * k);
-    let rows = Scratch::new(rec.gpu, nb * hw * g.c_out);
+    let rows = Side {
+        t: dy,
+        aux: y,
+        flags: GRAD,
+        c: g.c_out,
+        h: g.h_out,
+        w: g.w_out,
+    };
+    wgrad_product(rec, g, act, rows, (x, x, PLAIN), dw, db)
+}
+
+/// An NCHW tensor (`t`, times act'(`aux`) with GRAD) read as rows of `c` channels per pixel.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    t: &'a Tensor,
+    aux: &'a Tensor,
+    flags: Flags,
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+/// dw = rows^T col summed over the chunks in order, rows from `rows`, col = im2col by conv `cg`
+/// of `col_src` (tensor, act' source, flags); `db` gets the product's bias gradient (column
+/// sums of rows). Overwrites both.
+#[allow(clippy::too_many_arguments)]
+fn wgrad_product(
+    rec: &mut Recorder,
+    cg: &Geom,
+    act: Activation,
+    rows: Side,
+    col_src: (&Tensor, &Tensor, Flags),
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<()> {
+    let k = cg.c_in * cg.kh * cg.kw;
+    let hw = cg.h_out * cg.w_out;
+    let work = Work::new(rec.gpu, cg.batch, hw, k, rows.c);
     let (dw_c, db_c) = (rec.gpu.zeros(&dw.shape), rec.gpu.zeros(&db.shape));
-    for c in 0..chunks {
-        let n0 = c * nb;
-        let m = nb.min(g.batch - n0);
-        let (colv, rowsv) = (col.view([m * hw, k]), rows.view([m * hw, g.c_out]));
-        let p = plane_params(g.c_out, g.h_out, g.w_out, n0, m);
+    for (c, n0, m) in work.each() {
+        let colv = work.col.view([m * hw, k]);
+        let rowsv = work.rows.view([m * hw, rows.c]);
+        let p = plane_params(rows.c, rows.h, rows.w, n0, m);
+        let n = m * hw * rows.c;
+        move_op(
+            rec, "to_rows", cg, act, rows.flags, p, rows.t, rows.aux, &rowsv, n,
+        )?;
+        let p = conv_params(cg, n0, m);
+        let (b, baux, bflags) = col_src;
         move_op(
             rec,
-            "to_rows",
-            g,
+            "im2col",
+            cg,
             act,
-            GRAD,
+            bflags,
             p,
-            dy,
-            y,
-            &rowsv,
-            m * hw * g.c_out,
+            b,
+            baux,
+            &colv,
+            m * hw * k,
         )?;
-        let p = conv_params(g, n0, m);
-        move_op(rec, "im2col", g, act, PLAIN, p, x, x, &colv, m * hw * k)?;
         let s = LinearShape {
             batch: m * hw,
             d_in: k,
-            d_out: g.c_out,
+            d_out: rows.c,
         };
         let (tw, tb) = if c == 0 { (dw, db) } else { (&dw_c, &db_c) };
         linear::backward_weight(rec, &s, Activation::None, &rowsv, &rowsv, &colv, tw, tb)?;
@@ -382,54 +449,17 @@ pub(crate) fn conv_transpose_wgrad(
     dw: &Tensor,
     db: &Tensor,
 ) -> Result<()> {
-    let cg = gt.swapped();
-    let k = cg.c_in * cg.kh * cg.kw;
-    let hw = gt.h_in * gt.w_in;
-    let (nb, chunks) = chunking(rec.gpu, gt.batch, hw * k);
-    let col = Scratch::new(rec.gpu, nb * hw * k);
-    let rows = Scratch::new(rec.gpu, nb * hw * gt.c_in);
-    let dw_c = rec.gpu.zeros(&dw.shape);
     // the product's own bias gradient (sums of x) is not wanted
     let unused = rec.gpu.zeros(&[gt.c_in]);
-    for c in 0..chunks {
-        let n0 = c * nb;
-        let m = nb.min(gt.batch - n0);
-        let (colv, rowsv) = (col.view([m * hw, k]), rows.view([m * hw, gt.c_in]));
-        let p = plane_params(gt.c_in, gt.h_in, gt.w_in, n0, m);
-        move_op(
-            rec,
-            "to_rows",
-            gt,
-            act,
-            PLAIN,
-            p,
-            x,
-            x,
-            &rowsv,
-            m * hw * gt.c_in,
-        )?;
-        let p = conv_params(&cg, n0, m);
-        move_op(rec, "im2col", &cg, act, GRAD, p, dy, y, &colv, m * hw * k)?;
-        let s = LinearShape {
-            batch: m * hw,
-            d_in: k,
-            d_out: gt.c_in,
-        };
-        let tw = if c == 0 { dw } else { &dw_c };
-        linear::backward_weight(
-            rec,
-            &s,
-            Activation::None,
-            &rowsv,
-            &rowsv,
-            &colv,
-            tw,
-            &unused,
-        )?;
-        if c > 0 {
-            super::elementwise::axpy(rec, 1.0, &dw_c, dw)?;
-        }
-    }
+    let rows = Side {
+        t: x,
+        aux: x,
+        flags: PLAIN,
+        c: gt.c_in,
+        h: gt.h_in,
+        w: gt.w_in,
+    };
+    wgrad_product(rec, &gt.swapped(), act, rows, (dy, y, GRAD), dw, &unused)?;
     // db: per-image channel sums of g, then summed over images in order
     let part = rec.gpu.storage((gt.batch * gt.c_out * 4).max(4) as u64);
     let part_t = Tensor {
