@@ -54,23 +54,29 @@ fn src_at(i: u32) -> f32 {
     return src[i];
 }
 
+// one invocation per (row, input channel): its KH x KW taps, so the index arithmetic is shared
 @compute @workgroup_size(64)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = linear_index(gid, nwg, WG);
-    let kk = C * KH * KW;
     let hwo = HO * WO;
-    if (idx >= p.nb * hwo * kk) { return; }
-    let r = idx / kk;
-    let k = idx % kk;
-    let n = p.n0 + r / hwo;
+    if (idx >= p.nb * hwo * C) { return; }
+    let r = idx / C;
+    let ci = idx % C;
     let pix = r % hwo;
-    let ci = k / (KH * KW);
-    let t = k % (KH * KW);
-    let iy = i32((pix / WO) * S + t / KW) - i32(P);
-    let ix = i32((pix % WO) * S + t % KW) - i32(P);
-    let ok = iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W);
-    let i = ((n * C + ci) * H + u32(clamp(iy, 0, i32(H) - 1))) * W + u32(clamp(ix, 0, i32(W) - 1));
-    dst[idx] = select(0.0, src_at(i), ok);
+    let plane = (p.n0 + r / hwo) * C + ci;
+    let iy0 = i32((pix / WO) * S) - i32(P);
+    let ix0 = i32((pix % WO) * S) - i32(P);
+    let out0 = idx * KH * KW;
+    for (var ky = 0u; ky < KH; ky++) {
+        let iy = iy0 + i32(ky);
+        let row_ok = iy >= 0 && iy < i32(H);
+        let row = (plane * H + u32(clamp(iy, 0, i32(H) - 1))) * W;
+        for (var kx = 0u; kx < KW; kx++) {
+            let ix = ix0 + i32(kx);
+            let ok = row_ok && ix >= 0 && ix < i32(W);
+            dst[out0 + ky * KW + kx] = select(0.0, src_at(row + u32(clamp(ix, 0, i32(W) - 1))), ok);
+        }
+    }
 }
 
 @compute @workgroup_size(64)

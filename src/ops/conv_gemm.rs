@@ -254,7 +254,18 @@ pub(crate) fn conv(
         );
         let flags = Flags { grad_in, ..PLAIN };
         let p = conv_params(g, n0, m);
-        move_op(rec, "im2col", g, act, flags, p, x, xa, &colv, m * hw * k)?;
+        move_op(
+            rec,
+            "im2col",
+            g,
+            act,
+            flags,
+            p,
+            x,
+            xa,
+            &colv,
+            m * hw * g.c_in,
+        )?;
         let s = LinearShape {
             batch: g.c_out,
             d_in: k,
@@ -419,7 +430,7 @@ fn wgrad_product(
             b,
             baux,
             &colv,
-            m * hw * k,
+            m * hw * cg.c_in,
         )?;
         let s = LinearShape {
             batch: m * hw,
