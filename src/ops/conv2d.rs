@@ -299,8 +299,8 @@ pub(crate) fn wgrad_cpu(
     db: &Tensor,
 ) -> Result<bool> {
     // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side: the
-    // hand-written kernel (CO * CIB <= 8 slots)
-    if rec.gpu.is_cpu()
+    // hand-written kernel (CO * CIB <= 8 slots); else the generated-loop one where it fits
+    let (entry, cib, consts) = if rec.gpu.is_cpu()
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
@@ -308,30 +308,24 @@ pub(crate) fn wgrad_cpu(
         && g.c_out <= 8
     {
         let cib = if g.c_out <= 4 { 2.min(g.c_in) } else { 1 };
-        let n_w = g.c_out * g.c_in * 9;
-        let n_b = if transposed { g.c_in } else { g.c_out };
-        let ncib = g.c_in.div_ceil(cib);
-        let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
-        let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
-        let consts = [
+        let consts = vec![
             ("ACT", act.code() as f64),
             ("CI", g.c_in as f64),
             ("CO", g.c_out as f64),
             ("CIB2", cib as f64),
             ("TRANSPOSED", transposed as u32 as f64),
         ];
-        rec.dispatch_with(
-            "conv2d",
-            "conv_wgrad_s2k3_cpu",
-            &consts,
-            &g.params(chunks, n_w + n_b),
-            &[a.into(), aa.into(), b.into(), (&part).into(), ba.into()],
-            [chunks.div_ceil(WG) as u32, 1, ncib as u32],
-        )?;
-        reduce_partials(rec, &part, chunks, n_w, n_b, dw, db)?;
-        return Ok(true);
-    }
-    let Some(cib) = cpu_wgrad_fits(rec.gpu, g, transposed) else {
+        ("conv_wgrad_s2k3_cpu", cib, consts)
+    } else if let Some(cib) = cpu_wgrad_fits(rec.gpu, g, transposed) {
+        let mut consts = g.overrides(act);
+        consts.extend([
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+            ("CIB", cib as f64),
+            ("TRANSPOSED", transposed as u32 as f64),
+        ]);
+        ("conv_wgrad_cpu", cib, consts)
+    } else {
         return Ok(false);
     };
     let n_w = g.c_out * g.c_in * g.kh * g.kw;
@@ -339,16 +333,9 @@ pub(crate) fn wgrad_cpu(
     let ncib = g.c_in.div_ceil(cib);
     let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
     let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
-    let mut consts = g.overrides(act);
-    consts.extend([
-        ("CI", g.c_in as f64),
-        ("CO", g.c_out as f64),
-        ("CIB", cib as f64),
-        ("TRANSPOSED", transposed as u32 as f64),
-    ]);
     rec.dispatch_with(
         "conv2d",
-        "conv_wgrad_cpu",
+        entry,
         &consts,
         &g.params(chunks, n_w + n_b),
         &[a.into(), aa.into(), b.into(), (&part).into(), ba.into()],

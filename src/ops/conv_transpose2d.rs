@@ -146,78 +146,59 @@ pub(crate) fn gather_convt(
     out: &Tensor,
 ) -> Result<()> {
     let wn = w.len() + if grad_in { 0 } else { b.len() };
-    // 3x3 stride 2 pad 1 with output_padding 1 and few output channels: the hand-written kernel
-    if rec.gpu.is_cpu()
+    // software adapters: kernels with the weights in a uniform buffer. 3x3 stride 2 pad 1 with
+    // output_padding 1: the hand-written kernels, for few output channels (one per workgroup
+    // row) or 4..8 (all per invocation); else the generated-loop one where it fits.
+    let s2k3 = rec.gpu.is_cpu()
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.w_in % 8 == 0
         && g.w_out == 2 * g.w_in
         && g.h_out == 2 * g.h_in
-        && 2 * g.c_out < 8
-        && wn <= UBO_FLOATS
-    {
-        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
-        let consts = [
-            ("ACT", act.code() as f64),
-            ("GRAD_IN", grad_in as u32 as f64),
-            ("CI", g.c_in as f64),
-            ("CO", g.c_out as f64),
-        ];
+        && wn <= UBO_FLOATS;
+    let ubo_kernel = if s2k3 && g.w_in % 8 == 0 && 2 * g.c_out < 8 {
         let items = g.h_in.div_ceil(2) * g.w_in / 8;
-        return rec.dispatch_with(
-            "conv_transpose2d",
-            "convt_s2k3_cpu",
-            &consts,
-            &g.params(0, 0),
-            &[x.into(), (&ubo).into(), xa.into(), out.into()],
-            [items.div_ceil(WG) as u32, g.c_out as u32, g.batch as u32],
-        );
-    }
-    // the same with 4..8 output channels, all per invocation
-    if rec.gpu.is_cpu()
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.w_in % 4 == 0
-        && g.w_out == 2 * g.w_in
-        && g.h_out == 2 * g.h_in
-        && (4..=8).contains(&g.c_out)
-        && wn <= UBO_FLOATS
-    {
-        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
-        let consts = [
-            ("ACT", act.code() as f64),
-            ("GRAD_IN", grad_in as u32 as f64),
-            ("CI", g.c_in as f64),
-            ("CO", g.c_out as f64),
-        ];
+        let grid = [items.div_ceil(WG) as u32, g.c_out as u32, g.batch as u32];
+        Some(("convt_s2k3_cpu", false, grid))
+    } else if s2k3 && g.w_in % 4 == 0 && (4..=8).contains(&g.c_out) {
         let items = g.h_in * g.w_in / 4;
-        return rec.dispatch_with(
-            "conv_transpose2d",
+        Some((
             "convt_s2k3_all_cpu",
-            &consts,
-            &g.params(0, 0),
-            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            false,
             [items.div_ceil(WG) as u32, 1, g.batch as u32],
-        );
-    }
-    if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
+        ))
+    } else if cpu_path_fits(rec.gpu, g, wn) {
+        let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
+        Some((
+            "convt_forward_cpu",
+            true,
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        ))
+    } else {
+        None
+    };
+    if let Some((entry, geometry, grid)) = ubo_kernel {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
-        let consts = [
-            ("KH", g.kh as f64),
-            ("KW", g.kw as f64),
-            ("S", g.stride as f64),
-            ("P", g.pad as f64),
+        let mut consts = Vec::new();
+        if geometry {
+            consts.extend([
+                ("KH", g.kh as f64),
+                ("KW", g.kw as f64),
+                ("S", g.stride as f64),
+                ("P", g.pad as f64),
+            ]);
+        }
+        consts.extend([
             ("ACT", act.code() as f64),
             ("GRAD_IN", grad_in as u32 as f64),
             ("CI", g.c_in as f64),
             ("CO", g.c_out as f64),
-        ];
-        let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
+        ]);
         return rec.dispatch_with(
             "conv_transpose2d",
-            "convt_forward_cpu",
+            entry,
             &consts,
             &g.params(0, 0),
             &[x.into(), (&ubo).into(), xa.into(), out.into()],
-            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+            grid,
         );
     }
     if super::conv_gemm::fits(rec.gpu, &g.swapped()) {
