@@ -129,6 +129,12 @@ impl Scratch {
             buf: gpu.storage((floats.max(1) * 4) as u64),
         }
     }
+    /// Zero-filled: a product's bias that must stay 0 whatever the chunk.
+    fn zeroed(gpu: &Gpu, floats: usize) -> Scratch {
+        Scratch {
+            buf: gpu.zeros(&[floats.max(1)]).buf,
+        }
+    }
     fn view(&self, shape: [usize; 2]) -> Tensor {
         Tensor {
             buf: self.buf.clone(),
@@ -245,8 +251,7 @@ pub(crate) fn conv(
     let nb = work.nb;
     // the product runs with the long side (pixels) as its columns, where the linear kernels
     // spread their lanes; its own bias is per column, so zero, and b comes in from_cm
-    let zeros = Scratch::new(rec.gpu, nb * hw);
-    rec.gpu.fill(&zeros.view([nb * hw, 1]), 0.0);
+    let zeros = Scratch::zeroed(rec.gpu, nb * hw);
     for (_, n0, m) in work.each() {
         let (colv, tv) = (
             work.col.view([m * hw, k]),
@@ -315,8 +320,7 @@ pub(crate) fn conv_transpose(
     let hw = gt.h_in * gt.w_in;
     let work = Work::new(rec.gpu, gt.batch, hw, k, gt.c_in);
     let nb = work.nb;
-    let zeros = Scratch::new(rec.gpu, nb * hw);
-    rec.gpu.fill(&zeros.view([nb * hw, 1]), 0.0);
+    let zeros = Scratch::zeroed(rec.gpu, nb * hw);
     // colT [k][r] = W^T rows^T: the long side (pixels) as the product's columns, W^T [k][c_in]
     let wt = rec.gpu.zeros(&[k, gt.c_in]);
     let p = plane_params(gt.c_in, 1, k, 0, 1);

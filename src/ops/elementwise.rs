@@ -14,31 +14,36 @@ struct Params {
 
 /// y += scale * a (same length).
 pub fn axpy(rec: &mut Recorder, scale: f32, a: &Tensor, y: &Tensor) -> Result<()> {
-    ensure!(
-        a.len() == y.len(),
-        "axpy: lengths {} and {} differ",
-        a.len(),
-        y.len()
-    );
-    let p = Params {
-        n: a.len() as u32,
-        scale,
-        _pad: [0; 2],
-    };
-    rec.dispatch(
-        "elementwise",
-        "axpy",
-        &p,
-        &[a.into(), y.into()],
-        grid_1d(a.len() as u64, 256),
-    )
+    let groups = grid_1d(a.len() as u64, 256);
+    scaled_add(rec, "axpy", "axpy", groups, scale, a, y)
 }
 
 /// y += scale * a for short vectors (loss scalars), summed in a fixed order.
 pub fn accumulate(rec: &mut Recorder, scale: f32, a: &Tensor, y: &Tensor) -> Result<()> {
+    scaled_add(
+        rec,
+        "accumulate",
+        "accumulate_serial",
+        [1, 1, 1],
+        scale,
+        a,
+        y,
+    )
+}
+
+/// y += scale * a by `entry` of elementwise.wgsl over `groups` (`what` names it in errors).
+fn scaled_add(
+    rec: &mut Recorder,
+    what: &str,
+    entry: &str,
+    groups: [u32; 3],
+    scale: f32,
+    a: &Tensor,
+    y: &Tensor,
+) -> Result<()> {
     ensure!(
         a.len() == y.len(),
-        "accumulate: lengths {} and {} differ",
+        "{what}: lengths {} and {} differ",
         a.len(),
         y.len()
     );
@@ -47,11 +52,5 @@ pub fn accumulate(rec: &mut Recorder, scale: f32, a: &Tensor, y: &Tensor) -> Res
         scale,
         _pad: [0; 2],
     };
-    rec.dispatch(
-        "elementwise",
-        "accumulate_serial",
-        &p,
-        &[a.into(), y.into()],
-        [1, 1, 1],
-    )
+    rec.dispatch("elementwise", entry, &p, &[a.into(), y.into()], groups)
 }
