@@ -83,17 +83,20 @@ impl Gpu {
     }
 }
 
-/// A storage binding: a whole buffer or a byte range of one.
+/// A binding: a whole storage buffer, a byte range of one, or a texture view.
 #[derive(Clone, Debug)]
-pub struct Bind {
-    pub buf: wgpu::Buffer,
-    pub offset: u64,
-    pub size: Option<u64>,
+pub enum Bind {
+    Buffer {
+        buf: wgpu::Buffer,
+        offset: u64,
+        size: Option<u64>,
+    },
+    Texture(wgpu::TextureView),
 }
 
 impl From<&wgpu::Buffer> for Bind {
     fn from(b: &wgpu::Buffer) -> Bind {
-        Bind {
+        Bind::Buffer {
             buf: b.clone(),
             offset: 0,
             size: None,
@@ -102,11 +105,43 @@ impl From<&wgpu::Buffer> for Bind {
 }
 impl From<&super::Tensor> for Bind {
     fn from(t: &super::Tensor) -> Bind {
-        Bind {
-            buf: t.buf.clone(),
-            offset: 0,
-            size: None,
-        }
+        (&t.buf).into()
+    }
+}
+impl From<&wgpu::TextureView> for Bind {
+    fn from(v: &wgpu::TextureView) -> Bind {
+        Bind::Texture(v.clone())
+    }
+}
+
+/// A buffer-to-texture copy: `layers` images of `width` x `height` texels, tightly packed.
+#[derive(Clone, Debug)]
+struct TextureCopy {
+    src: wgpu::Buffer,
+    dst: wgpu::Texture,
+    bytes_per_row: u32,
+    extent: wgpu::Extent3d,
+}
+
+impl TextureCopy {
+    fn encode(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &self.src,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(self.bytes_per_row),
+                    rows_per_image: Some(self.extent.height),
+                },
+            },
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.dst,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            self.extent,
+        );
     }
 }
 
@@ -125,6 +160,7 @@ enum Pending {
         dst_off: u64,
         size: u64,
     },
+    ToTexture(TextureCopy),
 }
 
 /// Collects dispatches; `finish` turns them into a replayable [`Program`].
@@ -205,6 +241,17 @@ impl<'g> Recorder<'g> {
         }
     }
 
+    /// Records a copy of `src` (from its start, rows of `bytes_per_row` bytes, a multiple of 256)
+    /// into all of `dst` (one layer per image).
+    pub fn copy_to_texture(&mut self, src: &wgpu::Buffer, dst: &wgpu::Texture, bytes_per_row: u32) {
+        self.ops.push(Pending::ToTexture(TextureCopy {
+            src: src.clone(),
+            dst: dst.clone(),
+            bytes_per_row,
+            extent: dst.size(),
+        }));
+    }
+
     /// Builds bind groups and the parameter buffer once; the program can then run many times.
     pub fn finish(self) -> Result<Program> {
         let gpu = self.gpu;
@@ -242,11 +289,16 @@ impl<'g> Recorder<'g> {
                     for (i, b) in binds.iter().enumerate() {
                         entries.push(wgpu::BindGroupEntry {
                             binding: i as u32 + 1,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &b.buf,
-                                offset: b.offset,
-                                size: b.size.and_then(wgpu::BufferSize::new),
-                            }),
+                            resource: match b {
+                                Bind::Buffer { buf, offset, size } => {
+                                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                        buffer: buf,
+                                        offset: *offset,
+                                        size: size.and_then(wgpu::BufferSize::new),
+                                    })
+                                }
+                                Bind::Texture(view) => wgpu::BindingResource::TextureView(view),
+                            },
                         });
                     }
                     let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -274,6 +326,7 @@ impl<'g> Recorder<'g> {
                     dst_off,
                     size,
                 },
+                Pending::ToTexture(c) => Op::ToTexture(c),
             });
         }
         if let Some(err) = pollster::block_on(scope.pop()) {
@@ -320,6 +373,7 @@ enum Op {
         dst_off: u64,
         size: u64,
     },
+    ToTexture(TextureCopy),
 }
 
 /// A recorded, replayable sequence of GPU work.
@@ -378,9 +432,13 @@ impl Program {
                     enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
                     i += 1;
                 }
+                Op::ToTexture(c) => {
+                    c.encode(enc);
+                    i += 1;
+                }
                 Op::Dispatch { .. } => {
                     let end = (i..self.ops.len())
-                        .find(|&j| matches!(self.ops[j], Op::Copy { .. }))
+                        .find(|&j| !matches!(self.ops[j], Op::Dispatch { .. }))
                         .unwrap_or(self.ops.len());
                     let last_pass = !self.ops[end..]
                         .iter()
