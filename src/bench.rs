@@ -126,7 +126,16 @@ pub fn bench_metrics(gpu: &Gpu, batch: usize) -> Result<MetricsReport> {
     // (kernel, with readback) images/s of one variant
     let speed = |gaussian: bool| -> Result<(f64, f64)> {
         let mut rec = gpu.record();
-        metrics::record_opts(&mut rec, &ta, &tb, &out, metrics::Options { gaussian })?;
+        metrics::record_opts(
+            &mut rec,
+            &ta,
+            &tb,
+            &out,
+            metrics::Options {
+                gaussian,
+                ..Default::default()
+            },
+        )?;
         let prog = rec.finish()?;
         let probe = time_program(gpu, &prog, 1, 1)?;
         let reps = ((0.3 / probe.seconds().max(1e-6)) as u32).clamp(1, 100);

@@ -51,6 +51,7 @@ fn run_opts(
 
 #[test]
 fn matches_reference() {
+    let mut textured = 0;
     // batch 1 and 3, square, odd and non-square sizes, the 11x11 minimum, w not a multiple of 8
     for &(n, h, w, noise) in &[
         (1usize, 128usize, 128usize, 0.05),
@@ -63,6 +64,9 @@ fn matches_reference() {
         (8, 70, 21, 0.1),
         (4, 100, 500, 0.1),
         (16, 20, 250, 0.1),
+        // the texture path's shapes (widths 64 * 2^k): non-square, odd batch, odd height
+        (3, 37, 256, 0.05),
+        (2, 130, 64, 0.1),
     ] {
         let (a, b) = random_pair(n as u64 * 1000 + h as u64 + w as u64, n, h, w, noise);
         let got = run_poisoned(&a, &b, n, h, w);
@@ -104,35 +108,47 @@ fn matches_reference() {
             0.0,
             2e-6,
         );
-        // the box-only pass (no Gaussian SSIM): same bounds, NaN in column 3
-        let opts = metrics::Options { gaussian: false };
-        let got = run_opts(&a, &b, n, h, w, opts);
-        assert_close(
-            &format!("{what} box mse"),
-            &col(&got, 0),
-            &col(&want, 0),
-            1e-5,
-            0.0,
-        );
-        assert_close(
-            &format!("{what} box psnr"),
-            &col(&got, 1),
-            &col(&want, 1),
-            0.0,
-            1e-4,
-        );
-        assert_close(
-            &format!("{what} box ssim"),
-            &col(&got, 2),
-            &col(&want, 2),
-            0.0,
-            2e-6,
-        );
-        assert!(
-            col(&got, 3).iter().all(|v| v.is_nan()),
-            "{what}: column 3 must be NaN"
-        );
+        // the box-only pass (no Gaussian SSIM): same bounds, NaN in column 3, read from the
+        // buffers and, where the shape allows (width 64 * 2^k, as 128x128), from textures
+        for reads in [metrics::Reads::Buffers, metrics::Reads::Textures] {
+            if reads == metrics::Reads::Textures && !metrics::textures_fit(gpu(), n, h, w) {
+                continue;
+            }
+            textured += (reads == metrics::Reads::Textures) as usize;
+            let what = format!("{what} {reads:?}");
+            let opts = metrics::Options {
+                gaussian: false,
+                reads,
+            };
+            let got = run_opts(&a, &b, n, h, w, opts);
+            assert_close(
+                &format!("{what} box mse"),
+                &col(&got, 0),
+                &col(&want, 0),
+                1e-5,
+                0.0,
+            );
+            assert_close(
+                &format!("{what} box psnr"),
+                &col(&got, 1),
+                &col(&want, 1),
+                0.0,
+                1e-4,
+            );
+            assert_close(
+                &format!("{what} box ssim"),
+                &col(&got, 2),
+                &col(&want, 2),
+                0.0,
+                2e-6,
+            );
+            assert!(
+                col(&got, 3).iter().all(|v| v.is_nan()),
+                "{what}: column 3 must be NaN"
+            );
+        }
     }
+    assert!(textured >= 3, "the texture path ran on {textured} shapes");
 }
 
 #[test]
@@ -157,6 +173,18 @@ fn rejects_bad_shapes() {
     let mut rec = gpu().record();
     let e = metrics::record(&mut rec, &t, &t, &out).unwrap_err();
     assert!(e.to_string().contains("at least 11x11"), "{e}");
+    // the texture path: box-only, widths 64 * 2^k; asked for otherwise, a clear error
+    let t = gpu().zeros(&[1, 1, 16, 192]);
+    let textures = |gaussian| metrics::Options {
+        gaussian,
+        reads: metrics::Reads::Textures,
+    };
+    let e = metrics::record_opts(&mut rec, &t, &t, &out, textures(false)).unwrap_err();
+    assert!(e.to_string().contains("64 * 2^k"), "{e}");
+    let t = gpu().zeros(&[1, 1, 16, 128]);
+    let e = metrics::record_opts(&mut rec, &t, &t, &out, textures(true)).unwrap_err();
+    assert!(e.to_string().contains("box-only"), "{e}");
+    assert!(metrics::record_opts(&mut rec, &t, &t, &out, textures(false)).is_ok());
 }
 
 #[derive(serde::Deserialize)]
@@ -191,7 +219,10 @@ fn matches_scikit_image_fixtures() {
         let (a, h, w) = load(&p.reference);
         let (b, _, _) = load(&p.distorted);
         let m = metrics::compute(gpu(), &a, &b, 1, h, w).unwrap()[0];
-        let opts = metrics::Options { gaussian: false };
+        let opts = metrics::Options {
+            gaussian: false,
+            ..Default::default()
+        };
         let mb = metrics::compute_opts(gpu(), &a, &b, 1, h, w, opts).unwrap()[0];
         println!(
             "{}: {m:?}; |ssim - skimage| {:.1e} (box-only pass {:.1e}), |ssim_gaussian - skimage| {:.1e}",

@@ -9,6 +9,11 @@ use facegpu::gpu::{grid_1d, shaders};
 fn every_shader_validates_with_naga() {
     let mut count = 0;
     for name in shaders::names() {
+        // NAME_core.wgsl files are kernels without their loads; they validate inside the files
+        // that include them
+        if name.ends_with("_core") {
+            continue;
+        }
         let src = shaders::source(name).unwrap();
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(&src)));

@@ -79,18 +79,79 @@ struct Params {
     g: [f32; 12],
 }
 
-/// What [`record_opts`] computes besides MSE, PSNR and the 7x7 SSIM.
+/// What [`record_opts`] computes besides MSE, PSNR and the 7x7 SSIM, and how it reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     /// The 11x11 Gaussian SSIM (column 3). Off: a box-only pass (about 2x faster on CPU
     /// adapters) writes NaN there, e.g. to compare with scikit-image's default SSIM alone.
     pub gaussian: bool,
+    /// Where the kernels read the images from.
+    pub reads: Reads,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { gaussian: true }
+        Options {
+            gaussian: true,
+            reads: Reads::Auto,
+        }
     }
+}
+
+/// Where the box-only pass (`gaussian: false`) reads the two batches from; the pass with the
+/// Gaussian SSIM always reads the buffers. The same kernel (shaders/metrics_box_core.wgsl) runs
+/// either way and gives the same numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Textures for the box-only pass on CPU adapters where the shape allows
+    /// ([`textures_fit`]), else buffers.
+    Auto,
+    /// The storage buffers themselves (shaders/metrics.wgsl).
+    Buffers,
+    /// Copies in two rgba32float 2D-array textures (shaders/metrics_tex.wgsl), box-only pass.
+    /// Measured on llvmpipe (Mesa 22.3): a storage-buffer load costs about 4 ns per float
+    /// whatever its width, a texel load of 4 floats about 3 ns, and the pass is bound by its
+    /// loads (2.1x the images/s). Not for the Gaussian pass: llvmpipe took 107 s to compile its
+    /// texture version (per texture layout) for a 1.8x gain.
+    Textures,
+}
+
+/// Whether a batch of n images of h x w fits the texture path: rows copy to textures only in
+/// multiples of 256 bytes (w a multiple of 64), the adapter's limits must hold the array, and
+/// the texture's width (w / 4 texels) must be a power of two: llvmpipe compiles a kernel variant
+/// per texture layout, and for this kernel with a width that is not a power of two that
+/// compile took 99 s (measured with 37x192 images; 37x256 and 130x64 compile in about 2 s).
+pub fn textures_fit(gpu: &Gpu, n: usize, h: usize, w: usize) -> bool {
+    let l = &gpu.limits;
+    w % 64 == 0
+        && (w / 4).is_power_of_two()
+        && h <= l.max_texture_dimension_2d as usize
+        && w / 4 <= l.max_texture_dimension_2d as usize
+        && n <= l.max_texture_array_layers as usize
+}
+
+/// An rgba32float 2D-array texture holding `t`'s n images (4 pixels per texel), filled by a
+/// recorded copy, and its view.
+fn texture_of(rec: &mut Recorder, t: &Tensor, n: usize, h: usize, w: usize) -> wgpu::TextureView {
+    let tex = rec.gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("metrics images"),
+        size: wgpu::Extent3d {
+            width: (w / 4) as u32,
+            height: h as u32,
+            depth_or_array_layers: n as u32,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    rec.copy_to_texture(&t.buf, &tex, (w * 4) as u32);
+    tex.create_view(&wgpu::TextureViewDescriptor {
+        dimension: Some(wgpu::TextureViewDimension::D2Array),
+        ..Default::default()
+    })
 }
 
 /// Output rows per invocation: long bands waste less on the 6 or 10 halo rows (whole 128-row
@@ -178,15 +239,40 @@ pub fn record_opts(
     };
     let tiles = n * bands * blocks;
     let part = rec.gpu.zeros(&[tiles, 3]);
+    let fit = textures_fit(rec.gpu, n, h, w);
+    let textures = match opts.reads {
+        Reads::Auto => !opts.gaussian && fit && rec.gpu.info.device_type == wgpu::DeviceType::Cpu,
+        Reads::Buffers => false,
+        Reads::Textures => {
+            ensure!(
+                !opts.gaussian,
+                "metrics: the texture path runs the box-only pass; set Options::gaussian to false or use Reads::Buffers"
+            );
+            ensure!(
+                fit,
+                "metrics: {n} images of {w}x{h} do not fit the texture path (width 64 * 2^k, at most {} images); use Reads::Buffers or Reads::Auto",
+                rec.gpu.limits.max_texture_array_layers
+            );
+            true
+        }
+    };
+    let (shader, images) = if textures {
+        let a = texture_of(rec, reference, n, h, w);
+        let b = texture_of(rec, distorted, n, h, w);
+        ("metrics_tex", [(&a).into(), (&b).into()])
+    } else {
+        ("metrics", [reference.into(), distorted.into()])
+    };
+    let [a, b] = images;
     rec.dispatch(
-        "metrics",
+        shader,
         if opts.gaussian {
             "metrics_partials"
         } else {
             "metrics_partials_box"
         },
         &params,
-        &[reference.into(), distorted.into(), (&part).into()],
+        &[a, b, (&part).into()],
         grid_1d(tiles as u64, 64),
     )?;
     rec.dispatch(
