@@ -161,21 +161,10 @@ fn box_px(ring: ptr<function, BoxRing>, k: u32, t: Tile) -> f32 {
 @compute @workgroup_size(64)
 fn metrics_partials_box(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = gid.x + gid.y * nwg.x * WG;
-    let per_img = p.bands * p.blocks;
-    if (id >= p.n * per_img) {
+    if (id >= p.n * p.bands * p.blocks) {
         return;
     }
-    let img = id / per_img;
-    let tile = id % per_img;
-    let band = tile / p.blocks;
-    let blk = tile % p.blocks;
-    var t: Tile;
-    t.layer = img;
-    t.img = img * p.h * p.w;
-    t.r_lo = i32(band * p.rows);
-    t.r_hi = i32(min(band * p.rows + p.rows, p.h));
-    t.c0 = i32(blk * KB);
-    t.sigma = pixel_s(t, (t.r_lo + t.r_hi) / 2, t.c0 + 16);
+    let t = tile_of(id, KB);
 
     var ring: BoxRing;
     var total = vec2<f32>(0.0);

@@ -83,6 +83,23 @@ struct Tile {
     sigma: f32,
 }
 
+// Invocation id's tile: image, band of p.rows output rows, block of k output columns, and the
+// shift sigma = s at its middle (any value works; a local one keeps the sums small).
+fn tile_of(id: u32, k: u32) -> Tile {
+    let per_img = p.bands * p.blocks;
+    let img = id / per_img;
+    let band = (id % per_img) / p.blocks;
+    let blk = (id % per_img) % p.blocks;
+    var t: Tile;
+    t.layer = img;
+    t.img = img * p.h * p.w;
+    t.r_lo = i32(band * p.rows);
+    t.r_hi = i32(min(band * p.rows + p.rows, p.h));
+    t.c0 = i32(blk * k);
+    t.sigma = pixel_s(t, (t.r_lo + t.r_hi) / 2, t.c0 + i32(k / 2u));
+    return t;
+}
+
 // metrics_finish binds the partials at 1 and out [n, 4] (mse, psnr, ssim, ssim_gaussian) at 2;
 // WGSL allows the same binding number for variables no entry point uses together.
 @group(0) @binding(1) var<storage, read> fin_part: array<f32>;
