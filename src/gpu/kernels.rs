@@ -114,11 +114,14 @@ impl From<&wgpu::TextureView> for Bind {
     }
 }
 
-/// A buffer-to-texture copy: `layers` images of `width` x `height` texels, tightly packed.
+/// A buffer-to-texture copy: `extent` texels (rows of `bytes_per_row` bytes from `src_off`,
+/// `extent.height` rows per layer) to row `y0` on.
 #[derive(Clone, Debug)]
 struct TextureCopy {
     src: wgpu::Buffer,
+    src_off: u64,
     dst: wgpu::Texture,
+    y0: u32,
     bytes_per_row: u32,
     extent: wgpu::Extent3d,
 }
@@ -129,7 +132,7 @@ impl TextureCopy {
             wgpu::TexelCopyBufferInfo {
                 buffer: &self.src,
                 layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
+                    offset: self.src_off,
                     bytes_per_row: Some(self.bytes_per_row),
                     rows_per_image: Some(self.extent.height),
                 },
@@ -137,7 +140,11 @@ impl TextureCopy {
             wgpu::TexelCopyTextureInfo {
                 texture: &self.dst,
                 mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
+                origin: wgpu::Origin3d {
+                    x: 0,
+                    y: self.y0,
+                    z: 0,
+                },
                 aspect: wgpu::TextureAspect::All,
             },
             self.extent,
@@ -246,9 +253,38 @@ impl<'g> Recorder<'g> {
     pub fn copy_to_texture(&mut self, src: &wgpu::Buffer, dst: &wgpu::Texture, bytes_per_row: u32) {
         self.ops.push(Pending::ToTexture(TextureCopy {
             src: src.clone(),
+            src_off: 0,
             dst: dst.clone(),
+            y0: 0,
             bytes_per_row,
             extent: dst.size(),
+        }));
+    }
+
+    /// Records a copy of `rows` rows of `width` texels (rows `bytes_per_row` apart in `src`,
+    /// from byte `src_off`) into rows `y0 ..` of the 2D texture `dst`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_to_texture_rows(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_off: u64,
+        bytes_per_row: u32,
+        dst: &wgpu::Texture,
+        y0: u32,
+        width: u32,
+        rows: u32,
+    ) {
+        self.ops.push(Pending::ToTexture(TextureCopy {
+            src: src.clone(),
+            src_off,
+            dst: dst.clone(),
+            y0,
+            bytes_per_row,
+            extent: wgpu::Extent3d {
+                width,
+                height: rows,
+                depth_or_array_layers: 1,
+            },
         }));
     }
 
