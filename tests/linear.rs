@@ -114,11 +114,17 @@ fn opts(v: Variant, split: usize) -> Options {
     Options {
         variant: Some(v),
         split_k: Some(split),
+        p_texture: None,
     }
 }
 
 /// All three passes of `c` against the reference for every variant and split.
 fn check_reference(c: &Case) {
+    check_reference_with(c, None)
+}
+
+/// [`check_reference`] with the register kernels' P read as `p_texture` says.
+fn check_reference_with(c: &Case, p_texture: Option<bool>) {
     let s = c.s;
     let code = c.act.code();
     let y_ref = r::forward(code, &c.x, &c.w, &c.b, s.batch, s.d_in, s.d_out);
@@ -126,7 +132,10 @@ fn check_reference(c: &Case) {
     let (dw_ref, db_ref) = r::backward_weight(code, &c.y, &c.dy, &c.x, s.batch, s.d_in, s.d_out);
     for v in variants() {
         for split in SPLITS {
-            let o = opts(v, split);
+            let o = Options {
+                p_texture,
+                ..opts(v, split)
+            };
             let chunks: Vec<usize> = [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight]
                 .iter()
                 .map(|&p| linear::plan(gpu(), &s, p, o).chunks)
@@ -164,6 +173,30 @@ fn odd_shapes_match_reference() {
     for (i, &(bt, di, dd)) in shapes.iter().enumerate() {
         for (a, &act) in ACTS.iter().enumerate() {
             check_reference(&case(bt, di, dd, act, (10 * i + a) as u64));
+        }
+    }
+}
+
+#[test]
+fn p_from_texture_and_from_buffer_match_reference() {
+    // the register kernels read P (W, or x for dW) from a texture copy where rows start on
+    // whole texels; both ways must match. 5 x 300 -> 33: one partial texture row per P;
+    // 3 x 300 -> 64: a full row of 4096 texels and a partial one (19,200 floats).
+    if !variants().contains(&Variant::Registers) {
+        return;
+    }
+    for (i, &(bt, di, dd)) in [(5, 300, 33), (3, 300, 64)].iter().enumerate() {
+        let c = case(bt, di, dd, Activation::Relu, 100 + i as u64);
+        let s = c.s;
+        for pass in [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight] {
+            let (_, n, k) = pass.mnk(&s);
+            assert!(
+                linear::p_texture_fits(gpu(), pass, n, k),
+                "{s:?} {pass:?} should take the texture path"
+            );
+        }
+        for p_texture in [Some(true), Some(false)] {
+            check_reference_with(&c, p_texture);
         }
     }
 }

@@ -53,6 +53,9 @@ pub struct Options {
     pub variant: Option<Variant>,
     /// Number of K chunks (1 = no split). Rounded so that chunks hold whole kernel steps.
     pub split_k: Option<usize>,
+    /// Register kernels: read P (the weights, or x for dW) from a texture copy (`Some(true)`,
+    /// where [`p_texture_fits`]) or the buffer; `None`: the texture wherever it fits.
+    pub p_texture: Option<bool>,
 }
 
 /// The three passes.
@@ -72,7 +75,7 @@ impl Pass {
         }
     }
     /// (M, N, K) of C = S P for this pass.
-    fn mnk(self, s: &LinearShape) -> (usize, usize, usize) {
+    pub fn mnk(self, s: &LinearShape) -> (usize, usize, usize) {
         match self {
             Pass::Forward => (s.batch, s.d_out, s.d_in),
             Pass::BackwardInput => (s.batch, s.d_in, s.d_out),
@@ -94,6 +97,8 @@ pub const CPU_BLOCK: [(Pass, usize, usize); 3] = [
 /// Lanes per subgroup the CPU kernels' cooperative S loads assume (k advances 8 per step).
 const CPU_KSTEP: usize = 8;
 const CPU_WG: usize = 64;
+/// Width in texels of the texture copies of P the `_tex` kernels read.
+const PTEX_WIDTH: usize = 4096;
 /// Tiled kernel: output tile and K step.
 const TILE: usize = 64;
 const TILE_K: usize = 16;
@@ -134,6 +139,8 @@ struct ReduceParams {
 pub struct Plan {
     pub variant: Variant,
     pub chunks: usize,
+    /// Register kernels: P from a texture where [`p_texture_fits`].
+    pub p_texture: bool,
 }
 
 /// The variant an adapter gets by default.
@@ -204,7 +211,11 @@ pub fn plan(gpu: &Gpu, s: &LinearShape, pass: Pass, opts: Options) -> Plan {
             .map(|c| clamp_chunks(gpu, m, n, k, variant, c))
             .unwrap_or_else(|| default_chunks(gpu, variant, m, n, k)),
     };
-    Plan { variant, chunks }
+    Plan {
+        variant,
+        chunks,
+        p_texture: opts.p_texture.unwrap_or(true),
+    }
 }
 
 fn check(t: &Tensor, what: &str, want: usize, shape: &LinearShape) -> Result<()> {
@@ -437,12 +448,25 @@ fn record_matmul(
         _pad: [0; 3],
     };
     let z = pl.chunks as u32;
+    let mut binds = binds.to_vec();
     let (shader, entry, groups) = match pl.variant {
         Variant::Registers => {
             let (tm, tn) = cpu_block(pass);
             let gx = n.div_ceil(tn).div_ceil(CPU_WG);
             let gy = m.div_ceil(tm);
-            ("linear_cpu", format!("cpu_{}", pass.tag()), [gx, gy])
+            // P is binding 2 in the forward pass (W), 3 in the backward ones (W, x)
+            let at = if pass == Pass::Forward { 1 } else { 2 };
+            let tex = pl.p_texture && p_texture_fits(rec.gpu, pass, n, k);
+            let entry = if tex {
+                let crate::gpu::kernels::Bind::Buffer { buf, .. } = &binds[at] else {
+                    bail!("linear: P must be a buffer binding");
+                };
+                binds[at] = (&p_texture(rec, &buf.clone(), n * k)).into();
+                format!("cpu_{}_tex", pass.tag())
+            } else {
+                format!("cpu_{}", pass.tag())
+            };
+            ("linear_cpu", entry, [gx, gy])
         }
         Variant::Tiled => (
             "linear",
@@ -459,10 +483,54 @@ fn record_matmul(
         &entry,
         consts,
         &params,
-        binds,
+        &binds,
         [groups[0] as u32, groups[1] as u32, z],
     )
     .with_context(|| format!("linear {} ({m}x{n}x{k})", pass.tag()))
+}
+
+/// Whether the register kernels can read `pass`'s P ([n][k] forward, [k][n] backward) from a
+/// texture: its rows must start on whole texels (k, resp. n, a multiple of 4) and the copy must
+/// fit the adapter's texture height.
+pub fn p_texture_fits(gpu: &Gpu, pass: Pass, n: usize, k: usize) -> bool {
+    let row = if pass == Pass::Forward { k } else { n };
+    let rows = (n * k / 4).div_ceil(PTEX_WIDTH);
+    row % 4 == 0 && rows <= gpu.limits.max_texture_dimension_2d as usize
+}
+
+/// An rgba32float copy of the `len` floats of `buf` (len a multiple of 4), PTEX_WIDTH texels
+/// wide: texel i holds floats 4i .. 4i + 4. Measured on llvmpipe (Mesa 22.3): a storage-buffer
+/// load costs ~4 ns per float whatever its width, a texel ~3 ns, so the 64 P values a lane reads
+/// per step of 8 k cost 16 texel loads instead of 64 float loads (the forward products at the
+/// VAE's shapes went from ~8 to ~13 GFLOP/s, the copy included).
+fn p_texture(rec: &mut Recorder, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
+    let texels = len / 4;
+    let full = texels / PTEX_WIDTH;
+    let rest = texels % PTEX_WIDTH;
+    let tex = rec.gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("linear P"),
+        size: wgpu::Extent3d {
+            width: PTEX_WIDTH as u32,
+            height: (full + (rest > 0) as usize).max(1) as u32,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    // whole rows, then the last partial row (a copy covers only what the buffer holds)
+    let bpr = (PTEX_WIDTH * 16) as u32;
+    if full > 0 {
+        rec.copy_to_texture_rows(buf, 0, bpr, &tex, 0, PTEX_WIDTH as u32, full as u32);
+    }
+    if rest > 0 {
+        let off = (full * PTEX_WIDTH * 16) as u64;
+        rec.copy_to_texture_rows(buf, off, bpr, &tex, full as u32, rest as u32, 1);
+    }
+    tex.create_view(&Default::default())
 }
 
 /// out = sum of `chunks` partials in order (+ bias[e % n] and ACT when `bias`).
@@ -608,6 +676,7 @@ pub fn autotune(gpu: &Gpu, batch: usize) -> Result<Vec<(String, usize)>> {
                 let opts = Options {
                     variant: Some(variant),
                     split_k: Some(c),
+                    p_texture: None,
                 };
                 let chunks = plan(gpu, &s, pass, opts).chunks;
                 if tried.contains(&chunks) {
@@ -713,18 +782,31 @@ pub fn cpu_wgsl() -> String {
     o += "@group(0) @binding(5) var<storage, read_write> wdbo: array<f32>;\n\n";
     o += "fn g_in(i: u32) -> f32 {\n    if (ACT == 0u) { return idy[i]; }\n    return idy[i] * act_grad(iy[i]);\n}\n\n";
     o += "fn g_w(i: u32) -> f32 {\n    if (ACT == 0u) { return wdy[i]; }\n    return wdy[i] * act_grad(wy[i]);\n}\n\n";
-    for (pass, tm, tn) in CPU_BLOCK {
-        o += &cpu_entry(pass, tm, tn);
+    o += "// the _tex entries read P from an rgba32float copy, PTW texels wide (texel i = P[4i..4i+4]):\n";
+    o += "// on lavapipe a texel load costs about what one storage-buffer float load costs\n";
+    o += "@group(0) @binding(2) var fpt: texture_2d<f32>;\n";
+    o += "@group(0) @binding(3) var bpt: texture_2d<f32>;\n";
+    o += &format!("const PTW: u32 = {PTEX_WIDTH}u;\n");
+    o += "fn fp4(i: u32) -> vec4<f32> { return textureLoad(fpt, vec2<i32>(i32(i % PTW), i32(i / PTW)), 0); }\n";
+    o += "fn bp4(i: u32) -> vec4<f32> { return textureLoad(bpt, vec2<i32>(i32(i % PTW), i32(i / PTW)), 0); }\n\n";
+    for tex in [false, true] {
+        for (pass, tm, tn) in CPU_BLOCK {
+            o += &cpu_entry(pass, tm, tn, tex);
+        }
     }
     o
 }
 
-fn cpu_entry(pass: Pass, tm: usize, tn: usize) -> String {
+fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
     use std::fmt::Write as _;
     let ks = CPU_KSTEP;
     let mut o = String::new();
     let w = &mut o;
-    let tag = pass.tag();
+    let tag = if tex {
+        format!("{}_tex", pass.tag())
+    } else {
+        pass.tag().to_string()
+    };
     let _ = writeln!(
         w,
         "// {tag}: {tm} x {tn} outputs per invocation, {ks} k per step"
@@ -784,15 +866,35 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize) -> String {
         w,
         "        // this lane's P values for the {ks} k of the step"
     );
+    if tex && pass == Pass::Forward {
+        // row pc_t of W [n][k]: k .. k + 8 are two texels (k and p.k are multiples of 4)
+        for t in 0..tn {
+            let _ = writeln!(w, "        let q{t} = (pc{t} + k) / 4u;");
+            for h in 0..ks / 4 {
+                let _ = writeln!(w, "        let p{t}_{h} = fp4(q{t} + {h}u);");
+            }
+        }
+    }
     for kk in 0..ks {
         let _ = writeln!(w, "        let ok{kk} = k + {kk}u < ke;");
         let _ = writeln!(w, "        let k{kk} = min(k + {kk}u, ke - 1u);");
+        if tex && pass != Pass::Forward {
+            // row k_kk of [k][n]: columns j0 .. j0 + tn are tn / 4 texels (j0 and p.n are
+            // multiples of 4; columns past n read other values, which are never stored)
+            let _ = writeln!(w, "        let r{kk} = (k{kk} * p.n + j0) / 4u;");
+            for h in 0..tn / 4 {
+                let _ = writeln!(w, "        let p{kk}_{h} = bp4(r{kk} + {h}u);");
+            }
+        }
+        let comp = ["x", "y", "z", "w"];
         let loads: Vec<String> = (0..tn)
             .map(|t| {
-                let load = match pass {
-                    Pass::Forward => format!("fw[pc{t} + k{kk}]"),
-                    Pass::BackwardInput => format!("iw[k{kk} * p.n + pc{t}]"),
-                    Pass::BackwardWeight => format!("wx[k{kk} * p.n + pc{t}]"),
+                let load = match (pass, tex) {
+                    (Pass::Forward, false) => format!("fw[pc{t} + k{kk}]"),
+                    (Pass::BackwardInput, false) => format!("iw[k{kk} * p.n + pc{t}]"),
+                    (Pass::BackwardWeight, false) => format!("wx[k{kk} * p.n + pc{t}]"),
+                    (Pass::Forward, true) => format!("p{t}_{}.{}", kk / 4, comp[kk % 4]),
+                    (_, true) => format!("p{kk}_{}.{}", t / 4, comp[t % 4]),
                 };
                 format!("let b{kk}_{t} = select(0.0, {load}, ok{kk});")
             })
