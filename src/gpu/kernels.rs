@@ -337,11 +337,16 @@ impl<'g> Recorder<'g> {
                             },
                         });
                     }
+                    // a scope per bind group, so that a mismatch names its kernel
+                    let one = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
                     let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: None,
                         layout: &layout,
                         entries: &entries,
                     });
+                    if let Some(err) = pollster::block_on(one.pop()) {
+                        anyhow::bail!("binding the buffers of {label} failed: {err}");
+                    }
                     Op::Dispatch {
                         label,
                         pipeline,
