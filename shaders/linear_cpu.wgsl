@@ -36,13 +36,18 @@ fn g_w(i: u32) -> f32 {
     return wdy[i] * act_grad(wy[i]);
 }
 
-// the _tex entries read P from an rgba32float copy, PTW texels wide (texel i = P[4i..4i+4]):
-// on lavapipe a texel load costs about what one storage-buffer float load costs
-@group(0) @binding(2) var fpt: texture_2d<f32>;
-@group(0) @binding(3) var bpt: texture_2d<f32>;
+// the _tex entries read S and P from rgba32float copies, PTW texels wide (texel i = values
+// 4i .. 4i + 4): on lavapipe a texel load costs about what one storage-buffer float load costs.
+// S is x (forward) or g (backward: the register plan stores g first wherever ACT needs y).
+// Bindings: 1 S, 2 P, then forward 3 b, 4 y; backward 3 out (4 db for the weight gradient).
+@group(0) @binding(1) var st: texture_2d<f32>;
+@group(0) @binding(2) var pt: texture_2d<f32>;
+@group(0) @binding(3) var<storage, read_write> tout: array<f32>;
+@group(0) @binding(4) var<storage, read_write> tdbo: array<f32>;
 const PTW: u32 = 4096u;
-fn fp4(i: u32) -> vec4<f32> { return textureLoad(fpt, vec2<i32>(i32(i % PTW), i32(i / PTW)), 0); }
-fn bp4(i: u32) -> vec4<f32> { return textureLoad(bpt, vec2<i32>(i32(i % PTW), i32(i / PTW)), 0); }
+fn texel(i: u32) -> vec2<i32> { return vec2<i32>(i32(i % PTW), i32(i / PTW)); }
+fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i), 0); }
+fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i), 0); }
 
 // fwd: 64 x 8 outputs per invocation, 8 k per step
 @compute @workgroup_size(64)
@@ -5009,70 +5014,6 @@ fn cpu_fwd_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
     let ke = min(kb + p.kc, p.k);
     let il = p.m - 1u;
     let jl = p.n - 1u;
-    let sr0 = min(i0 + 0u, il) * p.k;
-    let sr1 = min(i0 + 1u, il) * p.k;
-    let sr2 = min(i0 + 2u, il) * p.k;
-    let sr3 = min(i0 + 3u, il) * p.k;
-    let sr4 = min(i0 + 4u, il) * p.k;
-    let sr5 = min(i0 + 5u, il) * p.k;
-    let sr6 = min(i0 + 6u, il) * p.k;
-    let sr7 = min(i0 + 7u, il) * p.k;
-    let sr8 = min(i0 + 8u, il) * p.k;
-    let sr9 = min(i0 + 9u, il) * p.k;
-    let sr10 = min(i0 + 10u, il) * p.k;
-    let sr11 = min(i0 + 11u, il) * p.k;
-    let sr12 = min(i0 + 12u, il) * p.k;
-    let sr13 = min(i0 + 13u, il) * p.k;
-    let sr14 = min(i0 + 14u, il) * p.k;
-    let sr15 = min(i0 + 15u, il) * p.k;
-    let sr16 = min(i0 + 16u, il) * p.k;
-    let sr17 = min(i0 + 17u, il) * p.k;
-    let sr18 = min(i0 + 18u, il) * p.k;
-    let sr19 = min(i0 + 19u, il) * p.k;
-    let sr20 = min(i0 + 20u, il) * p.k;
-    let sr21 = min(i0 + 21u, il) * p.k;
-    let sr22 = min(i0 + 22u, il) * p.k;
-    let sr23 = min(i0 + 23u, il) * p.k;
-    let sr24 = min(i0 + 24u, il) * p.k;
-    let sr25 = min(i0 + 25u, il) * p.k;
-    let sr26 = min(i0 + 26u, il) * p.k;
-    let sr27 = min(i0 + 27u, il) * p.k;
-    let sr28 = min(i0 + 28u, il) * p.k;
-    let sr29 = min(i0 + 29u, il) * p.k;
-    let sr30 = min(i0 + 30u, il) * p.k;
-    let sr31 = min(i0 + 31u, il) * p.k;
-    let sr32 = min(i0 + 32u, il) * p.k;
-    let sr33 = min(i0 + 33u, il) * p.k;
-    let sr34 = min(i0 + 34u, il) * p.k;
-    let sr35 = min(i0 + 35u, il) * p.k;
-    let sr36 = min(i0 + 36u, il) * p.k;
-    let sr37 = min(i0 + 37u, il) * p.k;
-    let sr38 = min(i0 + 38u, il) * p.k;
-    let sr39 = min(i0 + 39u, il) * p.k;
-    let sr40 = min(i0 + 40u, il) * p.k;
-    let sr41 = min(i0 + 41u, il) * p.k;
-    let sr42 = min(i0 + 42u, il) * p.k;
-    let sr43 = min(i0 + 43u, il) * p.k;
-    let sr44 = min(i0 + 44u, il) * p.k;
-    let sr45 = min(i0 + 45u, il) * p.k;
-    let sr46 = min(i0 + 46u, il) * p.k;
-    let sr47 = min(i0 + 47u, il) * p.k;
-    let sr48 = min(i0 + 48u, il) * p.k;
-    let sr49 = min(i0 + 49u, il) * p.k;
-    let sr50 = min(i0 + 50u, il) * p.k;
-    let sr51 = min(i0 + 51u, il) * p.k;
-    let sr52 = min(i0 + 52u, il) * p.k;
-    let sr53 = min(i0 + 53u, il) * p.k;
-    let sr54 = min(i0 + 54u, il) * p.k;
-    let sr55 = min(i0 + 55u, il) * p.k;
-    let sr56 = min(i0 + 56u, il) * p.k;
-    let sr57 = min(i0 + 57u, il) * p.k;
-    let sr58 = min(i0 + 58u, il) * p.k;
-    let sr59 = min(i0 + 59u, il) * p.k;
-    let sr60 = min(i0 + 60u, il) * p.k;
-    let sr61 = min(i0 + 61u, il) * p.k;
-    let sr62 = min(i0 + 62u, il) * p.k;
-    let sr63 = min(i0 + 63u, il) * p.k;
     let pc0 = min(j0 + 0u, jl) * p.k;
     let pc1 = min(j0 + 1u, jl) * p.k;
     let pc2 = min(j0 + 2u, jl) * p.k;
@@ -5145,100 +5086,52 @@ fn cpu_fwd_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
     var c61_0 = 0.0; var c61_1 = 0.0; var c61_2 = 0.0; var c61_3 = 0.0; var c61_4 = 0.0; var c61_5 = 0.0; var c61_6 = 0.0; var c61_7 = 0.0;
     var c62_0 = 0.0; var c62_1 = 0.0; var c62_2 = 0.0; var c62_3 = 0.0; var c62_4 = 0.0; var c62_5 = 0.0; var c62_6 = 0.0; var c62_7 = 0.0;
     var c63_0 = 0.0; var c63_1 = 0.0; var c63_2 = 0.0; var c63_3 = 0.0; var c63_4 = 0.0; var c63_5 = 0.0; var c63_6 = 0.0; var c63_7 = 0.0;
+    let sh = sl / 2u;
+    let so = sl % 2u;
     for (var k = kb; k < ke; k += 8u) {
-        // this lane's share of S: k + lane
-        let kl = k + sl;
-        let sok = kl < ke;
-        let kq = min(kl, ke - 1u);
-        let a0 = select(0.0, fx[sr0 + kq], sok);
-        let a1 = select(0.0, fx[sr1 + kq], sok);
-        let a2 = select(0.0, fx[sr2 + kq], sok);
-        let a3 = select(0.0, fx[sr3 + kq], sok);
-        let a4 = select(0.0, fx[sr4 + kq], sok);
-        let a5 = select(0.0, fx[sr5 + kq], sok);
-        let a6 = select(0.0, fx[sr6 + kq], sok);
-        let a7 = select(0.0, fx[sr7 + kq], sok);
-        let a8 = select(0.0, fx[sr8 + kq], sok);
-        let a9 = select(0.0, fx[sr9 + kq], sok);
-        let a10 = select(0.0, fx[sr10 + kq], sok);
-        let a11 = select(0.0, fx[sr11 + kq], sok);
-        let a12 = select(0.0, fx[sr12 + kq], sok);
-        let a13 = select(0.0, fx[sr13 + kq], sok);
-        let a14 = select(0.0, fx[sr14 + kq], sok);
-        let a15 = select(0.0, fx[sr15 + kq], sok);
-        let a16 = select(0.0, fx[sr16 + kq], sok);
-        let a17 = select(0.0, fx[sr17 + kq], sok);
-        let a18 = select(0.0, fx[sr18 + kq], sok);
-        let a19 = select(0.0, fx[sr19 + kq], sok);
-        let a20 = select(0.0, fx[sr20 + kq], sok);
-        let a21 = select(0.0, fx[sr21 + kq], sok);
-        let a22 = select(0.0, fx[sr22 + kq], sok);
-        let a23 = select(0.0, fx[sr23 + kq], sok);
-        let a24 = select(0.0, fx[sr24 + kq], sok);
-        let a25 = select(0.0, fx[sr25 + kq], sok);
-        let a26 = select(0.0, fx[sr26 + kq], sok);
-        let a27 = select(0.0, fx[sr27 + kq], sok);
-        let a28 = select(0.0, fx[sr28 + kq], sok);
-        let a29 = select(0.0, fx[sr29 + kq], sok);
-        let a30 = select(0.0, fx[sr30 + kq], sok);
-        let a31 = select(0.0, fx[sr31 + kq], sok);
-        let a32 = select(0.0, fx[sr32 + kq], sok);
-        let a33 = select(0.0, fx[sr33 + kq], sok);
-        let a34 = select(0.0, fx[sr34 + kq], sok);
-        let a35 = select(0.0, fx[sr35 + kq], sok);
-        let a36 = select(0.0, fx[sr36 + kq], sok);
-        let a37 = select(0.0, fx[sr37 + kq], sok);
-        let a38 = select(0.0, fx[sr38 + kq], sok);
-        let a39 = select(0.0, fx[sr39 + kq], sok);
-        let a40 = select(0.0, fx[sr40 + kq], sok);
-        let a41 = select(0.0, fx[sr41 + kq], sok);
-        let a42 = select(0.0, fx[sr42 + kq], sok);
-        let a43 = select(0.0, fx[sr43 + kq], sok);
-        let a44 = select(0.0, fx[sr44 + kq], sok);
-        let a45 = select(0.0, fx[sr45 + kq], sok);
-        let a46 = select(0.0, fx[sr46 + kq], sok);
-        let a47 = select(0.0, fx[sr47 + kq], sok);
-        let a48 = select(0.0, fx[sr48 + kq], sok);
-        let a49 = select(0.0, fx[sr49 + kq], sok);
-        let a50 = select(0.0, fx[sr50 + kq], sok);
-        let a51 = select(0.0, fx[sr51 + kq], sok);
-        let a52 = select(0.0, fx[sr52 + kq], sok);
-        let a53 = select(0.0, fx[sr53 + kq], sok);
-        let a54 = select(0.0, fx[sr54 + kq], sok);
-        let a55 = select(0.0, fx[sr55 + kq], sok);
-        let a56 = select(0.0, fx[sr56 + kq], sok);
-        let a57 = select(0.0, fx[sr57 + kq], sok);
-        let a58 = select(0.0, fx[sr58 + kq], sok);
-        let a59 = select(0.0, fx[sr59 + kq], sok);
-        let a60 = select(0.0, fx[sr60 + kq], sok);
-        let a61 = select(0.0, fx[sr61 + kq], sok);
-        let a62 = select(0.0, fx[sr62 + kq], sok);
-        let a63 = select(0.0, fx[sr63 + kq], sok);
+        // this lane's share of S: a texel of every group of 4 rows
+        let sok = k + 4u * so < ke;
+        let t0 = select(vec4<f32>(0.0), s4((min(i0 + 0u + sh, il) * p.k + k) / 4u + so), sok);
+        let t1 = select(vec4<f32>(0.0), s4((min(i0 + 4u + sh, il) * p.k + k) / 4u + so), sok);
+        let t2 = select(vec4<f32>(0.0), s4((min(i0 + 8u + sh, il) * p.k + k) / 4u + so), sok);
+        let t3 = select(vec4<f32>(0.0), s4((min(i0 + 12u + sh, il) * p.k + k) / 4u + so), sok);
+        let t4 = select(vec4<f32>(0.0), s4((min(i0 + 16u + sh, il) * p.k + k) / 4u + so), sok);
+        let t5 = select(vec4<f32>(0.0), s4((min(i0 + 20u + sh, il) * p.k + k) / 4u + so), sok);
+        let t6 = select(vec4<f32>(0.0), s4((min(i0 + 24u + sh, il) * p.k + k) / 4u + so), sok);
+        let t7 = select(vec4<f32>(0.0), s4((min(i0 + 28u + sh, il) * p.k + k) / 4u + so), sok);
+        let t8 = select(vec4<f32>(0.0), s4((min(i0 + 32u + sh, il) * p.k + k) / 4u + so), sok);
+        let t9 = select(vec4<f32>(0.0), s4((min(i0 + 36u + sh, il) * p.k + k) / 4u + so), sok);
+        let t10 = select(vec4<f32>(0.0), s4((min(i0 + 40u + sh, il) * p.k + k) / 4u + so), sok);
+        let t11 = select(vec4<f32>(0.0), s4((min(i0 + 44u + sh, il) * p.k + k) / 4u + so), sok);
+        let t12 = select(vec4<f32>(0.0), s4((min(i0 + 48u + sh, il) * p.k + k) / 4u + so), sok);
+        let t13 = select(vec4<f32>(0.0), s4((min(i0 + 52u + sh, il) * p.k + k) / 4u + so), sok);
+        let t14 = select(vec4<f32>(0.0), s4((min(i0 + 56u + sh, il) * p.k + k) / 4u + so), sok);
+        let t15 = select(vec4<f32>(0.0), s4((min(i0 + 60u + sh, il) * p.k + k) / 4u + so), sok);
         // this lane's P values for the 8 k of the step
         let q0 = (pc0 + k) / 4u;
-        let p0_0 = fp4(q0 + 0u);
-        let p0_1 = fp4(q0 + 1u);
+        let p0_0 = p4(q0 + 0u);
+        let p0_1 = p4(q0 + 1u);
         let q1 = (pc1 + k) / 4u;
-        let p1_0 = fp4(q1 + 0u);
-        let p1_1 = fp4(q1 + 1u);
+        let p1_0 = p4(q1 + 0u);
+        let p1_1 = p4(q1 + 1u);
         let q2 = (pc2 + k) / 4u;
-        let p2_0 = fp4(q2 + 0u);
-        let p2_1 = fp4(q2 + 1u);
+        let p2_0 = p4(q2 + 0u);
+        let p2_1 = p4(q2 + 1u);
         let q3 = (pc3 + k) / 4u;
-        let p3_0 = fp4(q3 + 0u);
-        let p3_1 = fp4(q3 + 1u);
+        let p3_0 = p4(q3 + 0u);
+        let p3_1 = p4(q3 + 1u);
         let q4 = (pc4 + k) / 4u;
-        let p4_0 = fp4(q4 + 0u);
-        let p4_1 = fp4(q4 + 1u);
+        let p4_0 = p4(q4 + 0u);
+        let p4_1 = p4(q4 + 1u);
         let q5 = (pc5 + k) / 4u;
-        let p5_0 = fp4(q5 + 0u);
-        let p5_1 = fp4(q5 + 1u);
+        let p5_0 = p4(q5 + 0u);
+        let p5_1 = p4(q5 + 1u);
         let q6 = (pc6 + k) / 4u;
-        let p6_0 = fp4(q6 + 0u);
-        let p6_1 = fp4(q6 + 1u);
+        let p6_0 = p4(q6 + 0u);
+        let p6_1 = p4(q6 + 1u);
         let q7 = (pc7 + k) / 4u;
-        let p7_0 = fp4(q7 + 0u);
-        let p7_1 = fp4(q7 + 1u);
+        let p7_0 = p4(q7 + 0u);
+        let p7_1 = p4(q7 + 1u);
         let ok0 = k + 0u < ke;
         let k0 = min(k + 0u, ke - 1u);
         let b0_0 = select(0.0, p0_0.x, ok0); let b0_1 = select(0.0, p1_0.x, ok0); let b0_2 = select(0.0, p2_0.x, ok0); let b0_3 = select(0.0, p3_0.x, ok0); let b0_4 = select(0.0, p4_0.x, ok0); let b0_5 = select(0.0, p5_0.x, ok0); let b0_6 = select(0.0, p6_0.x, ok0); let b0_7 = select(0.0, p7_0.x, ok0);
@@ -5263,645 +5156,645 @@ fn cpu_fwd_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
         let ok7 = k + 7u < ke;
         let k7 = min(k + 7u, ke - 1u);
         let b7_0 = select(0.0, p0_1.w, ok7); let b7_1 = select(0.0, p1_1.w, ok7); let b7_2 = select(0.0, p2_1.w, ok7); let b7_3 = select(0.0, p3_1.w, ok7); let b7_4 = select(0.0, p4_1.w, ok7); let b7_5 = select(0.0, p5_1.w, ok7); let b7_6 = select(0.0, p6_1.w, ok7); let b7_7 = select(0.0, p7_1.w, ok7);
-        { let s0 = subgroupBroadcast(a0, 0u); let s1 = subgroupBroadcast(a0, 1u); let s2 = subgroupBroadcast(a0, 2u); let s3 = subgroupBroadcast(a0, 3u); let s4 = subgroupBroadcast(a0, 4u); let s5 = subgroupBroadcast(a0, 5u); let s6 = subgroupBroadcast(a0, 6u); let s7 = subgroupBroadcast(a0, 7u);
-            c0_0 += s0 * b0_0; c0_0 += s1 * b1_0; c0_0 += s2 * b2_0; c0_0 += s3 * b3_0; c0_0 += s4 * b4_0; c0_0 += s5 * b5_0; c0_0 += s6 * b6_0; c0_0 += s7 * b7_0;
-            c0_1 += s0 * b0_1; c0_1 += s1 * b1_1; c0_1 += s2 * b2_1; c0_1 += s3 * b3_1; c0_1 += s4 * b4_1; c0_1 += s5 * b5_1; c0_1 += s6 * b6_1; c0_1 += s7 * b7_1;
-            c0_2 += s0 * b0_2; c0_2 += s1 * b1_2; c0_2 += s2 * b2_2; c0_2 += s3 * b3_2; c0_2 += s4 * b4_2; c0_2 += s5 * b5_2; c0_2 += s6 * b6_2; c0_2 += s7 * b7_2;
-            c0_3 += s0 * b0_3; c0_3 += s1 * b1_3; c0_3 += s2 * b2_3; c0_3 += s3 * b3_3; c0_3 += s4 * b4_3; c0_3 += s5 * b5_3; c0_3 += s6 * b6_3; c0_3 += s7 * b7_3;
-            c0_4 += s0 * b0_4; c0_4 += s1 * b1_4; c0_4 += s2 * b2_4; c0_4 += s3 * b3_4; c0_4 += s4 * b4_4; c0_4 += s5 * b5_4; c0_4 += s6 * b6_4; c0_4 += s7 * b7_4;
-            c0_5 += s0 * b0_5; c0_5 += s1 * b1_5; c0_5 += s2 * b2_5; c0_5 += s3 * b3_5; c0_5 += s4 * b4_5; c0_5 += s5 * b5_5; c0_5 += s6 * b6_5; c0_5 += s7 * b7_5;
-            c0_6 += s0 * b0_6; c0_6 += s1 * b1_6; c0_6 += s2 * b2_6; c0_6 += s3 * b3_6; c0_6 += s4 * b4_6; c0_6 += s5 * b5_6; c0_6 += s6 * b6_6; c0_6 += s7 * b7_6;
-            c0_7 += s0 * b0_7; c0_7 += s1 * b1_7; c0_7 += s2 * b2_7; c0_7 += s3 * b3_7; c0_7 += s4 * b4_7; c0_7 += s5 * b5_7; c0_7 += s6 * b6_7; c0_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 0u); let v = subgroupBroadcast(t0, 1u);
+            c0_0 += u.x * b0_0; c0_0 += u.y * b1_0; c0_0 += u.z * b2_0; c0_0 += u.w * b3_0; c0_0 += v.x * b4_0; c0_0 += v.y * b5_0; c0_0 += v.z * b6_0; c0_0 += v.w * b7_0;
+            c0_1 += u.x * b0_1; c0_1 += u.y * b1_1; c0_1 += u.z * b2_1; c0_1 += u.w * b3_1; c0_1 += v.x * b4_1; c0_1 += v.y * b5_1; c0_1 += v.z * b6_1; c0_1 += v.w * b7_1;
+            c0_2 += u.x * b0_2; c0_2 += u.y * b1_2; c0_2 += u.z * b2_2; c0_2 += u.w * b3_2; c0_2 += v.x * b4_2; c0_2 += v.y * b5_2; c0_2 += v.z * b6_2; c0_2 += v.w * b7_2;
+            c0_3 += u.x * b0_3; c0_3 += u.y * b1_3; c0_3 += u.z * b2_3; c0_3 += u.w * b3_3; c0_3 += v.x * b4_3; c0_3 += v.y * b5_3; c0_3 += v.z * b6_3; c0_3 += v.w * b7_3;
+            c0_4 += u.x * b0_4; c0_4 += u.y * b1_4; c0_4 += u.z * b2_4; c0_4 += u.w * b3_4; c0_4 += v.x * b4_4; c0_4 += v.y * b5_4; c0_4 += v.z * b6_4; c0_4 += v.w * b7_4;
+            c0_5 += u.x * b0_5; c0_5 += u.y * b1_5; c0_5 += u.z * b2_5; c0_5 += u.w * b3_5; c0_5 += v.x * b4_5; c0_5 += v.y * b5_5; c0_5 += v.z * b6_5; c0_5 += v.w * b7_5;
+            c0_6 += u.x * b0_6; c0_6 += u.y * b1_6; c0_6 += u.z * b2_6; c0_6 += u.w * b3_6; c0_6 += v.x * b4_6; c0_6 += v.y * b5_6; c0_6 += v.z * b6_6; c0_6 += v.w * b7_6;
+            c0_7 += u.x * b0_7; c0_7 += u.y * b1_7; c0_7 += u.z * b2_7; c0_7 += u.w * b3_7; c0_7 += v.x * b4_7; c0_7 += v.y * b5_7; c0_7 += v.z * b6_7; c0_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a1, 0u); let s1 = subgroupBroadcast(a1, 1u); let s2 = subgroupBroadcast(a1, 2u); let s3 = subgroupBroadcast(a1, 3u); let s4 = subgroupBroadcast(a1, 4u); let s5 = subgroupBroadcast(a1, 5u); let s6 = subgroupBroadcast(a1, 6u); let s7 = subgroupBroadcast(a1, 7u);
-            c1_0 += s0 * b0_0; c1_0 += s1 * b1_0; c1_0 += s2 * b2_0; c1_0 += s3 * b3_0; c1_0 += s4 * b4_0; c1_0 += s5 * b5_0; c1_0 += s6 * b6_0; c1_0 += s7 * b7_0;
-            c1_1 += s0 * b0_1; c1_1 += s1 * b1_1; c1_1 += s2 * b2_1; c1_1 += s3 * b3_1; c1_1 += s4 * b4_1; c1_1 += s5 * b5_1; c1_1 += s6 * b6_1; c1_1 += s7 * b7_1;
-            c1_2 += s0 * b0_2; c1_2 += s1 * b1_2; c1_2 += s2 * b2_2; c1_2 += s3 * b3_2; c1_2 += s4 * b4_2; c1_2 += s5 * b5_2; c1_2 += s6 * b6_2; c1_2 += s7 * b7_2;
-            c1_3 += s0 * b0_3; c1_3 += s1 * b1_3; c1_3 += s2 * b2_3; c1_3 += s3 * b3_3; c1_3 += s4 * b4_3; c1_3 += s5 * b5_3; c1_3 += s6 * b6_3; c1_3 += s7 * b7_3;
-            c1_4 += s0 * b0_4; c1_4 += s1 * b1_4; c1_4 += s2 * b2_4; c1_4 += s3 * b3_4; c1_4 += s4 * b4_4; c1_4 += s5 * b5_4; c1_4 += s6 * b6_4; c1_4 += s7 * b7_4;
-            c1_5 += s0 * b0_5; c1_5 += s1 * b1_5; c1_5 += s2 * b2_5; c1_5 += s3 * b3_5; c1_5 += s4 * b4_5; c1_5 += s5 * b5_5; c1_5 += s6 * b6_5; c1_5 += s7 * b7_5;
-            c1_6 += s0 * b0_6; c1_6 += s1 * b1_6; c1_6 += s2 * b2_6; c1_6 += s3 * b3_6; c1_6 += s4 * b4_6; c1_6 += s5 * b5_6; c1_6 += s6 * b6_6; c1_6 += s7 * b7_6;
-            c1_7 += s0 * b0_7; c1_7 += s1 * b1_7; c1_7 += s2 * b2_7; c1_7 += s3 * b3_7; c1_7 += s4 * b4_7; c1_7 += s5 * b5_7; c1_7 += s6 * b6_7; c1_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 2u); let v = subgroupBroadcast(t0, 3u);
+            c1_0 += u.x * b0_0; c1_0 += u.y * b1_0; c1_0 += u.z * b2_0; c1_0 += u.w * b3_0; c1_0 += v.x * b4_0; c1_0 += v.y * b5_0; c1_0 += v.z * b6_0; c1_0 += v.w * b7_0;
+            c1_1 += u.x * b0_1; c1_1 += u.y * b1_1; c1_1 += u.z * b2_1; c1_1 += u.w * b3_1; c1_1 += v.x * b4_1; c1_1 += v.y * b5_1; c1_1 += v.z * b6_1; c1_1 += v.w * b7_1;
+            c1_2 += u.x * b0_2; c1_2 += u.y * b1_2; c1_2 += u.z * b2_2; c1_2 += u.w * b3_2; c1_2 += v.x * b4_2; c1_2 += v.y * b5_2; c1_2 += v.z * b6_2; c1_2 += v.w * b7_2;
+            c1_3 += u.x * b0_3; c1_3 += u.y * b1_3; c1_3 += u.z * b2_3; c1_3 += u.w * b3_3; c1_3 += v.x * b4_3; c1_3 += v.y * b5_3; c1_3 += v.z * b6_3; c1_3 += v.w * b7_3;
+            c1_4 += u.x * b0_4; c1_4 += u.y * b1_4; c1_4 += u.z * b2_4; c1_4 += u.w * b3_4; c1_4 += v.x * b4_4; c1_4 += v.y * b5_4; c1_4 += v.z * b6_4; c1_4 += v.w * b7_4;
+            c1_5 += u.x * b0_5; c1_5 += u.y * b1_5; c1_5 += u.z * b2_5; c1_5 += u.w * b3_5; c1_5 += v.x * b4_5; c1_5 += v.y * b5_5; c1_5 += v.z * b6_5; c1_5 += v.w * b7_5;
+            c1_6 += u.x * b0_6; c1_6 += u.y * b1_6; c1_6 += u.z * b2_6; c1_6 += u.w * b3_6; c1_6 += v.x * b4_6; c1_6 += v.y * b5_6; c1_6 += v.z * b6_6; c1_6 += v.w * b7_6;
+            c1_7 += u.x * b0_7; c1_7 += u.y * b1_7; c1_7 += u.z * b2_7; c1_7 += u.w * b3_7; c1_7 += v.x * b4_7; c1_7 += v.y * b5_7; c1_7 += v.z * b6_7; c1_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a2, 0u); let s1 = subgroupBroadcast(a2, 1u); let s2 = subgroupBroadcast(a2, 2u); let s3 = subgroupBroadcast(a2, 3u); let s4 = subgroupBroadcast(a2, 4u); let s5 = subgroupBroadcast(a2, 5u); let s6 = subgroupBroadcast(a2, 6u); let s7 = subgroupBroadcast(a2, 7u);
-            c2_0 += s0 * b0_0; c2_0 += s1 * b1_0; c2_0 += s2 * b2_0; c2_0 += s3 * b3_0; c2_0 += s4 * b4_0; c2_0 += s5 * b5_0; c2_0 += s6 * b6_0; c2_0 += s7 * b7_0;
-            c2_1 += s0 * b0_1; c2_1 += s1 * b1_1; c2_1 += s2 * b2_1; c2_1 += s3 * b3_1; c2_1 += s4 * b4_1; c2_1 += s5 * b5_1; c2_1 += s6 * b6_1; c2_1 += s7 * b7_1;
-            c2_2 += s0 * b0_2; c2_2 += s1 * b1_2; c2_2 += s2 * b2_2; c2_2 += s3 * b3_2; c2_2 += s4 * b4_2; c2_2 += s5 * b5_2; c2_2 += s6 * b6_2; c2_2 += s7 * b7_2;
-            c2_3 += s0 * b0_3; c2_3 += s1 * b1_3; c2_3 += s2 * b2_3; c2_3 += s3 * b3_3; c2_3 += s4 * b4_3; c2_3 += s5 * b5_3; c2_3 += s6 * b6_3; c2_3 += s7 * b7_3;
-            c2_4 += s0 * b0_4; c2_4 += s1 * b1_4; c2_4 += s2 * b2_4; c2_4 += s3 * b3_4; c2_4 += s4 * b4_4; c2_4 += s5 * b5_4; c2_4 += s6 * b6_4; c2_4 += s7 * b7_4;
-            c2_5 += s0 * b0_5; c2_5 += s1 * b1_5; c2_5 += s2 * b2_5; c2_5 += s3 * b3_5; c2_5 += s4 * b4_5; c2_5 += s5 * b5_5; c2_5 += s6 * b6_5; c2_5 += s7 * b7_5;
-            c2_6 += s0 * b0_6; c2_6 += s1 * b1_6; c2_6 += s2 * b2_6; c2_6 += s3 * b3_6; c2_6 += s4 * b4_6; c2_6 += s5 * b5_6; c2_6 += s6 * b6_6; c2_6 += s7 * b7_6;
-            c2_7 += s0 * b0_7; c2_7 += s1 * b1_7; c2_7 += s2 * b2_7; c2_7 += s3 * b3_7; c2_7 += s4 * b4_7; c2_7 += s5 * b5_7; c2_7 += s6 * b6_7; c2_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 4u); let v = subgroupBroadcast(t0, 5u);
+            c2_0 += u.x * b0_0; c2_0 += u.y * b1_0; c2_0 += u.z * b2_0; c2_0 += u.w * b3_0; c2_0 += v.x * b4_0; c2_0 += v.y * b5_0; c2_0 += v.z * b6_0; c2_0 += v.w * b7_0;
+            c2_1 += u.x * b0_1; c2_1 += u.y * b1_1; c2_1 += u.z * b2_1; c2_1 += u.w * b3_1; c2_1 += v.x * b4_1; c2_1 += v.y * b5_1; c2_1 += v.z * b6_1; c2_1 += v.w * b7_1;
+            c2_2 += u.x * b0_2; c2_2 += u.y * b1_2; c2_2 += u.z * b2_2; c2_2 += u.w * b3_2; c2_2 += v.x * b4_2; c2_2 += v.y * b5_2; c2_2 += v.z * b6_2; c2_2 += v.w * b7_2;
+            c2_3 += u.x * b0_3; c2_3 += u.y * b1_3; c2_3 += u.z * b2_3; c2_3 += u.w * b3_3; c2_3 += v.x * b4_3; c2_3 += v.y * b5_3; c2_3 += v.z * b6_3; c2_3 += v.w * b7_3;
+            c2_4 += u.x * b0_4; c2_4 += u.y * b1_4; c2_4 += u.z * b2_4; c2_4 += u.w * b3_4; c2_4 += v.x * b4_4; c2_4 += v.y * b5_4; c2_4 += v.z * b6_4; c2_4 += v.w * b7_4;
+            c2_5 += u.x * b0_5; c2_5 += u.y * b1_5; c2_5 += u.z * b2_5; c2_5 += u.w * b3_5; c2_5 += v.x * b4_5; c2_5 += v.y * b5_5; c2_5 += v.z * b6_5; c2_5 += v.w * b7_5;
+            c2_6 += u.x * b0_6; c2_6 += u.y * b1_6; c2_6 += u.z * b2_6; c2_6 += u.w * b3_6; c2_6 += v.x * b4_6; c2_6 += v.y * b5_6; c2_6 += v.z * b6_6; c2_6 += v.w * b7_6;
+            c2_7 += u.x * b0_7; c2_7 += u.y * b1_7; c2_7 += u.z * b2_7; c2_7 += u.w * b3_7; c2_7 += v.x * b4_7; c2_7 += v.y * b5_7; c2_7 += v.z * b6_7; c2_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a3, 0u); let s1 = subgroupBroadcast(a3, 1u); let s2 = subgroupBroadcast(a3, 2u); let s3 = subgroupBroadcast(a3, 3u); let s4 = subgroupBroadcast(a3, 4u); let s5 = subgroupBroadcast(a3, 5u); let s6 = subgroupBroadcast(a3, 6u); let s7 = subgroupBroadcast(a3, 7u);
-            c3_0 += s0 * b0_0; c3_0 += s1 * b1_0; c3_0 += s2 * b2_0; c3_0 += s3 * b3_0; c3_0 += s4 * b4_0; c3_0 += s5 * b5_0; c3_0 += s6 * b6_0; c3_0 += s7 * b7_0;
-            c3_1 += s0 * b0_1; c3_1 += s1 * b1_1; c3_1 += s2 * b2_1; c3_1 += s3 * b3_1; c3_1 += s4 * b4_1; c3_1 += s5 * b5_1; c3_1 += s6 * b6_1; c3_1 += s7 * b7_1;
-            c3_2 += s0 * b0_2; c3_2 += s1 * b1_2; c3_2 += s2 * b2_2; c3_2 += s3 * b3_2; c3_2 += s4 * b4_2; c3_2 += s5 * b5_2; c3_2 += s6 * b6_2; c3_2 += s7 * b7_2;
-            c3_3 += s0 * b0_3; c3_3 += s1 * b1_3; c3_3 += s2 * b2_3; c3_3 += s3 * b3_3; c3_3 += s4 * b4_3; c3_3 += s5 * b5_3; c3_3 += s6 * b6_3; c3_3 += s7 * b7_3;
-            c3_4 += s0 * b0_4; c3_4 += s1 * b1_4; c3_4 += s2 * b2_4; c3_4 += s3 * b3_4; c3_4 += s4 * b4_4; c3_4 += s5 * b5_4; c3_4 += s6 * b6_4; c3_4 += s7 * b7_4;
-            c3_5 += s0 * b0_5; c3_5 += s1 * b1_5; c3_5 += s2 * b2_5; c3_5 += s3 * b3_5; c3_5 += s4 * b4_5; c3_5 += s5 * b5_5; c3_5 += s6 * b6_5; c3_5 += s7 * b7_5;
-            c3_6 += s0 * b0_6; c3_6 += s1 * b1_6; c3_6 += s2 * b2_6; c3_6 += s3 * b3_6; c3_6 += s4 * b4_6; c3_6 += s5 * b5_6; c3_6 += s6 * b6_6; c3_6 += s7 * b7_6;
-            c3_7 += s0 * b0_7; c3_7 += s1 * b1_7; c3_7 += s2 * b2_7; c3_7 += s3 * b3_7; c3_7 += s4 * b4_7; c3_7 += s5 * b5_7; c3_7 += s6 * b6_7; c3_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 6u); let v = subgroupBroadcast(t0, 7u);
+            c3_0 += u.x * b0_0; c3_0 += u.y * b1_0; c3_0 += u.z * b2_0; c3_0 += u.w * b3_0; c3_0 += v.x * b4_0; c3_0 += v.y * b5_0; c3_0 += v.z * b6_0; c3_0 += v.w * b7_0;
+            c3_1 += u.x * b0_1; c3_1 += u.y * b1_1; c3_1 += u.z * b2_1; c3_1 += u.w * b3_1; c3_1 += v.x * b4_1; c3_1 += v.y * b5_1; c3_1 += v.z * b6_1; c3_1 += v.w * b7_1;
+            c3_2 += u.x * b0_2; c3_2 += u.y * b1_2; c3_2 += u.z * b2_2; c3_2 += u.w * b3_2; c3_2 += v.x * b4_2; c3_2 += v.y * b5_2; c3_2 += v.z * b6_2; c3_2 += v.w * b7_2;
+            c3_3 += u.x * b0_3; c3_3 += u.y * b1_3; c3_3 += u.z * b2_3; c3_3 += u.w * b3_3; c3_3 += v.x * b4_3; c3_3 += v.y * b5_3; c3_3 += v.z * b6_3; c3_3 += v.w * b7_3;
+            c3_4 += u.x * b0_4; c3_4 += u.y * b1_4; c3_4 += u.z * b2_4; c3_4 += u.w * b3_4; c3_4 += v.x * b4_4; c3_4 += v.y * b5_4; c3_4 += v.z * b6_4; c3_4 += v.w * b7_4;
+            c3_5 += u.x * b0_5; c3_5 += u.y * b1_5; c3_5 += u.z * b2_5; c3_5 += u.w * b3_5; c3_5 += v.x * b4_5; c3_5 += v.y * b5_5; c3_5 += v.z * b6_5; c3_5 += v.w * b7_5;
+            c3_6 += u.x * b0_6; c3_6 += u.y * b1_6; c3_6 += u.z * b2_6; c3_6 += u.w * b3_6; c3_6 += v.x * b4_6; c3_6 += v.y * b5_6; c3_6 += v.z * b6_6; c3_6 += v.w * b7_6;
+            c3_7 += u.x * b0_7; c3_7 += u.y * b1_7; c3_7 += u.z * b2_7; c3_7 += u.w * b3_7; c3_7 += v.x * b4_7; c3_7 += v.y * b5_7; c3_7 += v.z * b6_7; c3_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a4, 0u); let s1 = subgroupBroadcast(a4, 1u); let s2 = subgroupBroadcast(a4, 2u); let s3 = subgroupBroadcast(a4, 3u); let s4 = subgroupBroadcast(a4, 4u); let s5 = subgroupBroadcast(a4, 5u); let s6 = subgroupBroadcast(a4, 6u); let s7 = subgroupBroadcast(a4, 7u);
-            c4_0 += s0 * b0_0; c4_0 += s1 * b1_0; c4_0 += s2 * b2_0; c4_0 += s3 * b3_0; c4_0 += s4 * b4_0; c4_0 += s5 * b5_0; c4_0 += s6 * b6_0; c4_0 += s7 * b7_0;
-            c4_1 += s0 * b0_1; c4_1 += s1 * b1_1; c4_1 += s2 * b2_1; c4_1 += s3 * b3_1; c4_1 += s4 * b4_1; c4_1 += s5 * b5_1; c4_1 += s6 * b6_1; c4_1 += s7 * b7_1;
-            c4_2 += s0 * b0_2; c4_2 += s1 * b1_2; c4_2 += s2 * b2_2; c4_2 += s3 * b3_2; c4_2 += s4 * b4_2; c4_2 += s5 * b5_2; c4_2 += s6 * b6_2; c4_2 += s7 * b7_2;
-            c4_3 += s0 * b0_3; c4_3 += s1 * b1_3; c4_3 += s2 * b2_3; c4_3 += s3 * b3_3; c4_3 += s4 * b4_3; c4_3 += s5 * b5_3; c4_3 += s6 * b6_3; c4_3 += s7 * b7_3;
-            c4_4 += s0 * b0_4; c4_4 += s1 * b1_4; c4_4 += s2 * b2_4; c4_4 += s3 * b3_4; c4_4 += s4 * b4_4; c4_4 += s5 * b5_4; c4_4 += s6 * b6_4; c4_4 += s7 * b7_4;
-            c4_5 += s0 * b0_5; c4_5 += s1 * b1_5; c4_5 += s2 * b2_5; c4_5 += s3 * b3_5; c4_5 += s4 * b4_5; c4_5 += s5 * b5_5; c4_5 += s6 * b6_5; c4_5 += s7 * b7_5;
-            c4_6 += s0 * b0_6; c4_6 += s1 * b1_6; c4_6 += s2 * b2_6; c4_6 += s3 * b3_6; c4_6 += s4 * b4_6; c4_6 += s5 * b5_6; c4_6 += s6 * b6_6; c4_6 += s7 * b7_6;
-            c4_7 += s0 * b0_7; c4_7 += s1 * b1_7; c4_7 += s2 * b2_7; c4_7 += s3 * b3_7; c4_7 += s4 * b4_7; c4_7 += s5 * b5_7; c4_7 += s6 * b6_7; c4_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 0u); let v = subgroupBroadcast(t1, 1u);
+            c4_0 += u.x * b0_0; c4_0 += u.y * b1_0; c4_0 += u.z * b2_0; c4_0 += u.w * b3_0; c4_0 += v.x * b4_0; c4_0 += v.y * b5_0; c4_0 += v.z * b6_0; c4_0 += v.w * b7_0;
+            c4_1 += u.x * b0_1; c4_1 += u.y * b1_1; c4_1 += u.z * b2_1; c4_1 += u.w * b3_1; c4_1 += v.x * b4_1; c4_1 += v.y * b5_1; c4_1 += v.z * b6_1; c4_1 += v.w * b7_1;
+            c4_2 += u.x * b0_2; c4_2 += u.y * b1_2; c4_2 += u.z * b2_2; c4_2 += u.w * b3_2; c4_2 += v.x * b4_2; c4_2 += v.y * b5_2; c4_2 += v.z * b6_2; c4_2 += v.w * b7_2;
+            c4_3 += u.x * b0_3; c4_3 += u.y * b1_3; c4_3 += u.z * b2_3; c4_3 += u.w * b3_3; c4_3 += v.x * b4_3; c4_3 += v.y * b5_3; c4_3 += v.z * b6_3; c4_3 += v.w * b7_3;
+            c4_4 += u.x * b0_4; c4_4 += u.y * b1_4; c4_4 += u.z * b2_4; c4_4 += u.w * b3_4; c4_4 += v.x * b4_4; c4_4 += v.y * b5_4; c4_4 += v.z * b6_4; c4_4 += v.w * b7_4;
+            c4_5 += u.x * b0_5; c4_5 += u.y * b1_5; c4_5 += u.z * b2_5; c4_5 += u.w * b3_5; c4_5 += v.x * b4_5; c4_5 += v.y * b5_5; c4_5 += v.z * b6_5; c4_5 += v.w * b7_5;
+            c4_6 += u.x * b0_6; c4_6 += u.y * b1_6; c4_6 += u.z * b2_6; c4_6 += u.w * b3_6; c4_6 += v.x * b4_6; c4_6 += v.y * b5_6; c4_6 += v.z * b6_6; c4_6 += v.w * b7_6;
+            c4_7 += u.x * b0_7; c4_7 += u.y * b1_7; c4_7 += u.z * b2_7; c4_7 += u.w * b3_7; c4_7 += v.x * b4_7; c4_7 += v.y * b5_7; c4_7 += v.z * b6_7; c4_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a5, 0u); let s1 = subgroupBroadcast(a5, 1u); let s2 = subgroupBroadcast(a5, 2u); let s3 = subgroupBroadcast(a5, 3u); let s4 = subgroupBroadcast(a5, 4u); let s5 = subgroupBroadcast(a5, 5u); let s6 = subgroupBroadcast(a5, 6u); let s7 = subgroupBroadcast(a5, 7u);
-            c5_0 += s0 * b0_0; c5_0 += s1 * b1_0; c5_0 += s2 * b2_0; c5_0 += s3 * b3_0; c5_0 += s4 * b4_0; c5_0 += s5 * b5_0; c5_0 += s6 * b6_0; c5_0 += s7 * b7_0;
-            c5_1 += s0 * b0_1; c5_1 += s1 * b1_1; c5_1 += s2 * b2_1; c5_1 += s3 * b3_1; c5_1 += s4 * b4_1; c5_1 += s5 * b5_1; c5_1 += s6 * b6_1; c5_1 += s7 * b7_1;
-            c5_2 += s0 * b0_2; c5_2 += s1 * b1_2; c5_2 += s2 * b2_2; c5_2 += s3 * b3_2; c5_2 += s4 * b4_2; c5_2 += s5 * b5_2; c5_2 += s6 * b6_2; c5_2 += s7 * b7_2;
-            c5_3 += s0 * b0_3; c5_3 += s1 * b1_3; c5_3 += s2 * b2_3; c5_3 += s3 * b3_3; c5_3 += s4 * b4_3; c5_3 += s5 * b5_3; c5_3 += s6 * b6_3; c5_3 += s7 * b7_3;
-            c5_4 += s0 * b0_4; c5_4 += s1 * b1_4; c5_4 += s2 * b2_4; c5_4 += s3 * b3_4; c5_4 += s4 * b4_4; c5_4 += s5 * b5_4; c5_4 += s6 * b6_4; c5_4 += s7 * b7_4;
-            c5_5 += s0 * b0_5; c5_5 += s1 * b1_5; c5_5 += s2 * b2_5; c5_5 += s3 * b3_5; c5_5 += s4 * b4_5; c5_5 += s5 * b5_5; c5_5 += s6 * b6_5; c5_5 += s7 * b7_5;
-            c5_6 += s0 * b0_6; c5_6 += s1 * b1_6; c5_6 += s2 * b2_6; c5_6 += s3 * b3_6; c5_6 += s4 * b4_6; c5_6 += s5 * b5_6; c5_6 += s6 * b6_6; c5_6 += s7 * b7_6;
-            c5_7 += s0 * b0_7; c5_7 += s1 * b1_7; c5_7 += s2 * b2_7; c5_7 += s3 * b3_7; c5_7 += s4 * b4_7; c5_7 += s5 * b5_7; c5_7 += s6 * b6_7; c5_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 2u); let v = subgroupBroadcast(t1, 3u);
+            c5_0 += u.x * b0_0; c5_0 += u.y * b1_0; c5_0 += u.z * b2_0; c5_0 += u.w * b3_0; c5_0 += v.x * b4_0; c5_0 += v.y * b5_0; c5_0 += v.z * b6_0; c5_0 += v.w * b7_0;
+            c5_1 += u.x * b0_1; c5_1 += u.y * b1_1; c5_1 += u.z * b2_1; c5_1 += u.w * b3_1; c5_1 += v.x * b4_1; c5_1 += v.y * b5_1; c5_1 += v.z * b6_1; c5_1 += v.w * b7_1;
+            c5_2 += u.x * b0_2; c5_2 += u.y * b1_2; c5_2 += u.z * b2_2; c5_2 += u.w * b3_2; c5_2 += v.x * b4_2; c5_2 += v.y * b5_2; c5_2 += v.z * b6_2; c5_2 += v.w * b7_2;
+            c5_3 += u.x * b0_3; c5_3 += u.y * b1_3; c5_3 += u.z * b2_3; c5_3 += u.w * b3_3; c5_3 += v.x * b4_3; c5_3 += v.y * b5_3; c5_3 += v.z * b6_3; c5_3 += v.w * b7_3;
+            c5_4 += u.x * b0_4; c5_4 += u.y * b1_4; c5_4 += u.z * b2_4; c5_4 += u.w * b3_4; c5_4 += v.x * b4_4; c5_4 += v.y * b5_4; c5_4 += v.z * b6_4; c5_4 += v.w * b7_4;
+            c5_5 += u.x * b0_5; c5_5 += u.y * b1_5; c5_5 += u.z * b2_5; c5_5 += u.w * b3_5; c5_5 += v.x * b4_5; c5_5 += v.y * b5_5; c5_5 += v.z * b6_5; c5_5 += v.w * b7_5;
+            c5_6 += u.x * b0_6; c5_6 += u.y * b1_6; c5_6 += u.z * b2_6; c5_6 += u.w * b3_6; c5_6 += v.x * b4_6; c5_6 += v.y * b5_6; c5_6 += v.z * b6_6; c5_6 += v.w * b7_6;
+            c5_7 += u.x * b0_7; c5_7 += u.y * b1_7; c5_7 += u.z * b2_7; c5_7 += u.w * b3_7; c5_7 += v.x * b4_7; c5_7 += v.y * b5_7; c5_7 += v.z * b6_7; c5_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a6, 0u); let s1 = subgroupBroadcast(a6, 1u); let s2 = subgroupBroadcast(a6, 2u); let s3 = subgroupBroadcast(a6, 3u); let s4 = subgroupBroadcast(a6, 4u); let s5 = subgroupBroadcast(a6, 5u); let s6 = subgroupBroadcast(a6, 6u); let s7 = subgroupBroadcast(a6, 7u);
-            c6_0 += s0 * b0_0; c6_0 += s1 * b1_0; c6_0 += s2 * b2_0; c6_0 += s3 * b3_0; c6_0 += s4 * b4_0; c6_0 += s5 * b5_0; c6_0 += s6 * b6_0; c6_0 += s7 * b7_0;
-            c6_1 += s0 * b0_1; c6_1 += s1 * b1_1; c6_1 += s2 * b2_1; c6_1 += s3 * b3_1; c6_1 += s4 * b4_1; c6_1 += s5 * b5_1; c6_1 += s6 * b6_1; c6_1 += s7 * b7_1;
-            c6_2 += s0 * b0_2; c6_2 += s1 * b1_2; c6_2 += s2 * b2_2; c6_2 += s3 * b3_2; c6_2 += s4 * b4_2; c6_2 += s5 * b5_2; c6_2 += s6 * b6_2; c6_2 += s7 * b7_2;
-            c6_3 += s0 * b0_3; c6_3 += s1 * b1_3; c6_3 += s2 * b2_3; c6_3 += s3 * b3_3; c6_3 += s4 * b4_3; c6_3 += s5 * b5_3; c6_3 += s6 * b6_3; c6_3 += s7 * b7_3;
-            c6_4 += s0 * b0_4; c6_4 += s1 * b1_4; c6_4 += s2 * b2_4; c6_4 += s3 * b3_4; c6_4 += s4 * b4_4; c6_4 += s5 * b5_4; c6_4 += s6 * b6_4; c6_4 += s7 * b7_4;
-            c6_5 += s0 * b0_5; c6_5 += s1 * b1_5; c6_5 += s2 * b2_5; c6_5 += s3 * b3_5; c6_5 += s4 * b4_5; c6_5 += s5 * b5_5; c6_5 += s6 * b6_5; c6_5 += s7 * b7_5;
-            c6_6 += s0 * b0_6; c6_6 += s1 * b1_6; c6_6 += s2 * b2_6; c6_6 += s3 * b3_6; c6_6 += s4 * b4_6; c6_6 += s5 * b5_6; c6_6 += s6 * b6_6; c6_6 += s7 * b7_6;
-            c6_7 += s0 * b0_7; c6_7 += s1 * b1_7; c6_7 += s2 * b2_7; c6_7 += s3 * b3_7; c6_7 += s4 * b4_7; c6_7 += s5 * b5_7; c6_7 += s6 * b6_7; c6_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 4u); let v = subgroupBroadcast(t1, 5u);
+            c6_0 += u.x * b0_0; c6_0 += u.y * b1_0; c6_0 += u.z * b2_0; c6_0 += u.w * b3_0; c6_0 += v.x * b4_0; c6_0 += v.y * b5_0; c6_0 += v.z * b6_0; c6_0 += v.w * b7_0;
+            c6_1 += u.x * b0_1; c6_1 += u.y * b1_1; c6_1 += u.z * b2_1; c6_1 += u.w * b3_1; c6_1 += v.x * b4_1; c6_1 += v.y * b5_1; c6_1 += v.z * b6_1; c6_1 += v.w * b7_1;
+            c6_2 += u.x * b0_2; c6_2 += u.y * b1_2; c6_2 += u.z * b2_2; c6_2 += u.w * b3_2; c6_2 += v.x * b4_2; c6_2 += v.y * b5_2; c6_2 += v.z * b6_2; c6_2 += v.w * b7_2;
+            c6_3 += u.x * b0_3; c6_3 += u.y * b1_3; c6_3 += u.z * b2_3; c6_3 += u.w * b3_3; c6_3 += v.x * b4_3; c6_3 += v.y * b5_3; c6_3 += v.z * b6_3; c6_3 += v.w * b7_3;
+            c6_4 += u.x * b0_4; c6_4 += u.y * b1_4; c6_4 += u.z * b2_4; c6_4 += u.w * b3_4; c6_4 += v.x * b4_4; c6_4 += v.y * b5_4; c6_4 += v.z * b6_4; c6_4 += v.w * b7_4;
+            c6_5 += u.x * b0_5; c6_5 += u.y * b1_5; c6_5 += u.z * b2_5; c6_5 += u.w * b3_5; c6_5 += v.x * b4_5; c6_5 += v.y * b5_5; c6_5 += v.z * b6_5; c6_5 += v.w * b7_5;
+            c6_6 += u.x * b0_6; c6_6 += u.y * b1_6; c6_6 += u.z * b2_6; c6_6 += u.w * b3_6; c6_6 += v.x * b4_6; c6_6 += v.y * b5_6; c6_6 += v.z * b6_6; c6_6 += v.w * b7_6;
+            c6_7 += u.x * b0_7; c6_7 += u.y * b1_7; c6_7 += u.z * b2_7; c6_7 += u.w * b3_7; c6_7 += v.x * b4_7; c6_7 += v.y * b5_7; c6_7 += v.z * b6_7; c6_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a7, 0u); let s1 = subgroupBroadcast(a7, 1u); let s2 = subgroupBroadcast(a7, 2u); let s3 = subgroupBroadcast(a7, 3u); let s4 = subgroupBroadcast(a7, 4u); let s5 = subgroupBroadcast(a7, 5u); let s6 = subgroupBroadcast(a7, 6u); let s7 = subgroupBroadcast(a7, 7u);
-            c7_0 += s0 * b0_0; c7_0 += s1 * b1_0; c7_0 += s2 * b2_0; c7_0 += s3 * b3_0; c7_0 += s4 * b4_0; c7_0 += s5 * b5_0; c7_0 += s6 * b6_0; c7_0 += s7 * b7_0;
-            c7_1 += s0 * b0_1; c7_1 += s1 * b1_1; c7_1 += s2 * b2_1; c7_1 += s3 * b3_1; c7_1 += s4 * b4_1; c7_1 += s5 * b5_1; c7_1 += s6 * b6_1; c7_1 += s7 * b7_1;
-            c7_2 += s0 * b0_2; c7_2 += s1 * b1_2; c7_2 += s2 * b2_2; c7_2 += s3 * b3_2; c7_2 += s4 * b4_2; c7_2 += s5 * b5_2; c7_2 += s6 * b6_2; c7_2 += s7 * b7_2;
-            c7_3 += s0 * b0_3; c7_3 += s1 * b1_3; c7_3 += s2 * b2_3; c7_3 += s3 * b3_3; c7_3 += s4 * b4_3; c7_3 += s5 * b5_3; c7_3 += s6 * b6_3; c7_3 += s7 * b7_3;
-            c7_4 += s0 * b0_4; c7_4 += s1 * b1_4; c7_4 += s2 * b2_4; c7_4 += s3 * b3_4; c7_4 += s4 * b4_4; c7_4 += s5 * b5_4; c7_4 += s6 * b6_4; c7_4 += s7 * b7_4;
-            c7_5 += s0 * b0_5; c7_5 += s1 * b1_5; c7_5 += s2 * b2_5; c7_5 += s3 * b3_5; c7_5 += s4 * b4_5; c7_5 += s5 * b5_5; c7_5 += s6 * b6_5; c7_5 += s7 * b7_5;
-            c7_6 += s0 * b0_6; c7_6 += s1 * b1_6; c7_6 += s2 * b2_6; c7_6 += s3 * b3_6; c7_6 += s4 * b4_6; c7_6 += s5 * b5_6; c7_6 += s6 * b6_6; c7_6 += s7 * b7_6;
-            c7_7 += s0 * b0_7; c7_7 += s1 * b1_7; c7_7 += s2 * b2_7; c7_7 += s3 * b3_7; c7_7 += s4 * b4_7; c7_7 += s5 * b5_7; c7_7 += s6 * b6_7; c7_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 6u); let v = subgroupBroadcast(t1, 7u);
+            c7_0 += u.x * b0_0; c7_0 += u.y * b1_0; c7_0 += u.z * b2_0; c7_0 += u.w * b3_0; c7_0 += v.x * b4_0; c7_0 += v.y * b5_0; c7_0 += v.z * b6_0; c7_0 += v.w * b7_0;
+            c7_1 += u.x * b0_1; c7_1 += u.y * b1_1; c7_1 += u.z * b2_1; c7_1 += u.w * b3_1; c7_1 += v.x * b4_1; c7_1 += v.y * b5_1; c7_1 += v.z * b6_1; c7_1 += v.w * b7_1;
+            c7_2 += u.x * b0_2; c7_2 += u.y * b1_2; c7_2 += u.z * b2_2; c7_2 += u.w * b3_2; c7_2 += v.x * b4_2; c7_2 += v.y * b5_2; c7_2 += v.z * b6_2; c7_2 += v.w * b7_2;
+            c7_3 += u.x * b0_3; c7_3 += u.y * b1_3; c7_3 += u.z * b2_3; c7_3 += u.w * b3_3; c7_3 += v.x * b4_3; c7_3 += v.y * b5_3; c7_3 += v.z * b6_3; c7_3 += v.w * b7_3;
+            c7_4 += u.x * b0_4; c7_4 += u.y * b1_4; c7_4 += u.z * b2_4; c7_4 += u.w * b3_4; c7_4 += v.x * b4_4; c7_4 += v.y * b5_4; c7_4 += v.z * b6_4; c7_4 += v.w * b7_4;
+            c7_5 += u.x * b0_5; c7_5 += u.y * b1_5; c7_5 += u.z * b2_5; c7_5 += u.w * b3_5; c7_5 += v.x * b4_5; c7_5 += v.y * b5_5; c7_5 += v.z * b6_5; c7_5 += v.w * b7_5;
+            c7_6 += u.x * b0_6; c7_6 += u.y * b1_6; c7_6 += u.z * b2_6; c7_6 += u.w * b3_6; c7_6 += v.x * b4_6; c7_6 += v.y * b5_6; c7_6 += v.z * b6_6; c7_6 += v.w * b7_6;
+            c7_7 += u.x * b0_7; c7_7 += u.y * b1_7; c7_7 += u.z * b2_7; c7_7 += u.w * b3_7; c7_7 += v.x * b4_7; c7_7 += v.y * b5_7; c7_7 += v.z * b6_7; c7_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a8, 0u); let s1 = subgroupBroadcast(a8, 1u); let s2 = subgroupBroadcast(a8, 2u); let s3 = subgroupBroadcast(a8, 3u); let s4 = subgroupBroadcast(a8, 4u); let s5 = subgroupBroadcast(a8, 5u); let s6 = subgroupBroadcast(a8, 6u); let s7 = subgroupBroadcast(a8, 7u);
-            c8_0 += s0 * b0_0; c8_0 += s1 * b1_0; c8_0 += s2 * b2_0; c8_0 += s3 * b3_0; c8_0 += s4 * b4_0; c8_0 += s5 * b5_0; c8_0 += s6 * b6_0; c8_0 += s7 * b7_0;
-            c8_1 += s0 * b0_1; c8_1 += s1 * b1_1; c8_1 += s2 * b2_1; c8_1 += s3 * b3_1; c8_1 += s4 * b4_1; c8_1 += s5 * b5_1; c8_1 += s6 * b6_1; c8_1 += s7 * b7_1;
-            c8_2 += s0 * b0_2; c8_2 += s1 * b1_2; c8_2 += s2 * b2_2; c8_2 += s3 * b3_2; c8_2 += s4 * b4_2; c8_2 += s5 * b5_2; c8_2 += s6 * b6_2; c8_2 += s7 * b7_2;
-            c8_3 += s0 * b0_3; c8_3 += s1 * b1_3; c8_3 += s2 * b2_3; c8_3 += s3 * b3_3; c8_3 += s4 * b4_3; c8_3 += s5 * b5_3; c8_3 += s6 * b6_3; c8_3 += s7 * b7_3;
-            c8_4 += s0 * b0_4; c8_4 += s1 * b1_4; c8_4 += s2 * b2_4; c8_4 += s3 * b3_4; c8_4 += s4 * b4_4; c8_4 += s5 * b5_4; c8_4 += s6 * b6_4; c8_4 += s7 * b7_4;
-            c8_5 += s0 * b0_5; c8_5 += s1 * b1_5; c8_5 += s2 * b2_5; c8_5 += s3 * b3_5; c8_5 += s4 * b4_5; c8_5 += s5 * b5_5; c8_5 += s6 * b6_5; c8_5 += s7 * b7_5;
-            c8_6 += s0 * b0_6; c8_6 += s1 * b1_6; c8_6 += s2 * b2_6; c8_6 += s3 * b3_6; c8_6 += s4 * b4_6; c8_6 += s5 * b5_6; c8_6 += s6 * b6_6; c8_6 += s7 * b7_6;
-            c8_7 += s0 * b0_7; c8_7 += s1 * b1_7; c8_7 += s2 * b2_7; c8_7 += s3 * b3_7; c8_7 += s4 * b4_7; c8_7 += s5 * b5_7; c8_7 += s6 * b6_7; c8_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 0u); let v = subgroupBroadcast(t2, 1u);
+            c8_0 += u.x * b0_0; c8_0 += u.y * b1_0; c8_0 += u.z * b2_0; c8_0 += u.w * b3_0; c8_0 += v.x * b4_0; c8_0 += v.y * b5_0; c8_0 += v.z * b6_0; c8_0 += v.w * b7_0;
+            c8_1 += u.x * b0_1; c8_1 += u.y * b1_1; c8_1 += u.z * b2_1; c8_1 += u.w * b3_1; c8_1 += v.x * b4_1; c8_1 += v.y * b5_1; c8_1 += v.z * b6_1; c8_1 += v.w * b7_1;
+            c8_2 += u.x * b0_2; c8_2 += u.y * b1_2; c8_2 += u.z * b2_2; c8_2 += u.w * b3_2; c8_2 += v.x * b4_2; c8_2 += v.y * b5_2; c8_2 += v.z * b6_2; c8_2 += v.w * b7_2;
+            c8_3 += u.x * b0_3; c8_3 += u.y * b1_3; c8_3 += u.z * b2_3; c8_3 += u.w * b3_3; c8_3 += v.x * b4_3; c8_3 += v.y * b5_3; c8_3 += v.z * b6_3; c8_3 += v.w * b7_3;
+            c8_4 += u.x * b0_4; c8_4 += u.y * b1_4; c8_4 += u.z * b2_4; c8_4 += u.w * b3_4; c8_4 += v.x * b4_4; c8_4 += v.y * b5_4; c8_4 += v.z * b6_4; c8_4 += v.w * b7_4;
+            c8_5 += u.x * b0_5; c8_5 += u.y * b1_5; c8_5 += u.z * b2_5; c8_5 += u.w * b3_5; c8_5 += v.x * b4_5; c8_5 += v.y * b5_5; c8_5 += v.z * b6_5; c8_5 += v.w * b7_5;
+            c8_6 += u.x * b0_6; c8_6 += u.y * b1_6; c8_6 += u.z * b2_6; c8_6 += u.w * b3_6; c8_6 += v.x * b4_6; c8_6 += v.y * b5_6; c8_6 += v.z * b6_6; c8_6 += v.w * b7_6;
+            c8_7 += u.x * b0_7; c8_7 += u.y * b1_7; c8_7 += u.z * b2_7; c8_7 += u.w * b3_7; c8_7 += v.x * b4_7; c8_7 += v.y * b5_7; c8_7 += v.z * b6_7; c8_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a9, 0u); let s1 = subgroupBroadcast(a9, 1u); let s2 = subgroupBroadcast(a9, 2u); let s3 = subgroupBroadcast(a9, 3u); let s4 = subgroupBroadcast(a9, 4u); let s5 = subgroupBroadcast(a9, 5u); let s6 = subgroupBroadcast(a9, 6u); let s7 = subgroupBroadcast(a9, 7u);
-            c9_0 += s0 * b0_0; c9_0 += s1 * b1_0; c9_0 += s2 * b2_0; c9_0 += s3 * b3_0; c9_0 += s4 * b4_0; c9_0 += s5 * b5_0; c9_0 += s6 * b6_0; c9_0 += s7 * b7_0;
-            c9_1 += s0 * b0_1; c9_1 += s1 * b1_1; c9_1 += s2 * b2_1; c9_1 += s3 * b3_1; c9_1 += s4 * b4_1; c9_1 += s5 * b5_1; c9_1 += s6 * b6_1; c9_1 += s7 * b7_1;
-            c9_2 += s0 * b0_2; c9_2 += s1 * b1_2; c9_2 += s2 * b2_2; c9_2 += s3 * b3_2; c9_2 += s4 * b4_2; c9_2 += s5 * b5_2; c9_2 += s6 * b6_2; c9_2 += s7 * b7_2;
-            c9_3 += s0 * b0_3; c9_3 += s1 * b1_3; c9_3 += s2 * b2_3; c9_3 += s3 * b3_3; c9_3 += s4 * b4_3; c9_3 += s5 * b5_3; c9_3 += s6 * b6_3; c9_3 += s7 * b7_3;
-            c9_4 += s0 * b0_4; c9_4 += s1 * b1_4; c9_4 += s2 * b2_4; c9_4 += s3 * b3_4; c9_4 += s4 * b4_4; c9_4 += s5 * b5_4; c9_4 += s6 * b6_4; c9_4 += s7 * b7_4;
-            c9_5 += s0 * b0_5; c9_5 += s1 * b1_5; c9_5 += s2 * b2_5; c9_5 += s3 * b3_5; c9_5 += s4 * b4_5; c9_5 += s5 * b5_5; c9_5 += s6 * b6_5; c9_5 += s7 * b7_5;
-            c9_6 += s0 * b0_6; c9_6 += s1 * b1_6; c9_6 += s2 * b2_6; c9_6 += s3 * b3_6; c9_6 += s4 * b4_6; c9_6 += s5 * b5_6; c9_6 += s6 * b6_6; c9_6 += s7 * b7_6;
-            c9_7 += s0 * b0_7; c9_7 += s1 * b1_7; c9_7 += s2 * b2_7; c9_7 += s3 * b3_7; c9_7 += s4 * b4_7; c9_7 += s5 * b5_7; c9_7 += s6 * b6_7; c9_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 2u); let v = subgroupBroadcast(t2, 3u);
+            c9_0 += u.x * b0_0; c9_0 += u.y * b1_0; c9_0 += u.z * b2_0; c9_0 += u.w * b3_0; c9_0 += v.x * b4_0; c9_0 += v.y * b5_0; c9_0 += v.z * b6_0; c9_0 += v.w * b7_0;
+            c9_1 += u.x * b0_1; c9_1 += u.y * b1_1; c9_1 += u.z * b2_1; c9_1 += u.w * b3_1; c9_1 += v.x * b4_1; c9_1 += v.y * b5_1; c9_1 += v.z * b6_1; c9_1 += v.w * b7_1;
+            c9_2 += u.x * b0_2; c9_2 += u.y * b1_2; c9_2 += u.z * b2_2; c9_2 += u.w * b3_2; c9_2 += v.x * b4_2; c9_2 += v.y * b5_2; c9_2 += v.z * b6_2; c9_2 += v.w * b7_2;
+            c9_3 += u.x * b0_3; c9_3 += u.y * b1_3; c9_3 += u.z * b2_3; c9_3 += u.w * b3_3; c9_3 += v.x * b4_3; c9_3 += v.y * b5_3; c9_3 += v.z * b6_3; c9_3 += v.w * b7_3;
+            c9_4 += u.x * b0_4; c9_4 += u.y * b1_4; c9_4 += u.z * b2_4; c9_4 += u.w * b3_4; c9_4 += v.x * b4_4; c9_4 += v.y * b5_4; c9_4 += v.z * b6_4; c9_4 += v.w * b7_4;
+            c9_5 += u.x * b0_5; c9_5 += u.y * b1_5; c9_5 += u.z * b2_5; c9_5 += u.w * b3_5; c9_5 += v.x * b4_5; c9_5 += v.y * b5_5; c9_5 += v.z * b6_5; c9_5 += v.w * b7_5;
+            c9_6 += u.x * b0_6; c9_6 += u.y * b1_6; c9_6 += u.z * b2_6; c9_6 += u.w * b3_6; c9_6 += v.x * b4_6; c9_6 += v.y * b5_6; c9_6 += v.z * b6_6; c9_6 += v.w * b7_6;
+            c9_7 += u.x * b0_7; c9_7 += u.y * b1_7; c9_7 += u.z * b2_7; c9_7 += u.w * b3_7; c9_7 += v.x * b4_7; c9_7 += v.y * b5_7; c9_7 += v.z * b6_7; c9_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a10, 0u); let s1 = subgroupBroadcast(a10, 1u); let s2 = subgroupBroadcast(a10, 2u); let s3 = subgroupBroadcast(a10, 3u); let s4 = subgroupBroadcast(a10, 4u); let s5 = subgroupBroadcast(a10, 5u); let s6 = subgroupBroadcast(a10, 6u); let s7 = subgroupBroadcast(a10, 7u);
-            c10_0 += s0 * b0_0; c10_0 += s1 * b1_0; c10_0 += s2 * b2_0; c10_0 += s3 * b3_0; c10_0 += s4 * b4_0; c10_0 += s5 * b5_0; c10_0 += s6 * b6_0; c10_0 += s7 * b7_0;
-            c10_1 += s0 * b0_1; c10_1 += s1 * b1_1; c10_1 += s2 * b2_1; c10_1 += s3 * b3_1; c10_1 += s4 * b4_1; c10_1 += s5 * b5_1; c10_1 += s6 * b6_1; c10_1 += s7 * b7_1;
-            c10_2 += s0 * b0_2; c10_2 += s1 * b1_2; c10_2 += s2 * b2_2; c10_2 += s3 * b3_2; c10_2 += s4 * b4_2; c10_2 += s5 * b5_2; c10_2 += s6 * b6_2; c10_2 += s7 * b7_2;
-            c10_3 += s0 * b0_3; c10_3 += s1 * b1_3; c10_3 += s2 * b2_3; c10_3 += s3 * b3_3; c10_3 += s4 * b4_3; c10_3 += s5 * b5_3; c10_3 += s6 * b6_3; c10_3 += s7 * b7_3;
-            c10_4 += s0 * b0_4; c10_4 += s1 * b1_4; c10_4 += s2 * b2_4; c10_4 += s3 * b3_4; c10_4 += s4 * b4_4; c10_4 += s5 * b5_4; c10_4 += s6 * b6_4; c10_4 += s7 * b7_4;
-            c10_5 += s0 * b0_5; c10_5 += s1 * b1_5; c10_5 += s2 * b2_5; c10_5 += s3 * b3_5; c10_5 += s4 * b4_5; c10_5 += s5 * b5_5; c10_5 += s6 * b6_5; c10_5 += s7 * b7_5;
-            c10_6 += s0 * b0_6; c10_6 += s1 * b1_6; c10_6 += s2 * b2_6; c10_6 += s3 * b3_6; c10_6 += s4 * b4_6; c10_6 += s5 * b5_6; c10_6 += s6 * b6_6; c10_6 += s7 * b7_6;
-            c10_7 += s0 * b0_7; c10_7 += s1 * b1_7; c10_7 += s2 * b2_7; c10_7 += s3 * b3_7; c10_7 += s4 * b4_7; c10_7 += s5 * b5_7; c10_7 += s6 * b6_7; c10_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 4u); let v = subgroupBroadcast(t2, 5u);
+            c10_0 += u.x * b0_0; c10_0 += u.y * b1_0; c10_0 += u.z * b2_0; c10_0 += u.w * b3_0; c10_0 += v.x * b4_0; c10_0 += v.y * b5_0; c10_0 += v.z * b6_0; c10_0 += v.w * b7_0;
+            c10_1 += u.x * b0_1; c10_1 += u.y * b1_1; c10_1 += u.z * b2_1; c10_1 += u.w * b3_1; c10_1 += v.x * b4_1; c10_1 += v.y * b5_1; c10_1 += v.z * b6_1; c10_1 += v.w * b7_1;
+            c10_2 += u.x * b0_2; c10_2 += u.y * b1_2; c10_2 += u.z * b2_2; c10_2 += u.w * b3_2; c10_2 += v.x * b4_2; c10_2 += v.y * b5_2; c10_2 += v.z * b6_2; c10_2 += v.w * b7_2;
+            c10_3 += u.x * b0_3; c10_3 += u.y * b1_3; c10_3 += u.z * b2_3; c10_3 += u.w * b3_3; c10_3 += v.x * b4_3; c10_3 += v.y * b5_3; c10_3 += v.z * b6_3; c10_3 += v.w * b7_3;
+            c10_4 += u.x * b0_4; c10_4 += u.y * b1_4; c10_4 += u.z * b2_4; c10_4 += u.w * b3_4; c10_4 += v.x * b4_4; c10_4 += v.y * b5_4; c10_4 += v.z * b6_4; c10_4 += v.w * b7_4;
+            c10_5 += u.x * b0_5; c10_5 += u.y * b1_5; c10_5 += u.z * b2_5; c10_5 += u.w * b3_5; c10_5 += v.x * b4_5; c10_5 += v.y * b5_5; c10_5 += v.z * b6_5; c10_5 += v.w * b7_5;
+            c10_6 += u.x * b0_6; c10_6 += u.y * b1_6; c10_6 += u.z * b2_6; c10_6 += u.w * b3_6; c10_6 += v.x * b4_6; c10_6 += v.y * b5_6; c10_6 += v.z * b6_6; c10_6 += v.w * b7_6;
+            c10_7 += u.x * b0_7; c10_7 += u.y * b1_7; c10_7 += u.z * b2_7; c10_7 += u.w * b3_7; c10_7 += v.x * b4_7; c10_7 += v.y * b5_7; c10_7 += v.z * b6_7; c10_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a11, 0u); let s1 = subgroupBroadcast(a11, 1u); let s2 = subgroupBroadcast(a11, 2u); let s3 = subgroupBroadcast(a11, 3u); let s4 = subgroupBroadcast(a11, 4u); let s5 = subgroupBroadcast(a11, 5u); let s6 = subgroupBroadcast(a11, 6u); let s7 = subgroupBroadcast(a11, 7u);
-            c11_0 += s0 * b0_0; c11_0 += s1 * b1_0; c11_0 += s2 * b2_0; c11_0 += s3 * b3_0; c11_0 += s4 * b4_0; c11_0 += s5 * b5_0; c11_0 += s6 * b6_0; c11_0 += s7 * b7_0;
-            c11_1 += s0 * b0_1; c11_1 += s1 * b1_1; c11_1 += s2 * b2_1; c11_1 += s3 * b3_1; c11_1 += s4 * b4_1; c11_1 += s5 * b5_1; c11_1 += s6 * b6_1; c11_1 += s7 * b7_1;
-            c11_2 += s0 * b0_2; c11_2 += s1 * b1_2; c11_2 += s2 * b2_2; c11_2 += s3 * b3_2; c11_2 += s4 * b4_2; c11_2 += s5 * b5_2; c11_2 += s6 * b6_2; c11_2 += s7 * b7_2;
-            c11_3 += s0 * b0_3; c11_3 += s1 * b1_3; c11_3 += s2 * b2_3; c11_3 += s3 * b3_3; c11_3 += s4 * b4_3; c11_3 += s5 * b5_3; c11_3 += s6 * b6_3; c11_3 += s7 * b7_3;
-            c11_4 += s0 * b0_4; c11_4 += s1 * b1_4; c11_4 += s2 * b2_4; c11_4 += s3 * b3_4; c11_4 += s4 * b4_4; c11_4 += s5 * b5_4; c11_4 += s6 * b6_4; c11_4 += s7 * b7_4;
-            c11_5 += s0 * b0_5; c11_5 += s1 * b1_5; c11_5 += s2 * b2_5; c11_5 += s3 * b3_5; c11_5 += s4 * b4_5; c11_5 += s5 * b5_5; c11_5 += s6 * b6_5; c11_5 += s7 * b7_5;
-            c11_6 += s0 * b0_6; c11_6 += s1 * b1_6; c11_6 += s2 * b2_6; c11_6 += s3 * b3_6; c11_6 += s4 * b4_6; c11_6 += s5 * b5_6; c11_6 += s6 * b6_6; c11_6 += s7 * b7_6;
-            c11_7 += s0 * b0_7; c11_7 += s1 * b1_7; c11_7 += s2 * b2_7; c11_7 += s3 * b3_7; c11_7 += s4 * b4_7; c11_7 += s5 * b5_7; c11_7 += s6 * b6_7; c11_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 6u); let v = subgroupBroadcast(t2, 7u);
+            c11_0 += u.x * b0_0; c11_0 += u.y * b1_0; c11_0 += u.z * b2_0; c11_0 += u.w * b3_0; c11_0 += v.x * b4_0; c11_0 += v.y * b5_0; c11_0 += v.z * b6_0; c11_0 += v.w * b7_0;
+            c11_1 += u.x * b0_1; c11_1 += u.y * b1_1; c11_1 += u.z * b2_1; c11_1 += u.w * b3_1; c11_1 += v.x * b4_1; c11_1 += v.y * b5_1; c11_1 += v.z * b6_1; c11_1 += v.w * b7_1;
+            c11_2 += u.x * b0_2; c11_2 += u.y * b1_2; c11_2 += u.z * b2_2; c11_2 += u.w * b3_2; c11_2 += v.x * b4_2; c11_2 += v.y * b5_2; c11_2 += v.z * b6_2; c11_2 += v.w * b7_2;
+            c11_3 += u.x * b0_3; c11_3 += u.y * b1_3; c11_3 += u.z * b2_3; c11_3 += u.w * b3_3; c11_3 += v.x * b4_3; c11_3 += v.y * b5_3; c11_3 += v.z * b6_3; c11_3 += v.w * b7_3;
+            c11_4 += u.x * b0_4; c11_4 += u.y * b1_4; c11_4 += u.z * b2_4; c11_4 += u.w * b3_4; c11_4 += v.x * b4_4; c11_4 += v.y * b5_4; c11_4 += v.z * b6_4; c11_4 += v.w * b7_4;
+            c11_5 += u.x * b0_5; c11_5 += u.y * b1_5; c11_5 += u.z * b2_5; c11_5 += u.w * b3_5; c11_5 += v.x * b4_5; c11_5 += v.y * b5_5; c11_5 += v.z * b6_5; c11_5 += v.w * b7_5;
+            c11_6 += u.x * b0_6; c11_6 += u.y * b1_6; c11_6 += u.z * b2_6; c11_6 += u.w * b3_6; c11_6 += v.x * b4_6; c11_6 += v.y * b5_6; c11_6 += v.z * b6_6; c11_6 += v.w * b7_6;
+            c11_7 += u.x * b0_7; c11_7 += u.y * b1_7; c11_7 += u.z * b2_7; c11_7 += u.w * b3_7; c11_7 += v.x * b4_7; c11_7 += v.y * b5_7; c11_7 += v.z * b6_7; c11_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a12, 0u); let s1 = subgroupBroadcast(a12, 1u); let s2 = subgroupBroadcast(a12, 2u); let s3 = subgroupBroadcast(a12, 3u); let s4 = subgroupBroadcast(a12, 4u); let s5 = subgroupBroadcast(a12, 5u); let s6 = subgroupBroadcast(a12, 6u); let s7 = subgroupBroadcast(a12, 7u);
-            c12_0 += s0 * b0_0; c12_0 += s1 * b1_0; c12_0 += s2 * b2_0; c12_0 += s3 * b3_0; c12_0 += s4 * b4_0; c12_0 += s5 * b5_0; c12_0 += s6 * b6_0; c12_0 += s7 * b7_0;
-            c12_1 += s0 * b0_1; c12_1 += s1 * b1_1; c12_1 += s2 * b2_1; c12_1 += s3 * b3_1; c12_1 += s4 * b4_1; c12_1 += s5 * b5_1; c12_1 += s6 * b6_1; c12_1 += s7 * b7_1;
-            c12_2 += s0 * b0_2; c12_2 += s1 * b1_2; c12_2 += s2 * b2_2; c12_2 += s3 * b3_2; c12_2 += s4 * b4_2; c12_2 += s5 * b5_2; c12_2 += s6 * b6_2; c12_2 += s7 * b7_2;
-            c12_3 += s0 * b0_3; c12_3 += s1 * b1_3; c12_3 += s2 * b2_3; c12_3 += s3 * b3_3; c12_3 += s4 * b4_3; c12_3 += s5 * b5_3; c12_3 += s6 * b6_3; c12_3 += s7 * b7_3;
-            c12_4 += s0 * b0_4; c12_4 += s1 * b1_4; c12_4 += s2 * b2_4; c12_4 += s3 * b3_4; c12_4 += s4 * b4_4; c12_4 += s5 * b5_4; c12_4 += s6 * b6_4; c12_4 += s7 * b7_4;
-            c12_5 += s0 * b0_5; c12_5 += s1 * b1_5; c12_5 += s2 * b2_5; c12_5 += s3 * b3_5; c12_5 += s4 * b4_5; c12_5 += s5 * b5_5; c12_5 += s6 * b6_5; c12_5 += s7 * b7_5;
-            c12_6 += s0 * b0_6; c12_6 += s1 * b1_6; c12_6 += s2 * b2_6; c12_6 += s3 * b3_6; c12_6 += s4 * b4_6; c12_6 += s5 * b5_6; c12_6 += s6 * b6_6; c12_6 += s7 * b7_6;
-            c12_7 += s0 * b0_7; c12_7 += s1 * b1_7; c12_7 += s2 * b2_7; c12_7 += s3 * b3_7; c12_7 += s4 * b4_7; c12_7 += s5 * b5_7; c12_7 += s6 * b6_7; c12_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 0u); let v = subgroupBroadcast(t3, 1u);
+            c12_0 += u.x * b0_0; c12_0 += u.y * b1_0; c12_0 += u.z * b2_0; c12_0 += u.w * b3_0; c12_0 += v.x * b4_0; c12_0 += v.y * b5_0; c12_0 += v.z * b6_0; c12_0 += v.w * b7_0;
+            c12_1 += u.x * b0_1; c12_1 += u.y * b1_1; c12_1 += u.z * b2_1; c12_1 += u.w * b3_1; c12_1 += v.x * b4_1; c12_1 += v.y * b5_1; c12_1 += v.z * b6_1; c12_1 += v.w * b7_1;
+            c12_2 += u.x * b0_2; c12_2 += u.y * b1_2; c12_2 += u.z * b2_2; c12_2 += u.w * b3_2; c12_2 += v.x * b4_2; c12_2 += v.y * b5_2; c12_2 += v.z * b6_2; c12_2 += v.w * b7_2;
+            c12_3 += u.x * b0_3; c12_3 += u.y * b1_3; c12_3 += u.z * b2_3; c12_3 += u.w * b3_3; c12_3 += v.x * b4_3; c12_3 += v.y * b5_3; c12_3 += v.z * b6_3; c12_3 += v.w * b7_3;
+            c12_4 += u.x * b0_4; c12_4 += u.y * b1_4; c12_4 += u.z * b2_4; c12_4 += u.w * b3_4; c12_4 += v.x * b4_4; c12_4 += v.y * b5_4; c12_4 += v.z * b6_4; c12_4 += v.w * b7_4;
+            c12_5 += u.x * b0_5; c12_5 += u.y * b1_5; c12_5 += u.z * b2_5; c12_5 += u.w * b3_5; c12_5 += v.x * b4_5; c12_5 += v.y * b5_5; c12_5 += v.z * b6_5; c12_5 += v.w * b7_5;
+            c12_6 += u.x * b0_6; c12_6 += u.y * b1_6; c12_6 += u.z * b2_6; c12_6 += u.w * b3_6; c12_6 += v.x * b4_6; c12_6 += v.y * b5_6; c12_6 += v.z * b6_6; c12_6 += v.w * b7_6;
+            c12_7 += u.x * b0_7; c12_7 += u.y * b1_7; c12_7 += u.z * b2_7; c12_7 += u.w * b3_7; c12_7 += v.x * b4_7; c12_7 += v.y * b5_7; c12_7 += v.z * b6_7; c12_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a13, 0u); let s1 = subgroupBroadcast(a13, 1u); let s2 = subgroupBroadcast(a13, 2u); let s3 = subgroupBroadcast(a13, 3u); let s4 = subgroupBroadcast(a13, 4u); let s5 = subgroupBroadcast(a13, 5u); let s6 = subgroupBroadcast(a13, 6u); let s7 = subgroupBroadcast(a13, 7u);
-            c13_0 += s0 * b0_0; c13_0 += s1 * b1_0; c13_0 += s2 * b2_0; c13_0 += s3 * b3_0; c13_0 += s4 * b4_0; c13_0 += s5 * b5_0; c13_0 += s6 * b6_0; c13_0 += s7 * b7_0;
-            c13_1 += s0 * b0_1; c13_1 += s1 * b1_1; c13_1 += s2 * b2_1; c13_1 += s3 * b3_1; c13_1 += s4 * b4_1; c13_1 += s5 * b5_1; c13_1 += s6 * b6_1; c13_1 += s7 * b7_1;
-            c13_2 += s0 * b0_2; c13_2 += s1 * b1_2; c13_2 += s2 * b2_2; c13_2 += s3 * b3_2; c13_2 += s4 * b4_2; c13_2 += s5 * b5_2; c13_2 += s6 * b6_2; c13_2 += s7 * b7_2;
-            c13_3 += s0 * b0_3; c13_3 += s1 * b1_3; c13_3 += s2 * b2_3; c13_3 += s3 * b3_3; c13_3 += s4 * b4_3; c13_3 += s5 * b5_3; c13_3 += s6 * b6_3; c13_3 += s7 * b7_3;
-            c13_4 += s0 * b0_4; c13_4 += s1 * b1_4; c13_4 += s2 * b2_4; c13_4 += s3 * b3_4; c13_4 += s4 * b4_4; c13_4 += s5 * b5_4; c13_4 += s6 * b6_4; c13_4 += s7 * b7_4;
-            c13_5 += s0 * b0_5; c13_5 += s1 * b1_5; c13_5 += s2 * b2_5; c13_5 += s3 * b3_5; c13_5 += s4 * b4_5; c13_5 += s5 * b5_5; c13_5 += s6 * b6_5; c13_5 += s7 * b7_5;
-            c13_6 += s0 * b0_6; c13_6 += s1 * b1_6; c13_6 += s2 * b2_6; c13_6 += s3 * b3_6; c13_6 += s4 * b4_6; c13_6 += s5 * b5_6; c13_6 += s6 * b6_6; c13_6 += s7 * b7_6;
-            c13_7 += s0 * b0_7; c13_7 += s1 * b1_7; c13_7 += s2 * b2_7; c13_7 += s3 * b3_7; c13_7 += s4 * b4_7; c13_7 += s5 * b5_7; c13_7 += s6 * b6_7; c13_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 2u); let v = subgroupBroadcast(t3, 3u);
+            c13_0 += u.x * b0_0; c13_0 += u.y * b1_0; c13_0 += u.z * b2_0; c13_0 += u.w * b3_0; c13_0 += v.x * b4_0; c13_0 += v.y * b5_0; c13_0 += v.z * b6_0; c13_0 += v.w * b7_0;
+            c13_1 += u.x * b0_1; c13_1 += u.y * b1_1; c13_1 += u.z * b2_1; c13_1 += u.w * b3_1; c13_1 += v.x * b4_1; c13_1 += v.y * b5_1; c13_1 += v.z * b6_1; c13_1 += v.w * b7_1;
+            c13_2 += u.x * b0_2; c13_2 += u.y * b1_2; c13_2 += u.z * b2_2; c13_2 += u.w * b3_2; c13_2 += v.x * b4_2; c13_2 += v.y * b5_2; c13_2 += v.z * b6_2; c13_2 += v.w * b7_2;
+            c13_3 += u.x * b0_3; c13_3 += u.y * b1_3; c13_3 += u.z * b2_3; c13_3 += u.w * b3_3; c13_3 += v.x * b4_3; c13_3 += v.y * b5_3; c13_3 += v.z * b6_3; c13_3 += v.w * b7_3;
+            c13_4 += u.x * b0_4; c13_4 += u.y * b1_4; c13_4 += u.z * b2_4; c13_4 += u.w * b3_4; c13_4 += v.x * b4_4; c13_4 += v.y * b5_4; c13_4 += v.z * b6_4; c13_4 += v.w * b7_4;
+            c13_5 += u.x * b0_5; c13_5 += u.y * b1_5; c13_5 += u.z * b2_5; c13_5 += u.w * b3_5; c13_5 += v.x * b4_5; c13_5 += v.y * b5_5; c13_5 += v.z * b6_5; c13_5 += v.w * b7_5;
+            c13_6 += u.x * b0_6; c13_6 += u.y * b1_6; c13_6 += u.z * b2_6; c13_6 += u.w * b3_6; c13_6 += v.x * b4_6; c13_6 += v.y * b5_6; c13_6 += v.z * b6_6; c13_6 += v.w * b7_6;
+            c13_7 += u.x * b0_7; c13_7 += u.y * b1_7; c13_7 += u.z * b2_7; c13_7 += u.w * b3_7; c13_7 += v.x * b4_7; c13_7 += v.y * b5_7; c13_7 += v.z * b6_7; c13_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a14, 0u); let s1 = subgroupBroadcast(a14, 1u); let s2 = subgroupBroadcast(a14, 2u); let s3 = subgroupBroadcast(a14, 3u); let s4 = subgroupBroadcast(a14, 4u); let s5 = subgroupBroadcast(a14, 5u); let s6 = subgroupBroadcast(a14, 6u); let s7 = subgroupBroadcast(a14, 7u);
-            c14_0 += s0 * b0_0; c14_0 += s1 * b1_0; c14_0 += s2 * b2_0; c14_0 += s3 * b3_0; c14_0 += s4 * b4_0; c14_0 += s5 * b5_0; c14_0 += s6 * b6_0; c14_0 += s7 * b7_0;
-            c14_1 += s0 * b0_1; c14_1 += s1 * b1_1; c14_1 += s2 * b2_1; c14_1 += s3 * b3_1; c14_1 += s4 * b4_1; c14_1 += s5 * b5_1; c14_1 += s6 * b6_1; c14_1 += s7 * b7_1;
-            c14_2 += s0 * b0_2; c14_2 += s1 * b1_2; c14_2 += s2 * b2_2; c14_2 += s3 * b3_2; c14_2 += s4 * b4_2; c14_2 += s5 * b5_2; c14_2 += s6 * b6_2; c14_2 += s7 * b7_2;
-            c14_3 += s0 * b0_3; c14_3 += s1 * b1_3; c14_3 += s2 * b2_3; c14_3 += s3 * b3_3; c14_3 += s4 * b4_3; c14_3 += s5 * b5_3; c14_3 += s6 * b6_3; c14_3 += s7 * b7_3;
-            c14_4 += s0 * b0_4; c14_4 += s1 * b1_4; c14_4 += s2 * b2_4; c14_4 += s3 * b3_4; c14_4 += s4 * b4_4; c14_4 += s5 * b5_4; c14_4 += s6 * b6_4; c14_4 += s7 * b7_4;
-            c14_5 += s0 * b0_5; c14_5 += s1 * b1_5; c14_5 += s2 * b2_5; c14_5 += s3 * b3_5; c14_5 += s4 * b4_5; c14_5 += s5 * b5_5; c14_5 += s6 * b6_5; c14_5 += s7 * b7_5;
-            c14_6 += s0 * b0_6; c14_6 += s1 * b1_6; c14_6 += s2 * b2_6; c14_6 += s3 * b3_6; c14_6 += s4 * b4_6; c14_6 += s5 * b5_6; c14_6 += s6 * b6_6; c14_6 += s7 * b7_6;
-            c14_7 += s0 * b0_7; c14_7 += s1 * b1_7; c14_7 += s2 * b2_7; c14_7 += s3 * b3_7; c14_7 += s4 * b4_7; c14_7 += s5 * b5_7; c14_7 += s6 * b6_7; c14_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 4u); let v = subgroupBroadcast(t3, 5u);
+            c14_0 += u.x * b0_0; c14_0 += u.y * b1_0; c14_0 += u.z * b2_0; c14_0 += u.w * b3_0; c14_0 += v.x * b4_0; c14_0 += v.y * b5_0; c14_0 += v.z * b6_0; c14_0 += v.w * b7_0;
+            c14_1 += u.x * b0_1; c14_1 += u.y * b1_1; c14_1 += u.z * b2_1; c14_1 += u.w * b3_1; c14_1 += v.x * b4_1; c14_1 += v.y * b5_1; c14_1 += v.z * b6_1; c14_1 += v.w * b7_1;
+            c14_2 += u.x * b0_2; c14_2 += u.y * b1_2; c14_2 += u.z * b2_2; c14_2 += u.w * b3_2; c14_2 += v.x * b4_2; c14_2 += v.y * b5_2; c14_2 += v.z * b6_2; c14_2 += v.w * b7_2;
+            c14_3 += u.x * b0_3; c14_3 += u.y * b1_3; c14_3 += u.z * b2_3; c14_3 += u.w * b3_3; c14_3 += v.x * b4_3; c14_3 += v.y * b5_3; c14_3 += v.z * b6_3; c14_3 += v.w * b7_3;
+            c14_4 += u.x * b0_4; c14_4 += u.y * b1_4; c14_4 += u.z * b2_4; c14_4 += u.w * b3_4; c14_4 += v.x * b4_4; c14_4 += v.y * b5_4; c14_4 += v.z * b6_4; c14_4 += v.w * b7_4;
+            c14_5 += u.x * b0_5; c14_5 += u.y * b1_5; c14_5 += u.z * b2_5; c14_5 += u.w * b3_5; c14_5 += v.x * b4_5; c14_5 += v.y * b5_5; c14_5 += v.z * b6_5; c14_5 += v.w * b7_5;
+            c14_6 += u.x * b0_6; c14_6 += u.y * b1_6; c14_6 += u.z * b2_6; c14_6 += u.w * b3_6; c14_6 += v.x * b4_6; c14_6 += v.y * b5_6; c14_6 += v.z * b6_6; c14_6 += v.w * b7_6;
+            c14_7 += u.x * b0_7; c14_7 += u.y * b1_7; c14_7 += u.z * b2_7; c14_7 += u.w * b3_7; c14_7 += v.x * b4_7; c14_7 += v.y * b5_7; c14_7 += v.z * b6_7; c14_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a15, 0u); let s1 = subgroupBroadcast(a15, 1u); let s2 = subgroupBroadcast(a15, 2u); let s3 = subgroupBroadcast(a15, 3u); let s4 = subgroupBroadcast(a15, 4u); let s5 = subgroupBroadcast(a15, 5u); let s6 = subgroupBroadcast(a15, 6u); let s7 = subgroupBroadcast(a15, 7u);
-            c15_0 += s0 * b0_0; c15_0 += s1 * b1_0; c15_0 += s2 * b2_0; c15_0 += s3 * b3_0; c15_0 += s4 * b4_0; c15_0 += s5 * b5_0; c15_0 += s6 * b6_0; c15_0 += s7 * b7_0;
-            c15_1 += s0 * b0_1; c15_1 += s1 * b1_1; c15_1 += s2 * b2_1; c15_1 += s3 * b3_1; c15_1 += s4 * b4_1; c15_1 += s5 * b5_1; c15_1 += s6 * b6_1; c15_1 += s7 * b7_1;
-            c15_2 += s0 * b0_2; c15_2 += s1 * b1_2; c15_2 += s2 * b2_2; c15_2 += s3 * b3_2; c15_2 += s4 * b4_2; c15_2 += s5 * b5_2; c15_2 += s6 * b6_2; c15_2 += s7 * b7_2;
-            c15_3 += s0 * b0_3; c15_3 += s1 * b1_3; c15_3 += s2 * b2_3; c15_3 += s3 * b3_3; c15_3 += s4 * b4_3; c15_3 += s5 * b5_3; c15_3 += s6 * b6_3; c15_3 += s7 * b7_3;
-            c15_4 += s0 * b0_4; c15_4 += s1 * b1_4; c15_4 += s2 * b2_4; c15_4 += s3 * b3_4; c15_4 += s4 * b4_4; c15_4 += s5 * b5_4; c15_4 += s6 * b6_4; c15_4 += s7 * b7_4;
-            c15_5 += s0 * b0_5; c15_5 += s1 * b1_5; c15_5 += s2 * b2_5; c15_5 += s3 * b3_5; c15_5 += s4 * b4_5; c15_5 += s5 * b5_5; c15_5 += s6 * b6_5; c15_5 += s7 * b7_5;
-            c15_6 += s0 * b0_6; c15_6 += s1 * b1_6; c15_6 += s2 * b2_6; c15_6 += s3 * b3_6; c15_6 += s4 * b4_6; c15_6 += s5 * b5_6; c15_6 += s6 * b6_6; c15_6 += s7 * b7_6;
-            c15_7 += s0 * b0_7; c15_7 += s1 * b1_7; c15_7 += s2 * b2_7; c15_7 += s3 * b3_7; c15_7 += s4 * b4_7; c15_7 += s5 * b5_7; c15_7 += s6 * b6_7; c15_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 6u); let v = subgroupBroadcast(t3, 7u);
+            c15_0 += u.x * b0_0; c15_0 += u.y * b1_0; c15_0 += u.z * b2_0; c15_0 += u.w * b3_0; c15_0 += v.x * b4_0; c15_0 += v.y * b5_0; c15_0 += v.z * b6_0; c15_0 += v.w * b7_0;
+            c15_1 += u.x * b0_1; c15_1 += u.y * b1_1; c15_1 += u.z * b2_1; c15_1 += u.w * b3_1; c15_1 += v.x * b4_1; c15_1 += v.y * b5_1; c15_1 += v.z * b6_1; c15_1 += v.w * b7_1;
+            c15_2 += u.x * b0_2; c15_2 += u.y * b1_2; c15_2 += u.z * b2_2; c15_2 += u.w * b3_2; c15_2 += v.x * b4_2; c15_2 += v.y * b5_2; c15_2 += v.z * b6_2; c15_2 += v.w * b7_2;
+            c15_3 += u.x * b0_3; c15_3 += u.y * b1_3; c15_3 += u.z * b2_3; c15_3 += u.w * b3_3; c15_3 += v.x * b4_3; c15_3 += v.y * b5_3; c15_3 += v.z * b6_3; c15_3 += v.w * b7_3;
+            c15_4 += u.x * b0_4; c15_4 += u.y * b1_4; c15_4 += u.z * b2_4; c15_4 += u.w * b3_4; c15_4 += v.x * b4_4; c15_4 += v.y * b5_4; c15_4 += v.z * b6_4; c15_4 += v.w * b7_4;
+            c15_5 += u.x * b0_5; c15_5 += u.y * b1_5; c15_5 += u.z * b2_5; c15_5 += u.w * b3_5; c15_5 += v.x * b4_5; c15_5 += v.y * b5_5; c15_5 += v.z * b6_5; c15_5 += v.w * b7_5;
+            c15_6 += u.x * b0_6; c15_6 += u.y * b1_6; c15_6 += u.z * b2_6; c15_6 += u.w * b3_6; c15_6 += v.x * b4_6; c15_6 += v.y * b5_6; c15_6 += v.z * b6_6; c15_6 += v.w * b7_6;
+            c15_7 += u.x * b0_7; c15_7 += u.y * b1_7; c15_7 += u.z * b2_7; c15_7 += u.w * b3_7; c15_7 += v.x * b4_7; c15_7 += v.y * b5_7; c15_7 += v.z * b6_7; c15_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a16, 0u); let s1 = subgroupBroadcast(a16, 1u); let s2 = subgroupBroadcast(a16, 2u); let s3 = subgroupBroadcast(a16, 3u); let s4 = subgroupBroadcast(a16, 4u); let s5 = subgroupBroadcast(a16, 5u); let s6 = subgroupBroadcast(a16, 6u); let s7 = subgroupBroadcast(a16, 7u);
-            c16_0 += s0 * b0_0; c16_0 += s1 * b1_0; c16_0 += s2 * b2_0; c16_0 += s3 * b3_0; c16_0 += s4 * b4_0; c16_0 += s5 * b5_0; c16_0 += s6 * b6_0; c16_0 += s7 * b7_0;
-            c16_1 += s0 * b0_1; c16_1 += s1 * b1_1; c16_1 += s2 * b2_1; c16_1 += s3 * b3_1; c16_1 += s4 * b4_1; c16_1 += s5 * b5_1; c16_1 += s6 * b6_1; c16_1 += s7 * b7_1;
-            c16_2 += s0 * b0_2; c16_2 += s1 * b1_2; c16_2 += s2 * b2_2; c16_2 += s3 * b3_2; c16_2 += s4 * b4_2; c16_2 += s5 * b5_2; c16_2 += s6 * b6_2; c16_2 += s7 * b7_2;
-            c16_3 += s0 * b0_3; c16_3 += s1 * b1_3; c16_3 += s2 * b2_3; c16_3 += s3 * b3_3; c16_3 += s4 * b4_3; c16_3 += s5 * b5_3; c16_3 += s6 * b6_3; c16_3 += s7 * b7_3;
-            c16_4 += s0 * b0_4; c16_4 += s1 * b1_4; c16_4 += s2 * b2_4; c16_4 += s3 * b3_4; c16_4 += s4 * b4_4; c16_4 += s5 * b5_4; c16_4 += s6 * b6_4; c16_4 += s7 * b7_4;
-            c16_5 += s0 * b0_5; c16_5 += s1 * b1_5; c16_5 += s2 * b2_5; c16_5 += s3 * b3_5; c16_5 += s4 * b4_5; c16_5 += s5 * b5_5; c16_5 += s6 * b6_5; c16_5 += s7 * b7_5;
-            c16_6 += s0 * b0_6; c16_6 += s1 * b1_6; c16_6 += s2 * b2_6; c16_6 += s3 * b3_6; c16_6 += s4 * b4_6; c16_6 += s5 * b5_6; c16_6 += s6 * b6_6; c16_6 += s7 * b7_6;
-            c16_7 += s0 * b0_7; c16_7 += s1 * b1_7; c16_7 += s2 * b2_7; c16_7 += s3 * b3_7; c16_7 += s4 * b4_7; c16_7 += s5 * b5_7; c16_7 += s6 * b6_7; c16_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 0u); let v = subgroupBroadcast(t4, 1u);
+            c16_0 += u.x * b0_0; c16_0 += u.y * b1_0; c16_0 += u.z * b2_0; c16_0 += u.w * b3_0; c16_0 += v.x * b4_0; c16_0 += v.y * b5_0; c16_0 += v.z * b6_0; c16_0 += v.w * b7_0;
+            c16_1 += u.x * b0_1; c16_1 += u.y * b1_1; c16_1 += u.z * b2_1; c16_1 += u.w * b3_1; c16_1 += v.x * b4_1; c16_1 += v.y * b5_1; c16_1 += v.z * b6_1; c16_1 += v.w * b7_1;
+            c16_2 += u.x * b0_2; c16_2 += u.y * b1_2; c16_2 += u.z * b2_2; c16_2 += u.w * b3_2; c16_2 += v.x * b4_2; c16_2 += v.y * b5_2; c16_2 += v.z * b6_2; c16_2 += v.w * b7_2;
+            c16_3 += u.x * b0_3; c16_3 += u.y * b1_3; c16_3 += u.z * b2_3; c16_3 += u.w * b3_3; c16_3 += v.x * b4_3; c16_3 += v.y * b5_3; c16_3 += v.z * b6_3; c16_3 += v.w * b7_3;
+            c16_4 += u.x * b0_4; c16_4 += u.y * b1_4; c16_4 += u.z * b2_4; c16_4 += u.w * b3_4; c16_4 += v.x * b4_4; c16_4 += v.y * b5_4; c16_4 += v.z * b6_4; c16_4 += v.w * b7_4;
+            c16_5 += u.x * b0_5; c16_5 += u.y * b1_5; c16_5 += u.z * b2_5; c16_5 += u.w * b3_5; c16_5 += v.x * b4_5; c16_5 += v.y * b5_5; c16_5 += v.z * b6_5; c16_5 += v.w * b7_5;
+            c16_6 += u.x * b0_6; c16_6 += u.y * b1_6; c16_6 += u.z * b2_6; c16_6 += u.w * b3_6; c16_6 += v.x * b4_6; c16_6 += v.y * b5_6; c16_6 += v.z * b6_6; c16_6 += v.w * b7_6;
+            c16_7 += u.x * b0_7; c16_7 += u.y * b1_7; c16_7 += u.z * b2_7; c16_7 += u.w * b3_7; c16_7 += v.x * b4_7; c16_7 += v.y * b5_7; c16_7 += v.z * b6_7; c16_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a17, 0u); let s1 = subgroupBroadcast(a17, 1u); let s2 = subgroupBroadcast(a17, 2u); let s3 = subgroupBroadcast(a17, 3u); let s4 = subgroupBroadcast(a17, 4u); let s5 = subgroupBroadcast(a17, 5u); let s6 = subgroupBroadcast(a17, 6u); let s7 = subgroupBroadcast(a17, 7u);
-            c17_0 += s0 * b0_0; c17_0 += s1 * b1_0; c17_0 += s2 * b2_0; c17_0 += s3 * b3_0; c17_0 += s4 * b4_0; c17_0 += s5 * b5_0; c17_0 += s6 * b6_0; c17_0 += s7 * b7_0;
-            c17_1 += s0 * b0_1; c17_1 += s1 * b1_1; c17_1 += s2 * b2_1; c17_1 += s3 * b3_1; c17_1 += s4 * b4_1; c17_1 += s5 * b5_1; c17_1 += s6 * b6_1; c17_1 += s7 * b7_1;
-            c17_2 += s0 * b0_2; c17_2 += s1 * b1_2; c17_2 += s2 * b2_2; c17_2 += s3 * b3_2; c17_2 += s4 * b4_2; c17_2 += s5 * b5_2; c17_2 += s6 * b6_2; c17_2 += s7 * b7_2;
-            c17_3 += s0 * b0_3; c17_3 += s1 * b1_3; c17_3 += s2 * b2_3; c17_3 += s3 * b3_3; c17_3 += s4 * b4_3; c17_3 += s5 * b5_3; c17_3 += s6 * b6_3; c17_3 += s7 * b7_3;
-            c17_4 += s0 * b0_4; c17_4 += s1 * b1_4; c17_4 += s2 * b2_4; c17_4 += s3 * b3_4; c17_4 += s4 * b4_4; c17_4 += s5 * b5_4; c17_4 += s6 * b6_4; c17_4 += s7 * b7_4;
-            c17_5 += s0 * b0_5; c17_5 += s1 * b1_5; c17_5 += s2 * b2_5; c17_5 += s3 * b3_5; c17_5 += s4 * b4_5; c17_5 += s5 * b5_5; c17_5 += s6 * b6_5; c17_5 += s7 * b7_5;
-            c17_6 += s0 * b0_6; c17_6 += s1 * b1_6; c17_6 += s2 * b2_6; c17_6 += s3 * b3_6; c17_6 += s4 * b4_6; c17_6 += s5 * b5_6; c17_6 += s6 * b6_6; c17_6 += s7 * b7_6;
-            c17_7 += s0 * b0_7; c17_7 += s1 * b1_7; c17_7 += s2 * b2_7; c17_7 += s3 * b3_7; c17_7 += s4 * b4_7; c17_7 += s5 * b5_7; c17_7 += s6 * b6_7; c17_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 2u); let v = subgroupBroadcast(t4, 3u);
+            c17_0 += u.x * b0_0; c17_0 += u.y * b1_0; c17_0 += u.z * b2_0; c17_0 += u.w * b3_0; c17_0 += v.x * b4_0; c17_0 += v.y * b5_0; c17_0 += v.z * b6_0; c17_0 += v.w * b7_0;
+            c17_1 += u.x * b0_1; c17_1 += u.y * b1_1; c17_1 += u.z * b2_1; c17_1 += u.w * b3_1; c17_1 += v.x * b4_1; c17_1 += v.y * b5_1; c17_1 += v.z * b6_1; c17_1 += v.w * b7_1;
+            c17_2 += u.x * b0_2; c17_2 += u.y * b1_2; c17_2 += u.z * b2_2; c17_2 += u.w * b3_2; c17_2 += v.x * b4_2; c17_2 += v.y * b5_2; c17_2 += v.z * b6_2; c17_2 += v.w * b7_2;
+            c17_3 += u.x * b0_3; c17_3 += u.y * b1_3; c17_3 += u.z * b2_3; c17_3 += u.w * b3_3; c17_3 += v.x * b4_3; c17_3 += v.y * b5_3; c17_3 += v.z * b6_3; c17_3 += v.w * b7_3;
+            c17_4 += u.x * b0_4; c17_4 += u.y * b1_4; c17_4 += u.z * b2_4; c17_4 += u.w * b3_4; c17_4 += v.x * b4_4; c17_4 += v.y * b5_4; c17_4 += v.z * b6_4; c17_4 += v.w * b7_4;
+            c17_5 += u.x * b0_5; c17_5 += u.y * b1_5; c17_5 += u.z * b2_5; c17_5 += u.w * b3_5; c17_5 += v.x * b4_5; c17_5 += v.y * b5_5; c17_5 += v.z * b6_5; c17_5 += v.w * b7_5;
+            c17_6 += u.x * b0_6; c17_6 += u.y * b1_6; c17_6 += u.z * b2_6; c17_6 += u.w * b3_6; c17_6 += v.x * b4_6; c17_6 += v.y * b5_6; c17_6 += v.z * b6_6; c17_6 += v.w * b7_6;
+            c17_7 += u.x * b0_7; c17_7 += u.y * b1_7; c17_7 += u.z * b2_7; c17_7 += u.w * b3_7; c17_7 += v.x * b4_7; c17_7 += v.y * b5_7; c17_7 += v.z * b6_7; c17_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a18, 0u); let s1 = subgroupBroadcast(a18, 1u); let s2 = subgroupBroadcast(a18, 2u); let s3 = subgroupBroadcast(a18, 3u); let s4 = subgroupBroadcast(a18, 4u); let s5 = subgroupBroadcast(a18, 5u); let s6 = subgroupBroadcast(a18, 6u); let s7 = subgroupBroadcast(a18, 7u);
-            c18_0 += s0 * b0_0; c18_0 += s1 * b1_0; c18_0 += s2 * b2_0; c18_0 += s3 * b3_0; c18_0 += s4 * b4_0; c18_0 += s5 * b5_0; c18_0 += s6 * b6_0; c18_0 += s7 * b7_0;
-            c18_1 += s0 * b0_1; c18_1 += s1 * b1_1; c18_1 += s2 * b2_1; c18_1 += s3 * b3_1; c18_1 += s4 * b4_1; c18_1 += s5 * b5_1; c18_1 += s6 * b6_1; c18_1 += s7 * b7_1;
-            c18_2 += s0 * b0_2; c18_2 += s1 * b1_2; c18_2 += s2 * b2_2; c18_2 += s3 * b3_2; c18_2 += s4 * b4_2; c18_2 += s5 * b5_2; c18_2 += s6 * b6_2; c18_2 += s7 * b7_2;
-            c18_3 += s0 * b0_3; c18_3 += s1 * b1_3; c18_3 += s2 * b2_3; c18_3 += s3 * b3_3; c18_3 += s4 * b4_3; c18_3 += s5 * b5_3; c18_3 += s6 * b6_3; c18_3 += s7 * b7_3;
-            c18_4 += s0 * b0_4; c18_4 += s1 * b1_4; c18_4 += s2 * b2_4; c18_4 += s3 * b3_4; c18_4 += s4 * b4_4; c18_4 += s5 * b5_4; c18_4 += s6 * b6_4; c18_4 += s7 * b7_4;
-            c18_5 += s0 * b0_5; c18_5 += s1 * b1_5; c18_5 += s2 * b2_5; c18_5 += s3 * b3_5; c18_5 += s4 * b4_5; c18_5 += s5 * b5_5; c18_5 += s6 * b6_5; c18_5 += s7 * b7_5;
-            c18_6 += s0 * b0_6; c18_6 += s1 * b1_6; c18_6 += s2 * b2_6; c18_6 += s3 * b3_6; c18_6 += s4 * b4_6; c18_6 += s5 * b5_6; c18_6 += s6 * b6_6; c18_6 += s7 * b7_6;
-            c18_7 += s0 * b0_7; c18_7 += s1 * b1_7; c18_7 += s2 * b2_7; c18_7 += s3 * b3_7; c18_7 += s4 * b4_7; c18_7 += s5 * b5_7; c18_7 += s6 * b6_7; c18_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 4u); let v = subgroupBroadcast(t4, 5u);
+            c18_0 += u.x * b0_0; c18_0 += u.y * b1_0; c18_0 += u.z * b2_0; c18_0 += u.w * b3_0; c18_0 += v.x * b4_0; c18_0 += v.y * b5_0; c18_0 += v.z * b6_0; c18_0 += v.w * b7_0;
+            c18_1 += u.x * b0_1; c18_1 += u.y * b1_1; c18_1 += u.z * b2_1; c18_1 += u.w * b3_1; c18_1 += v.x * b4_1; c18_1 += v.y * b5_1; c18_1 += v.z * b6_1; c18_1 += v.w * b7_1;
+            c18_2 += u.x * b0_2; c18_2 += u.y * b1_2; c18_2 += u.z * b2_2; c18_2 += u.w * b3_2; c18_2 += v.x * b4_2; c18_2 += v.y * b5_2; c18_2 += v.z * b6_2; c18_2 += v.w * b7_2;
+            c18_3 += u.x * b0_3; c18_3 += u.y * b1_3; c18_3 += u.z * b2_3; c18_3 += u.w * b3_3; c18_3 += v.x * b4_3; c18_3 += v.y * b5_3; c18_3 += v.z * b6_3; c18_3 += v.w * b7_3;
+            c18_4 += u.x * b0_4; c18_4 += u.y * b1_4; c18_4 += u.z * b2_4; c18_4 += u.w * b3_4; c18_4 += v.x * b4_4; c18_4 += v.y * b5_4; c18_4 += v.z * b6_4; c18_4 += v.w * b7_4;
+            c18_5 += u.x * b0_5; c18_5 += u.y * b1_5; c18_5 += u.z * b2_5; c18_5 += u.w * b3_5; c18_5 += v.x * b4_5; c18_5 += v.y * b5_5; c18_5 += v.z * b6_5; c18_5 += v.w * b7_5;
+            c18_6 += u.x * b0_6; c18_6 += u.y * b1_6; c18_6 += u.z * b2_6; c18_6 += u.w * b3_6; c18_6 += v.x * b4_6; c18_6 += v.y * b5_6; c18_6 += v.z * b6_6; c18_6 += v.w * b7_6;
+            c18_7 += u.x * b0_7; c18_7 += u.y * b1_7; c18_7 += u.z * b2_7; c18_7 += u.w * b3_7; c18_7 += v.x * b4_7; c18_7 += v.y * b5_7; c18_7 += v.z * b6_7; c18_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a19, 0u); let s1 = subgroupBroadcast(a19, 1u); let s2 = subgroupBroadcast(a19, 2u); let s3 = subgroupBroadcast(a19, 3u); let s4 = subgroupBroadcast(a19, 4u); let s5 = subgroupBroadcast(a19, 5u); let s6 = subgroupBroadcast(a19, 6u); let s7 = subgroupBroadcast(a19, 7u);
-            c19_0 += s0 * b0_0; c19_0 += s1 * b1_0; c19_0 += s2 * b2_0; c19_0 += s3 * b3_0; c19_0 += s4 * b4_0; c19_0 += s5 * b5_0; c19_0 += s6 * b6_0; c19_0 += s7 * b7_0;
-            c19_1 += s0 * b0_1; c19_1 += s1 * b1_1; c19_1 += s2 * b2_1; c19_1 += s3 * b3_1; c19_1 += s4 * b4_1; c19_1 += s5 * b5_1; c19_1 += s6 * b6_1; c19_1 += s7 * b7_1;
-            c19_2 += s0 * b0_2; c19_2 += s1 * b1_2; c19_2 += s2 * b2_2; c19_2 += s3 * b3_2; c19_2 += s4 * b4_2; c19_2 += s5 * b5_2; c19_2 += s6 * b6_2; c19_2 += s7 * b7_2;
-            c19_3 += s0 * b0_3; c19_3 += s1 * b1_3; c19_3 += s2 * b2_3; c19_3 += s3 * b3_3; c19_3 += s4 * b4_3; c19_3 += s5 * b5_3; c19_3 += s6 * b6_3; c19_3 += s7 * b7_3;
-            c19_4 += s0 * b0_4; c19_4 += s1 * b1_4; c19_4 += s2 * b2_4; c19_4 += s3 * b3_4; c19_4 += s4 * b4_4; c19_4 += s5 * b5_4; c19_4 += s6 * b6_4; c19_4 += s7 * b7_4;
-            c19_5 += s0 * b0_5; c19_5 += s1 * b1_5; c19_5 += s2 * b2_5; c19_5 += s3 * b3_5; c19_5 += s4 * b4_5; c19_5 += s5 * b5_5; c19_5 += s6 * b6_5; c19_5 += s7 * b7_5;
-            c19_6 += s0 * b0_6; c19_6 += s1 * b1_6; c19_6 += s2 * b2_6; c19_6 += s3 * b3_6; c19_6 += s4 * b4_6; c19_6 += s5 * b5_6; c19_6 += s6 * b6_6; c19_6 += s7 * b7_6;
-            c19_7 += s0 * b0_7; c19_7 += s1 * b1_7; c19_7 += s2 * b2_7; c19_7 += s3 * b3_7; c19_7 += s4 * b4_7; c19_7 += s5 * b5_7; c19_7 += s6 * b6_7; c19_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 6u); let v = subgroupBroadcast(t4, 7u);
+            c19_0 += u.x * b0_0; c19_0 += u.y * b1_0; c19_0 += u.z * b2_0; c19_0 += u.w * b3_0; c19_0 += v.x * b4_0; c19_0 += v.y * b5_0; c19_0 += v.z * b6_0; c19_0 += v.w * b7_0;
+            c19_1 += u.x * b0_1; c19_1 += u.y * b1_1; c19_1 += u.z * b2_1; c19_1 += u.w * b3_1; c19_1 += v.x * b4_1; c19_1 += v.y * b5_1; c19_1 += v.z * b6_1; c19_1 += v.w * b7_1;
+            c19_2 += u.x * b0_2; c19_2 += u.y * b1_2; c19_2 += u.z * b2_2; c19_2 += u.w * b3_2; c19_2 += v.x * b4_2; c19_2 += v.y * b5_2; c19_2 += v.z * b6_2; c19_2 += v.w * b7_2;
+            c19_3 += u.x * b0_3; c19_3 += u.y * b1_3; c19_3 += u.z * b2_3; c19_3 += u.w * b3_3; c19_3 += v.x * b4_3; c19_3 += v.y * b5_3; c19_3 += v.z * b6_3; c19_3 += v.w * b7_3;
+            c19_4 += u.x * b0_4; c19_4 += u.y * b1_4; c19_4 += u.z * b2_4; c19_4 += u.w * b3_4; c19_4 += v.x * b4_4; c19_4 += v.y * b5_4; c19_4 += v.z * b6_4; c19_4 += v.w * b7_4;
+            c19_5 += u.x * b0_5; c19_5 += u.y * b1_5; c19_5 += u.z * b2_5; c19_5 += u.w * b3_5; c19_5 += v.x * b4_5; c19_5 += v.y * b5_5; c19_5 += v.z * b6_5; c19_5 += v.w * b7_5;
+            c19_6 += u.x * b0_6; c19_6 += u.y * b1_6; c19_6 += u.z * b2_6; c19_6 += u.w * b3_6; c19_6 += v.x * b4_6; c19_6 += v.y * b5_6; c19_6 += v.z * b6_6; c19_6 += v.w * b7_6;
+            c19_7 += u.x * b0_7; c19_7 += u.y * b1_7; c19_7 += u.z * b2_7; c19_7 += u.w * b3_7; c19_7 += v.x * b4_7; c19_7 += v.y * b5_7; c19_7 += v.z * b6_7; c19_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a20, 0u); let s1 = subgroupBroadcast(a20, 1u); let s2 = subgroupBroadcast(a20, 2u); let s3 = subgroupBroadcast(a20, 3u); let s4 = subgroupBroadcast(a20, 4u); let s5 = subgroupBroadcast(a20, 5u); let s6 = subgroupBroadcast(a20, 6u); let s7 = subgroupBroadcast(a20, 7u);
-            c20_0 += s0 * b0_0; c20_0 += s1 * b1_0; c20_0 += s2 * b2_0; c20_0 += s3 * b3_0; c20_0 += s4 * b4_0; c20_0 += s5 * b5_0; c20_0 += s6 * b6_0; c20_0 += s7 * b7_0;
-            c20_1 += s0 * b0_1; c20_1 += s1 * b1_1; c20_1 += s2 * b2_1; c20_1 += s3 * b3_1; c20_1 += s4 * b4_1; c20_1 += s5 * b5_1; c20_1 += s6 * b6_1; c20_1 += s7 * b7_1;
-            c20_2 += s0 * b0_2; c20_2 += s1 * b1_2; c20_2 += s2 * b2_2; c20_2 += s3 * b3_2; c20_2 += s4 * b4_2; c20_2 += s5 * b5_2; c20_2 += s6 * b6_2; c20_2 += s7 * b7_2;
-            c20_3 += s0 * b0_3; c20_3 += s1 * b1_3; c20_3 += s2 * b2_3; c20_3 += s3 * b3_3; c20_3 += s4 * b4_3; c20_3 += s5 * b5_3; c20_3 += s6 * b6_3; c20_3 += s7 * b7_3;
-            c20_4 += s0 * b0_4; c20_4 += s1 * b1_4; c20_4 += s2 * b2_4; c20_4 += s3 * b3_4; c20_4 += s4 * b4_4; c20_4 += s5 * b5_4; c20_4 += s6 * b6_4; c20_4 += s7 * b7_4;
-            c20_5 += s0 * b0_5; c20_5 += s1 * b1_5; c20_5 += s2 * b2_5; c20_5 += s3 * b3_5; c20_5 += s4 * b4_5; c20_5 += s5 * b5_5; c20_5 += s6 * b6_5; c20_5 += s7 * b7_5;
-            c20_6 += s0 * b0_6; c20_6 += s1 * b1_6; c20_6 += s2 * b2_6; c20_6 += s3 * b3_6; c20_6 += s4 * b4_6; c20_6 += s5 * b5_6; c20_6 += s6 * b6_6; c20_6 += s7 * b7_6;
-            c20_7 += s0 * b0_7; c20_7 += s1 * b1_7; c20_7 += s2 * b2_7; c20_7 += s3 * b3_7; c20_7 += s4 * b4_7; c20_7 += s5 * b5_7; c20_7 += s6 * b6_7; c20_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 0u); let v = subgroupBroadcast(t5, 1u);
+            c20_0 += u.x * b0_0; c20_0 += u.y * b1_0; c20_0 += u.z * b2_0; c20_0 += u.w * b3_0; c20_0 += v.x * b4_0; c20_0 += v.y * b5_0; c20_0 += v.z * b6_0; c20_0 += v.w * b7_0;
+            c20_1 += u.x * b0_1; c20_1 += u.y * b1_1; c20_1 += u.z * b2_1; c20_1 += u.w * b3_1; c20_1 += v.x * b4_1; c20_1 += v.y * b5_1; c20_1 += v.z * b6_1; c20_1 += v.w * b7_1;
+            c20_2 += u.x * b0_2; c20_2 += u.y * b1_2; c20_2 += u.z * b2_2; c20_2 += u.w * b3_2; c20_2 += v.x * b4_2; c20_2 += v.y * b5_2; c20_2 += v.z * b6_2; c20_2 += v.w * b7_2;
+            c20_3 += u.x * b0_3; c20_3 += u.y * b1_3; c20_3 += u.z * b2_3; c20_3 += u.w * b3_3; c20_3 += v.x * b4_3; c20_3 += v.y * b5_3; c20_3 += v.z * b6_3; c20_3 += v.w * b7_3;
+            c20_4 += u.x * b0_4; c20_4 += u.y * b1_4; c20_4 += u.z * b2_4; c20_4 += u.w * b3_4; c20_4 += v.x * b4_4; c20_4 += v.y * b5_4; c20_4 += v.z * b6_4; c20_4 += v.w * b7_4;
+            c20_5 += u.x * b0_5; c20_5 += u.y * b1_5; c20_5 += u.z * b2_5; c20_5 += u.w * b3_5; c20_5 += v.x * b4_5; c20_5 += v.y * b5_5; c20_5 += v.z * b6_5; c20_5 += v.w * b7_5;
+            c20_6 += u.x * b0_6; c20_6 += u.y * b1_6; c20_6 += u.z * b2_6; c20_6 += u.w * b3_6; c20_6 += v.x * b4_6; c20_6 += v.y * b5_6; c20_6 += v.z * b6_6; c20_6 += v.w * b7_6;
+            c20_7 += u.x * b0_7; c20_7 += u.y * b1_7; c20_7 += u.z * b2_7; c20_7 += u.w * b3_7; c20_7 += v.x * b4_7; c20_7 += v.y * b5_7; c20_7 += v.z * b6_7; c20_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a21, 0u); let s1 = subgroupBroadcast(a21, 1u); let s2 = subgroupBroadcast(a21, 2u); let s3 = subgroupBroadcast(a21, 3u); let s4 = subgroupBroadcast(a21, 4u); let s5 = subgroupBroadcast(a21, 5u); let s6 = subgroupBroadcast(a21, 6u); let s7 = subgroupBroadcast(a21, 7u);
-            c21_0 += s0 * b0_0; c21_0 += s1 * b1_0; c21_0 += s2 * b2_0; c21_0 += s3 * b3_0; c21_0 += s4 * b4_0; c21_0 += s5 * b5_0; c21_0 += s6 * b6_0; c21_0 += s7 * b7_0;
-            c21_1 += s0 * b0_1; c21_1 += s1 * b1_1; c21_1 += s2 * b2_1; c21_1 += s3 * b3_1; c21_1 += s4 * b4_1; c21_1 += s5 * b5_1; c21_1 += s6 * b6_1; c21_1 += s7 * b7_1;
-            c21_2 += s0 * b0_2; c21_2 += s1 * b1_2; c21_2 += s2 * b2_2; c21_2 += s3 * b3_2; c21_2 += s4 * b4_2; c21_2 += s5 * b5_2; c21_2 += s6 * b6_2; c21_2 += s7 * b7_2;
-            c21_3 += s0 * b0_3; c21_3 += s1 * b1_3; c21_3 += s2 * b2_3; c21_3 += s3 * b3_3; c21_3 += s4 * b4_3; c21_3 += s5 * b5_3; c21_3 += s6 * b6_3; c21_3 += s7 * b7_3;
-            c21_4 += s0 * b0_4; c21_4 += s1 * b1_4; c21_4 += s2 * b2_4; c21_4 += s3 * b3_4; c21_4 += s4 * b4_4; c21_4 += s5 * b5_4; c21_4 += s6 * b6_4; c21_4 += s7 * b7_4;
-            c21_5 += s0 * b0_5; c21_5 += s1 * b1_5; c21_5 += s2 * b2_5; c21_5 += s3 * b3_5; c21_5 += s4 * b4_5; c21_5 += s5 * b5_5; c21_5 += s6 * b6_5; c21_5 += s7 * b7_5;
-            c21_6 += s0 * b0_6; c21_6 += s1 * b1_6; c21_6 += s2 * b2_6; c21_6 += s3 * b3_6; c21_6 += s4 * b4_6; c21_6 += s5 * b5_6; c21_6 += s6 * b6_6; c21_6 += s7 * b7_6;
-            c21_7 += s0 * b0_7; c21_7 += s1 * b1_7; c21_7 += s2 * b2_7; c21_7 += s3 * b3_7; c21_7 += s4 * b4_7; c21_7 += s5 * b5_7; c21_7 += s6 * b6_7; c21_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 2u); let v = subgroupBroadcast(t5, 3u);
+            c21_0 += u.x * b0_0; c21_0 += u.y * b1_0; c21_0 += u.z * b2_0; c21_0 += u.w * b3_0; c21_0 += v.x * b4_0; c21_0 += v.y * b5_0; c21_0 += v.z * b6_0; c21_0 += v.w * b7_0;
+            c21_1 += u.x * b0_1; c21_1 += u.y * b1_1; c21_1 += u.z * b2_1; c21_1 += u.w * b3_1; c21_1 += v.x * b4_1; c21_1 += v.y * b5_1; c21_1 += v.z * b6_1; c21_1 += v.w * b7_1;
+            c21_2 += u.x * b0_2; c21_2 += u.y * b1_2; c21_2 += u.z * b2_2; c21_2 += u.w * b3_2; c21_2 += v.x * b4_2; c21_2 += v.y * b5_2; c21_2 += v.z * b6_2; c21_2 += v.w * b7_2;
+            c21_3 += u.x * b0_3; c21_3 += u.y * b1_3; c21_3 += u.z * b2_3; c21_3 += u.w * b3_3; c21_3 += v.x * b4_3; c21_3 += v.y * b5_3; c21_3 += v.z * b6_3; c21_3 += v.w * b7_3;
+            c21_4 += u.x * b0_4; c21_4 += u.y * b1_4; c21_4 += u.z * b2_4; c21_4 += u.w * b3_4; c21_4 += v.x * b4_4; c21_4 += v.y * b5_4; c21_4 += v.z * b6_4; c21_4 += v.w * b7_4;
+            c21_5 += u.x * b0_5; c21_5 += u.y * b1_5; c21_5 += u.z * b2_5; c21_5 += u.w * b3_5; c21_5 += v.x * b4_5; c21_5 += v.y * b5_5; c21_5 += v.z * b6_5; c21_5 += v.w * b7_5;
+            c21_6 += u.x * b0_6; c21_6 += u.y * b1_6; c21_6 += u.z * b2_6; c21_6 += u.w * b3_6; c21_6 += v.x * b4_6; c21_6 += v.y * b5_6; c21_6 += v.z * b6_6; c21_6 += v.w * b7_6;
+            c21_7 += u.x * b0_7; c21_7 += u.y * b1_7; c21_7 += u.z * b2_7; c21_7 += u.w * b3_7; c21_7 += v.x * b4_7; c21_7 += v.y * b5_7; c21_7 += v.z * b6_7; c21_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a22, 0u); let s1 = subgroupBroadcast(a22, 1u); let s2 = subgroupBroadcast(a22, 2u); let s3 = subgroupBroadcast(a22, 3u); let s4 = subgroupBroadcast(a22, 4u); let s5 = subgroupBroadcast(a22, 5u); let s6 = subgroupBroadcast(a22, 6u); let s7 = subgroupBroadcast(a22, 7u);
-            c22_0 += s0 * b0_0; c22_0 += s1 * b1_0; c22_0 += s2 * b2_0; c22_0 += s3 * b3_0; c22_0 += s4 * b4_0; c22_0 += s5 * b5_0; c22_0 += s6 * b6_0; c22_0 += s7 * b7_0;
-            c22_1 += s0 * b0_1; c22_1 += s1 * b1_1; c22_1 += s2 * b2_1; c22_1 += s3 * b3_1; c22_1 += s4 * b4_1; c22_1 += s5 * b5_1; c22_1 += s6 * b6_1; c22_1 += s7 * b7_1;
-            c22_2 += s0 * b0_2; c22_2 += s1 * b1_2; c22_2 += s2 * b2_2; c22_2 += s3 * b3_2; c22_2 += s4 * b4_2; c22_2 += s5 * b5_2; c22_2 += s6 * b6_2; c22_2 += s7 * b7_2;
-            c22_3 += s0 * b0_3; c22_3 += s1 * b1_3; c22_3 += s2 * b2_3; c22_3 += s3 * b3_3; c22_3 += s4 * b4_3; c22_3 += s5 * b5_3; c22_3 += s6 * b6_3; c22_3 += s7 * b7_3;
-            c22_4 += s0 * b0_4; c22_4 += s1 * b1_4; c22_4 += s2 * b2_4; c22_4 += s3 * b3_4; c22_4 += s4 * b4_4; c22_4 += s5 * b5_4; c22_4 += s6 * b6_4; c22_4 += s7 * b7_4;
-            c22_5 += s0 * b0_5; c22_5 += s1 * b1_5; c22_5 += s2 * b2_5; c22_5 += s3 * b3_5; c22_5 += s4 * b4_5; c22_5 += s5 * b5_5; c22_5 += s6 * b6_5; c22_5 += s7 * b7_5;
-            c22_6 += s0 * b0_6; c22_6 += s1 * b1_6; c22_6 += s2 * b2_6; c22_6 += s3 * b3_6; c22_6 += s4 * b4_6; c22_6 += s5 * b5_6; c22_6 += s6 * b6_6; c22_6 += s7 * b7_6;
-            c22_7 += s0 * b0_7; c22_7 += s1 * b1_7; c22_7 += s2 * b2_7; c22_7 += s3 * b3_7; c22_7 += s4 * b4_7; c22_7 += s5 * b5_7; c22_7 += s6 * b6_7; c22_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 4u); let v = subgroupBroadcast(t5, 5u);
+            c22_0 += u.x * b0_0; c22_0 += u.y * b1_0; c22_0 += u.z * b2_0; c22_0 += u.w * b3_0; c22_0 += v.x * b4_0; c22_0 += v.y * b5_0; c22_0 += v.z * b6_0; c22_0 += v.w * b7_0;
+            c22_1 += u.x * b0_1; c22_1 += u.y * b1_1; c22_1 += u.z * b2_1; c22_1 += u.w * b3_1; c22_1 += v.x * b4_1; c22_1 += v.y * b5_1; c22_1 += v.z * b6_1; c22_1 += v.w * b7_1;
+            c22_2 += u.x * b0_2; c22_2 += u.y * b1_2; c22_2 += u.z * b2_2; c22_2 += u.w * b3_2; c22_2 += v.x * b4_2; c22_2 += v.y * b5_2; c22_2 += v.z * b6_2; c22_2 += v.w * b7_2;
+            c22_3 += u.x * b0_3; c22_3 += u.y * b1_3; c22_3 += u.z * b2_3; c22_3 += u.w * b3_3; c22_3 += v.x * b4_3; c22_3 += v.y * b5_3; c22_3 += v.z * b6_3; c22_3 += v.w * b7_3;
+            c22_4 += u.x * b0_4; c22_4 += u.y * b1_4; c22_4 += u.z * b2_4; c22_4 += u.w * b3_4; c22_4 += v.x * b4_4; c22_4 += v.y * b5_4; c22_4 += v.z * b6_4; c22_4 += v.w * b7_4;
+            c22_5 += u.x * b0_5; c22_5 += u.y * b1_5; c22_5 += u.z * b2_5; c22_5 += u.w * b3_5; c22_5 += v.x * b4_5; c22_5 += v.y * b5_5; c22_5 += v.z * b6_5; c22_5 += v.w * b7_5;
+            c22_6 += u.x * b0_6; c22_6 += u.y * b1_6; c22_6 += u.z * b2_6; c22_6 += u.w * b3_6; c22_6 += v.x * b4_6; c22_6 += v.y * b5_6; c22_6 += v.z * b6_6; c22_6 += v.w * b7_6;
+            c22_7 += u.x * b0_7; c22_7 += u.y * b1_7; c22_7 += u.z * b2_7; c22_7 += u.w * b3_7; c22_7 += v.x * b4_7; c22_7 += v.y * b5_7; c22_7 += v.z * b6_7; c22_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a23, 0u); let s1 = subgroupBroadcast(a23, 1u); let s2 = subgroupBroadcast(a23, 2u); let s3 = subgroupBroadcast(a23, 3u); let s4 = subgroupBroadcast(a23, 4u); let s5 = subgroupBroadcast(a23, 5u); let s6 = subgroupBroadcast(a23, 6u); let s7 = subgroupBroadcast(a23, 7u);
-            c23_0 += s0 * b0_0; c23_0 += s1 * b1_0; c23_0 += s2 * b2_0; c23_0 += s3 * b3_0; c23_0 += s4 * b4_0; c23_0 += s5 * b5_0; c23_0 += s6 * b6_0; c23_0 += s7 * b7_0;
-            c23_1 += s0 * b0_1; c23_1 += s1 * b1_1; c23_1 += s2 * b2_1; c23_1 += s3 * b3_1; c23_1 += s4 * b4_1; c23_1 += s5 * b5_1; c23_1 += s6 * b6_1; c23_1 += s7 * b7_1;
-            c23_2 += s0 * b0_2; c23_2 += s1 * b1_2; c23_2 += s2 * b2_2; c23_2 += s3 * b3_2; c23_2 += s4 * b4_2; c23_2 += s5 * b5_2; c23_2 += s6 * b6_2; c23_2 += s7 * b7_2;
-            c23_3 += s0 * b0_3; c23_3 += s1 * b1_3; c23_3 += s2 * b2_3; c23_3 += s3 * b3_3; c23_3 += s4 * b4_3; c23_3 += s5 * b5_3; c23_3 += s6 * b6_3; c23_3 += s7 * b7_3;
-            c23_4 += s0 * b0_4; c23_4 += s1 * b1_4; c23_4 += s2 * b2_4; c23_4 += s3 * b3_4; c23_4 += s4 * b4_4; c23_4 += s5 * b5_4; c23_4 += s6 * b6_4; c23_4 += s7 * b7_4;
-            c23_5 += s0 * b0_5; c23_5 += s1 * b1_5; c23_5 += s2 * b2_5; c23_5 += s3 * b3_5; c23_5 += s4 * b4_5; c23_5 += s5 * b5_5; c23_5 += s6 * b6_5; c23_5 += s7 * b7_5;
-            c23_6 += s0 * b0_6; c23_6 += s1 * b1_6; c23_6 += s2 * b2_6; c23_6 += s3 * b3_6; c23_6 += s4 * b4_6; c23_6 += s5 * b5_6; c23_6 += s6 * b6_6; c23_6 += s7 * b7_6;
-            c23_7 += s0 * b0_7; c23_7 += s1 * b1_7; c23_7 += s2 * b2_7; c23_7 += s3 * b3_7; c23_7 += s4 * b4_7; c23_7 += s5 * b5_7; c23_7 += s6 * b6_7; c23_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 6u); let v = subgroupBroadcast(t5, 7u);
+            c23_0 += u.x * b0_0; c23_0 += u.y * b1_0; c23_0 += u.z * b2_0; c23_0 += u.w * b3_0; c23_0 += v.x * b4_0; c23_0 += v.y * b5_0; c23_0 += v.z * b6_0; c23_0 += v.w * b7_0;
+            c23_1 += u.x * b0_1; c23_1 += u.y * b1_1; c23_1 += u.z * b2_1; c23_1 += u.w * b3_1; c23_1 += v.x * b4_1; c23_1 += v.y * b5_1; c23_1 += v.z * b6_1; c23_1 += v.w * b7_1;
+            c23_2 += u.x * b0_2; c23_2 += u.y * b1_2; c23_2 += u.z * b2_2; c23_2 += u.w * b3_2; c23_2 += v.x * b4_2; c23_2 += v.y * b5_2; c23_2 += v.z * b6_2; c23_2 += v.w * b7_2;
+            c23_3 += u.x * b0_3; c23_3 += u.y * b1_3; c23_3 += u.z * b2_3; c23_3 += u.w * b3_3; c23_3 += v.x * b4_3; c23_3 += v.y * b5_3; c23_3 += v.z * b6_3; c23_3 += v.w * b7_3;
+            c23_4 += u.x * b0_4; c23_4 += u.y * b1_4; c23_4 += u.z * b2_4; c23_4 += u.w * b3_4; c23_4 += v.x * b4_4; c23_4 += v.y * b5_4; c23_4 += v.z * b6_4; c23_4 += v.w * b7_4;
+            c23_5 += u.x * b0_5; c23_5 += u.y * b1_5; c23_5 += u.z * b2_5; c23_5 += u.w * b3_5; c23_5 += v.x * b4_5; c23_5 += v.y * b5_5; c23_5 += v.z * b6_5; c23_5 += v.w * b7_5;
+            c23_6 += u.x * b0_6; c23_6 += u.y * b1_6; c23_6 += u.z * b2_6; c23_6 += u.w * b3_6; c23_6 += v.x * b4_6; c23_6 += v.y * b5_6; c23_6 += v.z * b6_6; c23_6 += v.w * b7_6;
+            c23_7 += u.x * b0_7; c23_7 += u.y * b1_7; c23_7 += u.z * b2_7; c23_7 += u.w * b3_7; c23_7 += v.x * b4_7; c23_7 += v.y * b5_7; c23_7 += v.z * b6_7; c23_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a24, 0u); let s1 = subgroupBroadcast(a24, 1u); let s2 = subgroupBroadcast(a24, 2u); let s3 = subgroupBroadcast(a24, 3u); let s4 = subgroupBroadcast(a24, 4u); let s5 = subgroupBroadcast(a24, 5u); let s6 = subgroupBroadcast(a24, 6u); let s7 = subgroupBroadcast(a24, 7u);
-            c24_0 += s0 * b0_0; c24_0 += s1 * b1_0; c24_0 += s2 * b2_0; c24_0 += s3 * b3_0; c24_0 += s4 * b4_0; c24_0 += s5 * b5_0; c24_0 += s6 * b6_0; c24_0 += s7 * b7_0;
-            c24_1 += s0 * b0_1; c24_1 += s1 * b1_1; c24_1 += s2 * b2_1; c24_1 += s3 * b3_1; c24_1 += s4 * b4_1; c24_1 += s5 * b5_1; c24_1 += s6 * b6_1; c24_1 += s7 * b7_1;
-            c24_2 += s0 * b0_2; c24_2 += s1 * b1_2; c24_2 += s2 * b2_2; c24_2 += s3 * b3_2; c24_2 += s4 * b4_2; c24_2 += s5 * b5_2; c24_2 += s6 * b6_2; c24_2 += s7 * b7_2;
-            c24_3 += s0 * b0_3; c24_3 += s1 * b1_3; c24_3 += s2 * b2_3; c24_3 += s3 * b3_3; c24_3 += s4 * b4_3; c24_3 += s5 * b5_3; c24_3 += s6 * b6_3; c24_3 += s7 * b7_3;
-            c24_4 += s0 * b0_4; c24_4 += s1 * b1_4; c24_4 += s2 * b2_4; c24_4 += s3 * b3_4; c24_4 += s4 * b4_4; c24_4 += s5 * b5_4; c24_4 += s6 * b6_4; c24_4 += s7 * b7_4;
-            c24_5 += s0 * b0_5; c24_5 += s1 * b1_5; c24_5 += s2 * b2_5; c24_5 += s3 * b3_5; c24_5 += s4 * b4_5; c24_5 += s5 * b5_5; c24_5 += s6 * b6_5; c24_5 += s7 * b7_5;
-            c24_6 += s0 * b0_6; c24_6 += s1 * b1_6; c24_6 += s2 * b2_6; c24_6 += s3 * b3_6; c24_6 += s4 * b4_6; c24_6 += s5 * b5_6; c24_6 += s6 * b6_6; c24_6 += s7 * b7_6;
-            c24_7 += s0 * b0_7; c24_7 += s1 * b1_7; c24_7 += s2 * b2_7; c24_7 += s3 * b3_7; c24_7 += s4 * b4_7; c24_7 += s5 * b5_7; c24_7 += s6 * b6_7; c24_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 0u); let v = subgroupBroadcast(t6, 1u);
+            c24_0 += u.x * b0_0; c24_0 += u.y * b1_0; c24_0 += u.z * b2_0; c24_0 += u.w * b3_0; c24_0 += v.x * b4_0; c24_0 += v.y * b5_0; c24_0 += v.z * b6_0; c24_0 += v.w * b7_0;
+            c24_1 += u.x * b0_1; c24_1 += u.y * b1_1; c24_1 += u.z * b2_1; c24_1 += u.w * b3_1; c24_1 += v.x * b4_1; c24_1 += v.y * b5_1; c24_1 += v.z * b6_1; c24_1 += v.w * b7_1;
+            c24_2 += u.x * b0_2; c24_2 += u.y * b1_2; c24_2 += u.z * b2_2; c24_2 += u.w * b3_2; c24_2 += v.x * b4_2; c24_2 += v.y * b5_2; c24_2 += v.z * b6_2; c24_2 += v.w * b7_2;
+            c24_3 += u.x * b0_3; c24_3 += u.y * b1_3; c24_3 += u.z * b2_3; c24_3 += u.w * b3_3; c24_3 += v.x * b4_3; c24_3 += v.y * b5_3; c24_3 += v.z * b6_3; c24_3 += v.w * b7_3;
+            c24_4 += u.x * b0_4; c24_4 += u.y * b1_4; c24_4 += u.z * b2_4; c24_4 += u.w * b3_4; c24_4 += v.x * b4_4; c24_4 += v.y * b5_4; c24_4 += v.z * b6_4; c24_4 += v.w * b7_4;
+            c24_5 += u.x * b0_5; c24_5 += u.y * b1_5; c24_5 += u.z * b2_5; c24_5 += u.w * b3_5; c24_5 += v.x * b4_5; c24_5 += v.y * b5_5; c24_5 += v.z * b6_5; c24_5 += v.w * b7_5;
+            c24_6 += u.x * b0_6; c24_6 += u.y * b1_6; c24_6 += u.z * b2_6; c24_6 += u.w * b3_6; c24_6 += v.x * b4_6; c24_6 += v.y * b5_6; c24_6 += v.z * b6_6; c24_6 += v.w * b7_6;
+            c24_7 += u.x * b0_7; c24_7 += u.y * b1_7; c24_7 += u.z * b2_7; c24_7 += u.w * b3_7; c24_7 += v.x * b4_7; c24_7 += v.y * b5_7; c24_7 += v.z * b6_7; c24_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a25, 0u); let s1 = subgroupBroadcast(a25, 1u); let s2 = subgroupBroadcast(a25, 2u); let s3 = subgroupBroadcast(a25, 3u); let s4 = subgroupBroadcast(a25, 4u); let s5 = subgroupBroadcast(a25, 5u); let s6 = subgroupBroadcast(a25, 6u); let s7 = subgroupBroadcast(a25, 7u);
-            c25_0 += s0 * b0_0; c25_0 += s1 * b1_0; c25_0 += s2 * b2_0; c25_0 += s3 * b3_0; c25_0 += s4 * b4_0; c25_0 += s5 * b5_0; c25_0 += s6 * b6_0; c25_0 += s7 * b7_0;
-            c25_1 += s0 * b0_1; c25_1 += s1 * b1_1; c25_1 += s2 * b2_1; c25_1 += s3 * b3_1; c25_1 += s4 * b4_1; c25_1 += s5 * b5_1; c25_1 += s6 * b6_1; c25_1 += s7 * b7_1;
-            c25_2 += s0 * b0_2; c25_2 += s1 * b1_2; c25_2 += s2 * b2_2; c25_2 += s3 * b3_2; c25_2 += s4 * b4_2; c25_2 += s5 * b5_2; c25_2 += s6 * b6_2; c25_2 += s7 * b7_2;
-            c25_3 += s0 * b0_3; c25_3 += s1 * b1_3; c25_3 += s2 * b2_3; c25_3 += s3 * b3_3; c25_3 += s4 * b4_3; c25_3 += s5 * b5_3; c25_3 += s6 * b6_3; c25_3 += s7 * b7_3;
-            c25_4 += s0 * b0_4; c25_4 += s1 * b1_4; c25_4 += s2 * b2_4; c25_4 += s3 * b3_4; c25_4 += s4 * b4_4; c25_4 += s5 * b5_4; c25_4 += s6 * b6_4; c25_4 += s7 * b7_4;
-            c25_5 += s0 * b0_5; c25_5 += s1 * b1_5; c25_5 += s2 * b2_5; c25_5 += s3 * b3_5; c25_5 += s4 * b4_5; c25_5 += s5 * b5_5; c25_5 += s6 * b6_5; c25_5 += s7 * b7_5;
-            c25_6 += s0 * b0_6; c25_6 += s1 * b1_6; c25_6 += s2 * b2_6; c25_6 += s3 * b3_6; c25_6 += s4 * b4_6; c25_6 += s5 * b5_6; c25_6 += s6 * b6_6; c25_6 += s7 * b7_6;
-            c25_7 += s0 * b0_7; c25_7 += s1 * b1_7; c25_7 += s2 * b2_7; c25_7 += s3 * b3_7; c25_7 += s4 * b4_7; c25_7 += s5 * b5_7; c25_7 += s6 * b6_7; c25_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 2u); let v = subgroupBroadcast(t6, 3u);
+            c25_0 += u.x * b0_0; c25_0 += u.y * b1_0; c25_0 += u.z * b2_0; c25_0 += u.w * b3_0; c25_0 += v.x * b4_0; c25_0 += v.y * b5_0; c25_0 += v.z * b6_0; c25_0 += v.w * b7_0;
+            c25_1 += u.x * b0_1; c25_1 += u.y * b1_1; c25_1 += u.z * b2_1; c25_1 += u.w * b3_1; c25_1 += v.x * b4_1; c25_1 += v.y * b5_1; c25_1 += v.z * b6_1; c25_1 += v.w * b7_1;
+            c25_2 += u.x * b0_2; c25_2 += u.y * b1_2; c25_2 += u.z * b2_2; c25_2 += u.w * b3_2; c25_2 += v.x * b4_2; c25_2 += v.y * b5_2; c25_2 += v.z * b6_2; c25_2 += v.w * b7_2;
+            c25_3 += u.x * b0_3; c25_3 += u.y * b1_3; c25_3 += u.z * b2_3; c25_3 += u.w * b3_3; c25_3 += v.x * b4_3; c25_3 += v.y * b5_3; c25_3 += v.z * b6_3; c25_3 += v.w * b7_3;
+            c25_4 += u.x * b0_4; c25_4 += u.y * b1_4; c25_4 += u.z * b2_4; c25_4 += u.w * b3_4; c25_4 += v.x * b4_4; c25_4 += v.y * b5_4; c25_4 += v.z * b6_4; c25_4 += v.w * b7_4;
+            c25_5 += u.x * b0_5; c25_5 += u.y * b1_5; c25_5 += u.z * b2_5; c25_5 += u.w * b3_5; c25_5 += v.x * b4_5; c25_5 += v.y * b5_5; c25_5 += v.z * b6_5; c25_5 += v.w * b7_5;
+            c25_6 += u.x * b0_6; c25_6 += u.y * b1_6; c25_6 += u.z * b2_6; c25_6 += u.w * b3_6; c25_6 += v.x * b4_6; c25_6 += v.y * b5_6; c25_6 += v.z * b6_6; c25_6 += v.w * b7_6;
+            c25_7 += u.x * b0_7; c25_7 += u.y * b1_7; c25_7 += u.z * b2_7; c25_7 += u.w * b3_7; c25_7 += v.x * b4_7; c25_7 += v.y * b5_7; c25_7 += v.z * b6_7; c25_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a26, 0u); let s1 = subgroupBroadcast(a26, 1u); let s2 = subgroupBroadcast(a26, 2u); let s3 = subgroupBroadcast(a26, 3u); let s4 = subgroupBroadcast(a26, 4u); let s5 = subgroupBroadcast(a26, 5u); let s6 = subgroupBroadcast(a26, 6u); let s7 = subgroupBroadcast(a26, 7u);
-            c26_0 += s0 * b0_0; c26_0 += s1 * b1_0; c26_0 += s2 * b2_0; c26_0 += s3 * b3_0; c26_0 += s4 * b4_0; c26_0 += s5 * b5_0; c26_0 += s6 * b6_0; c26_0 += s7 * b7_0;
-            c26_1 += s0 * b0_1; c26_1 += s1 * b1_1; c26_1 += s2 * b2_1; c26_1 += s3 * b3_1; c26_1 += s4 * b4_1; c26_1 += s5 * b5_1; c26_1 += s6 * b6_1; c26_1 += s7 * b7_1;
-            c26_2 += s0 * b0_2; c26_2 += s1 * b1_2; c26_2 += s2 * b2_2; c26_2 += s3 * b3_2; c26_2 += s4 * b4_2; c26_2 += s5 * b5_2; c26_2 += s6 * b6_2; c26_2 += s7 * b7_2;
-            c26_3 += s0 * b0_3; c26_3 += s1 * b1_3; c26_3 += s2 * b2_3; c26_3 += s3 * b3_3; c26_3 += s4 * b4_3; c26_3 += s5 * b5_3; c26_3 += s6 * b6_3; c26_3 += s7 * b7_3;
-            c26_4 += s0 * b0_4; c26_4 += s1 * b1_4; c26_4 += s2 * b2_4; c26_4 += s3 * b3_4; c26_4 += s4 * b4_4; c26_4 += s5 * b5_4; c26_4 += s6 * b6_4; c26_4 += s7 * b7_4;
-            c26_5 += s0 * b0_5; c26_5 += s1 * b1_5; c26_5 += s2 * b2_5; c26_5 += s3 * b3_5; c26_5 += s4 * b4_5; c26_5 += s5 * b5_5; c26_5 += s6 * b6_5; c26_5 += s7 * b7_5;
-            c26_6 += s0 * b0_6; c26_6 += s1 * b1_6; c26_6 += s2 * b2_6; c26_6 += s3 * b3_6; c26_6 += s4 * b4_6; c26_6 += s5 * b5_6; c26_6 += s6 * b6_6; c26_6 += s7 * b7_6;
-            c26_7 += s0 * b0_7; c26_7 += s1 * b1_7; c26_7 += s2 * b2_7; c26_7 += s3 * b3_7; c26_7 += s4 * b4_7; c26_7 += s5 * b5_7; c26_7 += s6 * b6_7; c26_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 4u); let v = subgroupBroadcast(t6, 5u);
+            c26_0 += u.x * b0_0; c26_0 += u.y * b1_0; c26_0 += u.z * b2_0; c26_0 += u.w * b3_0; c26_0 += v.x * b4_0; c26_0 += v.y * b5_0; c26_0 += v.z * b6_0; c26_0 += v.w * b7_0;
+            c26_1 += u.x * b0_1; c26_1 += u.y * b1_1; c26_1 += u.z * b2_1; c26_1 += u.w * b3_1; c26_1 += v.x * b4_1; c26_1 += v.y * b5_1; c26_1 += v.z * b6_1; c26_1 += v.w * b7_1;
+            c26_2 += u.x * b0_2; c26_2 += u.y * b1_2; c26_2 += u.z * b2_2; c26_2 += u.w * b3_2; c26_2 += v.x * b4_2; c26_2 += v.y * b5_2; c26_2 += v.z * b6_2; c26_2 += v.w * b7_2;
+            c26_3 += u.x * b0_3; c26_3 += u.y * b1_3; c26_3 += u.z * b2_3; c26_3 += u.w * b3_3; c26_3 += v.x * b4_3; c26_3 += v.y * b5_3; c26_3 += v.z * b6_3; c26_3 += v.w * b7_3;
+            c26_4 += u.x * b0_4; c26_4 += u.y * b1_4; c26_4 += u.z * b2_4; c26_4 += u.w * b3_4; c26_4 += v.x * b4_4; c26_4 += v.y * b5_4; c26_4 += v.z * b6_4; c26_4 += v.w * b7_4;
+            c26_5 += u.x * b0_5; c26_5 += u.y * b1_5; c26_5 += u.z * b2_5; c26_5 += u.w * b3_5; c26_5 += v.x * b4_5; c26_5 += v.y * b5_5; c26_5 += v.z * b6_5; c26_5 += v.w * b7_5;
+            c26_6 += u.x * b0_6; c26_6 += u.y * b1_6; c26_6 += u.z * b2_6; c26_6 += u.w * b3_6; c26_6 += v.x * b4_6; c26_6 += v.y * b5_6; c26_6 += v.z * b6_6; c26_6 += v.w * b7_6;
+            c26_7 += u.x * b0_7; c26_7 += u.y * b1_7; c26_7 += u.z * b2_7; c26_7 += u.w * b3_7; c26_7 += v.x * b4_7; c26_7 += v.y * b5_7; c26_7 += v.z * b6_7; c26_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a27, 0u); let s1 = subgroupBroadcast(a27, 1u); let s2 = subgroupBroadcast(a27, 2u); let s3 = subgroupBroadcast(a27, 3u); let s4 = subgroupBroadcast(a27, 4u); let s5 = subgroupBroadcast(a27, 5u); let s6 = subgroupBroadcast(a27, 6u); let s7 = subgroupBroadcast(a27, 7u);
-            c27_0 += s0 * b0_0; c27_0 += s1 * b1_0; c27_0 += s2 * b2_0; c27_0 += s3 * b3_0; c27_0 += s4 * b4_0; c27_0 += s5 * b5_0; c27_0 += s6 * b6_0; c27_0 += s7 * b7_0;
-            c27_1 += s0 * b0_1; c27_1 += s1 * b1_1; c27_1 += s2 * b2_1; c27_1 += s3 * b3_1; c27_1 += s4 * b4_1; c27_1 += s5 * b5_1; c27_1 += s6 * b6_1; c27_1 += s7 * b7_1;
-            c27_2 += s0 * b0_2; c27_2 += s1 * b1_2; c27_2 += s2 * b2_2; c27_2 += s3 * b3_2; c27_2 += s4 * b4_2; c27_2 += s5 * b5_2; c27_2 += s6 * b6_2; c27_2 += s7 * b7_2;
-            c27_3 += s0 * b0_3; c27_3 += s1 * b1_3; c27_3 += s2 * b2_3; c27_3 += s3 * b3_3; c27_3 += s4 * b4_3; c27_3 += s5 * b5_3; c27_3 += s6 * b6_3; c27_3 += s7 * b7_3;
-            c27_4 += s0 * b0_4; c27_4 += s1 * b1_4; c27_4 += s2 * b2_4; c27_4 += s3 * b3_4; c27_4 += s4 * b4_4; c27_4 += s5 * b5_4; c27_4 += s6 * b6_4; c27_4 += s7 * b7_4;
-            c27_5 += s0 * b0_5; c27_5 += s1 * b1_5; c27_5 += s2 * b2_5; c27_5 += s3 * b3_5; c27_5 += s4 * b4_5; c27_5 += s5 * b5_5; c27_5 += s6 * b6_5; c27_5 += s7 * b7_5;
-            c27_6 += s0 * b0_6; c27_6 += s1 * b1_6; c27_6 += s2 * b2_6; c27_6 += s3 * b3_6; c27_6 += s4 * b4_6; c27_6 += s5 * b5_6; c27_6 += s6 * b6_6; c27_6 += s7 * b7_6;
-            c27_7 += s0 * b0_7; c27_7 += s1 * b1_7; c27_7 += s2 * b2_7; c27_7 += s3 * b3_7; c27_7 += s4 * b4_7; c27_7 += s5 * b5_7; c27_7 += s6 * b6_7; c27_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 6u); let v = subgroupBroadcast(t6, 7u);
+            c27_0 += u.x * b0_0; c27_0 += u.y * b1_0; c27_0 += u.z * b2_0; c27_0 += u.w * b3_0; c27_0 += v.x * b4_0; c27_0 += v.y * b5_0; c27_0 += v.z * b6_0; c27_0 += v.w * b7_0;
+            c27_1 += u.x * b0_1; c27_1 += u.y * b1_1; c27_1 += u.z * b2_1; c27_1 += u.w * b3_1; c27_1 += v.x * b4_1; c27_1 += v.y * b5_1; c27_1 += v.z * b6_1; c27_1 += v.w * b7_1;
+            c27_2 += u.x * b0_2; c27_2 += u.y * b1_2; c27_2 += u.z * b2_2; c27_2 += u.w * b3_2; c27_2 += v.x * b4_2; c27_2 += v.y * b5_2; c27_2 += v.z * b6_2; c27_2 += v.w * b7_2;
+            c27_3 += u.x * b0_3; c27_3 += u.y * b1_3; c27_3 += u.z * b2_3; c27_3 += u.w * b3_3; c27_3 += v.x * b4_3; c27_3 += v.y * b5_3; c27_3 += v.z * b6_3; c27_3 += v.w * b7_3;
+            c27_4 += u.x * b0_4; c27_4 += u.y * b1_4; c27_4 += u.z * b2_4; c27_4 += u.w * b3_4; c27_4 += v.x * b4_4; c27_4 += v.y * b5_4; c27_4 += v.z * b6_4; c27_4 += v.w * b7_4;
+            c27_5 += u.x * b0_5; c27_5 += u.y * b1_5; c27_5 += u.z * b2_5; c27_5 += u.w * b3_5; c27_5 += v.x * b4_5; c27_5 += v.y * b5_5; c27_5 += v.z * b6_5; c27_5 += v.w * b7_5;
+            c27_6 += u.x * b0_6; c27_6 += u.y * b1_6; c27_6 += u.z * b2_6; c27_6 += u.w * b3_6; c27_6 += v.x * b4_6; c27_6 += v.y * b5_6; c27_6 += v.z * b6_6; c27_6 += v.w * b7_6;
+            c27_7 += u.x * b0_7; c27_7 += u.y * b1_7; c27_7 += u.z * b2_7; c27_7 += u.w * b3_7; c27_7 += v.x * b4_7; c27_7 += v.y * b5_7; c27_7 += v.z * b6_7; c27_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a28, 0u); let s1 = subgroupBroadcast(a28, 1u); let s2 = subgroupBroadcast(a28, 2u); let s3 = subgroupBroadcast(a28, 3u); let s4 = subgroupBroadcast(a28, 4u); let s5 = subgroupBroadcast(a28, 5u); let s6 = subgroupBroadcast(a28, 6u); let s7 = subgroupBroadcast(a28, 7u);
-            c28_0 += s0 * b0_0; c28_0 += s1 * b1_0; c28_0 += s2 * b2_0; c28_0 += s3 * b3_0; c28_0 += s4 * b4_0; c28_0 += s5 * b5_0; c28_0 += s6 * b6_0; c28_0 += s7 * b7_0;
-            c28_1 += s0 * b0_1; c28_1 += s1 * b1_1; c28_1 += s2 * b2_1; c28_1 += s3 * b3_1; c28_1 += s4 * b4_1; c28_1 += s5 * b5_1; c28_1 += s6 * b6_1; c28_1 += s7 * b7_1;
-            c28_2 += s0 * b0_2; c28_2 += s1 * b1_2; c28_2 += s2 * b2_2; c28_2 += s3 * b3_2; c28_2 += s4 * b4_2; c28_2 += s5 * b5_2; c28_2 += s6 * b6_2; c28_2 += s7 * b7_2;
-            c28_3 += s0 * b0_3; c28_3 += s1 * b1_3; c28_3 += s2 * b2_3; c28_3 += s3 * b3_3; c28_3 += s4 * b4_3; c28_3 += s5 * b5_3; c28_3 += s6 * b6_3; c28_3 += s7 * b7_3;
-            c28_4 += s0 * b0_4; c28_4 += s1 * b1_4; c28_4 += s2 * b2_4; c28_4 += s3 * b3_4; c28_4 += s4 * b4_4; c28_4 += s5 * b5_4; c28_4 += s6 * b6_4; c28_4 += s7 * b7_4;
-            c28_5 += s0 * b0_5; c28_5 += s1 * b1_5; c28_5 += s2 * b2_5; c28_5 += s3 * b3_5; c28_5 += s4 * b4_5; c28_5 += s5 * b5_5; c28_5 += s6 * b6_5; c28_5 += s7 * b7_5;
-            c28_6 += s0 * b0_6; c28_6 += s1 * b1_6; c28_6 += s2 * b2_6; c28_6 += s3 * b3_6; c28_6 += s4 * b4_6; c28_6 += s5 * b5_6; c28_6 += s6 * b6_6; c28_6 += s7 * b7_6;
-            c28_7 += s0 * b0_7; c28_7 += s1 * b1_7; c28_7 += s2 * b2_7; c28_7 += s3 * b3_7; c28_7 += s4 * b4_7; c28_7 += s5 * b5_7; c28_7 += s6 * b6_7; c28_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 0u); let v = subgroupBroadcast(t7, 1u);
+            c28_0 += u.x * b0_0; c28_0 += u.y * b1_0; c28_0 += u.z * b2_0; c28_0 += u.w * b3_0; c28_0 += v.x * b4_0; c28_0 += v.y * b5_0; c28_0 += v.z * b6_0; c28_0 += v.w * b7_0;
+            c28_1 += u.x * b0_1; c28_1 += u.y * b1_1; c28_1 += u.z * b2_1; c28_1 += u.w * b3_1; c28_1 += v.x * b4_1; c28_1 += v.y * b5_1; c28_1 += v.z * b6_1; c28_1 += v.w * b7_1;
+            c28_2 += u.x * b0_2; c28_2 += u.y * b1_2; c28_2 += u.z * b2_2; c28_2 += u.w * b3_2; c28_2 += v.x * b4_2; c28_2 += v.y * b5_2; c28_2 += v.z * b6_2; c28_2 += v.w * b7_2;
+            c28_3 += u.x * b0_3; c28_3 += u.y * b1_3; c28_3 += u.z * b2_3; c28_3 += u.w * b3_3; c28_3 += v.x * b4_3; c28_3 += v.y * b5_3; c28_3 += v.z * b6_3; c28_3 += v.w * b7_3;
+            c28_4 += u.x * b0_4; c28_4 += u.y * b1_4; c28_4 += u.z * b2_4; c28_4 += u.w * b3_4; c28_4 += v.x * b4_4; c28_4 += v.y * b5_4; c28_4 += v.z * b6_4; c28_4 += v.w * b7_4;
+            c28_5 += u.x * b0_5; c28_5 += u.y * b1_5; c28_5 += u.z * b2_5; c28_5 += u.w * b3_5; c28_5 += v.x * b4_5; c28_5 += v.y * b5_5; c28_5 += v.z * b6_5; c28_5 += v.w * b7_5;
+            c28_6 += u.x * b0_6; c28_6 += u.y * b1_6; c28_6 += u.z * b2_6; c28_6 += u.w * b3_6; c28_6 += v.x * b4_6; c28_6 += v.y * b5_6; c28_6 += v.z * b6_6; c28_6 += v.w * b7_6;
+            c28_7 += u.x * b0_7; c28_7 += u.y * b1_7; c28_7 += u.z * b2_7; c28_7 += u.w * b3_7; c28_7 += v.x * b4_7; c28_7 += v.y * b5_7; c28_7 += v.z * b6_7; c28_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a29, 0u); let s1 = subgroupBroadcast(a29, 1u); let s2 = subgroupBroadcast(a29, 2u); let s3 = subgroupBroadcast(a29, 3u); let s4 = subgroupBroadcast(a29, 4u); let s5 = subgroupBroadcast(a29, 5u); let s6 = subgroupBroadcast(a29, 6u); let s7 = subgroupBroadcast(a29, 7u);
-            c29_0 += s0 * b0_0; c29_0 += s1 * b1_0; c29_0 += s2 * b2_0; c29_0 += s3 * b3_0; c29_0 += s4 * b4_0; c29_0 += s5 * b5_0; c29_0 += s6 * b6_0; c29_0 += s7 * b7_0;
-            c29_1 += s0 * b0_1; c29_1 += s1 * b1_1; c29_1 += s2 * b2_1; c29_1 += s3 * b3_1; c29_1 += s4 * b4_1; c29_1 += s5 * b5_1; c29_1 += s6 * b6_1; c29_1 += s7 * b7_1;
-            c29_2 += s0 * b0_2; c29_2 += s1 * b1_2; c29_2 += s2 * b2_2; c29_2 += s3 * b3_2; c29_2 += s4 * b4_2; c29_2 += s5 * b5_2; c29_2 += s6 * b6_2; c29_2 += s7 * b7_2;
-            c29_3 += s0 * b0_3; c29_3 += s1 * b1_3; c29_3 += s2 * b2_3; c29_3 += s3 * b3_3; c29_3 += s4 * b4_3; c29_3 += s5 * b5_3; c29_3 += s6 * b6_3; c29_3 += s7 * b7_3;
-            c29_4 += s0 * b0_4; c29_4 += s1 * b1_4; c29_4 += s2 * b2_4; c29_4 += s3 * b3_4; c29_4 += s4 * b4_4; c29_4 += s5 * b5_4; c29_4 += s6 * b6_4; c29_4 += s7 * b7_4;
-            c29_5 += s0 * b0_5; c29_5 += s1 * b1_5; c29_5 += s2 * b2_5; c29_5 += s3 * b3_5; c29_5 += s4 * b4_5; c29_5 += s5 * b5_5; c29_5 += s6 * b6_5; c29_5 += s7 * b7_5;
-            c29_6 += s0 * b0_6; c29_6 += s1 * b1_6; c29_6 += s2 * b2_6; c29_6 += s3 * b3_6; c29_6 += s4 * b4_6; c29_6 += s5 * b5_6; c29_6 += s6 * b6_6; c29_6 += s7 * b7_6;
-            c29_7 += s0 * b0_7; c29_7 += s1 * b1_7; c29_7 += s2 * b2_7; c29_7 += s3 * b3_7; c29_7 += s4 * b4_7; c29_7 += s5 * b5_7; c29_7 += s6 * b6_7; c29_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 2u); let v = subgroupBroadcast(t7, 3u);
+            c29_0 += u.x * b0_0; c29_0 += u.y * b1_0; c29_0 += u.z * b2_0; c29_0 += u.w * b3_0; c29_0 += v.x * b4_0; c29_0 += v.y * b5_0; c29_0 += v.z * b6_0; c29_0 += v.w * b7_0;
+            c29_1 += u.x * b0_1; c29_1 += u.y * b1_1; c29_1 += u.z * b2_1; c29_1 += u.w * b3_1; c29_1 += v.x * b4_1; c29_1 += v.y * b5_1; c29_1 += v.z * b6_1; c29_1 += v.w * b7_1;
+            c29_2 += u.x * b0_2; c29_2 += u.y * b1_2; c29_2 += u.z * b2_2; c29_2 += u.w * b3_2; c29_2 += v.x * b4_2; c29_2 += v.y * b5_2; c29_2 += v.z * b6_2; c29_2 += v.w * b7_2;
+            c29_3 += u.x * b0_3; c29_3 += u.y * b1_3; c29_3 += u.z * b2_3; c29_3 += u.w * b3_3; c29_3 += v.x * b4_3; c29_3 += v.y * b5_3; c29_3 += v.z * b6_3; c29_3 += v.w * b7_3;
+            c29_4 += u.x * b0_4; c29_4 += u.y * b1_4; c29_4 += u.z * b2_4; c29_4 += u.w * b3_4; c29_4 += v.x * b4_4; c29_4 += v.y * b5_4; c29_4 += v.z * b6_4; c29_4 += v.w * b7_4;
+            c29_5 += u.x * b0_5; c29_5 += u.y * b1_5; c29_5 += u.z * b2_5; c29_5 += u.w * b3_5; c29_5 += v.x * b4_5; c29_5 += v.y * b5_5; c29_5 += v.z * b6_5; c29_5 += v.w * b7_5;
+            c29_6 += u.x * b0_6; c29_6 += u.y * b1_6; c29_6 += u.z * b2_6; c29_6 += u.w * b3_6; c29_6 += v.x * b4_6; c29_6 += v.y * b5_6; c29_6 += v.z * b6_6; c29_6 += v.w * b7_6;
+            c29_7 += u.x * b0_7; c29_7 += u.y * b1_7; c29_7 += u.z * b2_7; c29_7 += u.w * b3_7; c29_7 += v.x * b4_7; c29_7 += v.y * b5_7; c29_7 += v.z * b6_7; c29_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a30, 0u); let s1 = subgroupBroadcast(a30, 1u); let s2 = subgroupBroadcast(a30, 2u); let s3 = subgroupBroadcast(a30, 3u); let s4 = subgroupBroadcast(a30, 4u); let s5 = subgroupBroadcast(a30, 5u); let s6 = subgroupBroadcast(a30, 6u); let s7 = subgroupBroadcast(a30, 7u);
-            c30_0 += s0 * b0_0; c30_0 += s1 * b1_0; c30_0 += s2 * b2_0; c30_0 += s3 * b3_0; c30_0 += s4 * b4_0; c30_0 += s5 * b5_0; c30_0 += s6 * b6_0; c30_0 += s7 * b7_0;
-            c30_1 += s0 * b0_1; c30_1 += s1 * b1_1; c30_1 += s2 * b2_1; c30_1 += s3 * b3_1; c30_1 += s4 * b4_1; c30_1 += s5 * b5_1; c30_1 += s6 * b6_1; c30_1 += s7 * b7_1;
-            c30_2 += s0 * b0_2; c30_2 += s1 * b1_2; c30_2 += s2 * b2_2; c30_2 += s3 * b3_2; c30_2 += s4 * b4_2; c30_2 += s5 * b5_2; c30_2 += s6 * b6_2; c30_2 += s7 * b7_2;
-            c30_3 += s0 * b0_3; c30_3 += s1 * b1_3; c30_3 += s2 * b2_3; c30_3 += s3 * b3_3; c30_3 += s4 * b4_3; c30_3 += s5 * b5_3; c30_3 += s6 * b6_3; c30_3 += s7 * b7_3;
-            c30_4 += s0 * b0_4; c30_4 += s1 * b1_4; c30_4 += s2 * b2_4; c30_4 += s3 * b3_4; c30_4 += s4 * b4_4; c30_4 += s5 * b5_4; c30_4 += s6 * b6_4; c30_4 += s7 * b7_4;
-            c30_5 += s0 * b0_5; c30_5 += s1 * b1_5; c30_5 += s2 * b2_5; c30_5 += s3 * b3_5; c30_5 += s4 * b4_5; c30_5 += s5 * b5_5; c30_5 += s6 * b6_5; c30_5 += s7 * b7_5;
-            c30_6 += s0 * b0_6; c30_6 += s1 * b1_6; c30_6 += s2 * b2_6; c30_6 += s3 * b3_6; c30_6 += s4 * b4_6; c30_6 += s5 * b5_6; c30_6 += s6 * b6_6; c30_6 += s7 * b7_6;
-            c30_7 += s0 * b0_7; c30_7 += s1 * b1_7; c30_7 += s2 * b2_7; c30_7 += s3 * b3_7; c30_7 += s4 * b4_7; c30_7 += s5 * b5_7; c30_7 += s6 * b6_7; c30_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 4u); let v = subgroupBroadcast(t7, 5u);
+            c30_0 += u.x * b0_0; c30_0 += u.y * b1_0; c30_0 += u.z * b2_0; c30_0 += u.w * b3_0; c30_0 += v.x * b4_0; c30_0 += v.y * b5_0; c30_0 += v.z * b6_0; c30_0 += v.w * b7_0;
+            c30_1 += u.x * b0_1; c30_1 += u.y * b1_1; c30_1 += u.z * b2_1; c30_1 += u.w * b3_1; c30_1 += v.x * b4_1; c30_1 += v.y * b5_1; c30_1 += v.z * b6_1; c30_1 += v.w * b7_1;
+            c30_2 += u.x * b0_2; c30_2 += u.y * b1_2; c30_2 += u.z * b2_2; c30_2 += u.w * b3_2; c30_2 += v.x * b4_2; c30_2 += v.y * b5_2; c30_2 += v.z * b6_2; c30_2 += v.w * b7_2;
+            c30_3 += u.x * b0_3; c30_3 += u.y * b1_3; c30_3 += u.z * b2_3; c30_3 += u.w * b3_3; c30_3 += v.x * b4_3; c30_3 += v.y * b5_3; c30_3 += v.z * b6_3; c30_3 += v.w * b7_3;
+            c30_4 += u.x * b0_4; c30_4 += u.y * b1_4; c30_4 += u.z * b2_4; c30_4 += u.w * b3_4; c30_4 += v.x * b4_4; c30_4 += v.y * b5_4; c30_4 += v.z * b6_4; c30_4 += v.w * b7_4;
+            c30_5 += u.x * b0_5; c30_5 += u.y * b1_5; c30_5 += u.z * b2_5; c30_5 += u.w * b3_5; c30_5 += v.x * b4_5; c30_5 += v.y * b5_5; c30_5 += v.z * b6_5; c30_5 += v.w * b7_5;
+            c30_6 += u.x * b0_6; c30_6 += u.y * b1_6; c30_6 += u.z * b2_6; c30_6 += u.w * b3_6; c30_6 += v.x * b4_6; c30_6 += v.y * b5_6; c30_6 += v.z * b6_6; c30_6 += v.w * b7_6;
+            c30_7 += u.x * b0_7; c30_7 += u.y * b1_7; c30_7 += u.z * b2_7; c30_7 += u.w * b3_7; c30_7 += v.x * b4_7; c30_7 += v.y * b5_7; c30_7 += v.z * b6_7; c30_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a31, 0u); let s1 = subgroupBroadcast(a31, 1u); let s2 = subgroupBroadcast(a31, 2u); let s3 = subgroupBroadcast(a31, 3u); let s4 = subgroupBroadcast(a31, 4u); let s5 = subgroupBroadcast(a31, 5u); let s6 = subgroupBroadcast(a31, 6u); let s7 = subgroupBroadcast(a31, 7u);
-            c31_0 += s0 * b0_0; c31_0 += s1 * b1_0; c31_0 += s2 * b2_0; c31_0 += s3 * b3_0; c31_0 += s4 * b4_0; c31_0 += s5 * b5_0; c31_0 += s6 * b6_0; c31_0 += s7 * b7_0;
-            c31_1 += s0 * b0_1; c31_1 += s1 * b1_1; c31_1 += s2 * b2_1; c31_1 += s3 * b3_1; c31_1 += s4 * b4_1; c31_1 += s5 * b5_1; c31_1 += s6 * b6_1; c31_1 += s7 * b7_1;
-            c31_2 += s0 * b0_2; c31_2 += s1 * b1_2; c31_2 += s2 * b2_2; c31_2 += s3 * b3_2; c31_2 += s4 * b4_2; c31_2 += s5 * b5_2; c31_2 += s6 * b6_2; c31_2 += s7 * b7_2;
-            c31_3 += s0 * b0_3; c31_3 += s1 * b1_3; c31_3 += s2 * b2_3; c31_3 += s3 * b3_3; c31_3 += s4 * b4_3; c31_3 += s5 * b5_3; c31_3 += s6 * b6_3; c31_3 += s7 * b7_3;
-            c31_4 += s0 * b0_4; c31_4 += s1 * b1_4; c31_4 += s2 * b2_4; c31_4 += s3 * b3_4; c31_4 += s4 * b4_4; c31_4 += s5 * b5_4; c31_4 += s6 * b6_4; c31_4 += s7 * b7_4;
-            c31_5 += s0 * b0_5; c31_5 += s1 * b1_5; c31_5 += s2 * b2_5; c31_5 += s3 * b3_5; c31_5 += s4 * b4_5; c31_5 += s5 * b5_5; c31_5 += s6 * b6_5; c31_5 += s7 * b7_5;
-            c31_6 += s0 * b0_6; c31_6 += s1 * b1_6; c31_6 += s2 * b2_6; c31_6 += s3 * b3_6; c31_6 += s4 * b4_6; c31_6 += s5 * b5_6; c31_6 += s6 * b6_6; c31_6 += s7 * b7_6;
-            c31_7 += s0 * b0_7; c31_7 += s1 * b1_7; c31_7 += s2 * b2_7; c31_7 += s3 * b3_7; c31_7 += s4 * b4_7; c31_7 += s5 * b5_7; c31_7 += s6 * b6_7; c31_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 6u); let v = subgroupBroadcast(t7, 7u);
+            c31_0 += u.x * b0_0; c31_0 += u.y * b1_0; c31_0 += u.z * b2_0; c31_0 += u.w * b3_0; c31_0 += v.x * b4_0; c31_0 += v.y * b5_0; c31_0 += v.z * b6_0; c31_0 += v.w * b7_0;
+            c31_1 += u.x * b0_1; c31_1 += u.y * b1_1; c31_1 += u.z * b2_1; c31_1 += u.w * b3_1; c31_1 += v.x * b4_1; c31_1 += v.y * b5_1; c31_1 += v.z * b6_1; c31_1 += v.w * b7_1;
+            c31_2 += u.x * b0_2; c31_2 += u.y * b1_2; c31_2 += u.z * b2_2; c31_2 += u.w * b3_2; c31_2 += v.x * b4_2; c31_2 += v.y * b5_2; c31_2 += v.z * b6_2; c31_2 += v.w * b7_2;
+            c31_3 += u.x * b0_3; c31_3 += u.y * b1_3; c31_3 += u.z * b2_3; c31_3 += u.w * b3_3; c31_3 += v.x * b4_3; c31_3 += v.y * b5_3; c31_3 += v.z * b6_3; c31_3 += v.w * b7_3;
+            c31_4 += u.x * b0_4; c31_4 += u.y * b1_4; c31_4 += u.z * b2_4; c31_4 += u.w * b3_4; c31_4 += v.x * b4_4; c31_4 += v.y * b5_4; c31_4 += v.z * b6_4; c31_4 += v.w * b7_4;
+            c31_5 += u.x * b0_5; c31_5 += u.y * b1_5; c31_5 += u.z * b2_5; c31_5 += u.w * b3_5; c31_5 += v.x * b4_5; c31_5 += v.y * b5_5; c31_5 += v.z * b6_5; c31_5 += v.w * b7_5;
+            c31_6 += u.x * b0_6; c31_6 += u.y * b1_6; c31_6 += u.z * b2_6; c31_6 += u.w * b3_6; c31_6 += v.x * b4_6; c31_6 += v.y * b5_6; c31_6 += v.z * b6_6; c31_6 += v.w * b7_6;
+            c31_7 += u.x * b0_7; c31_7 += u.y * b1_7; c31_7 += u.z * b2_7; c31_7 += u.w * b3_7; c31_7 += v.x * b4_7; c31_7 += v.y * b5_7; c31_7 += v.z * b6_7; c31_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a32, 0u); let s1 = subgroupBroadcast(a32, 1u); let s2 = subgroupBroadcast(a32, 2u); let s3 = subgroupBroadcast(a32, 3u); let s4 = subgroupBroadcast(a32, 4u); let s5 = subgroupBroadcast(a32, 5u); let s6 = subgroupBroadcast(a32, 6u); let s7 = subgroupBroadcast(a32, 7u);
-            c32_0 += s0 * b0_0; c32_0 += s1 * b1_0; c32_0 += s2 * b2_0; c32_0 += s3 * b3_0; c32_0 += s4 * b4_0; c32_0 += s5 * b5_0; c32_0 += s6 * b6_0; c32_0 += s7 * b7_0;
-            c32_1 += s0 * b0_1; c32_1 += s1 * b1_1; c32_1 += s2 * b2_1; c32_1 += s3 * b3_1; c32_1 += s4 * b4_1; c32_1 += s5 * b5_1; c32_1 += s6 * b6_1; c32_1 += s7 * b7_1;
-            c32_2 += s0 * b0_2; c32_2 += s1 * b1_2; c32_2 += s2 * b2_2; c32_2 += s3 * b3_2; c32_2 += s4 * b4_2; c32_2 += s5 * b5_2; c32_2 += s6 * b6_2; c32_2 += s7 * b7_2;
-            c32_3 += s0 * b0_3; c32_3 += s1 * b1_3; c32_3 += s2 * b2_3; c32_3 += s3 * b3_3; c32_3 += s4 * b4_3; c32_3 += s5 * b5_3; c32_3 += s6 * b6_3; c32_3 += s7 * b7_3;
-            c32_4 += s0 * b0_4; c32_4 += s1 * b1_4; c32_4 += s2 * b2_4; c32_4 += s3 * b3_4; c32_4 += s4 * b4_4; c32_4 += s5 * b5_4; c32_4 += s6 * b6_4; c32_4 += s7 * b7_4;
-            c32_5 += s0 * b0_5; c32_5 += s1 * b1_5; c32_5 += s2 * b2_5; c32_5 += s3 * b3_5; c32_5 += s4 * b4_5; c32_5 += s5 * b5_5; c32_5 += s6 * b6_5; c32_5 += s7 * b7_5;
-            c32_6 += s0 * b0_6; c32_6 += s1 * b1_6; c32_6 += s2 * b2_6; c32_6 += s3 * b3_6; c32_6 += s4 * b4_6; c32_6 += s5 * b5_6; c32_6 += s6 * b6_6; c32_6 += s7 * b7_6;
-            c32_7 += s0 * b0_7; c32_7 += s1 * b1_7; c32_7 += s2 * b2_7; c32_7 += s3 * b3_7; c32_7 += s4 * b4_7; c32_7 += s5 * b5_7; c32_7 += s6 * b6_7; c32_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 0u); let v = subgroupBroadcast(t8, 1u);
+            c32_0 += u.x * b0_0; c32_0 += u.y * b1_0; c32_0 += u.z * b2_0; c32_0 += u.w * b3_0; c32_0 += v.x * b4_0; c32_0 += v.y * b5_0; c32_0 += v.z * b6_0; c32_0 += v.w * b7_0;
+            c32_1 += u.x * b0_1; c32_1 += u.y * b1_1; c32_1 += u.z * b2_1; c32_1 += u.w * b3_1; c32_1 += v.x * b4_1; c32_1 += v.y * b5_1; c32_1 += v.z * b6_1; c32_1 += v.w * b7_1;
+            c32_2 += u.x * b0_2; c32_2 += u.y * b1_2; c32_2 += u.z * b2_2; c32_2 += u.w * b3_2; c32_2 += v.x * b4_2; c32_2 += v.y * b5_2; c32_2 += v.z * b6_2; c32_2 += v.w * b7_2;
+            c32_3 += u.x * b0_3; c32_3 += u.y * b1_3; c32_3 += u.z * b2_3; c32_3 += u.w * b3_3; c32_3 += v.x * b4_3; c32_3 += v.y * b5_3; c32_3 += v.z * b6_3; c32_3 += v.w * b7_3;
+            c32_4 += u.x * b0_4; c32_4 += u.y * b1_4; c32_4 += u.z * b2_4; c32_4 += u.w * b3_4; c32_4 += v.x * b4_4; c32_4 += v.y * b5_4; c32_4 += v.z * b6_4; c32_4 += v.w * b7_4;
+            c32_5 += u.x * b0_5; c32_5 += u.y * b1_5; c32_5 += u.z * b2_5; c32_5 += u.w * b3_5; c32_5 += v.x * b4_5; c32_5 += v.y * b5_5; c32_5 += v.z * b6_5; c32_5 += v.w * b7_5;
+            c32_6 += u.x * b0_6; c32_6 += u.y * b1_6; c32_6 += u.z * b2_6; c32_6 += u.w * b3_6; c32_6 += v.x * b4_6; c32_6 += v.y * b5_6; c32_6 += v.z * b6_6; c32_6 += v.w * b7_6;
+            c32_7 += u.x * b0_7; c32_7 += u.y * b1_7; c32_7 += u.z * b2_7; c32_7 += u.w * b3_7; c32_7 += v.x * b4_7; c32_7 += v.y * b5_7; c32_7 += v.z * b6_7; c32_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a33, 0u); let s1 = subgroupBroadcast(a33, 1u); let s2 = subgroupBroadcast(a33, 2u); let s3 = subgroupBroadcast(a33, 3u); let s4 = subgroupBroadcast(a33, 4u); let s5 = subgroupBroadcast(a33, 5u); let s6 = subgroupBroadcast(a33, 6u); let s7 = subgroupBroadcast(a33, 7u);
-            c33_0 += s0 * b0_0; c33_0 += s1 * b1_0; c33_0 += s2 * b2_0; c33_0 += s3 * b3_0; c33_0 += s4 * b4_0; c33_0 += s5 * b5_0; c33_0 += s6 * b6_0; c33_0 += s7 * b7_0;
-            c33_1 += s0 * b0_1; c33_1 += s1 * b1_1; c33_1 += s2 * b2_1; c33_1 += s3 * b3_1; c33_1 += s4 * b4_1; c33_1 += s5 * b5_1; c33_1 += s6 * b6_1; c33_1 += s7 * b7_1;
-            c33_2 += s0 * b0_2; c33_2 += s1 * b1_2; c33_2 += s2 * b2_2; c33_2 += s3 * b3_2; c33_2 += s4 * b4_2; c33_2 += s5 * b5_2; c33_2 += s6 * b6_2; c33_2 += s7 * b7_2;
-            c33_3 += s0 * b0_3; c33_3 += s1 * b1_3; c33_3 += s2 * b2_3; c33_3 += s3 * b3_3; c33_3 += s4 * b4_3; c33_3 += s5 * b5_3; c33_3 += s6 * b6_3; c33_3 += s7 * b7_3;
-            c33_4 += s0 * b0_4; c33_4 += s1 * b1_4; c33_4 += s2 * b2_4; c33_4 += s3 * b3_4; c33_4 += s4 * b4_4; c33_4 += s5 * b5_4; c33_4 += s6 * b6_4; c33_4 += s7 * b7_4;
-            c33_5 += s0 * b0_5; c33_5 += s1 * b1_5; c33_5 += s2 * b2_5; c33_5 += s3 * b3_5; c33_5 += s4 * b4_5; c33_5 += s5 * b5_5; c33_5 += s6 * b6_5; c33_5 += s7 * b7_5;
-            c33_6 += s0 * b0_6; c33_6 += s1 * b1_6; c33_6 += s2 * b2_6; c33_6 += s3 * b3_6; c33_6 += s4 * b4_6; c33_6 += s5 * b5_6; c33_6 += s6 * b6_6; c33_6 += s7 * b7_6;
-            c33_7 += s0 * b0_7; c33_7 += s1 * b1_7; c33_7 += s2 * b2_7; c33_7 += s3 * b3_7; c33_7 += s4 * b4_7; c33_7 += s5 * b5_7; c33_7 += s6 * b6_7; c33_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 2u); let v = subgroupBroadcast(t8, 3u);
+            c33_0 += u.x * b0_0; c33_0 += u.y * b1_0; c33_0 += u.z * b2_0; c33_0 += u.w * b3_0; c33_0 += v.x * b4_0; c33_0 += v.y * b5_0; c33_0 += v.z * b6_0; c33_0 += v.w * b7_0;
+            c33_1 += u.x * b0_1; c33_1 += u.y * b1_1; c33_1 += u.z * b2_1; c33_1 += u.w * b3_1; c33_1 += v.x * b4_1; c33_1 += v.y * b5_1; c33_1 += v.z * b6_1; c33_1 += v.w * b7_1;
+            c33_2 += u.x * b0_2; c33_2 += u.y * b1_2; c33_2 += u.z * b2_2; c33_2 += u.w * b3_2; c33_2 += v.x * b4_2; c33_2 += v.y * b5_2; c33_2 += v.z * b6_2; c33_2 += v.w * b7_2;
+            c33_3 += u.x * b0_3; c33_3 += u.y * b1_3; c33_3 += u.z * b2_3; c33_3 += u.w * b3_3; c33_3 += v.x * b4_3; c33_3 += v.y * b5_3; c33_3 += v.z * b6_3; c33_3 += v.w * b7_3;
+            c33_4 += u.x * b0_4; c33_4 += u.y * b1_4; c33_4 += u.z * b2_4; c33_4 += u.w * b3_4; c33_4 += v.x * b4_4; c33_4 += v.y * b5_4; c33_4 += v.z * b6_4; c33_4 += v.w * b7_4;
+            c33_5 += u.x * b0_5; c33_5 += u.y * b1_5; c33_5 += u.z * b2_5; c33_5 += u.w * b3_5; c33_5 += v.x * b4_5; c33_5 += v.y * b5_5; c33_5 += v.z * b6_5; c33_5 += v.w * b7_5;
+            c33_6 += u.x * b0_6; c33_6 += u.y * b1_6; c33_6 += u.z * b2_6; c33_6 += u.w * b3_6; c33_6 += v.x * b4_6; c33_6 += v.y * b5_6; c33_6 += v.z * b6_6; c33_6 += v.w * b7_6;
+            c33_7 += u.x * b0_7; c33_7 += u.y * b1_7; c33_7 += u.z * b2_7; c33_7 += u.w * b3_7; c33_7 += v.x * b4_7; c33_7 += v.y * b5_7; c33_7 += v.z * b6_7; c33_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a34, 0u); let s1 = subgroupBroadcast(a34, 1u); let s2 = subgroupBroadcast(a34, 2u); let s3 = subgroupBroadcast(a34, 3u); let s4 = subgroupBroadcast(a34, 4u); let s5 = subgroupBroadcast(a34, 5u); let s6 = subgroupBroadcast(a34, 6u); let s7 = subgroupBroadcast(a34, 7u);
-            c34_0 += s0 * b0_0; c34_0 += s1 * b1_0; c34_0 += s2 * b2_0; c34_0 += s3 * b3_0; c34_0 += s4 * b4_0; c34_0 += s5 * b5_0; c34_0 += s6 * b6_0; c34_0 += s7 * b7_0;
-            c34_1 += s0 * b0_1; c34_1 += s1 * b1_1; c34_1 += s2 * b2_1; c34_1 += s3 * b3_1; c34_1 += s4 * b4_1; c34_1 += s5 * b5_1; c34_1 += s6 * b6_1; c34_1 += s7 * b7_1;
-            c34_2 += s0 * b0_2; c34_2 += s1 * b1_2; c34_2 += s2 * b2_2; c34_2 += s3 * b3_2; c34_2 += s4 * b4_2; c34_2 += s5 * b5_2; c34_2 += s6 * b6_2; c34_2 += s7 * b7_2;
-            c34_3 += s0 * b0_3; c34_3 += s1 * b1_3; c34_3 += s2 * b2_3; c34_3 += s3 * b3_3; c34_3 += s4 * b4_3; c34_3 += s5 * b5_3; c34_3 += s6 * b6_3; c34_3 += s7 * b7_3;
-            c34_4 += s0 * b0_4; c34_4 += s1 * b1_4; c34_4 += s2 * b2_4; c34_4 += s3 * b3_4; c34_4 += s4 * b4_4; c34_4 += s5 * b5_4; c34_4 += s6 * b6_4; c34_4 += s7 * b7_4;
-            c34_5 += s0 * b0_5; c34_5 += s1 * b1_5; c34_5 += s2 * b2_5; c34_5 += s3 * b3_5; c34_5 += s4 * b4_5; c34_5 += s5 * b5_5; c34_5 += s6 * b6_5; c34_5 += s7 * b7_5;
-            c34_6 += s0 * b0_6; c34_6 += s1 * b1_6; c34_6 += s2 * b2_6; c34_6 += s3 * b3_6; c34_6 += s4 * b4_6; c34_6 += s5 * b5_6; c34_6 += s6 * b6_6; c34_6 += s7 * b7_6;
-            c34_7 += s0 * b0_7; c34_7 += s1 * b1_7; c34_7 += s2 * b2_7; c34_7 += s3 * b3_7; c34_7 += s4 * b4_7; c34_7 += s5 * b5_7; c34_7 += s6 * b6_7; c34_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 4u); let v = subgroupBroadcast(t8, 5u);
+            c34_0 += u.x * b0_0; c34_0 += u.y * b1_0; c34_0 += u.z * b2_0; c34_0 += u.w * b3_0; c34_0 += v.x * b4_0; c34_0 += v.y * b5_0; c34_0 += v.z * b6_0; c34_0 += v.w * b7_0;
+            c34_1 += u.x * b0_1; c34_1 += u.y * b1_1; c34_1 += u.z * b2_1; c34_1 += u.w * b3_1; c34_1 += v.x * b4_1; c34_1 += v.y * b5_1; c34_1 += v.z * b6_1; c34_1 += v.w * b7_1;
+            c34_2 += u.x * b0_2; c34_2 += u.y * b1_2; c34_2 += u.z * b2_2; c34_2 += u.w * b3_2; c34_2 += v.x * b4_2; c34_2 += v.y * b5_2; c34_2 += v.z * b6_2; c34_2 += v.w * b7_2;
+            c34_3 += u.x * b0_3; c34_3 += u.y * b1_3; c34_3 += u.z * b2_3; c34_3 += u.w * b3_3; c34_3 += v.x * b4_3; c34_3 += v.y * b5_3; c34_3 += v.z * b6_3; c34_3 += v.w * b7_3;
+            c34_4 += u.x * b0_4; c34_4 += u.y * b1_4; c34_4 += u.z * b2_4; c34_4 += u.w * b3_4; c34_4 += v.x * b4_4; c34_4 += v.y * b5_4; c34_4 += v.z * b6_4; c34_4 += v.w * b7_4;
+            c34_5 += u.x * b0_5; c34_5 += u.y * b1_5; c34_5 += u.z * b2_5; c34_5 += u.w * b3_5; c34_5 += v.x * b4_5; c34_5 += v.y * b5_5; c34_5 += v.z * b6_5; c34_5 += v.w * b7_5;
+            c34_6 += u.x * b0_6; c34_6 += u.y * b1_6; c34_6 += u.z * b2_6; c34_6 += u.w * b3_6; c34_6 += v.x * b4_6; c34_6 += v.y * b5_6; c34_6 += v.z * b6_6; c34_6 += v.w * b7_6;
+            c34_7 += u.x * b0_7; c34_7 += u.y * b1_7; c34_7 += u.z * b2_7; c34_7 += u.w * b3_7; c34_7 += v.x * b4_7; c34_7 += v.y * b5_7; c34_7 += v.z * b6_7; c34_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a35, 0u); let s1 = subgroupBroadcast(a35, 1u); let s2 = subgroupBroadcast(a35, 2u); let s3 = subgroupBroadcast(a35, 3u); let s4 = subgroupBroadcast(a35, 4u); let s5 = subgroupBroadcast(a35, 5u); let s6 = subgroupBroadcast(a35, 6u); let s7 = subgroupBroadcast(a35, 7u);
-            c35_0 += s0 * b0_0; c35_0 += s1 * b1_0; c35_0 += s2 * b2_0; c35_0 += s3 * b3_0; c35_0 += s4 * b4_0; c35_0 += s5 * b5_0; c35_0 += s6 * b6_0; c35_0 += s7 * b7_0;
-            c35_1 += s0 * b0_1; c35_1 += s1 * b1_1; c35_1 += s2 * b2_1; c35_1 += s3 * b3_1; c35_1 += s4 * b4_1; c35_1 += s5 * b5_1; c35_1 += s6 * b6_1; c35_1 += s7 * b7_1;
-            c35_2 += s0 * b0_2; c35_2 += s1 * b1_2; c35_2 += s2 * b2_2; c35_2 += s3 * b3_2; c35_2 += s4 * b4_2; c35_2 += s5 * b5_2; c35_2 += s6 * b6_2; c35_2 += s7 * b7_2;
-            c35_3 += s0 * b0_3; c35_3 += s1 * b1_3; c35_3 += s2 * b2_3; c35_3 += s3 * b3_3; c35_3 += s4 * b4_3; c35_3 += s5 * b5_3; c35_3 += s6 * b6_3; c35_3 += s7 * b7_3;
-            c35_4 += s0 * b0_4; c35_4 += s1 * b1_4; c35_4 += s2 * b2_4; c35_4 += s3 * b3_4; c35_4 += s4 * b4_4; c35_4 += s5 * b5_4; c35_4 += s6 * b6_4; c35_4 += s7 * b7_4;
-            c35_5 += s0 * b0_5; c35_5 += s1 * b1_5; c35_5 += s2 * b2_5; c35_5 += s3 * b3_5; c35_5 += s4 * b4_5; c35_5 += s5 * b5_5; c35_5 += s6 * b6_5; c35_5 += s7 * b7_5;
-            c35_6 += s0 * b0_6; c35_6 += s1 * b1_6; c35_6 += s2 * b2_6; c35_6 += s3 * b3_6; c35_6 += s4 * b4_6; c35_6 += s5 * b5_6; c35_6 += s6 * b6_6; c35_6 += s7 * b7_6;
-            c35_7 += s0 * b0_7; c35_7 += s1 * b1_7; c35_7 += s2 * b2_7; c35_7 += s3 * b3_7; c35_7 += s4 * b4_7; c35_7 += s5 * b5_7; c35_7 += s6 * b6_7; c35_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 6u); let v = subgroupBroadcast(t8, 7u);
+            c35_0 += u.x * b0_0; c35_0 += u.y * b1_0; c35_0 += u.z * b2_0; c35_0 += u.w * b3_0; c35_0 += v.x * b4_0; c35_0 += v.y * b5_0; c35_0 += v.z * b6_0; c35_0 += v.w * b7_0;
+            c35_1 += u.x * b0_1; c35_1 += u.y * b1_1; c35_1 += u.z * b2_1; c35_1 += u.w * b3_1; c35_1 += v.x * b4_1; c35_1 += v.y * b5_1; c35_1 += v.z * b6_1; c35_1 += v.w * b7_1;
+            c35_2 += u.x * b0_2; c35_2 += u.y * b1_2; c35_2 += u.z * b2_2; c35_2 += u.w * b3_2; c35_2 += v.x * b4_2; c35_2 += v.y * b5_2; c35_2 += v.z * b6_2; c35_2 += v.w * b7_2;
+            c35_3 += u.x * b0_3; c35_3 += u.y * b1_3; c35_3 += u.z * b2_3; c35_3 += u.w * b3_3; c35_3 += v.x * b4_3; c35_3 += v.y * b5_3; c35_3 += v.z * b6_3; c35_3 += v.w * b7_3;
+            c35_4 += u.x * b0_4; c35_4 += u.y * b1_4; c35_4 += u.z * b2_4; c35_4 += u.w * b3_4; c35_4 += v.x * b4_4; c35_4 += v.y * b5_4; c35_4 += v.z * b6_4; c35_4 += v.w * b7_4;
+            c35_5 += u.x * b0_5; c35_5 += u.y * b1_5; c35_5 += u.z * b2_5; c35_5 += u.w * b3_5; c35_5 += v.x * b4_5; c35_5 += v.y * b5_5; c35_5 += v.z * b6_5; c35_5 += v.w * b7_5;
+            c35_6 += u.x * b0_6; c35_6 += u.y * b1_6; c35_6 += u.z * b2_6; c35_6 += u.w * b3_6; c35_6 += v.x * b4_6; c35_6 += v.y * b5_6; c35_6 += v.z * b6_6; c35_6 += v.w * b7_6;
+            c35_7 += u.x * b0_7; c35_7 += u.y * b1_7; c35_7 += u.z * b2_7; c35_7 += u.w * b3_7; c35_7 += v.x * b4_7; c35_7 += v.y * b5_7; c35_7 += v.z * b6_7; c35_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a36, 0u); let s1 = subgroupBroadcast(a36, 1u); let s2 = subgroupBroadcast(a36, 2u); let s3 = subgroupBroadcast(a36, 3u); let s4 = subgroupBroadcast(a36, 4u); let s5 = subgroupBroadcast(a36, 5u); let s6 = subgroupBroadcast(a36, 6u); let s7 = subgroupBroadcast(a36, 7u);
-            c36_0 += s0 * b0_0; c36_0 += s1 * b1_0; c36_0 += s2 * b2_0; c36_0 += s3 * b3_0; c36_0 += s4 * b4_0; c36_0 += s5 * b5_0; c36_0 += s6 * b6_0; c36_0 += s7 * b7_0;
-            c36_1 += s0 * b0_1; c36_1 += s1 * b1_1; c36_1 += s2 * b2_1; c36_1 += s3 * b3_1; c36_1 += s4 * b4_1; c36_1 += s5 * b5_1; c36_1 += s6 * b6_1; c36_1 += s7 * b7_1;
-            c36_2 += s0 * b0_2; c36_2 += s1 * b1_2; c36_2 += s2 * b2_2; c36_2 += s3 * b3_2; c36_2 += s4 * b4_2; c36_2 += s5 * b5_2; c36_2 += s6 * b6_2; c36_2 += s7 * b7_2;
-            c36_3 += s0 * b0_3; c36_3 += s1 * b1_3; c36_3 += s2 * b2_3; c36_3 += s3 * b3_3; c36_3 += s4 * b4_3; c36_3 += s5 * b5_3; c36_3 += s6 * b6_3; c36_3 += s7 * b7_3;
-            c36_4 += s0 * b0_4; c36_4 += s1 * b1_4; c36_4 += s2 * b2_4; c36_4 += s3 * b3_4; c36_4 += s4 * b4_4; c36_4 += s5 * b5_4; c36_4 += s6 * b6_4; c36_4 += s7 * b7_4;
-            c36_5 += s0 * b0_5; c36_5 += s1 * b1_5; c36_5 += s2 * b2_5; c36_5 += s3 * b3_5; c36_5 += s4 * b4_5; c36_5 += s5 * b5_5; c36_5 += s6 * b6_5; c36_5 += s7 * b7_5;
-            c36_6 += s0 * b0_6; c36_6 += s1 * b1_6; c36_6 += s2 * b2_6; c36_6 += s3 * b3_6; c36_6 += s4 * b4_6; c36_6 += s5 * b5_6; c36_6 += s6 * b6_6; c36_6 += s7 * b7_6;
-            c36_7 += s0 * b0_7; c36_7 += s1 * b1_7; c36_7 += s2 * b2_7; c36_7 += s3 * b3_7; c36_7 += s4 * b4_7; c36_7 += s5 * b5_7; c36_7 += s6 * b6_7; c36_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 0u); let v = subgroupBroadcast(t9, 1u);
+            c36_0 += u.x * b0_0; c36_0 += u.y * b1_0; c36_0 += u.z * b2_0; c36_0 += u.w * b3_0; c36_0 += v.x * b4_0; c36_0 += v.y * b5_0; c36_0 += v.z * b6_0; c36_0 += v.w * b7_0;
+            c36_1 += u.x * b0_1; c36_1 += u.y * b1_1; c36_1 += u.z * b2_1; c36_1 += u.w * b3_1; c36_1 += v.x * b4_1; c36_1 += v.y * b5_1; c36_1 += v.z * b6_1; c36_1 += v.w * b7_1;
+            c36_2 += u.x * b0_2; c36_2 += u.y * b1_2; c36_2 += u.z * b2_2; c36_2 += u.w * b3_2; c36_2 += v.x * b4_2; c36_2 += v.y * b5_2; c36_2 += v.z * b6_2; c36_2 += v.w * b7_2;
+            c36_3 += u.x * b0_3; c36_3 += u.y * b1_3; c36_3 += u.z * b2_3; c36_3 += u.w * b3_3; c36_3 += v.x * b4_3; c36_3 += v.y * b5_3; c36_3 += v.z * b6_3; c36_3 += v.w * b7_3;
+            c36_4 += u.x * b0_4; c36_4 += u.y * b1_4; c36_4 += u.z * b2_4; c36_4 += u.w * b3_4; c36_4 += v.x * b4_4; c36_4 += v.y * b5_4; c36_4 += v.z * b6_4; c36_4 += v.w * b7_4;
+            c36_5 += u.x * b0_5; c36_5 += u.y * b1_5; c36_5 += u.z * b2_5; c36_5 += u.w * b3_5; c36_5 += v.x * b4_5; c36_5 += v.y * b5_5; c36_5 += v.z * b6_5; c36_5 += v.w * b7_5;
+            c36_6 += u.x * b0_6; c36_6 += u.y * b1_6; c36_6 += u.z * b2_6; c36_6 += u.w * b3_6; c36_6 += v.x * b4_6; c36_6 += v.y * b5_6; c36_6 += v.z * b6_6; c36_6 += v.w * b7_6;
+            c36_7 += u.x * b0_7; c36_7 += u.y * b1_7; c36_7 += u.z * b2_7; c36_7 += u.w * b3_7; c36_7 += v.x * b4_7; c36_7 += v.y * b5_7; c36_7 += v.z * b6_7; c36_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a37, 0u); let s1 = subgroupBroadcast(a37, 1u); let s2 = subgroupBroadcast(a37, 2u); let s3 = subgroupBroadcast(a37, 3u); let s4 = subgroupBroadcast(a37, 4u); let s5 = subgroupBroadcast(a37, 5u); let s6 = subgroupBroadcast(a37, 6u); let s7 = subgroupBroadcast(a37, 7u);
-            c37_0 += s0 * b0_0; c37_0 += s1 * b1_0; c37_0 += s2 * b2_0; c37_0 += s3 * b3_0; c37_0 += s4 * b4_0; c37_0 += s5 * b5_0; c37_0 += s6 * b6_0; c37_0 += s7 * b7_0;
-            c37_1 += s0 * b0_1; c37_1 += s1 * b1_1; c37_1 += s2 * b2_1; c37_1 += s3 * b3_1; c37_1 += s4 * b4_1; c37_1 += s5 * b5_1; c37_1 += s6 * b6_1; c37_1 += s7 * b7_1;
-            c37_2 += s0 * b0_2; c37_2 += s1 * b1_2; c37_2 += s2 * b2_2; c37_2 += s3 * b3_2; c37_2 += s4 * b4_2; c37_2 += s5 * b5_2; c37_2 += s6 * b6_2; c37_2 += s7 * b7_2;
-            c37_3 += s0 * b0_3; c37_3 += s1 * b1_3; c37_3 += s2 * b2_3; c37_3 += s3 * b3_3; c37_3 += s4 * b4_3; c37_3 += s5 * b5_3; c37_3 += s6 * b6_3; c37_3 += s7 * b7_3;
-            c37_4 += s0 * b0_4; c37_4 += s1 * b1_4; c37_4 += s2 * b2_4; c37_4 += s3 * b3_4; c37_4 += s4 * b4_4; c37_4 += s5 * b5_4; c37_4 += s6 * b6_4; c37_4 += s7 * b7_4;
-            c37_5 += s0 * b0_5; c37_5 += s1 * b1_5; c37_5 += s2 * b2_5; c37_5 += s3 * b3_5; c37_5 += s4 * b4_5; c37_5 += s5 * b5_5; c37_5 += s6 * b6_5; c37_5 += s7 * b7_5;
-            c37_6 += s0 * b0_6; c37_6 += s1 * b1_6; c37_6 += s2 * b2_6; c37_6 += s3 * b3_6; c37_6 += s4 * b4_6; c37_6 += s5 * b5_6; c37_6 += s6 * b6_6; c37_6 += s7 * b7_6;
-            c37_7 += s0 * b0_7; c37_7 += s1 * b1_7; c37_7 += s2 * b2_7; c37_7 += s3 * b3_7; c37_7 += s4 * b4_7; c37_7 += s5 * b5_7; c37_7 += s6 * b6_7; c37_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 2u); let v = subgroupBroadcast(t9, 3u);
+            c37_0 += u.x * b0_0; c37_0 += u.y * b1_0; c37_0 += u.z * b2_0; c37_0 += u.w * b3_0; c37_0 += v.x * b4_0; c37_0 += v.y * b5_0; c37_0 += v.z * b6_0; c37_0 += v.w * b7_0;
+            c37_1 += u.x * b0_1; c37_1 += u.y * b1_1; c37_1 += u.z * b2_1; c37_1 += u.w * b3_1; c37_1 += v.x * b4_1; c37_1 += v.y * b5_1; c37_1 += v.z * b6_1; c37_1 += v.w * b7_1;
+            c37_2 += u.x * b0_2; c37_2 += u.y * b1_2; c37_2 += u.z * b2_2; c37_2 += u.w * b3_2; c37_2 += v.x * b4_2; c37_2 += v.y * b5_2; c37_2 += v.z * b6_2; c37_2 += v.w * b7_2;
+            c37_3 += u.x * b0_3; c37_3 += u.y * b1_3; c37_3 += u.z * b2_3; c37_3 += u.w * b3_3; c37_3 += v.x * b4_3; c37_3 += v.y * b5_3; c37_3 += v.z * b6_3; c37_3 += v.w * b7_3;
+            c37_4 += u.x * b0_4; c37_4 += u.y * b1_4; c37_4 += u.z * b2_4; c37_4 += u.w * b3_4; c37_4 += v.x * b4_4; c37_4 += v.y * b5_4; c37_4 += v.z * b6_4; c37_4 += v.w * b7_4;
+            c37_5 += u.x * b0_5; c37_5 += u.y * b1_5; c37_5 += u.z * b2_5; c37_5 += u.w * b3_5; c37_5 += v.x * b4_5; c37_5 += v.y * b5_5; c37_5 += v.z * b6_5; c37_5 += v.w * b7_5;
+            c37_6 += u.x * b0_6; c37_6 += u.y * b1_6; c37_6 += u.z * b2_6; c37_6 += u.w * b3_6; c37_6 += v.x * b4_6; c37_6 += v.y * b5_6; c37_6 += v.z * b6_6; c37_6 += v.w * b7_6;
+            c37_7 += u.x * b0_7; c37_7 += u.y * b1_7; c37_7 += u.z * b2_7; c37_7 += u.w * b3_7; c37_7 += v.x * b4_7; c37_7 += v.y * b5_7; c37_7 += v.z * b6_7; c37_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a38, 0u); let s1 = subgroupBroadcast(a38, 1u); let s2 = subgroupBroadcast(a38, 2u); let s3 = subgroupBroadcast(a38, 3u); let s4 = subgroupBroadcast(a38, 4u); let s5 = subgroupBroadcast(a38, 5u); let s6 = subgroupBroadcast(a38, 6u); let s7 = subgroupBroadcast(a38, 7u);
-            c38_0 += s0 * b0_0; c38_0 += s1 * b1_0; c38_0 += s2 * b2_0; c38_0 += s3 * b3_0; c38_0 += s4 * b4_0; c38_0 += s5 * b5_0; c38_0 += s6 * b6_0; c38_0 += s7 * b7_0;
-            c38_1 += s0 * b0_1; c38_1 += s1 * b1_1; c38_1 += s2 * b2_1; c38_1 += s3 * b3_1; c38_1 += s4 * b4_1; c38_1 += s5 * b5_1; c38_1 += s6 * b6_1; c38_1 += s7 * b7_1;
-            c38_2 += s0 * b0_2; c38_2 += s1 * b1_2; c38_2 += s2 * b2_2; c38_2 += s3 * b3_2; c38_2 += s4 * b4_2; c38_2 += s5 * b5_2; c38_2 += s6 * b6_2; c38_2 += s7 * b7_2;
-            c38_3 += s0 * b0_3; c38_3 += s1 * b1_3; c38_3 += s2 * b2_3; c38_3 += s3 * b3_3; c38_3 += s4 * b4_3; c38_3 += s5 * b5_3; c38_3 += s6 * b6_3; c38_3 += s7 * b7_3;
-            c38_4 += s0 * b0_4; c38_4 += s1 * b1_4; c38_4 += s2 * b2_4; c38_4 += s3 * b3_4; c38_4 += s4 * b4_4; c38_4 += s5 * b5_4; c38_4 += s6 * b6_4; c38_4 += s7 * b7_4;
-            c38_5 += s0 * b0_5; c38_5 += s1 * b1_5; c38_5 += s2 * b2_5; c38_5 += s3 * b3_5; c38_5 += s4 * b4_5; c38_5 += s5 * b5_5; c38_5 += s6 * b6_5; c38_5 += s7 * b7_5;
-            c38_6 += s0 * b0_6; c38_6 += s1 * b1_6; c38_6 += s2 * b2_6; c38_6 += s3 * b3_6; c38_6 += s4 * b4_6; c38_6 += s5 * b5_6; c38_6 += s6 * b6_6; c38_6 += s7 * b7_6;
-            c38_7 += s0 * b0_7; c38_7 += s1 * b1_7; c38_7 += s2 * b2_7; c38_7 += s3 * b3_7; c38_7 += s4 * b4_7; c38_7 += s5 * b5_7; c38_7 += s6 * b6_7; c38_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 4u); let v = subgroupBroadcast(t9, 5u);
+            c38_0 += u.x * b0_0; c38_0 += u.y * b1_0; c38_0 += u.z * b2_0; c38_0 += u.w * b3_0; c38_0 += v.x * b4_0; c38_0 += v.y * b5_0; c38_0 += v.z * b6_0; c38_0 += v.w * b7_0;
+            c38_1 += u.x * b0_1; c38_1 += u.y * b1_1; c38_1 += u.z * b2_1; c38_1 += u.w * b3_1; c38_1 += v.x * b4_1; c38_1 += v.y * b5_1; c38_1 += v.z * b6_1; c38_1 += v.w * b7_1;
+            c38_2 += u.x * b0_2; c38_2 += u.y * b1_2; c38_2 += u.z * b2_2; c38_2 += u.w * b3_2; c38_2 += v.x * b4_2; c38_2 += v.y * b5_2; c38_2 += v.z * b6_2; c38_2 += v.w * b7_2;
+            c38_3 += u.x * b0_3; c38_3 += u.y * b1_3; c38_3 += u.z * b2_3; c38_3 += u.w * b3_3; c38_3 += v.x * b4_3; c38_3 += v.y * b5_3; c38_3 += v.z * b6_3; c38_3 += v.w * b7_3;
+            c38_4 += u.x * b0_4; c38_4 += u.y * b1_4; c38_4 += u.z * b2_4; c38_4 += u.w * b3_4; c38_4 += v.x * b4_4; c38_4 += v.y * b5_4; c38_4 += v.z * b6_4; c38_4 += v.w * b7_4;
+            c38_5 += u.x * b0_5; c38_5 += u.y * b1_5; c38_5 += u.z * b2_5; c38_5 += u.w * b3_5; c38_5 += v.x * b4_5; c38_5 += v.y * b5_5; c38_5 += v.z * b6_5; c38_5 += v.w * b7_5;
+            c38_6 += u.x * b0_6; c38_6 += u.y * b1_6; c38_6 += u.z * b2_6; c38_6 += u.w * b3_6; c38_6 += v.x * b4_6; c38_6 += v.y * b5_6; c38_6 += v.z * b6_6; c38_6 += v.w * b7_6;
+            c38_7 += u.x * b0_7; c38_7 += u.y * b1_7; c38_7 += u.z * b2_7; c38_7 += u.w * b3_7; c38_7 += v.x * b4_7; c38_7 += v.y * b5_7; c38_7 += v.z * b6_7; c38_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a39, 0u); let s1 = subgroupBroadcast(a39, 1u); let s2 = subgroupBroadcast(a39, 2u); let s3 = subgroupBroadcast(a39, 3u); let s4 = subgroupBroadcast(a39, 4u); let s5 = subgroupBroadcast(a39, 5u); let s6 = subgroupBroadcast(a39, 6u); let s7 = subgroupBroadcast(a39, 7u);
-            c39_0 += s0 * b0_0; c39_0 += s1 * b1_0; c39_0 += s2 * b2_0; c39_0 += s3 * b3_0; c39_0 += s4 * b4_0; c39_0 += s5 * b5_0; c39_0 += s6 * b6_0; c39_0 += s7 * b7_0;
-            c39_1 += s0 * b0_1; c39_1 += s1 * b1_1; c39_1 += s2 * b2_1; c39_1 += s3 * b3_1; c39_1 += s4 * b4_1; c39_1 += s5 * b5_1; c39_1 += s6 * b6_1; c39_1 += s7 * b7_1;
-            c39_2 += s0 * b0_2; c39_2 += s1 * b1_2; c39_2 += s2 * b2_2; c39_2 += s3 * b3_2; c39_2 += s4 * b4_2; c39_2 += s5 * b5_2; c39_2 += s6 * b6_2; c39_2 += s7 * b7_2;
-            c39_3 += s0 * b0_3; c39_3 += s1 * b1_3; c39_3 += s2 * b2_3; c39_3 += s3 * b3_3; c39_3 += s4 * b4_3; c39_3 += s5 * b5_3; c39_3 += s6 * b6_3; c39_3 += s7 * b7_3;
-            c39_4 += s0 * b0_4; c39_4 += s1 * b1_4; c39_4 += s2 * b2_4; c39_4 += s3 * b3_4; c39_4 += s4 * b4_4; c39_4 += s5 * b5_4; c39_4 += s6 * b6_4; c39_4 += s7 * b7_4;
-            c39_5 += s0 * b0_5; c39_5 += s1 * b1_5; c39_5 += s2 * b2_5; c39_5 += s3 * b3_5; c39_5 += s4 * b4_5; c39_5 += s5 * b5_5; c39_5 += s6 * b6_5; c39_5 += s7 * b7_5;
-            c39_6 += s0 * b0_6; c39_6 += s1 * b1_6; c39_6 += s2 * b2_6; c39_6 += s3 * b3_6; c39_6 += s4 * b4_6; c39_6 += s5 * b5_6; c39_6 += s6 * b6_6; c39_6 += s7 * b7_6;
-            c39_7 += s0 * b0_7; c39_7 += s1 * b1_7; c39_7 += s2 * b2_7; c39_7 += s3 * b3_7; c39_7 += s4 * b4_7; c39_7 += s5 * b5_7; c39_7 += s6 * b6_7; c39_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 6u); let v = subgroupBroadcast(t9, 7u);
+            c39_0 += u.x * b0_0; c39_0 += u.y * b1_0; c39_0 += u.z * b2_0; c39_0 += u.w * b3_0; c39_0 += v.x * b4_0; c39_0 += v.y * b5_0; c39_0 += v.z * b6_0; c39_0 += v.w * b7_0;
+            c39_1 += u.x * b0_1; c39_1 += u.y * b1_1; c39_1 += u.z * b2_1; c39_1 += u.w * b3_1; c39_1 += v.x * b4_1; c39_1 += v.y * b5_1; c39_1 += v.z * b6_1; c39_1 += v.w * b7_1;
+            c39_2 += u.x * b0_2; c39_2 += u.y * b1_2; c39_2 += u.z * b2_2; c39_2 += u.w * b3_2; c39_2 += v.x * b4_2; c39_2 += v.y * b5_2; c39_2 += v.z * b6_2; c39_2 += v.w * b7_2;
+            c39_3 += u.x * b0_3; c39_3 += u.y * b1_3; c39_3 += u.z * b2_3; c39_3 += u.w * b3_3; c39_3 += v.x * b4_3; c39_3 += v.y * b5_3; c39_3 += v.z * b6_3; c39_3 += v.w * b7_3;
+            c39_4 += u.x * b0_4; c39_4 += u.y * b1_4; c39_4 += u.z * b2_4; c39_4 += u.w * b3_4; c39_4 += v.x * b4_4; c39_4 += v.y * b5_4; c39_4 += v.z * b6_4; c39_4 += v.w * b7_4;
+            c39_5 += u.x * b0_5; c39_5 += u.y * b1_5; c39_5 += u.z * b2_5; c39_5 += u.w * b3_5; c39_5 += v.x * b4_5; c39_5 += v.y * b5_5; c39_5 += v.z * b6_5; c39_5 += v.w * b7_5;
+            c39_6 += u.x * b0_6; c39_6 += u.y * b1_6; c39_6 += u.z * b2_6; c39_6 += u.w * b3_6; c39_6 += v.x * b4_6; c39_6 += v.y * b5_6; c39_6 += v.z * b6_6; c39_6 += v.w * b7_6;
+            c39_7 += u.x * b0_7; c39_7 += u.y * b1_7; c39_7 += u.z * b2_7; c39_7 += u.w * b3_7; c39_7 += v.x * b4_7; c39_7 += v.y * b5_7; c39_7 += v.z * b6_7; c39_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a40, 0u); let s1 = subgroupBroadcast(a40, 1u); let s2 = subgroupBroadcast(a40, 2u); let s3 = subgroupBroadcast(a40, 3u); let s4 = subgroupBroadcast(a40, 4u); let s5 = subgroupBroadcast(a40, 5u); let s6 = subgroupBroadcast(a40, 6u); let s7 = subgroupBroadcast(a40, 7u);
-            c40_0 += s0 * b0_0; c40_0 += s1 * b1_0; c40_0 += s2 * b2_0; c40_0 += s3 * b3_0; c40_0 += s4 * b4_0; c40_0 += s5 * b5_0; c40_0 += s6 * b6_0; c40_0 += s7 * b7_0;
-            c40_1 += s0 * b0_1; c40_1 += s1 * b1_1; c40_1 += s2 * b2_1; c40_1 += s3 * b3_1; c40_1 += s4 * b4_1; c40_1 += s5 * b5_1; c40_1 += s6 * b6_1; c40_1 += s7 * b7_1;
-            c40_2 += s0 * b0_2; c40_2 += s1 * b1_2; c40_2 += s2 * b2_2; c40_2 += s3 * b3_2; c40_2 += s4 * b4_2; c40_2 += s5 * b5_2; c40_2 += s6 * b6_2; c40_2 += s7 * b7_2;
-            c40_3 += s0 * b0_3; c40_3 += s1 * b1_3; c40_3 += s2 * b2_3; c40_3 += s3 * b3_3; c40_3 += s4 * b4_3; c40_3 += s5 * b5_3; c40_3 += s6 * b6_3; c40_3 += s7 * b7_3;
-            c40_4 += s0 * b0_4; c40_4 += s1 * b1_4; c40_4 += s2 * b2_4; c40_4 += s3 * b3_4; c40_4 += s4 * b4_4; c40_4 += s5 * b5_4; c40_4 += s6 * b6_4; c40_4 += s7 * b7_4;
-            c40_5 += s0 * b0_5; c40_5 += s1 * b1_5; c40_5 += s2 * b2_5; c40_5 += s3 * b3_5; c40_5 += s4 * b4_5; c40_5 += s5 * b5_5; c40_5 += s6 * b6_5; c40_5 += s7 * b7_5;
-            c40_6 += s0 * b0_6; c40_6 += s1 * b1_6; c40_6 += s2 * b2_6; c40_6 += s3 * b3_6; c40_6 += s4 * b4_6; c40_6 += s5 * b5_6; c40_6 += s6 * b6_6; c40_6 += s7 * b7_6;
-            c40_7 += s0 * b0_7; c40_7 += s1 * b1_7; c40_7 += s2 * b2_7; c40_7 += s3 * b3_7; c40_7 += s4 * b4_7; c40_7 += s5 * b5_7; c40_7 += s6 * b6_7; c40_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 0u); let v = subgroupBroadcast(t10, 1u);
+            c40_0 += u.x * b0_0; c40_0 += u.y * b1_0; c40_0 += u.z * b2_0; c40_0 += u.w * b3_0; c40_0 += v.x * b4_0; c40_0 += v.y * b5_0; c40_0 += v.z * b6_0; c40_0 += v.w * b7_0;
+            c40_1 += u.x * b0_1; c40_1 += u.y * b1_1; c40_1 += u.z * b2_1; c40_1 += u.w * b3_1; c40_1 += v.x * b4_1; c40_1 += v.y * b5_1; c40_1 += v.z * b6_1; c40_1 += v.w * b7_1;
+            c40_2 += u.x * b0_2; c40_2 += u.y * b1_2; c40_2 += u.z * b2_2; c40_2 += u.w * b3_2; c40_2 += v.x * b4_2; c40_2 += v.y * b5_2; c40_2 += v.z * b6_2; c40_2 += v.w * b7_2;
+            c40_3 += u.x * b0_3; c40_3 += u.y * b1_3; c40_3 += u.z * b2_3; c40_3 += u.w * b3_3; c40_3 += v.x * b4_3; c40_3 += v.y * b5_3; c40_3 += v.z * b6_3; c40_3 += v.w * b7_3;
+            c40_4 += u.x * b0_4; c40_4 += u.y * b1_4; c40_4 += u.z * b2_4; c40_4 += u.w * b3_4; c40_4 += v.x * b4_4; c40_4 += v.y * b5_4; c40_4 += v.z * b6_4; c40_4 += v.w * b7_4;
+            c40_5 += u.x * b0_5; c40_5 += u.y * b1_5; c40_5 += u.z * b2_5; c40_5 += u.w * b3_5; c40_5 += v.x * b4_5; c40_5 += v.y * b5_5; c40_5 += v.z * b6_5; c40_5 += v.w * b7_5;
+            c40_6 += u.x * b0_6; c40_6 += u.y * b1_6; c40_6 += u.z * b2_6; c40_6 += u.w * b3_6; c40_6 += v.x * b4_6; c40_6 += v.y * b5_6; c40_6 += v.z * b6_6; c40_6 += v.w * b7_6;
+            c40_7 += u.x * b0_7; c40_7 += u.y * b1_7; c40_7 += u.z * b2_7; c40_7 += u.w * b3_7; c40_7 += v.x * b4_7; c40_7 += v.y * b5_7; c40_7 += v.z * b6_7; c40_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a41, 0u); let s1 = subgroupBroadcast(a41, 1u); let s2 = subgroupBroadcast(a41, 2u); let s3 = subgroupBroadcast(a41, 3u); let s4 = subgroupBroadcast(a41, 4u); let s5 = subgroupBroadcast(a41, 5u); let s6 = subgroupBroadcast(a41, 6u); let s7 = subgroupBroadcast(a41, 7u);
-            c41_0 += s0 * b0_0; c41_0 += s1 * b1_0; c41_0 += s2 * b2_0; c41_0 += s3 * b3_0; c41_0 += s4 * b4_0; c41_0 += s5 * b5_0; c41_0 += s6 * b6_0; c41_0 += s7 * b7_0;
-            c41_1 += s0 * b0_1; c41_1 += s1 * b1_1; c41_1 += s2 * b2_1; c41_1 += s3 * b3_1; c41_1 += s4 * b4_1; c41_1 += s5 * b5_1; c41_1 += s6 * b6_1; c41_1 += s7 * b7_1;
-            c41_2 += s0 * b0_2; c41_2 += s1 * b1_2; c41_2 += s2 * b2_2; c41_2 += s3 * b3_2; c41_2 += s4 * b4_2; c41_2 += s5 * b5_2; c41_2 += s6 * b6_2; c41_2 += s7 * b7_2;
-            c41_3 += s0 * b0_3; c41_3 += s1 * b1_3; c41_3 += s2 * b2_3; c41_3 += s3 * b3_3; c41_3 += s4 * b4_3; c41_3 += s5 * b5_3; c41_3 += s6 * b6_3; c41_3 += s7 * b7_3;
-            c41_4 += s0 * b0_4; c41_4 += s1 * b1_4; c41_4 += s2 * b2_4; c41_4 += s3 * b3_4; c41_4 += s4 * b4_4; c41_4 += s5 * b5_4; c41_4 += s6 * b6_4; c41_4 += s7 * b7_4;
-            c41_5 += s0 * b0_5; c41_5 += s1 * b1_5; c41_5 += s2 * b2_5; c41_5 += s3 * b3_5; c41_5 += s4 * b4_5; c41_5 += s5 * b5_5; c41_5 += s6 * b6_5; c41_5 += s7 * b7_5;
-            c41_6 += s0 * b0_6; c41_6 += s1 * b1_6; c41_6 += s2 * b2_6; c41_6 += s3 * b3_6; c41_6 += s4 * b4_6; c41_6 += s5 * b5_6; c41_6 += s6 * b6_6; c41_6 += s7 * b7_6;
-            c41_7 += s0 * b0_7; c41_7 += s1 * b1_7; c41_7 += s2 * b2_7; c41_7 += s3 * b3_7; c41_7 += s4 * b4_7; c41_7 += s5 * b5_7; c41_7 += s6 * b6_7; c41_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 2u); let v = subgroupBroadcast(t10, 3u);
+            c41_0 += u.x * b0_0; c41_0 += u.y * b1_0; c41_0 += u.z * b2_0; c41_0 += u.w * b3_0; c41_0 += v.x * b4_0; c41_0 += v.y * b5_0; c41_0 += v.z * b6_0; c41_0 += v.w * b7_0;
+            c41_1 += u.x * b0_1; c41_1 += u.y * b1_1; c41_1 += u.z * b2_1; c41_1 += u.w * b3_1; c41_1 += v.x * b4_1; c41_1 += v.y * b5_1; c41_1 += v.z * b6_1; c41_1 += v.w * b7_1;
+            c41_2 += u.x * b0_2; c41_2 += u.y * b1_2; c41_2 += u.z * b2_2; c41_2 += u.w * b3_2; c41_2 += v.x * b4_2; c41_2 += v.y * b5_2; c41_2 += v.z * b6_2; c41_2 += v.w * b7_2;
+            c41_3 += u.x * b0_3; c41_3 += u.y * b1_3; c41_3 += u.z * b2_3; c41_3 += u.w * b3_3; c41_3 += v.x * b4_3; c41_3 += v.y * b5_3; c41_3 += v.z * b6_3; c41_3 += v.w * b7_3;
+            c41_4 += u.x * b0_4; c41_4 += u.y * b1_4; c41_4 += u.z * b2_4; c41_4 += u.w * b3_4; c41_4 += v.x * b4_4; c41_4 += v.y * b5_4; c41_4 += v.z * b6_4; c41_4 += v.w * b7_4;
+            c41_5 += u.x * b0_5; c41_5 += u.y * b1_5; c41_5 += u.z * b2_5; c41_5 += u.w * b3_5; c41_5 += v.x * b4_5; c41_5 += v.y * b5_5; c41_5 += v.z * b6_5; c41_5 += v.w * b7_5;
+            c41_6 += u.x * b0_6; c41_6 += u.y * b1_6; c41_6 += u.z * b2_6; c41_6 += u.w * b3_6; c41_6 += v.x * b4_6; c41_6 += v.y * b5_6; c41_6 += v.z * b6_6; c41_6 += v.w * b7_6;
+            c41_7 += u.x * b0_7; c41_7 += u.y * b1_7; c41_7 += u.z * b2_7; c41_7 += u.w * b3_7; c41_7 += v.x * b4_7; c41_7 += v.y * b5_7; c41_7 += v.z * b6_7; c41_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a42, 0u); let s1 = subgroupBroadcast(a42, 1u); let s2 = subgroupBroadcast(a42, 2u); let s3 = subgroupBroadcast(a42, 3u); let s4 = subgroupBroadcast(a42, 4u); let s5 = subgroupBroadcast(a42, 5u); let s6 = subgroupBroadcast(a42, 6u); let s7 = subgroupBroadcast(a42, 7u);
-            c42_0 += s0 * b0_0; c42_0 += s1 * b1_0; c42_0 += s2 * b2_0; c42_0 += s3 * b3_0; c42_0 += s4 * b4_0; c42_0 += s5 * b5_0; c42_0 += s6 * b6_0; c42_0 += s7 * b7_0;
-            c42_1 += s0 * b0_1; c42_1 += s1 * b1_1; c42_1 += s2 * b2_1; c42_1 += s3 * b3_1; c42_1 += s4 * b4_1; c42_1 += s5 * b5_1; c42_1 += s6 * b6_1; c42_1 += s7 * b7_1;
-            c42_2 += s0 * b0_2; c42_2 += s1 * b1_2; c42_2 += s2 * b2_2; c42_2 += s3 * b3_2; c42_2 += s4 * b4_2; c42_2 += s5 * b5_2; c42_2 += s6 * b6_2; c42_2 += s7 * b7_2;
-            c42_3 += s0 * b0_3; c42_3 += s1 * b1_3; c42_3 += s2 * b2_3; c42_3 += s3 * b3_3; c42_3 += s4 * b4_3; c42_3 += s5 * b5_3; c42_3 += s6 * b6_3; c42_3 += s7 * b7_3;
-            c42_4 += s0 * b0_4; c42_4 += s1 * b1_4; c42_4 += s2 * b2_4; c42_4 += s3 * b3_4; c42_4 += s4 * b4_4; c42_4 += s5 * b5_4; c42_4 += s6 * b6_4; c42_4 += s7 * b7_4;
-            c42_5 += s0 * b0_5; c42_5 += s1 * b1_5; c42_5 += s2 * b2_5; c42_5 += s3 * b3_5; c42_5 += s4 * b4_5; c42_5 += s5 * b5_5; c42_5 += s6 * b6_5; c42_5 += s7 * b7_5;
-            c42_6 += s0 * b0_6; c42_6 += s1 * b1_6; c42_6 += s2 * b2_6; c42_6 += s3 * b3_6; c42_6 += s4 * b4_6; c42_6 += s5 * b5_6; c42_6 += s6 * b6_6; c42_6 += s7 * b7_6;
-            c42_7 += s0 * b0_7; c42_7 += s1 * b1_7; c42_7 += s2 * b2_7; c42_7 += s3 * b3_7; c42_7 += s4 * b4_7; c42_7 += s5 * b5_7; c42_7 += s6 * b6_7; c42_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 4u); let v = subgroupBroadcast(t10, 5u);
+            c42_0 += u.x * b0_0; c42_0 += u.y * b1_0; c42_0 += u.z * b2_0; c42_0 += u.w * b3_0; c42_0 += v.x * b4_0; c42_0 += v.y * b5_0; c42_0 += v.z * b6_0; c42_0 += v.w * b7_0;
+            c42_1 += u.x * b0_1; c42_1 += u.y * b1_1; c42_1 += u.z * b2_1; c42_1 += u.w * b3_1; c42_1 += v.x * b4_1; c42_1 += v.y * b5_1; c42_1 += v.z * b6_1; c42_1 += v.w * b7_1;
+            c42_2 += u.x * b0_2; c42_2 += u.y * b1_2; c42_2 += u.z * b2_2; c42_2 += u.w * b3_2; c42_2 += v.x * b4_2; c42_2 += v.y * b5_2; c42_2 += v.z * b6_2; c42_2 += v.w * b7_2;
+            c42_3 += u.x * b0_3; c42_3 += u.y * b1_3; c42_3 += u.z * b2_3; c42_3 += u.w * b3_3; c42_3 += v.x * b4_3; c42_3 += v.y * b5_3; c42_3 += v.z * b6_3; c42_3 += v.w * b7_3;
+            c42_4 += u.x * b0_4; c42_4 += u.y * b1_4; c42_4 += u.z * b2_4; c42_4 += u.w * b3_4; c42_4 += v.x * b4_4; c42_4 += v.y * b5_4; c42_4 += v.z * b6_4; c42_4 += v.w * b7_4;
+            c42_5 += u.x * b0_5; c42_5 += u.y * b1_5; c42_5 += u.z * b2_5; c42_5 += u.w * b3_5; c42_5 += v.x * b4_5; c42_5 += v.y * b5_5; c42_5 += v.z * b6_5; c42_5 += v.w * b7_5;
+            c42_6 += u.x * b0_6; c42_6 += u.y * b1_6; c42_6 += u.z * b2_6; c42_6 += u.w * b3_6; c42_6 += v.x * b4_6; c42_6 += v.y * b5_6; c42_6 += v.z * b6_6; c42_6 += v.w * b7_6;
+            c42_7 += u.x * b0_7; c42_7 += u.y * b1_7; c42_7 += u.z * b2_7; c42_7 += u.w * b3_7; c42_7 += v.x * b4_7; c42_7 += v.y * b5_7; c42_7 += v.z * b6_7; c42_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a43, 0u); let s1 = subgroupBroadcast(a43, 1u); let s2 = subgroupBroadcast(a43, 2u); let s3 = subgroupBroadcast(a43, 3u); let s4 = subgroupBroadcast(a43, 4u); let s5 = subgroupBroadcast(a43, 5u); let s6 = subgroupBroadcast(a43, 6u); let s7 = subgroupBroadcast(a43, 7u);
-            c43_0 += s0 * b0_0; c43_0 += s1 * b1_0; c43_0 += s2 * b2_0; c43_0 += s3 * b3_0; c43_0 += s4 * b4_0; c43_0 += s5 * b5_0; c43_0 += s6 * b6_0; c43_0 += s7 * b7_0;
-            c43_1 += s0 * b0_1; c43_1 += s1 * b1_1; c43_1 += s2 * b2_1; c43_1 += s3 * b3_1; c43_1 += s4 * b4_1; c43_1 += s5 * b5_1; c43_1 += s6 * b6_1; c43_1 += s7 * b7_1;
-            c43_2 += s0 * b0_2; c43_2 += s1 * b1_2; c43_2 += s2 * b2_2; c43_2 += s3 * b3_2; c43_2 += s4 * b4_2; c43_2 += s5 * b5_2; c43_2 += s6 * b6_2; c43_2 += s7 * b7_2;
-            c43_3 += s0 * b0_3; c43_3 += s1 * b1_3; c43_3 += s2 * b2_3; c43_3 += s3 * b3_3; c43_3 += s4 * b4_3; c43_3 += s5 * b5_3; c43_3 += s6 * b6_3; c43_3 += s7 * b7_3;
-            c43_4 += s0 * b0_4; c43_4 += s1 * b1_4; c43_4 += s2 * b2_4; c43_4 += s3 * b3_4; c43_4 += s4 * b4_4; c43_4 += s5 * b5_4; c43_4 += s6 * b6_4; c43_4 += s7 * b7_4;
-            c43_5 += s0 * b0_5; c43_5 += s1 * b1_5; c43_5 += s2 * b2_5; c43_5 += s3 * b3_5; c43_5 += s4 * b4_5; c43_5 += s5 * b5_5; c43_5 += s6 * b6_5; c43_5 += s7 * b7_5;
-            c43_6 += s0 * b0_6; c43_6 += s1 * b1_6; c43_6 += s2 * b2_6; c43_6 += s3 * b3_6; c43_6 += s4 * b4_6; c43_6 += s5 * b5_6; c43_6 += s6 * b6_6; c43_6 += s7 * b7_6;
-            c43_7 += s0 * b0_7; c43_7 += s1 * b1_7; c43_7 += s2 * b2_7; c43_7 += s3 * b3_7; c43_7 += s4 * b4_7; c43_7 += s5 * b5_7; c43_7 += s6 * b6_7; c43_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 6u); let v = subgroupBroadcast(t10, 7u);
+            c43_0 += u.x * b0_0; c43_0 += u.y * b1_0; c43_0 += u.z * b2_0; c43_0 += u.w * b3_0; c43_0 += v.x * b4_0; c43_0 += v.y * b5_0; c43_0 += v.z * b6_0; c43_0 += v.w * b7_0;
+            c43_1 += u.x * b0_1; c43_1 += u.y * b1_1; c43_1 += u.z * b2_1; c43_1 += u.w * b3_1; c43_1 += v.x * b4_1; c43_1 += v.y * b5_1; c43_1 += v.z * b6_1; c43_1 += v.w * b7_1;
+            c43_2 += u.x * b0_2; c43_2 += u.y * b1_2; c43_2 += u.z * b2_2; c43_2 += u.w * b3_2; c43_2 += v.x * b4_2; c43_2 += v.y * b5_2; c43_2 += v.z * b6_2; c43_2 += v.w * b7_2;
+            c43_3 += u.x * b0_3; c43_3 += u.y * b1_3; c43_3 += u.z * b2_3; c43_3 += u.w * b3_3; c43_3 += v.x * b4_3; c43_3 += v.y * b5_3; c43_3 += v.z * b6_3; c43_3 += v.w * b7_3;
+            c43_4 += u.x * b0_4; c43_4 += u.y * b1_4; c43_4 += u.z * b2_4; c43_4 += u.w * b3_4; c43_4 += v.x * b4_4; c43_4 += v.y * b5_4; c43_4 += v.z * b6_4; c43_4 += v.w * b7_4;
+            c43_5 += u.x * b0_5; c43_5 += u.y * b1_5; c43_5 += u.z * b2_5; c43_5 += u.w * b3_5; c43_5 += v.x * b4_5; c43_5 += v.y * b5_5; c43_5 += v.z * b6_5; c43_5 += v.w * b7_5;
+            c43_6 += u.x * b0_6; c43_6 += u.y * b1_6; c43_6 += u.z * b2_6; c43_6 += u.w * b3_6; c43_6 += v.x * b4_6; c43_6 += v.y * b5_6; c43_6 += v.z * b6_6; c43_6 += v.w * b7_6;
+            c43_7 += u.x * b0_7; c43_7 += u.y * b1_7; c43_7 += u.z * b2_7; c43_7 += u.w * b3_7; c43_7 += v.x * b4_7; c43_7 += v.y * b5_7; c43_7 += v.z * b6_7; c43_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a44, 0u); let s1 = subgroupBroadcast(a44, 1u); let s2 = subgroupBroadcast(a44, 2u); let s3 = subgroupBroadcast(a44, 3u); let s4 = subgroupBroadcast(a44, 4u); let s5 = subgroupBroadcast(a44, 5u); let s6 = subgroupBroadcast(a44, 6u); let s7 = subgroupBroadcast(a44, 7u);
-            c44_0 += s0 * b0_0; c44_0 += s1 * b1_0; c44_0 += s2 * b2_0; c44_0 += s3 * b3_0; c44_0 += s4 * b4_0; c44_0 += s5 * b5_0; c44_0 += s6 * b6_0; c44_0 += s7 * b7_0;
-            c44_1 += s0 * b0_1; c44_1 += s1 * b1_1; c44_1 += s2 * b2_1; c44_1 += s3 * b3_1; c44_1 += s4 * b4_1; c44_1 += s5 * b5_1; c44_1 += s6 * b6_1; c44_1 += s7 * b7_1;
-            c44_2 += s0 * b0_2; c44_2 += s1 * b1_2; c44_2 += s2 * b2_2; c44_2 += s3 * b3_2; c44_2 += s4 * b4_2; c44_2 += s5 * b5_2; c44_2 += s6 * b6_2; c44_2 += s7 * b7_2;
-            c44_3 += s0 * b0_3; c44_3 += s1 * b1_3; c44_3 += s2 * b2_3; c44_3 += s3 * b3_3; c44_3 += s4 * b4_3; c44_3 += s5 * b5_3; c44_3 += s6 * b6_3; c44_3 += s7 * b7_3;
-            c44_4 += s0 * b0_4; c44_4 += s1 * b1_4; c44_4 += s2 * b2_4; c44_4 += s3 * b3_4; c44_4 += s4 * b4_4; c44_4 += s5 * b5_4; c44_4 += s6 * b6_4; c44_4 += s7 * b7_4;
-            c44_5 += s0 * b0_5; c44_5 += s1 * b1_5; c44_5 += s2 * b2_5; c44_5 += s3 * b3_5; c44_5 += s4 * b4_5; c44_5 += s5 * b5_5; c44_5 += s6 * b6_5; c44_5 += s7 * b7_5;
-            c44_6 += s0 * b0_6; c44_6 += s1 * b1_6; c44_6 += s2 * b2_6; c44_6 += s3 * b3_6; c44_6 += s4 * b4_6; c44_6 += s5 * b5_6; c44_6 += s6 * b6_6; c44_6 += s7 * b7_6;
-            c44_7 += s0 * b0_7; c44_7 += s1 * b1_7; c44_7 += s2 * b2_7; c44_7 += s3 * b3_7; c44_7 += s4 * b4_7; c44_7 += s5 * b5_7; c44_7 += s6 * b6_7; c44_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 0u); let v = subgroupBroadcast(t11, 1u);
+            c44_0 += u.x * b0_0; c44_0 += u.y * b1_0; c44_0 += u.z * b2_0; c44_0 += u.w * b3_0; c44_0 += v.x * b4_0; c44_0 += v.y * b5_0; c44_0 += v.z * b6_0; c44_0 += v.w * b7_0;
+            c44_1 += u.x * b0_1; c44_1 += u.y * b1_1; c44_1 += u.z * b2_1; c44_1 += u.w * b3_1; c44_1 += v.x * b4_1; c44_1 += v.y * b5_1; c44_1 += v.z * b6_1; c44_1 += v.w * b7_1;
+            c44_2 += u.x * b0_2; c44_2 += u.y * b1_2; c44_2 += u.z * b2_2; c44_2 += u.w * b3_2; c44_2 += v.x * b4_2; c44_2 += v.y * b5_2; c44_2 += v.z * b6_2; c44_2 += v.w * b7_2;
+            c44_3 += u.x * b0_3; c44_3 += u.y * b1_3; c44_3 += u.z * b2_3; c44_3 += u.w * b3_3; c44_3 += v.x * b4_3; c44_3 += v.y * b5_3; c44_3 += v.z * b6_3; c44_3 += v.w * b7_3;
+            c44_4 += u.x * b0_4; c44_4 += u.y * b1_4; c44_4 += u.z * b2_4; c44_4 += u.w * b3_4; c44_4 += v.x * b4_4; c44_4 += v.y * b5_4; c44_4 += v.z * b6_4; c44_4 += v.w * b7_4;
+            c44_5 += u.x * b0_5; c44_5 += u.y * b1_5; c44_5 += u.z * b2_5; c44_5 += u.w * b3_5; c44_5 += v.x * b4_5; c44_5 += v.y * b5_5; c44_5 += v.z * b6_5; c44_5 += v.w * b7_5;
+            c44_6 += u.x * b0_6; c44_6 += u.y * b1_6; c44_6 += u.z * b2_6; c44_6 += u.w * b3_6; c44_6 += v.x * b4_6; c44_6 += v.y * b5_6; c44_6 += v.z * b6_6; c44_6 += v.w * b7_6;
+            c44_7 += u.x * b0_7; c44_7 += u.y * b1_7; c44_7 += u.z * b2_7; c44_7 += u.w * b3_7; c44_7 += v.x * b4_7; c44_7 += v.y * b5_7; c44_7 += v.z * b6_7; c44_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a45, 0u); let s1 = subgroupBroadcast(a45, 1u); let s2 = subgroupBroadcast(a45, 2u); let s3 = subgroupBroadcast(a45, 3u); let s4 = subgroupBroadcast(a45, 4u); let s5 = subgroupBroadcast(a45, 5u); let s6 = subgroupBroadcast(a45, 6u); let s7 = subgroupBroadcast(a45, 7u);
-            c45_0 += s0 * b0_0; c45_0 += s1 * b1_0; c45_0 += s2 * b2_0; c45_0 += s3 * b3_0; c45_0 += s4 * b4_0; c45_0 += s5 * b5_0; c45_0 += s6 * b6_0; c45_0 += s7 * b7_0;
-            c45_1 += s0 * b0_1; c45_1 += s1 * b1_1; c45_1 += s2 * b2_1; c45_1 += s3 * b3_1; c45_1 += s4 * b4_1; c45_1 += s5 * b5_1; c45_1 += s6 * b6_1; c45_1 += s7 * b7_1;
-            c45_2 += s0 * b0_2; c45_2 += s1 * b1_2; c45_2 += s2 * b2_2; c45_2 += s3 * b3_2; c45_2 += s4 * b4_2; c45_2 += s5 * b5_2; c45_2 += s6 * b6_2; c45_2 += s7 * b7_2;
-            c45_3 += s0 * b0_3; c45_3 += s1 * b1_3; c45_3 += s2 * b2_3; c45_3 += s3 * b3_3; c45_3 += s4 * b4_3; c45_3 += s5 * b5_3; c45_3 += s6 * b6_3; c45_3 += s7 * b7_3;
-            c45_4 += s0 * b0_4; c45_4 += s1 * b1_4; c45_4 += s2 * b2_4; c45_4 += s3 * b3_4; c45_4 += s4 * b4_4; c45_4 += s5 * b5_4; c45_4 += s6 * b6_4; c45_4 += s7 * b7_4;
-            c45_5 += s0 * b0_5; c45_5 += s1 * b1_5; c45_5 += s2 * b2_5; c45_5 += s3 * b3_5; c45_5 += s4 * b4_5; c45_5 += s5 * b5_5; c45_5 += s6 * b6_5; c45_5 += s7 * b7_5;
-            c45_6 += s0 * b0_6; c45_6 += s1 * b1_6; c45_6 += s2 * b2_6; c45_6 += s3 * b3_6; c45_6 += s4 * b4_6; c45_6 += s5 * b5_6; c45_6 += s6 * b6_6; c45_6 += s7 * b7_6;
-            c45_7 += s0 * b0_7; c45_7 += s1 * b1_7; c45_7 += s2 * b2_7; c45_7 += s3 * b3_7; c45_7 += s4 * b4_7; c45_7 += s5 * b5_7; c45_7 += s6 * b6_7; c45_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 2u); let v = subgroupBroadcast(t11, 3u);
+            c45_0 += u.x * b0_0; c45_0 += u.y * b1_0; c45_0 += u.z * b2_0; c45_0 += u.w * b3_0; c45_0 += v.x * b4_0; c45_0 += v.y * b5_0; c45_0 += v.z * b6_0; c45_0 += v.w * b7_0;
+            c45_1 += u.x * b0_1; c45_1 += u.y * b1_1; c45_1 += u.z * b2_1; c45_1 += u.w * b3_1; c45_1 += v.x * b4_1; c45_1 += v.y * b5_1; c45_1 += v.z * b6_1; c45_1 += v.w * b7_1;
+            c45_2 += u.x * b0_2; c45_2 += u.y * b1_2; c45_2 += u.z * b2_2; c45_2 += u.w * b3_2; c45_2 += v.x * b4_2; c45_2 += v.y * b5_2; c45_2 += v.z * b6_2; c45_2 += v.w * b7_2;
+            c45_3 += u.x * b0_3; c45_3 += u.y * b1_3; c45_3 += u.z * b2_3; c45_3 += u.w * b3_3; c45_3 += v.x * b4_3; c45_3 += v.y * b5_3; c45_3 += v.z * b6_3; c45_3 += v.w * b7_3;
+            c45_4 += u.x * b0_4; c45_4 += u.y * b1_4; c45_4 += u.z * b2_4; c45_4 += u.w * b3_4; c45_4 += v.x * b4_4; c45_4 += v.y * b5_4; c45_4 += v.z * b6_4; c45_4 += v.w * b7_4;
+            c45_5 += u.x * b0_5; c45_5 += u.y * b1_5; c45_5 += u.z * b2_5; c45_5 += u.w * b3_5; c45_5 += v.x * b4_5; c45_5 += v.y * b5_5; c45_5 += v.z * b6_5; c45_5 += v.w * b7_5;
+            c45_6 += u.x * b0_6; c45_6 += u.y * b1_6; c45_6 += u.z * b2_6; c45_6 += u.w * b3_6; c45_6 += v.x * b4_6; c45_6 += v.y * b5_6; c45_6 += v.z * b6_6; c45_6 += v.w * b7_6;
+            c45_7 += u.x * b0_7; c45_7 += u.y * b1_7; c45_7 += u.z * b2_7; c45_7 += u.w * b3_7; c45_7 += v.x * b4_7; c45_7 += v.y * b5_7; c45_7 += v.z * b6_7; c45_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a46, 0u); let s1 = subgroupBroadcast(a46, 1u); let s2 = subgroupBroadcast(a46, 2u); let s3 = subgroupBroadcast(a46, 3u); let s4 = subgroupBroadcast(a46, 4u); let s5 = subgroupBroadcast(a46, 5u); let s6 = subgroupBroadcast(a46, 6u); let s7 = subgroupBroadcast(a46, 7u);
-            c46_0 += s0 * b0_0; c46_0 += s1 * b1_0; c46_0 += s2 * b2_0; c46_0 += s3 * b3_0; c46_0 += s4 * b4_0; c46_0 += s5 * b5_0; c46_0 += s6 * b6_0; c46_0 += s7 * b7_0;
-            c46_1 += s0 * b0_1; c46_1 += s1 * b1_1; c46_1 += s2 * b2_1; c46_1 += s3 * b3_1; c46_1 += s4 * b4_1; c46_1 += s5 * b5_1; c46_1 += s6 * b6_1; c46_1 += s7 * b7_1;
-            c46_2 += s0 * b0_2; c46_2 += s1 * b1_2; c46_2 += s2 * b2_2; c46_2 += s3 * b3_2; c46_2 += s4 * b4_2; c46_2 += s5 * b5_2; c46_2 += s6 * b6_2; c46_2 += s7 * b7_2;
-            c46_3 += s0 * b0_3; c46_3 += s1 * b1_3; c46_3 += s2 * b2_3; c46_3 += s3 * b3_3; c46_3 += s4 * b4_3; c46_3 += s5 * b5_3; c46_3 += s6 * b6_3; c46_3 += s7 * b7_3;
-            c46_4 += s0 * b0_4; c46_4 += s1 * b1_4; c46_4 += s2 * b2_4; c46_4 += s3 * b3_4; c46_4 += s4 * b4_4; c46_4 += s5 * b5_4; c46_4 += s6 * b6_4; c46_4 += s7 * b7_4;
-            c46_5 += s0 * b0_5; c46_5 += s1 * b1_5; c46_5 += s2 * b2_5; c46_5 += s3 * b3_5; c46_5 += s4 * b4_5; c46_5 += s5 * b5_5; c46_5 += s6 * b6_5; c46_5 += s7 * b7_5;
-            c46_6 += s0 * b0_6; c46_6 += s1 * b1_6; c46_6 += s2 * b2_6; c46_6 += s3 * b3_6; c46_6 += s4 * b4_6; c46_6 += s5 * b5_6; c46_6 += s6 * b6_6; c46_6 += s7 * b7_6;
-            c46_7 += s0 * b0_7; c46_7 += s1 * b1_7; c46_7 += s2 * b2_7; c46_7 += s3 * b3_7; c46_7 += s4 * b4_7; c46_7 += s5 * b5_7; c46_7 += s6 * b6_7; c46_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 4u); let v = subgroupBroadcast(t11, 5u);
+            c46_0 += u.x * b0_0; c46_0 += u.y * b1_0; c46_0 += u.z * b2_0; c46_0 += u.w * b3_0; c46_0 += v.x * b4_0; c46_0 += v.y * b5_0; c46_0 += v.z * b6_0; c46_0 += v.w * b7_0;
+            c46_1 += u.x * b0_1; c46_1 += u.y * b1_1; c46_1 += u.z * b2_1; c46_1 += u.w * b3_1; c46_1 += v.x * b4_1; c46_1 += v.y * b5_1; c46_1 += v.z * b6_1; c46_1 += v.w * b7_1;
+            c46_2 += u.x * b0_2; c46_2 += u.y * b1_2; c46_2 += u.z * b2_2; c46_2 += u.w * b3_2; c46_2 += v.x * b4_2; c46_2 += v.y * b5_2; c46_2 += v.z * b6_2; c46_2 += v.w * b7_2;
+            c46_3 += u.x * b0_3; c46_3 += u.y * b1_3; c46_3 += u.z * b2_3; c46_3 += u.w * b3_3; c46_3 += v.x * b4_3; c46_3 += v.y * b5_3; c46_3 += v.z * b6_3; c46_3 += v.w * b7_3;
+            c46_4 += u.x * b0_4; c46_4 += u.y * b1_4; c46_4 += u.z * b2_4; c46_4 += u.w * b3_4; c46_4 += v.x * b4_4; c46_4 += v.y * b5_4; c46_4 += v.z * b6_4; c46_4 += v.w * b7_4;
+            c46_5 += u.x * b0_5; c46_5 += u.y * b1_5; c46_5 += u.z * b2_5; c46_5 += u.w * b3_5; c46_5 += v.x * b4_5; c46_5 += v.y * b5_5; c46_5 += v.z * b6_5; c46_5 += v.w * b7_5;
+            c46_6 += u.x * b0_6; c46_6 += u.y * b1_6; c46_6 += u.z * b2_6; c46_6 += u.w * b3_6; c46_6 += v.x * b4_6; c46_6 += v.y * b5_6; c46_6 += v.z * b6_6; c46_6 += v.w * b7_6;
+            c46_7 += u.x * b0_7; c46_7 += u.y * b1_7; c46_7 += u.z * b2_7; c46_7 += u.w * b3_7; c46_7 += v.x * b4_7; c46_7 += v.y * b5_7; c46_7 += v.z * b6_7; c46_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a47, 0u); let s1 = subgroupBroadcast(a47, 1u); let s2 = subgroupBroadcast(a47, 2u); let s3 = subgroupBroadcast(a47, 3u); let s4 = subgroupBroadcast(a47, 4u); let s5 = subgroupBroadcast(a47, 5u); let s6 = subgroupBroadcast(a47, 6u); let s7 = subgroupBroadcast(a47, 7u);
-            c47_0 += s0 * b0_0; c47_0 += s1 * b1_0; c47_0 += s2 * b2_0; c47_0 += s3 * b3_0; c47_0 += s4 * b4_0; c47_0 += s5 * b5_0; c47_0 += s6 * b6_0; c47_0 += s7 * b7_0;
-            c47_1 += s0 * b0_1; c47_1 += s1 * b1_1; c47_1 += s2 * b2_1; c47_1 += s3 * b3_1; c47_1 += s4 * b4_1; c47_1 += s5 * b5_1; c47_1 += s6 * b6_1; c47_1 += s7 * b7_1;
-            c47_2 += s0 * b0_2; c47_2 += s1 * b1_2; c47_2 += s2 * b2_2; c47_2 += s3 * b3_2; c47_2 += s4 * b4_2; c47_2 += s5 * b5_2; c47_2 += s6 * b6_2; c47_2 += s7 * b7_2;
-            c47_3 += s0 * b0_3; c47_3 += s1 * b1_3; c47_3 += s2 * b2_3; c47_3 += s3 * b3_3; c47_3 += s4 * b4_3; c47_3 += s5 * b5_3; c47_3 += s6 * b6_3; c47_3 += s7 * b7_3;
-            c47_4 += s0 * b0_4; c47_4 += s1 * b1_4; c47_4 += s2 * b2_4; c47_4 += s3 * b3_4; c47_4 += s4 * b4_4; c47_4 += s5 * b5_4; c47_4 += s6 * b6_4; c47_4 += s7 * b7_4;
-            c47_5 += s0 * b0_5; c47_5 += s1 * b1_5; c47_5 += s2 * b2_5; c47_5 += s3 * b3_5; c47_5 += s4 * b4_5; c47_5 += s5 * b5_5; c47_5 += s6 * b6_5; c47_5 += s7 * b7_5;
-            c47_6 += s0 * b0_6; c47_6 += s1 * b1_6; c47_6 += s2 * b2_6; c47_6 += s3 * b3_6; c47_6 += s4 * b4_6; c47_6 += s5 * b5_6; c47_6 += s6 * b6_6; c47_6 += s7 * b7_6;
-            c47_7 += s0 * b0_7; c47_7 += s1 * b1_7; c47_7 += s2 * b2_7; c47_7 += s3 * b3_7; c47_7 += s4 * b4_7; c47_7 += s5 * b5_7; c47_7 += s6 * b6_7; c47_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 6u); let v = subgroupBroadcast(t11, 7u);
+            c47_0 += u.x * b0_0; c47_0 += u.y * b1_0; c47_0 += u.z * b2_0; c47_0 += u.w * b3_0; c47_0 += v.x * b4_0; c47_0 += v.y * b5_0; c47_0 += v.z * b6_0; c47_0 += v.w * b7_0;
+            c47_1 += u.x * b0_1; c47_1 += u.y * b1_1; c47_1 += u.z * b2_1; c47_1 += u.w * b3_1; c47_1 += v.x * b4_1; c47_1 += v.y * b5_1; c47_1 += v.z * b6_1; c47_1 += v.w * b7_1;
+            c47_2 += u.x * b0_2; c47_2 += u.y * b1_2; c47_2 += u.z * b2_2; c47_2 += u.w * b3_2; c47_2 += v.x * b4_2; c47_2 += v.y * b5_2; c47_2 += v.z * b6_2; c47_2 += v.w * b7_2;
+            c47_3 += u.x * b0_3; c47_3 += u.y * b1_3; c47_3 += u.z * b2_3; c47_3 += u.w * b3_3; c47_3 += v.x * b4_3; c47_3 += v.y * b5_3; c47_3 += v.z * b6_3; c47_3 += v.w * b7_3;
+            c47_4 += u.x * b0_4; c47_4 += u.y * b1_4; c47_4 += u.z * b2_4; c47_4 += u.w * b3_4; c47_4 += v.x * b4_4; c47_4 += v.y * b5_4; c47_4 += v.z * b6_4; c47_4 += v.w * b7_4;
+            c47_5 += u.x * b0_5; c47_5 += u.y * b1_5; c47_5 += u.z * b2_5; c47_5 += u.w * b3_5; c47_5 += v.x * b4_5; c47_5 += v.y * b5_5; c47_5 += v.z * b6_5; c47_5 += v.w * b7_5;
+            c47_6 += u.x * b0_6; c47_6 += u.y * b1_6; c47_6 += u.z * b2_6; c47_6 += u.w * b3_6; c47_6 += v.x * b4_6; c47_6 += v.y * b5_6; c47_6 += v.z * b6_6; c47_6 += v.w * b7_6;
+            c47_7 += u.x * b0_7; c47_7 += u.y * b1_7; c47_7 += u.z * b2_7; c47_7 += u.w * b3_7; c47_7 += v.x * b4_7; c47_7 += v.y * b5_7; c47_7 += v.z * b6_7; c47_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a48, 0u); let s1 = subgroupBroadcast(a48, 1u); let s2 = subgroupBroadcast(a48, 2u); let s3 = subgroupBroadcast(a48, 3u); let s4 = subgroupBroadcast(a48, 4u); let s5 = subgroupBroadcast(a48, 5u); let s6 = subgroupBroadcast(a48, 6u); let s7 = subgroupBroadcast(a48, 7u);
-            c48_0 += s0 * b0_0; c48_0 += s1 * b1_0; c48_0 += s2 * b2_0; c48_0 += s3 * b3_0; c48_0 += s4 * b4_0; c48_0 += s5 * b5_0; c48_0 += s6 * b6_0; c48_0 += s7 * b7_0;
-            c48_1 += s0 * b0_1; c48_1 += s1 * b1_1; c48_1 += s2 * b2_1; c48_1 += s3 * b3_1; c48_1 += s4 * b4_1; c48_1 += s5 * b5_1; c48_1 += s6 * b6_1; c48_1 += s7 * b7_1;
-            c48_2 += s0 * b0_2; c48_2 += s1 * b1_2; c48_2 += s2 * b2_2; c48_2 += s3 * b3_2; c48_2 += s4 * b4_2; c48_2 += s5 * b5_2; c48_2 += s6 * b6_2; c48_2 += s7 * b7_2;
-            c48_3 += s0 * b0_3; c48_3 += s1 * b1_3; c48_3 += s2 * b2_3; c48_3 += s3 * b3_3; c48_3 += s4 * b4_3; c48_3 += s5 * b5_3; c48_3 += s6 * b6_3; c48_3 += s7 * b7_3;
-            c48_4 += s0 * b0_4; c48_4 += s1 * b1_4; c48_4 += s2 * b2_4; c48_4 += s3 * b3_4; c48_4 += s4 * b4_4; c48_4 += s5 * b5_4; c48_4 += s6 * b6_4; c48_4 += s7 * b7_4;
-            c48_5 += s0 * b0_5; c48_5 += s1 * b1_5; c48_5 += s2 * b2_5; c48_5 += s3 * b3_5; c48_5 += s4 * b4_5; c48_5 += s5 * b5_5; c48_5 += s6 * b6_5; c48_5 += s7 * b7_5;
-            c48_6 += s0 * b0_6; c48_6 += s1 * b1_6; c48_6 += s2 * b2_6; c48_6 += s3 * b3_6; c48_6 += s4 * b4_6; c48_6 += s5 * b5_6; c48_6 += s6 * b6_6; c48_6 += s7 * b7_6;
-            c48_7 += s0 * b0_7; c48_7 += s1 * b1_7; c48_7 += s2 * b2_7; c48_7 += s3 * b3_7; c48_7 += s4 * b4_7; c48_7 += s5 * b5_7; c48_7 += s6 * b6_7; c48_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 0u); let v = subgroupBroadcast(t12, 1u);
+            c48_0 += u.x * b0_0; c48_0 += u.y * b1_0; c48_0 += u.z * b2_0; c48_0 += u.w * b3_0; c48_0 += v.x * b4_0; c48_0 += v.y * b5_0; c48_0 += v.z * b6_0; c48_0 += v.w * b7_0;
+            c48_1 += u.x * b0_1; c48_1 += u.y * b1_1; c48_1 += u.z * b2_1; c48_1 += u.w * b3_1; c48_1 += v.x * b4_1; c48_1 += v.y * b5_1; c48_1 += v.z * b6_1; c48_1 += v.w * b7_1;
+            c48_2 += u.x * b0_2; c48_2 += u.y * b1_2; c48_2 += u.z * b2_2; c48_2 += u.w * b3_2; c48_2 += v.x * b4_2; c48_2 += v.y * b5_2; c48_2 += v.z * b6_2; c48_2 += v.w * b7_2;
+            c48_3 += u.x * b0_3; c48_3 += u.y * b1_3; c48_3 += u.z * b2_3; c48_3 += u.w * b3_3; c48_3 += v.x * b4_3; c48_3 += v.y * b5_3; c48_3 += v.z * b6_3; c48_3 += v.w * b7_3;
+            c48_4 += u.x * b0_4; c48_4 += u.y * b1_4; c48_4 += u.z * b2_4; c48_4 += u.w * b3_4; c48_4 += v.x * b4_4; c48_4 += v.y * b5_4; c48_4 += v.z * b6_4; c48_4 += v.w * b7_4;
+            c48_5 += u.x * b0_5; c48_5 += u.y * b1_5; c48_5 += u.z * b2_5; c48_5 += u.w * b3_5; c48_5 += v.x * b4_5; c48_5 += v.y * b5_5; c48_5 += v.z * b6_5; c48_5 += v.w * b7_5;
+            c48_6 += u.x * b0_6; c48_6 += u.y * b1_6; c48_6 += u.z * b2_6; c48_6 += u.w * b3_6; c48_6 += v.x * b4_6; c48_6 += v.y * b5_6; c48_6 += v.z * b6_6; c48_6 += v.w * b7_6;
+            c48_7 += u.x * b0_7; c48_7 += u.y * b1_7; c48_7 += u.z * b2_7; c48_7 += u.w * b3_7; c48_7 += v.x * b4_7; c48_7 += v.y * b5_7; c48_7 += v.z * b6_7; c48_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a49, 0u); let s1 = subgroupBroadcast(a49, 1u); let s2 = subgroupBroadcast(a49, 2u); let s3 = subgroupBroadcast(a49, 3u); let s4 = subgroupBroadcast(a49, 4u); let s5 = subgroupBroadcast(a49, 5u); let s6 = subgroupBroadcast(a49, 6u); let s7 = subgroupBroadcast(a49, 7u);
-            c49_0 += s0 * b0_0; c49_0 += s1 * b1_0; c49_0 += s2 * b2_0; c49_0 += s3 * b3_0; c49_0 += s4 * b4_0; c49_0 += s5 * b5_0; c49_0 += s6 * b6_0; c49_0 += s7 * b7_0;
-            c49_1 += s0 * b0_1; c49_1 += s1 * b1_1; c49_1 += s2 * b2_1; c49_1 += s3 * b3_1; c49_1 += s4 * b4_1; c49_1 += s5 * b5_1; c49_1 += s6 * b6_1; c49_1 += s7 * b7_1;
-            c49_2 += s0 * b0_2; c49_2 += s1 * b1_2; c49_2 += s2 * b2_2; c49_2 += s3 * b3_2; c49_2 += s4 * b4_2; c49_2 += s5 * b5_2; c49_2 += s6 * b6_2; c49_2 += s7 * b7_2;
-            c49_3 += s0 * b0_3; c49_3 += s1 * b1_3; c49_3 += s2 * b2_3; c49_3 += s3 * b3_3; c49_3 += s4 * b4_3; c49_3 += s5 * b5_3; c49_3 += s6 * b6_3; c49_3 += s7 * b7_3;
-            c49_4 += s0 * b0_4; c49_4 += s1 * b1_4; c49_4 += s2 * b2_4; c49_4 += s3 * b3_4; c49_4 += s4 * b4_4; c49_4 += s5 * b5_4; c49_4 += s6 * b6_4; c49_4 += s7 * b7_4;
-            c49_5 += s0 * b0_5; c49_5 += s1 * b1_5; c49_5 += s2 * b2_5; c49_5 += s3 * b3_5; c49_5 += s4 * b4_5; c49_5 += s5 * b5_5; c49_5 += s6 * b6_5; c49_5 += s7 * b7_5;
-            c49_6 += s0 * b0_6; c49_6 += s1 * b1_6; c49_6 += s2 * b2_6; c49_6 += s3 * b3_6; c49_6 += s4 * b4_6; c49_6 += s5 * b5_6; c49_6 += s6 * b6_6; c49_6 += s7 * b7_6;
-            c49_7 += s0 * b0_7; c49_7 += s1 * b1_7; c49_7 += s2 * b2_7; c49_7 += s3 * b3_7; c49_7 += s4 * b4_7; c49_7 += s5 * b5_7; c49_7 += s6 * b6_7; c49_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 2u); let v = subgroupBroadcast(t12, 3u);
+            c49_0 += u.x * b0_0; c49_0 += u.y * b1_0; c49_0 += u.z * b2_0; c49_0 += u.w * b3_0; c49_0 += v.x * b4_0; c49_0 += v.y * b5_0; c49_0 += v.z * b6_0; c49_0 += v.w * b7_0;
+            c49_1 += u.x * b0_1; c49_1 += u.y * b1_1; c49_1 += u.z * b2_1; c49_1 += u.w * b3_1; c49_1 += v.x * b4_1; c49_1 += v.y * b5_1; c49_1 += v.z * b6_1; c49_1 += v.w * b7_1;
+            c49_2 += u.x * b0_2; c49_2 += u.y * b1_2; c49_2 += u.z * b2_2; c49_2 += u.w * b3_2; c49_2 += v.x * b4_2; c49_2 += v.y * b5_2; c49_2 += v.z * b6_2; c49_2 += v.w * b7_2;
+            c49_3 += u.x * b0_3; c49_3 += u.y * b1_3; c49_3 += u.z * b2_3; c49_3 += u.w * b3_3; c49_3 += v.x * b4_3; c49_3 += v.y * b5_3; c49_3 += v.z * b6_3; c49_3 += v.w * b7_3;
+            c49_4 += u.x * b0_4; c49_4 += u.y * b1_4; c49_4 += u.z * b2_4; c49_4 += u.w * b3_4; c49_4 += v.x * b4_4; c49_4 += v.y * b5_4; c49_4 += v.z * b6_4; c49_4 += v.w * b7_4;
+            c49_5 += u.x * b0_5; c49_5 += u.y * b1_5; c49_5 += u.z * b2_5; c49_5 += u.w * b3_5; c49_5 += v.x * b4_5; c49_5 += v.y * b5_5; c49_5 += v.z * b6_5; c49_5 += v.w * b7_5;
+            c49_6 += u.x * b0_6; c49_6 += u.y * b1_6; c49_6 += u.z * b2_6; c49_6 += u.w * b3_6; c49_6 += v.x * b4_6; c49_6 += v.y * b5_6; c49_6 += v.z * b6_6; c49_6 += v.w * b7_6;
+            c49_7 += u.x * b0_7; c49_7 += u.y * b1_7; c49_7 += u.z * b2_7; c49_7 += u.w * b3_7; c49_7 += v.x * b4_7; c49_7 += v.y * b5_7; c49_7 += v.z * b6_7; c49_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a50, 0u); let s1 = subgroupBroadcast(a50, 1u); let s2 = subgroupBroadcast(a50, 2u); let s3 = subgroupBroadcast(a50, 3u); let s4 = subgroupBroadcast(a50, 4u); let s5 = subgroupBroadcast(a50, 5u); let s6 = subgroupBroadcast(a50, 6u); let s7 = subgroupBroadcast(a50, 7u);
-            c50_0 += s0 * b0_0; c50_0 += s1 * b1_0; c50_0 += s2 * b2_0; c50_0 += s3 * b3_0; c50_0 += s4 * b4_0; c50_0 += s5 * b5_0; c50_0 += s6 * b6_0; c50_0 += s7 * b7_0;
-            c50_1 += s0 * b0_1; c50_1 += s1 * b1_1; c50_1 += s2 * b2_1; c50_1 += s3 * b3_1; c50_1 += s4 * b4_1; c50_1 += s5 * b5_1; c50_1 += s6 * b6_1; c50_1 += s7 * b7_1;
-            c50_2 += s0 * b0_2; c50_2 += s1 * b1_2; c50_2 += s2 * b2_2; c50_2 += s3 * b3_2; c50_2 += s4 * b4_2; c50_2 += s5 * b5_2; c50_2 += s6 * b6_2; c50_2 += s7 * b7_2;
-            c50_3 += s0 * b0_3; c50_3 += s1 * b1_3; c50_3 += s2 * b2_3; c50_3 += s3 * b3_3; c50_3 += s4 * b4_3; c50_3 += s5 * b5_3; c50_3 += s6 * b6_3; c50_3 += s7 * b7_3;
-            c50_4 += s0 * b0_4; c50_4 += s1 * b1_4; c50_4 += s2 * b2_4; c50_4 += s3 * b3_4; c50_4 += s4 * b4_4; c50_4 += s5 * b5_4; c50_4 += s6 * b6_4; c50_4 += s7 * b7_4;
-            c50_5 += s0 * b0_5; c50_5 += s1 * b1_5; c50_5 += s2 * b2_5; c50_5 += s3 * b3_5; c50_5 += s4 * b4_5; c50_5 += s5 * b5_5; c50_5 += s6 * b6_5; c50_5 += s7 * b7_5;
-            c50_6 += s0 * b0_6; c50_6 += s1 * b1_6; c50_6 += s2 * b2_6; c50_6 += s3 * b3_6; c50_6 += s4 * b4_6; c50_6 += s5 * b5_6; c50_6 += s6 * b6_6; c50_6 += s7 * b7_6;
-            c50_7 += s0 * b0_7; c50_7 += s1 * b1_7; c50_7 += s2 * b2_7; c50_7 += s3 * b3_7; c50_7 += s4 * b4_7; c50_7 += s5 * b5_7; c50_7 += s6 * b6_7; c50_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 4u); let v = subgroupBroadcast(t12, 5u);
+            c50_0 += u.x * b0_0; c50_0 += u.y * b1_0; c50_0 += u.z * b2_0; c50_0 += u.w * b3_0; c50_0 += v.x * b4_0; c50_0 += v.y * b5_0; c50_0 += v.z * b6_0; c50_0 += v.w * b7_0;
+            c50_1 += u.x * b0_1; c50_1 += u.y * b1_1; c50_1 += u.z * b2_1; c50_1 += u.w * b3_1; c50_1 += v.x * b4_1; c50_1 += v.y * b5_1; c50_1 += v.z * b6_1; c50_1 += v.w * b7_1;
+            c50_2 += u.x * b0_2; c50_2 += u.y * b1_2; c50_2 += u.z * b2_2; c50_2 += u.w * b3_2; c50_2 += v.x * b4_2; c50_2 += v.y * b5_2; c50_2 += v.z * b6_2; c50_2 += v.w * b7_2;
+            c50_3 += u.x * b0_3; c50_3 += u.y * b1_3; c50_3 += u.z * b2_3; c50_3 += u.w * b3_3; c50_3 += v.x * b4_3; c50_3 += v.y * b5_3; c50_3 += v.z * b6_3; c50_3 += v.w * b7_3;
+            c50_4 += u.x * b0_4; c50_4 += u.y * b1_4; c50_4 += u.z * b2_4; c50_4 += u.w * b3_4; c50_4 += v.x * b4_4; c50_4 += v.y * b5_4; c50_4 += v.z * b6_4; c50_4 += v.w * b7_4;
+            c50_5 += u.x * b0_5; c50_5 += u.y * b1_5; c50_5 += u.z * b2_5; c50_5 += u.w * b3_5; c50_5 += v.x * b4_5; c50_5 += v.y * b5_5; c50_5 += v.z * b6_5; c50_5 += v.w * b7_5;
+            c50_6 += u.x * b0_6; c50_6 += u.y * b1_6; c50_6 += u.z * b2_6; c50_6 += u.w * b3_6; c50_6 += v.x * b4_6; c50_6 += v.y * b5_6; c50_6 += v.z * b6_6; c50_6 += v.w * b7_6;
+            c50_7 += u.x * b0_7; c50_7 += u.y * b1_7; c50_7 += u.z * b2_7; c50_7 += u.w * b3_7; c50_7 += v.x * b4_7; c50_7 += v.y * b5_7; c50_7 += v.z * b6_7; c50_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a51, 0u); let s1 = subgroupBroadcast(a51, 1u); let s2 = subgroupBroadcast(a51, 2u); let s3 = subgroupBroadcast(a51, 3u); let s4 = subgroupBroadcast(a51, 4u); let s5 = subgroupBroadcast(a51, 5u); let s6 = subgroupBroadcast(a51, 6u); let s7 = subgroupBroadcast(a51, 7u);
-            c51_0 += s0 * b0_0; c51_0 += s1 * b1_0; c51_0 += s2 * b2_0; c51_0 += s3 * b3_0; c51_0 += s4 * b4_0; c51_0 += s5 * b5_0; c51_0 += s6 * b6_0; c51_0 += s7 * b7_0;
-            c51_1 += s0 * b0_1; c51_1 += s1 * b1_1; c51_1 += s2 * b2_1; c51_1 += s3 * b3_1; c51_1 += s4 * b4_1; c51_1 += s5 * b5_1; c51_1 += s6 * b6_1; c51_1 += s7 * b7_1;
-            c51_2 += s0 * b0_2; c51_2 += s1 * b1_2; c51_2 += s2 * b2_2; c51_2 += s3 * b3_2; c51_2 += s4 * b4_2; c51_2 += s5 * b5_2; c51_2 += s6 * b6_2; c51_2 += s7 * b7_2;
-            c51_3 += s0 * b0_3; c51_3 += s1 * b1_3; c51_3 += s2 * b2_3; c51_3 += s3 * b3_3; c51_3 += s4 * b4_3; c51_3 += s5 * b5_3; c51_3 += s6 * b6_3; c51_3 += s7 * b7_3;
-            c51_4 += s0 * b0_4; c51_4 += s1 * b1_4; c51_4 += s2 * b2_4; c51_4 += s3 * b3_4; c51_4 += s4 * b4_4; c51_4 += s5 * b5_4; c51_4 += s6 * b6_4; c51_4 += s7 * b7_4;
-            c51_5 += s0 * b0_5; c51_5 += s1 * b1_5; c51_5 += s2 * b2_5; c51_5 += s3 * b3_5; c51_5 += s4 * b4_5; c51_5 += s5 * b5_5; c51_5 += s6 * b6_5; c51_5 += s7 * b7_5;
-            c51_6 += s0 * b0_6; c51_6 += s1 * b1_6; c51_6 += s2 * b2_6; c51_6 += s3 * b3_6; c51_6 += s4 * b4_6; c51_6 += s5 * b5_6; c51_6 += s6 * b6_6; c51_6 += s7 * b7_6;
-            c51_7 += s0 * b0_7; c51_7 += s1 * b1_7; c51_7 += s2 * b2_7; c51_7 += s3 * b3_7; c51_7 += s4 * b4_7; c51_7 += s5 * b5_7; c51_7 += s6 * b6_7; c51_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 6u); let v = subgroupBroadcast(t12, 7u);
+            c51_0 += u.x * b0_0; c51_0 += u.y * b1_0; c51_0 += u.z * b2_0; c51_0 += u.w * b3_0; c51_0 += v.x * b4_0; c51_0 += v.y * b5_0; c51_0 += v.z * b6_0; c51_0 += v.w * b7_0;
+            c51_1 += u.x * b0_1; c51_1 += u.y * b1_1; c51_1 += u.z * b2_1; c51_1 += u.w * b3_1; c51_1 += v.x * b4_1; c51_1 += v.y * b5_1; c51_1 += v.z * b6_1; c51_1 += v.w * b7_1;
+            c51_2 += u.x * b0_2; c51_2 += u.y * b1_2; c51_2 += u.z * b2_2; c51_2 += u.w * b3_2; c51_2 += v.x * b4_2; c51_2 += v.y * b5_2; c51_2 += v.z * b6_2; c51_2 += v.w * b7_2;
+            c51_3 += u.x * b0_3; c51_3 += u.y * b1_3; c51_3 += u.z * b2_3; c51_3 += u.w * b3_3; c51_3 += v.x * b4_3; c51_3 += v.y * b5_3; c51_3 += v.z * b6_3; c51_3 += v.w * b7_3;
+            c51_4 += u.x * b0_4; c51_4 += u.y * b1_4; c51_4 += u.z * b2_4; c51_4 += u.w * b3_4; c51_4 += v.x * b4_4; c51_4 += v.y * b5_4; c51_4 += v.z * b6_4; c51_4 += v.w * b7_4;
+            c51_5 += u.x * b0_5; c51_5 += u.y * b1_5; c51_5 += u.z * b2_5; c51_5 += u.w * b3_5; c51_5 += v.x * b4_5; c51_5 += v.y * b5_5; c51_5 += v.z * b6_5; c51_5 += v.w * b7_5;
+            c51_6 += u.x * b0_6; c51_6 += u.y * b1_6; c51_6 += u.z * b2_6; c51_6 += u.w * b3_6; c51_6 += v.x * b4_6; c51_6 += v.y * b5_6; c51_6 += v.z * b6_6; c51_6 += v.w * b7_6;
+            c51_7 += u.x * b0_7; c51_7 += u.y * b1_7; c51_7 += u.z * b2_7; c51_7 += u.w * b3_7; c51_7 += v.x * b4_7; c51_7 += v.y * b5_7; c51_7 += v.z * b6_7; c51_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a52, 0u); let s1 = subgroupBroadcast(a52, 1u); let s2 = subgroupBroadcast(a52, 2u); let s3 = subgroupBroadcast(a52, 3u); let s4 = subgroupBroadcast(a52, 4u); let s5 = subgroupBroadcast(a52, 5u); let s6 = subgroupBroadcast(a52, 6u); let s7 = subgroupBroadcast(a52, 7u);
-            c52_0 += s0 * b0_0; c52_0 += s1 * b1_0; c52_0 += s2 * b2_0; c52_0 += s3 * b3_0; c52_0 += s4 * b4_0; c52_0 += s5 * b5_0; c52_0 += s6 * b6_0; c52_0 += s7 * b7_0;
-            c52_1 += s0 * b0_1; c52_1 += s1 * b1_1; c52_1 += s2 * b2_1; c52_1 += s3 * b3_1; c52_1 += s4 * b4_1; c52_1 += s5 * b5_1; c52_1 += s6 * b6_1; c52_1 += s7 * b7_1;
-            c52_2 += s0 * b0_2; c52_2 += s1 * b1_2; c52_2 += s2 * b2_2; c52_2 += s3 * b3_2; c52_2 += s4 * b4_2; c52_2 += s5 * b5_2; c52_2 += s6 * b6_2; c52_2 += s7 * b7_2;
-            c52_3 += s0 * b0_3; c52_3 += s1 * b1_3; c52_3 += s2 * b2_3; c52_3 += s3 * b3_3; c52_3 += s4 * b4_3; c52_3 += s5 * b5_3; c52_3 += s6 * b6_3; c52_3 += s7 * b7_3;
-            c52_4 += s0 * b0_4; c52_4 += s1 * b1_4; c52_4 += s2 * b2_4; c52_4 += s3 * b3_4; c52_4 += s4 * b4_4; c52_4 += s5 * b5_4; c52_4 += s6 * b6_4; c52_4 += s7 * b7_4;
-            c52_5 += s0 * b0_5; c52_5 += s1 * b1_5; c52_5 += s2 * b2_5; c52_5 += s3 * b3_5; c52_5 += s4 * b4_5; c52_5 += s5 * b5_5; c52_5 += s6 * b6_5; c52_5 += s7 * b7_5;
-            c52_6 += s0 * b0_6; c52_6 += s1 * b1_6; c52_6 += s2 * b2_6; c52_6 += s3 * b3_6; c52_6 += s4 * b4_6; c52_6 += s5 * b5_6; c52_6 += s6 * b6_6; c52_6 += s7 * b7_6;
-            c52_7 += s0 * b0_7; c52_7 += s1 * b1_7; c52_7 += s2 * b2_7; c52_7 += s3 * b3_7; c52_7 += s4 * b4_7; c52_7 += s5 * b5_7; c52_7 += s6 * b6_7; c52_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 0u); let v = subgroupBroadcast(t13, 1u);
+            c52_0 += u.x * b0_0; c52_0 += u.y * b1_0; c52_0 += u.z * b2_0; c52_0 += u.w * b3_0; c52_0 += v.x * b4_0; c52_0 += v.y * b5_0; c52_0 += v.z * b6_0; c52_0 += v.w * b7_0;
+            c52_1 += u.x * b0_1; c52_1 += u.y * b1_1; c52_1 += u.z * b2_1; c52_1 += u.w * b3_1; c52_1 += v.x * b4_1; c52_1 += v.y * b5_1; c52_1 += v.z * b6_1; c52_1 += v.w * b7_1;
+            c52_2 += u.x * b0_2; c52_2 += u.y * b1_2; c52_2 += u.z * b2_2; c52_2 += u.w * b3_2; c52_2 += v.x * b4_2; c52_2 += v.y * b5_2; c52_2 += v.z * b6_2; c52_2 += v.w * b7_2;
+            c52_3 += u.x * b0_3; c52_3 += u.y * b1_3; c52_3 += u.z * b2_3; c52_3 += u.w * b3_3; c52_3 += v.x * b4_3; c52_3 += v.y * b5_3; c52_3 += v.z * b6_3; c52_3 += v.w * b7_3;
+            c52_4 += u.x * b0_4; c52_4 += u.y * b1_4; c52_4 += u.z * b2_4; c52_4 += u.w * b3_4; c52_4 += v.x * b4_4; c52_4 += v.y * b5_4; c52_4 += v.z * b6_4; c52_4 += v.w * b7_4;
+            c52_5 += u.x * b0_5; c52_5 += u.y * b1_5; c52_5 += u.z * b2_5; c52_5 += u.w * b3_5; c52_5 += v.x * b4_5; c52_5 += v.y * b5_5; c52_5 += v.z * b6_5; c52_5 += v.w * b7_5;
+            c52_6 += u.x * b0_6; c52_6 += u.y * b1_6; c52_6 += u.z * b2_6; c52_6 += u.w * b3_6; c52_6 += v.x * b4_6; c52_6 += v.y * b5_6; c52_6 += v.z * b6_6; c52_6 += v.w * b7_6;
+            c52_7 += u.x * b0_7; c52_7 += u.y * b1_7; c52_7 += u.z * b2_7; c52_7 += u.w * b3_7; c52_7 += v.x * b4_7; c52_7 += v.y * b5_7; c52_7 += v.z * b6_7; c52_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a53, 0u); let s1 = subgroupBroadcast(a53, 1u); let s2 = subgroupBroadcast(a53, 2u); let s3 = subgroupBroadcast(a53, 3u); let s4 = subgroupBroadcast(a53, 4u); let s5 = subgroupBroadcast(a53, 5u); let s6 = subgroupBroadcast(a53, 6u); let s7 = subgroupBroadcast(a53, 7u);
-            c53_0 += s0 * b0_0; c53_0 += s1 * b1_0; c53_0 += s2 * b2_0; c53_0 += s3 * b3_0; c53_0 += s4 * b4_0; c53_0 += s5 * b5_0; c53_0 += s6 * b6_0; c53_0 += s7 * b7_0;
-            c53_1 += s0 * b0_1; c53_1 += s1 * b1_1; c53_1 += s2 * b2_1; c53_1 += s3 * b3_1; c53_1 += s4 * b4_1; c53_1 += s5 * b5_1; c53_1 += s6 * b6_1; c53_1 += s7 * b7_1;
-            c53_2 += s0 * b0_2; c53_2 += s1 * b1_2; c53_2 += s2 * b2_2; c53_2 += s3 * b3_2; c53_2 += s4 * b4_2; c53_2 += s5 * b5_2; c53_2 += s6 * b6_2; c53_2 += s7 * b7_2;
-            c53_3 += s0 * b0_3; c53_3 += s1 * b1_3; c53_3 += s2 * b2_3; c53_3 += s3 * b3_3; c53_3 += s4 * b4_3; c53_3 += s5 * b5_3; c53_3 += s6 * b6_3; c53_3 += s7 * b7_3;
-            c53_4 += s0 * b0_4; c53_4 += s1 * b1_4; c53_4 += s2 * b2_4; c53_4 += s3 * b3_4; c53_4 += s4 * b4_4; c53_4 += s5 * b5_4; c53_4 += s6 * b6_4; c53_4 += s7 * b7_4;
-            c53_5 += s0 * b0_5; c53_5 += s1 * b1_5; c53_5 += s2 * b2_5; c53_5 += s3 * b3_5; c53_5 += s4 * b4_5; c53_5 += s5 * b5_5; c53_5 += s6 * b6_5; c53_5 += s7 * b7_5;
-            c53_6 += s0 * b0_6; c53_6 += s1 * b1_6; c53_6 += s2 * b2_6; c53_6 += s3 * b3_6; c53_6 += s4 * b4_6; c53_6 += s5 * b5_6; c53_6 += s6 * b6_6; c53_6 += s7 * b7_6;
-            c53_7 += s0 * b0_7; c53_7 += s1 * b1_7; c53_7 += s2 * b2_7; c53_7 += s3 * b3_7; c53_7 += s4 * b4_7; c53_7 += s5 * b5_7; c53_7 += s6 * b6_7; c53_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 2u); let v = subgroupBroadcast(t13, 3u);
+            c53_0 += u.x * b0_0; c53_0 += u.y * b1_0; c53_0 += u.z * b2_0; c53_0 += u.w * b3_0; c53_0 += v.x * b4_0; c53_0 += v.y * b5_0; c53_0 += v.z * b6_0; c53_0 += v.w * b7_0;
+            c53_1 += u.x * b0_1; c53_1 += u.y * b1_1; c53_1 += u.z * b2_1; c53_1 += u.w * b3_1; c53_1 += v.x * b4_1; c53_1 += v.y * b5_1; c53_1 += v.z * b6_1; c53_1 += v.w * b7_1;
+            c53_2 += u.x * b0_2; c53_2 += u.y * b1_2; c53_2 += u.z * b2_2; c53_2 += u.w * b3_2; c53_2 += v.x * b4_2; c53_2 += v.y * b5_2; c53_2 += v.z * b6_2; c53_2 += v.w * b7_2;
+            c53_3 += u.x * b0_3; c53_3 += u.y * b1_3; c53_3 += u.z * b2_3; c53_3 += u.w * b3_3; c53_3 += v.x * b4_3; c53_3 += v.y * b5_3; c53_3 += v.z * b6_3; c53_3 += v.w * b7_3;
+            c53_4 += u.x * b0_4; c53_4 += u.y * b1_4; c53_4 += u.z * b2_4; c53_4 += u.w * b3_4; c53_4 += v.x * b4_4; c53_4 += v.y * b5_4; c53_4 += v.z * b6_4; c53_4 += v.w * b7_4;
+            c53_5 += u.x * b0_5; c53_5 += u.y * b1_5; c53_5 += u.z * b2_5; c53_5 += u.w * b3_5; c53_5 += v.x * b4_5; c53_5 += v.y * b5_5; c53_5 += v.z * b6_5; c53_5 += v.w * b7_5;
+            c53_6 += u.x * b0_6; c53_6 += u.y * b1_6; c53_6 += u.z * b2_6; c53_6 += u.w * b3_6; c53_6 += v.x * b4_6; c53_6 += v.y * b5_6; c53_6 += v.z * b6_6; c53_6 += v.w * b7_6;
+            c53_7 += u.x * b0_7; c53_7 += u.y * b1_7; c53_7 += u.z * b2_7; c53_7 += u.w * b3_7; c53_7 += v.x * b4_7; c53_7 += v.y * b5_7; c53_7 += v.z * b6_7; c53_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a54, 0u); let s1 = subgroupBroadcast(a54, 1u); let s2 = subgroupBroadcast(a54, 2u); let s3 = subgroupBroadcast(a54, 3u); let s4 = subgroupBroadcast(a54, 4u); let s5 = subgroupBroadcast(a54, 5u); let s6 = subgroupBroadcast(a54, 6u); let s7 = subgroupBroadcast(a54, 7u);
-            c54_0 += s0 * b0_0; c54_0 += s1 * b1_0; c54_0 += s2 * b2_0; c54_0 += s3 * b3_0; c54_0 += s4 * b4_0; c54_0 += s5 * b5_0; c54_0 += s6 * b6_0; c54_0 += s7 * b7_0;
-            c54_1 += s0 * b0_1; c54_1 += s1 * b1_1; c54_1 += s2 * b2_1; c54_1 += s3 * b3_1; c54_1 += s4 * b4_1; c54_1 += s5 * b5_1; c54_1 += s6 * b6_1; c54_1 += s7 * b7_1;
-            c54_2 += s0 * b0_2; c54_2 += s1 * b1_2; c54_2 += s2 * b2_2; c54_2 += s3 * b3_2; c54_2 += s4 * b4_2; c54_2 += s5 * b5_2; c54_2 += s6 * b6_2; c54_2 += s7 * b7_2;
-            c54_3 += s0 * b0_3; c54_3 += s1 * b1_3; c54_3 += s2 * b2_3; c54_3 += s3 * b3_3; c54_3 += s4 * b4_3; c54_3 += s5 * b5_3; c54_3 += s6 * b6_3; c54_3 += s7 * b7_3;
-            c54_4 += s0 * b0_4; c54_4 += s1 * b1_4; c54_4 += s2 * b2_4; c54_4 += s3 * b3_4; c54_4 += s4 * b4_4; c54_4 += s5 * b5_4; c54_4 += s6 * b6_4; c54_4 += s7 * b7_4;
-            c54_5 += s0 * b0_5; c54_5 += s1 * b1_5; c54_5 += s2 * b2_5; c54_5 += s3 * b3_5; c54_5 += s4 * b4_5; c54_5 += s5 * b5_5; c54_5 += s6 * b6_5; c54_5 += s7 * b7_5;
-            c54_6 += s0 * b0_6; c54_6 += s1 * b1_6; c54_6 += s2 * b2_6; c54_6 += s3 * b3_6; c54_6 += s4 * b4_6; c54_6 += s5 * b5_6; c54_6 += s6 * b6_6; c54_6 += s7 * b7_6;
-            c54_7 += s0 * b0_7; c54_7 += s1 * b1_7; c54_7 += s2 * b2_7; c54_7 += s3 * b3_7; c54_7 += s4 * b4_7; c54_7 += s5 * b5_7; c54_7 += s6 * b6_7; c54_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 4u); let v = subgroupBroadcast(t13, 5u);
+            c54_0 += u.x * b0_0; c54_0 += u.y * b1_0; c54_0 += u.z * b2_0; c54_0 += u.w * b3_0; c54_0 += v.x * b4_0; c54_0 += v.y * b5_0; c54_0 += v.z * b6_0; c54_0 += v.w * b7_0;
+            c54_1 += u.x * b0_1; c54_1 += u.y * b1_1; c54_1 += u.z * b2_1; c54_1 += u.w * b3_1; c54_1 += v.x * b4_1; c54_1 += v.y * b5_1; c54_1 += v.z * b6_1; c54_1 += v.w * b7_1;
+            c54_2 += u.x * b0_2; c54_2 += u.y * b1_2; c54_2 += u.z * b2_2; c54_2 += u.w * b3_2; c54_2 += v.x * b4_2; c54_2 += v.y * b5_2; c54_2 += v.z * b6_2; c54_2 += v.w * b7_2;
+            c54_3 += u.x * b0_3; c54_3 += u.y * b1_3; c54_3 += u.z * b2_3; c54_3 += u.w * b3_3; c54_3 += v.x * b4_3; c54_3 += v.y * b5_3; c54_3 += v.z * b6_3; c54_3 += v.w * b7_3;
+            c54_4 += u.x * b0_4; c54_4 += u.y * b1_4; c54_4 += u.z * b2_4; c54_4 += u.w * b3_4; c54_4 += v.x * b4_4; c54_4 += v.y * b5_4; c54_4 += v.z * b6_4; c54_4 += v.w * b7_4;
+            c54_5 += u.x * b0_5; c54_5 += u.y * b1_5; c54_5 += u.z * b2_5; c54_5 += u.w * b3_5; c54_5 += v.x * b4_5; c54_5 += v.y * b5_5; c54_5 += v.z * b6_5; c54_5 += v.w * b7_5;
+            c54_6 += u.x * b0_6; c54_6 += u.y * b1_6; c54_6 += u.z * b2_6; c54_6 += u.w * b3_6; c54_6 += v.x * b4_6; c54_6 += v.y * b5_6; c54_6 += v.z * b6_6; c54_6 += v.w * b7_6;
+            c54_7 += u.x * b0_7; c54_7 += u.y * b1_7; c54_7 += u.z * b2_7; c54_7 += u.w * b3_7; c54_7 += v.x * b4_7; c54_7 += v.y * b5_7; c54_7 += v.z * b6_7; c54_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a55, 0u); let s1 = subgroupBroadcast(a55, 1u); let s2 = subgroupBroadcast(a55, 2u); let s3 = subgroupBroadcast(a55, 3u); let s4 = subgroupBroadcast(a55, 4u); let s5 = subgroupBroadcast(a55, 5u); let s6 = subgroupBroadcast(a55, 6u); let s7 = subgroupBroadcast(a55, 7u);
-            c55_0 += s0 * b0_0; c55_0 += s1 * b1_0; c55_0 += s2 * b2_0; c55_0 += s3 * b3_0; c55_0 += s4 * b4_0; c55_0 += s5 * b5_0; c55_0 += s6 * b6_0; c55_0 += s7 * b7_0;
-            c55_1 += s0 * b0_1; c55_1 += s1 * b1_1; c55_1 += s2 * b2_1; c55_1 += s3 * b3_1; c55_1 += s4 * b4_1; c55_1 += s5 * b5_1; c55_1 += s6 * b6_1; c55_1 += s7 * b7_1;
-            c55_2 += s0 * b0_2; c55_2 += s1 * b1_2; c55_2 += s2 * b2_2; c55_2 += s3 * b3_2; c55_2 += s4 * b4_2; c55_2 += s5 * b5_2; c55_2 += s6 * b6_2; c55_2 += s7 * b7_2;
-            c55_3 += s0 * b0_3; c55_3 += s1 * b1_3; c55_3 += s2 * b2_3; c55_3 += s3 * b3_3; c55_3 += s4 * b4_3; c55_3 += s5 * b5_3; c55_3 += s6 * b6_3; c55_3 += s7 * b7_3;
-            c55_4 += s0 * b0_4; c55_4 += s1 * b1_4; c55_4 += s2 * b2_4; c55_4 += s3 * b3_4; c55_4 += s4 * b4_4; c55_4 += s5 * b5_4; c55_4 += s6 * b6_4; c55_4 += s7 * b7_4;
-            c55_5 += s0 * b0_5; c55_5 += s1 * b1_5; c55_5 += s2 * b2_5; c55_5 += s3 * b3_5; c55_5 += s4 * b4_5; c55_5 += s5 * b5_5; c55_5 += s6 * b6_5; c55_5 += s7 * b7_5;
-            c55_6 += s0 * b0_6; c55_6 += s1 * b1_6; c55_6 += s2 * b2_6; c55_6 += s3 * b3_6; c55_6 += s4 * b4_6; c55_6 += s5 * b5_6; c55_6 += s6 * b6_6; c55_6 += s7 * b7_6;
-            c55_7 += s0 * b0_7; c55_7 += s1 * b1_7; c55_7 += s2 * b2_7; c55_7 += s3 * b3_7; c55_7 += s4 * b4_7; c55_7 += s5 * b5_7; c55_7 += s6 * b6_7; c55_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 6u); let v = subgroupBroadcast(t13, 7u);
+            c55_0 += u.x * b0_0; c55_0 += u.y * b1_0; c55_0 += u.z * b2_0; c55_0 += u.w * b3_0; c55_0 += v.x * b4_0; c55_0 += v.y * b5_0; c55_0 += v.z * b6_0; c55_0 += v.w * b7_0;
+            c55_1 += u.x * b0_1; c55_1 += u.y * b1_1; c55_1 += u.z * b2_1; c55_1 += u.w * b3_1; c55_1 += v.x * b4_1; c55_1 += v.y * b5_1; c55_1 += v.z * b6_1; c55_1 += v.w * b7_1;
+            c55_2 += u.x * b0_2; c55_2 += u.y * b1_2; c55_2 += u.z * b2_2; c55_2 += u.w * b3_2; c55_2 += v.x * b4_2; c55_2 += v.y * b5_2; c55_2 += v.z * b6_2; c55_2 += v.w * b7_2;
+            c55_3 += u.x * b0_3; c55_3 += u.y * b1_3; c55_3 += u.z * b2_3; c55_3 += u.w * b3_3; c55_3 += v.x * b4_3; c55_3 += v.y * b5_3; c55_3 += v.z * b6_3; c55_3 += v.w * b7_3;
+            c55_4 += u.x * b0_4; c55_4 += u.y * b1_4; c55_4 += u.z * b2_4; c55_4 += u.w * b3_4; c55_4 += v.x * b4_4; c55_4 += v.y * b5_4; c55_4 += v.z * b6_4; c55_4 += v.w * b7_4;
+            c55_5 += u.x * b0_5; c55_5 += u.y * b1_5; c55_5 += u.z * b2_5; c55_5 += u.w * b3_5; c55_5 += v.x * b4_5; c55_5 += v.y * b5_5; c55_5 += v.z * b6_5; c55_5 += v.w * b7_5;
+            c55_6 += u.x * b0_6; c55_6 += u.y * b1_6; c55_6 += u.z * b2_6; c55_6 += u.w * b3_6; c55_6 += v.x * b4_6; c55_6 += v.y * b5_6; c55_6 += v.z * b6_6; c55_6 += v.w * b7_6;
+            c55_7 += u.x * b0_7; c55_7 += u.y * b1_7; c55_7 += u.z * b2_7; c55_7 += u.w * b3_7; c55_7 += v.x * b4_7; c55_7 += v.y * b5_7; c55_7 += v.z * b6_7; c55_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a56, 0u); let s1 = subgroupBroadcast(a56, 1u); let s2 = subgroupBroadcast(a56, 2u); let s3 = subgroupBroadcast(a56, 3u); let s4 = subgroupBroadcast(a56, 4u); let s5 = subgroupBroadcast(a56, 5u); let s6 = subgroupBroadcast(a56, 6u); let s7 = subgroupBroadcast(a56, 7u);
-            c56_0 += s0 * b0_0; c56_0 += s1 * b1_0; c56_0 += s2 * b2_0; c56_0 += s3 * b3_0; c56_0 += s4 * b4_0; c56_0 += s5 * b5_0; c56_0 += s6 * b6_0; c56_0 += s7 * b7_0;
-            c56_1 += s0 * b0_1; c56_1 += s1 * b1_1; c56_1 += s2 * b2_1; c56_1 += s3 * b3_1; c56_1 += s4 * b4_1; c56_1 += s5 * b5_1; c56_1 += s6 * b6_1; c56_1 += s7 * b7_1;
-            c56_2 += s0 * b0_2; c56_2 += s1 * b1_2; c56_2 += s2 * b2_2; c56_2 += s3 * b3_2; c56_2 += s4 * b4_2; c56_2 += s5 * b5_2; c56_2 += s6 * b6_2; c56_2 += s7 * b7_2;
-            c56_3 += s0 * b0_3; c56_3 += s1 * b1_3; c56_3 += s2 * b2_3; c56_3 += s3 * b3_3; c56_3 += s4 * b4_3; c56_3 += s5 * b5_3; c56_3 += s6 * b6_3; c56_3 += s7 * b7_3;
-            c56_4 += s0 * b0_4; c56_4 += s1 * b1_4; c56_4 += s2 * b2_4; c56_4 += s3 * b3_4; c56_4 += s4 * b4_4; c56_4 += s5 * b5_4; c56_4 += s6 * b6_4; c56_4 += s7 * b7_4;
-            c56_5 += s0 * b0_5; c56_5 += s1 * b1_5; c56_5 += s2 * b2_5; c56_5 += s3 * b3_5; c56_5 += s4 * b4_5; c56_5 += s5 * b5_5; c56_5 += s6 * b6_5; c56_5 += s7 * b7_5;
-            c56_6 += s0 * b0_6; c56_6 += s1 * b1_6; c56_6 += s2 * b2_6; c56_6 += s3 * b3_6; c56_6 += s4 * b4_6; c56_6 += s5 * b5_6; c56_6 += s6 * b6_6; c56_6 += s7 * b7_6;
-            c56_7 += s0 * b0_7; c56_7 += s1 * b1_7; c56_7 += s2 * b2_7; c56_7 += s3 * b3_7; c56_7 += s4 * b4_7; c56_7 += s5 * b5_7; c56_7 += s6 * b6_7; c56_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 0u); let v = subgroupBroadcast(t14, 1u);
+            c56_0 += u.x * b0_0; c56_0 += u.y * b1_0; c56_0 += u.z * b2_0; c56_0 += u.w * b3_0; c56_0 += v.x * b4_0; c56_0 += v.y * b5_0; c56_0 += v.z * b6_0; c56_0 += v.w * b7_0;
+            c56_1 += u.x * b0_1; c56_1 += u.y * b1_1; c56_1 += u.z * b2_1; c56_1 += u.w * b3_1; c56_1 += v.x * b4_1; c56_1 += v.y * b5_1; c56_1 += v.z * b6_1; c56_1 += v.w * b7_1;
+            c56_2 += u.x * b0_2; c56_2 += u.y * b1_2; c56_2 += u.z * b2_2; c56_2 += u.w * b3_2; c56_2 += v.x * b4_2; c56_2 += v.y * b5_2; c56_2 += v.z * b6_2; c56_2 += v.w * b7_2;
+            c56_3 += u.x * b0_3; c56_3 += u.y * b1_3; c56_3 += u.z * b2_3; c56_3 += u.w * b3_3; c56_3 += v.x * b4_3; c56_3 += v.y * b5_3; c56_3 += v.z * b6_3; c56_3 += v.w * b7_3;
+            c56_4 += u.x * b0_4; c56_4 += u.y * b1_4; c56_4 += u.z * b2_4; c56_4 += u.w * b3_4; c56_4 += v.x * b4_4; c56_4 += v.y * b5_4; c56_4 += v.z * b6_4; c56_4 += v.w * b7_4;
+            c56_5 += u.x * b0_5; c56_5 += u.y * b1_5; c56_5 += u.z * b2_5; c56_5 += u.w * b3_5; c56_5 += v.x * b4_5; c56_5 += v.y * b5_5; c56_5 += v.z * b6_5; c56_5 += v.w * b7_5;
+            c56_6 += u.x * b0_6; c56_6 += u.y * b1_6; c56_6 += u.z * b2_6; c56_6 += u.w * b3_6; c56_6 += v.x * b4_6; c56_6 += v.y * b5_6; c56_6 += v.z * b6_6; c56_6 += v.w * b7_6;
+            c56_7 += u.x * b0_7; c56_7 += u.y * b1_7; c56_7 += u.z * b2_7; c56_7 += u.w * b3_7; c56_7 += v.x * b4_7; c56_7 += v.y * b5_7; c56_7 += v.z * b6_7; c56_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a57, 0u); let s1 = subgroupBroadcast(a57, 1u); let s2 = subgroupBroadcast(a57, 2u); let s3 = subgroupBroadcast(a57, 3u); let s4 = subgroupBroadcast(a57, 4u); let s5 = subgroupBroadcast(a57, 5u); let s6 = subgroupBroadcast(a57, 6u); let s7 = subgroupBroadcast(a57, 7u);
-            c57_0 += s0 * b0_0; c57_0 += s1 * b1_0; c57_0 += s2 * b2_0; c57_0 += s3 * b3_0; c57_0 += s4 * b4_0; c57_0 += s5 * b5_0; c57_0 += s6 * b6_0; c57_0 += s7 * b7_0;
-            c57_1 += s0 * b0_1; c57_1 += s1 * b1_1; c57_1 += s2 * b2_1; c57_1 += s3 * b3_1; c57_1 += s4 * b4_1; c57_1 += s5 * b5_1; c57_1 += s6 * b6_1; c57_1 += s7 * b7_1;
-            c57_2 += s0 * b0_2; c57_2 += s1 * b1_2; c57_2 += s2 * b2_2; c57_2 += s3 * b3_2; c57_2 += s4 * b4_2; c57_2 += s5 * b5_2; c57_2 += s6 * b6_2; c57_2 += s7 * b7_2;
-            c57_3 += s0 * b0_3; c57_3 += s1 * b1_3; c57_3 += s2 * b2_3; c57_3 += s3 * b3_3; c57_3 += s4 * b4_3; c57_3 += s5 * b5_3; c57_3 += s6 * b6_3; c57_3 += s7 * b7_3;
-            c57_4 += s0 * b0_4; c57_4 += s1 * b1_4; c57_4 += s2 * b2_4; c57_4 += s3 * b3_4; c57_4 += s4 * b4_4; c57_4 += s5 * b5_4; c57_4 += s6 * b6_4; c57_4 += s7 * b7_4;
-            c57_5 += s0 * b0_5; c57_5 += s1 * b1_5; c57_5 += s2 * b2_5; c57_5 += s3 * b3_5; c57_5 += s4 * b4_5; c57_5 += s5 * b5_5; c57_5 += s6 * b6_5; c57_5 += s7 * b7_5;
-            c57_6 += s0 * b0_6; c57_6 += s1 * b1_6; c57_6 += s2 * b2_6; c57_6 += s3 * b3_6; c57_6 += s4 * b4_6; c57_6 += s5 * b5_6; c57_6 += s6 * b6_6; c57_6 += s7 * b7_6;
-            c57_7 += s0 * b0_7; c57_7 += s1 * b1_7; c57_7 += s2 * b2_7; c57_7 += s3 * b3_7; c57_7 += s4 * b4_7; c57_7 += s5 * b5_7; c57_7 += s6 * b6_7; c57_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 2u); let v = subgroupBroadcast(t14, 3u);
+            c57_0 += u.x * b0_0; c57_0 += u.y * b1_0; c57_0 += u.z * b2_0; c57_0 += u.w * b3_0; c57_0 += v.x * b4_0; c57_0 += v.y * b5_0; c57_0 += v.z * b6_0; c57_0 += v.w * b7_0;
+            c57_1 += u.x * b0_1; c57_1 += u.y * b1_1; c57_1 += u.z * b2_1; c57_1 += u.w * b3_1; c57_1 += v.x * b4_1; c57_1 += v.y * b5_1; c57_1 += v.z * b6_1; c57_1 += v.w * b7_1;
+            c57_2 += u.x * b0_2; c57_2 += u.y * b1_2; c57_2 += u.z * b2_2; c57_2 += u.w * b3_2; c57_2 += v.x * b4_2; c57_2 += v.y * b5_2; c57_2 += v.z * b6_2; c57_2 += v.w * b7_2;
+            c57_3 += u.x * b0_3; c57_3 += u.y * b1_3; c57_3 += u.z * b2_3; c57_3 += u.w * b3_3; c57_3 += v.x * b4_3; c57_3 += v.y * b5_3; c57_3 += v.z * b6_3; c57_3 += v.w * b7_3;
+            c57_4 += u.x * b0_4; c57_4 += u.y * b1_4; c57_4 += u.z * b2_4; c57_4 += u.w * b3_4; c57_4 += v.x * b4_4; c57_4 += v.y * b5_4; c57_4 += v.z * b6_4; c57_4 += v.w * b7_4;
+            c57_5 += u.x * b0_5; c57_5 += u.y * b1_5; c57_5 += u.z * b2_5; c57_5 += u.w * b3_5; c57_5 += v.x * b4_5; c57_5 += v.y * b5_5; c57_5 += v.z * b6_5; c57_5 += v.w * b7_5;
+            c57_6 += u.x * b0_6; c57_6 += u.y * b1_6; c57_6 += u.z * b2_6; c57_6 += u.w * b3_6; c57_6 += v.x * b4_6; c57_6 += v.y * b5_6; c57_6 += v.z * b6_6; c57_6 += v.w * b7_6;
+            c57_7 += u.x * b0_7; c57_7 += u.y * b1_7; c57_7 += u.z * b2_7; c57_7 += u.w * b3_7; c57_7 += v.x * b4_7; c57_7 += v.y * b5_7; c57_7 += v.z * b6_7; c57_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a58, 0u); let s1 = subgroupBroadcast(a58, 1u); let s2 = subgroupBroadcast(a58, 2u); let s3 = subgroupBroadcast(a58, 3u); let s4 = subgroupBroadcast(a58, 4u); let s5 = subgroupBroadcast(a58, 5u); let s6 = subgroupBroadcast(a58, 6u); let s7 = subgroupBroadcast(a58, 7u);
-            c58_0 += s0 * b0_0; c58_0 += s1 * b1_0; c58_0 += s2 * b2_0; c58_0 += s3 * b3_0; c58_0 += s4 * b4_0; c58_0 += s5 * b5_0; c58_0 += s6 * b6_0; c58_0 += s7 * b7_0;
-            c58_1 += s0 * b0_1; c58_1 += s1 * b1_1; c58_1 += s2 * b2_1; c58_1 += s3 * b3_1; c58_1 += s4 * b4_1; c58_1 += s5 * b5_1; c58_1 += s6 * b6_1; c58_1 += s7 * b7_1;
-            c58_2 += s0 * b0_2; c58_2 += s1 * b1_2; c58_2 += s2 * b2_2; c58_2 += s3 * b3_2; c58_2 += s4 * b4_2; c58_2 += s5 * b5_2; c58_2 += s6 * b6_2; c58_2 += s7 * b7_2;
-            c58_3 += s0 * b0_3; c58_3 += s1 * b1_3; c58_3 += s2 * b2_3; c58_3 += s3 * b3_3; c58_3 += s4 * b4_3; c58_3 += s5 * b5_3; c58_3 += s6 * b6_3; c58_3 += s7 * b7_3;
-            c58_4 += s0 * b0_4; c58_4 += s1 * b1_4; c58_4 += s2 * b2_4; c58_4 += s3 * b3_4; c58_4 += s4 * b4_4; c58_4 += s5 * b5_4; c58_4 += s6 * b6_4; c58_4 += s7 * b7_4;
-            c58_5 += s0 * b0_5; c58_5 += s1 * b1_5; c58_5 += s2 * b2_5; c58_5 += s3 * b3_5; c58_5 += s4 * b4_5; c58_5 += s5 * b5_5; c58_5 += s6 * b6_5; c58_5 += s7 * b7_5;
-            c58_6 += s0 * b0_6; c58_6 += s1 * b1_6; c58_6 += s2 * b2_6; c58_6 += s3 * b3_6; c58_6 += s4 * b4_6; c58_6 += s5 * b5_6; c58_6 += s6 * b6_6; c58_6 += s7 * b7_6;
-            c58_7 += s0 * b0_7; c58_7 += s1 * b1_7; c58_7 += s2 * b2_7; c58_7 += s3 * b3_7; c58_7 += s4 * b4_7; c58_7 += s5 * b5_7; c58_7 += s6 * b6_7; c58_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 4u); let v = subgroupBroadcast(t14, 5u);
+            c58_0 += u.x * b0_0; c58_0 += u.y * b1_0; c58_0 += u.z * b2_0; c58_0 += u.w * b3_0; c58_0 += v.x * b4_0; c58_0 += v.y * b5_0; c58_0 += v.z * b6_0; c58_0 += v.w * b7_0;
+            c58_1 += u.x * b0_1; c58_1 += u.y * b1_1; c58_1 += u.z * b2_1; c58_1 += u.w * b3_1; c58_1 += v.x * b4_1; c58_1 += v.y * b5_1; c58_1 += v.z * b6_1; c58_1 += v.w * b7_1;
+            c58_2 += u.x * b0_2; c58_2 += u.y * b1_2; c58_2 += u.z * b2_2; c58_2 += u.w * b3_2; c58_2 += v.x * b4_2; c58_2 += v.y * b5_2; c58_2 += v.z * b6_2; c58_2 += v.w * b7_2;
+            c58_3 += u.x * b0_3; c58_3 += u.y * b1_3; c58_3 += u.z * b2_3; c58_3 += u.w * b3_3; c58_3 += v.x * b4_3; c58_3 += v.y * b5_3; c58_3 += v.z * b6_3; c58_3 += v.w * b7_3;
+            c58_4 += u.x * b0_4; c58_4 += u.y * b1_4; c58_4 += u.z * b2_4; c58_4 += u.w * b3_4; c58_4 += v.x * b4_4; c58_4 += v.y * b5_4; c58_4 += v.z * b6_4; c58_4 += v.w * b7_4;
+            c58_5 += u.x * b0_5; c58_5 += u.y * b1_5; c58_5 += u.z * b2_5; c58_5 += u.w * b3_5; c58_5 += v.x * b4_5; c58_5 += v.y * b5_5; c58_5 += v.z * b6_5; c58_5 += v.w * b7_5;
+            c58_6 += u.x * b0_6; c58_6 += u.y * b1_6; c58_6 += u.z * b2_6; c58_6 += u.w * b3_6; c58_6 += v.x * b4_6; c58_6 += v.y * b5_6; c58_6 += v.z * b6_6; c58_6 += v.w * b7_6;
+            c58_7 += u.x * b0_7; c58_7 += u.y * b1_7; c58_7 += u.z * b2_7; c58_7 += u.w * b3_7; c58_7 += v.x * b4_7; c58_7 += v.y * b5_7; c58_7 += v.z * b6_7; c58_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a59, 0u); let s1 = subgroupBroadcast(a59, 1u); let s2 = subgroupBroadcast(a59, 2u); let s3 = subgroupBroadcast(a59, 3u); let s4 = subgroupBroadcast(a59, 4u); let s5 = subgroupBroadcast(a59, 5u); let s6 = subgroupBroadcast(a59, 6u); let s7 = subgroupBroadcast(a59, 7u);
-            c59_0 += s0 * b0_0; c59_0 += s1 * b1_0; c59_0 += s2 * b2_0; c59_0 += s3 * b3_0; c59_0 += s4 * b4_0; c59_0 += s5 * b5_0; c59_0 += s6 * b6_0; c59_0 += s7 * b7_0;
-            c59_1 += s0 * b0_1; c59_1 += s1 * b1_1; c59_1 += s2 * b2_1; c59_1 += s3 * b3_1; c59_1 += s4 * b4_1; c59_1 += s5 * b5_1; c59_1 += s6 * b6_1; c59_1 += s7 * b7_1;
-            c59_2 += s0 * b0_2; c59_2 += s1 * b1_2; c59_2 += s2 * b2_2; c59_2 += s3 * b3_2; c59_2 += s4 * b4_2; c59_2 += s5 * b5_2; c59_2 += s6 * b6_2; c59_2 += s7 * b7_2;
-            c59_3 += s0 * b0_3; c59_3 += s1 * b1_3; c59_3 += s2 * b2_3; c59_3 += s3 * b3_3; c59_3 += s4 * b4_3; c59_3 += s5 * b5_3; c59_3 += s6 * b6_3; c59_3 += s7 * b7_3;
-            c59_4 += s0 * b0_4; c59_4 += s1 * b1_4; c59_4 += s2 * b2_4; c59_4 += s3 * b3_4; c59_4 += s4 * b4_4; c59_4 += s5 * b5_4; c59_4 += s6 * b6_4; c59_4 += s7 * b7_4;
-            c59_5 += s0 * b0_5; c59_5 += s1 * b1_5; c59_5 += s2 * b2_5; c59_5 += s3 * b3_5; c59_5 += s4 * b4_5; c59_5 += s5 * b5_5; c59_5 += s6 * b6_5; c59_5 += s7 * b7_5;
-            c59_6 += s0 * b0_6; c59_6 += s1 * b1_6; c59_6 += s2 * b2_6; c59_6 += s3 * b3_6; c59_6 += s4 * b4_6; c59_6 += s5 * b5_6; c59_6 += s6 * b6_6; c59_6 += s7 * b7_6;
-            c59_7 += s0 * b0_7; c59_7 += s1 * b1_7; c59_7 += s2 * b2_7; c59_7 += s3 * b3_7; c59_7 += s4 * b4_7; c59_7 += s5 * b5_7; c59_7 += s6 * b6_7; c59_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 6u); let v = subgroupBroadcast(t14, 7u);
+            c59_0 += u.x * b0_0; c59_0 += u.y * b1_0; c59_0 += u.z * b2_0; c59_0 += u.w * b3_0; c59_0 += v.x * b4_0; c59_0 += v.y * b5_0; c59_0 += v.z * b6_0; c59_0 += v.w * b7_0;
+            c59_1 += u.x * b0_1; c59_1 += u.y * b1_1; c59_1 += u.z * b2_1; c59_1 += u.w * b3_1; c59_1 += v.x * b4_1; c59_1 += v.y * b5_1; c59_1 += v.z * b6_1; c59_1 += v.w * b7_1;
+            c59_2 += u.x * b0_2; c59_2 += u.y * b1_2; c59_2 += u.z * b2_2; c59_2 += u.w * b3_2; c59_2 += v.x * b4_2; c59_2 += v.y * b5_2; c59_2 += v.z * b6_2; c59_2 += v.w * b7_2;
+            c59_3 += u.x * b0_3; c59_3 += u.y * b1_3; c59_3 += u.z * b2_3; c59_3 += u.w * b3_3; c59_3 += v.x * b4_3; c59_3 += v.y * b5_3; c59_3 += v.z * b6_3; c59_3 += v.w * b7_3;
+            c59_4 += u.x * b0_4; c59_4 += u.y * b1_4; c59_4 += u.z * b2_4; c59_4 += u.w * b3_4; c59_4 += v.x * b4_4; c59_4 += v.y * b5_4; c59_4 += v.z * b6_4; c59_4 += v.w * b7_4;
+            c59_5 += u.x * b0_5; c59_5 += u.y * b1_5; c59_5 += u.z * b2_5; c59_5 += u.w * b3_5; c59_5 += v.x * b4_5; c59_5 += v.y * b5_5; c59_5 += v.z * b6_5; c59_5 += v.w * b7_5;
+            c59_6 += u.x * b0_6; c59_6 += u.y * b1_6; c59_6 += u.z * b2_6; c59_6 += u.w * b3_6; c59_6 += v.x * b4_6; c59_6 += v.y * b5_6; c59_6 += v.z * b6_6; c59_6 += v.w * b7_6;
+            c59_7 += u.x * b0_7; c59_7 += u.y * b1_7; c59_7 += u.z * b2_7; c59_7 += u.w * b3_7; c59_7 += v.x * b4_7; c59_7 += v.y * b5_7; c59_7 += v.z * b6_7; c59_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a60, 0u); let s1 = subgroupBroadcast(a60, 1u); let s2 = subgroupBroadcast(a60, 2u); let s3 = subgroupBroadcast(a60, 3u); let s4 = subgroupBroadcast(a60, 4u); let s5 = subgroupBroadcast(a60, 5u); let s6 = subgroupBroadcast(a60, 6u); let s7 = subgroupBroadcast(a60, 7u);
-            c60_0 += s0 * b0_0; c60_0 += s1 * b1_0; c60_0 += s2 * b2_0; c60_0 += s3 * b3_0; c60_0 += s4 * b4_0; c60_0 += s5 * b5_0; c60_0 += s6 * b6_0; c60_0 += s7 * b7_0;
-            c60_1 += s0 * b0_1; c60_1 += s1 * b1_1; c60_1 += s2 * b2_1; c60_1 += s3 * b3_1; c60_1 += s4 * b4_1; c60_1 += s5 * b5_1; c60_1 += s6 * b6_1; c60_1 += s7 * b7_1;
-            c60_2 += s0 * b0_2; c60_2 += s1 * b1_2; c60_2 += s2 * b2_2; c60_2 += s3 * b3_2; c60_2 += s4 * b4_2; c60_2 += s5 * b5_2; c60_2 += s6 * b6_2; c60_2 += s7 * b7_2;
-            c60_3 += s0 * b0_3; c60_3 += s1 * b1_3; c60_3 += s2 * b2_3; c60_3 += s3 * b3_3; c60_3 += s4 * b4_3; c60_3 += s5 * b5_3; c60_3 += s6 * b6_3; c60_3 += s7 * b7_3;
-            c60_4 += s0 * b0_4; c60_4 += s1 * b1_4; c60_4 += s2 * b2_4; c60_4 += s3 * b3_4; c60_4 += s4 * b4_4; c60_4 += s5 * b5_4; c60_4 += s6 * b6_4; c60_4 += s7 * b7_4;
-            c60_5 += s0 * b0_5; c60_5 += s1 * b1_5; c60_5 += s2 * b2_5; c60_5 += s3 * b3_5; c60_5 += s4 * b4_5; c60_5 += s5 * b5_5; c60_5 += s6 * b6_5; c60_5 += s7 * b7_5;
-            c60_6 += s0 * b0_6; c60_6 += s1 * b1_6; c60_6 += s2 * b2_6; c60_6 += s3 * b3_6; c60_6 += s4 * b4_6; c60_6 += s5 * b5_6; c60_6 += s6 * b6_6; c60_6 += s7 * b7_6;
-            c60_7 += s0 * b0_7; c60_7 += s1 * b1_7; c60_7 += s2 * b2_7; c60_7 += s3 * b3_7; c60_7 += s4 * b4_7; c60_7 += s5 * b5_7; c60_7 += s6 * b6_7; c60_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 0u); let v = subgroupBroadcast(t15, 1u);
+            c60_0 += u.x * b0_0; c60_0 += u.y * b1_0; c60_0 += u.z * b2_0; c60_0 += u.w * b3_0; c60_0 += v.x * b4_0; c60_0 += v.y * b5_0; c60_0 += v.z * b6_0; c60_0 += v.w * b7_0;
+            c60_1 += u.x * b0_1; c60_1 += u.y * b1_1; c60_1 += u.z * b2_1; c60_1 += u.w * b3_1; c60_1 += v.x * b4_1; c60_1 += v.y * b5_1; c60_1 += v.z * b6_1; c60_1 += v.w * b7_1;
+            c60_2 += u.x * b0_2; c60_2 += u.y * b1_2; c60_2 += u.z * b2_2; c60_2 += u.w * b3_2; c60_2 += v.x * b4_2; c60_2 += v.y * b5_2; c60_2 += v.z * b6_2; c60_2 += v.w * b7_2;
+            c60_3 += u.x * b0_3; c60_3 += u.y * b1_3; c60_3 += u.z * b2_3; c60_3 += u.w * b3_3; c60_3 += v.x * b4_3; c60_3 += v.y * b5_3; c60_3 += v.z * b6_3; c60_3 += v.w * b7_3;
+            c60_4 += u.x * b0_4; c60_4 += u.y * b1_4; c60_4 += u.z * b2_4; c60_4 += u.w * b3_4; c60_4 += v.x * b4_4; c60_4 += v.y * b5_4; c60_4 += v.z * b6_4; c60_4 += v.w * b7_4;
+            c60_5 += u.x * b0_5; c60_5 += u.y * b1_5; c60_5 += u.z * b2_5; c60_5 += u.w * b3_5; c60_5 += v.x * b4_5; c60_5 += v.y * b5_5; c60_5 += v.z * b6_5; c60_5 += v.w * b7_5;
+            c60_6 += u.x * b0_6; c60_6 += u.y * b1_6; c60_6 += u.z * b2_6; c60_6 += u.w * b3_6; c60_6 += v.x * b4_6; c60_6 += v.y * b5_6; c60_6 += v.z * b6_6; c60_6 += v.w * b7_6;
+            c60_7 += u.x * b0_7; c60_7 += u.y * b1_7; c60_7 += u.z * b2_7; c60_7 += u.w * b3_7; c60_7 += v.x * b4_7; c60_7 += v.y * b5_7; c60_7 += v.z * b6_7; c60_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a61, 0u); let s1 = subgroupBroadcast(a61, 1u); let s2 = subgroupBroadcast(a61, 2u); let s3 = subgroupBroadcast(a61, 3u); let s4 = subgroupBroadcast(a61, 4u); let s5 = subgroupBroadcast(a61, 5u); let s6 = subgroupBroadcast(a61, 6u); let s7 = subgroupBroadcast(a61, 7u);
-            c61_0 += s0 * b0_0; c61_0 += s1 * b1_0; c61_0 += s2 * b2_0; c61_0 += s3 * b3_0; c61_0 += s4 * b4_0; c61_0 += s5 * b5_0; c61_0 += s6 * b6_0; c61_0 += s7 * b7_0;
-            c61_1 += s0 * b0_1; c61_1 += s1 * b1_1; c61_1 += s2 * b2_1; c61_1 += s3 * b3_1; c61_1 += s4 * b4_1; c61_1 += s5 * b5_1; c61_1 += s6 * b6_1; c61_1 += s7 * b7_1;
-            c61_2 += s0 * b0_2; c61_2 += s1 * b1_2; c61_2 += s2 * b2_2; c61_2 += s3 * b3_2; c61_2 += s4 * b4_2; c61_2 += s5 * b5_2; c61_2 += s6 * b6_2; c61_2 += s7 * b7_2;
-            c61_3 += s0 * b0_3; c61_3 += s1 * b1_3; c61_3 += s2 * b2_3; c61_3 += s3 * b3_3; c61_3 += s4 * b4_3; c61_3 += s5 * b5_3; c61_3 += s6 * b6_3; c61_3 += s7 * b7_3;
-            c61_4 += s0 * b0_4; c61_4 += s1 * b1_4; c61_4 += s2 * b2_4; c61_4 += s3 * b3_4; c61_4 += s4 * b4_4; c61_4 += s5 * b5_4; c61_4 += s6 * b6_4; c61_4 += s7 * b7_4;
-            c61_5 += s0 * b0_5; c61_5 += s1 * b1_5; c61_5 += s2 * b2_5; c61_5 += s3 * b3_5; c61_5 += s4 * b4_5; c61_5 += s5 * b5_5; c61_5 += s6 * b6_5; c61_5 += s7 * b7_5;
-            c61_6 += s0 * b0_6; c61_6 += s1 * b1_6; c61_6 += s2 * b2_6; c61_6 += s3 * b3_6; c61_6 += s4 * b4_6; c61_6 += s5 * b5_6; c61_6 += s6 * b6_6; c61_6 += s7 * b7_6;
-            c61_7 += s0 * b0_7; c61_7 += s1 * b1_7; c61_7 += s2 * b2_7; c61_7 += s3 * b3_7; c61_7 += s4 * b4_7; c61_7 += s5 * b5_7; c61_7 += s6 * b6_7; c61_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 2u); let v = subgroupBroadcast(t15, 3u);
+            c61_0 += u.x * b0_0; c61_0 += u.y * b1_0; c61_0 += u.z * b2_0; c61_0 += u.w * b3_0; c61_0 += v.x * b4_0; c61_0 += v.y * b5_0; c61_0 += v.z * b6_0; c61_0 += v.w * b7_0;
+            c61_1 += u.x * b0_1; c61_1 += u.y * b1_1; c61_1 += u.z * b2_1; c61_1 += u.w * b3_1; c61_1 += v.x * b4_1; c61_1 += v.y * b5_1; c61_1 += v.z * b6_1; c61_1 += v.w * b7_1;
+            c61_2 += u.x * b0_2; c61_2 += u.y * b1_2; c61_2 += u.z * b2_2; c61_2 += u.w * b3_2; c61_2 += v.x * b4_2; c61_2 += v.y * b5_2; c61_2 += v.z * b6_2; c61_2 += v.w * b7_2;
+            c61_3 += u.x * b0_3; c61_3 += u.y * b1_3; c61_3 += u.z * b2_3; c61_3 += u.w * b3_3; c61_3 += v.x * b4_3; c61_3 += v.y * b5_3; c61_3 += v.z * b6_3; c61_3 += v.w * b7_3;
+            c61_4 += u.x * b0_4; c61_4 += u.y * b1_4; c61_4 += u.z * b2_4; c61_4 += u.w * b3_4; c61_4 += v.x * b4_4; c61_4 += v.y * b5_4; c61_4 += v.z * b6_4; c61_4 += v.w * b7_4;
+            c61_5 += u.x * b0_5; c61_5 += u.y * b1_5; c61_5 += u.z * b2_5; c61_5 += u.w * b3_5; c61_5 += v.x * b4_5; c61_5 += v.y * b5_5; c61_5 += v.z * b6_5; c61_5 += v.w * b7_5;
+            c61_6 += u.x * b0_6; c61_6 += u.y * b1_6; c61_6 += u.z * b2_6; c61_6 += u.w * b3_6; c61_6 += v.x * b4_6; c61_6 += v.y * b5_6; c61_6 += v.z * b6_6; c61_6 += v.w * b7_6;
+            c61_7 += u.x * b0_7; c61_7 += u.y * b1_7; c61_7 += u.z * b2_7; c61_7 += u.w * b3_7; c61_7 += v.x * b4_7; c61_7 += v.y * b5_7; c61_7 += v.z * b6_7; c61_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a62, 0u); let s1 = subgroupBroadcast(a62, 1u); let s2 = subgroupBroadcast(a62, 2u); let s3 = subgroupBroadcast(a62, 3u); let s4 = subgroupBroadcast(a62, 4u); let s5 = subgroupBroadcast(a62, 5u); let s6 = subgroupBroadcast(a62, 6u); let s7 = subgroupBroadcast(a62, 7u);
-            c62_0 += s0 * b0_0; c62_0 += s1 * b1_0; c62_0 += s2 * b2_0; c62_0 += s3 * b3_0; c62_0 += s4 * b4_0; c62_0 += s5 * b5_0; c62_0 += s6 * b6_0; c62_0 += s7 * b7_0;
-            c62_1 += s0 * b0_1; c62_1 += s1 * b1_1; c62_1 += s2 * b2_1; c62_1 += s3 * b3_1; c62_1 += s4 * b4_1; c62_1 += s5 * b5_1; c62_1 += s6 * b6_1; c62_1 += s7 * b7_1;
-            c62_2 += s0 * b0_2; c62_2 += s1 * b1_2; c62_2 += s2 * b2_2; c62_2 += s3 * b3_2; c62_2 += s4 * b4_2; c62_2 += s5 * b5_2; c62_2 += s6 * b6_2; c62_2 += s7 * b7_2;
-            c62_3 += s0 * b0_3; c62_3 += s1 * b1_3; c62_3 += s2 * b2_3; c62_3 += s3 * b3_3; c62_3 += s4 * b4_3; c62_3 += s5 * b5_3; c62_3 += s6 * b6_3; c62_3 += s7 * b7_3;
-            c62_4 += s0 * b0_4; c62_4 += s1 * b1_4; c62_4 += s2 * b2_4; c62_4 += s3 * b3_4; c62_4 += s4 * b4_4; c62_4 += s5 * b5_4; c62_4 += s6 * b6_4; c62_4 += s7 * b7_4;
-            c62_5 += s0 * b0_5; c62_5 += s1 * b1_5; c62_5 += s2 * b2_5; c62_5 += s3 * b3_5; c62_5 += s4 * b4_5; c62_5 += s5 * b5_5; c62_5 += s6 * b6_5; c62_5 += s7 * b7_5;
-            c62_6 += s0 * b0_6; c62_6 += s1 * b1_6; c62_6 += s2 * b2_6; c62_6 += s3 * b3_6; c62_6 += s4 * b4_6; c62_6 += s5 * b5_6; c62_6 += s6 * b6_6; c62_6 += s7 * b7_6;
-            c62_7 += s0 * b0_7; c62_7 += s1 * b1_7; c62_7 += s2 * b2_7; c62_7 += s3 * b3_7; c62_7 += s4 * b4_7; c62_7 += s5 * b5_7; c62_7 += s6 * b6_7; c62_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 4u); let v = subgroupBroadcast(t15, 5u);
+            c62_0 += u.x * b0_0; c62_0 += u.y * b1_0; c62_0 += u.z * b2_0; c62_0 += u.w * b3_0; c62_0 += v.x * b4_0; c62_0 += v.y * b5_0; c62_0 += v.z * b6_0; c62_0 += v.w * b7_0;
+            c62_1 += u.x * b0_1; c62_1 += u.y * b1_1; c62_1 += u.z * b2_1; c62_1 += u.w * b3_1; c62_1 += v.x * b4_1; c62_1 += v.y * b5_1; c62_1 += v.z * b6_1; c62_1 += v.w * b7_1;
+            c62_2 += u.x * b0_2; c62_2 += u.y * b1_2; c62_2 += u.z * b2_2; c62_2 += u.w * b3_2; c62_2 += v.x * b4_2; c62_2 += v.y * b5_2; c62_2 += v.z * b6_2; c62_2 += v.w * b7_2;
+            c62_3 += u.x * b0_3; c62_3 += u.y * b1_3; c62_3 += u.z * b2_3; c62_3 += u.w * b3_3; c62_3 += v.x * b4_3; c62_3 += v.y * b5_3; c62_3 += v.z * b6_3; c62_3 += v.w * b7_3;
+            c62_4 += u.x * b0_4; c62_4 += u.y * b1_4; c62_4 += u.z * b2_4; c62_4 += u.w * b3_4; c62_4 += v.x * b4_4; c62_4 += v.y * b5_4; c62_4 += v.z * b6_4; c62_4 += v.w * b7_4;
+            c62_5 += u.x * b0_5; c62_5 += u.y * b1_5; c62_5 += u.z * b2_5; c62_5 += u.w * b3_5; c62_5 += v.x * b4_5; c62_5 += v.y * b5_5; c62_5 += v.z * b6_5; c62_5 += v.w * b7_5;
+            c62_6 += u.x * b0_6; c62_6 += u.y * b1_6; c62_6 += u.z * b2_6; c62_6 += u.w * b3_6; c62_6 += v.x * b4_6; c62_6 += v.y * b5_6; c62_6 += v.z * b6_6; c62_6 += v.w * b7_6;
+            c62_7 += u.x * b0_7; c62_7 += u.y * b1_7; c62_7 += u.z * b2_7; c62_7 += u.w * b3_7; c62_7 += v.x * b4_7; c62_7 += v.y * b5_7; c62_7 += v.z * b6_7; c62_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a63, 0u); let s1 = subgroupBroadcast(a63, 1u); let s2 = subgroupBroadcast(a63, 2u); let s3 = subgroupBroadcast(a63, 3u); let s4 = subgroupBroadcast(a63, 4u); let s5 = subgroupBroadcast(a63, 5u); let s6 = subgroupBroadcast(a63, 6u); let s7 = subgroupBroadcast(a63, 7u);
-            c63_0 += s0 * b0_0; c63_0 += s1 * b1_0; c63_0 += s2 * b2_0; c63_0 += s3 * b3_0; c63_0 += s4 * b4_0; c63_0 += s5 * b5_0; c63_0 += s6 * b6_0; c63_0 += s7 * b7_0;
-            c63_1 += s0 * b0_1; c63_1 += s1 * b1_1; c63_1 += s2 * b2_1; c63_1 += s3 * b3_1; c63_1 += s4 * b4_1; c63_1 += s5 * b5_1; c63_1 += s6 * b6_1; c63_1 += s7 * b7_1;
-            c63_2 += s0 * b0_2; c63_2 += s1 * b1_2; c63_2 += s2 * b2_2; c63_2 += s3 * b3_2; c63_2 += s4 * b4_2; c63_2 += s5 * b5_2; c63_2 += s6 * b6_2; c63_2 += s7 * b7_2;
-            c63_3 += s0 * b0_3; c63_3 += s1 * b1_3; c63_3 += s2 * b2_3; c63_3 += s3 * b3_3; c63_3 += s4 * b4_3; c63_3 += s5 * b5_3; c63_3 += s6 * b6_3; c63_3 += s7 * b7_3;
-            c63_4 += s0 * b0_4; c63_4 += s1 * b1_4; c63_4 += s2 * b2_4; c63_4 += s3 * b3_4; c63_4 += s4 * b4_4; c63_4 += s5 * b5_4; c63_4 += s6 * b6_4; c63_4 += s7 * b7_4;
-            c63_5 += s0 * b0_5; c63_5 += s1 * b1_5; c63_5 += s2 * b2_5; c63_5 += s3 * b3_5; c63_5 += s4 * b4_5; c63_5 += s5 * b5_5; c63_5 += s6 * b6_5; c63_5 += s7 * b7_5;
-            c63_6 += s0 * b0_6; c63_6 += s1 * b1_6; c63_6 += s2 * b2_6; c63_6 += s3 * b3_6; c63_6 += s4 * b4_6; c63_6 += s5 * b5_6; c63_6 += s6 * b6_6; c63_6 += s7 * b7_6;
-            c63_7 += s0 * b0_7; c63_7 += s1 * b1_7; c63_7 += s2 * b2_7; c63_7 += s3 * b3_7; c63_7 += s4 * b4_7; c63_7 += s5 * b5_7; c63_7 += s6 * b6_7; c63_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 6u); let v = subgroupBroadcast(t15, 7u);
+            c63_0 += u.x * b0_0; c63_0 += u.y * b1_0; c63_0 += u.z * b2_0; c63_0 += u.w * b3_0; c63_0 += v.x * b4_0; c63_0 += v.y * b5_0; c63_0 += v.z * b6_0; c63_0 += v.w * b7_0;
+            c63_1 += u.x * b0_1; c63_1 += u.y * b1_1; c63_1 += u.z * b2_1; c63_1 += u.w * b3_1; c63_1 += v.x * b4_1; c63_1 += v.y * b5_1; c63_1 += v.z * b6_1; c63_1 += v.w * b7_1;
+            c63_2 += u.x * b0_2; c63_2 += u.y * b1_2; c63_2 += u.z * b2_2; c63_2 += u.w * b3_2; c63_2 += v.x * b4_2; c63_2 += v.y * b5_2; c63_2 += v.z * b6_2; c63_2 += v.w * b7_2;
+            c63_3 += u.x * b0_3; c63_3 += u.y * b1_3; c63_3 += u.z * b2_3; c63_3 += u.w * b3_3; c63_3 += v.x * b4_3; c63_3 += v.y * b5_3; c63_3 += v.z * b6_3; c63_3 += v.w * b7_3;
+            c63_4 += u.x * b0_4; c63_4 += u.y * b1_4; c63_4 += u.z * b2_4; c63_4 += u.w * b3_4; c63_4 += v.x * b4_4; c63_4 += v.y * b5_4; c63_4 += v.z * b6_4; c63_4 += v.w * b7_4;
+            c63_5 += u.x * b0_5; c63_5 += u.y * b1_5; c63_5 += u.z * b2_5; c63_5 += u.w * b3_5; c63_5 += v.x * b4_5; c63_5 += v.y * b5_5; c63_5 += v.z * b6_5; c63_5 += v.w * b7_5;
+            c63_6 += u.x * b0_6; c63_6 += u.y * b1_6; c63_6 += u.z * b2_6; c63_6 += u.w * b3_6; c63_6 += v.x * b4_6; c63_6 += v.y * b5_6; c63_6 += v.z * b6_6; c63_6 += v.w * b7_6;
+            c63_7 += u.x * b0_7; c63_7 += u.y * b1_7; c63_7 += u.z * b2_7; c63_7 += u.w * b3_7; c63_7 += v.x * b4_7; c63_7 += v.y * b5_7; c63_7 += v.z * b6_7; c63_7 += v.w * b7_7;
         }
     }
     let part = wid.z * p.m * p.n;
@@ -6620,70 +6513,6 @@ fn cpu_bin_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
     let ke = min(kb + p.kc, p.k);
     let il = p.m - 1u;
     let jl = p.n - 1u;
-    let sr0 = min(i0 + 0u, il) * p.k;
-    let sr1 = min(i0 + 1u, il) * p.k;
-    let sr2 = min(i0 + 2u, il) * p.k;
-    let sr3 = min(i0 + 3u, il) * p.k;
-    let sr4 = min(i0 + 4u, il) * p.k;
-    let sr5 = min(i0 + 5u, il) * p.k;
-    let sr6 = min(i0 + 6u, il) * p.k;
-    let sr7 = min(i0 + 7u, il) * p.k;
-    let sr8 = min(i0 + 8u, il) * p.k;
-    let sr9 = min(i0 + 9u, il) * p.k;
-    let sr10 = min(i0 + 10u, il) * p.k;
-    let sr11 = min(i0 + 11u, il) * p.k;
-    let sr12 = min(i0 + 12u, il) * p.k;
-    let sr13 = min(i0 + 13u, il) * p.k;
-    let sr14 = min(i0 + 14u, il) * p.k;
-    let sr15 = min(i0 + 15u, il) * p.k;
-    let sr16 = min(i0 + 16u, il) * p.k;
-    let sr17 = min(i0 + 17u, il) * p.k;
-    let sr18 = min(i0 + 18u, il) * p.k;
-    let sr19 = min(i0 + 19u, il) * p.k;
-    let sr20 = min(i0 + 20u, il) * p.k;
-    let sr21 = min(i0 + 21u, il) * p.k;
-    let sr22 = min(i0 + 22u, il) * p.k;
-    let sr23 = min(i0 + 23u, il) * p.k;
-    let sr24 = min(i0 + 24u, il) * p.k;
-    let sr25 = min(i0 + 25u, il) * p.k;
-    let sr26 = min(i0 + 26u, il) * p.k;
-    let sr27 = min(i0 + 27u, il) * p.k;
-    let sr28 = min(i0 + 28u, il) * p.k;
-    let sr29 = min(i0 + 29u, il) * p.k;
-    let sr30 = min(i0 + 30u, il) * p.k;
-    let sr31 = min(i0 + 31u, il) * p.k;
-    let sr32 = min(i0 + 32u, il) * p.k;
-    let sr33 = min(i0 + 33u, il) * p.k;
-    let sr34 = min(i0 + 34u, il) * p.k;
-    let sr35 = min(i0 + 35u, il) * p.k;
-    let sr36 = min(i0 + 36u, il) * p.k;
-    let sr37 = min(i0 + 37u, il) * p.k;
-    let sr38 = min(i0 + 38u, il) * p.k;
-    let sr39 = min(i0 + 39u, il) * p.k;
-    let sr40 = min(i0 + 40u, il) * p.k;
-    let sr41 = min(i0 + 41u, il) * p.k;
-    let sr42 = min(i0 + 42u, il) * p.k;
-    let sr43 = min(i0 + 43u, il) * p.k;
-    let sr44 = min(i0 + 44u, il) * p.k;
-    let sr45 = min(i0 + 45u, il) * p.k;
-    let sr46 = min(i0 + 46u, il) * p.k;
-    let sr47 = min(i0 + 47u, il) * p.k;
-    let sr48 = min(i0 + 48u, il) * p.k;
-    let sr49 = min(i0 + 49u, il) * p.k;
-    let sr50 = min(i0 + 50u, il) * p.k;
-    let sr51 = min(i0 + 51u, il) * p.k;
-    let sr52 = min(i0 + 52u, il) * p.k;
-    let sr53 = min(i0 + 53u, il) * p.k;
-    let sr54 = min(i0 + 54u, il) * p.k;
-    let sr55 = min(i0 + 55u, il) * p.k;
-    let sr56 = min(i0 + 56u, il) * p.k;
-    let sr57 = min(i0 + 57u, il) * p.k;
-    let sr58 = min(i0 + 58u, il) * p.k;
-    let sr59 = min(i0 + 59u, il) * p.k;
-    let sr60 = min(i0 + 60u, il) * p.k;
-    let sr61 = min(i0 + 61u, il) * p.k;
-    let sr62 = min(i0 + 62u, il) * p.k;
-    let sr63 = min(i0 + 63u, il) * p.k;
     let pc0 = min(j0 + 0u, jl);
     let pc1 = min(j0 + 1u, jl);
     let pc2 = min(j0 + 2u, jl);
@@ -6756,1469 +6585,1421 @@ fn cpu_bin_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
     var c61_0 = 0.0; var c61_1 = 0.0; var c61_2 = 0.0; var c61_3 = 0.0; var c61_4 = 0.0; var c61_5 = 0.0; var c61_6 = 0.0; var c61_7 = 0.0;
     var c62_0 = 0.0; var c62_1 = 0.0; var c62_2 = 0.0; var c62_3 = 0.0; var c62_4 = 0.0; var c62_5 = 0.0; var c62_6 = 0.0; var c62_7 = 0.0;
     var c63_0 = 0.0; var c63_1 = 0.0; var c63_2 = 0.0; var c63_3 = 0.0; var c63_4 = 0.0; var c63_5 = 0.0; var c63_6 = 0.0; var c63_7 = 0.0;
+    let sh = sl / 2u;
+    let so = sl % 2u;
     for (var k = kb; k < ke; k += 8u) {
-        // this lane's share of S: k + lane
-        let kl = k + sl;
-        let sok = kl < ke;
-        let kq = min(kl, ke - 1u);
-        let a0 = select(0.0, g_in(sr0 + kq), sok);
-        let a1 = select(0.0, g_in(sr1 + kq), sok);
-        let a2 = select(0.0, g_in(sr2 + kq), sok);
-        let a3 = select(0.0, g_in(sr3 + kq), sok);
-        let a4 = select(0.0, g_in(sr4 + kq), sok);
-        let a5 = select(0.0, g_in(sr5 + kq), sok);
-        let a6 = select(0.0, g_in(sr6 + kq), sok);
-        let a7 = select(0.0, g_in(sr7 + kq), sok);
-        let a8 = select(0.0, g_in(sr8 + kq), sok);
-        let a9 = select(0.0, g_in(sr9 + kq), sok);
-        let a10 = select(0.0, g_in(sr10 + kq), sok);
-        let a11 = select(0.0, g_in(sr11 + kq), sok);
-        let a12 = select(0.0, g_in(sr12 + kq), sok);
-        let a13 = select(0.0, g_in(sr13 + kq), sok);
-        let a14 = select(0.0, g_in(sr14 + kq), sok);
-        let a15 = select(0.0, g_in(sr15 + kq), sok);
-        let a16 = select(0.0, g_in(sr16 + kq), sok);
-        let a17 = select(0.0, g_in(sr17 + kq), sok);
-        let a18 = select(0.0, g_in(sr18 + kq), sok);
-        let a19 = select(0.0, g_in(sr19 + kq), sok);
-        let a20 = select(0.0, g_in(sr20 + kq), sok);
-        let a21 = select(0.0, g_in(sr21 + kq), sok);
-        let a22 = select(0.0, g_in(sr22 + kq), sok);
-        let a23 = select(0.0, g_in(sr23 + kq), sok);
-        let a24 = select(0.0, g_in(sr24 + kq), sok);
-        let a25 = select(0.0, g_in(sr25 + kq), sok);
-        let a26 = select(0.0, g_in(sr26 + kq), sok);
-        let a27 = select(0.0, g_in(sr27 + kq), sok);
-        let a28 = select(0.0, g_in(sr28 + kq), sok);
-        let a29 = select(0.0, g_in(sr29 + kq), sok);
-        let a30 = select(0.0, g_in(sr30 + kq), sok);
-        let a31 = select(0.0, g_in(sr31 + kq), sok);
-        let a32 = select(0.0, g_in(sr32 + kq), sok);
-        let a33 = select(0.0, g_in(sr33 + kq), sok);
-        let a34 = select(0.0, g_in(sr34 + kq), sok);
-        let a35 = select(0.0, g_in(sr35 + kq), sok);
-        let a36 = select(0.0, g_in(sr36 + kq), sok);
-        let a37 = select(0.0, g_in(sr37 + kq), sok);
-        let a38 = select(0.0, g_in(sr38 + kq), sok);
-        let a39 = select(0.0, g_in(sr39 + kq), sok);
-        let a40 = select(0.0, g_in(sr40 + kq), sok);
-        let a41 = select(0.0, g_in(sr41 + kq), sok);
-        let a42 = select(0.0, g_in(sr42 + kq), sok);
-        let a43 = select(0.0, g_in(sr43 + kq), sok);
-        let a44 = select(0.0, g_in(sr44 + kq), sok);
-        let a45 = select(0.0, g_in(sr45 + kq), sok);
-        let a46 = select(0.0, g_in(sr46 + kq), sok);
-        let a47 = select(0.0, g_in(sr47 + kq), sok);
-        let a48 = select(0.0, g_in(sr48 + kq), sok);
-        let a49 = select(0.0, g_in(sr49 + kq), sok);
-        let a50 = select(0.0, g_in(sr50 + kq), sok);
-        let a51 = select(0.0, g_in(sr51 + kq), sok);
-        let a52 = select(0.0, g_in(sr52 + kq), sok);
-        let a53 = select(0.0, g_in(sr53 + kq), sok);
-        let a54 = select(0.0, g_in(sr54 + kq), sok);
-        let a55 = select(0.0, g_in(sr55 + kq), sok);
-        let a56 = select(0.0, g_in(sr56 + kq), sok);
-        let a57 = select(0.0, g_in(sr57 + kq), sok);
-        let a58 = select(0.0, g_in(sr58 + kq), sok);
-        let a59 = select(0.0, g_in(sr59 + kq), sok);
-        let a60 = select(0.0, g_in(sr60 + kq), sok);
-        let a61 = select(0.0, g_in(sr61 + kq), sok);
-        let a62 = select(0.0, g_in(sr62 + kq), sok);
-        let a63 = select(0.0, g_in(sr63 + kq), sok);
+        // this lane's share of S: a texel of every group of 4 rows
+        let sok = k + 4u * so < ke;
+        let t0 = select(vec4<f32>(0.0), s4((min(i0 + 0u + sh, il) * p.k + k) / 4u + so), sok);
+        let t1 = select(vec4<f32>(0.0), s4((min(i0 + 4u + sh, il) * p.k + k) / 4u + so), sok);
+        let t2 = select(vec4<f32>(0.0), s4((min(i0 + 8u + sh, il) * p.k + k) / 4u + so), sok);
+        let t3 = select(vec4<f32>(0.0), s4((min(i0 + 12u + sh, il) * p.k + k) / 4u + so), sok);
+        let t4 = select(vec4<f32>(0.0), s4((min(i0 + 16u + sh, il) * p.k + k) / 4u + so), sok);
+        let t5 = select(vec4<f32>(0.0), s4((min(i0 + 20u + sh, il) * p.k + k) / 4u + so), sok);
+        let t6 = select(vec4<f32>(0.0), s4((min(i0 + 24u + sh, il) * p.k + k) / 4u + so), sok);
+        let t7 = select(vec4<f32>(0.0), s4((min(i0 + 28u + sh, il) * p.k + k) / 4u + so), sok);
+        let t8 = select(vec4<f32>(0.0), s4((min(i0 + 32u + sh, il) * p.k + k) / 4u + so), sok);
+        let t9 = select(vec4<f32>(0.0), s4((min(i0 + 36u + sh, il) * p.k + k) / 4u + so), sok);
+        let t10 = select(vec4<f32>(0.0), s4((min(i0 + 40u + sh, il) * p.k + k) / 4u + so), sok);
+        let t11 = select(vec4<f32>(0.0), s4((min(i0 + 44u + sh, il) * p.k + k) / 4u + so), sok);
+        let t12 = select(vec4<f32>(0.0), s4((min(i0 + 48u + sh, il) * p.k + k) / 4u + so), sok);
+        let t13 = select(vec4<f32>(0.0), s4((min(i0 + 52u + sh, il) * p.k + k) / 4u + so), sok);
+        let t14 = select(vec4<f32>(0.0), s4((min(i0 + 56u + sh, il) * p.k + k) / 4u + so), sok);
+        let t15 = select(vec4<f32>(0.0), s4((min(i0 + 60u + sh, il) * p.k + k) / 4u + so), sok);
         // this lane's P values for the 8 k of the step
         let ok0 = k + 0u < ke;
         let k0 = min(k + 0u, ke - 1u);
         let r0 = (k0 * p.n + j0) / 4u;
-        let p0_0 = bp4(r0 + 0u);
-        let p0_1 = bp4(r0 + 1u);
+        let p0_0 = p4(r0 + 0u);
+        let p0_1 = p4(r0 + 1u);
         let b0_0 = select(0.0, p0_0.x, ok0); let b0_1 = select(0.0, p0_0.y, ok0); let b0_2 = select(0.0, p0_0.z, ok0); let b0_3 = select(0.0, p0_0.w, ok0); let b0_4 = select(0.0, p0_1.x, ok0); let b0_5 = select(0.0, p0_1.y, ok0); let b0_6 = select(0.0, p0_1.z, ok0); let b0_7 = select(0.0, p0_1.w, ok0);
         let ok1 = k + 1u < ke;
         let k1 = min(k + 1u, ke - 1u);
         let r1 = (k1 * p.n + j0) / 4u;
-        let p1_0 = bp4(r1 + 0u);
-        let p1_1 = bp4(r1 + 1u);
+        let p1_0 = p4(r1 + 0u);
+        let p1_1 = p4(r1 + 1u);
         let b1_0 = select(0.0, p1_0.x, ok1); let b1_1 = select(0.0, p1_0.y, ok1); let b1_2 = select(0.0, p1_0.z, ok1); let b1_3 = select(0.0, p1_0.w, ok1); let b1_4 = select(0.0, p1_1.x, ok1); let b1_5 = select(0.0, p1_1.y, ok1); let b1_6 = select(0.0, p1_1.z, ok1); let b1_7 = select(0.0, p1_1.w, ok1);
         let ok2 = k + 2u < ke;
         let k2 = min(k + 2u, ke - 1u);
         let r2 = (k2 * p.n + j0) / 4u;
-        let p2_0 = bp4(r2 + 0u);
-        let p2_1 = bp4(r2 + 1u);
+        let p2_0 = p4(r2 + 0u);
+        let p2_1 = p4(r2 + 1u);
         let b2_0 = select(0.0, p2_0.x, ok2); let b2_1 = select(0.0, p2_0.y, ok2); let b2_2 = select(0.0, p2_0.z, ok2); let b2_3 = select(0.0, p2_0.w, ok2); let b2_4 = select(0.0, p2_1.x, ok2); let b2_5 = select(0.0, p2_1.y, ok2); let b2_6 = select(0.0, p2_1.z, ok2); let b2_7 = select(0.0, p2_1.w, ok2);
         let ok3 = k + 3u < ke;
         let k3 = min(k + 3u, ke - 1u);
         let r3 = (k3 * p.n + j0) / 4u;
-        let p3_0 = bp4(r3 + 0u);
-        let p3_1 = bp4(r3 + 1u);
+        let p3_0 = p4(r3 + 0u);
+        let p3_1 = p4(r3 + 1u);
         let b3_0 = select(0.0, p3_0.x, ok3); let b3_1 = select(0.0, p3_0.y, ok3); let b3_2 = select(0.0, p3_0.z, ok3); let b3_3 = select(0.0, p3_0.w, ok3); let b3_4 = select(0.0, p3_1.x, ok3); let b3_5 = select(0.0, p3_1.y, ok3); let b3_6 = select(0.0, p3_1.z, ok3); let b3_7 = select(0.0, p3_1.w, ok3);
         let ok4 = k + 4u < ke;
         let k4 = min(k + 4u, ke - 1u);
         let r4 = (k4 * p.n + j0) / 4u;
-        let p4_0 = bp4(r4 + 0u);
-        let p4_1 = bp4(r4 + 1u);
+        let p4_0 = p4(r4 + 0u);
+        let p4_1 = p4(r4 + 1u);
         let b4_0 = select(0.0, p4_0.x, ok4); let b4_1 = select(0.0, p4_0.y, ok4); let b4_2 = select(0.0, p4_0.z, ok4); let b4_3 = select(0.0, p4_0.w, ok4); let b4_4 = select(0.0, p4_1.x, ok4); let b4_5 = select(0.0, p4_1.y, ok4); let b4_6 = select(0.0, p4_1.z, ok4); let b4_7 = select(0.0, p4_1.w, ok4);
         let ok5 = k + 5u < ke;
         let k5 = min(k + 5u, ke - 1u);
         let r5 = (k5 * p.n + j0) / 4u;
-        let p5_0 = bp4(r5 + 0u);
-        let p5_1 = bp4(r5 + 1u);
+        let p5_0 = p4(r5 + 0u);
+        let p5_1 = p4(r5 + 1u);
         let b5_0 = select(0.0, p5_0.x, ok5); let b5_1 = select(0.0, p5_0.y, ok5); let b5_2 = select(0.0, p5_0.z, ok5); let b5_3 = select(0.0, p5_0.w, ok5); let b5_4 = select(0.0, p5_1.x, ok5); let b5_5 = select(0.0, p5_1.y, ok5); let b5_6 = select(0.0, p5_1.z, ok5); let b5_7 = select(0.0, p5_1.w, ok5);
         let ok6 = k + 6u < ke;
         let k6 = min(k + 6u, ke - 1u);
         let r6 = (k6 * p.n + j0) / 4u;
-        let p6_0 = bp4(r6 + 0u);
-        let p6_1 = bp4(r6 + 1u);
+        let p6_0 = p4(r6 + 0u);
+        let p6_1 = p4(r6 + 1u);
         let b6_0 = select(0.0, p6_0.x, ok6); let b6_1 = select(0.0, p6_0.y, ok6); let b6_2 = select(0.0, p6_0.z, ok6); let b6_3 = select(0.0, p6_0.w, ok6); let b6_4 = select(0.0, p6_1.x, ok6); let b6_5 = select(0.0, p6_1.y, ok6); let b6_6 = select(0.0, p6_1.z, ok6); let b6_7 = select(0.0, p6_1.w, ok6);
         let ok7 = k + 7u < ke;
         let k7 = min(k + 7u, ke - 1u);
         let r7 = (k7 * p.n + j0) / 4u;
-        let p7_0 = bp4(r7 + 0u);
-        let p7_1 = bp4(r7 + 1u);
+        let p7_0 = p4(r7 + 0u);
+        let p7_1 = p4(r7 + 1u);
         let b7_0 = select(0.0, p7_0.x, ok7); let b7_1 = select(0.0, p7_0.y, ok7); let b7_2 = select(0.0, p7_0.z, ok7); let b7_3 = select(0.0, p7_0.w, ok7); let b7_4 = select(0.0, p7_1.x, ok7); let b7_5 = select(0.0, p7_1.y, ok7); let b7_6 = select(0.0, p7_1.z, ok7); let b7_7 = select(0.0, p7_1.w, ok7);
-        { let s0 = subgroupBroadcast(a0, 0u); let s1 = subgroupBroadcast(a0, 1u); let s2 = subgroupBroadcast(a0, 2u); let s3 = subgroupBroadcast(a0, 3u); let s4 = subgroupBroadcast(a0, 4u); let s5 = subgroupBroadcast(a0, 5u); let s6 = subgroupBroadcast(a0, 6u); let s7 = subgroupBroadcast(a0, 7u);
-            c0_0 += s0 * b0_0; c0_0 += s1 * b1_0; c0_0 += s2 * b2_0; c0_0 += s3 * b3_0; c0_0 += s4 * b4_0; c0_0 += s5 * b5_0; c0_0 += s6 * b6_0; c0_0 += s7 * b7_0;
-            c0_1 += s0 * b0_1; c0_1 += s1 * b1_1; c0_1 += s2 * b2_1; c0_1 += s3 * b3_1; c0_1 += s4 * b4_1; c0_1 += s5 * b5_1; c0_1 += s6 * b6_1; c0_1 += s7 * b7_1;
-            c0_2 += s0 * b0_2; c0_2 += s1 * b1_2; c0_2 += s2 * b2_2; c0_2 += s3 * b3_2; c0_2 += s4 * b4_2; c0_2 += s5 * b5_2; c0_2 += s6 * b6_2; c0_2 += s7 * b7_2;
-            c0_3 += s0 * b0_3; c0_3 += s1 * b1_3; c0_3 += s2 * b2_3; c0_3 += s3 * b3_3; c0_3 += s4 * b4_3; c0_3 += s5 * b5_3; c0_3 += s6 * b6_3; c0_3 += s7 * b7_3;
-            c0_4 += s0 * b0_4; c0_4 += s1 * b1_4; c0_4 += s2 * b2_4; c0_4 += s3 * b3_4; c0_4 += s4 * b4_4; c0_4 += s5 * b5_4; c0_4 += s6 * b6_4; c0_4 += s7 * b7_4;
-            c0_5 += s0 * b0_5; c0_5 += s1 * b1_5; c0_5 += s2 * b2_5; c0_5 += s3 * b3_5; c0_5 += s4 * b4_5; c0_5 += s5 * b5_5; c0_5 += s6 * b6_5; c0_5 += s7 * b7_5;
-            c0_6 += s0 * b0_6; c0_6 += s1 * b1_6; c0_6 += s2 * b2_6; c0_6 += s3 * b3_6; c0_6 += s4 * b4_6; c0_6 += s5 * b5_6; c0_6 += s6 * b6_6; c0_6 += s7 * b7_6;
-            c0_7 += s0 * b0_7; c0_7 += s1 * b1_7; c0_7 += s2 * b2_7; c0_7 += s3 * b3_7; c0_7 += s4 * b4_7; c0_7 += s5 * b5_7; c0_7 += s6 * b6_7; c0_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 0u); let v = subgroupBroadcast(t0, 1u);
+            c0_0 += u.x * b0_0; c0_0 += u.y * b1_0; c0_0 += u.z * b2_0; c0_0 += u.w * b3_0; c0_0 += v.x * b4_0; c0_0 += v.y * b5_0; c0_0 += v.z * b6_0; c0_0 += v.w * b7_0;
+            c0_1 += u.x * b0_1; c0_1 += u.y * b1_1; c0_1 += u.z * b2_1; c0_1 += u.w * b3_1; c0_1 += v.x * b4_1; c0_1 += v.y * b5_1; c0_1 += v.z * b6_1; c0_1 += v.w * b7_1;
+            c0_2 += u.x * b0_2; c0_2 += u.y * b1_2; c0_2 += u.z * b2_2; c0_2 += u.w * b3_2; c0_2 += v.x * b4_2; c0_2 += v.y * b5_2; c0_2 += v.z * b6_2; c0_2 += v.w * b7_2;
+            c0_3 += u.x * b0_3; c0_3 += u.y * b1_3; c0_3 += u.z * b2_3; c0_3 += u.w * b3_3; c0_3 += v.x * b4_3; c0_3 += v.y * b5_3; c0_3 += v.z * b6_3; c0_3 += v.w * b7_3;
+            c0_4 += u.x * b0_4; c0_4 += u.y * b1_4; c0_4 += u.z * b2_4; c0_4 += u.w * b3_4; c0_4 += v.x * b4_4; c0_4 += v.y * b5_4; c0_4 += v.z * b6_4; c0_4 += v.w * b7_4;
+            c0_5 += u.x * b0_5; c0_5 += u.y * b1_5; c0_5 += u.z * b2_5; c0_5 += u.w * b3_5; c0_5 += v.x * b4_5; c0_5 += v.y * b5_5; c0_5 += v.z * b6_5; c0_5 += v.w * b7_5;
+            c0_6 += u.x * b0_6; c0_6 += u.y * b1_6; c0_6 += u.z * b2_6; c0_6 += u.w * b3_6; c0_6 += v.x * b4_6; c0_6 += v.y * b5_6; c0_6 += v.z * b6_6; c0_6 += v.w * b7_6;
+            c0_7 += u.x * b0_7; c0_7 += u.y * b1_7; c0_7 += u.z * b2_7; c0_7 += u.w * b3_7; c0_7 += v.x * b4_7; c0_7 += v.y * b5_7; c0_7 += v.z * b6_7; c0_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a1, 0u); let s1 = subgroupBroadcast(a1, 1u); let s2 = subgroupBroadcast(a1, 2u); let s3 = subgroupBroadcast(a1, 3u); let s4 = subgroupBroadcast(a1, 4u); let s5 = subgroupBroadcast(a1, 5u); let s6 = subgroupBroadcast(a1, 6u); let s7 = subgroupBroadcast(a1, 7u);
-            c1_0 += s0 * b0_0; c1_0 += s1 * b1_0; c1_0 += s2 * b2_0; c1_0 += s3 * b3_0; c1_0 += s4 * b4_0; c1_0 += s5 * b5_0; c1_0 += s6 * b6_0; c1_0 += s7 * b7_0;
-            c1_1 += s0 * b0_1; c1_1 += s1 * b1_1; c1_1 += s2 * b2_1; c1_1 += s3 * b3_1; c1_1 += s4 * b4_1; c1_1 += s5 * b5_1; c1_1 += s6 * b6_1; c1_1 += s7 * b7_1;
-            c1_2 += s0 * b0_2; c1_2 += s1 * b1_2; c1_2 += s2 * b2_2; c1_2 += s3 * b3_2; c1_2 += s4 * b4_2; c1_2 += s5 * b5_2; c1_2 += s6 * b6_2; c1_2 += s7 * b7_2;
-            c1_3 += s0 * b0_3; c1_3 += s1 * b1_3; c1_3 += s2 * b2_3; c1_3 += s3 * b3_3; c1_3 += s4 * b4_3; c1_3 += s5 * b5_3; c1_3 += s6 * b6_3; c1_3 += s7 * b7_3;
-            c1_4 += s0 * b0_4; c1_4 += s1 * b1_4; c1_4 += s2 * b2_4; c1_4 += s3 * b3_4; c1_4 += s4 * b4_4; c1_4 += s5 * b5_4; c1_4 += s6 * b6_4; c1_4 += s7 * b7_4;
-            c1_5 += s0 * b0_5; c1_5 += s1 * b1_5; c1_5 += s2 * b2_5; c1_5 += s3 * b3_5; c1_5 += s4 * b4_5; c1_5 += s5 * b5_5; c1_5 += s6 * b6_5; c1_5 += s7 * b7_5;
-            c1_6 += s0 * b0_6; c1_6 += s1 * b1_6; c1_6 += s2 * b2_6; c1_6 += s3 * b3_6; c1_6 += s4 * b4_6; c1_6 += s5 * b5_6; c1_6 += s6 * b6_6; c1_6 += s7 * b7_6;
-            c1_7 += s0 * b0_7; c1_7 += s1 * b1_7; c1_7 += s2 * b2_7; c1_7 += s3 * b3_7; c1_7 += s4 * b4_7; c1_7 += s5 * b5_7; c1_7 += s6 * b6_7; c1_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 2u); let v = subgroupBroadcast(t0, 3u);
+            c1_0 += u.x * b0_0; c1_0 += u.y * b1_0; c1_0 += u.z * b2_0; c1_0 += u.w * b3_0; c1_0 += v.x * b4_0; c1_0 += v.y * b5_0; c1_0 += v.z * b6_0; c1_0 += v.w * b7_0;
+            c1_1 += u.x * b0_1; c1_1 += u.y * b1_1; c1_1 += u.z * b2_1; c1_1 += u.w * b3_1; c1_1 += v.x * b4_1; c1_1 += v.y * b5_1; c1_1 += v.z * b6_1; c1_1 += v.w * b7_1;
+            c1_2 += u.x * b0_2; c1_2 += u.y * b1_2; c1_2 += u.z * b2_2; c1_2 += u.w * b3_2; c1_2 += v.x * b4_2; c1_2 += v.y * b5_2; c1_2 += v.z * b6_2; c1_2 += v.w * b7_2;
+            c1_3 += u.x * b0_3; c1_3 += u.y * b1_3; c1_3 += u.z * b2_3; c1_3 += u.w * b3_3; c1_3 += v.x * b4_3; c1_3 += v.y * b5_3; c1_3 += v.z * b6_3; c1_3 += v.w * b7_3;
+            c1_4 += u.x * b0_4; c1_4 += u.y * b1_4; c1_4 += u.z * b2_4; c1_4 += u.w * b3_4; c1_4 += v.x * b4_4; c1_4 += v.y * b5_4; c1_4 += v.z * b6_4; c1_4 += v.w * b7_4;
+            c1_5 += u.x * b0_5; c1_5 += u.y * b1_5; c1_5 += u.z * b2_5; c1_5 += u.w * b3_5; c1_5 += v.x * b4_5; c1_5 += v.y * b5_5; c1_5 += v.z * b6_5; c1_5 += v.w * b7_5;
+            c1_6 += u.x * b0_6; c1_6 += u.y * b1_6; c1_6 += u.z * b2_6; c1_6 += u.w * b3_6; c1_6 += v.x * b4_6; c1_6 += v.y * b5_6; c1_6 += v.z * b6_6; c1_6 += v.w * b7_6;
+            c1_7 += u.x * b0_7; c1_7 += u.y * b1_7; c1_7 += u.z * b2_7; c1_7 += u.w * b3_7; c1_7 += v.x * b4_7; c1_7 += v.y * b5_7; c1_7 += v.z * b6_7; c1_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a2, 0u); let s1 = subgroupBroadcast(a2, 1u); let s2 = subgroupBroadcast(a2, 2u); let s3 = subgroupBroadcast(a2, 3u); let s4 = subgroupBroadcast(a2, 4u); let s5 = subgroupBroadcast(a2, 5u); let s6 = subgroupBroadcast(a2, 6u); let s7 = subgroupBroadcast(a2, 7u);
-            c2_0 += s0 * b0_0; c2_0 += s1 * b1_0; c2_0 += s2 * b2_0; c2_0 += s3 * b3_0; c2_0 += s4 * b4_0; c2_0 += s5 * b5_0; c2_0 += s6 * b6_0; c2_0 += s7 * b7_0;
-            c2_1 += s0 * b0_1; c2_1 += s1 * b1_1; c2_1 += s2 * b2_1; c2_1 += s3 * b3_1; c2_1 += s4 * b4_1; c2_1 += s5 * b5_1; c2_1 += s6 * b6_1; c2_1 += s7 * b7_1;
-            c2_2 += s0 * b0_2; c2_2 += s1 * b1_2; c2_2 += s2 * b2_2; c2_2 += s3 * b3_2; c2_2 += s4 * b4_2; c2_2 += s5 * b5_2; c2_2 += s6 * b6_2; c2_2 += s7 * b7_2;
-            c2_3 += s0 * b0_3; c2_3 += s1 * b1_3; c2_3 += s2 * b2_3; c2_3 += s3 * b3_3; c2_3 += s4 * b4_3; c2_3 += s5 * b5_3; c2_3 += s6 * b6_3; c2_3 += s7 * b7_3;
-            c2_4 += s0 * b0_4; c2_4 += s1 * b1_4; c2_4 += s2 * b2_4; c2_4 += s3 * b3_4; c2_4 += s4 * b4_4; c2_4 += s5 * b5_4; c2_4 += s6 * b6_4; c2_4 += s7 * b7_4;
-            c2_5 += s0 * b0_5; c2_5 += s1 * b1_5; c2_5 += s2 * b2_5; c2_5 += s3 * b3_5; c2_5 += s4 * b4_5; c2_5 += s5 * b5_5; c2_5 += s6 * b6_5; c2_5 += s7 * b7_5;
-            c2_6 += s0 * b0_6; c2_6 += s1 * b1_6; c2_6 += s2 * b2_6; c2_6 += s3 * b3_6; c2_6 += s4 * b4_6; c2_6 += s5 * b5_6; c2_6 += s6 * b6_6; c2_6 += s7 * b7_6;
-            c2_7 += s0 * b0_7; c2_7 += s1 * b1_7; c2_7 += s2 * b2_7; c2_7 += s3 * b3_7; c2_7 += s4 * b4_7; c2_7 += s5 * b5_7; c2_7 += s6 * b6_7; c2_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 4u); let v = subgroupBroadcast(t0, 5u);
+            c2_0 += u.x * b0_0; c2_0 += u.y * b1_0; c2_0 += u.z * b2_0; c2_0 += u.w * b3_0; c2_0 += v.x * b4_0; c2_0 += v.y * b5_0; c2_0 += v.z * b6_0; c2_0 += v.w * b7_0;
+            c2_1 += u.x * b0_1; c2_1 += u.y * b1_1; c2_1 += u.z * b2_1; c2_1 += u.w * b3_1; c2_1 += v.x * b4_1; c2_1 += v.y * b5_1; c2_1 += v.z * b6_1; c2_1 += v.w * b7_1;
+            c2_2 += u.x * b0_2; c2_2 += u.y * b1_2; c2_2 += u.z * b2_2; c2_2 += u.w * b3_2; c2_2 += v.x * b4_2; c2_2 += v.y * b5_2; c2_2 += v.z * b6_2; c2_2 += v.w * b7_2;
+            c2_3 += u.x * b0_3; c2_3 += u.y * b1_3; c2_3 += u.z * b2_3; c2_3 += u.w * b3_3; c2_3 += v.x * b4_3; c2_3 += v.y * b5_3; c2_3 += v.z * b6_3; c2_3 += v.w * b7_3;
+            c2_4 += u.x * b0_4; c2_4 += u.y * b1_4; c2_4 += u.z * b2_4; c2_4 += u.w * b3_4; c2_4 += v.x * b4_4; c2_4 += v.y * b5_4; c2_4 += v.z * b6_4; c2_4 += v.w * b7_4;
+            c2_5 += u.x * b0_5; c2_5 += u.y * b1_5; c2_5 += u.z * b2_5; c2_5 += u.w * b3_5; c2_5 += v.x * b4_5; c2_5 += v.y * b5_5; c2_5 += v.z * b6_5; c2_5 += v.w * b7_5;
+            c2_6 += u.x * b0_6; c2_6 += u.y * b1_6; c2_6 += u.z * b2_6; c2_6 += u.w * b3_6; c2_6 += v.x * b4_6; c2_6 += v.y * b5_6; c2_6 += v.z * b6_6; c2_6 += v.w * b7_6;
+            c2_7 += u.x * b0_7; c2_7 += u.y * b1_7; c2_7 += u.z * b2_7; c2_7 += u.w * b3_7; c2_7 += v.x * b4_7; c2_7 += v.y * b5_7; c2_7 += v.z * b6_7; c2_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a3, 0u); let s1 = subgroupBroadcast(a3, 1u); let s2 = subgroupBroadcast(a3, 2u); let s3 = subgroupBroadcast(a3, 3u); let s4 = subgroupBroadcast(a3, 4u); let s5 = subgroupBroadcast(a3, 5u); let s6 = subgroupBroadcast(a3, 6u); let s7 = subgroupBroadcast(a3, 7u);
-            c3_0 += s0 * b0_0; c3_0 += s1 * b1_0; c3_0 += s2 * b2_0; c3_0 += s3 * b3_0; c3_0 += s4 * b4_0; c3_0 += s5 * b5_0; c3_0 += s6 * b6_0; c3_0 += s7 * b7_0;
-            c3_1 += s0 * b0_1; c3_1 += s1 * b1_1; c3_1 += s2 * b2_1; c3_1 += s3 * b3_1; c3_1 += s4 * b4_1; c3_1 += s5 * b5_1; c3_1 += s6 * b6_1; c3_1 += s7 * b7_1;
-            c3_2 += s0 * b0_2; c3_2 += s1 * b1_2; c3_2 += s2 * b2_2; c3_2 += s3 * b3_2; c3_2 += s4 * b4_2; c3_2 += s5 * b5_2; c3_2 += s6 * b6_2; c3_2 += s7 * b7_2;
-            c3_3 += s0 * b0_3; c3_3 += s1 * b1_3; c3_3 += s2 * b2_3; c3_3 += s3 * b3_3; c3_3 += s4 * b4_3; c3_3 += s5 * b5_3; c3_3 += s6 * b6_3; c3_3 += s7 * b7_3;
-            c3_4 += s0 * b0_4; c3_4 += s1 * b1_4; c3_4 += s2 * b2_4; c3_4 += s3 * b3_4; c3_4 += s4 * b4_4; c3_4 += s5 * b5_4; c3_4 += s6 * b6_4; c3_4 += s7 * b7_4;
-            c3_5 += s0 * b0_5; c3_5 += s1 * b1_5; c3_5 += s2 * b2_5; c3_5 += s3 * b3_5; c3_5 += s4 * b4_5; c3_5 += s5 * b5_5; c3_5 += s6 * b6_5; c3_5 += s7 * b7_5;
-            c3_6 += s0 * b0_6; c3_6 += s1 * b1_6; c3_6 += s2 * b2_6; c3_6 += s3 * b3_6; c3_6 += s4 * b4_6; c3_6 += s5 * b5_6; c3_6 += s6 * b6_6; c3_6 += s7 * b7_6;
-            c3_7 += s0 * b0_7; c3_7 += s1 * b1_7; c3_7 += s2 * b2_7; c3_7 += s3 * b3_7; c3_7 += s4 * b4_7; c3_7 += s5 * b5_7; c3_7 += s6 * b6_7; c3_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t0, 6u); let v = subgroupBroadcast(t0, 7u);
+            c3_0 += u.x * b0_0; c3_0 += u.y * b1_0; c3_0 += u.z * b2_0; c3_0 += u.w * b3_0; c3_0 += v.x * b4_0; c3_0 += v.y * b5_0; c3_0 += v.z * b6_0; c3_0 += v.w * b7_0;
+            c3_1 += u.x * b0_1; c3_1 += u.y * b1_1; c3_1 += u.z * b2_1; c3_1 += u.w * b3_1; c3_1 += v.x * b4_1; c3_1 += v.y * b5_1; c3_1 += v.z * b6_1; c3_1 += v.w * b7_1;
+            c3_2 += u.x * b0_2; c3_2 += u.y * b1_2; c3_2 += u.z * b2_2; c3_2 += u.w * b3_2; c3_2 += v.x * b4_2; c3_2 += v.y * b5_2; c3_2 += v.z * b6_2; c3_2 += v.w * b7_2;
+            c3_3 += u.x * b0_3; c3_3 += u.y * b1_3; c3_3 += u.z * b2_3; c3_3 += u.w * b3_3; c3_3 += v.x * b4_3; c3_3 += v.y * b5_3; c3_3 += v.z * b6_3; c3_3 += v.w * b7_3;
+            c3_4 += u.x * b0_4; c3_4 += u.y * b1_4; c3_4 += u.z * b2_4; c3_4 += u.w * b3_4; c3_4 += v.x * b4_4; c3_4 += v.y * b5_4; c3_4 += v.z * b6_4; c3_4 += v.w * b7_4;
+            c3_5 += u.x * b0_5; c3_5 += u.y * b1_5; c3_5 += u.z * b2_5; c3_5 += u.w * b3_5; c3_5 += v.x * b4_5; c3_5 += v.y * b5_5; c3_5 += v.z * b6_5; c3_5 += v.w * b7_5;
+            c3_6 += u.x * b0_6; c3_6 += u.y * b1_6; c3_6 += u.z * b2_6; c3_6 += u.w * b3_6; c3_6 += v.x * b4_6; c3_6 += v.y * b5_6; c3_6 += v.z * b6_6; c3_6 += v.w * b7_6;
+            c3_7 += u.x * b0_7; c3_7 += u.y * b1_7; c3_7 += u.z * b2_7; c3_7 += u.w * b3_7; c3_7 += v.x * b4_7; c3_7 += v.y * b5_7; c3_7 += v.z * b6_7; c3_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a4, 0u); let s1 = subgroupBroadcast(a4, 1u); let s2 = subgroupBroadcast(a4, 2u); let s3 = subgroupBroadcast(a4, 3u); let s4 = subgroupBroadcast(a4, 4u); let s5 = subgroupBroadcast(a4, 5u); let s6 = subgroupBroadcast(a4, 6u); let s7 = subgroupBroadcast(a4, 7u);
-            c4_0 += s0 * b0_0; c4_0 += s1 * b1_0; c4_0 += s2 * b2_0; c4_0 += s3 * b3_0; c4_0 += s4 * b4_0; c4_0 += s5 * b5_0; c4_0 += s6 * b6_0; c4_0 += s7 * b7_0;
-            c4_1 += s0 * b0_1; c4_1 += s1 * b1_1; c4_1 += s2 * b2_1; c4_1 += s3 * b3_1; c4_1 += s4 * b4_1; c4_1 += s5 * b5_1; c4_1 += s6 * b6_1; c4_1 += s7 * b7_1;
-            c4_2 += s0 * b0_2; c4_2 += s1 * b1_2; c4_2 += s2 * b2_2; c4_2 += s3 * b3_2; c4_2 += s4 * b4_2; c4_2 += s5 * b5_2; c4_2 += s6 * b6_2; c4_2 += s7 * b7_2;
-            c4_3 += s0 * b0_3; c4_3 += s1 * b1_3; c4_3 += s2 * b2_3; c4_3 += s3 * b3_3; c4_3 += s4 * b4_3; c4_3 += s5 * b5_3; c4_3 += s6 * b6_3; c4_3 += s7 * b7_3;
-            c4_4 += s0 * b0_4; c4_4 += s1 * b1_4; c4_4 += s2 * b2_4; c4_4 += s3 * b3_4; c4_4 += s4 * b4_4; c4_4 += s5 * b5_4; c4_4 += s6 * b6_4; c4_4 += s7 * b7_4;
-            c4_5 += s0 * b0_5; c4_5 += s1 * b1_5; c4_5 += s2 * b2_5; c4_5 += s3 * b3_5; c4_5 += s4 * b4_5; c4_5 += s5 * b5_5; c4_5 += s6 * b6_5; c4_5 += s7 * b7_5;
-            c4_6 += s0 * b0_6; c4_6 += s1 * b1_6; c4_6 += s2 * b2_6; c4_6 += s3 * b3_6; c4_6 += s4 * b4_6; c4_6 += s5 * b5_6; c4_6 += s6 * b6_6; c4_6 += s7 * b7_6;
-            c4_7 += s0 * b0_7; c4_7 += s1 * b1_7; c4_7 += s2 * b2_7; c4_7 += s3 * b3_7; c4_7 += s4 * b4_7; c4_7 += s5 * b5_7; c4_7 += s6 * b6_7; c4_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 0u); let v = subgroupBroadcast(t1, 1u);
+            c4_0 += u.x * b0_0; c4_0 += u.y * b1_0; c4_0 += u.z * b2_0; c4_0 += u.w * b3_0; c4_0 += v.x * b4_0; c4_0 += v.y * b5_0; c4_0 += v.z * b6_0; c4_0 += v.w * b7_0;
+            c4_1 += u.x * b0_1; c4_1 += u.y * b1_1; c4_1 += u.z * b2_1; c4_1 += u.w * b3_1; c4_1 += v.x * b4_1; c4_1 += v.y * b5_1; c4_1 += v.z * b6_1; c4_1 += v.w * b7_1;
+            c4_2 += u.x * b0_2; c4_2 += u.y * b1_2; c4_2 += u.z * b2_2; c4_2 += u.w * b3_2; c4_2 += v.x * b4_2; c4_2 += v.y * b5_2; c4_2 += v.z * b6_2; c4_2 += v.w * b7_2;
+            c4_3 += u.x * b0_3; c4_3 += u.y * b1_3; c4_3 += u.z * b2_3; c4_3 += u.w * b3_3; c4_3 += v.x * b4_3; c4_3 += v.y * b5_3; c4_3 += v.z * b6_3; c4_3 += v.w * b7_3;
+            c4_4 += u.x * b0_4; c4_4 += u.y * b1_4; c4_4 += u.z * b2_4; c4_4 += u.w * b3_4; c4_4 += v.x * b4_4; c4_4 += v.y * b5_4; c4_4 += v.z * b6_4; c4_4 += v.w * b7_4;
+            c4_5 += u.x * b0_5; c4_5 += u.y * b1_5; c4_5 += u.z * b2_5; c4_5 += u.w * b3_5; c4_5 += v.x * b4_5; c4_5 += v.y * b5_5; c4_5 += v.z * b6_5; c4_5 += v.w * b7_5;
+            c4_6 += u.x * b0_6; c4_6 += u.y * b1_6; c4_6 += u.z * b2_6; c4_6 += u.w * b3_6; c4_6 += v.x * b4_6; c4_6 += v.y * b5_6; c4_6 += v.z * b6_6; c4_6 += v.w * b7_6;
+            c4_7 += u.x * b0_7; c4_7 += u.y * b1_7; c4_7 += u.z * b2_7; c4_7 += u.w * b3_7; c4_7 += v.x * b4_7; c4_7 += v.y * b5_7; c4_7 += v.z * b6_7; c4_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a5, 0u); let s1 = subgroupBroadcast(a5, 1u); let s2 = subgroupBroadcast(a5, 2u); let s3 = subgroupBroadcast(a5, 3u); let s4 = subgroupBroadcast(a5, 4u); let s5 = subgroupBroadcast(a5, 5u); let s6 = subgroupBroadcast(a5, 6u); let s7 = subgroupBroadcast(a5, 7u);
-            c5_0 += s0 * b0_0; c5_0 += s1 * b1_0; c5_0 += s2 * b2_0; c5_0 += s3 * b3_0; c5_0 += s4 * b4_0; c5_0 += s5 * b5_0; c5_0 += s6 * b6_0; c5_0 += s7 * b7_0;
-            c5_1 += s0 * b0_1; c5_1 += s1 * b1_1; c5_1 += s2 * b2_1; c5_1 += s3 * b3_1; c5_1 += s4 * b4_1; c5_1 += s5 * b5_1; c5_1 += s6 * b6_1; c5_1 += s7 * b7_1;
-            c5_2 += s0 * b0_2; c5_2 += s1 * b1_2; c5_2 += s2 * b2_2; c5_2 += s3 * b3_2; c5_2 += s4 * b4_2; c5_2 += s5 * b5_2; c5_2 += s6 * b6_2; c5_2 += s7 * b7_2;
-            c5_3 += s0 * b0_3; c5_3 += s1 * b1_3; c5_3 += s2 * b2_3; c5_3 += s3 * b3_3; c5_3 += s4 * b4_3; c5_3 += s5 * b5_3; c5_3 += s6 * b6_3; c5_3 += s7 * b7_3;
-            c5_4 += s0 * b0_4; c5_4 += s1 * b1_4; c5_4 += s2 * b2_4; c5_4 += s3 * b3_4; c5_4 += s4 * b4_4; c5_4 += s5 * b5_4; c5_4 += s6 * b6_4; c5_4 += s7 * b7_4;
-            c5_5 += s0 * b0_5; c5_5 += s1 * b1_5; c5_5 += s2 * b2_5; c5_5 += s3 * b3_5; c5_5 += s4 * b4_5; c5_5 += s5 * b5_5; c5_5 += s6 * b6_5; c5_5 += s7 * b7_5;
-            c5_6 += s0 * b0_6; c5_6 += s1 * b1_6; c5_6 += s2 * b2_6; c5_6 += s3 * b3_6; c5_6 += s4 * b4_6; c5_6 += s5 * b5_6; c5_6 += s6 * b6_6; c5_6 += s7 * b7_6;
-            c5_7 += s0 * b0_7; c5_7 += s1 * b1_7; c5_7 += s2 * b2_7; c5_7 += s3 * b3_7; c5_7 += s4 * b4_7; c5_7 += s5 * b5_7; c5_7 += s6 * b6_7; c5_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 2u); let v = subgroupBroadcast(t1, 3u);
+            c5_0 += u.x * b0_0; c5_0 += u.y * b1_0; c5_0 += u.z * b2_0; c5_0 += u.w * b3_0; c5_0 += v.x * b4_0; c5_0 += v.y * b5_0; c5_0 += v.z * b6_0; c5_0 += v.w * b7_0;
+            c5_1 += u.x * b0_1; c5_1 += u.y * b1_1; c5_1 += u.z * b2_1; c5_1 += u.w * b3_1; c5_1 += v.x * b4_1; c5_1 += v.y * b5_1; c5_1 += v.z * b6_1; c5_1 += v.w * b7_1;
+            c5_2 += u.x * b0_2; c5_2 += u.y * b1_2; c5_2 += u.z * b2_2; c5_2 += u.w * b3_2; c5_2 += v.x * b4_2; c5_2 += v.y * b5_2; c5_2 += v.z * b6_2; c5_2 += v.w * b7_2;
+            c5_3 += u.x * b0_3; c5_3 += u.y * b1_3; c5_3 += u.z * b2_3; c5_3 += u.w * b3_3; c5_3 += v.x * b4_3; c5_3 += v.y * b5_3; c5_3 += v.z * b6_3; c5_3 += v.w * b7_3;
+            c5_4 += u.x * b0_4; c5_4 += u.y * b1_4; c5_4 += u.z * b2_4; c5_4 += u.w * b3_4; c5_4 += v.x * b4_4; c5_4 += v.y * b5_4; c5_4 += v.z * b6_4; c5_4 += v.w * b7_4;
+            c5_5 += u.x * b0_5; c5_5 += u.y * b1_5; c5_5 += u.z * b2_5; c5_5 += u.w * b3_5; c5_5 += v.x * b4_5; c5_5 += v.y * b5_5; c5_5 += v.z * b6_5; c5_5 += v.w * b7_5;
+            c5_6 += u.x * b0_6; c5_6 += u.y * b1_6; c5_6 += u.z * b2_6; c5_6 += u.w * b3_6; c5_6 += v.x * b4_6; c5_6 += v.y * b5_6; c5_6 += v.z * b6_6; c5_6 += v.w * b7_6;
+            c5_7 += u.x * b0_7; c5_7 += u.y * b1_7; c5_7 += u.z * b2_7; c5_7 += u.w * b3_7; c5_7 += v.x * b4_7; c5_7 += v.y * b5_7; c5_7 += v.z * b6_7; c5_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a6, 0u); let s1 = subgroupBroadcast(a6, 1u); let s2 = subgroupBroadcast(a6, 2u); let s3 = subgroupBroadcast(a6, 3u); let s4 = subgroupBroadcast(a6, 4u); let s5 = subgroupBroadcast(a6, 5u); let s6 = subgroupBroadcast(a6, 6u); let s7 = subgroupBroadcast(a6, 7u);
-            c6_0 += s0 * b0_0; c6_0 += s1 * b1_0; c6_0 += s2 * b2_0; c6_0 += s3 * b3_0; c6_0 += s4 * b4_0; c6_0 += s5 * b5_0; c6_0 += s6 * b6_0; c6_0 += s7 * b7_0;
-            c6_1 += s0 * b0_1; c6_1 += s1 * b1_1; c6_1 += s2 * b2_1; c6_1 += s3 * b3_1; c6_1 += s4 * b4_1; c6_1 += s5 * b5_1; c6_1 += s6 * b6_1; c6_1 += s7 * b7_1;
-            c6_2 += s0 * b0_2; c6_2 += s1 * b1_2; c6_2 += s2 * b2_2; c6_2 += s3 * b3_2; c6_2 += s4 * b4_2; c6_2 += s5 * b5_2; c6_2 += s6 * b6_2; c6_2 += s7 * b7_2;
-            c6_3 += s0 * b0_3; c6_3 += s1 * b1_3; c6_3 += s2 * b2_3; c6_3 += s3 * b3_3; c6_3 += s4 * b4_3; c6_3 += s5 * b5_3; c6_3 += s6 * b6_3; c6_3 += s7 * b7_3;
-            c6_4 += s0 * b0_4; c6_4 += s1 * b1_4; c6_4 += s2 * b2_4; c6_4 += s3 * b3_4; c6_4 += s4 * b4_4; c6_4 += s5 * b5_4; c6_4 += s6 * b6_4; c6_4 += s7 * b7_4;
-            c6_5 += s0 * b0_5; c6_5 += s1 * b1_5; c6_5 += s2 * b2_5; c6_5 += s3 * b3_5; c6_5 += s4 * b4_5; c6_5 += s5 * b5_5; c6_5 += s6 * b6_5; c6_5 += s7 * b7_5;
-            c6_6 += s0 * b0_6; c6_6 += s1 * b1_6; c6_6 += s2 * b2_6; c6_6 += s3 * b3_6; c6_6 += s4 * b4_6; c6_6 += s5 * b5_6; c6_6 += s6 * b6_6; c6_6 += s7 * b7_6;
-            c6_7 += s0 * b0_7; c6_7 += s1 * b1_7; c6_7 += s2 * b2_7; c6_7 += s3 * b3_7; c6_7 += s4 * b4_7; c6_7 += s5 * b5_7; c6_7 += s6 * b6_7; c6_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 4u); let v = subgroupBroadcast(t1, 5u);
+            c6_0 += u.x * b0_0; c6_0 += u.y * b1_0; c6_0 += u.z * b2_0; c6_0 += u.w * b3_0; c6_0 += v.x * b4_0; c6_0 += v.y * b5_0; c6_0 += v.z * b6_0; c6_0 += v.w * b7_0;
+            c6_1 += u.x * b0_1; c6_1 += u.y * b1_1; c6_1 += u.z * b2_1; c6_1 += u.w * b3_1; c6_1 += v.x * b4_1; c6_1 += v.y * b5_1; c6_1 += v.z * b6_1; c6_1 += v.w * b7_1;
+            c6_2 += u.x * b0_2; c6_2 += u.y * b1_2; c6_2 += u.z * b2_2; c6_2 += u.w * b3_2; c6_2 += v.x * b4_2; c6_2 += v.y * b5_2; c6_2 += v.z * b6_2; c6_2 += v.w * b7_2;
+            c6_3 += u.x * b0_3; c6_3 += u.y * b1_3; c6_3 += u.z * b2_3; c6_3 += u.w * b3_3; c6_3 += v.x * b4_3; c6_3 += v.y * b5_3; c6_3 += v.z * b6_3; c6_3 += v.w * b7_3;
+            c6_4 += u.x * b0_4; c6_4 += u.y * b1_4; c6_4 += u.z * b2_4; c6_4 += u.w * b3_4; c6_4 += v.x * b4_4; c6_4 += v.y * b5_4; c6_4 += v.z * b6_4; c6_4 += v.w * b7_4;
+            c6_5 += u.x * b0_5; c6_5 += u.y * b1_5; c6_5 += u.z * b2_5; c6_5 += u.w * b3_5; c6_5 += v.x * b4_5; c6_5 += v.y * b5_5; c6_5 += v.z * b6_5; c6_5 += v.w * b7_5;
+            c6_6 += u.x * b0_6; c6_6 += u.y * b1_6; c6_6 += u.z * b2_6; c6_6 += u.w * b3_6; c6_6 += v.x * b4_6; c6_6 += v.y * b5_6; c6_6 += v.z * b6_6; c6_6 += v.w * b7_6;
+            c6_7 += u.x * b0_7; c6_7 += u.y * b1_7; c6_7 += u.z * b2_7; c6_7 += u.w * b3_7; c6_7 += v.x * b4_7; c6_7 += v.y * b5_7; c6_7 += v.z * b6_7; c6_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a7, 0u); let s1 = subgroupBroadcast(a7, 1u); let s2 = subgroupBroadcast(a7, 2u); let s3 = subgroupBroadcast(a7, 3u); let s4 = subgroupBroadcast(a7, 4u); let s5 = subgroupBroadcast(a7, 5u); let s6 = subgroupBroadcast(a7, 6u); let s7 = subgroupBroadcast(a7, 7u);
-            c7_0 += s0 * b0_0; c7_0 += s1 * b1_0; c7_0 += s2 * b2_0; c7_0 += s3 * b3_0; c7_0 += s4 * b4_0; c7_0 += s5 * b5_0; c7_0 += s6 * b6_0; c7_0 += s7 * b7_0;
-            c7_1 += s0 * b0_1; c7_1 += s1 * b1_1; c7_1 += s2 * b2_1; c7_1 += s3 * b3_1; c7_1 += s4 * b4_1; c7_1 += s5 * b5_1; c7_1 += s6 * b6_1; c7_1 += s7 * b7_1;
-            c7_2 += s0 * b0_2; c7_2 += s1 * b1_2; c7_2 += s2 * b2_2; c7_2 += s3 * b3_2; c7_2 += s4 * b4_2; c7_2 += s5 * b5_2; c7_2 += s6 * b6_2; c7_2 += s7 * b7_2;
-            c7_3 += s0 * b0_3; c7_3 += s1 * b1_3; c7_3 += s2 * b2_3; c7_3 += s3 * b3_3; c7_3 += s4 * b4_3; c7_3 += s5 * b5_3; c7_3 += s6 * b6_3; c7_3 += s7 * b7_3;
-            c7_4 += s0 * b0_4; c7_4 += s1 * b1_4; c7_4 += s2 * b2_4; c7_4 += s3 * b3_4; c7_4 += s4 * b4_4; c7_4 += s5 * b5_4; c7_4 += s6 * b6_4; c7_4 += s7 * b7_4;
-            c7_5 += s0 * b0_5; c7_5 += s1 * b1_5; c7_5 += s2 * b2_5; c7_5 += s3 * b3_5; c7_5 += s4 * b4_5; c7_5 += s5 * b5_5; c7_5 += s6 * b6_5; c7_5 += s7 * b7_5;
-            c7_6 += s0 * b0_6; c7_6 += s1 * b1_6; c7_6 += s2 * b2_6; c7_6 += s3 * b3_6; c7_6 += s4 * b4_6; c7_6 += s5 * b5_6; c7_6 += s6 * b6_6; c7_6 += s7 * b7_6;
-            c7_7 += s0 * b0_7; c7_7 += s1 * b1_7; c7_7 += s2 * b2_7; c7_7 += s3 * b3_7; c7_7 += s4 * b4_7; c7_7 += s5 * b5_7; c7_7 += s6 * b6_7; c7_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t1, 6u); let v = subgroupBroadcast(t1, 7u);
+            c7_0 += u.x * b0_0; c7_0 += u.y * b1_0; c7_0 += u.z * b2_0; c7_0 += u.w * b3_0; c7_0 += v.x * b4_0; c7_0 += v.y * b5_0; c7_0 += v.z * b6_0; c7_0 += v.w * b7_0;
+            c7_1 += u.x * b0_1; c7_1 += u.y * b1_1; c7_1 += u.z * b2_1; c7_1 += u.w * b3_1; c7_1 += v.x * b4_1; c7_1 += v.y * b5_1; c7_1 += v.z * b6_1; c7_1 += v.w * b7_1;
+            c7_2 += u.x * b0_2; c7_2 += u.y * b1_2; c7_2 += u.z * b2_2; c7_2 += u.w * b3_2; c7_2 += v.x * b4_2; c7_2 += v.y * b5_2; c7_2 += v.z * b6_2; c7_2 += v.w * b7_2;
+            c7_3 += u.x * b0_3; c7_3 += u.y * b1_3; c7_3 += u.z * b2_3; c7_3 += u.w * b3_3; c7_3 += v.x * b4_3; c7_3 += v.y * b5_3; c7_3 += v.z * b6_3; c7_3 += v.w * b7_3;
+            c7_4 += u.x * b0_4; c7_4 += u.y * b1_4; c7_4 += u.z * b2_4; c7_4 += u.w * b3_4; c7_4 += v.x * b4_4; c7_4 += v.y * b5_4; c7_4 += v.z * b6_4; c7_4 += v.w * b7_4;
+            c7_5 += u.x * b0_5; c7_5 += u.y * b1_5; c7_5 += u.z * b2_5; c7_5 += u.w * b3_5; c7_5 += v.x * b4_5; c7_5 += v.y * b5_5; c7_5 += v.z * b6_5; c7_5 += v.w * b7_5;
+            c7_6 += u.x * b0_6; c7_6 += u.y * b1_6; c7_6 += u.z * b2_6; c7_6 += u.w * b3_6; c7_6 += v.x * b4_6; c7_6 += v.y * b5_6; c7_6 += v.z * b6_6; c7_6 += v.w * b7_6;
+            c7_7 += u.x * b0_7; c7_7 += u.y * b1_7; c7_7 += u.z * b2_7; c7_7 += u.w * b3_7; c7_7 += v.x * b4_7; c7_7 += v.y * b5_7; c7_7 += v.z * b6_7; c7_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a8, 0u); let s1 = subgroupBroadcast(a8, 1u); let s2 = subgroupBroadcast(a8, 2u); let s3 = subgroupBroadcast(a8, 3u); let s4 = subgroupBroadcast(a8, 4u); let s5 = subgroupBroadcast(a8, 5u); let s6 = subgroupBroadcast(a8, 6u); let s7 = subgroupBroadcast(a8, 7u);
-            c8_0 += s0 * b0_0; c8_0 += s1 * b1_0; c8_0 += s2 * b2_0; c8_0 += s3 * b3_0; c8_0 += s4 * b4_0; c8_0 += s5 * b5_0; c8_0 += s6 * b6_0; c8_0 += s7 * b7_0;
-            c8_1 += s0 * b0_1; c8_1 += s1 * b1_1; c8_1 += s2 * b2_1; c8_1 += s3 * b3_1; c8_1 += s4 * b4_1; c8_1 += s5 * b5_1; c8_1 += s6 * b6_1; c8_1 += s7 * b7_1;
-            c8_2 += s0 * b0_2; c8_2 += s1 * b1_2; c8_2 += s2 * b2_2; c8_2 += s3 * b3_2; c8_2 += s4 * b4_2; c8_2 += s5 * b5_2; c8_2 += s6 * b6_2; c8_2 += s7 * b7_2;
-            c8_3 += s0 * b0_3; c8_3 += s1 * b1_3; c8_3 += s2 * b2_3; c8_3 += s3 * b3_3; c8_3 += s4 * b4_3; c8_3 += s5 * b5_3; c8_3 += s6 * b6_3; c8_3 += s7 * b7_3;
-            c8_4 += s0 * b0_4; c8_4 += s1 * b1_4; c8_4 += s2 * b2_4; c8_4 += s3 * b3_4; c8_4 += s4 * b4_4; c8_4 += s5 * b5_4; c8_4 += s6 * b6_4; c8_4 += s7 * b7_4;
-            c8_5 += s0 * b0_5; c8_5 += s1 * b1_5; c8_5 += s2 * b2_5; c8_5 += s3 * b3_5; c8_5 += s4 * b4_5; c8_5 += s5 * b5_5; c8_5 += s6 * b6_5; c8_5 += s7 * b7_5;
-            c8_6 += s0 * b0_6; c8_6 += s1 * b1_6; c8_6 += s2 * b2_6; c8_6 += s3 * b3_6; c8_6 += s4 * b4_6; c8_6 += s5 * b5_6; c8_6 += s6 * b6_6; c8_6 += s7 * b7_6;
-            c8_7 += s0 * b0_7; c8_7 += s1 * b1_7; c8_7 += s2 * b2_7; c8_7 += s3 * b3_7; c8_7 += s4 * b4_7; c8_7 += s5 * b5_7; c8_7 += s6 * b6_7; c8_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 0u); let v = subgroupBroadcast(t2, 1u);
+            c8_0 += u.x * b0_0; c8_0 += u.y * b1_0; c8_0 += u.z * b2_0; c8_0 += u.w * b3_0; c8_0 += v.x * b4_0; c8_0 += v.y * b5_0; c8_0 += v.z * b6_0; c8_0 += v.w * b7_0;
+            c8_1 += u.x * b0_1; c8_1 += u.y * b1_1; c8_1 += u.z * b2_1; c8_1 += u.w * b3_1; c8_1 += v.x * b4_1; c8_1 += v.y * b5_1; c8_1 += v.z * b6_1; c8_1 += v.w * b7_1;
+            c8_2 += u.x * b0_2; c8_2 += u.y * b1_2; c8_2 += u.z * b2_2; c8_2 += u.w * b3_2; c8_2 += v.x * b4_2; c8_2 += v.y * b5_2; c8_2 += v.z * b6_2; c8_2 += v.w * b7_2;
+            c8_3 += u.x * b0_3; c8_3 += u.y * b1_3; c8_3 += u.z * b2_3; c8_3 += u.w * b3_3; c8_3 += v.x * b4_3; c8_3 += v.y * b5_3; c8_3 += v.z * b6_3; c8_3 += v.w * b7_3;
+            c8_4 += u.x * b0_4; c8_4 += u.y * b1_4; c8_4 += u.z * b2_4; c8_4 += u.w * b3_4; c8_4 += v.x * b4_4; c8_4 += v.y * b5_4; c8_4 += v.z * b6_4; c8_4 += v.w * b7_4;
+            c8_5 += u.x * b0_5; c8_5 += u.y * b1_5; c8_5 += u.z * b2_5; c8_5 += u.w * b3_5; c8_5 += v.x * b4_5; c8_5 += v.y * b5_5; c8_5 += v.z * b6_5; c8_5 += v.w * b7_5;
+            c8_6 += u.x * b0_6; c8_6 += u.y * b1_6; c8_6 += u.z * b2_6; c8_6 += u.w * b3_6; c8_6 += v.x * b4_6; c8_6 += v.y * b5_6; c8_6 += v.z * b6_6; c8_6 += v.w * b7_6;
+            c8_7 += u.x * b0_7; c8_7 += u.y * b1_7; c8_7 += u.z * b2_7; c8_7 += u.w * b3_7; c8_7 += v.x * b4_7; c8_7 += v.y * b5_7; c8_7 += v.z * b6_7; c8_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a9, 0u); let s1 = subgroupBroadcast(a9, 1u); let s2 = subgroupBroadcast(a9, 2u); let s3 = subgroupBroadcast(a9, 3u); let s4 = subgroupBroadcast(a9, 4u); let s5 = subgroupBroadcast(a9, 5u); let s6 = subgroupBroadcast(a9, 6u); let s7 = subgroupBroadcast(a9, 7u);
-            c9_0 += s0 * b0_0; c9_0 += s1 * b1_0; c9_0 += s2 * b2_0; c9_0 += s3 * b3_0; c9_0 += s4 * b4_0; c9_0 += s5 * b5_0; c9_0 += s6 * b6_0; c9_0 += s7 * b7_0;
-            c9_1 += s0 * b0_1; c9_1 += s1 * b1_1; c9_1 += s2 * b2_1; c9_1 += s3 * b3_1; c9_1 += s4 * b4_1; c9_1 += s5 * b5_1; c9_1 += s6 * b6_1; c9_1 += s7 * b7_1;
-            c9_2 += s0 * b0_2; c9_2 += s1 * b1_2; c9_2 += s2 * b2_2; c9_2 += s3 * b3_2; c9_2 += s4 * b4_2; c9_2 += s5 * b5_2; c9_2 += s6 * b6_2; c9_2 += s7 * b7_2;
-            c9_3 += s0 * b0_3; c9_3 += s1 * b1_3; c9_3 += s2 * b2_3; c9_3 += s3 * b3_3; c9_3 += s4 * b4_3; c9_3 += s5 * b5_3; c9_3 += s6 * b6_3; c9_3 += s7 * b7_3;
-            c9_4 += s0 * b0_4; c9_4 += s1 * b1_4; c9_4 += s2 * b2_4; c9_4 += s3 * b3_4; c9_4 += s4 * b4_4; c9_4 += s5 * b5_4; c9_4 += s6 * b6_4; c9_4 += s7 * b7_4;
-            c9_5 += s0 * b0_5; c9_5 += s1 * b1_5; c9_5 += s2 * b2_5; c9_5 += s3 * b3_5; c9_5 += s4 * b4_5; c9_5 += s5 * b5_5; c9_5 += s6 * b6_5; c9_5 += s7 * b7_5;
-            c9_6 += s0 * b0_6; c9_6 += s1 * b1_6; c9_6 += s2 * b2_6; c9_6 += s3 * b3_6; c9_6 += s4 * b4_6; c9_6 += s5 * b5_6; c9_6 += s6 * b6_6; c9_6 += s7 * b7_6;
-            c9_7 += s0 * b0_7; c9_7 += s1 * b1_7; c9_7 += s2 * b2_7; c9_7 += s3 * b3_7; c9_7 += s4 * b4_7; c9_7 += s5 * b5_7; c9_7 += s6 * b6_7; c9_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 2u); let v = subgroupBroadcast(t2, 3u);
+            c9_0 += u.x * b0_0; c9_0 += u.y * b1_0; c9_0 += u.z * b2_0; c9_0 += u.w * b3_0; c9_0 += v.x * b4_0; c9_0 += v.y * b5_0; c9_0 += v.z * b6_0; c9_0 += v.w * b7_0;
+            c9_1 += u.x * b0_1; c9_1 += u.y * b1_1; c9_1 += u.z * b2_1; c9_1 += u.w * b3_1; c9_1 += v.x * b4_1; c9_1 += v.y * b5_1; c9_1 += v.z * b6_1; c9_1 += v.w * b7_1;
+            c9_2 += u.x * b0_2; c9_2 += u.y * b1_2; c9_2 += u.z * b2_2; c9_2 += u.w * b3_2; c9_2 += v.x * b4_2; c9_2 += v.y * b5_2; c9_2 += v.z * b6_2; c9_2 += v.w * b7_2;
+            c9_3 += u.x * b0_3; c9_3 += u.y * b1_3; c9_3 += u.z * b2_3; c9_3 += u.w * b3_3; c9_3 += v.x * b4_3; c9_3 += v.y * b5_3; c9_3 += v.z * b6_3; c9_3 += v.w * b7_3;
+            c9_4 += u.x * b0_4; c9_4 += u.y * b1_4; c9_4 += u.z * b2_4; c9_4 += u.w * b3_4; c9_4 += v.x * b4_4; c9_4 += v.y * b5_4; c9_4 += v.z * b6_4; c9_4 += v.w * b7_4;
+            c9_5 += u.x * b0_5; c9_5 += u.y * b1_5; c9_5 += u.z * b2_5; c9_5 += u.w * b3_5; c9_5 += v.x * b4_5; c9_5 += v.y * b5_5; c9_5 += v.z * b6_5; c9_5 += v.w * b7_5;
+            c9_6 += u.x * b0_6; c9_6 += u.y * b1_6; c9_6 += u.z * b2_6; c9_6 += u.w * b3_6; c9_6 += v.x * b4_6; c9_6 += v.y * b5_6; c9_6 += v.z * b6_6; c9_6 += v.w * b7_6;
+            c9_7 += u.x * b0_7; c9_7 += u.y * b1_7; c9_7 += u.z * b2_7; c9_7 += u.w * b3_7; c9_7 += v.x * b4_7; c9_7 += v.y * b5_7; c9_7 += v.z * b6_7; c9_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a10, 0u); let s1 = subgroupBroadcast(a10, 1u); let s2 = subgroupBroadcast(a10, 2u); let s3 = subgroupBroadcast(a10, 3u); let s4 = subgroupBroadcast(a10, 4u); let s5 = subgroupBroadcast(a10, 5u); let s6 = subgroupBroadcast(a10, 6u); let s7 = subgroupBroadcast(a10, 7u);
-            c10_0 += s0 * b0_0; c10_0 += s1 * b1_0; c10_0 += s2 * b2_0; c10_0 += s3 * b3_0; c10_0 += s4 * b4_0; c10_0 += s5 * b5_0; c10_0 += s6 * b6_0; c10_0 += s7 * b7_0;
-            c10_1 += s0 * b0_1; c10_1 += s1 * b1_1; c10_1 += s2 * b2_1; c10_1 += s3 * b3_1; c10_1 += s4 * b4_1; c10_1 += s5 * b5_1; c10_1 += s6 * b6_1; c10_1 += s7 * b7_1;
-            c10_2 += s0 * b0_2; c10_2 += s1 * b1_2; c10_2 += s2 * b2_2; c10_2 += s3 * b3_2; c10_2 += s4 * b4_2; c10_2 += s5 * b5_2; c10_2 += s6 * b6_2; c10_2 += s7 * b7_2;
-            c10_3 += s0 * b0_3; c10_3 += s1 * b1_3; c10_3 += s2 * b2_3; c10_3 += s3 * b3_3; c10_3 += s4 * b4_3; c10_3 += s5 * b5_3; c10_3 += s6 * b6_3; c10_3 += s7 * b7_3;
-            c10_4 += s0 * b0_4; c10_4 += s1 * b1_4; c10_4 += s2 * b2_4; c10_4 += s3 * b3_4; c10_4 += s4 * b4_4; c10_4 += s5 * b5_4; c10_4 += s6 * b6_4; c10_4 += s7 * b7_4;
-            c10_5 += s0 * b0_5; c10_5 += s1 * b1_5; c10_5 += s2 * b2_5; c10_5 += s3 * b3_5; c10_5 += s4 * b4_5; c10_5 += s5 * b5_5; c10_5 += s6 * b6_5; c10_5 += s7 * b7_5;
-            c10_6 += s0 * b0_6; c10_6 += s1 * b1_6; c10_6 += s2 * b2_6; c10_6 += s3 * b3_6; c10_6 += s4 * b4_6; c10_6 += s5 * b5_6; c10_6 += s6 * b6_6; c10_6 += s7 * b7_6;
-            c10_7 += s0 * b0_7; c10_7 += s1 * b1_7; c10_7 += s2 * b2_7; c10_7 += s3 * b3_7; c10_7 += s4 * b4_7; c10_7 += s5 * b5_7; c10_7 += s6 * b6_7; c10_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 4u); let v = subgroupBroadcast(t2, 5u);
+            c10_0 += u.x * b0_0; c10_0 += u.y * b1_0; c10_0 += u.z * b2_0; c10_0 += u.w * b3_0; c10_0 += v.x * b4_0; c10_0 += v.y * b5_0; c10_0 += v.z * b6_0; c10_0 += v.w * b7_0;
+            c10_1 += u.x * b0_1; c10_1 += u.y * b1_1; c10_1 += u.z * b2_1; c10_1 += u.w * b3_1; c10_1 += v.x * b4_1; c10_1 += v.y * b5_1; c10_1 += v.z * b6_1; c10_1 += v.w * b7_1;
+            c10_2 += u.x * b0_2; c10_2 += u.y * b1_2; c10_2 += u.z * b2_2; c10_2 += u.w * b3_2; c10_2 += v.x * b4_2; c10_2 += v.y * b5_2; c10_2 += v.z * b6_2; c10_2 += v.w * b7_2;
+            c10_3 += u.x * b0_3; c10_3 += u.y * b1_3; c10_3 += u.z * b2_3; c10_3 += u.w * b3_3; c10_3 += v.x * b4_3; c10_3 += v.y * b5_3; c10_3 += v.z * b6_3; c10_3 += v.w * b7_3;
+            c10_4 += u.x * b0_4; c10_4 += u.y * b1_4; c10_4 += u.z * b2_4; c10_4 += u.w * b3_4; c10_4 += v.x * b4_4; c10_4 += v.y * b5_4; c10_4 += v.z * b6_4; c10_4 += v.w * b7_4;
+            c10_5 += u.x * b0_5; c10_5 += u.y * b1_5; c10_5 += u.z * b2_5; c10_5 += u.w * b3_5; c10_5 += v.x * b4_5; c10_5 += v.y * b5_5; c10_5 += v.z * b6_5; c10_5 += v.w * b7_5;
+            c10_6 += u.x * b0_6; c10_6 += u.y * b1_6; c10_6 += u.z * b2_6; c10_6 += u.w * b3_6; c10_6 += v.x * b4_6; c10_6 += v.y * b5_6; c10_6 += v.z * b6_6; c10_6 += v.w * b7_6;
+            c10_7 += u.x * b0_7; c10_7 += u.y * b1_7; c10_7 += u.z * b2_7; c10_7 += u.w * b3_7; c10_7 += v.x * b4_7; c10_7 += v.y * b5_7; c10_7 += v.z * b6_7; c10_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a11, 0u); let s1 = subgroupBroadcast(a11, 1u); let s2 = subgroupBroadcast(a11, 2u); let s3 = subgroupBroadcast(a11, 3u); let s4 = subgroupBroadcast(a11, 4u); let s5 = subgroupBroadcast(a11, 5u); let s6 = subgroupBroadcast(a11, 6u); let s7 = subgroupBroadcast(a11, 7u);
-            c11_0 += s0 * b0_0; c11_0 += s1 * b1_0; c11_0 += s2 * b2_0; c11_0 += s3 * b3_0; c11_0 += s4 * b4_0; c11_0 += s5 * b5_0; c11_0 += s6 * b6_0; c11_0 += s7 * b7_0;
-            c11_1 += s0 * b0_1; c11_1 += s1 * b1_1; c11_1 += s2 * b2_1; c11_1 += s3 * b3_1; c11_1 += s4 * b4_1; c11_1 += s5 * b5_1; c11_1 += s6 * b6_1; c11_1 += s7 * b7_1;
-            c11_2 += s0 * b0_2; c11_2 += s1 * b1_2; c11_2 += s2 * b2_2; c11_2 += s3 * b3_2; c11_2 += s4 * b4_2; c11_2 += s5 * b5_2; c11_2 += s6 * b6_2; c11_2 += s7 * b7_2;
-            c11_3 += s0 * b0_3; c11_3 += s1 * b1_3; c11_3 += s2 * b2_3; c11_3 += s3 * b3_3; c11_3 += s4 * b4_3; c11_3 += s5 * b5_3; c11_3 += s6 * b6_3; c11_3 += s7 * b7_3;
-            c11_4 += s0 * b0_4; c11_4 += s1 * b1_4; c11_4 += s2 * b2_4; c11_4 += s3 * b3_4; c11_4 += s4 * b4_4; c11_4 += s5 * b5_4; c11_4 += s6 * b6_4; c11_4 += s7 * b7_4;
-            c11_5 += s0 * b0_5; c11_5 += s1 * b1_5; c11_5 += s2 * b2_5; c11_5 += s3 * b3_5; c11_5 += s4 * b4_5; c11_5 += s5 * b5_5; c11_5 += s6 * b6_5; c11_5 += s7 * b7_5;
-            c11_6 += s0 * b0_6; c11_6 += s1 * b1_6; c11_6 += s2 * b2_6; c11_6 += s3 * b3_6; c11_6 += s4 * b4_6; c11_6 += s5 * b5_6; c11_6 += s6 * b6_6; c11_6 += s7 * b7_6;
-            c11_7 += s0 * b0_7; c11_7 += s1 * b1_7; c11_7 += s2 * b2_7; c11_7 += s3 * b3_7; c11_7 += s4 * b4_7; c11_7 += s5 * b5_7; c11_7 += s6 * b6_7; c11_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t2, 6u); let v = subgroupBroadcast(t2, 7u);
+            c11_0 += u.x * b0_0; c11_0 += u.y * b1_0; c11_0 += u.z * b2_0; c11_0 += u.w * b3_0; c11_0 += v.x * b4_0; c11_0 += v.y * b5_0; c11_0 += v.z * b6_0; c11_0 += v.w * b7_0;
+            c11_1 += u.x * b0_1; c11_1 += u.y * b1_1; c11_1 += u.z * b2_1; c11_1 += u.w * b3_1; c11_1 += v.x * b4_1; c11_1 += v.y * b5_1; c11_1 += v.z * b6_1; c11_1 += v.w * b7_1;
+            c11_2 += u.x * b0_2; c11_2 += u.y * b1_2; c11_2 += u.z * b2_2; c11_2 += u.w * b3_2; c11_2 += v.x * b4_2; c11_2 += v.y * b5_2; c11_2 += v.z * b6_2; c11_2 += v.w * b7_2;
+            c11_3 += u.x * b0_3; c11_3 += u.y * b1_3; c11_3 += u.z * b2_3; c11_3 += u.w * b3_3; c11_3 += v.x * b4_3; c11_3 += v.y * b5_3; c11_3 += v.z * b6_3; c11_3 += v.w * b7_3;
+            c11_4 += u.x * b0_4; c11_4 += u.y * b1_4; c11_4 += u.z * b2_4; c11_4 += u.w * b3_4; c11_4 += v.x * b4_4; c11_4 += v.y * b5_4; c11_4 += v.z * b6_4; c11_4 += v.w * b7_4;
+            c11_5 += u.x * b0_5; c11_5 += u.y * b1_5; c11_5 += u.z * b2_5; c11_5 += u.w * b3_5; c11_5 += v.x * b4_5; c11_5 += v.y * b5_5; c11_5 += v.z * b6_5; c11_5 += v.w * b7_5;
+            c11_6 += u.x * b0_6; c11_6 += u.y * b1_6; c11_6 += u.z * b2_6; c11_6 += u.w * b3_6; c11_6 += v.x * b4_6; c11_6 += v.y * b5_6; c11_6 += v.z * b6_6; c11_6 += v.w * b7_6;
+            c11_7 += u.x * b0_7; c11_7 += u.y * b1_7; c11_7 += u.z * b2_7; c11_7 += u.w * b3_7; c11_7 += v.x * b4_7; c11_7 += v.y * b5_7; c11_7 += v.z * b6_7; c11_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a12, 0u); let s1 = subgroupBroadcast(a12, 1u); let s2 = subgroupBroadcast(a12, 2u); let s3 = subgroupBroadcast(a12, 3u); let s4 = subgroupBroadcast(a12, 4u); let s5 = subgroupBroadcast(a12, 5u); let s6 = subgroupBroadcast(a12, 6u); let s7 = subgroupBroadcast(a12, 7u);
-            c12_0 += s0 * b0_0; c12_0 += s1 * b1_0; c12_0 += s2 * b2_0; c12_0 += s3 * b3_0; c12_0 += s4 * b4_0; c12_0 += s5 * b5_0; c12_0 += s6 * b6_0; c12_0 += s7 * b7_0;
-            c12_1 += s0 * b0_1; c12_1 += s1 * b1_1; c12_1 += s2 * b2_1; c12_1 += s3 * b3_1; c12_1 += s4 * b4_1; c12_1 += s5 * b5_1; c12_1 += s6 * b6_1; c12_1 += s7 * b7_1;
-            c12_2 += s0 * b0_2; c12_2 += s1 * b1_2; c12_2 += s2 * b2_2; c12_2 += s3 * b3_2; c12_2 += s4 * b4_2; c12_2 += s5 * b5_2; c12_2 += s6 * b6_2; c12_2 += s7 * b7_2;
-            c12_3 += s0 * b0_3; c12_3 += s1 * b1_3; c12_3 += s2 * b2_3; c12_3 += s3 * b3_3; c12_3 += s4 * b4_3; c12_3 += s5 * b5_3; c12_3 += s6 * b6_3; c12_3 += s7 * b7_3;
-            c12_4 += s0 * b0_4; c12_4 += s1 * b1_4; c12_4 += s2 * b2_4; c12_4 += s3 * b3_4; c12_4 += s4 * b4_4; c12_4 += s5 * b5_4; c12_4 += s6 * b6_4; c12_4 += s7 * b7_4;
-            c12_5 += s0 * b0_5; c12_5 += s1 * b1_5; c12_5 += s2 * b2_5; c12_5 += s3 * b3_5; c12_5 += s4 * b4_5; c12_5 += s5 * b5_5; c12_5 += s6 * b6_5; c12_5 += s7 * b7_5;
-            c12_6 += s0 * b0_6; c12_6 += s1 * b1_6; c12_6 += s2 * b2_6; c12_6 += s3 * b3_6; c12_6 += s4 * b4_6; c12_6 += s5 * b5_6; c12_6 += s6 * b6_6; c12_6 += s7 * b7_6;
-            c12_7 += s0 * b0_7; c12_7 += s1 * b1_7; c12_7 += s2 * b2_7; c12_7 += s3 * b3_7; c12_7 += s4 * b4_7; c12_7 += s5 * b5_7; c12_7 += s6 * b6_7; c12_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 0u); let v = subgroupBroadcast(t3, 1u);
+            c12_0 += u.x * b0_0; c12_0 += u.y * b1_0; c12_0 += u.z * b2_0; c12_0 += u.w * b3_0; c12_0 += v.x * b4_0; c12_0 += v.y * b5_0; c12_0 += v.z * b6_0; c12_0 += v.w * b7_0;
+            c12_1 += u.x * b0_1; c12_1 += u.y * b1_1; c12_1 += u.z * b2_1; c12_1 += u.w * b3_1; c12_1 += v.x * b4_1; c12_1 += v.y * b5_1; c12_1 += v.z * b6_1; c12_1 += v.w * b7_1;
+            c12_2 += u.x * b0_2; c12_2 += u.y * b1_2; c12_2 += u.z * b2_2; c12_2 += u.w * b3_2; c12_2 += v.x * b4_2; c12_2 += v.y * b5_2; c12_2 += v.z * b6_2; c12_2 += v.w * b7_2;
+            c12_3 += u.x * b0_3; c12_3 += u.y * b1_3; c12_3 += u.z * b2_3; c12_3 += u.w * b3_3; c12_3 += v.x * b4_3; c12_3 += v.y * b5_3; c12_3 += v.z * b6_3; c12_3 += v.w * b7_3;
+            c12_4 += u.x * b0_4; c12_4 += u.y * b1_4; c12_4 += u.z * b2_4; c12_4 += u.w * b3_4; c12_4 += v.x * b4_4; c12_4 += v.y * b5_4; c12_4 += v.z * b6_4; c12_4 += v.w * b7_4;
+            c12_5 += u.x * b0_5; c12_5 += u.y * b1_5; c12_5 += u.z * b2_5; c12_5 += u.w * b3_5; c12_5 += v.x * b4_5; c12_5 += v.y * b5_5; c12_5 += v.z * b6_5; c12_5 += v.w * b7_5;
+            c12_6 += u.x * b0_6; c12_6 += u.y * b1_6; c12_6 += u.z * b2_6; c12_6 += u.w * b3_6; c12_6 += v.x * b4_6; c12_6 += v.y * b5_6; c12_6 += v.z * b6_6; c12_6 += v.w * b7_6;
+            c12_7 += u.x * b0_7; c12_7 += u.y * b1_7; c12_7 += u.z * b2_7; c12_7 += u.w * b3_7; c12_7 += v.x * b4_7; c12_7 += v.y * b5_7; c12_7 += v.z * b6_7; c12_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a13, 0u); let s1 = subgroupBroadcast(a13, 1u); let s2 = subgroupBroadcast(a13, 2u); let s3 = subgroupBroadcast(a13, 3u); let s4 = subgroupBroadcast(a13, 4u); let s5 = subgroupBroadcast(a13, 5u); let s6 = subgroupBroadcast(a13, 6u); let s7 = subgroupBroadcast(a13, 7u);
-            c13_0 += s0 * b0_0; c13_0 += s1 * b1_0; c13_0 += s2 * b2_0; c13_0 += s3 * b3_0; c13_0 += s4 * b4_0; c13_0 += s5 * b5_0; c13_0 += s6 * b6_0; c13_0 += s7 * b7_0;
-            c13_1 += s0 * b0_1; c13_1 += s1 * b1_1; c13_1 += s2 * b2_1; c13_1 += s3 * b3_1; c13_1 += s4 * b4_1; c13_1 += s5 * b5_1; c13_1 += s6 * b6_1; c13_1 += s7 * b7_1;
-            c13_2 += s0 * b0_2; c13_2 += s1 * b1_2; c13_2 += s2 * b2_2; c13_2 += s3 * b3_2; c13_2 += s4 * b4_2; c13_2 += s5 * b5_2; c13_2 += s6 * b6_2; c13_2 += s7 * b7_2;
-            c13_3 += s0 * b0_3; c13_3 += s1 * b1_3; c13_3 += s2 * b2_3; c13_3 += s3 * b3_3; c13_3 += s4 * b4_3; c13_3 += s5 * b5_3; c13_3 += s6 * b6_3; c13_3 += s7 * b7_3;
-            c13_4 += s0 * b0_4; c13_4 += s1 * b1_4; c13_4 += s2 * b2_4; c13_4 += s3 * b3_4; c13_4 += s4 * b4_4; c13_4 += s5 * b5_4; c13_4 += s6 * b6_4; c13_4 += s7 * b7_4;
-            c13_5 += s0 * b0_5; c13_5 += s1 * b1_5; c13_5 += s2 * b2_5; c13_5 += s3 * b3_5; c13_5 += s4 * b4_5; c13_5 += s5 * b5_5; c13_5 += s6 * b6_5; c13_5 += s7 * b7_5;
-            c13_6 += s0 * b0_6; c13_6 += s1 * b1_6; c13_6 += s2 * b2_6; c13_6 += s3 * b3_6; c13_6 += s4 * b4_6; c13_6 += s5 * b5_6; c13_6 += s6 * b6_6; c13_6 += s7 * b7_6;
-            c13_7 += s0 * b0_7; c13_7 += s1 * b1_7; c13_7 += s2 * b2_7; c13_7 += s3 * b3_7; c13_7 += s4 * b4_7; c13_7 += s5 * b5_7; c13_7 += s6 * b6_7; c13_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 2u); let v = subgroupBroadcast(t3, 3u);
+            c13_0 += u.x * b0_0; c13_0 += u.y * b1_0; c13_0 += u.z * b2_0; c13_0 += u.w * b3_0; c13_0 += v.x * b4_0; c13_0 += v.y * b5_0; c13_0 += v.z * b6_0; c13_0 += v.w * b7_0;
+            c13_1 += u.x * b0_1; c13_1 += u.y * b1_1; c13_1 += u.z * b2_1; c13_1 += u.w * b3_1; c13_1 += v.x * b4_1; c13_1 += v.y * b5_1; c13_1 += v.z * b6_1; c13_1 += v.w * b7_1;
+            c13_2 += u.x * b0_2; c13_2 += u.y * b1_2; c13_2 += u.z * b2_2; c13_2 += u.w * b3_2; c13_2 += v.x * b4_2; c13_2 += v.y * b5_2; c13_2 += v.z * b6_2; c13_2 += v.w * b7_2;
+            c13_3 += u.x * b0_3; c13_3 += u.y * b1_3; c13_3 += u.z * b2_3; c13_3 += u.w * b3_3; c13_3 += v.x * b4_3; c13_3 += v.y * b5_3; c13_3 += v.z * b6_3; c13_3 += v.w * b7_3;
+            c13_4 += u.x * b0_4; c13_4 += u.y * b1_4; c13_4 += u.z * b2_4; c13_4 += u.w * b3_4; c13_4 += v.x * b4_4; c13_4 += v.y * b5_4; c13_4 += v.z * b6_4; c13_4 += v.w * b7_4;
+            c13_5 += u.x * b0_5; c13_5 += u.y * b1_5; c13_5 += u.z * b2_5; c13_5 += u.w * b3_5; c13_5 += v.x * b4_5; c13_5 += v.y * b5_5; c13_5 += v.z * b6_5; c13_5 += v.w * b7_5;
+            c13_6 += u.x * b0_6; c13_6 += u.y * b1_6; c13_6 += u.z * b2_6; c13_6 += u.w * b3_6; c13_6 += v.x * b4_6; c13_6 += v.y * b5_6; c13_6 += v.z * b6_6; c13_6 += v.w * b7_6;
+            c13_7 += u.x * b0_7; c13_7 += u.y * b1_7; c13_7 += u.z * b2_7; c13_7 += u.w * b3_7; c13_7 += v.x * b4_7; c13_7 += v.y * b5_7; c13_7 += v.z * b6_7; c13_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a14, 0u); let s1 = subgroupBroadcast(a14, 1u); let s2 = subgroupBroadcast(a14, 2u); let s3 = subgroupBroadcast(a14, 3u); let s4 = subgroupBroadcast(a14, 4u); let s5 = subgroupBroadcast(a14, 5u); let s6 = subgroupBroadcast(a14, 6u); let s7 = subgroupBroadcast(a14, 7u);
-            c14_0 += s0 * b0_0; c14_0 += s1 * b1_0; c14_0 += s2 * b2_0; c14_0 += s3 * b3_0; c14_0 += s4 * b4_0; c14_0 += s5 * b5_0; c14_0 += s6 * b6_0; c14_0 += s7 * b7_0;
-            c14_1 += s0 * b0_1; c14_1 += s1 * b1_1; c14_1 += s2 * b2_1; c14_1 += s3 * b3_1; c14_1 += s4 * b4_1; c14_1 += s5 * b5_1; c14_1 += s6 * b6_1; c14_1 += s7 * b7_1;
-            c14_2 += s0 * b0_2; c14_2 += s1 * b1_2; c14_2 += s2 * b2_2; c14_2 += s3 * b3_2; c14_2 += s4 * b4_2; c14_2 += s5 * b5_2; c14_2 += s6 * b6_2; c14_2 += s7 * b7_2;
-            c14_3 += s0 * b0_3; c14_3 += s1 * b1_3; c14_3 += s2 * b2_3; c14_3 += s3 * b3_3; c14_3 += s4 * b4_3; c14_3 += s5 * b5_3; c14_3 += s6 * b6_3; c14_3 += s7 * b7_3;
-            c14_4 += s0 * b0_4; c14_4 += s1 * b1_4; c14_4 += s2 * b2_4; c14_4 += s3 * b3_4; c14_4 += s4 * b4_4; c14_4 += s5 * b5_4; c14_4 += s6 * b6_4; c14_4 += s7 * b7_4;
-            c14_5 += s0 * b0_5; c14_5 += s1 * b1_5; c14_5 += s2 * b2_5; c14_5 += s3 * b3_5; c14_5 += s4 * b4_5; c14_5 += s5 * b5_5; c14_5 += s6 * b6_5; c14_5 += s7 * b7_5;
-            c14_6 += s0 * b0_6; c14_6 += s1 * b1_6; c14_6 += s2 * b2_6; c14_6 += s3 * b3_6; c14_6 += s4 * b4_6; c14_6 += s5 * b5_6; c14_6 += s6 * b6_6; c14_6 += s7 * b7_6;
-            c14_7 += s0 * b0_7; c14_7 += s1 * b1_7; c14_7 += s2 * b2_7; c14_7 += s3 * b3_7; c14_7 += s4 * b4_7; c14_7 += s5 * b5_7; c14_7 += s6 * b6_7; c14_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 4u); let v = subgroupBroadcast(t3, 5u);
+            c14_0 += u.x * b0_0; c14_0 += u.y * b1_0; c14_0 += u.z * b2_0; c14_0 += u.w * b3_0; c14_0 += v.x * b4_0; c14_0 += v.y * b5_0; c14_0 += v.z * b6_0; c14_0 += v.w * b7_0;
+            c14_1 += u.x * b0_1; c14_1 += u.y * b1_1; c14_1 += u.z * b2_1; c14_1 += u.w * b3_1; c14_1 += v.x * b4_1; c14_1 += v.y * b5_1; c14_1 += v.z * b6_1; c14_1 += v.w * b7_1;
+            c14_2 += u.x * b0_2; c14_2 += u.y * b1_2; c14_2 += u.z * b2_2; c14_2 += u.w * b3_2; c14_2 += v.x * b4_2; c14_2 += v.y * b5_2; c14_2 += v.z * b6_2; c14_2 += v.w * b7_2;
+            c14_3 += u.x * b0_3; c14_3 += u.y * b1_3; c14_3 += u.z * b2_3; c14_3 += u.w * b3_3; c14_3 += v.x * b4_3; c14_3 += v.y * b5_3; c14_3 += v.z * b6_3; c14_3 += v.w * b7_3;
+            c14_4 += u.x * b0_4; c14_4 += u.y * b1_4; c14_4 += u.z * b2_4; c14_4 += u.w * b3_4; c14_4 += v.x * b4_4; c14_4 += v.y * b5_4; c14_4 += v.z * b6_4; c14_4 += v.w * b7_4;
+            c14_5 += u.x * b0_5; c14_5 += u.y * b1_5; c14_5 += u.z * b2_5; c14_5 += u.w * b3_5; c14_5 += v.x * b4_5; c14_5 += v.y * b5_5; c14_5 += v.z * b6_5; c14_5 += v.w * b7_5;
+            c14_6 += u.x * b0_6; c14_6 += u.y * b1_6; c14_6 += u.z * b2_6; c14_6 += u.w * b3_6; c14_6 += v.x * b4_6; c14_6 += v.y * b5_6; c14_6 += v.z * b6_6; c14_6 += v.w * b7_6;
+            c14_7 += u.x * b0_7; c14_7 += u.y * b1_7; c14_7 += u.z * b2_7; c14_7 += u.w * b3_7; c14_7 += v.x * b4_7; c14_7 += v.y * b5_7; c14_7 += v.z * b6_7; c14_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a15, 0u); let s1 = subgroupBroadcast(a15, 1u); let s2 = subgroupBroadcast(a15, 2u); let s3 = subgroupBroadcast(a15, 3u); let s4 = subgroupBroadcast(a15, 4u); let s5 = subgroupBroadcast(a15, 5u); let s6 = subgroupBroadcast(a15, 6u); let s7 = subgroupBroadcast(a15, 7u);
-            c15_0 += s0 * b0_0; c15_0 += s1 * b1_0; c15_0 += s2 * b2_0; c15_0 += s3 * b3_0; c15_0 += s4 * b4_0; c15_0 += s5 * b5_0; c15_0 += s6 * b6_0; c15_0 += s7 * b7_0;
-            c15_1 += s0 * b0_1; c15_1 += s1 * b1_1; c15_1 += s2 * b2_1; c15_1 += s3 * b3_1; c15_1 += s4 * b4_1; c15_1 += s5 * b5_1; c15_1 += s6 * b6_1; c15_1 += s7 * b7_1;
-            c15_2 += s0 * b0_2; c15_2 += s1 * b1_2; c15_2 += s2 * b2_2; c15_2 += s3 * b3_2; c15_2 += s4 * b4_2; c15_2 += s5 * b5_2; c15_2 += s6 * b6_2; c15_2 += s7 * b7_2;
-            c15_3 += s0 * b0_3; c15_3 += s1 * b1_3; c15_3 += s2 * b2_3; c15_3 += s3 * b3_3; c15_3 += s4 * b4_3; c15_3 += s5 * b5_3; c15_3 += s6 * b6_3; c15_3 += s7 * b7_3;
-            c15_4 += s0 * b0_4; c15_4 += s1 * b1_4; c15_4 += s2 * b2_4; c15_4 += s3 * b3_4; c15_4 += s4 * b4_4; c15_4 += s5 * b5_4; c15_4 += s6 * b6_4; c15_4 += s7 * b7_4;
-            c15_5 += s0 * b0_5; c15_5 += s1 * b1_5; c15_5 += s2 * b2_5; c15_5 += s3 * b3_5; c15_5 += s4 * b4_5; c15_5 += s5 * b5_5; c15_5 += s6 * b6_5; c15_5 += s7 * b7_5;
-            c15_6 += s0 * b0_6; c15_6 += s1 * b1_6; c15_6 += s2 * b2_6; c15_6 += s3 * b3_6; c15_6 += s4 * b4_6; c15_6 += s5 * b5_6; c15_6 += s6 * b6_6; c15_6 += s7 * b7_6;
-            c15_7 += s0 * b0_7; c15_7 += s1 * b1_7; c15_7 += s2 * b2_7; c15_7 += s3 * b3_7; c15_7 += s4 * b4_7; c15_7 += s5 * b5_7; c15_7 += s6 * b6_7; c15_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t3, 6u); let v = subgroupBroadcast(t3, 7u);
+            c15_0 += u.x * b0_0; c15_0 += u.y * b1_0; c15_0 += u.z * b2_0; c15_0 += u.w * b3_0; c15_0 += v.x * b4_0; c15_0 += v.y * b5_0; c15_0 += v.z * b6_0; c15_0 += v.w * b7_0;
+            c15_1 += u.x * b0_1; c15_1 += u.y * b1_1; c15_1 += u.z * b2_1; c15_1 += u.w * b3_1; c15_1 += v.x * b4_1; c15_1 += v.y * b5_1; c15_1 += v.z * b6_1; c15_1 += v.w * b7_1;
+            c15_2 += u.x * b0_2; c15_2 += u.y * b1_2; c15_2 += u.z * b2_2; c15_2 += u.w * b3_2; c15_2 += v.x * b4_2; c15_2 += v.y * b5_2; c15_2 += v.z * b6_2; c15_2 += v.w * b7_2;
+            c15_3 += u.x * b0_3; c15_3 += u.y * b1_3; c15_3 += u.z * b2_3; c15_3 += u.w * b3_3; c15_3 += v.x * b4_3; c15_3 += v.y * b5_3; c15_3 += v.z * b6_3; c15_3 += v.w * b7_3;
+            c15_4 += u.x * b0_4; c15_4 += u.y * b1_4; c15_4 += u.z * b2_4; c15_4 += u.w * b3_4; c15_4 += v.x * b4_4; c15_4 += v.y * b5_4; c15_4 += v.z * b6_4; c15_4 += v.w * b7_4;
+            c15_5 += u.x * b0_5; c15_5 += u.y * b1_5; c15_5 += u.z * b2_5; c15_5 += u.w * b3_5; c15_5 += v.x * b4_5; c15_5 += v.y * b5_5; c15_5 += v.z * b6_5; c15_5 += v.w * b7_5;
+            c15_6 += u.x * b0_6; c15_6 += u.y * b1_6; c15_6 += u.z * b2_6; c15_6 += u.w * b3_6; c15_6 += v.x * b4_6; c15_6 += v.y * b5_6; c15_6 += v.z * b6_6; c15_6 += v.w * b7_6;
+            c15_7 += u.x * b0_7; c15_7 += u.y * b1_7; c15_7 += u.z * b2_7; c15_7 += u.w * b3_7; c15_7 += v.x * b4_7; c15_7 += v.y * b5_7; c15_7 += v.z * b6_7; c15_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a16, 0u); let s1 = subgroupBroadcast(a16, 1u); let s2 = subgroupBroadcast(a16, 2u); let s3 = subgroupBroadcast(a16, 3u); let s4 = subgroupBroadcast(a16, 4u); let s5 = subgroupBroadcast(a16, 5u); let s6 = subgroupBroadcast(a16, 6u); let s7 = subgroupBroadcast(a16, 7u);
-            c16_0 += s0 * b0_0; c16_0 += s1 * b1_0; c16_0 += s2 * b2_0; c16_0 += s3 * b3_0; c16_0 += s4 * b4_0; c16_0 += s5 * b5_0; c16_0 += s6 * b6_0; c16_0 += s7 * b7_0;
-            c16_1 += s0 * b0_1; c16_1 += s1 * b1_1; c16_1 += s2 * b2_1; c16_1 += s3 * b3_1; c16_1 += s4 * b4_1; c16_1 += s5 * b5_1; c16_1 += s6 * b6_1; c16_1 += s7 * b7_1;
-            c16_2 += s0 * b0_2; c16_2 += s1 * b1_2; c16_2 += s2 * b2_2; c16_2 += s3 * b3_2; c16_2 += s4 * b4_2; c16_2 += s5 * b5_2; c16_2 += s6 * b6_2; c16_2 += s7 * b7_2;
-            c16_3 += s0 * b0_3; c16_3 += s1 * b1_3; c16_3 += s2 * b2_3; c16_3 += s3 * b3_3; c16_3 += s4 * b4_3; c16_3 += s5 * b5_3; c16_3 += s6 * b6_3; c16_3 += s7 * b7_3;
-            c16_4 += s0 * b0_4; c16_4 += s1 * b1_4; c16_4 += s2 * b2_4; c16_4 += s3 * b3_4; c16_4 += s4 * b4_4; c16_4 += s5 * b5_4; c16_4 += s6 * b6_4; c16_4 += s7 * b7_4;
-            c16_5 += s0 * b0_5; c16_5 += s1 * b1_5; c16_5 += s2 * b2_5; c16_5 += s3 * b3_5; c16_5 += s4 * b4_5; c16_5 += s5 * b5_5; c16_5 += s6 * b6_5; c16_5 += s7 * b7_5;
-            c16_6 += s0 * b0_6; c16_6 += s1 * b1_6; c16_6 += s2 * b2_6; c16_6 += s3 * b3_6; c16_6 += s4 * b4_6; c16_6 += s5 * b5_6; c16_6 += s6 * b6_6; c16_6 += s7 * b7_6;
-            c16_7 += s0 * b0_7; c16_7 += s1 * b1_7; c16_7 += s2 * b2_7; c16_7 += s3 * b3_7; c16_7 += s4 * b4_7; c16_7 += s5 * b5_7; c16_7 += s6 * b6_7; c16_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 0u); let v = subgroupBroadcast(t4, 1u);
+            c16_0 += u.x * b0_0; c16_0 += u.y * b1_0; c16_0 += u.z * b2_0; c16_0 += u.w * b3_0; c16_0 += v.x * b4_0; c16_0 += v.y * b5_0; c16_0 += v.z * b6_0; c16_0 += v.w * b7_0;
+            c16_1 += u.x * b0_1; c16_1 += u.y * b1_1; c16_1 += u.z * b2_1; c16_1 += u.w * b3_1; c16_1 += v.x * b4_1; c16_1 += v.y * b5_1; c16_1 += v.z * b6_1; c16_1 += v.w * b7_1;
+            c16_2 += u.x * b0_2; c16_2 += u.y * b1_2; c16_2 += u.z * b2_2; c16_2 += u.w * b3_2; c16_2 += v.x * b4_2; c16_2 += v.y * b5_2; c16_2 += v.z * b6_2; c16_2 += v.w * b7_2;
+            c16_3 += u.x * b0_3; c16_3 += u.y * b1_3; c16_3 += u.z * b2_3; c16_3 += u.w * b3_3; c16_3 += v.x * b4_3; c16_3 += v.y * b5_3; c16_3 += v.z * b6_3; c16_3 += v.w * b7_3;
+            c16_4 += u.x * b0_4; c16_4 += u.y * b1_4; c16_4 += u.z * b2_4; c16_4 += u.w * b3_4; c16_4 += v.x * b4_4; c16_4 += v.y * b5_4; c16_4 += v.z * b6_4; c16_4 += v.w * b7_4;
+            c16_5 += u.x * b0_5; c16_5 += u.y * b1_5; c16_5 += u.z * b2_5; c16_5 += u.w * b3_5; c16_5 += v.x * b4_5; c16_5 += v.y * b5_5; c16_5 += v.z * b6_5; c16_5 += v.w * b7_5;
+            c16_6 += u.x * b0_6; c16_6 += u.y * b1_6; c16_6 += u.z * b2_6; c16_6 += u.w * b3_6; c16_6 += v.x * b4_6; c16_6 += v.y * b5_6; c16_6 += v.z * b6_6; c16_6 += v.w * b7_6;
+            c16_7 += u.x * b0_7; c16_7 += u.y * b1_7; c16_7 += u.z * b2_7; c16_7 += u.w * b3_7; c16_7 += v.x * b4_7; c16_7 += v.y * b5_7; c16_7 += v.z * b6_7; c16_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a17, 0u); let s1 = subgroupBroadcast(a17, 1u); let s2 = subgroupBroadcast(a17, 2u); let s3 = subgroupBroadcast(a17, 3u); let s4 = subgroupBroadcast(a17, 4u); let s5 = subgroupBroadcast(a17, 5u); let s6 = subgroupBroadcast(a17, 6u); let s7 = subgroupBroadcast(a17, 7u);
-            c17_0 += s0 * b0_0; c17_0 += s1 * b1_0; c17_0 += s2 * b2_0; c17_0 += s3 * b3_0; c17_0 += s4 * b4_0; c17_0 += s5 * b5_0; c17_0 += s6 * b6_0; c17_0 += s7 * b7_0;
-            c17_1 += s0 * b0_1; c17_1 += s1 * b1_1; c17_1 += s2 * b2_1; c17_1 += s3 * b3_1; c17_1 += s4 * b4_1; c17_1 += s5 * b5_1; c17_1 += s6 * b6_1; c17_1 += s7 * b7_1;
-            c17_2 += s0 * b0_2; c17_2 += s1 * b1_2; c17_2 += s2 * b2_2; c17_2 += s3 * b3_2; c17_2 += s4 * b4_2; c17_2 += s5 * b5_2; c17_2 += s6 * b6_2; c17_2 += s7 * b7_2;
-            c17_3 += s0 * b0_3; c17_3 += s1 * b1_3; c17_3 += s2 * b2_3; c17_3 += s3 * b3_3; c17_3 += s4 * b4_3; c17_3 += s5 * b5_3; c17_3 += s6 * b6_3; c17_3 += s7 * b7_3;
-            c17_4 += s0 * b0_4; c17_4 += s1 * b1_4; c17_4 += s2 * b2_4; c17_4 += s3 * b3_4; c17_4 += s4 * b4_4; c17_4 += s5 * b5_4; c17_4 += s6 * b6_4; c17_4 += s7 * b7_4;
-            c17_5 += s0 * b0_5; c17_5 += s1 * b1_5; c17_5 += s2 * b2_5; c17_5 += s3 * b3_5; c17_5 += s4 * b4_5; c17_5 += s5 * b5_5; c17_5 += s6 * b6_5; c17_5 += s7 * b7_5;
-            c17_6 += s0 * b0_6; c17_6 += s1 * b1_6; c17_6 += s2 * b2_6; c17_6 += s3 * b3_6; c17_6 += s4 * b4_6; c17_6 += s5 * b5_6; c17_6 += s6 * b6_6; c17_6 += s7 * b7_6;
-            c17_7 += s0 * b0_7; c17_7 += s1 * b1_7; c17_7 += s2 * b2_7; c17_7 += s3 * b3_7; c17_7 += s4 * b4_7; c17_7 += s5 * b5_7; c17_7 += s6 * b6_7; c17_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 2u); let v = subgroupBroadcast(t4, 3u);
+            c17_0 += u.x * b0_0; c17_0 += u.y * b1_0; c17_0 += u.z * b2_0; c17_0 += u.w * b3_0; c17_0 += v.x * b4_0; c17_0 += v.y * b5_0; c17_0 += v.z * b6_0; c17_0 += v.w * b7_0;
+            c17_1 += u.x * b0_1; c17_1 += u.y * b1_1; c17_1 += u.z * b2_1; c17_1 += u.w * b3_1; c17_1 += v.x * b4_1; c17_1 += v.y * b5_1; c17_1 += v.z * b6_1; c17_1 += v.w * b7_1;
+            c17_2 += u.x * b0_2; c17_2 += u.y * b1_2; c17_2 += u.z * b2_2; c17_2 += u.w * b3_2; c17_2 += v.x * b4_2; c17_2 += v.y * b5_2; c17_2 += v.z * b6_2; c17_2 += v.w * b7_2;
+            c17_3 += u.x * b0_3; c17_3 += u.y * b1_3; c17_3 += u.z * b2_3; c17_3 += u.w * b3_3; c17_3 += v.x * b4_3; c17_3 += v.y * b5_3; c17_3 += v.z * b6_3; c17_3 += v.w * b7_3;
+            c17_4 += u.x * b0_4; c17_4 += u.y * b1_4; c17_4 += u.z * b2_4; c17_4 += u.w * b3_4; c17_4 += v.x * b4_4; c17_4 += v.y * b5_4; c17_4 += v.z * b6_4; c17_4 += v.w * b7_4;
+            c17_5 += u.x * b0_5; c17_5 += u.y * b1_5; c17_5 += u.z * b2_5; c17_5 += u.w * b3_5; c17_5 += v.x * b4_5; c17_5 += v.y * b5_5; c17_5 += v.z * b6_5; c17_5 += v.w * b7_5;
+            c17_6 += u.x * b0_6; c17_6 += u.y * b1_6; c17_6 += u.z * b2_6; c17_6 += u.w * b3_6; c17_6 += v.x * b4_6; c17_6 += v.y * b5_6; c17_6 += v.z * b6_6; c17_6 += v.w * b7_6;
+            c17_7 += u.x * b0_7; c17_7 += u.y * b1_7; c17_7 += u.z * b2_7; c17_7 += u.w * b3_7; c17_7 += v.x * b4_7; c17_7 += v.y * b5_7; c17_7 += v.z * b6_7; c17_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a18, 0u); let s1 = subgroupBroadcast(a18, 1u); let s2 = subgroupBroadcast(a18, 2u); let s3 = subgroupBroadcast(a18, 3u); let s4 = subgroupBroadcast(a18, 4u); let s5 = subgroupBroadcast(a18, 5u); let s6 = subgroupBroadcast(a18, 6u); let s7 = subgroupBroadcast(a18, 7u);
-            c18_0 += s0 * b0_0; c18_0 += s1 * b1_0; c18_0 += s2 * b2_0; c18_0 += s3 * b3_0; c18_0 += s4 * b4_0; c18_0 += s5 * b5_0; c18_0 += s6 * b6_0; c18_0 += s7 * b7_0;
-            c18_1 += s0 * b0_1; c18_1 += s1 * b1_1; c18_1 += s2 * b2_1; c18_1 += s3 * b3_1; c18_1 += s4 * b4_1; c18_1 += s5 * b5_1; c18_1 += s6 * b6_1; c18_1 += s7 * b7_1;
-            c18_2 += s0 * b0_2; c18_2 += s1 * b1_2; c18_2 += s2 * b2_2; c18_2 += s3 * b3_2; c18_2 += s4 * b4_2; c18_2 += s5 * b5_2; c18_2 += s6 * b6_2; c18_2 += s7 * b7_2;
-            c18_3 += s0 * b0_3; c18_3 += s1 * b1_3; c18_3 += s2 * b2_3; c18_3 += s3 * b3_3; c18_3 += s4 * b4_3; c18_3 += s5 * b5_3; c18_3 += s6 * b6_3; c18_3 += s7 * b7_3;
-            c18_4 += s0 * b0_4; c18_4 += s1 * b1_4; c18_4 += s2 * b2_4; c18_4 += s3 * b3_4; c18_4 += s4 * b4_4; c18_4 += s5 * b5_4; c18_4 += s6 * b6_4; c18_4 += s7 * b7_4;
-            c18_5 += s0 * b0_5; c18_5 += s1 * b1_5; c18_5 += s2 * b2_5; c18_5 += s3 * b3_5; c18_5 += s4 * b4_5; c18_5 += s5 * b5_5; c18_5 += s6 * b6_5; c18_5 += s7 * b7_5;
-            c18_6 += s0 * b0_6; c18_6 += s1 * b1_6; c18_6 += s2 * b2_6; c18_6 += s3 * b3_6; c18_6 += s4 * b4_6; c18_6 += s5 * b5_6; c18_6 += s6 * b6_6; c18_6 += s7 * b7_6;
-            c18_7 += s0 * b0_7; c18_7 += s1 * b1_7; c18_7 += s2 * b2_7; c18_7 += s3 * b3_7; c18_7 += s4 * b4_7; c18_7 += s5 * b5_7; c18_7 += s6 * b6_7; c18_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 4u); let v = subgroupBroadcast(t4, 5u);
+            c18_0 += u.x * b0_0; c18_0 += u.y * b1_0; c18_0 += u.z * b2_0; c18_0 += u.w * b3_0; c18_0 += v.x * b4_0; c18_0 += v.y * b5_0; c18_0 += v.z * b6_0; c18_0 += v.w * b7_0;
+            c18_1 += u.x * b0_1; c18_1 += u.y * b1_1; c18_1 += u.z * b2_1; c18_1 += u.w * b3_1; c18_1 += v.x * b4_1; c18_1 += v.y * b5_1; c18_1 += v.z * b6_1; c18_1 += v.w * b7_1;
+            c18_2 += u.x * b0_2; c18_2 += u.y * b1_2; c18_2 += u.z * b2_2; c18_2 += u.w * b3_2; c18_2 += v.x * b4_2; c18_2 += v.y * b5_2; c18_2 += v.z * b6_2; c18_2 += v.w * b7_2;
+            c18_3 += u.x * b0_3; c18_3 += u.y * b1_3; c18_3 += u.z * b2_3; c18_3 += u.w * b3_3; c18_3 += v.x * b4_3; c18_3 += v.y * b5_3; c18_3 += v.z * b6_3; c18_3 += v.w * b7_3;
+            c18_4 += u.x * b0_4; c18_4 += u.y * b1_4; c18_4 += u.z * b2_4; c18_4 += u.w * b3_4; c18_4 += v.x * b4_4; c18_4 += v.y * b5_4; c18_4 += v.z * b6_4; c18_4 += v.w * b7_4;
+            c18_5 += u.x * b0_5; c18_5 += u.y * b1_5; c18_5 += u.z * b2_5; c18_5 += u.w * b3_5; c18_5 += v.x * b4_5; c18_5 += v.y * b5_5; c18_5 += v.z * b6_5; c18_5 += v.w * b7_5;
+            c18_6 += u.x * b0_6; c18_6 += u.y * b1_6; c18_6 += u.z * b2_6; c18_6 += u.w * b3_6; c18_6 += v.x * b4_6; c18_6 += v.y * b5_6; c18_6 += v.z * b6_6; c18_6 += v.w * b7_6;
+            c18_7 += u.x * b0_7; c18_7 += u.y * b1_7; c18_7 += u.z * b2_7; c18_7 += u.w * b3_7; c18_7 += v.x * b4_7; c18_7 += v.y * b5_7; c18_7 += v.z * b6_7; c18_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a19, 0u); let s1 = subgroupBroadcast(a19, 1u); let s2 = subgroupBroadcast(a19, 2u); let s3 = subgroupBroadcast(a19, 3u); let s4 = subgroupBroadcast(a19, 4u); let s5 = subgroupBroadcast(a19, 5u); let s6 = subgroupBroadcast(a19, 6u); let s7 = subgroupBroadcast(a19, 7u);
-            c19_0 += s0 * b0_0; c19_0 += s1 * b1_0; c19_0 += s2 * b2_0; c19_0 += s3 * b3_0; c19_0 += s4 * b4_0; c19_0 += s5 * b5_0; c19_0 += s6 * b6_0; c19_0 += s7 * b7_0;
-            c19_1 += s0 * b0_1; c19_1 += s1 * b1_1; c19_1 += s2 * b2_1; c19_1 += s3 * b3_1; c19_1 += s4 * b4_1; c19_1 += s5 * b5_1; c19_1 += s6 * b6_1; c19_1 += s7 * b7_1;
-            c19_2 += s0 * b0_2; c19_2 += s1 * b1_2; c19_2 += s2 * b2_2; c19_2 += s3 * b3_2; c19_2 += s4 * b4_2; c19_2 += s5 * b5_2; c19_2 += s6 * b6_2; c19_2 += s7 * b7_2;
-            c19_3 += s0 * b0_3; c19_3 += s1 * b1_3; c19_3 += s2 * b2_3; c19_3 += s3 * b3_3; c19_3 += s4 * b4_3; c19_3 += s5 * b5_3; c19_3 += s6 * b6_3; c19_3 += s7 * b7_3;
-            c19_4 += s0 * b0_4; c19_4 += s1 * b1_4; c19_4 += s2 * b2_4; c19_4 += s3 * b3_4; c19_4 += s4 * b4_4; c19_4 += s5 * b5_4; c19_4 += s6 * b6_4; c19_4 += s7 * b7_4;
-            c19_5 += s0 * b0_5; c19_5 += s1 * b1_5; c19_5 += s2 * b2_5; c19_5 += s3 * b3_5; c19_5 += s4 * b4_5; c19_5 += s5 * b5_5; c19_5 += s6 * b6_5; c19_5 += s7 * b7_5;
-            c19_6 += s0 * b0_6; c19_6 += s1 * b1_6; c19_6 += s2 * b2_6; c19_6 += s3 * b3_6; c19_6 += s4 * b4_6; c19_6 += s5 * b5_6; c19_6 += s6 * b6_6; c19_6 += s7 * b7_6;
-            c19_7 += s0 * b0_7; c19_7 += s1 * b1_7; c19_7 += s2 * b2_7; c19_7 += s3 * b3_7; c19_7 += s4 * b4_7; c19_7 += s5 * b5_7; c19_7 += s6 * b6_7; c19_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t4, 6u); let v = subgroupBroadcast(t4, 7u);
+            c19_0 += u.x * b0_0; c19_0 += u.y * b1_0; c19_0 += u.z * b2_0; c19_0 += u.w * b3_0; c19_0 += v.x * b4_0; c19_0 += v.y * b5_0; c19_0 += v.z * b6_0; c19_0 += v.w * b7_0;
+            c19_1 += u.x * b0_1; c19_1 += u.y * b1_1; c19_1 += u.z * b2_1; c19_1 += u.w * b3_1; c19_1 += v.x * b4_1; c19_1 += v.y * b5_1; c19_1 += v.z * b6_1; c19_1 += v.w * b7_1;
+            c19_2 += u.x * b0_2; c19_2 += u.y * b1_2; c19_2 += u.z * b2_2; c19_2 += u.w * b3_2; c19_2 += v.x * b4_2; c19_2 += v.y * b5_2; c19_2 += v.z * b6_2; c19_2 += v.w * b7_2;
+            c19_3 += u.x * b0_3; c19_3 += u.y * b1_3; c19_3 += u.z * b2_3; c19_3 += u.w * b3_3; c19_3 += v.x * b4_3; c19_3 += v.y * b5_3; c19_3 += v.z * b6_3; c19_3 += v.w * b7_3;
+            c19_4 += u.x * b0_4; c19_4 += u.y * b1_4; c19_4 += u.z * b2_4; c19_4 += u.w * b3_4; c19_4 += v.x * b4_4; c19_4 += v.y * b5_4; c19_4 += v.z * b6_4; c19_4 += v.w * b7_4;
+            c19_5 += u.x * b0_5; c19_5 += u.y * b1_5; c19_5 += u.z * b2_5; c19_5 += u.w * b3_5; c19_5 += v.x * b4_5; c19_5 += v.y * b5_5; c19_5 += v.z * b6_5; c19_5 += v.w * b7_5;
+            c19_6 += u.x * b0_6; c19_6 += u.y * b1_6; c19_6 += u.z * b2_6; c19_6 += u.w * b3_6; c19_6 += v.x * b4_6; c19_6 += v.y * b5_6; c19_6 += v.z * b6_6; c19_6 += v.w * b7_6;
+            c19_7 += u.x * b0_7; c19_7 += u.y * b1_7; c19_7 += u.z * b2_7; c19_7 += u.w * b3_7; c19_7 += v.x * b4_7; c19_7 += v.y * b5_7; c19_7 += v.z * b6_7; c19_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a20, 0u); let s1 = subgroupBroadcast(a20, 1u); let s2 = subgroupBroadcast(a20, 2u); let s3 = subgroupBroadcast(a20, 3u); let s4 = subgroupBroadcast(a20, 4u); let s5 = subgroupBroadcast(a20, 5u); let s6 = subgroupBroadcast(a20, 6u); let s7 = subgroupBroadcast(a20, 7u);
-            c20_0 += s0 * b0_0; c20_0 += s1 * b1_0; c20_0 += s2 * b2_0; c20_0 += s3 * b3_0; c20_0 += s4 * b4_0; c20_0 += s5 * b5_0; c20_0 += s6 * b6_0; c20_0 += s7 * b7_0;
-            c20_1 += s0 * b0_1; c20_1 += s1 * b1_1; c20_1 += s2 * b2_1; c20_1 += s3 * b3_1; c20_1 += s4 * b4_1; c20_1 += s5 * b5_1; c20_1 += s6 * b6_1; c20_1 += s7 * b7_1;
-            c20_2 += s0 * b0_2; c20_2 += s1 * b1_2; c20_2 += s2 * b2_2; c20_2 += s3 * b3_2; c20_2 += s4 * b4_2; c20_2 += s5 * b5_2; c20_2 += s6 * b6_2; c20_2 += s7 * b7_2;
-            c20_3 += s0 * b0_3; c20_3 += s1 * b1_3; c20_3 += s2 * b2_3; c20_3 += s3 * b3_3; c20_3 += s4 * b4_3; c20_3 += s5 * b5_3; c20_3 += s6 * b6_3; c20_3 += s7 * b7_3;
-            c20_4 += s0 * b0_4; c20_4 += s1 * b1_4; c20_4 += s2 * b2_4; c20_4 += s3 * b3_4; c20_4 += s4 * b4_4; c20_4 += s5 * b5_4; c20_4 += s6 * b6_4; c20_4 += s7 * b7_4;
-            c20_5 += s0 * b0_5; c20_5 += s1 * b1_5; c20_5 += s2 * b2_5; c20_5 += s3 * b3_5; c20_5 += s4 * b4_5; c20_5 += s5 * b5_5; c20_5 += s6 * b6_5; c20_5 += s7 * b7_5;
-            c20_6 += s0 * b0_6; c20_6 += s1 * b1_6; c20_6 += s2 * b2_6; c20_6 += s3 * b3_6; c20_6 += s4 * b4_6; c20_6 += s5 * b5_6; c20_6 += s6 * b6_6; c20_6 += s7 * b7_6;
-            c20_7 += s0 * b0_7; c20_7 += s1 * b1_7; c20_7 += s2 * b2_7; c20_7 += s3 * b3_7; c20_7 += s4 * b4_7; c20_7 += s5 * b5_7; c20_7 += s6 * b6_7; c20_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 0u); let v = subgroupBroadcast(t5, 1u);
+            c20_0 += u.x * b0_0; c20_0 += u.y * b1_0; c20_0 += u.z * b2_0; c20_0 += u.w * b3_0; c20_0 += v.x * b4_0; c20_0 += v.y * b5_0; c20_0 += v.z * b6_0; c20_0 += v.w * b7_0;
+            c20_1 += u.x * b0_1; c20_1 += u.y * b1_1; c20_1 += u.z * b2_1; c20_1 += u.w * b3_1; c20_1 += v.x * b4_1; c20_1 += v.y * b5_1; c20_1 += v.z * b6_1; c20_1 += v.w * b7_1;
+            c20_2 += u.x * b0_2; c20_2 += u.y * b1_2; c20_2 += u.z * b2_2; c20_2 += u.w * b3_2; c20_2 += v.x * b4_2; c20_2 += v.y * b5_2; c20_2 += v.z * b6_2; c20_2 += v.w * b7_2;
+            c20_3 += u.x * b0_3; c20_3 += u.y * b1_3; c20_3 += u.z * b2_3; c20_3 += u.w * b3_3; c20_3 += v.x * b4_3; c20_3 += v.y * b5_3; c20_3 += v.z * b6_3; c20_3 += v.w * b7_3;
+            c20_4 += u.x * b0_4; c20_4 += u.y * b1_4; c20_4 += u.z * b2_4; c20_4 += u.w * b3_4; c20_4 += v.x * b4_4; c20_4 += v.y * b5_4; c20_4 += v.z * b6_4; c20_4 += v.w * b7_4;
+            c20_5 += u.x * b0_5; c20_5 += u.y * b1_5; c20_5 += u.z * b2_5; c20_5 += u.w * b3_5; c20_5 += v.x * b4_5; c20_5 += v.y * b5_5; c20_5 += v.z * b6_5; c20_5 += v.w * b7_5;
+            c20_6 += u.x * b0_6; c20_6 += u.y * b1_6; c20_6 += u.z * b2_6; c20_6 += u.w * b3_6; c20_6 += v.x * b4_6; c20_6 += v.y * b5_6; c20_6 += v.z * b6_6; c20_6 += v.w * b7_6;
+            c20_7 += u.x * b0_7; c20_7 += u.y * b1_7; c20_7 += u.z * b2_7; c20_7 += u.w * b3_7; c20_7 += v.x * b4_7; c20_7 += v.y * b5_7; c20_7 += v.z * b6_7; c20_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a21, 0u); let s1 = subgroupBroadcast(a21, 1u); let s2 = subgroupBroadcast(a21, 2u); let s3 = subgroupBroadcast(a21, 3u); let s4 = subgroupBroadcast(a21, 4u); let s5 = subgroupBroadcast(a21, 5u); let s6 = subgroupBroadcast(a21, 6u); let s7 = subgroupBroadcast(a21, 7u);
-            c21_0 += s0 * b0_0; c21_0 += s1 * b1_0; c21_0 += s2 * b2_0; c21_0 += s3 * b3_0; c21_0 += s4 * b4_0; c21_0 += s5 * b5_0; c21_0 += s6 * b6_0; c21_0 += s7 * b7_0;
-            c21_1 += s0 * b0_1; c21_1 += s1 * b1_1; c21_1 += s2 * b2_1; c21_1 += s3 * b3_1; c21_1 += s4 * b4_1; c21_1 += s5 * b5_1; c21_1 += s6 * b6_1; c21_1 += s7 * b7_1;
-            c21_2 += s0 * b0_2; c21_2 += s1 * b1_2; c21_2 += s2 * b2_2; c21_2 += s3 * b3_2; c21_2 += s4 * b4_2; c21_2 += s5 * b5_2; c21_2 += s6 * b6_2; c21_2 += s7 * b7_2;
-            c21_3 += s0 * b0_3; c21_3 += s1 * b1_3; c21_3 += s2 * b2_3; c21_3 += s3 * b3_3; c21_3 += s4 * b4_3; c21_3 += s5 * b5_3; c21_3 += s6 * b6_3; c21_3 += s7 * b7_3;
-            c21_4 += s0 * b0_4; c21_4 += s1 * b1_4; c21_4 += s2 * b2_4; c21_4 += s3 * b3_4; c21_4 += s4 * b4_4; c21_4 += s5 * b5_4; c21_4 += s6 * b6_4; c21_4 += s7 * b7_4;
-            c21_5 += s0 * b0_5; c21_5 += s1 * b1_5; c21_5 += s2 * b2_5; c21_5 += s3 * b3_5; c21_5 += s4 * b4_5; c21_5 += s5 * b5_5; c21_5 += s6 * b6_5; c21_5 += s7 * b7_5;
-            c21_6 += s0 * b0_6; c21_6 += s1 * b1_6; c21_6 += s2 * b2_6; c21_6 += s3 * b3_6; c21_6 += s4 * b4_6; c21_6 += s5 * b5_6; c21_6 += s6 * b6_6; c21_6 += s7 * b7_6;
-            c21_7 += s0 * b0_7; c21_7 += s1 * b1_7; c21_7 += s2 * b2_7; c21_7 += s3 * b3_7; c21_7 += s4 * b4_7; c21_7 += s5 * b5_7; c21_7 += s6 * b6_7; c21_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 2u); let v = subgroupBroadcast(t5, 3u);
+            c21_0 += u.x * b0_0; c21_0 += u.y * b1_0; c21_0 += u.z * b2_0; c21_0 += u.w * b3_0; c21_0 += v.x * b4_0; c21_0 += v.y * b5_0; c21_0 += v.z * b6_0; c21_0 += v.w * b7_0;
+            c21_1 += u.x * b0_1; c21_1 += u.y * b1_1; c21_1 += u.z * b2_1; c21_1 += u.w * b3_1; c21_1 += v.x * b4_1; c21_1 += v.y * b5_1; c21_1 += v.z * b6_1; c21_1 += v.w * b7_1;
+            c21_2 += u.x * b0_2; c21_2 += u.y * b1_2; c21_2 += u.z * b2_2; c21_2 += u.w * b3_2; c21_2 += v.x * b4_2; c21_2 += v.y * b5_2; c21_2 += v.z * b6_2; c21_2 += v.w * b7_2;
+            c21_3 += u.x * b0_3; c21_3 += u.y * b1_3; c21_3 += u.z * b2_3; c21_3 += u.w * b3_3; c21_3 += v.x * b4_3; c21_3 += v.y * b5_3; c21_3 += v.z * b6_3; c21_3 += v.w * b7_3;
+            c21_4 += u.x * b0_4; c21_4 += u.y * b1_4; c21_4 += u.z * b2_4; c21_4 += u.w * b3_4; c21_4 += v.x * b4_4; c21_4 += v.y * b5_4; c21_4 += v.z * b6_4; c21_4 += v.w * b7_4;
+            c21_5 += u.x * b0_5; c21_5 += u.y * b1_5; c21_5 += u.z * b2_5; c21_5 += u.w * b3_5; c21_5 += v.x * b4_5; c21_5 += v.y * b5_5; c21_5 += v.z * b6_5; c21_5 += v.w * b7_5;
+            c21_6 += u.x * b0_6; c21_6 += u.y * b1_6; c21_6 += u.z * b2_6; c21_6 += u.w * b3_6; c21_6 += v.x * b4_6; c21_6 += v.y * b5_6; c21_6 += v.z * b6_6; c21_6 += v.w * b7_6;
+            c21_7 += u.x * b0_7; c21_7 += u.y * b1_7; c21_7 += u.z * b2_7; c21_7 += u.w * b3_7; c21_7 += v.x * b4_7; c21_7 += v.y * b5_7; c21_7 += v.z * b6_7; c21_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a22, 0u); let s1 = subgroupBroadcast(a22, 1u); let s2 = subgroupBroadcast(a22, 2u); let s3 = subgroupBroadcast(a22, 3u); let s4 = subgroupBroadcast(a22, 4u); let s5 = subgroupBroadcast(a22, 5u); let s6 = subgroupBroadcast(a22, 6u); let s7 = subgroupBroadcast(a22, 7u);
-            c22_0 += s0 * b0_0; c22_0 += s1 * b1_0; c22_0 += s2 * b2_0; c22_0 += s3 * b3_0; c22_0 += s4 * b4_0; c22_0 += s5 * b5_0; c22_0 += s6 * b6_0; c22_0 += s7 * b7_0;
-            c22_1 += s0 * b0_1; c22_1 += s1 * b1_1; c22_1 += s2 * b2_1; c22_1 += s3 * b3_1; c22_1 += s4 * b4_1; c22_1 += s5 * b5_1; c22_1 += s6 * b6_1; c22_1 += s7 * b7_1;
-            c22_2 += s0 * b0_2; c22_2 += s1 * b1_2; c22_2 += s2 * b2_2; c22_2 += s3 * b3_2; c22_2 += s4 * b4_2; c22_2 += s5 * b5_2; c22_2 += s6 * b6_2; c22_2 += s7 * b7_2;
-            c22_3 += s0 * b0_3; c22_3 += s1 * b1_3; c22_3 += s2 * b2_3; c22_3 += s3 * b3_3; c22_3 += s4 * b4_3; c22_3 += s5 * b5_3; c22_3 += s6 * b6_3; c22_3 += s7 * b7_3;
-            c22_4 += s0 * b0_4; c22_4 += s1 * b1_4; c22_4 += s2 * b2_4; c22_4 += s3 * b3_4; c22_4 += s4 * b4_4; c22_4 += s5 * b5_4; c22_4 += s6 * b6_4; c22_4 += s7 * b7_4;
-            c22_5 += s0 * b0_5; c22_5 += s1 * b1_5; c22_5 += s2 * b2_5; c22_5 += s3 * b3_5; c22_5 += s4 * b4_5; c22_5 += s5 * b5_5; c22_5 += s6 * b6_5; c22_5 += s7 * b7_5;
-            c22_6 += s0 * b0_6; c22_6 += s1 * b1_6; c22_6 += s2 * b2_6; c22_6 += s3 * b3_6; c22_6 += s4 * b4_6; c22_6 += s5 * b5_6; c22_6 += s6 * b6_6; c22_6 += s7 * b7_6;
-            c22_7 += s0 * b0_7; c22_7 += s1 * b1_7; c22_7 += s2 * b2_7; c22_7 += s3 * b3_7; c22_7 += s4 * b4_7; c22_7 += s5 * b5_7; c22_7 += s6 * b6_7; c22_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 4u); let v = subgroupBroadcast(t5, 5u);
+            c22_0 += u.x * b0_0; c22_0 += u.y * b1_0; c22_0 += u.z * b2_0; c22_0 += u.w * b3_0; c22_0 += v.x * b4_0; c22_0 += v.y * b5_0; c22_0 += v.z * b6_0; c22_0 += v.w * b7_0;
+            c22_1 += u.x * b0_1; c22_1 += u.y * b1_1; c22_1 += u.z * b2_1; c22_1 += u.w * b3_1; c22_1 += v.x * b4_1; c22_1 += v.y * b5_1; c22_1 += v.z * b6_1; c22_1 += v.w * b7_1;
+            c22_2 += u.x * b0_2; c22_2 += u.y * b1_2; c22_2 += u.z * b2_2; c22_2 += u.w * b3_2; c22_2 += v.x * b4_2; c22_2 += v.y * b5_2; c22_2 += v.z * b6_2; c22_2 += v.w * b7_2;
+            c22_3 += u.x * b0_3; c22_3 += u.y * b1_3; c22_3 += u.z * b2_3; c22_3 += u.w * b3_3; c22_3 += v.x * b4_3; c22_3 += v.y * b5_3; c22_3 += v.z * b6_3; c22_3 += v.w * b7_3;
+            c22_4 += u.x * b0_4; c22_4 += u.y * b1_4; c22_4 += u.z * b2_4; c22_4 += u.w * b3_4; c22_4 += v.x * b4_4; c22_4 += v.y * b5_4; c22_4 += v.z * b6_4; c22_4 += v.w * b7_4;
+            c22_5 += u.x * b0_5; c22_5 += u.y * b1_5; c22_5 += u.z * b2_5; c22_5 += u.w * b3_5; c22_5 += v.x * b4_5; c22_5 += v.y * b5_5; c22_5 += v.z * b6_5; c22_5 += v.w * b7_5;
+            c22_6 += u.x * b0_6; c22_6 += u.y * b1_6; c22_6 += u.z * b2_6; c22_6 += u.w * b3_6; c22_6 += v.x * b4_6; c22_6 += v.y * b5_6; c22_6 += v.z * b6_6; c22_6 += v.w * b7_6;
+            c22_7 += u.x * b0_7; c22_7 += u.y * b1_7; c22_7 += u.z * b2_7; c22_7 += u.w * b3_7; c22_7 += v.x * b4_7; c22_7 += v.y * b5_7; c22_7 += v.z * b6_7; c22_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a23, 0u); let s1 = subgroupBroadcast(a23, 1u); let s2 = subgroupBroadcast(a23, 2u); let s3 = subgroupBroadcast(a23, 3u); let s4 = subgroupBroadcast(a23, 4u); let s5 = subgroupBroadcast(a23, 5u); let s6 = subgroupBroadcast(a23, 6u); let s7 = subgroupBroadcast(a23, 7u);
-            c23_0 += s0 * b0_0; c23_0 += s1 * b1_0; c23_0 += s2 * b2_0; c23_0 += s3 * b3_0; c23_0 += s4 * b4_0; c23_0 += s5 * b5_0; c23_0 += s6 * b6_0; c23_0 += s7 * b7_0;
-            c23_1 += s0 * b0_1; c23_1 += s1 * b1_1; c23_1 += s2 * b2_1; c23_1 += s3 * b3_1; c23_1 += s4 * b4_1; c23_1 += s5 * b5_1; c23_1 += s6 * b6_1; c23_1 += s7 * b7_1;
-            c23_2 += s0 * b0_2; c23_2 += s1 * b1_2; c23_2 += s2 * b2_2; c23_2 += s3 * b3_2; c23_2 += s4 * b4_2; c23_2 += s5 * b5_2; c23_2 += s6 * b6_2; c23_2 += s7 * b7_2;
-            c23_3 += s0 * b0_3; c23_3 += s1 * b1_3; c23_3 += s2 * b2_3; c23_3 += s3 * b3_3; c23_3 += s4 * b4_3; c23_3 += s5 * b5_3; c23_3 += s6 * b6_3; c23_3 += s7 * b7_3;
-            c23_4 += s0 * b0_4; c23_4 += s1 * b1_4; c23_4 += s2 * b2_4; c23_4 += s3 * b3_4; c23_4 += s4 * b4_4; c23_4 += s5 * b5_4; c23_4 += s6 * b6_4; c23_4 += s7 * b7_4;
-            c23_5 += s0 * b0_5; c23_5 += s1 * b1_5; c23_5 += s2 * b2_5; c23_5 += s3 * b3_5; c23_5 += s4 * b4_5; c23_5 += s5 * b5_5; c23_5 += s6 * b6_5; c23_5 += s7 * b7_5;
-            c23_6 += s0 * b0_6; c23_6 += s1 * b1_6; c23_6 += s2 * b2_6; c23_6 += s3 * b3_6; c23_6 += s4 * b4_6; c23_6 += s5 * b5_6; c23_6 += s6 * b6_6; c23_6 += s7 * b7_6;
-            c23_7 += s0 * b0_7; c23_7 += s1 * b1_7; c23_7 += s2 * b2_7; c23_7 += s3 * b3_7; c23_7 += s4 * b4_7; c23_7 += s5 * b5_7; c23_7 += s6 * b6_7; c23_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t5, 6u); let v = subgroupBroadcast(t5, 7u);
+            c23_0 += u.x * b0_0; c23_0 += u.y * b1_0; c23_0 += u.z * b2_0; c23_0 += u.w * b3_0; c23_0 += v.x * b4_0; c23_0 += v.y * b5_0; c23_0 += v.z * b6_0; c23_0 += v.w * b7_0;
+            c23_1 += u.x * b0_1; c23_1 += u.y * b1_1; c23_1 += u.z * b2_1; c23_1 += u.w * b3_1; c23_1 += v.x * b4_1; c23_1 += v.y * b5_1; c23_1 += v.z * b6_1; c23_1 += v.w * b7_1;
+            c23_2 += u.x * b0_2; c23_2 += u.y * b1_2; c23_2 += u.z * b2_2; c23_2 += u.w * b3_2; c23_2 += v.x * b4_2; c23_2 += v.y * b5_2; c23_2 += v.z * b6_2; c23_2 += v.w * b7_2;
+            c23_3 += u.x * b0_3; c23_3 += u.y * b1_3; c23_3 += u.z * b2_3; c23_3 += u.w * b3_3; c23_3 += v.x * b4_3; c23_3 += v.y * b5_3; c23_3 += v.z * b6_3; c23_3 += v.w * b7_3;
+            c23_4 += u.x * b0_4; c23_4 += u.y * b1_4; c23_4 += u.z * b2_4; c23_4 += u.w * b3_4; c23_4 += v.x * b4_4; c23_4 += v.y * b5_4; c23_4 += v.z * b6_4; c23_4 += v.w * b7_4;
+            c23_5 += u.x * b0_5; c23_5 += u.y * b1_5; c23_5 += u.z * b2_5; c23_5 += u.w * b3_5; c23_5 += v.x * b4_5; c23_5 += v.y * b5_5; c23_5 += v.z * b6_5; c23_5 += v.w * b7_5;
+            c23_6 += u.x * b0_6; c23_6 += u.y * b1_6; c23_6 += u.z * b2_6; c23_6 += u.w * b3_6; c23_6 += v.x * b4_6; c23_6 += v.y * b5_6; c23_6 += v.z * b6_6; c23_6 += v.w * b7_6;
+            c23_7 += u.x * b0_7; c23_7 += u.y * b1_7; c23_7 += u.z * b2_7; c23_7 += u.w * b3_7; c23_7 += v.x * b4_7; c23_7 += v.y * b5_7; c23_7 += v.z * b6_7; c23_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a24, 0u); let s1 = subgroupBroadcast(a24, 1u); let s2 = subgroupBroadcast(a24, 2u); let s3 = subgroupBroadcast(a24, 3u); let s4 = subgroupBroadcast(a24, 4u); let s5 = subgroupBroadcast(a24, 5u); let s6 = subgroupBroadcast(a24, 6u); let s7 = subgroupBroadcast(a24, 7u);
-            c24_0 += s0 * b0_0; c24_0 += s1 * b1_0; c24_0 += s2 * b2_0; c24_0 += s3 * b3_0; c24_0 += s4 * b4_0; c24_0 += s5 * b5_0; c24_0 += s6 * b6_0; c24_0 += s7 * b7_0;
-            c24_1 += s0 * b0_1; c24_1 += s1 * b1_1; c24_1 += s2 * b2_1; c24_1 += s3 * b3_1; c24_1 += s4 * b4_1; c24_1 += s5 * b5_1; c24_1 += s6 * b6_1; c24_1 += s7 * b7_1;
-            c24_2 += s0 * b0_2; c24_2 += s1 * b1_2; c24_2 += s2 * b2_2; c24_2 += s3 * b3_2; c24_2 += s4 * b4_2; c24_2 += s5 * b5_2; c24_2 += s6 * b6_2; c24_2 += s7 * b7_2;
-            c24_3 += s0 * b0_3; c24_3 += s1 * b1_3; c24_3 += s2 * b2_3; c24_3 += s3 * b3_3; c24_3 += s4 * b4_3; c24_3 += s5 * b5_3; c24_3 += s6 * b6_3; c24_3 += s7 * b7_3;
-            c24_4 += s0 * b0_4; c24_4 += s1 * b1_4; c24_4 += s2 * b2_4; c24_4 += s3 * b3_4; c24_4 += s4 * b4_4; c24_4 += s5 * b5_4; c24_4 += s6 * b6_4; c24_4 += s7 * b7_4;
-            c24_5 += s0 * b0_5; c24_5 += s1 * b1_5; c24_5 += s2 * b2_5; c24_5 += s3 * b3_5; c24_5 += s4 * b4_5; c24_5 += s5 * b5_5; c24_5 += s6 * b6_5; c24_5 += s7 * b7_5;
-            c24_6 += s0 * b0_6; c24_6 += s1 * b1_6; c24_6 += s2 * b2_6; c24_6 += s3 * b3_6; c24_6 += s4 * b4_6; c24_6 += s5 * b5_6; c24_6 += s6 * b6_6; c24_6 += s7 * b7_6;
-            c24_7 += s0 * b0_7; c24_7 += s1 * b1_7; c24_7 += s2 * b2_7; c24_7 += s3 * b3_7; c24_7 += s4 * b4_7; c24_7 += s5 * b5_7; c24_7 += s6 * b6_7; c24_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 0u); let v = subgroupBroadcast(t6, 1u);
+            c24_0 += u.x * b0_0; c24_0 += u.y * b1_0; c24_0 += u.z * b2_0; c24_0 += u.w * b3_0; c24_0 += v.x * b4_0; c24_0 += v.y * b5_0; c24_0 += v.z * b6_0; c24_0 += v.w * b7_0;
+            c24_1 += u.x * b0_1; c24_1 += u.y * b1_1; c24_1 += u.z * b2_1; c24_1 += u.w * b3_1; c24_1 += v.x * b4_1; c24_1 += v.y * b5_1; c24_1 += v.z * b6_1; c24_1 += v.w * b7_1;
+            c24_2 += u.x * b0_2; c24_2 += u.y * b1_2; c24_2 += u.z * b2_2; c24_2 += u.w * b3_2; c24_2 += v.x * b4_2; c24_2 += v.y * b5_2; c24_2 += v.z * b6_2; c24_2 += v.w * b7_2;
+            c24_3 += u.x * b0_3; c24_3 += u.y * b1_3; c24_3 += u.z * b2_3; c24_3 += u.w * b3_3; c24_3 += v.x * b4_3; c24_3 += v.y * b5_3; c24_3 += v.z * b6_3; c24_3 += v.w * b7_3;
+            c24_4 += u.x * b0_4; c24_4 += u.y * b1_4; c24_4 += u.z * b2_4; c24_4 += u.w * b3_4; c24_4 += v.x * b4_4; c24_4 += v.y * b5_4; c24_4 += v.z * b6_4; c24_4 += v.w * b7_4;
+            c24_5 += u.x * b0_5; c24_5 += u.y * b1_5; c24_5 += u.z * b2_5; c24_5 += u.w * b3_5; c24_5 += v.x * b4_5; c24_5 += v.y * b5_5; c24_5 += v.z * b6_5; c24_5 += v.w * b7_5;
+            c24_6 += u.x * b0_6; c24_6 += u.y * b1_6; c24_6 += u.z * b2_6; c24_6 += u.w * b3_6; c24_6 += v.x * b4_6; c24_6 += v.y * b5_6; c24_6 += v.z * b6_6; c24_6 += v.w * b7_6;
+            c24_7 += u.x * b0_7; c24_7 += u.y * b1_7; c24_7 += u.z * b2_7; c24_7 += u.w * b3_7; c24_7 += v.x * b4_7; c24_7 += v.y * b5_7; c24_7 += v.z * b6_7; c24_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a25, 0u); let s1 = subgroupBroadcast(a25, 1u); let s2 = subgroupBroadcast(a25, 2u); let s3 = subgroupBroadcast(a25, 3u); let s4 = subgroupBroadcast(a25, 4u); let s5 = subgroupBroadcast(a25, 5u); let s6 = subgroupBroadcast(a25, 6u); let s7 = subgroupBroadcast(a25, 7u);
-            c25_0 += s0 * b0_0; c25_0 += s1 * b1_0; c25_0 += s2 * b2_0; c25_0 += s3 * b3_0; c25_0 += s4 * b4_0; c25_0 += s5 * b5_0; c25_0 += s6 * b6_0; c25_0 += s7 * b7_0;
-            c25_1 += s0 * b0_1; c25_1 += s1 * b1_1; c25_1 += s2 * b2_1; c25_1 += s3 * b3_1; c25_1 += s4 * b4_1; c25_1 += s5 * b5_1; c25_1 += s6 * b6_1; c25_1 += s7 * b7_1;
-            c25_2 += s0 * b0_2; c25_2 += s1 * b1_2; c25_2 += s2 * b2_2; c25_2 += s3 * b3_2; c25_2 += s4 * b4_2; c25_2 += s5 * b5_2; c25_2 += s6 * b6_2; c25_2 += s7 * b7_2;
-            c25_3 += s0 * b0_3; c25_3 += s1 * b1_3; c25_3 += s2 * b2_3; c25_3 += s3 * b3_3; c25_3 += s4 * b4_3; c25_3 += s5 * b5_3; c25_3 += s6 * b6_3; c25_3 += s7 * b7_3;
-            c25_4 += s0 * b0_4; c25_4 += s1 * b1_4; c25_4 += s2 * b2_4; c25_4 += s3 * b3_4; c25_4 += s4 * b4_4; c25_4 += s5 * b5_4; c25_4 += s6 * b6_4; c25_4 += s7 * b7_4;
-            c25_5 += s0 * b0_5; c25_5 += s1 * b1_5; c25_5 += s2 * b2_5; c25_5 += s3 * b3_5; c25_5 += s4 * b4_5; c25_5 += s5 * b5_5; c25_5 += s6 * b6_5; c25_5 += s7 * b7_5;
-            c25_6 += s0 * b0_6; c25_6 += s1 * b1_6; c25_6 += s2 * b2_6; c25_6 += s3 * b3_6; c25_6 += s4 * b4_6; c25_6 += s5 * b5_6; c25_6 += s6 * b6_6; c25_6 += s7 * b7_6;
-            c25_7 += s0 * b0_7; c25_7 += s1 * b1_7; c25_7 += s2 * b2_7; c25_7 += s3 * b3_7; c25_7 += s4 * b4_7; c25_7 += s5 * b5_7; c25_7 += s6 * b6_7; c25_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 2u); let v = subgroupBroadcast(t6, 3u);
+            c25_0 += u.x * b0_0; c25_0 += u.y * b1_0; c25_0 += u.z * b2_0; c25_0 += u.w * b3_0; c25_0 += v.x * b4_0; c25_0 += v.y * b5_0; c25_0 += v.z * b6_0; c25_0 += v.w * b7_0;
+            c25_1 += u.x * b0_1; c25_1 += u.y * b1_1; c25_1 += u.z * b2_1; c25_1 += u.w * b3_1; c25_1 += v.x * b4_1; c25_1 += v.y * b5_1; c25_1 += v.z * b6_1; c25_1 += v.w * b7_1;
+            c25_2 += u.x * b0_2; c25_2 += u.y * b1_2; c25_2 += u.z * b2_2; c25_2 += u.w * b3_2; c25_2 += v.x * b4_2; c25_2 += v.y * b5_2; c25_2 += v.z * b6_2; c25_2 += v.w * b7_2;
+            c25_3 += u.x * b0_3; c25_3 += u.y * b1_3; c25_3 += u.z * b2_3; c25_3 += u.w * b3_3; c25_3 += v.x * b4_3; c25_3 += v.y * b5_3; c25_3 += v.z * b6_3; c25_3 += v.w * b7_3;
+            c25_4 += u.x * b0_4; c25_4 += u.y * b1_4; c25_4 += u.z * b2_4; c25_4 += u.w * b3_4; c25_4 += v.x * b4_4; c25_4 += v.y * b5_4; c25_4 += v.z * b6_4; c25_4 += v.w * b7_4;
+            c25_5 += u.x * b0_5; c25_5 += u.y * b1_5; c25_5 += u.z * b2_5; c25_5 += u.w * b3_5; c25_5 += v.x * b4_5; c25_5 += v.y * b5_5; c25_5 += v.z * b6_5; c25_5 += v.w * b7_5;
+            c25_6 += u.x * b0_6; c25_6 += u.y * b1_6; c25_6 += u.z * b2_6; c25_6 += u.w * b3_6; c25_6 += v.x * b4_6; c25_6 += v.y * b5_6; c25_6 += v.z * b6_6; c25_6 += v.w * b7_6;
+            c25_7 += u.x * b0_7; c25_7 += u.y * b1_7; c25_7 += u.z * b2_7; c25_7 += u.w * b3_7; c25_7 += v.x * b4_7; c25_7 += v.y * b5_7; c25_7 += v.z * b6_7; c25_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a26, 0u); let s1 = subgroupBroadcast(a26, 1u); let s2 = subgroupBroadcast(a26, 2u); let s3 = subgroupBroadcast(a26, 3u); let s4 = subgroupBroadcast(a26, 4u); let s5 = subgroupBroadcast(a26, 5u); let s6 = subgroupBroadcast(a26, 6u); let s7 = subgroupBroadcast(a26, 7u);
-            c26_0 += s0 * b0_0; c26_0 += s1 * b1_0; c26_0 += s2 * b2_0; c26_0 += s3 * b3_0; c26_0 += s4 * b4_0; c26_0 += s5 * b5_0; c26_0 += s6 * b6_0; c26_0 += s7 * b7_0;
-            c26_1 += s0 * b0_1; c26_1 += s1 * b1_1; c26_1 += s2 * b2_1; c26_1 += s3 * b3_1; c26_1 += s4 * b4_1; c26_1 += s5 * b5_1; c26_1 += s6 * b6_1; c26_1 += s7 * b7_1;
-            c26_2 += s0 * b0_2; c26_2 += s1 * b1_2; c26_2 += s2 * b2_2; c26_2 += s3 * b3_2; c26_2 += s4 * b4_2; c26_2 += s5 * b5_2; c26_2 += s6 * b6_2; c26_2 += s7 * b7_2;
-            c26_3 += s0 * b0_3; c26_3 += s1 * b1_3; c26_3 += s2 * b2_3; c26_3 += s3 * b3_3; c26_3 += s4 * b4_3; c26_3 += s5 * b5_3; c26_3 += s6 * b6_3; c26_3 += s7 * b7_3;
-            c26_4 += s0 * b0_4; c26_4 += s1 * b1_4; c26_4 += s2 * b2_4; c26_4 += s3 * b3_4; c26_4 += s4 * b4_4; c26_4 += s5 * b5_4; c26_4 += s6 * b6_4; c26_4 += s7 * b7_4;
-            c26_5 += s0 * b0_5; c26_5 += s1 * b1_5; c26_5 += s2 * b2_5; c26_5 += s3 * b3_5; c26_5 += s4 * b4_5; c26_5 += s5 * b5_5; c26_5 += s6 * b6_5; c26_5 += s7 * b7_5;
-            c26_6 += s0 * b0_6; c26_6 += s1 * b1_6; c26_6 += s2 * b2_6; c26_6 += s3 * b3_6; c26_6 += s4 * b4_6; c26_6 += s5 * b5_6; c26_6 += s6 * b6_6; c26_6 += s7 * b7_6;
-            c26_7 += s0 * b0_7; c26_7 += s1 * b1_7; c26_7 += s2 * b2_7; c26_7 += s3 * b3_7; c26_7 += s4 * b4_7; c26_7 += s5 * b5_7; c26_7 += s6 * b6_7; c26_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 4u); let v = subgroupBroadcast(t6, 5u);
+            c26_0 += u.x * b0_0; c26_0 += u.y * b1_0; c26_0 += u.z * b2_0; c26_0 += u.w * b3_0; c26_0 += v.x * b4_0; c26_0 += v.y * b5_0; c26_0 += v.z * b6_0; c26_0 += v.w * b7_0;
+            c26_1 += u.x * b0_1; c26_1 += u.y * b1_1; c26_1 += u.z * b2_1; c26_1 += u.w * b3_1; c26_1 += v.x * b4_1; c26_1 += v.y * b5_1; c26_1 += v.z * b6_1; c26_1 += v.w * b7_1;
+            c26_2 += u.x * b0_2; c26_2 += u.y * b1_2; c26_2 += u.z * b2_2; c26_2 += u.w * b3_2; c26_2 += v.x * b4_2; c26_2 += v.y * b5_2; c26_2 += v.z * b6_2; c26_2 += v.w * b7_2;
+            c26_3 += u.x * b0_3; c26_3 += u.y * b1_3; c26_3 += u.z * b2_3; c26_3 += u.w * b3_3; c26_3 += v.x * b4_3; c26_3 += v.y * b5_3; c26_3 += v.z * b6_3; c26_3 += v.w * b7_3;
+            c26_4 += u.x * b0_4; c26_4 += u.y * b1_4; c26_4 += u.z * b2_4; c26_4 += u.w * b3_4; c26_4 += v.x * b4_4; c26_4 += v.y * b5_4; c26_4 += v.z * b6_4; c26_4 += v.w * b7_4;
+            c26_5 += u.x * b0_5; c26_5 += u.y * b1_5; c26_5 += u.z * b2_5; c26_5 += u.w * b3_5; c26_5 += v.x * b4_5; c26_5 += v.y * b5_5; c26_5 += v.z * b6_5; c26_5 += v.w * b7_5;
+            c26_6 += u.x * b0_6; c26_6 += u.y * b1_6; c26_6 += u.z * b2_6; c26_6 += u.w * b3_6; c26_6 += v.x * b4_6; c26_6 += v.y * b5_6; c26_6 += v.z * b6_6; c26_6 += v.w * b7_6;
+            c26_7 += u.x * b0_7; c26_7 += u.y * b1_7; c26_7 += u.z * b2_7; c26_7 += u.w * b3_7; c26_7 += v.x * b4_7; c26_7 += v.y * b5_7; c26_7 += v.z * b6_7; c26_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a27, 0u); let s1 = subgroupBroadcast(a27, 1u); let s2 = subgroupBroadcast(a27, 2u); let s3 = subgroupBroadcast(a27, 3u); let s4 = subgroupBroadcast(a27, 4u); let s5 = subgroupBroadcast(a27, 5u); let s6 = subgroupBroadcast(a27, 6u); let s7 = subgroupBroadcast(a27, 7u);
-            c27_0 += s0 * b0_0; c27_0 += s1 * b1_0; c27_0 += s2 * b2_0; c27_0 += s3 * b3_0; c27_0 += s4 * b4_0; c27_0 += s5 * b5_0; c27_0 += s6 * b6_0; c27_0 += s7 * b7_0;
-            c27_1 += s0 * b0_1; c27_1 += s1 * b1_1; c27_1 += s2 * b2_1; c27_1 += s3 * b3_1; c27_1 += s4 * b4_1; c27_1 += s5 * b5_1; c27_1 += s6 * b6_1; c27_1 += s7 * b7_1;
-            c27_2 += s0 * b0_2; c27_2 += s1 * b1_2; c27_2 += s2 * b2_2; c27_2 += s3 * b3_2; c27_2 += s4 * b4_2; c27_2 += s5 * b5_2; c27_2 += s6 * b6_2; c27_2 += s7 * b7_2;
-            c27_3 += s0 * b0_3; c27_3 += s1 * b1_3; c27_3 += s2 * b2_3; c27_3 += s3 * b3_3; c27_3 += s4 * b4_3; c27_3 += s5 * b5_3; c27_3 += s6 * b6_3; c27_3 += s7 * b7_3;
-            c27_4 += s0 * b0_4; c27_4 += s1 * b1_4; c27_4 += s2 * b2_4; c27_4 += s3 * b3_4; c27_4 += s4 * b4_4; c27_4 += s5 * b5_4; c27_4 += s6 * b6_4; c27_4 += s7 * b7_4;
-            c27_5 += s0 * b0_5; c27_5 += s1 * b1_5; c27_5 += s2 * b2_5; c27_5 += s3 * b3_5; c27_5 += s4 * b4_5; c27_5 += s5 * b5_5; c27_5 += s6 * b6_5; c27_5 += s7 * b7_5;
-            c27_6 += s0 * b0_6; c27_6 += s1 * b1_6; c27_6 += s2 * b2_6; c27_6 += s3 * b3_6; c27_6 += s4 * b4_6; c27_6 += s5 * b5_6; c27_6 += s6 * b6_6; c27_6 += s7 * b7_6;
-            c27_7 += s0 * b0_7; c27_7 += s1 * b1_7; c27_7 += s2 * b2_7; c27_7 += s3 * b3_7; c27_7 += s4 * b4_7; c27_7 += s5 * b5_7; c27_7 += s6 * b6_7; c27_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t6, 6u); let v = subgroupBroadcast(t6, 7u);
+            c27_0 += u.x * b0_0; c27_0 += u.y * b1_0; c27_0 += u.z * b2_0; c27_0 += u.w * b3_0; c27_0 += v.x * b4_0; c27_0 += v.y * b5_0; c27_0 += v.z * b6_0; c27_0 += v.w * b7_0;
+            c27_1 += u.x * b0_1; c27_1 += u.y * b1_1; c27_1 += u.z * b2_1; c27_1 += u.w * b3_1; c27_1 += v.x * b4_1; c27_1 += v.y * b5_1; c27_1 += v.z * b6_1; c27_1 += v.w * b7_1;
+            c27_2 += u.x * b0_2; c27_2 += u.y * b1_2; c27_2 += u.z * b2_2; c27_2 += u.w * b3_2; c27_2 += v.x * b4_2; c27_2 += v.y * b5_2; c27_2 += v.z * b6_2; c27_2 += v.w * b7_2;
+            c27_3 += u.x * b0_3; c27_3 += u.y * b1_3; c27_3 += u.z * b2_3; c27_3 += u.w * b3_3; c27_3 += v.x * b4_3; c27_3 += v.y * b5_3; c27_3 += v.z * b6_3; c27_3 += v.w * b7_3;
+            c27_4 += u.x * b0_4; c27_4 += u.y * b1_4; c27_4 += u.z * b2_4; c27_4 += u.w * b3_4; c27_4 += v.x * b4_4; c27_4 += v.y * b5_4; c27_4 += v.z * b6_4; c27_4 += v.w * b7_4;
+            c27_5 += u.x * b0_5; c27_5 += u.y * b1_5; c27_5 += u.z * b2_5; c27_5 += u.w * b3_5; c27_5 += v.x * b4_5; c27_5 += v.y * b5_5; c27_5 += v.z * b6_5; c27_5 += v.w * b7_5;
+            c27_6 += u.x * b0_6; c27_6 += u.y * b1_6; c27_6 += u.z * b2_6; c27_6 += u.w * b3_6; c27_6 += v.x * b4_6; c27_6 += v.y * b5_6; c27_6 += v.z * b6_6; c27_6 += v.w * b7_6;
+            c27_7 += u.x * b0_7; c27_7 += u.y * b1_7; c27_7 += u.z * b2_7; c27_7 += u.w * b3_7; c27_7 += v.x * b4_7; c27_7 += v.y * b5_7; c27_7 += v.z * b6_7; c27_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a28, 0u); let s1 = subgroupBroadcast(a28, 1u); let s2 = subgroupBroadcast(a28, 2u); let s3 = subgroupBroadcast(a28, 3u); let s4 = subgroupBroadcast(a28, 4u); let s5 = subgroupBroadcast(a28, 5u); let s6 = subgroupBroadcast(a28, 6u); let s7 = subgroupBroadcast(a28, 7u);
-            c28_0 += s0 * b0_0; c28_0 += s1 * b1_0; c28_0 += s2 * b2_0; c28_0 += s3 * b3_0; c28_0 += s4 * b4_0; c28_0 += s5 * b5_0; c28_0 += s6 * b6_0; c28_0 += s7 * b7_0;
-            c28_1 += s0 * b0_1; c28_1 += s1 * b1_1; c28_1 += s2 * b2_1; c28_1 += s3 * b3_1; c28_1 += s4 * b4_1; c28_1 += s5 * b5_1; c28_1 += s6 * b6_1; c28_1 += s7 * b7_1;
-            c28_2 += s0 * b0_2; c28_2 += s1 * b1_2; c28_2 += s2 * b2_2; c28_2 += s3 * b3_2; c28_2 += s4 * b4_2; c28_2 += s5 * b5_2; c28_2 += s6 * b6_2; c28_2 += s7 * b7_2;
-            c28_3 += s0 * b0_3; c28_3 += s1 * b1_3; c28_3 += s2 * b2_3; c28_3 += s3 * b3_3; c28_3 += s4 * b4_3; c28_3 += s5 * b5_3; c28_3 += s6 * b6_3; c28_3 += s7 * b7_3;
-            c28_4 += s0 * b0_4; c28_4 += s1 * b1_4; c28_4 += s2 * b2_4; c28_4 += s3 * b3_4; c28_4 += s4 * b4_4; c28_4 += s5 * b5_4; c28_4 += s6 * b6_4; c28_4 += s7 * b7_4;
-            c28_5 += s0 * b0_5; c28_5 += s1 * b1_5; c28_5 += s2 * b2_5; c28_5 += s3 * b3_5; c28_5 += s4 * b4_5; c28_5 += s5 * b5_5; c28_5 += s6 * b6_5; c28_5 += s7 * b7_5;
-            c28_6 += s0 * b0_6; c28_6 += s1 * b1_6; c28_6 += s2 * b2_6; c28_6 += s3 * b3_6; c28_6 += s4 * b4_6; c28_6 += s5 * b5_6; c28_6 += s6 * b6_6; c28_6 += s7 * b7_6;
-            c28_7 += s0 * b0_7; c28_7 += s1 * b1_7; c28_7 += s2 * b2_7; c28_7 += s3 * b3_7; c28_7 += s4 * b4_7; c28_7 += s5 * b5_7; c28_7 += s6 * b6_7; c28_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 0u); let v = subgroupBroadcast(t7, 1u);
+            c28_0 += u.x * b0_0; c28_0 += u.y * b1_0; c28_0 += u.z * b2_0; c28_0 += u.w * b3_0; c28_0 += v.x * b4_0; c28_0 += v.y * b5_0; c28_0 += v.z * b6_0; c28_0 += v.w * b7_0;
+            c28_1 += u.x * b0_1; c28_1 += u.y * b1_1; c28_1 += u.z * b2_1; c28_1 += u.w * b3_1; c28_1 += v.x * b4_1; c28_1 += v.y * b5_1; c28_1 += v.z * b6_1; c28_1 += v.w * b7_1;
+            c28_2 += u.x * b0_2; c28_2 += u.y * b1_2; c28_2 += u.z * b2_2; c28_2 += u.w * b3_2; c28_2 += v.x * b4_2; c28_2 += v.y * b5_2; c28_2 += v.z * b6_2; c28_2 += v.w * b7_2;
+            c28_3 += u.x * b0_3; c28_3 += u.y * b1_3; c28_3 += u.z * b2_3; c28_3 += u.w * b3_3; c28_3 += v.x * b4_3; c28_3 += v.y * b5_3; c28_3 += v.z * b6_3; c28_3 += v.w * b7_3;
+            c28_4 += u.x * b0_4; c28_4 += u.y * b1_4; c28_4 += u.z * b2_4; c28_4 += u.w * b3_4; c28_4 += v.x * b4_4; c28_4 += v.y * b5_4; c28_4 += v.z * b6_4; c28_4 += v.w * b7_4;
+            c28_5 += u.x * b0_5; c28_5 += u.y * b1_5; c28_5 += u.z * b2_5; c28_5 += u.w * b3_5; c28_5 += v.x * b4_5; c28_5 += v.y * b5_5; c28_5 += v.z * b6_5; c28_5 += v.w * b7_5;
+            c28_6 += u.x * b0_6; c28_6 += u.y * b1_6; c28_6 += u.z * b2_6; c28_6 += u.w * b3_6; c28_6 += v.x * b4_6; c28_6 += v.y * b5_6; c28_6 += v.z * b6_6; c28_6 += v.w * b7_6;
+            c28_7 += u.x * b0_7; c28_7 += u.y * b1_7; c28_7 += u.z * b2_7; c28_7 += u.w * b3_7; c28_7 += v.x * b4_7; c28_7 += v.y * b5_7; c28_7 += v.z * b6_7; c28_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a29, 0u); let s1 = subgroupBroadcast(a29, 1u); let s2 = subgroupBroadcast(a29, 2u); let s3 = subgroupBroadcast(a29, 3u); let s4 = subgroupBroadcast(a29, 4u); let s5 = subgroupBroadcast(a29, 5u); let s6 = subgroupBroadcast(a29, 6u); let s7 = subgroupBroadcast(a29, 7u);
-            c29_0 += s0 * b0_0; c29_0 += s1 * b1_0; c29_0 += s2 * b2_0; c29_0 += s3 * b3_0; c29_0 += s4 * b4_0; c29_0 += s5 * b5_0; c29_0 += s6 * b6_0; c29_0 += s7 * b7_0;
-            c29_1 += s0 * b0_1; c29_1 += s1 * b1_1; c29_1 += s2 * b2_1; c29_1 += s3 * b3_1; c29_1 += s4 * b4_1; c29_1 += s5 * b5_1; c29_1 += s6 * b6_1; c29_1 += s7 * b7_1;
-            c29_2 += s0 * b0_2; c29_2 += s1 * b1_2; c29_2 += s2 * b2_2; c29_2 += s3 * b3_2; c29_2 += s4 * b4_2; c29_2 += s5 * b5_2; c29_2 += s6 * b6_2; c29_2 += s7 * b7_2;
-            c29_3 += s0 * b0_3; c29_3 += s1 * b1_3; c29_3 += s2 * b2_3; c29_3 += s3 * b3_3; c29_3 += s4 * b4_3; c29_3 += s5 * b5_3; c29_3 += s6 * b6_3; c29_3 += s7 * b7_3;
-            c29_4 += s0 * b0_4; c29_4 += s1 * b1_4; c29_4 += s2 * b2_4; c29_4 += s3 * b3_4; c29_4 += s4 * b4_4; c29_4 += s5 * b5_4; c29_4 += s6 * b6_4; c29_4 += s7 * b7_4;
-            c29_5 += s0 * b0_5; c29_5 += s1 * b1_5; c29_5 += s2 * b2_5; c29_5 += s3 * b3_5; c29_5 += s4 * b4_5; c29_5 += s5 * b5_5; c29_5 += s6 * b6_5; c29_5 += s7 * b7_5;
-            c29_6 += s0 * b0_6; c29_6 += s1 * b1_6; c29_6 += s2 * b2_6; c29_6 += s3 * b3_6; c29_6 += s4 * b4_6; c29_6 += s5 * b5_6; c29_6 += s6 * b6_6; c29_6 += s7 * b7_6;
-            c29_7 += s0 * b0_7; c29_7 += s1 * b1_7; c29_7 += s2 * b2_7; c29_7 += s3 * b3_7; c29_7 += s4 * b4_7; c29_7 += s5 * b5_7; c29_7 += s6 * b6_7; c29_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 2u); let v = subgroupBroadcast(t7, 3u);
+            c29_0 += u.x * b0_0; c29_0 += u.y * b1_0; c29_0 += u.z * b2_0; c29_0 += u.w * b3_0; c29_0 += v.x * b4_0; c29_0 += v.y * b5_0; c29_0 += v.z * b6_0; c29_0 += v.w * b7_0;
+            c29_1 += u.x * b0_1; c29_1 += u.y * b1_1; c29_1 += u.z * b2_1; c29_1 += u.w * b3_1; c29_1 += v.x * b4_1; c29_1 += v.y * b5_1; c29_1 += v.z * b6_1; c29_1 += v.w * b7_1;
+            c29_2 += u.x * b0_2; c29_2 += u.y * b1_2; c29_2 += u.z * b2_2; c29_2 += u.w * b3_2; c29_2 += v.x * b4_2; c29_2 += v.y * b5_2; c29_2 += v.z * b6_2; c29_2 += v.w * b7_2;
+            c29_3 += u.x * b0_3; c29_3 += u.y * b1_3; c29_3 += u.z * b2_3; c29_3 += u.w * b3_3; c29_3 += v.x * b4_3; c29_3 += v.y * b5_3; c29_3 += v.z * b6_3; c29_3 += v.w * b7_3;
+            c29_4 += u.x * b0_4; c29_4 += u.y * b1_4; c29_4 += u.z * b2_4; c29_4 += u.w * b3_4; c29_4 += v.x * b4_4; c29_4 += v.y * b5_4; c29_4 += v.z * b6_4; c29_4 += v.w * b7_4;
+            c29_5 += u.x * b0_5; c29_5 += u.y * b1_5; c29_5 += u.z * b2_5; c29_5 += u.w * b3_5; c29_5 += v.x * b4_5; c29_5 += v.y * b5_5; c29_5 += v.z * b6_5; c29_5 += v.w * b7_5;
+            c29_6 += u.x * b0_6; c29_6 += u.y * b1_6; c29_6 += u.z * b2_6; c29_6 += u.w * b3_6; c29_6 += v.x * b4_6; c29_6 += v.y * b5_6; c29_6 += v.z * b6_6; c29_6 += v.w * b7_6;
+            c29_7 += u.x * b0_7; c29_7 += u.y * b1_7; c29_7 += u.z * b2_7; c29_7 += u.w * b3_7; c29_7 += v.x * b4_7; c29_7 += v.y * b5_7; c29_7 += v.z * b6_7; c29_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a30, 0u); let s1 = subgroupBroadcast(a30, 1u); let s2 = subgroupBroadcast(a30, 2u); let s3 = subgroupBroadcast(a30, 3u); let s4 = subgroupBroadcast(a30, 4u); let s5 = subgroupBroadcast(a30, 5u); let s6 = subgroupBroadcast(a30, 6u); let s7 = subgroupBroadcast(a30, 7u);
-            c30_0 += s0 * b0_0; c30_0 += s1 * b1_0; c30_0 += s2 * b2_0; c30_0 += s3 * b3_0; c30_0 += s4 * b4_0; c30_0 += s5 * b5_0; c30_0 += s6 * b6_0; c30_0 += s7 * b7_0;
-            c30_1 += s0 * b0_1; c30_1 += s1 * b1_1; c30_1 += s2 * b2_1; c30_1 += s3 * b3_1; c30_1 += s4 * b4_1; c30_1 += s5 * b5_1; c30_1 += s6 * b6_1; c30_1 += s7 * b7_1;
-            c30_2 += s0 * b0_2; c30_2 += s1 * b1_2; c30_2 += s2 * b2_2; c30_2 += s3 * b3_2; c30_2 += s4 * b4_2; c30_2 += s5 * b5_2; c30_2 += s6 * b6_2; c30_2 += s7 * b7_2;
-            c30_3 += s0 * b0_3; c30_3 += s1 * b1_3; c30_3 += s2 * b2_3; c30_3 += s3 * b3_3; c30_3 += s4 * b4_3; c30_3 += s5 * b5_3; c30_3 += s6 * b6_3; c30_3 += s7 * b7_3;
-            c30_4 += s0 * b0_4; c30_4 += s1 * b1_4; c30_4 += s2 * b2_4; c30_4 += s3 * b3_4; c30_4 += s4 * b4_4; c30_4 += s5 * b5_4; c30_4 += s6 * b6_4; c30_4 += s7 * b7_4;
-            c30_5 += s0 * b0_5; c30_5 += s1 * b1_5; c30_5 += s2 * b2_5; c30_5 += s3 * b3_5; c30_5 += s4 * b4_5; c30_5 += s5 * b5_5; c30_5 += s6 * b6_5; c30_5 += s7 * b7_5;
-            c30_6 += s0 * b0_6; c30_6 += s1 * b1_6; c30_6 += s2 * b2_6; c30_6 += s3 * b3_6; c30_6 += s4 * b4_6; c30_6 += s5 * b5_6; c30_6 += s6 * b6_6; c30_6 += s7 * b7_6;
-            c30_7 += s0 * b0_7; c30_7 += s1 * b1_7; c30_7 += s2 * b2_7; c30_7 += s3 * b3_7; c30_7 += s4 * b4_7; c30_7 += s5 * b5_7; c30_7 += s6 * b6_7; c30_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 4u); let v = subgroupBroadcast(t7, 5u);
+            c30_0 += u.x * b0_0; c30_0 += u.y * b1_0; c30_0 += u.z * b2_0; c30_0 += u.w * b3_0; c30_0 += v.x * b4_0; c30_0 += v.y * b5_0; c30_0 += v.z * b6_0; c30_0 += v.w * b7_0;
+            c30_1 += u.x * b0_1; c30_1 += u.y * b1_1; c30_1 += u.z * b2_1; c30_1 += u.w * b3_1; c30_1 += v.x * b4_1; c30_1 += v.y * b5_1; c30_1 += v.z * b6_1; c30_1 += v.w * b7_1;
+            c30_2 += u.x * b0_2; c30_2 += u.y * b1_2; c30_2 += u.z * b2_2; c30_2 += u.w * b3_2; c30_2 += v.x * b4_2; c30_2 += v.y * b5_2; c30_2 += v.z * b6_2; c30_2 += v.w * b7_2;
+            c30_3 += u.x * b0_3; c30_3 += u.y * b1_3; c30_3 += u.z * b2_3; c30_3 += u.w * b3_3; c30_3 += v.x * b4_3; c30_3 += v.y * b5_3; c30_3 += v.z * b6_3; c30_3 += v.w * b7_3;
+            c30_4 += u.x * b0_4; c30_4 += u.y * b1_4; c30_4 += u.z * b2_4; c30_4 += u.w * b3_4; c30_4 += v.x * b4_4; c30_4 += v.y * b5_4; c30_4 += v.z * b6_4; c30_4 += v.w * b7_4;
+            c30_5 += u.x * b0_5; c30_5 += u.y * b1_5; c30_5 += u.z * b2_5; c30_5 += u.w * b3_5; c30_5 += v.x * b4_5; c30_5 += v.y * b5_5; c30_5 += v.z * b6_5; c30_5 += v.w * b7_5;
+            c30_6 += u.x * b0_6; c30_6 += u.y * b1_6; c30_6 += u.z * b2_6; c30_6 += u.w * b3_6; c30_6 += v.x * b4_6; c30_6 += v.y * b5_6; c30_6 += v.z * b6_6; c30_6 += v.w * b7_6;
+            c30_7 += u.x * b0_7; c30_7 += u.y * b1_7; c30_7 += u.z * b2_7; c30_7 += u.w * b3_7; c30_7 += v.x * b4_7; c30_7 += v.y * b5_7; c30_7 += v.z * b6_7; c30_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a31, 0u); let s1 = subgroupBroadcast(a31, 1u); let s2 = subgroupBroadcast(a31, 2u); let s3 = subgroupBroadcast(a31, 3u); let s4 = subgroupBroadcast(a31, 4u); let s5 = subgroupBroadcast(a31, 5u); let s6 = subgroupBroadcast(a31, 6u); let s7 = subgroupBroadcast(a31, 7u);
-            c31_0 += s0 * b0_0; c31_0 += s1 * b1_0; c31_0 += s2 * b2_0; c31_0 += s3 * b3_0; c31_0 += s4 * b4_0; c31_0 += s5 * b5_0; c31_0 += s6 * b6_0; c31_0 += s7 * b7_0;
-            c31_1 += s0 * b0_1; c31_1 += s1 * b1_1; c31_1 += s2 * b2_1; c31_1 += s3 * b3_1; c31_1 += s4 * b4_1; c31_1 += s5 * b5_1; c31_1 += s6 * b6_1; c31_1 += s7 * b7_1;
-            c31_2 += s0 * b0_2; c31_2 += s1 * b1_2; c31_2 += s2 * b2_2; c31_2 += s3 * b3_2; c31_2 += s4 * b4_2; c31_2 += s5 * b5_2; c31_2 += s6 * b6_2; c31_2 += s7 * b7_2;
-            c31_3 += s0 * b0_3; c31_3 += s1 * b1_3; c31_3 += s2 * b2_3; c31_3 += s3 * b3_3; c31_3 += s4 * b4_3; c31_3 += s5 * b5_3; c31_3 += s6 * b6_3; c31_3 += s7 * b7_3;
-            c31_4 += s0 * b0_4; c31_4 += s1 * b1_4; c31_4 += s2 * b2_4; c31_4 += s3 * b3_4; c31_4 += s4 * b4_4; c31_4 += s5 * b5_4; c31_4 += s6 * b6_4; c31_4 += s7 * b7_4;
-            c31_5 += s0 * b0_5; c31_5 += s1 * b1_5; c31_5 += s2 * b2_5; c31_5 += s3 * b3_5; c31_5 += s4 * b4_5; c31_5 += s5 * b5_5; c31_5 += s6 * b6_5; c31_5 += s7 * b7_5;
-            c31_6 += s0 * b0_6; c31_6 += s1 * b1_6; c31_6 += s2 * b2_6; c31_6 += s3 * b3_6; c31_6 += s4 * b4_6; c31_6 += s5 * b5_6; c31_6 += s6 * b6_6; c31_6 += s7 * b7_6;
-            c31_7 += s0 * b0_7; c31_7 += s1 * b1_7; c31_7 += s2 * b2_7; c31_7 += s3 * b3_7; c31_7 += s4 * b4_7; c31_7 += s5 * b5_7; c31_7 += s6 * b6_7; c31_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t7, 6u); let v = subgroupBroadcast(t7, 7u);
+            c31_0 += u.x * b0_0; c31_0 += u.y * b1_0; c31_0 += u.z * b2_0; c31_0 += u.w * b3_0; c31_0 += v.x * b4_0; c31_0 += v.y * b5_0; c31_0 += v.z * b6_0; c31_0 += v.w * b7_0;
+            c31_1 += u.x * b0_1; c31_1 += u.y * b1_1; c31_1 += u.z * b2_1; c31_1 += u.w * b3_1; c31_1 += v.x * b4_1; c31_1 += v.y * b5_1; c31_1 += v.z * b6_1; c31_1 += v.w * b7_1;
+            c31_2 += u.x * b0_2; c31_2 += u.y * b1_2; c31_2 += u.z * b2_2; c31_2 += u.w * b3_2; c31_2 += v.x * b4_2; c31_2 += v.y * b5_2; c31_2 += v.z * b6_2; c31_2 += v.w * b7_2;
+            c31_3 += u.x * b0_3; c31_3 += u.y * b1_3; c31_3 += u.z * b2_3; c31_3 += u.w * b3_3; c31_3 += v.x * b4_3; c31_3 += v.y * b5_3; c31_3 += v.z * b6_3; c31_3 += v.w * b7_3;
+            c31_4 += u.x * b0_4; c31_4 += u.y * b1_4; c31_4 += u.z * b2_4; c31_4 += u.w * b3_4; c31_4 += v.x * b4_4; c31_4 += v.y * b5_4; c31_4 += v.z * b6_4; c31_4 += v.w * b7_4;
+            c31_5 += u.x * b0_5; c31_5 += u.y * b1_5; c31_5 += u.z * b2_5; c31_5 += u.w * b3_5; c31_5 += v.x * b4_5; c31_5 += v.y * b5_5; c31_5 += v.z * b6_5; c31_5 += v.w * b7_5;
+            c31_6 += u.x * b0_6; c31_6 += u.y * b1_6; c31_6 += u.z * b2_6; c31_6 += u.w * b3_6; c31_6 += v.x * b4_6; c31_6 += v.y * b5_6; c31_6 += v.z * b6_6; c31_6 += v.w * b7_6;
+            c31_7 += u.x * b0_7; c31_7 += u.y * b1_7; c31_7 += u.z * b2_7; c31_7 += u.w * b3_7; c31_7 += v.x * b4_7; c31_7 += v.y * b5_7; c31_7 += v.z * b6_7; c31_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a32, 0u); let s1 = subgroupBroadcast(a32, 1u); let s2 = subgroupBroadcast(a32, 2u); let s3 = subgroupBroadcast(a32, 3u); let s4 = subgroupBroadcast(a32, 4u); let s5 = subgroupBroadcast(a32, 5u); let s6 = subgroupBroadcast(a32, 6u); let s7 = subgroupBroadcast(a32, 7u);
-            c32_0 += s0 * b0_0; c32_0 += s1 * b1_0; c32_0 += s2 * b2_0; c32_0 += s3 * b3_0; c32_0 += s4 * b4_0; c32_0 += s5 * b5_0; c32_0 += s6 * b6_0; c32_0 += s7 * b7_0;
-            c32_1 += s0 * b0_1; c32_1 += s1 * b1_1; c32_1 += s2 * b2_1; c32_1 += s3 * b3_1; c32_1 += s4 * b4_1; c32_1 += s5 * b5_1; c32_1 += s6 * b6_1; c32_1 += s7 * b7_1;
-            c32_2 += s0 * b0_2; c32_2 += s1 * b1_2; c32_2 += s2 * b2_2; c32_2 += s3 * b3_2; c32_2 += s4 * b4_2; c32_2 += s5 * b5_2; c32_2 += s6 * b6_2; c32_2 += s7 * b7_2;
-            c32_3 += s0 * b0_3; c32_3 += s1 * b1_3; c32_3 += s2 * b2_3; c32_3 += s3 * b3_3; c32_3 += s4 * b4_3; c32_3 += s5 * b5_3; c32_3 += s6 * b6_3; c32_3 += s7 * b7_3;
-            c32_4 += s0 * b0_4; c32_4 += s1 * b1_4; c32_4 += s2 * b2_4; c32_4 += s3 * b3_4; c32_4 += s4 * b4_4; c32_4 += s5 * b5_4; c32_4 += s6 * b6_4; c32_4 += s7 * b7_4;
-            c32_5 += s0 * b0_5; c32_5 += s1 * b1_5; c32_5 += s2 * b2_5; c32_5 += s3 * b3_5; c32_5 += s4 * b4_5; c32_5 += s5 * b5_5; c32_5 += s6 * b6_5; c32_5 += s7 * b7_5;
-            c32_6 += s0 * b0_6; c32_6 += s1 * b1_6; c32_6 += s2 * b2_6; c32_6 += s3 * b3_6; c32_6 += s4 * b4_6; c32_6 += s5 * b5_6; c32_6 += s6 * b6_6; c32_6 += s7 * b7_6;
-            c32_7 += s0 * b0_7; c32_7 += s1 * b1_7; c32_7 += s2 * b2_7; c32_7 += s3 * b3_7; c32_7 += s4 * b4_7; c32_7 += s5 * b5_7; c32_7 += s6 * b6_7; c32_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 0u); let v = subgroupBroadcast(t8, 1u);
+            c32_0 += u.x * b0_0; c32_0 += u.y * b1_0; c32_0 += u.z * b2_0; c32_0 += u.w * b3_0; c32_0 += v.x * b4_0; c32_0 += v.y * b5_0; c32_0 += v.z * b6_0; c32_0 += v.w * b7_0;
+            c32_1 += u.x * b0_1; c32_1 += u.y * b1_1; c32_1 += u.z * b2_1; c32_1 += u.w * b3_1; c32_1 += v.x * b4_1; c32_1 += v.y * b5_1; c32_1 += v.z * b6_1; c32_1 += v.w * b7_1;
+            c32_2 += u.x * b0_2; c32_2 += u.y * b1_2; c32_2 += u.z * b2_2; c32_2 += u.w * b3_2; c32_2 += v.x * b4_2; c32_2 += v.y * b5_2; c32_2 += v.z * b6_2; c32_2 += v.w * b7_2;
+            c32_3 += u.x * b0_3; c32_3 += u.y * b1_3; c32_3 += u.z * b2_3; c32_3 += u.w * b3_3; c32_3 += v.x * b4_3; c32_3 += v.y * b5_3; c32_3 += v.z * b6_3; c32_3 += v.w * b7_3;
+            c32_4 += u.x * b0_4; c32_4 += u.y * b1_4; c32_4 += u.z * b2_4; c32_4 += u.w * b3_4; c32_4 += v.x * b4_4; c32_4 += v.y * b5_4; c32_4 += v.z * b6_4; c32_4 += v.w * b7_4;
+            c32_5 += u.x * b0_5; c32_5 += u.y * b1_5; c32_5 += u.z * b2_5; c32_5 += u.w * b3_5; c32_5 += v.x * b4_5; c32_5 += v.y * b5_5; c32_5 += v.z * b6_5; c32_5 += v.w * b7_5;
+            c32_6 += u.x * b0_6; c32_6 += u.y * b1_6; c32_6 += u.z * b2_6; c32_6 += u.w * b3_6; c32_6 += v.x * b4_6; c32_6 += v.y * b5_6; c32_6 += v.z * b6_6; c32_6 += v.w * b7_6;
+            c32_7 += u.x * b0_7; c32_7 += u.y * b1_7; c32_7 += u.z * b2_7; c32_7 += u.w * b3_7; c32_7 += v.x * b4_7; c32_7 += v.y * b5_7; c32_7 += v.z * b6_7; c32_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a33, 0u); let s1 = subgroupBroadcast(a33, 1u); let s2 = subgroupBroadcast(a33, 2u); let s3 = subgroupBroadcast(a33, 3u); let s4 = subgroupBroadcast(a33, 4u); let s5 = subgroupBroadcast(a33, 5u); let s6 = subgroupBroadcast(a33, 6u); let s7 = subgroupBroadcast(a33, 7u);
-            c33_0 += s0 * b0_0; c33_0 += s1 * b1_0; c33_0 += s2 * b2_0; c33_0 += s3 * b3_0; c33_0 += s4 * b4_0; c33_0 += s5 * b5_0; c33_0 += s6 * b6_0; c33_0 += s7 * b7_0;
-            c33_1 += s0 * b0_1; c33_1 += s1 * b1_1; c33_1 += s2 * b2_1; c33_1 += s3 * b3_1; c33_1 += s4 * b4_1; c33_1 += s5 * b5_1; c33_1 += s6 * b6_1; c33_1 += s7 * b7_1;
-            c33_2 += s0 * b0_2; c33_2 += s1 * b1_2; c33_2 += s2 * b2_2; c33_2 += s3 * b3_2; c33_2 += s4 * b4_2; c33_2 += s5 * b5_2; c33_2 += s6 * b6_2; c33_2 += s7 * b7_2;
-            c33_3 += s0 * b0_3; c33_3 += s1 * b1_3; c33_3 += s2 * b2_3; c33_3 += s3 * b3_3; c33_3 += s4 * b4_3; c33_3 += s5 * b5_3; c33_3 += s6 * b6_3; c33_3 += s7 * b7_3;
-            c33_4 += s0 * b0_4; c33_4 += s1 * b1_4; c33_4 += s2 * b2_4; c33_4 += s3 * b3_4; c33_4 += s4 * b4_4; c33_4 += s5 * b5_4; c33_4 += s6 * b6_4; c33_4 += s7 * b7_4;
-            c33_5 += s0 * b0_5; c33_5 += s1 * b1_5; c33_5 += s2 * b2_5; c33_5 += s3 * b3_5; c33_5 += s4 * b4_5; c33_5 += s5 * b5_5; c33_5 += s6 * b6_5; c33_5 += s7 * b7_5;
-            c33_6 += s0 * b0_6; c33_6 += s1 * b1_6; c33_6 += s2 * b2_6; c33_6 += s3 * b3_6; c33_6 += s4 * b4_6; c33_6 += s5 * b5_6; c33_6 += s6 * b6_6; c33_6 += s7 * b7_6;
-            c33_7 += s0 * b0_7; c33_7 += s1 * b1_7; c33_7 += s2 * b2_7; c33_7 += s3 * b3_7; c33_7 += s4 * b4_7; c33_7 += s5 * b5_7; c33_7 += s6 * b6_7; c33_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 2u); let v = subgroupBroadcast(t8, 3u);
+            c33_0 += u.x * b0_0; c33_0 += u.y * b1_0; c33_0 += u.z * b2_0; c33_0 += u.w * b3_0; c33_0 += v.x * b4_0; c33_0 += v.y * b5_0; c33_0 += v.z * b6_0; c33_0 += v.w * b7_0;
+            c33_1 += u.x * b0_1; c33_1 += u.y * b1_1; c33_1 += u.z * b2_1; c33_1 += u.w * b3_1; c33_1 += v.x * b4_1; c33_1 += v.y * b5_1; c33_1 += v.z * b6_1; c33_1 += v.w * b7_1;
+            c33_2 += u.x * b0_2; c33_2 += u.y * b1_2; c33_2 += u.z * b2_2; c33_2 += u.w * b3_2; c33_2 += v.x * b4_2; c33_2 += v.y * b5_2; c33_2 += v.z * b6_2; c33_2 += v.w * b7_2;
+            c33_3 += u.x * b0_3; c33_3 += u.y * b1_3; c33_3 += u.z * b2_3; c33_3 += u.w * b3_3; c33_3 += v.x * b4_3; c33_3 += v.y * b5_3; c33_3 += v.z * b6_3; c33_3 += v.w * b7_3;
+            c33_4 += u.x * b0_4; c33_4 += u.y * b1_4; c33_4 += u.z * b2_4; c33_4 += u.w * b3_4; c33_4 += v.x * b4_4; c33_4 += v.y * b5_4; c33_4 += v.z * b6_4; c33_4 += v.w * b7_4;
+            c33_5 += u.x * b0_5; c33_5 += u.y * b1_5; c33_5 += u.z * b2_5; c33_5 += u.w * b3_5; c33_5 += v.x * b4_5; c33_5 += v.y * b5_5; c33_5 += v.z * b6_5; c33_5 += v.w * b7_5;
+            c33_6 += u.x * b0_6; c33_6 += u.y * b1_6; c33_6 += u.z * b2_6; c33_6 += u.w * b3_6; c33_6 += v.x * b4_6; c33_6 += v.y * b5_6; c33_6 += v.z * b6_6; c33_6 += v.w * b7_6;
+            c33_7 += u.x * b0_7; c33_7 += u.y * b1_7; c33_7 += u.z * b2_7; c33_7 += u.w * b3_7; c33_7 += v.x * b4_7; c33_7 += v.y * b5_7; c33_7 += v.z * b6_7; c33_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a34, 0u); let s1 = subgroupBroadcast(a34, 1u); let s2 = subgroupBroadcast(a34, 2u); let s3 = subgroupBroadcast(a34, 3u); let s4 = subgroupBroadcast(a34, 4u); let s5 = subgroupBroadcast(a34, 5u); let s6 = subgroupBroadcast(a34, 6u); let s7 = subgroupBroadcast(a34, 7u);
-            c34_0 += s0 * b0_0; c34_0 += s1 * b1_0; c34_0 += s2 * b2_0; c34_0 += s3 * b3_0; c34_0 += s4 * b4_0; c34_0 += s5 * b5_0; c34_0 += s6 * b6_0; c34_0 += s7 * b7_0;
-            c34_1 += s0 * b0_1; c34_1 += s1 * b1_1; c34_1 += s2 * b2_1; c34_1 += s3 * b3_1; c34_1 += s4 * b4_1; c34_1 += s5 * b5_1; c34_1 += s6 * b6_1; c34_1 += s7 * b7_1;
-            c34_2 += s0 * b0_2; c34_2 += s1 * b1_2; c34_2 += s2 * b2_2; c34_2 += s3 * b3_2; c34_2 += s4 * b4_2; c34_2 += s5 * b5_2; c34_2 += s6 * b6_2; c34_2 += s7 * b7_2;
-            c34_3 += s0 * b0_3; c34_3 += s1 * b1_3; c34_3 += s2 * b2_3; c34_3 += s3 * b3_3; c34_3 += s4 * b4_3; c34_3 += s5 * b5_3; c34_3 += s6 * b6_3; c34_3 += s7 * b7_3;
-            c34_4 += s0 * b0_4; c34_4 += s1 * b1_4; c34_4 += s2 * b2_4; c34_4 += s3 * b3_4; c34_4 += s4 * b4_4; c34_4 += s5 * b5_4; c34_4 += s6 * b6_4; c34_4 += s7 * b7_4;
-            c34_5 += s0 * b0_5; c34_5 += s1 * b1_5; c34_5 += s2 * b2_5; c34_5 += s3 * b3_5; c34_5 += s4 * b4_5; c34_5 += s5 * b5_5; c34_5 += s6 * b6_5; c34_5 += s7 * b7_5;
-            c34_6 += s0 * b0_6; c34_6 += s1 * b1_6; c34_6 += s2 * b2_6; c34_6 += s3 * b3_6; c34_6 += s4 * b4_6; c34_6 += s5 * b5_6; c34_6 += s6 * b6_6; c34_6 += s7 * b7_6;
-            c34_7 += s0 * b0_7; c34_7 += s1 * b1_7; c34_7 += s2 * b2_7; c34_7 += s3 * b3_7; c34_7 += s4 * b4_7; c34_7 += s5 * b5_7; c34_7 += s6 * b6_7; c34_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 4u); let v = subgroupBroadcast(t8, 5u);
+            c34_0 += u.x * b0_0; c34_0 += u.y * b1_0; c34_0 += u.z * b2_0; c34_0 += u.w * b3_0; c34_0 += v.x * b4_0; c34_0 += v.y * b5_0; c34_0 += v.z * b6_0; c34_0 += v.w * b7_0;
+            c34_1 += u.x * b0_1; c34_1 += u.y * b1_1; c34_1 += u.z * b2_1; c34_1 += u.w * b3_1; c34_1 += v.x * b4_1; c34_1 += v.y * b5_1; c34_1 += v.z * b6_1; c34_1 += v.w * b7_1;
+            c34_2 += u.x * b0_2; c34_2 += u.y * b1_2; c34_2 += u.z * b2_2; c34_2 += u.w * b3_2; c34_2 += v.x * b4_2; c34_2 += v.y * b5_2; c34_2 += v.z * b6_2; c34_2 += v.w * b7_2;
+            c34_3 += u.x * b0_3; c34_3 += u.y * b1_3; c34_3 += u.z * b2_3; c34_3 += u.w * b3_3; c34_3 += v.x * b4_3; c34_3 += v.y * b5_3; c34_3 += v.z * b6_3; c34_3 += v.w * b7_3;
+            c34_4 += u.x * b0_4; c34_4 += u.y * b1_4; c34_4 += u.z * b2_4; c34_4 += u.w * b3_4; c34_4 += v.x * b4_4; c34_4 += v.y * b5_4; c34_4 += v.z * b6_4; c34_4 += v.w * b7_4;
+            c34_5 += u.x * b0_5; c34_5 += u.y * b1_5; c34_5 += u.z * b2_5; c34_5 += u.w * b3_5; c34_5 += v.x * b4_5; c34_5 += v.y * b5_5; c34_5 += v.z * b6_5; c34_5 += v.w * b7_5;
+            c34_6 += u.x * b0_6; c34_6 += u.y * b1_6; c34_6 += u.z * b2_6; c34_6 += u.w * b3_6; c34_6 += v.x * b4_6; c34_6 += v.y * b5_6; c34_6 += v.z * b6_6; c34_6 += v.w * b7_6;
+            c34_7 += u.x * b0_7; c34_7 += u.y * b1_7; c34_7 += u.z * b2_7; c34_7 += u.w * b3_7; c34_7 += v.x * b4_7; c34_7 += v.y * b5_7; c34_7 += v.z * b6_7; c34_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a35, 0u); let s1 = subgroupBroadcast(a35, 1u); let s2 = subgroupBroadcast(a35, 2u); let s3 = subgroupBroadcast(a35, 3u); let s4 = subgroupBroadcast(a35, 4u); let s5 = subgroupBroadcast(a35, 5u); let s6 = subgroupBroadcast(a35, 6u); let s7 = subgroupBroadcast(a35, 7u);
-            c35_0 += s0 * b0_0; c35_0 += s1 * b1_0; c35_0 += s2 * b2_0; c35_0 += s3 * b3_0; c35_0 += s4 * b4_0; c35_0 += s5 * b5_0; c35_0 += s6 * b6_0; c35_0 += s7 * b7_0;
-            c35_1 += s0 * b0_1; c35_1 += s1 * b1_1; c35_1 += s2 * b2_1; c35_1 += s3 * b3_1; c35_1 += s4 * b4_1; c35_1 += s5 * b5_1; c35_1 += s6 * b6_1; c35_1 += s7 * b7_1;
-            c35_2 += s0 * b0_2; c35_2 += s1 * b1_2; c35_2 += s2 * b2_2; c35_2 += s3 * b3_2; c35_2 += s4 * b4_2; c35_2 += s5 * b5_2; c35_2 += s6 * b6_2; c35_2 += s7 * b7_2;
-            c35_3 += s0 * b0_3; c35_3 += s1 * b1_3; c35_3 += s2 * b2_3; c35_3 += s3 * b3_3; c35_3 += s4 * b4_3; c35_3 += s5 * b5_3; c35_3 += s6 * b6_3; c35_3 += s7 * b7_3;
-            c35_4 += s0 * b0_4; c35_4 += s1 * b1_4; c35_4 += s2 * b2_4; c35_4 += s3 * b3_4; c35_4 += s4 * b4_4; c35_4 += s5 * b5_4; c35_4 += s6 * b6_4; c35_4 += s7 * b7_4;
-            c35_5 += s0 * b0_5; c35_5 += s1 * b1_5; c35_5 += s2 * b2_5; c35_5 += s3 * b3_5; c35_5 += s4 * b4_5; c35_5 += s5 * b5_5; c35_5 += s6 * b6_5; c35_5 += s7 * b7_5;
-            c35_6 += s0 * b0_6; c35_6 += s1 * b1_6; c35_6 += s2 * b2_6; c35_6 += s3 * b3_6; c35_6 += s4 * b4_6; c35_6 += s5 * b5_6; c35_6 += s6 * b6_6; c35_6 += s7 * b7_6;
-            c35_7 += s0 * b0_7; c35_7 += s1 * b1_7; c35_7 += s2 * b2_7; c35_7 += s3 * b3_7; c35_7 += s4 * b4_7; c35_7 += s5 * b5_7; c35_7 += s6 * b6_7; c35_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t8, 6u); let v = subgroupBroadcast(t8, 7u);
+            c35_0 += u.x * b0_0; c35_0 += u.y * b1_0; c35_0 += u.z * b2_0; c35_0 += u.w * b3_0; c35_0 += v.x * b4_0; c35_0 += v.y * b5_0; c35_0 += v.z * b6_0; c35_0 += v.w * b7_0;
+            c35_1 += u.x * b0_1; c35_1 += u.y * b1_1; c35_1 += u.z * b2_1; c35_1 += u.w * b3_1; c35_1 += v.x * b4_1; c35_1 += v.y * b5_1; c35_1 += v.z * b6_1; c35_1 += v.w * b7_1;
+            c35_2 += u.x * b0_2; c35_2 += u.y * b1_2; c35_2 += u.z * b2_2; c35_2 += u.w * b3_2; c35_2 += v.x * b4_2; c35_2 += v.y * b5_2; c35_2 += v.z * b6_2; c35_2 += v.w * b7_2;
+            c35_3 += u.x * b0_3; c35_3 += u.y * b1_3; c35_3 += u.z * b2_3; c35_3 += u.w * b3_3; c35_3 += v.x * b4_3; c35_3 += v.y * b5_3; c35_3 += v.z * b6_3; c35_3 += v.w * b7_3;
+            c35_4 += u.x * b0_4; c35_4 += u.y * b1_4; c35_4 += u.z * b2_4; c35_4 += u.w * b3_4; c35_4 += v.x * b4_4; c35_4 += v.y * b5_4; c35_4 += v.z * b6_4; c35_4 += v.w * b7_4;
+            c35_5 += u.x * b0_5; c35_5 += u.y * b1_5; c35_5 += u.z * b2_5; c35_5 += u.w * b3_5; c35_5 += v.x * b4_5; c35_5 += v.y * b5_5; c35_5 += v.z * b6_5; c35_5 += v.w * b7_5;
+            c35_6 += u.x * b0_6; c35_6 += u.y * b1_6; c35_6 += u.z * b2_6; c35_6 += u.w * b3_6; c35_6 += v.x * b4_6; c35_6 += v.y * b5_6; c35_6 += v.z * b6_6; c35_6 += v.w * b7_6;
+            c35_7 += u.x * b0_7; c35_7 += u.y * b1_7; c35_7 += u.z * b2_7; c35_7 += u.w * b3_7; c35_7 += v.x * b4_7; c35_7 += v.y * b5_7; c35_7 += v.z * b6_7; c35_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a36, 0u); let s1 = subgroupBroadcast(a36, 1u); let s2 = subgroupBroadcast(a36, 2u); let s3 = subgroupBroadcast(a36, 3u); let s4 = subgroupBroadcast(a36, 4u); let s5 = subgroupBroadcast(a36, 5u); let s6 = subgroupBroadcast(a36, 6u); let s7 = subgroupBroadcast(a36, 7u);
-            c36_0 += s0 * b0_0; c36_0 += s1 * b1_0; c36_0 += s2 * b2_0; c36_0 += s3 * b3_0; c36_0 += s4 * b4_0; c36_0 += s5 * b5_0; c36_0 += s6 * b6_0; c36_0 += s7 * b7_0;
-            c36_1 += s0 * b0_1; c36_1 += s1 * b1_1; c36_1 += s2 * b2_1; c36_1 += s3 * b3_1; c36_1 += s4 * b4_1; c36_1 += s5 * b5_1; c36_1 += s6 * b6_1; c36_1 += s7 * b7_1;
-            c36_2 += s0 * b0_2; c36_2 += s1 * b1_2; c36_2 += s2 * b2_2; c36_2 += s3 * b3_2; c36_2 += s4 * b4_2; c36_2 += s5 * b5_2; c36_2 += s6 * b6_2; c36_2 += s7 * b7_2;
-            c36_3 += s0 * b0_3; c36_3 += s1 * b1_3; c36_3 += s2 * b2_3; c36_3 += s3 * b3_3; c36_3 += s4 * b4_3; c36_3 += s5 * b5_3; c36_3 += s6 * b6_3; c36_3 += s7 * b7_3;
-            c36_4 += s0 * b0_4; c36_4 += s1 * b1_4; c36_4 += s2 * b2_4; c36_4 += s3 * b3_4; c36_4 += s4 * b4_4; c36_4 += s5 * b5_4; c36_4 += s6 * b6_4; c36_4 += s7 * b7_4;
-            c36_5 += s0 * b0_5; c36_5 += s1 * b1_5; c36_5 += s2 * b2_5; c36_5 += s3 * b3_5; c36_5 += s4 * b4_5; c36_5 += s5 * b5_5; c36_5 += s6 * b6_5; c36_5 += s7 * b7_5;
-            c36_6 += s0 * b0_6; c36_6 += s1 * b1_6; c36_6 += s2 * b2_6; c36_6 += s3 * b3_6; c36_6 += s4 * b4_6; c36_6 += s5 * b5_6; c36_6 += s6 * b6_6; c36_6 += s7 * b7_6;
-            c36_7 += s0 * b0_7; c36_7 += s1 * b1_7; c36_7 += s2 * b2_7; c36_7 += s3 * b3_7; c36_7 += s4 * b4_7; c36_7 += s5 * b5_7; c36_7 += s6 * b6_7; c36_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 0u); let v = subgroupBroadcast(t9, 1u);
+            c36_0 += u.x * b0_0; c36_0 += u.y * b1_0; c36_0 += u.z * b2_0; c36_0 += u.w * b3_0; c36_0 += v.x * b4_0; c36_0 += v.y * b5_0; c36_0 += v.z * b6_0; c36_0 += v.w * b7_0;
+            c36_1 += u.x * b0_1; c36_1 += u.y * b1_1; c36_1 += u.z * b2_1; c36_1 += u.w * b3_1; c36_1 += v.x * b4_1; c36_1 += v.y * b5_1; c36_1 += v.z * b6_1; c36_1 += v.w * b7_1;
+            c36_2 += u.x * b0_2; c36_2 += u.y * b1_2; c36_2 += u.z * b2_2; c36_2 += u.w * b3_2; c36_2 += v.x * b4_2; c36_2 += v.y * b5_2; c36_2 += v.z * b6_2; c36_2 += v.w * b7_2;
+            c36_3 += u.x * b0_3; c36_3 += u.y * b1_3; c36_3 += u.z * b2_3; c36_3 += u.w * b3_3; c36_3 += v.x * b4_3; c36_3 += v.y * b5_3; c36_3 += v.z * b6_3; c36_3 += v.w * b7_3;
+            c36_4 += u.x * b0_4; c36_4 += u.y * b1_4; c36_4 += u.z * b2_4; c36_4 += u.w * b3_4; c36_4 += v.x * b4_4; c36_4 += v.y * b5_4; c36_4 += v.z * b6_4; c36_4 += v.w * b7_4;
+            c36_5 += u.x * b0_5; c36_5 += u.y * b1_5; c36_5 += u.z * b2_5; c36_5 += u.w * b3_5; c36_5 += v.x * b4_5; c36_5 += v.y * b5_5; c36_5 += v.z * b6_5; c36_5 += v.w * b7_5;
+            c36_6 += u.x * b0_6; c36_6 += u.y * b1_6; c36_6 += u.z * b2_6; c36_6 += u.w * b3_6; c36_6 += v.x * b4_6; c36_6 += v.y * b5_6; c36_6 += v.z * b6_6; c36_6 += v.w * b7_6;
+            c36_7 += u.x * b0_7; c36_7 += u.y * b1_7; c36_7 += u.z * b2_7; c36_7 += u.w * b3_7; c36_7 += v.x * b4_7; c36_7 += v.y * b5_7; c36_7 += v.z * b6_7; c36_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a37, 0u); let s1 = subgroupBroadcast(a37, 1u); let s2 = subgroupBroadcast(a37, 2u); let s3 = subgroupBroadcast(a37, 3u); let s4 = subgroupBroadcast(a37, 4u); let s5 = subgroupBroadcast(a37, 5u); let s6 = subgroupBroadcast(a37, 6u); let s7 = subgroupBroadcast(a37, 7u);
-            c37_0 += s0 * b0_0; c37_0 += s1 * b1_0; c37_0 += s2 * b2_0; c37_0 += s3 * b3_0; c37_0 += s4 * b4_0; c37_0 += s5 * b5_0; c37_0 += s6 * b6_0; c37_0 += s7 * b7_0;
-            c37_1 += s0 * b0_1; c37_1 += s1 * b1_1; c37_1 += s2 * b2_1; c37_1 += s3 * b3_1; c37_1 += s4 * b4_1; c37_1 += s5 * b5_1; c37_1 += s6 * b6_1; c37_1 += s7 * b7_1;
-            c37_2 += s0 * b0_2; c37_2 += s1 * b1_2; c37_2 += s2 * b2_2; c37_2 += s3 * b3_2; c37_2 += s4 * b4_2; c37_2 += s5 * b5_2; c37_2 += s6 * b6_2; c37_2 += s7 * b7_2;
-            c37_3 += s0 * b0_3; c37_3 += s1 * b1_3; c37_3 += s2 * b2_3; c37_3 += s3 * b3_3; c37_3 += s4 * b4_3; c37_3 += s5 * b5_3; c37_3 += s6 * b6_3; c37_3 += s7 * b7_3;
-            c37_4 += s0 * b0_4; c37_4 += s1 * b1_4; c37_4 += s2 * b2_4; c37_4 += s3 * b3_4; c37_4 += s4 * b4_4; c37_4 += s5 * b5_4; c37_4 += s6 * b6_4; c37_4 += s7 * b7_4;
-            c37_5 += s0 * b0_5; c37_5 += s1 * b1_5; c37_5 += s2 * b2_5; c37_5 += s3 * b3_5; c37_5 += s4 * b4_5; c37_5 += s5 * b5_5; c37_5 += s6 * b6_5; c37_5 += s7 * b7_5;
-            c37_6 += s0 * b0_6; c37_6 += s1 * b1_6; c37_6 += s2 * b2_6; c37_6 += s3 * b3_6; c37_6 += s4 * b4_6; c37_6 += s5 * b5_6; c37_6 += s6 * b6_6; c37_6 += s7 * b7_6;
-            c37_7 += s0 * b0_7; c37_7 += s1 * b1_7; c37_7 += s2 * b2_7; c37_7 += s3 * b3_7; c37_7 += s4 * b4_7; c37_7 += s5 * b5_7; c37_7 += s6 * b6_7; c37_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 2u); let v = subgroupBroadcast(t9, 3u);
+            c37_0 += u.x * b0_0; c37_0 += u.y * b1_0; c37_0 += u.z * b2_0; c37_0 += u.w * b3_0; c37_0 += v.x * b4_0; c37_0 += v.y * b5_0; c37_0 += v.z * b6_0; c37_0 += v.w * b7_0;
+            c37_1 += u.x * b0_1; c37_1 += u.y * b1_1; c37_1 += u.z * b2_1; c37_1 += u.w * b3_1; c37_1 += v.x * b4_1; c37_1 += v.y * b5_1; c37_1 += v.z * b6_1; c37_1 += v.w * b7_1;
+            c37_2 += u.x * b0_2; c37_2 += u.y * b1_2; c37_2 += u.z * b2_2; c37_2 += u.w * b3_2; c37_2 += v.x * b4_2; c37_2 += v.y * b5_2; c37_2 += v.z * b6_2; c37_2 += v.w * b7_2;
+            c37_3 += u.x * b0_3; c37_3 += u.y * b1_3; c37_3 += u.z * b2_3; c37_3 += u.w * b3_3; c37_3 += v.x * b4_3; c37_3 += v.y * b5_3; c37_3 += v.z * b6_3; c37_3 += v.w * b7_3;
+            c37_4 += u.x * b0_4; c37_4 += u.y * b1_4; c37_4 += u.z * b2_4; c37_4 += u.w * b3_4; c37_4 += v.x * b4_4; c37_4 += v.y * b5_4; c37_4 += v.z * b6_4; c37_4 += v.w * b7_4;
+            c37_5 += u.x * b0_5; c37_5 += u.y * b1_5; c37_5 += u.z * b2_5; c37_5 += u.w * b3_5; c37_5 += v.x * b4_5; c37_5 += v.y * b5_5; c37_5 += v.z * b6_5; c37_5 += v.w * b7_5;
+            c37_6 += u.x * b0_6; c37_6 += u.y * b1_6; c37_6 += u.z * b2_6; c37_6 += u.w * b3_6; c37_6 += v.x * b4_6; c37_6 += v.y * b5_6; c37_6 += v.z * b6_6; c37_6 += v.w * b7_6;
+            c37_7 += u.x * b0_7; c37_7 += u.y * b1_7; c37_7 += u.z * b2_7; c37_7 += u.w * b3_7; c37_7 += v.x * b4_7; c37_7 += v.y * b5_7; c37_7 += v.z * b6_7; c37_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a38, 0u); let s1 = subgroupBroadcast(a38, 1u); let s2 = subgroupBroadcast(a38, 2u); let s3 = subgroupBroadcast(a38, 3u); let s4 = subgroupBroadcast(a38, 4u); let s5 = subgroupBroadcast(a38, 5u); let s6 = subgroupBroadcast(a38, 6u); let s7 = subgroupBroadcast(a38, 7u);
-            c38_0 += s0 * b0_0; c38_0 += s1 * b1_0; c38_0 += s2 * b2_0; c38_0 += s3 * b3_0; c38_0 += s4 * b4_0; c38_0 += s5 * b5_0; c38_0 += s6 * b6_0; c38_0 += s7 * b7_0;
-            c38_1 += s0 * b0_1; c38_1 += s1 * b1_1; c38_1 += s2 * b2_1; c38_1 += s3 * b3_1; c38_1 += s4 * b4_1; c38_1 += s5 * b5_1; c38_1 += s6 * b6_1; c38_1 += s7 * b7_1;
-            c38_2 += s0 * b0_2; c38_2 += s1 * b1_2; c38_2 += s2 * b2_2; c38_2 += s3 * b3_2; c38_2 += s4 * b4_2; c38_2 += s5 * b5_2; c38_2 += s6 * b6_2; c38_2 += s7 * b7_2;
-            c38_3 += s0 * b0_3; c38_3 += s1 * b1_3; c38_3 += s2 * b2_3; c38_3 += s3 * b3_3; c38_3 += s4 * b4_3; c38_3 += s5 * b5_3; c38_3 += s6 * b6_3; c38_3 += s7 * b7_3;
-            c38_4 += s0 * b0_4; c38_4 += s1 * b1_4; c38_4 += s2 * b2_4; c38_4 += s3 * b3_4; c38_4 += s4 * b4_4; c38_4 += s5 * b5_4; c38_4 += s6 * b6_4; c38_4 += s7 * b7_4;
-            c38_5 += s0 * b0_5; c38_5 += s1 * b1_5; c38_5 += s2 * b2_5; c38_5 += s3 * b3_5; c38_5 += s4 * b4_5; c38_5 += s5 * b5_5; c38_5 += s6 * b6_5; c38_5 += s7 * b7_5;
-            c38_6 += s0 * b0_6; c38_6 += s1 * b1_6; c38_6 += s2 * b2_6; c38_6 += s3 * b3_6; c38_6 += s4 * b4_6; c38_6 += s5 * b5_6; c38_6 += s6 * b6_6; c38_6 += s7 * b7_6;
-            c38_7 += s0 * b0_7; c38_7 += s1 * b1_7; c38_7 += s2 * b2_7; c38_7 += s3 * b3_7; c38_7 += s4 * b4_7; c38_7 += s5 * b5_7; c38_7 += s6 * b6_7; c38_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 4u); let v = subgroupBroadcast(t9, 5u);
+            c38_0 += u.x * b0_0; c38_0 += u.y * b1_0; c38_0 += u.z * b2_0; c38_0 += u.w * b3_0; c38_0 += v.x * b4_0; c38_0 += v.y * b5_0; c38_0 += v.z * b6_0; c38_0 += v.w * b7_0;
+            c38_1 += u.x * b0_1; c38_1 += u.y * b1_1; c38_1 += u.z * b2_1; c38_1 += u.w * b3_1; c38_1 += v.x * b4_1; c38_1 += v.y * b5_1; c38_1 += v.z * b6_1; c38_1 += v.w * b7_1;
+            c38_2 += u.x * b0_2; c38_2 += u.y * b1_2; c38_2 += u.z * b2_2; c38_2 += u.w * b3_2; c38_2 += v.x * b4_2; c38_2 += v.y * b5_2; c38_2 += v.z * b6_2; c38_2 += v.w * b7_2;
+            c38_3 += u.x * b0_3; c38_3 += u.y * b1_3; c38_3 += u.z * b2_3; c38_3 += u.w * b3_3; c38_3 += v.x * b4_3; c38_3 += v.y * b5_3; c38_3 += v.z * b6_3; c38_3 += v.w * b7_3;
+            c38_4 += u.x * b0_4; c38_4 += u.y * b1_4; c38_4 += u.z * b2_4; c38_4 += u.w * b3_4; c38_4 += v.x * b4_4; c38_4 += v.y * b5_4; c38_4 += v.z * b6_4; c38_4 += v.w * b7_4;
+            c38_5 += u.x * b0_5; c38_5 += u.y * b1_5; c38_5 += u.z * b2_5; c38_5 += u.w * b3_5; c38_5 += v.x * b4_5; c38_5 += v.y * b5_5; c38_5 += v.z * b6_5; c38_5 += v.w * b7_5;
+            c38_6 += u.x * b0_6; c38_6 += u.y * b1_6; c38_6 += u.z * b2_6; c38_6 += u.w * b3_6; c38_6 += v.x * b4_6; c38_6 += v.y * b5_6; c38_6 += v.z * b6_6; c38_6 += v.w * b7_6;
+            c38_7 += u.x * b0_7; c38_7 += u.y * b1_7; c38_7 += u.z * b2_7; c38_7 += u.w * b3_7; c38_7 += v.x * b4_7; c38_7 += v.y * b5_7; c38_7 += v.z * b6_7; c38_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a39, 0u); let s1 = subgroupBroadcast(a39, 1u); let s2 = subgroupBroadcast(a39, 2u); let s3 = subgroupBroadcast(a39, 3u); let s4 = subgroupBroadcast(a39, 4u); let s5 = subgroupBroadcast(a39, 5u); let s6 = subgroupBroadcast(a39, 6u); let s7 = subgroupBroadcast(a39, 7u);
-            c39_0 += s0 * b0_0; c39_0 += s1 * b1_0; c39_0 += s2 * b2_0; c39_0 += s3 * b3_0; c39_0 += s4 * b4_0; c39_0 += s5 * b5_0; c39_0 += s6 * b6_0; c39_0 += s7 * b7_0;
-            c39_1 += s0 * b0_1; c39_1 += s1 * b1_1; c39_1 += s2 * b2_1; c39_1 += s3 * b3_1; c39_1 += s4 * b4_1; c39_1 += s5 * b5_1; c39_1 += s6 * b6_1; c39_1 += s7 * b7_1;
-            c39_2 += s0 * b0_2; c39_2 += s1 * b1_2; c39_2 += s2 * b2_2; c39_2 += s3 * b3_2; c39_2 += s4 * b4_2; c39_2 += s5 * b5_2; c39_2 += s6 * b6_2; c39_2 += s7 * b7_2;
-            c39_3 += s0 * b0_3; c39_3 += s1 * b1_3; c39_3 += s2 * b2_3; c39_3 += s3 * b3_3; c39_3 += s4 * b4_3; c39_3 += s5 * b5_3; c39_3 += s6 * b6_3; c39_3 += s7 * b7_3;
-            c39_4 += s0 * b0_4; c39_4 += s1 * b1_4; c39_4 += s2 * b2_4; c39_4 += s3 * b3_4; c39_4 += s4 * b4_4; c39_4 += s5 * b5_4; c39_4 += s6 * b6_4; c39_4 += s7 * b7_4;
-            c39_5 += s0 * b0_5; c39_5 += s1 * b1_5; c39_5 += s2 * b2_5; c39_5 += s3 * b3_5; c39_5 += s4 * b4_5; c39_5 += s5 * b5_5; c39_5 += s6 * b6_5; c39_5 += s7 * b7_5;
-            c39_6 += s0 * b0_6; c39_6 += s1 * b1_6; c39_6 += s2 * b2_6; c39_6 += s3 * b3_6; c39_6 += s4 * b4_6; c39_6 += s5 * b5_6; c39_6 += s6 * b6_6; c39_6 += s7 * b7_6;
-            c39_7 += s0 * b0_7; c39_7 += s1 * b1_7; c39_7 += s2 * b2_7; c39_7 += s3 * b3_7; c39_7 += s4 * b4_7; c39_7 += s5 * b5_7; c39_7 += s6 * b6_7; c39_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t9, 6u); let v = subgroupBroadcast(t9, 7u);
+            c39_0 += u.x * b0_0; c39_0 += u.y * b1_0; c39_0 += u.z * b2_0; c39_0 += u.w * b3_0; c39_0 += v.x * b4_0; c39_0 += v.y * b5_0; c39_0 += v.z * b6_0; c39_0 += v.w * b7_0;
+            c39_1 += u.x * b0_1; c39_1 += u.y * b1_1; c39_1 += u.z * b2_1; c39_1 += u.w * b3_1; c39_1 += v.x * b4_1; c39_1 += v.y * b5_1; c39_1 += v.z * b6_1; c39_1 += v.w * b7_1;
+            c39_2 += u.x * b0_2; c39_2 += u.y * b1_2; c39_2 += u.z * b2_2; c39_2 += u.w * b3_2; c39_2 += v.x * b4_2; c39_2 += v.y * b5_2; c39_2 += v.z * b6_2; c39_2 += v.w * b7_2;
+            c39_3 += u.x * b0_3; c39_3 += u.y * b1_3; c39_3 += u.z * b2_3; c39_3 += u.w * b3_3; c39_3 += v.x * b4_3; c39_3 += v.y * b5_3; c39_3 += v.z * b6_3; c39_3 += v.w * b7_3;
+            c39_4 += u.x * b0_4; c39_4 += u.y * b1_4; c39_4 += u.z * b2_4; c39_4 += u.w * b3_4; c39_4 += v.x * b4_4; c39_4 += v.y * b5_4; c39_4 += v.z * b6_4; c39_4 += v.w * b7_4;
+            c39_5 += u.x * b0_5; c39_5 += u.y * b1_5; c39_5 += u.z * b2_5; c39_5 += u.w * b3_5; c39_5 += v.x * b4_5; c39_5 += v.y * b5_5; c39_5 += v.z * b6_5; c39_5 += v.w * b7_5;
+            c39_6 += u.x * b0_6; c39_6 += u.y * b1_6; c39_6 += u.z * b2_6; c39_6 += u.w * b3_6; c39_6 += v.x * b4_6; c39_6 += v.y * b5_6; c39_6 += v.z * b6_6; c39_6 += v.w * b7_6;
+            c39_7 += u.x * b0_7; c39_7 += u.y * b1_7; c39_7 += u.z * b2_7; c39_7 += u.w * b3_7; c39_7 += v.x * b4_7; c39_7 += v.y * b5_7; c39_7 += v.z * b6_7; c39_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a40, 0u); let s1 = subgroupBroadcast(a40, 1u); let s2 = subgroupBroadcast(a40, 2u); let s3 = subgroupBroadcast(a40, 3u); let s4 = subgroupBroadcast(a40, 4u); let s5 = subgroupBroadcast(a40, 5u); let s6 = subgroupBroadcast(a40, 6u); let s7 = subgroupBroadcast(a40, 7u);
-            c40_0 += s0 * b0_0; c40_0 += s1 * b1_0; c40_0 += s2 * b2_0; c40_0 += s3 * b3_0; c40_0 += s4 * b4_0; c40_0 += s5 * b5_0; c40_0 += s6 * b6_0; c40_0 += s7 * b7_0;
-            c40_1 += s0 * b0_1; c40_1 += s1 * b1_1; c40_1 += s2 * b2_1; c40_1 += s3 * b3_1; c40_1 += s4 * b4_1; c40_1 += s5 * b5_1; c40_1 += s6 * b6_1; c40_1 += s7 * b7_1;
-            c40_2 += s0 * b0_2; c40_2 += s1 * b1_2; c40_2 += s2 * b2_2; c40_2 += s3 * b3_2; c40_2 += s4 * b4_2; c40_2 += s5 * b5_2; c40_2 += s6 * b6_2; c40_2 += s7 * b7_2;
-            c40_3 += s0 * b0_3; c40_3 += s1 * b1_3; c40_3 += s2 * b2_3; c40_3 += s3 * b3_3; c40_3 += s4 * b4_3; c40_3 += s5 * b5_3; c40_3 += s6 * b6_3; c40_3 += s7 * b7_3;
-            c40_4 += s0 * b0_4; c40_4 += s1 * b1_4; c40_4 += s2 * b2_4; c40_4 += s3 * b3_4; c40_4 += s4 * b4_4; c40_4 += s5 * b5_4; c40_4 += s6 * b6_4; c40_4 += s7 * b7_4;
-            c40_5 += s0 * b0_5; c40_5 += s1 * b1_5; c40_5 += s2 * b2_5; c40_5 += s3 * b3_5; c40_5 += s4 * b4_5; c40_5 += s5 * b5_5; c40_5 += s6 * b6_5; c40_5 += s7 * b7_5;
-            c40_6 += s0 * b0_6; c40_6 += s1 * b1_6; c40_6 += s2 * b2_6; c40_6 += s3 * b3_6; c40_6 += s4 * b4_6; c40_6 += s5 * b5_6; c40_6 += s6 * b6_6; c40_6 += s7 * b7_6;
-            c40_7 += s0 * b0_7; c40_7 += s1 * b1_7; c40_7 += s2 * b2_7; c40_7 += s3 * b3_7; c40_7 += s4 * b4_7; c40_7 += s5 * b5_7; c40_7 += s6 * b6_7; c40_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 0u); let v = subgroupBroadcast(t10, 1u);
+            c40_0 += u.x * b0_0; c40_0 += u.y * b1_0; c40_0 += u.z * b2_0; c40_0 += u.w * b3_0; c40_0 += v.x * b4_0; c40_0 += v.y * b5_0; c40_0 += v.z * b6_0; c40_0 += v.w * b7_0;
+            c40_1 += u.x * b0_1; c40_1 += u.y * b1_1; c40_1 += u.z * b2_1; c40_1 += u.w * b3_1; c40_1 += v.x * b4_1; c40_1 += v.y * b5_1; c40_1 += v.z * b6_1; c40_1 += v.w * b7_1;
+            c40_2 += u.x * b0_2; c40_2 += u.y * b1_2; c40_2 += u.z * b2_2; c40_2 += u.w * b3_2; c40_2 += v.x * b4_2; c40_2 += v.y * b5_2; c40_2 += v.z * b6_2; c40_2 += v.w * b7_2;
+            c40_3 += u.x * b0_3; c40_3 += u.y * b1_3; c40_3 += u.z * b2_3; c40_3 += u.w * b3_3; c40_3 += v.x * b4_3; c40_3 += v.y * b5_3; c40_3 += v.z * b6_3; c40_3 += v.w * b7_3;
+            c40_4 += u.x * b0_4; c40_4 += u.y * b1_4; c40_4 += u.z * b2_4; c40_4 += u.w * b3_4; c40_4 += v.x * b4_4; c40_4 += v.y * b5_4; c40_4 += v.z * b6_4; c40_4 += v.w * b7_4;
+            c40_5 += u.x * b0_5; c40_5 += u.y * b1_5; c40_5 += u.z * b2_5; c40_5 += u.w * b3_5; c40_5 += v.x * b4_5; c40_5 += v.y * b5_5; c40_5 += v.z * b6_5; c40_5 += v.w * b7_5;
+            c40_6 += u.x * b0_6; c40_6 += u.y * b1_6; c40_6 += u.z * b2_6; c40_6 += u.w * b3_6; c40_6 += v.x * b4_6; c40_6 += v.y * b5_6; c40_6 += v.z * b6_6; c40_6 += v.w * b7_6;
+            c40_7 += u.x * b0_7; c40_7 += u.y * b1_7; c40_7 += u.z * b2_7; c40_7 += u.w * b3_7; c40_7 += v.x * b4_7; c40_7 += v.y * b5_7; c40_7 += v.z * b6_7; c40_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a41, 0u); let s1 = subgroupBroadcast(a41, 1u); let s2 = subgroupBroadcast(a41, 2u); let s3 = subgroupBroadcast(a41, 3u); let s4 = subgroupBroadcast(a41, 4u); let s5 = subgroupBroadcast(a41, 5u); let s6 = subgroupBroadcast(a41, 6u); let s7 = subgroupBroadcast(a41, 7u);
-            c41_0 += s0 * b0_0; c41_0 += s1 * b1_0; c41_0 += s2 * b2_0; c41_0 += s3 * b3_0; c41_0 += s4 * b4_0; c41_0 += s5 * b5_0; c41_0 += s6 * b6_0; c41_0 += s7 * b7_0;
-            c41_1 += s0 * b0_1; c41_1 += s1 * b1_1; c41_1 += s2 * b2_1; c41_1 += s3 * b3_1; c41_1 += s4 * b4_1; c41_1 += s5 * b5_1; c41_1 += s6 * b6_1; c41_1 += s7 * b7_1;
-            c41_2 += s0 * b0_2; c41_2 += s1 * b1_2; c41_2 += s2 * b2_2; c41_2 += s3 * b3_2; c41_2 += s4 * b4_2; c41_2 += s5 * b5_2; c41_2 += s6 * b6_2; c41_2 += s7 * b7_2;
-            c41_3 += s0 * b0_3; c41_3 += s1 * b1_3; c41_3 += s2 * b2_3; c41_3 += s3 * b3_3; c41_3 += s4 * b4_3; c41_3 += s5 * b5_3; c41_3 += s6 * b6_3; c41_3 += s7 * b7_3;
-            c41_4 += s0 * b0_4; c41_4 += s1 * b1_4; c41_4 += s2 * b2_4; c41_4 += s3 * b3_4; c41_4 += s4 * b4_4; c41_4 += s5 * b5_4; c41_4 += s6 * b6_4; c41_4 += s7 * b7_4;
-            c41_5 += s0 * b0_5; c41_5 += s1 * b1_5; c41_5 += s2 * b2_5; c41_5 += s3 * b3_5; c41_5 += s4 * b4_5; c41_5 += s5 * b5_5; c41_5 += s6 * b6_5; c41_5 += s7 * b7_5;
-            c41_6 += s0 * b0_6; c41_6 += s1 * b1_6; c41_6 += s2 * b2_6; c41_6 += s3 * b3_6; c41_6 += s4 * b4_6; c41_6 += s5 * b5_6; c41_6 += s6 * b6_6; c41_6 += s7 * b7_6;
-            c41_7 += s0 * b0_7; c41_7 += s1 * b1_7; c41_7 += s2 * b2_7; c41_7 += s3 * b3_7; c41_7 += s4 * b4_7; c41_7 += s5 * b5_7; c41_7 += s6 * b6_7; c41_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 2u); let v = subgroupBroadcast(t10, 3u);
+            c41_0 += u.x * b0_0; c41_0 += u.y * b1_0; c41_0 += u.z * b2_0; c41_0 += u.w * b3_0; c41_0 += v.x * b4_0; c41_0 += v.y * b5_0; c41_0 += v.z * b6_0; c41_0 += v.w * b7_0;
+            c41_1 += u.x * b0_1; c41_1 += u.y * b1_1; c41_1 += u.z * b2_1; c41_1 += u.w * b3_1; c41_1 += v.x * b4_1; c41_1 += v.y * b5_1; c41_1 += v.z * b6_1; c41_1 += v.w * b7_1;
+            c41_2 += u.x * b0_2; c41_2 += u.y * b1_2; c41_2 += u.z * b2_2; c41_2 += u.w * b3_2; c41_2 += v.x * b4_2; c41_2 += v.y * b5_2; c41_2 += v.z * b6_2; c41_2 += v.w * b7_2;
+            c41_3 += u.x * b0_3; c41_3 += u.y * b1_3; c41_3 += u.z * b2_3; c41_3 += u.w * b3_3; c41_3 += v.x * b4_3; c41_3 += v.y * b5_3; c41_3 += v.z * b6_3; c41_3 += v.w * b7_3;
+            c41_4 += u.x * b0_4; c41_4 += u.y * b1_4; c41_4 += u.z * b2_4; c41_4 += u.w * b3_4; c41_4 += v.x * b4_4; c41_4 += v.y * b5_4; c41_4 += v.z * b6_4; c41_4 += v.w * b7_4;
+            c41_5 += u.x * b0_5; c41_5 += u.y * b1_5; c41_5 += u.z * b2_5; c41_5 += u.w * b3_5; c41_5 += v.x * b4_5; c41_5 += v.y * b5_5; c41_5 += v.z * b6_5; c41_5 += v.w * b7_5;
+            c41_6 += u.x * b0_6; c41_6 += u.y * b1_6; c41_6 += u.z * b2_6; c41_6 += u.w * b3_6; c41_6 += v.x * b4_6; c41_6 += v.y * b5_6; c41_6 += v.z * b6_6; c41_6 += v.w * b7_6;
+            c41_7 += u.x * b0_7; c41_7 += u.y * b1_7; c41_7 += u.z * b2_7; c41_7 += u.w * b3_7; c41_7 += v.x * b4_7; c41_7 += v.y * b5_7; c41_7 += v.z * b6_7; c41_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a42, 0u); let s1 = subgroupBroadcast(a42, 1u); let s2 = subgroupBroadcast(a42, 2u); let s3 = subgroupBroadcast(a42, 3u); let s4 = subgroupBroadcast(a42, 4u); let s5 = subgroupBroadcast(a42, 5u); let s6 = subgroupBroadcast(a42, 6u); let s7 = subgroupBroadcast(a42, 7u);
-            c42_0 += s0 * b0_0; c42_0 += s1 * b1_0; c42_0 += s2 * b2_0; c42_0 += s3 * b3_0; c42_0 += s4 * b4_0; c42_0 += s5 * b5_0; c42_0 += s6 * b6_0; c42_0 += s7 * b7_0;
-            c42_1 += s0 * b0_1; c42_1 += s1 * b1_1; c42_1 += s2 * b2_1; c42_1 += s3 * b3_1; c42_1 += s4 * b4_1; c42_1 += s5 * b5_1; c42_1 += s6 * b6_1; c42_1 += s7 * b7_1;
-            c42_2 += s0 * b0_2; c42_2 += s1 * b1_2; c42_2 += s2 * b2_2; c42_2 += s3 * b3_2; c42_2 += s4 * b4_2; c42_2 += s5 * b5_2; c42_2 += s6 * b6_2; c42_2 += s7 * b7_2;
-            c42_3 += s0 * b0_3; c42_3 += s1 * b1_3; c42_3 += s2 * b2_3; c42_3 += s3 * b3_3; c42_3 += s4 * b4_3; c42_3 += s5 * b5_3; c42_3 += s6 * b6_3; c42_3 += s7 * b7_3;
-            c42_4 += s0 * b0_4; c42_4 += s1 * b1_4; c42_4 += s2 * b2_4; c42_4 += s3 * b3_4; c42_4 += s4 * b4_4; c42_4 += s5 * b5_4; c42_4 += s6 * b6_4; c42_4 += s7 * b7_4;
-            c42_5 += s0 * b0_5; c42_5 += s1 * b1_5; c42_5 += s2 * b2_5; c42_5 += s3 * b3_5; c42_5 += s4 * b4_5; c42_5 += s5 * b5_5; c42_5 += s6 * b6_5; c42_5 += s7 * b7_5;
-            c42_6 += s0 * b0_6; c42_6 += s1 * b1_6; c42_6 += s2 * b2_6; c42_6 += s3 * b3_6; c42_6 += s4 * b4_6; c42_6 += s5 * b5_6; c42_6 += s6 * b6_6; c42_6 += s7 * b7_6;
-            c42_7 += s0 * b0_7; c42_7 += s1 * b1_7; c42_7 += s2 * b2_7; c42_7 += s3 * b3_7; c42_7 += s4 * b4_7; c42_7 += s5 * b5_7; c42_7 += s6 * b6_7; c42_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 4u); let v = subgroupBroadcast(t10, 5u);
+            c42_0 += u.x * b0_0; c42_0 += u.y * b1_0; c42_0 += u.z * b2_0; c42_0 += u.w * b3_0; c42_0 += v.x * b4_0; c42_0 += v.y * b5_0; c42_0 += v.z * b6_0; c42_0 += v.w * b7_0;
+            c42_1 += u.x * b0_1; c42_1 += u.y * b1_1; c42_1 += u.z * b2_1; c42_1 += u.w * b3_1; c42_1 += v.x * b4_1; c42_1 += v.y * b5_1; c42_1 += v.z * b6_1; c42_1 += v.w * b7_1;
+            c42_2 += u.x * b0_2; c42_2 += u.y * b1_2; c42_2 += u.z * b2_2; c42_2 += u.w * b3_2; c42_2 += v.x * b4_2; c42_2 += v.y * b5_2; c42_2 += v.z * b6_2; c42_2 += v.w * b7_2;
+            c42_3 += u.x * b0_3; c42_3 += u.y * b1_3; c42_3 += u.z * b2_3; c42_3 += u.w * b3_3; c42_3 += v.x * b4_3; c42_3 += v.y * b5_3; c42_3 += v.z * b6_3; c42_3 += v.w * b7_3;
+            c42_4 += u.x * b0_4; c42_4 += u.y * b1_4; c42_4 += u.z * b2_4; c42_4 += u.w * b3_4; c42_4 += v.x * b4_4; c42_4 += v.y * b5_4; c42_4 += v.z * b6_4; c42_4 += v.w * b7_4;
+            c42_5 += u.x * b0_5; c42_5 += u.y * b1_5; c42_5 += u.z * b2_5; c42_5 += u.w * b3_5; c42_5 += v.x * b4_5; c42_5 += v.y * b5_5; c42_5 += v.z * b6_5; c42_5 += v.w * b7_5;
+            c42_6 += u.x * b0_6; c42_6 += u.y * b1_6; c42_6 += u.z * b2_6; c42_6 += u.w * b3_6; c42_6 += v.x * b4_6; c42_6 += v.y * b5_6; c42_6 += v.z * b6_6; c42_6 += v.w * b7_6;
+            c42_7 += u.x * b0_7; c42_7 += u.y * b1_7; c42_7 += u.z * b2_7; c42_7 += u.w * b3_7; c42_7 += v.x * b4_7; c42_7 += v.y * b5_7; c42_7 += v.z * b6_7; c42_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a43, 0u); let s1 = subgroupBroadcast(a43, 1u); let s2 = subgroupBroadcast(a43, 2u); let s3 = subgroupBroadcast(a43, 3u); let s4 = subgroupBroadcast(a43, 4u); let s5 = subgroupBroadcast(a43, 5u); let s6 = subgroupBroadcast(a43, 6u); let s7 = subgroupBroadcast(a43, 7u);
-            c43_0 += s0 * b0_0; c43_0 += s1 * b1_0; c43_0 += s2 * b2_0; c43_0 += s3 * b3_0; c43_0 += s4 * b4_0; c43_0 += s5 * b5_0; c43_0 += s6 * b6_0; c43_0 += s7 * b7_0;
-            c43_1 += s0 * b0_1; c43_1 += s1 * b1_1; c43_1 += s2 * b2_1; c43_1 += s3 * b3_1; c43_1 += s4 * b4_1; c43_1 += s5 * b5_1; c43_1 += s6 * b6_1; c43_1 += s7 * b7_1;
-            c43_2 += s0 * b0_2; c43_2 += s1 * b1_2; c43_2 += s2 * b2_2; c43_2 += s3 * b3_2; c43_2 += s4 * b4_2; c43_2 += s5 * b5_2; c43_2 += s6 * b6_2; c43_2 += s7 * b7_2;
-            c43_3 += s0 * b0_3; c43_3 += s1 * b1_3; c43_3 += s2 * b2_3; c43_3 += s3 * b3_3; c43_3 += s4 * b4_3; c43_3 += s5 * b5_3; c43_3 += s6 * b6_3; c43_3 += s7 * b7_3;
-            c43_4 += s0 * b0_4; c43_4 += s1 * b1_4; c43_4 += s2 * b2_4; c43_4 += s3 * b3_4; c43_4 += s4 * b4_4; c43_4 += s5 * b5_4; c43_4 += s6 * b6_4; c43_4 += s7 * b7_4;
-            c43_5 += s0 * b0_5; c43_5 += s1 * b1_5; c43_5 += s2 * b2_5; c43_5 += s3 * b3_5; c43_5 += s4 * b4_5; c43_5 += s5 * b5_5; c43_5 += s6 * b6_5; c43_5 += s7 * b7_5;
-            c43_6 += s0 * b0_6; c43_6 += s1 * b1_6; c43_6 += s2 * b2_6; c43_6 += s3 * b3_6; c43_6 += s4 * b4_6; c43_6 += s5 * b5_6; c43_6 += s6 * b6_6; c43_6 += s7 * b7_6;
-            c43_7 += s0 * b0_7; c43_7 += s1 * b1_7; c43_7 += s2 * b2_7; c43_7 += s3 * b3_7; c43_7 += s4 * b4_7; c43_7 += s5 * b5_7; c43_7 += s6 * b6_7; c43_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t10, 6u); let v = subgroupBroadcast(t10, 7u);
+            c43_0 += u.x * b0_0; c43_0 += u.y * b1_0; c43_0 += u.z * b2_0; c43_0 += u.w * b3_0; c43_0 += v.x * b4_0; c43_0 += v.y * b5_0; c43_0 += v.z * b6_0; c43_0 += v.w * b7_0;
+            c43_1 += u.x * b0_1; c43_1 += u.y * b1_1; c43_1 += u.z * b2_1; c43_1 += u.w * b3_1; c43_1 += v.x * b4_1; c43_1 += v.y * b5_1; c43_1 += v.z * b6_1; c43_1 += v.w * b7_1;
+            c43_2 += u.x * b0_2; c43_2 += u.y * b1_2; c43_2 += u.z * b2_2; c43_2 += u.w * b3_2; c43_2 += v.x * b4_2; c43_2 += v.y * b5_2; c43_2 += v.z * b6_2; c43_2 += v.w * b7_2;
+            c43_3 += u.x * b0_3; c43_3 += u.y * b1_3; c43_3 += u.z * b2_3; c43_3 += u.w * b3_3; c43_3 += v.x * b4_3; c43_3 += v.y * b5_3; c43_3 += v.z * b6_3; c43_3 += v.w * b7_3;
+            c43_4 += u.x * b0_4; c43_4 += u.y * b1_4; c43_4 += u.z * b2_4; c43_4 += u.w * b3_4; c43_4 += v.x * b4_4; c43_4 += v.y * b5_4; c43_4 += v.z * b6_4; c43_4 += v.w * b7_4;
+            c43_5 += u.x * b0_5; c43_5 += u.y * b1_5; c43_5 += u.z * b2_5; c43_5 += u.w * b3_5; c43_5 += v.x * b4_5; c43_5 += v.y * b5_5; c43_5 += v.z * b6_5; c43_5 += v.w * b7_5;
+            c43_6 += u.x * b0_6; c43_6 += u.y * b1_6; c43_6 += u.z * b2_6; c43_6 += u.w * b3_6; c43_6 += v.x * b4_6; c43_6 += v.y * b5_6; c43_6 += v.z * b6_6; c43_6 += v.w * b7_6;
+            c43_7 += u.x * b0_7; c43_7 += u.y * b1_7; c43_7 += u.z * b2_7; c43_7 += u.w * b3_7; c43_7 += v.x * b4_7; c43_7 += v.y * b5_7; c43_7 += v.z * b6_7; c43_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a44, 0u); let s1 = subgroupBroadcast(a44, 1u); let s2 = subgroupBroadcast(a44, 2u); let s3 = subgroupBroadcast(a44, 3u); let s4 = subgroupBroadcast(a44, 4u); let s5 = subgroupBroadcast(a44, 5u); let s6 = subgroupBroadcast(a44, 6u); let s7 = subgroupBroadcast(a44, 7u);
-            c44_0 += s0 * b0_0; c44_0 += s1 * b1_0; c44_0 += s2 * b2_0; c44_0 += s3 * b3_0; c44_0 += s4 * b4_0; c44_0 += s5 * b5_0; c44_0 += s6 * b6_0; c44_0 += s7 * b7_0;
-            c44_1 += s0 * b0_1; c44_1 += s1 * b1_1; c44_1 += s2 * b2_1; c44_1 += s3 * b3_1; c44_1 += s4 * b4_1; c44_1 += s5 * b5_1; c44_1 += s6 * b6_1; c44_1 += s7 * b7_1;
-            c44_2 += s0 * b0_2; c44_2 += s1 * b1_2; c44_2 += s2 * b2_2; c44_2 += s3 * b3_2; c44_2 += s4 * b4_2; c44_2 += s5 * b5_2; c44_2 += s6 * b6_2; c44_2 += s7 * b7_2;
-            c44_3 += s0 * b0_3; c44_3 += s1 * b1_3; c44_3 += s2 * b2_3; c44_3 += s3 * b3_3; c44_3 += s4 * b4_3; c44_3 += s5 * b5_3; c44_3 += s6 * b6_3; c44_3 += s7 * b7_3;
-            c44_4 += s0 * b0_4; c44_4 += s1 * b1_4; c44_4 += s2 * b2_4; c44_4 += s3 * b3_4; c44_4 += s4 * b4_4; c44_4 += s5 * b5_4; c44_4 += s6 * b6_4; c44_4 += s7 * b7_4;
-            c44_5 += s0 * b0_5; c44_5 += s1 * b1_5; c44_5 += s2 * b2_5; c44_5 += s3 * b3_5; c44_5 += s4 * b4_5; c44_5 += s5 * b5_5; c44_5 += s6 * b6_5; c44_5 += s7 * b7_5;
-            c44_6 += s0 * b0_6; c44_6 += s1 * b1_6; c44_6 += s2 * b2_6; c44_6 += s3 * b3_6; c44_6 += s4 * b4_6; c44_6 += s5 * b5_6; c44_6 += s6 * b6_6; c44_6 += s7 * b7_6;
-            c44_7 += s0 * b0_7; c44_7 += s1 * b1_7; c44_7 += s2 * b2_7; c44_7 += s3 * b3_7; c44_7 += s4 * b4_7; c44_7 += s5 * b5_7; c44_7 += s6 * b6_7; c44_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 0u); let v = subgroupBroadcast(t11, 1u);
+            c44_0 += u.x * b0_0; c44_0 += u.y * b1_0; c44_0 += u.z * b2_0; c44_0 += u.w * b3_0; c44_0 += v.x * b4_0; c44_0 += v.y * b5_0; c44_0 += v.z * b6_0; c44_0 += v.w * b7_0;
+            c44_1 += u.x * b0_1; c44_1 += u.y * b1_1; c44_1 += u.z * b2_1; c44_1 += u.w * b3_1; c44_1 += v.x * b4_1; c44_1 += v.y * b5_1; c44_1 += v.z * b6_1; c44_1 += v.w * b7_1;
+            c44_2 += u.x * b0_2; c44_2 += u.y * b1_2; c44_2 += u.z * b2_2; c44_2 += u.w * b3_2; c44_2 += v.x * b4_2; c44_2 += v.y * b5_2; c44_2 += v.z * b6_2; c44_2 += v.w * b7_2;
+            c44_3 += u.x * b0_3; c44_3 += u.y * b1_3; c44_3 += u.z * b2_3; c44_3 += u.w * b3_3; c44_3 += v.x * b4_3; c44_3 += v.y * b5_3; c44_3 += v.z * b6_3; c44_3 += v.w * b7_3;
+            c44_4 += u.x * b0_4; c44_4 += u.y * b1_4; c44_4 += u.z * b2_4; c44_4 += u.w * b3_4; c44_4 += v.x * b4_4; c44_4 += v.y * b5_4; c44_4 += v.z * b6_4; c44_4 += v.w * b7_4;
+            c44_5 += u.x * b0_5; c44_5 += u.y * b1_5; c44_5 += u.z * b2_5; c44_5 += u.w * b3_5; c44_5 += v.x * b4_5; c44_5 += v.y * b5_5; c44_5 += v.z * b6_5; c44_5 += v.w * b7_5;
+            c44_6 += u.x * b0_6; c44_6 += u.y * b1_6; c44_6 += u.z * b2_6; c44_6 += u.w * b3_6; c44_6 += v.x * b4_6; c44_6 += v.y * b5_6; c44_6 += v.z * b6_6; c44_6 += v.w * b7_6;
+            c44_7 += u.x * b0_7; c44_7 += u.y * b1_7; c44_7 += u.z * b2_7; c44_7 += u.w * b3_7; c44_7 += v.x * b4_7; c44_7 += v.y * b5_7; c44_7 += v.z * b6_7; c44_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a45, 0u); let s1 = subgroupBroadcast(a45, 1u); let s2 = subgroupBroadcast(a45, 2u); let s3 = subgroupBroadcast(a45, 3u); let s4 = subgroupBroadcast(a45, 4u); let s5 = subgroupBroadcast(a45, 5u); let s6 = subgroupBroadcast(a45, 6u); let s7 = subgroupBroadcast(a45, 7u);
-            c45_0 += s0 * b0_0; c45_0 += s1 * b1_0; c45_0 += s2 * b2_0; c45_0 += s3 * b3_0; c45_0 += s4 * b4_0; c45_0 += s5 * b5_0; c45_0 += s6 * b6_0; c45_0 += s7 * b7_0;
-            c45_1 += s0 * b0_1; c45_1 += s1 * b1_1; c45_1 += s2 * b2_1; c45_1 += s3 * b3_1; c45_1 += s4 * b4_1; c45_1 += s5 * b5_1; c45_1 += s6 * b6_1; c45_1 += s7 * b7_1;
-            c45_2 += s0 * b0_2; c45_2 += s1 * b1_2; c45_2 += s2 * b2_2; c45_2 += s3 * b3_2; c45_2 += s4 * b4_2; c45_2 += s5 * b5_2; c45_2 += s6 * b6_2; c45_2 += s7 * b7_2;
-            c45_3 += s0 * b0_3; c45_3 += s1 * b1_3; c45_3 += s2 * b2_3; c45_3 += s3 * b3_3; c45_3 += s4 * b4_3; c45_3 += s5 * b5_3; c45_3 += s6 * b6_3; c45_3 += s7 * b7_3;
-            c45_4 += s0 * b0_4; c45_4 += s1 * b1_4; c45_4 += s2 * b2_4; c45_4 += s3 * b3_4; c45_4 += s4 * b4_4; c45_4 += s5 * b5_4; c45_4 += s6 * b6_4; c45_4 += s7 * b7_4;
-            c45_5 += s0 * b0_5; c45_5 += s1 * b1_5; c45_5 += s2 * b2_5; c45_5 += s3 * b3_5; c45_5 += s4 * b4_5; c45_5 += s5 * b5_5; c45_5 += s6 * b6_5; c45_5 += s7 * b7_5;
-            c45_6 += s0 * b0_6; c45_6 += s1 * b1_6; c45_6 += s2 * b2_6; c45_6 += s3 * b3_6; c45_6 += s4 * b4_6; c45_6 += s5 * b5_6; c45_6 += s6 * b6_6; c45_6 += s7 * b7_6;
-            c45_7 += s0 * b0_7; c45_7 += s1 * b1_7; c45_7 += s2 * b2_7; c45_7 += s3 * b3_7; c45_7 += s4 * b4_7; c45_7 += s5 * b5_7; c45_7 += s6 * b6_7; c45_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 2u); let v = subgroupBroadcast(t11, 3u);
+            c45_0 += u.x * b0_0; c45_0 += u.y * b1_0; c45_0 += u.z * b2_0; c45_0 += u.w * b3_0; c45_0 += v.x * b4_0; c45_0 += v.y * b5_0; c45_0 += v.z * b6_0; c45_0 += v.w * b7_0;
+            c45_1 += u.x * b0_1; c45_1 += u.y * b1_1; c45_1 += u.z * b2_1; c45_1 += u.w * b3_1; c45_1 += v.x * b4_1; c45_1 += v.y * b5_1; c45_1 += v.z * b6_1; c45_1 += v.w * b7_1;
+            c45_2 += u.x * b0_2; c45_2 += u.y * b1_2; c45_2 += u.z * b2_2; c45_2 += u.w * b3_2; c45_2 += v.x * b4_2; c45_2 += v.y * b5_2; c45_2 += v.z * b6_2; c45_2 += v.w * b7_2;
+            c45_3 += u.x * b0_3; c45_3 += u.y * b1_3; c45_3 += u.z * b2_3; c45_3 += u.w * b3_3; c45_3 += v.x * b4_3; c45_3 += v.y * b5_3; c45_3 += v.z * b6_3; c45_3 += v.w * b7_3;
+            c45_4 += u.x * b0_4; c45_4 += u.y * b1_4; c45_4 += u.z * b2_4; c45_4 += u.w * b3_4; c45_4 += v.x * b4_4; c45_4 += v.y * b5_4; c45_4 += v.z * b6_4; c45_4 += v.w * b7_4;
+            c45_5 += u.x * b0_5; c45_5 += u.y * b1_5; c45_5 += u.z * b2_5; c45_5 += u.w * b3_5; c45_5 += v.x * b4_5; c45_5 += v.y * b5_5; c45_5 += v.z * b6_5; c45_5 += v.w * b7_5;
+            c45_6 += u.x * b0_6; c45_6 += u.y * b1_6; c45_6 += u.z * b2_6; c45_6 += u.w * b3_6; c45_6 += v.x * b4_6; c45_6 += v.y * b5_6; c45_6 += v.z * b6_6; c45_6 += v.w * b7_6;
+            c45_7 += u.x * b0_7; c45_7 += u.y * b1_7; c45_7 += u.z * b2_7; c45_7 += u.w * b3_7; c45_7 += v.x * b4_7; c45_7 += v.y * b5_7; c45_7 += v.z * b6_7; c45_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a46, 0u); let s1 = subgroupBroadcast(a46, 1u); let s2 = subgroupBroadcast(a46, 2u); let s3 = subgroupBroadcast(a46, 3u); let s4 = subgroupBroadcast(a46, 4u); let s5 = subgroupBroadcast(a46, 5u); let s6 = subgroupBroadcast(a46, 6u); let s7 = subgroupBroadcast(a46, 7u);
-            c46_0 += s0 * b0_0; c46_0 += s1 * b1_0; c46_0 += s2 * b2_0; c46_0 += s3 * b3_0; c46_0 += s4 * b4_0; c46_0 += s5 * b5_0; c46_0 += s6 * b6_0; c46_0 += s7 * b7_0;
-            c46_1 += s0 * b0_1; c46_1 += s1 * b1_1; c46_1 += s2 * b2_1; c46_1 += s3 * b3_1; c46_1 += s4 * b4_1; c46_1 += s5 * b5_1; c46_1 += s6 * b6_1; c46_1 += s7 * b7_1;
-            c46_2 += s0 * b0_2; c46_2 += s1 * b1_2; c46_2 += s2 * b2_2; c46_2 += s3 * b3_2; c46_2 += s4 * b4_2; c46_2 += s5 * b5_2; c46_2 += s6 * b6_2; c46_2 += s7 * b7_2;
-            c46_3 += s0 * b0_3; c46_3 += s1 * b1_3; c46_3 += s2 * b2_3; c46_3 += s3 * b3_3; c46_3 += s4 * b4_3; c46_3 += s5 * b5_3; c46_3 += s6 * b6_3; c46_3 += s7 * b7_3;
-            c46_4 += s0 * b0_4; c46_4 += s1 * b1_4; c46_4 += s2 * b2_4; c46_4 += s3 * b3_4; c46_4 += s4 * b4_4; c46_4 += s5 * b5_4; c46_4 += s6 * b6_4; c46_4 += s7 * b7_4;
-            c46_5 += s0 * b0_5; c46_5 += s1 * b1_5; c46_5 += s2 * b2_5; c46_5 += s3 * b3_5; c46_5 += s4 * b4_5; c46_5 += s5 * b5_5; c46_5 += s6 * b6_5; c46_5 += s7 * b7_5;
-            c46_6 += s0 * b0_6; c46_6 += s1 * b1_6; c46_6 += s2 * b2_6; c46_6 += s3 * b3_6; c46_6 += s4 * b4_6; c46_6 += s5 * b5_6; c46_6 += s6 * b6_6; c46_6 += s7 * b7_6;
-            c46_7 += s0 * b0_7; c46_7 += s1 * b1_7; c46_7 += s2 * b2_7; c46_7 += s3 * b3_7; c46_7 += s4 * b4_7; c46_7 += s5 * b5_7; c46_7 += s6 * b6_7; c46_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 4u); let v = subgroupBroadcast(t11, 5u);
+            c46_0 += u.x * b0_0; c46_0 += u.y * b1_0; c46_0 += u.z * b2_0; c46_0 += u.w * b3_0; c46_0 += v.x * b4_0; c46_0 += v.y * b5_0; c46_0 += v.z * b6_0; c46_0 += v.w * b7_0;
+            c46_1 += u.x * b0_1; c46_1 += u.y * b1_1; c46_1 += u.z * b2_1; c46_1 += u.w * b3_1; c46_1 += v.x * b4_1; c46_1 += v.y * b5_1; c46_1 += v.z * b6_1; c46_1 += v.w * b7_1;
+            c46_2 += u.x * b0_2; c46_2 += u.y * b1_2; c46_2 += u.z * b2_2; c46_2 += u.w * b3_2; c46_2 += v.x * b4_2; c46_2 += v.y * b5_2; c46_2 += v.z * b6_2; c46_2 += v.w * b7_2;
+            c46_3 += u.x * b0_3; c46_3 += u.y * b1_3; c46_3 += u.z * b2_3; c46_3 += u.w * b3_3; c46_3 += v.x * b4_3; c46_3 += v.y * b5_3; c46_3 += v.z * b6_3; c46_3 += v.w * b7_3;
+            c46_4 += u.x * b0_4; c46_4 += u.y * b1_4; c46_4 += u.z * b2_4; c46_4 += u.w * b3_4; c46_4 += v.x * b4_4; c46_4 += v.y * b5_4; c46_4 += v.z * b6_4; c46_4 += v.w * b7_4;
+            c46_5 += u.x * b0_5; c46_5 += u.y * b1_5; c46_5 += u.z * b2_5; c46_5 += u.w * b3_5; c46_5 += v.x * b4_5; c46_5 += v.y * b5_5; c46_5 += v.z * b6_5; c46_5 += v.w * b7_5;
+            c46_6 += u.x * b0_6; c46_6 += u.y * b1_6; c46_6 += u.z * b2_6; c46_6 += u.w * b3_6; c46_6 += v.x * b4_6; c46_6 += v.y * b5_6; c46_6 += v.z * b6_6; c46_6 += v.w * b7_6;
+            c46_7 += u.x * b0_7; c46_7 += u.y * b1_7; c46_7 += u.z * b2_7; c46_7 += u.w * b3_7; c46_7 += v.x * b4_7; c46_7 += v.y * b5_7; c46_7 += v.z * b6_7; c46_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a47, 0u); let s1 = subgroupBroadcast(a47, 1u); let s2 = subgroupBroadcast(a47, 2u); let s3 = subgroupBroadcast(a47, 3u); let s4 = subgroupBroadcast(a47, 4u); let s5 = subgroupBroadcast(a47, 5u); let s6 = subgroupBroadcast(a47, 6u); let s7 = subgroupBroadcast(a47, 7u);
-            c47_0 += s0 * b0_0; c47_0 += s1 * b1_0; c47_0 += s2 * b2_0; c47_0 += s3 * b3_0; c47_0 += s4 * b4_0; c47_0 += s5 * b5_0; c47_0 += s6 * b6_0; c47_0 += s7 * b7_0;
-            c47_1 += s0 * b0_1; c47_1 += s1 * b1_1; c47_1 += s2 * b2_1; c47_1 += s3 * b3_1; c47_1 += s4 * b4_1; c47_1 += s5 * b5_1; c47_1 += s6 * b6_1; c47_1 += s7 * b7_1;
-            c47_2 += s0 * b0_2; c47_2 += s1 * b1_2; c47_2 += s2 * b2_2; c47_2 += s3 * b3_2; c47_2 += s4 * b4_2; c47_2 += s5 * b5_2; c47_2 += s6 * b6_2; c47_2 += s7 * b7_2;
-            c47_3 += s0 * b0_3; c47_3 += s1 * b1_3; c47_3 += s2 * b2_3; c47_3 += s3 * b3_3; c47_3 += s4 * b4_3; c47_3 += s5 * b5_3; c47_3 += s6 * b6_3; c47_3 += s7 * b7_3;
-            c47_4 += s0 * b0_4; c47_4 += s1 * b1_4; c47_4 += s2 * b2_4; c47_4 += s3 * b3_4; c47_4 += s4 * b4_4; c47_4 += s5 * b5_4; c47_4 += s6 * b6_4; c47_4 += s7 * b7_4;
-            c47_5 += s0 * b0_5; c47_5 += s1 * b1_5; c47_5 += s2 * b2_5; c47_5 += s3 * b3_5; c47_5 += s4 * b4_5; c47_5 += s5 * b5_5; c47_5 += s6 * b6_5; c47_5 += s7 * b7_5;
-            c47_6 += s0 * b0_6; c47_6 += s1 * b1_6; c47_6 += s2 * b2_6; c47_6 += s3 * b3_6; c47_6 += s4 * b4_6; c47_6 += s5 * b5_6; c47_6 += s6 * b6_6; c47_6 += s7 * b7_6;
-            c47_7 += s0 * b0_7; c47_7 += s1 * b1_7; c47_7 += s2 * b2_7; c47_7 += s3 * b3_7; c47_7 += s4 * b4_7; c47_7 += s5 * b5_7; c47_7 += s6 * b6_7; c47_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t11, 6u); let v = subgroupBroadcast(t11, 7u);
+            c47_0 += u.x * b0_0; c47_0 += u.y * b1_0; c47_0 += u.z * b2_0; c47_0 += u.w * b3_0; c47_0 += v.x * b4_0; c47_0 += v.y * b5_0; c47_0 += v.z * b6_0; c47_0 += v.w * b7_0;
+            c47_1 += u.x * b0_1; c47_1 += u.y * b1_1; c47_1 += u.z * b2_1; c47_1 += u.w * b3_1; c47_1 += v.x * b4_1; c47_1 += v.y * b5_1; c47_1 += v.z * b6_1; c47_1 += v.w * b7_1;
+            c47_2 += u.x * b0_2; c47_2 += u.y * b1_2; c47_2 += u.z * b2_2; c47_2 += u.w * b3_2; c47_2 += v.x * b4_2; c47_2 += v.y * b5_2; c47_2 += v.z * b6_2; c47_2 += v.w * b7_2;
+            c47_3 += u.x * b0_3; c47_3 += u.y * b1_3; c47_3 += u.z * b2_3; c47_3 += u.w * b3_3; c47_3 += v.x * b4_3; c47_3 += v.y * b5_3; c47_3 += v.z * b6_3; c47_3 += v.w * b7_3;
+            c47_4 += u.x * b0_4; c47_4 += u.y * b1_4; c47_4 += u.z * b2_4; c47_4 += u.w * b3_4; c47_4 += v.x * b4_4; c47_4 += v.y * b5_4; c47_4 += v.z * b6_4; c47_4 += v.w * b7_4;
+            c47_5 += u.x * b0_5; c47_5 += u.y * b1_5; c47_5 += u.z * b2_5; c47_5 += u.w * b3_5; c47_5 += v.x * b4_5; c47_5 += v.y * b5_5; c47_5 += v.z * b6_5; c47_5 += v.w * b7_5;
+            c47_6 += u.x * b0_6; c47_6 += u.y * b1_6; c47_6 += u.z * b2_6; c47_6 += u.w * b3_6; c47_6 += v.x * b4_6; c47_6 += v.y * b5_6; c47_6 += v.z * b6_6; c47_6 += v.w * b7_6;
+            c47_7 += u.x * b0_7; c47_7 += u.y * b1_7; c47_7 += u.z * b2_7; c47_7 += u.w * b3_7; c47_7 += v.x * b4_7; c47_7 += v.y * b5_7; c47_7 += v.z * b6_7; c47_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a48, 0u); let s1 = subgroupBroadcast(a48, 1u); let s2 = subgroupBroadcast(a48, 2u); let s3 = subgroupBroadcast(a48, 3u); let s4 = subgroupBroadcast(a48, 4u); let s5 = subgroupBroadcast(a48, 5u); let s6 = subgroupBroadcast(a48, 6u); let s7 = subgroupBroadcast(a48, 7u);
-            c48_0 += s0 * b0_0; c48_0 += s1 * b1_0; c48_0 += s2 * b2_0; c48_0 += s3 * b3_0; c48_0 += s4 * b4_0; c48_0 += s5 * b5_0; c48_0 += s6 * b6_0; c48_0 += s7 * b7_0;
-            c48_1 += s0 * b0_1; c48_1 += s1 * b1_1; c48_1 += s2 * b2_1; c48_1 += s3 * b3_1; c48_1 += s4 * b4_1; c48_1 += s5 * b5_1; c48_1 += s6 * b6_1; c48_1 += s7 * b7_1;
-            c48_2 += s0 * b0_2; c48_2 += s1 * b1_2; c48_2 += s2 * b2_2; c48_2 += s3 * b3_2; c48_2 += s4 * b4_2; c48_2 += s5 * b5_2; c48_2 += s6 * b6_2; c48_2 += s7 * b7_2;
-            c48_3 += s0 * b0_3; c48_3 += s1 * b1_3; c48_3 += s2 * b2_3; c48_3 += s3 * b3_3; c48_3 += s4 * b4_3; c48_3 += s5 * b5_3; c48_3 += s6 * b6_3; c48_3 += s7 * b7_3;
-            c48_4 += s0 * b0_4; c48_4 += s1 * b1_4; c48_4 += s2 * b2_4; c48_4 += s3 * b3_4; c48_4 += s4 * b4_4; c48_4 += s5 * b5_4; c48_4 += s6 * b6_4; c48_4 += s7 * b7_4;
-            c48_5 += s0 * b0_5; c48_5 += s1 * b1_5; c48_5 += s2 * b2_5; c48_5 += s3 * b3_5; c48_5 += s4 * b4_5; c48_5 += s5 * b5_5; c48_5 += s6 * b6_5; c48_5 += s7 * b7_5;
-            c48_6 += s0 * b0_6; c48_6 += s1 * b1_6; c48_6 += s2 * b2_6; c48_6 += s3 * b3_6; c48_6 += s4 * b4_6; c48_6 += s5 * b5_6; c48_6 += s6 * b6_6; c48_6 += s7 * b7_6;
-            c48_7 += s0 * b0_7; c48_7 += s1 * b1_7; c48_7 += s2 * b2_7; c48_7 += s3 * b3_7; c48_7 += s4 * b4_7; c48_7 += s5 * b5_7; c48_7 += s6 * b6_7; c48_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 0u); let v = subgroupBroadcast(t12, 1u);
+            c48_0 += u.x * b0_0; c48_0 += u.y * b1_0; c48_0 += u.z * b2_0; c48_0 += u.w * b3_0; c48_0 += v.x * b4_0; c48_0 += v.y * b5_0; c48_0 += v.z * b6_0; c48_0 += v.w * b7_0;
+            c48_1 += u.x * b0_1; c48_1 += u.y * b1_1; c48_1 += u.z * b2_1; c48_1 += u.w * b3_1; c48_1 += v.x * b4_1; c48_1 += v.y * b5_1; c48_1 += v.z * b6_1; c48_1 += v.w * b7_1;
+            c48_2 += u.x * b0_2; c48_2 += u.y * b1_2; c48_2 += u.z * b2_2; c48_2 += u.w * b3_2; c48_2 += v.x * b4_2; c48_2 += v.y * b5_2; c48_2 += v.z * b6_2; c48_2 += v.w * b7_2;
+            c48_3 += u.x * b0_3; c48_3 += u.y * b1_3; c48_3 += u.z * b2_3; c48_3 += u.w * b3_3; c48_3 += v.x * b4_3; c48_3 += v.y * b5_3; c48_3 += v.z * b6_3; c48_3 += v.w * b7_3;
+            c48_4 += u.x * b0_4; c48_4 += u.y * b1_4; c48_4 += u.z * b2_4; c48_4 += u.w * b3_4; c48_4 += v.x * b4_4; c48_4 += v.y * b5_4; c48_4 += v.z * b6_4; c48_4 += v.w * b7_4;
+            c48_5 += u.x * b0_5; c48_5 += u.y * b1_5; c48_5 += u.z * b2_5; c48_5 += u.w * b3_5; c48_5 += v.x * b4_5; c48_5 += v.y * b5_5; c48_5 += v.z * b6_5; c48_5 += v.w * b7_5;
+            c48_6 += u.x * b0_6; c48_6 += u.y * b1_6; c48_6 += u.z * b2_6; c48_6 += u.w * b3_6; c48_6 += v.x * b4_6; c48_6 += v.y * b5_6; c48_6 += v.z * b6_6; c48_6 += v.w * b7_6;
+            c48_7 += u.x * b0_7; c48_7 += u.y * b1_7; c48_7 += u.z * b2_7; c48_7 += u.w * b3_7; c48_7 += v.x * b4_7; c48_7 += v.y * b5_7; c48_7 += v.z * b6_7; c48_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a49, 0u); let s1 = subgroupBroadcast(a49, 1u); let s2 = subgroupBroadcast(a49, 2u); let s3 = subgroupBroadcast(a49, 3u); let s4 = subgroupBroadcast(a49, 4u); let s5 = subgroupBroadcast(a49, 5u); let s6 = subgroupBroadcast(a49, 6u); let s7 = subgroupBroadcast(a49, 7u);
-            c49_0 += s0 * b0_0; c49_0 += s1 * b1_0; c49_0 += s2 * b2_0; c49_0 += s3 * b3_0; c49_0 += s4 * b4_0; c49_0 += s5 * b5_0; c49_0 += s6 * b6_0; c49_0 += s7 * b7_0;
-            c49_1 += s0 * b0_1; c49_1 += s1 * b1_1; c49_1 += s2 * b2_1; c49_1 += s3 * b3_1; c49_1 += s4 * b4_1; c49_1 += s5 * b5_1; c49_1 += s6 * b6_1; c49_1 += s7 * b7_1;
-            c49_2 += s0 * b0_2; c49_2 += s1 * b1_2; c49_2 += s2 * b2_2; c49_2 += s3 * b3_2; c49_2 += s4 * b4_2; c49_2 += s5 * b5_2; c49_2 += s6 * b6_2; c49_2 += s7 * b7_2;
-            c49_3 += s0 * b0_3; c49_3 += s1 * b1_3; c49_3 += s2 * b2_3; c49_3 += s3 * b3_3; c49_3 += s4 * b4_3; c49_3 += s5 * b5_3; c49_3 += s6 * b6_3; c49_3 += s7 * b7_3;
-            c49_4 += s0 * b0_4; c49_4 += s1 * b1_4; c49_4 += s2 * b2_4; c49_4 += s3 * b3_4; c49_4 += s4 * b4_4; c49_4 += s5 * b5_4; c49_4 += s6 * b6_4; c49_4 += s7 * b7_4;
-            c49_5 += s0 * b0_5; c49_5 += s1 * b1_5; c49_5 += s2 * b2_5; c49_5 += s3 * b3_5; c49_5 += s4 * b4_5; c49_5 += s5 * b5_5; c49_5 += s6 * b6_5; c49_5 += s7 * b7_5;
-            c49_6 += s0 * b0_6; c49_6 += s1 * b1_6; c49_6 += s2 * b2_6; c49_6 += s3 * b3_6; c49_6 += s4 * b4_6; c49_6 += s5 * b5_6; c49_6 += s6 * b6_6; c49_6 += s7 * b7_6;
-            c49_7 += s0 * b0_7; c49_7 += s1 * b1_7; c49_7 += s2 * b2_7; c49_7 += s3 * b3_7; c49_7 += s4 * b4_7; c49_7 += s5 * b5_7; c49_7 += s6 * b6_7; c49_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 2u); let v = subgroupBroadcast(t12, 3u);
+            c49_0 += u.x * b0_0; c49_0 += u.y * b1_0; c49_0 += u.z * b2_0; c49_0 += u.w * b3_0; c49_0 += v.x * b4_0; c49_0 += v.y * b5_0; c49_0 += v.z * b6_0; c49_0 += v.w * b7_0;
+            c49_1 += u.x * b0_1; c49_1 += u.y * b1_1; c49_1 += u.z * b2_1; c49_1 += u.w * b3_1; c49_1 += v.x * b4_1; c49_1 += v.y * b5_1; c49_1 += v.z * b6_1; c49_1 += v.w * b7_1;
+            c49_2 += u.x * b0_2; c49_2 += u.y * b1_2; c49_2 += u.z * b2_2; c49_2 += u.w * b3_2; c49_2 += v.x * b4_2; c49_2 += v.y * b5_2; c49_2 += v.z * b6_2; c49_2 += v.w * b7_2;
+            c49_3 += u.x * b0_3; c49_3 += u.y * b1_3; c49_3 += u.z * b2_3; c49_3 += u.w * b3_3; c49_3 += v.x * b4_3; c49_3 += v.y * b5_3; c49_3 += v.z * b6_3; c49_3 += v.w * b7_3;
+            c49_4 += u.x * b0_4; c49_4 += u.y * b1_4; c49_4 += u.z * b2_4; c49_4 += u.w * b3_4; c49_4 += v.x * b4_4; c49_4 += v.y * b5_4; c49_4 += v.z * b6_4; c49_4 += v.w * b7_4;
+            c49_5 += u.x * b0_5; c49_5 += u.y * b1_5; c49_5 += u.z * b2_5; c49_5 += u.w * b3_5; c49_5 += v.x * b4_5; c49_5 += v.y * b5_5; c49_5 += v.z * b6_5; c49_5 += v.w * b7_5;
+            c49_6 += u.x * b0_6; c49_6 += u.y * b1_6; c49_6 += u.z * b2_6; c49_6 += u.w * b3_6; c49_6 += v.x * b4_6; c49_6 += v.y * b5_6; c49_6 += v.z * b6_6; c49_6 += v.w * b7_6;
+            c49_7 += u.x * b0_7; c49_7 += u.y * b1_7; c49_7 += u.z * b2_7; c49_7 += u.w * b3_7; c49_7 += v.x * b4_7; c49_7 += v.y * b5_7; c49_7 += v.z * b6_7; c49_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a50, 0u); let s1 = subgroupBroadcast(a50, 1u); let s2 = subgroupBroadcast(a50, 2u); let s3 = subgroupBroadcast(a50, 3u); let s4 = subgroupBroadcast(a50, 4u); let s5 = subgroupBroadcast(a50, 5u); let s6 = subgroupBroadcast(a50, 6u); let s7 = subgroupBroadcast(a50, 7u);
-            c50_0 += s0 * b0_0; c50_0 += s1 * b1_0; c50_0 += s2 * b2_0; c50_0 += s3 * b3_0; c50_0 += s4 * b4_0; c50_0 += s5 * b5_0; c50_0 += s6 * b6_0; c50_0 += s7 * b7_0;
-            c50_1 += s0 * b0_1; c50_1 += s1 * b1_1; c50_1 += s2 * b2_1; c50_1 += s3 * b3_1; c50_1 += s4 * b4_1; c50_1 += s5 * b5_1; c50_1 += s6 * b6_1; c50_1 += s7 * b7_1;
-            c50_2 += s0 * b0_2; c50_2 += s1 * b1_2; c50_2 += s2 * b2_2; c50_2 += s3 * b3_2; c50_2 += s4 * b4_2; c50_2 += s5 * b5_2; c50_2 += s6 * b6_2; c50_2 += s7 * b7_2;
-            c50_3 += s0 * b0_3; c50_3 += s1 * b1_3; c50_3 += s2 * b2_3; c50_3 += s3 * b3_3; c50_3 += s4 * b4_3; c50_3 += s5 * b5_3; c50_3 += s6 * b6_3; c50_3 += s7 * b7_3;
-            c50_4 += s0 * b0_4; c50_4 += s1 * b1_4; c50_4 += s2 * b2_4; c50_4 += s3 * b3_4; c50_4 += s4 * b4_4; c50_4 += s5 * b5_4; c50_4 += s6 * b6_4; c50_4 += s7 * b7_4;
-            c50_5 += s0 * b0_5; c50_5 += s1 * b1_5; c50_5 += s2 * b2_5; c50_5 += s3 * b3_5; c50_5 += s4 * b4_5; c50_5 += s5 * b5_5; c50_5 += s6 * b6_5; c50_5 += s7 * b7_5;
-            c50_6 += s0 * b0_6; c50_6 += s1 * b1_6; c50_6 += s2 * b2_6; c50_6 += s3 * b3_6; c50_6 += s4 * b4_6; c50_6 += s5 * b5_6; c50_6 += s6 * b6_6; c50_6 += s7 * b7_6;
-            c50_7 += s0 * b0_7; c50_7 += s1 * b1_7; c50_7 += s2 * b2_7; c50_7 += s3 * b3_7; c50_7 += s4 * b4_7; c50_7 += s5 * b5_7; c50_7 += s6 * b6_7; c50_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 4u); let v = subgroupBroadcast(t12, 5u);
+            c50_0 += u.x * b0_0; c50_0 += u.y * b1_0; c50_0 += u.z * b2_0; c50_0 += u.w * b3_0; c50_0 += v.x * b4_0; c50_0 += v.y * b5_0; c50_0 += v.z * b6_0; c50_0 += v.w * b7_0;
+            c50_1 += u.x * b0_1; c50_1 += u.y * b1_1; c50_1 += u.z * b2_1; c50_1 += u.w * b3_1; c50_1 += v.x * b4_1; c50_1 += v.y * b5_1; c50_1 += v.z * b6_1; c50_1 += v.w * b7_1;
+            c50_2 += u.x * b0_2; c50_2 += u.y * b1_2; c50_2 += u.z * b2_2; c50_2 += u.w * b3_2; c50_2 += v.x * b4_2; c50_2 += v.y * b5_2; c50_2 += v.z * b6_2; c50_2 += v.w * b7_2;
+            c50_3 += u.x * b0_3; c50_3 += u.y * b1_3; c50_3 += u.z * b2_3; c50_3 += u.w * b3_3; c50_3 += v.x * b4_3; c50_3 += v.y * b5_3; c50_3 += v.z * b6_3; c50_3 += v.w * b7_3;
+            c50_4 += u.x * b0_4; c50_4 += u.y * b1_4; c50_4 += u.z * b2_4; c50_4 += u.w * b3_4; c50_4 += v.x * b4_4; c50_4 += v.y * b5_4; c50_4 += v.z * b6_4; c50_4 += v.w * b7_4;
+            c50_5 += u.x * b0_5; c50_5 += u.y * b1_5; c50_5 += u.z * b2_5; c50_5 += u.w * b3_5; c50_5 += v.x * b4_5; c50_5 += v.y * b5_5; c50_5 += v.z * b6_5; c50_5 += v.w * b7_5;
+            c50_6 += u.x * b0_6; c50_6 += u.y * b1_6; c50_6 += u.z * b2_6; c50_6 += u.w * b3_6; c50_6 += v.x * b4_6; c50_6 += v.y * b5_6; c50_6 += v.z * b6_6; c50_6 += v.w * b7_6;
+            c50_7 += u.x * b0_7; c50_7 += u.y * b1_7; c50_7 += u.z * b2_7; c50_7 += u.w * b3_7; c50_7 += v.x * b4_7; c50_7 += v.y * b5_7; c50_7 += v.z * b6_7; c50_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a51, 0u); let s1 = subgroupBroadcast(a51, 1u); let s2 = subgroupBroadcast(a51, 2u); let s3 = subgroupBroadcast(a51, 3u); let s4 = subgroupBroadcast(a51, 4u); let s5 = subgroupBroadcast(a51, 5u); let s6 = subgroupBroadcast(a51, 6u); let s7 = subgroupBroadcast(a51, 7u);
-            c51_0 += s0 * b0_0; c51_0 += s1 * b1_0; c51_0 += s2 * b2_0; c51_0 += s3 * b3_0; c51_0 += s4 * b4_0; c51_0 += s5 * b5_0; c51_0 += s6 * b6_0; c51_0 += s7 * b7_0;
-            c51_1 += s0 * b0_1; c51_1 += s1 * b1_1; c51_1 += s2 * b2_1; c51_1 += s3 * b3_1; c51_1 += s4 * b4_1; c51_1 += s5 * b5_1; c51_1 += s6 * b6_1; c51_1 += s7 * b7_1;
-            c51_2 += s0 * b0_2; c51_2 += s1 * b1_2; c51_2 += s2 * b2_2; c51_2 += s3 * b3_2; c51_2 += s4 * b4_2; c51_2 += s5 * b5_2; c51_2 += s6 * b6_2; c51_2 += s7 * b7_2;
-            c51_3 += s0 * b0_3; c51_3 += s1 * b1_3; c51_3 += s2 * b2_3; c51_3 += s3 * b3_3; c51_3 += s4 * b4_3; c51_3 += s5 * b5_3; c51_3 += s6 * b6_3; c51_3 += s7 * b7_3;
-            c51_4 += s0 * b0_4; c51_4 += s1 * b1_4; c51_4 += s2 * b2_4; c51_4 += s3 * b3_4; c51_4 += s4 * b4_4; c51_4 += s5 * b5_4; c51_4 += s6 * b6_4; c51_4 += s7 * b7_4;
-            c51_5 += s0 * b0_5; c51_5 += s1 * b1_5; c51_5 += s2 * b2_5; c51_5 += s3 * b3_5; c51_5 += s4 * b4_5; c51_5 += s5 * b5_5; c51_5 += s6 * b6_5; c51_5 += s7 * b7_5;
-            c51_6 += s0 * b0_6; c51_6 += s1 * b1_6; c51_6 += s2 * b2_6; c51_6 += s3 * b3_6; c51_6 += s4 * b4_6; c51_6 += s5 * b5_6; c51_6 += s6 * b6_6; c51_6 += s7 * b7_6;
-            c51_7 += s0 * b0_7; c51_7 += s1 * b1_7; c51_7 += s2 * b2_7; c51_7 += s3 * b3_7; c51_7 += s4 * b4_7; c51_7 += s5 * b5_7; c51_7 += s6 * b6_7; c51_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t12, 6u); let v = subgroupBroadcast(t12, 7u);
+            c51_0 += u.x * b0_0; c51_0 += u.y * b1_0; c51_0 += u.z * b2_0; c51_0 += u.w * b3_0; c51_0 += v.x * b4_0; c51_0 += v.y * b5_0; c51_0 += v.z * b6_0; c51_0 += v.w * b7_0;
+            c51_1 += u.x * b0_1; c51_1 += u.y * b1_1; c51_1 += u.z * b2_1; c51_1 += u.w * b3_1; c51_1 += v.x * b4_1; c51_1 += v.y * b5_1; c51_1 += v.z * b6_1; c51_1 += v.w * b7_1;
+            c51_2 += u.x * b0_2; c51_2 += u.y * b1_2; c51_2 += u.z * b2_2; c51_2 += u.w * b3_2; c51_2 += v.x * b4_2; c51_2 += v.y * b5_2; c51_2 += v.z * b6_2; c51_2 += v.w * b7_2;
+            c51_3 += u.x * b0_3; c51_3 += u.y * b1_3; c51_3 += u.z * b2_3; c51_3 += u.w * b3_3; c51_3 += v.x * b4_3; c51_3 += v.y * b5_3; c51_3 += v.z * b6_3; c51_3 += v.w * b7_3;
+            c51_4 += u.x * b0_4; c51_4 += u.y * b1_4; c51_4 += u.z * b2_4; c51_4 += u.w * b3_4; c51_4 += v.x * b4_4; c51_4 += v.y * b5_4; c51_4 += v.z * b6_4; c51_4 += v.w * b7_4;
+            c51_5 += u.x * b0_5; c51_5 += u.y * b1_5; c51_5 += u.z * b2_5; c51_5 += u.w * b3_5; c51_5 += v.x * b4_5; c51_5 += v.y * b5_5; c51_5 += v.z * b6_5; c51_5 += v.w * b7_5;
+            c51_6 += u.x * b0_6; c51_6 += u.y * b1_6; c51_6 += u.z * b2_6; c51_6 += u.w * b3_6; c51_6 += v.x * b4_6; c51_6 += v.y * b5_6; c51_6 += v.z * b6_6; c51_6 += v.w * b7_6;
+            c51_7 += u.x * b0_7; c51_7 += u.y * b1_7; c51_7 += u.z * b2_7; c51_7 += u.w * b3_7; c51_7 += v.x * b4_7; c51_7 += v.y * b5_7; c51_7 += v.z * b6_7; c51_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a52, 0u); let s1 = subgroupBroadcast(a52, 1u); let s2 = subgroupBroadcast(a52, 2u); let s3 = subgroupBroadcast(a52, 3u); let s4 = subgroupBroadcast(a52, 4u); let s5 = subgroupBroadcast(a52, 5u); let s6 = subgroupBroadcast(a52, 6u); let s7 = subgroupBroadcast(a52, 7u);
-            c52_0 += s0 * b0_0; c52_0 += s1 * b1_0; c52_0 += s2 * b2_0; c52_0 += s3 * b3_0; c52_0 += s4 * b4_0; c52_0 += s5 * b5_0; c52_0 += s6 * b6_0; c52_0 += s7 * b7_0;
-            c52_1 += s0 * b0_1; c52_1 += s1 * b1_1; c52_1 += s2 * b2_1; c52_1 += s3 * b3_1; c52_1 += s4 * b4_1; c52_1 += s5 * b5_1; c52_1 += s6 * b6_1; c52_1 += s7 * b7_1;
-            c52_2 += s0 * b0_2; c52_2 += s1 * b1_2; c52_2 += s2 * b2_2; c52_2 += s3 * b3_2; c52_2 += s4 * b4_2; c52_2 += s5 * b5_2; c52_2 += s6 * b6_2; c52_2 += s7 * b7_2;
-            c52_3 += s0 * b0_3; c52_3 += s1 * b1_3; c52_3 += s2 * b2_3; c52_3 += s3 * b3_3; c52_3 += s4 * b4_3; c52_3 += s5 * b5_3; c52_3 += s6 * b6_3; c52_3 += s7 * b7_3;
-            c52_4 += s0 * b0_4; c52_4 += s1 * b1_4; c52_4 += s2 * b2_4; c52_4 += s3 * b3_4; c52_4 += s4 * b4_4; c52_4 += s5 * b5_4; c52_4 += s6 * b6_4; c52_4 += s7 * b7_4;
-            c52_5 += s0 * b0_5; c52_5 += s1 * b1_5; c52_5 += s2 * b2_5; c52_5 += s3 * b3_5; c52_5 += s4 * b4_5; c52_5 += s5 * b5_5; c52_5 += s6 * b6_5; c52_5 += s7 * b7_5;
-            c52_6 += s0 * b0_6; c52_6 += s1 * b1_6; c52_6 += s2 * b2_6; c52_6 += s3 * b3_6; c52_6 += s4 * b4_6; c52_6 += s5 * b5_6; c52_6 += s6 * b6_6; c52_6 += s7 * b7_6;
-            c52_7 += s0 * b0_7; c52_7 += s1 * b1_7; c52_7 += s2 * b2_7; c52_7 += s3 * b3_7; c52_7 += s4 * b4_7; c52_7 += s5 * b5_7; c52_7 += s6 * b6_7; c52_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 0u); let v = subgroupBroadcast(t13, 1u);
+            c52_0 += u.x * b0_0; c52_0 += u.y * b1_0; c52_0 += u.z * b2_0; c52_0 += u.w * b3_0; c52_0 += v.x * b4_0; c52_0 += v.y * b5_0; c52_0 += v.z * b6_0; c52_0 += v.w * b7_0;
+            c52_1 += u.x * b0_1; c52_1 += u.y * b1_1; c52_1 += u.z * b2_1; c52_1 += u.w * b3_1; c52_1 += v.x * b4_1; c52_1 += v.y * b5_1; c52_1 += v.z * b6_1; c52_1 += v.w * b7_1;
+            c52_2 += u.x * b0_2; c52_2 += u.y * b1_2; c52_2 += u.z * b2_2; c52_2 += u.w * b3_2; c52_2 += v.x * b4_2; c52_2 += v.y * b5_2; c52_2 += v.z * b6_2; c52_2 += v.w * b7_2;
+            c52_3 += u.x * b0_3; c52_3 += u.y * b1_3; c52_3 += u.z * b2_3; c52_3 += u.w * b3_3; c52_3 += v.x * b4_3; c52_3 += v.y * b5_3; c52_3 += v.z * b6_3; c52_3 += v.w * b7_3;
+            c52_4 += u.x * b0_4; c52_4 += u.y * b1_4; c52_4 += u.z * b2_4; c52_4 += u.w * b3_4; c52_4 += v.x * b4_4; c52_4 += v.y * b5_4; c52_4 += v.z * b6_4; c52_4 += v.w * b7_4;
+            c52_5 += u.x * b0_5; c52_5 += u.y * b1_5; c52_5 += u.z * b2_5; c52_5 += u.w * b3_5; c52_5 += v.x * b4_5; c52_5 += v.y * b5_5; c52_5 += v.z * b6_5; c52_5 += v.w * b7_5;
+            c52_6 += u.x * b0_6; c52_6 += u.y * b1_6; c52_6 += u.z * b2_6; c52_6 += u.w * b3_6; c52_6 += v.x * b4_6; c52_6 += v.y * b5_6; c52_6 += v.z * b6_6; c52_6 += v.w * b7_6;
+            c52_7 += u.x * b0_7; c52_7 += u.y * b1_7; c52_7 += u.z * b2_7; c52_7 += u.w * b3_7; c52_7 += v.x * b4_7; c52_7 += v.y * b5_7; c52_7 += v.z * b6_7; c52_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a53, 0u); let s1 = subgroupBroadcast(a53, 1u); let s2 = subgroupBroadcast(a53, 2u); let s3 = subgroupBroadcast(a53, 3u); let s4 = subgroupBroadcast(a53, 4u); let s5 = subgroupBroadcast(a53, 5u); let s6 = subgroupBroadcast(a53, 6u); let s7 = subgroupBroadcast(a53, 7u);
-            c53_0 += s0 * b0_0; c53_0 += s1 * b1_0; c53_0 += s2 * b2_0; c53_0 += s3 * b3_0; c53_0 += s4 * b4_0; c53_0 += s5 * b5_0; c53_0 += s6 * b6_0; c53_0 += s7 * b7_0;
-            c53_1 += s0 * b0_1; c53_1 += s1 * b1_1; c53_1 += s2 * b2_1; c53_1 += s3 * b3_1; c53_1 += s4 * b4_1; c53_1 += s5 * b5_1; c53_1 += s6 * b6_1; c53_1 += s7 * b7_1;
-            c53_2 += s0 * b0_2; c53_2 += s1 * b1_2; c53_2 += s2 * b2_2; c53_2 += s3 * b3_2; c53_2 += s4 * b4_2; c53_2 += s5 * b5_2; c53_2 += s6 * b6_2; c53_2 += s7 * b7_2;
-            c53_3 += s0 * b0_3; c53_3 += s1 * b1_3; c53_3 += s2 * b2_3; c53_3 += s3 * b3_3; c53_3 += s4 * b4_3; c53_3 += s5 * b5_3; c53_3 += s6 * b6_3; c53_3 += s7 * b7_3;
-            c53_4 += s0 * b0_4; c53_4 += s1 * b1_4; c53_4 += s2 * b2_4; c53_4 += s3 * b3_4; c53_4 += s4 * b4_4; c53_4 += s5 * b5_4; c53_4 += s6 * b6_4; c53_4 += s7 * b7_4;
-            c53_5 += s0 * b0_5; c53_5 += s1 * b1_5; c53_5 += s2 * b2_5; c53_5 += s3 * b3_5; c53_5 += s4 * b4_5; c53_5 += s5 * b5_5; c53_5 += s6 * b6_5; c53_5 += s7 * b7_5;
-            c53_6 += s0 * b0_6; c53_6 += s1 * b1_6; c53_6 += s2 * b2_6; c53_6 += s3 * b3_6; c53_6 += s4 * b4_6; c53_6 += s5 * b5_6; c53_6 += s6 * b6_6; c53_6 += s7 * b7_6;
-            c53_7 += s0 * b0_7; c53_7 += s1 * b1_7; c53_7 += s2 * b2_7; c53_7 += s3 * b3_7; c53_7 += s4 * b4_7; c53_7 += s5 * b5_7; c53_7 += s6 * b6_7; c53_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 2u); let v = subgroupBroadcast(t13, 3u);
+            c53_0 += u.x * b0_0; c53_0 += u.y * b1_0; c53_0 += u.z * b2_0; c53_0 += u.w * b3_0; c53_0 += v.x * b4_0; c53_0 += v.y * b5_0; c53_0 += v.z * b6_0; c53_0 += v.w * b7_0;
+            c53_1 += u.x * b0_1; c53_1 += u.y * b1_1; c53_1 += u.z * b2_1; c53_1 += u.w * b3_1; c53_1 += v.x * b4_1; c53_1 += v.y * b5_1; c53_1 += v.z * b6_1; c53_1 += v.w * b7_1;
+            c53_2 += u.x * b0_2; c53_2 += u.y * b1_2; c53_2 += u.z * b2_2; c53_2 += u.w * b3_2; c53_2 += v.x * b4_2; c53_2 += v.y * b5_2; c53_2 += v.z * b6_2; c53_2 += v.w * b7_2;
+            c53_3 += u.x * b0_3; c53_3 += u.y * b1_3; c53_3 += u.z * b2_3; c53_3 += u.w * b3_3; c53_3 += v.x * b4_3; c53_3 += v.y * b5_3; c53_3 += v.z * b6_3; c53_3 += v.w * b7_3;
+            c53_4 += u.x * b0_4; c53_4 += u.y * b1_4; c53_4 += u.z * b2_4; c53_4 += u.w * b3_4; c53_4 += v.x * b4_4; c53_4 += v.y * b5_4; c53_4 += v.z * b6_4; c53_4 += v.w * b7_4;
+            c53_5 += u.x * b0_5; c53_5 += u.y * b1_5; c53_5 += u.z * b2_5; c53_5 += u.w * b3_5; c53_5 += v.x * b4_5; c53_5 += v.y * b5_5; c53_5 += v.z * b6_5; c53_5 += v.w * b7_5;
+            c53_6 += u.x * b0_6; c53_6 += u.y * b1_6; c53_6 += u.z * b2_6; c53_6 += u.w * b3_6; c53_6 += v.x * b4_6; c53_6 += v.y * b5_6; c53_6 += v.z * b6_6; c53_6 += v.w * b7_6;
+            c53_7 += u.x * b0_7; c53_7 += u.y * b1_7; c53_7 += u.z * b2_7; c53_7 += u.w * b3_7; c53_7 += v.x * b4_7; c53_7 += v.y * b5_7; c53_7 += v.z * b6_7; c53_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a54, 0u); let s1 = subgroupBroadcast(a54, 1u); let s2 = subgroupBroadcast(a54, 2u); let s3 = subgroupBroadcast(a54, 3u); let s4 = subgroupBroadcast(a54, 4u); let s5 = subgroupBroadcast(a54, 5u); let s6 = subgroupBroadcast(a54, 6u); let s7 = subgroupBroadcast(a54, 7u);
-            c54_0 += s0 * b0_0; c54_0 += s1 * b1_0; c54_0 += s2 * b2_0; c54_0 += s3 * b3_0; c54_0 += s4 * b4_0; c54_0 += s5 * b5_0; c54_0 += s6 * b6_0; c54_0 += s7 * b7_0;
-            c54_1 += s0 * b0_1; c54_1 += s1 * b1_1; c54_1 += s2 * b2_1; c54_1 += s3 * b3_1; c54_1 += s4 * b4_1; c54_1 += s5 * b5_1; c54_1 += s6 * b6_1; c54_1 += s7 * b7_1;
-            c54_2 += s0 * b0_2; c54_2 += s1 * b1_2; c54_2 += s2 * b2_2; c54_2 += s3 * b3_2; c54_2 += s4 * b4_2; c54_2 += s5 * b5_2; c54_2 += s6 * b6_2; c54_2 += s7 * b7_2;
-            c54_3 += s0 * b0_3; c54_3 += s1 * b1_3; c54_3 += s2 * b2_3; c54_3 += s3 * b3_3; c54_3 += s4 * b4_3; c54_3 += s5 * b5_3; c54_3 += s6 * b6_3; c54_3 += s7 * b7_3;
-            c54_4 += s0 * b0_4; c54_4 += s1 * b1_4; c54_4 += s2 * b2_4; c54_4 += s3 * b3_4; c54_4 += s4 * b4_4; c54_4 += s5 * b5_4; c54_4 += s6 * b6_4; c54_4 += s7 * b7_4;
-            c54_5 += s0 * b0_5; c54_5 += s1 * b1_5; c54_5 += s2 * b2_5; c54_5 += s3 * b3_5; c54_5 += s4 * b4_5; c54_5 += s5 * b5_5; c54_5 += s6 * b6_5; c54_5 += s7 * b7_5;
-            c54_6 += s0 * b0_6; c54_6 += s1 * b1_6; c54_6 += s2 * b2_6; c54_6 += s3 * b3_6; c54_6 += s4 * b4_6; c54_6 += s5 * b5_6; c54_6 += s6 * b6_6; c54_6 += s7 * b7_6;
-            c54_7 += s0 * b0_7; c54_7 += s1 * b1_7; c54_7 += s2 * b2_7; c54_7 += s3 * b3_7; c54_7 += s4 * b4_7; c54_7 += s5 * b5_7; c54_7 += s6 * b6_7; c54_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 4u); let v = subgroupBroadcast(t13, 5u);
+            c54_0 += u.x * b0_0; c54_0 += u.y * b1_0; c54_0 += u.z * b2_0; c54_0 += u.w * b3_0; c54_0 += v.x * b4_0; c54_0 += v.y * b5_0; c54_0 += v.z * b6_0; c54_0 += v.w * b7_0;
+            c54_1 += u.x * b0_1; c54_1 += u.y * b1_1; c54_1 += u.z * b2_1; c54_1 += u.w * b3_1; c54_1 += v.x * b4_1; c54_1 += v.y * b5_1; c54_1 += v.z * b6_1; c54_1 += v.w * b7_1;
+            c54_2 += u.x * b0_2; c54_2 += u.y * b1_2; c54_2 += u.z * b2_2; c54_2 += u.w * b3_2; c54_2 += v.x * b4_2; c54_2 += v.y * b5_2; c54_2 += v.z * b6_2; c54_2 += v.w * b7_2;
+            c54_3 += u.x * b0_3; c54_3 += u.y * b1_3; c54_3 += u.z * b2_3; c54_3 += u.w * b3_3; c54_3 += v.x * b4_3; c54_3 += v.y * b5_3; c54_3 += v.z * b6_3; c54_3 += v.w * b7_3;
+            c54_4 += u.x * b0_4; c54_4 += u.y * b1_4; c54_4 += u.z * b2_4; c54_4 += u.w * b3_4; c54_4 += v.x * b4_4; c54_4 += v.y * b5_4; c54_4 += v.z * b6_4; c54_4 += v.w * b7_4;
+            c54_5 += u.x * b0_5; c54_5 += u.y * b1_5; c54_5 += u.z * b2_5; c54_5 += u.w * b3_5; c54_5 += v.x * b4_5; c54_5 += v.y * b5_5; c54_5 += v.z * b6_5; c54_5 += v.w * b7_5;
+            c54_6 += u.x * b0_6; c54_6 += u.y * b1_6; c54_6 += u.z * b2_6; c54_6 += u.w * b3_6; c54_6 += v.x * b4_6; c54_6 += v.y * b5_6; c54_6 += v.z * b6_6; c54_6 += v.w * b7_6;
+            c54_7 += u.x * b0_7; c54_7 += u.y * b1_7; c54_7 += u.z * b2_7; c54_7 += u.w * b3_7; c54_7 += v.x * b4_7; c54_7 += v.y * b5_7; c54_7 += v.z * b6_7; c54_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a55, 0u); let s1 = subgroupBroadcast(a55, 1u); let s2 = subgroupBroadcast(a55, 2u); let s3 = subgroupBroadcast(a55, 3u); let s4 = subgroupBroadcast(a55, 4u); let s5 = subgroupBroadcast(a55, 5u); let s6 = subgroupBroadcast(a55, 6u); let s7 = subgroupBroadcast(a55, 7u);
-            c55_0 += s0 * b0_0; c55_0 += s1 * b1_0; c55_0 += s2 * b2_0; c55_0 += s3 * b3_0; c55_0 += s4 * b4_0; c55_0 += s5 * b5_0; c55_0 += s6 * b6_0; c55_0 += s7 * b7_0;
-            c55_1 += s0 * b0_1; c55_1 += s1 * b1_1; c55_1 += s2 * b2_1; c55_1 += s3 * b3_1; c55_1 += s4 * b4_1; c55_1 += s5 * b5_1; c55_1 += s6 * b6_1; c55_1 += s7 * b7_1;
-            c55_2 += s0 * b0_2; c55_2 += s1 * b1_2; c55_2 += s2 * b2_2; c55_2 += s3 * b3_2; c55_2 += s4 * b4_2; c55_2 += s5 * b5_2; c55_2 += s6 * b6_2; c55_2 += s7 * b7_2;
-            c55_3 += s0 * b0_3; c55_3 += s1 * b1_3; c55_3 += s2 * b2_3; c55_3 += s3 * b3_3; c55_3 += s4 * b4_3; c55_3 += s5 * b5_3; c55_3 += s6 * b6_3; c55_3 += s7 * b7_3;
-            c55_4 += s0 * b0_4; c55_4 += s1 * b1_4; c55_4 += s2 * b2_4; c55_4 += s3 * b3_4; c55_4 += s4 * b4_4; c55_4 += s5 * b5_4; c55_4 += s6 * b6_4; c55_4 += s7 * b7_4;
-            c55_5 += s0 * b0_5; c55_5 += s1 * b1_5; c55_5 += s2 * b2_5; c55_5 += s3 * b3_5; c55_5 += s4 * b4_5; c55_5 += s5 * b5_5; c55_5 += s6 * b6_5; c55_5 += s7 * b7_5;
-            c55_6 += s0 * b0_6; c55_6 += s1 * b1_6; c55_6 += s2 * b2_6; c55_6 += s3 * b3_6; c55_6 += s4 * b4_6; c55_6 += s5 * b5_6; c55_6 += s6 * b6_6; c55_6 += s7 * b7_6;
-            c55_7 += s0 * b0_7; c55_7 += s1 * b1_7; c55_7 += s2 * b2_7; c55_7 += s3 * b3_7; c55_7 += s4 * b4_7; c55_7 += s5 * b5_7; c55_7 += s6 * b6_7; c55_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t13, 6u); let v = subgroupBroadcast(t13, 7u);
+            c55_0 += u.x * b0_0; c55_0 += u.y * b1_0; c55_0 += u.z * b2_0; c55_0 += u.w * b3_0; c55_0 += v.x * b4_0; c55_0 += v.y * b5_0; c55_0 += v.z * b6_0; c55_0 += v.w * b7_0;
+            c55_1 += u.x * b0_1; c55_1 += u.y * b1_1; c55_1 += u.z * b2_1; c55_1 += u.w * b3_1; c55_1 += v.x * b4_1; c55_1 += v.y * b5_1; c55_1 += v.z * b6_1; c55_1 += v.w * b7_1;
+            c55_2 += u.x * b0_2; c55_2 += u.y * b1_2; c55_2 += u.z * b2_2; c55_2 += u.w * b3_2; c55_2 += v.x * b4_2; c55_2 += v.y * b5_2; c55_2 += v.z * b6_2; c55_2 += v.w * b7_2;
+            c55_3 += u.x * b0_3; c55_3 += u.y * b1_3; c55_3 += u.z * b2_3; c55_3 += u.w * b3_3; c55_3 += v.x * b4_3; c55_3 += v.y * b5_3; c55_3 += v.z * b6_3; c55_3 += v.w * b7_3;
+            c55_4 += u.x * b0_4; c55_4 += u.y * b1_4; c55_4 += u.z * b2_4; c55_4 += u.w * b3_4; c55_4 += v.x * b4_4; c55_4 += v.y * b5_4; c55_4 += v.z * b6_4; c55_4 += v.w * b7_4;
+            c55_5 += u.x * b0_5; c55_5 += u.y * b1_5; c55_5 += u.z * b2_5; c55_5 += u.w * b3_5; c55_5 += v.x * b4_5; c55_5 += v.y * b5_5; c55_5 += v.z * b6_5; c55_5 += v.w * b7_5;
+            c55_6 += u.x * b0_6; c55_6 += u.y * b1_6; c55_6 += u.z * b2_6; c55_6 += u.w * b3_6; c55_6 += v.x * b4_6; c55_6 += v.y * b5_6; c55_6 += v.z * b6_6; c55_6 += v.w * b7_6;
+            c55_7 += u.x * b0_7; c55_7 += u.y * b1_7; c55_7 += u.z * b2_7; c55_7 += u.w * b3_7; c55_7 += v.x * b4_7; c55_7 += v.y * b5_7; c55_7 += v.z * b6_7; c55_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a56, 0u); let s1 = subgroupBroadcast(a56, 1u); let s2 = subgroupBroadcast(a56, 2u); let s3 = subgroupBroadcast(a56, 3u); let s4 = subgroupBroadcast(a56, 4u); let s5 = subgroupBroadcast(a56, 5u); let s6 = subgroupBroadcast(a56, 6u); let s7 = subgroupBroadcast(a56, 7u);
-            c56_0 += s0 * b0_0; c56_0 += s1 * b1_0; c56_0 += s2 * b2_0; c56_0 += s3 * b3_0; c56_0 += s4 * b4_0; c56_0 += s5 * b5_0; c56_0 += s6 * b6_0; c56_0 += s7 * b7_0;
-            c56_1 += s0 * b0_1; c56_1 += s1 * b1_1; c56_1 += s2 * b2_1; c56_1 += s3 * b3_1; c56_1 += s4 * b4_1; c56_1 += s5 * b5_1; c56_1 += s6 * b6_1; c56_1 += s7 * b7_1;
-            c56_2 += s0 * b0_2; c56_2 += s1 * b1_2; c56_2 += s2 * b2_2; c56_2 += s3 * b3_2; c56_2 += s4 * b4_2; c56_2 += s5 * b5_2; c56_2 += s6 * b6_2; c56_2 += s7 * b7_2;
-            c56_3 += s0 * b0_3; c56_3 += s1 * b1_3; c56_3 += s2 * b2_3; c56_3 += s3 * b3_3; c56_3 += s4 * b4_3; c56_3 += s5 * b5_3; c56_3 += s6 * b6_3; c56_3 += s7 * b7_3;
-            c56_4 += s0 * b0_4; c56_4 += s1 * b1_4; c56_4 += s2 * b2_4; c56_4 += s3 * b3_4; c56_4 += s4 * b4_4; c56_4 += s5 * b5_4; c56_4 += s6 * b6_4; c56_4 += s7 * b7_4;
-            c56_5 += s0 * b0_5; c56_5 += s1 * b1_5; c56_5 += s2 * b2_5; c56_5 += s3 * b3_5; c56_5 += s4 * b4_5; c56_5 += s5 * b5_5; c56_5 += s6 * b6_5; c56_5 += s7 * b7_5;
-            c56_6 += s0 * b0_6; c56_6 += s1 * b1_6; c56_6 += s2 * b2_6; c56_6 += s3 * b3_6; c56_6 += s4 * b4_6; c56_6 += s5 * b5_6; c56_6 += s6 * b6_6; c56_6 += s7 * b7_6;
-            c56_7 += s0 * b0_7; c56_7 += s1 * b1_7; c56_7 += s2 * b2_7; c56_7 += s3 * b3_7; c56_7 += s4 * b4_7; c56_7 += s5 * b5_7; c56_7 += s6 * b6_7; c56_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 0u); let v = subgroupBroadcast(t14, 1u);
+            c56_0 += u.x * b0_0; c56_0 += u.y * b1_0; c56_0 += u.z * b2_0; c56_0 += u.w * b3_0; c56_0 += v.x * b4_0; c56_0 += v.y * b5_0; c56_0 += v.z * b6_0; c56_0 += v.w * b7_0;
+            c56_1 += u.x * b0_1; c56_1 += u.y * b1_1; c56_1 += u.z * b2_1; c56_1 += u.w * b3_1; c56_1 += v.x * b4_1; c56_1 += v.y * b5_1; c56_1 += v.z * b6_1; c56_1 += v.w * b7_1;
+            c56_2 += u.x * b0_2; c56_2 += u.y * b1_2; c56_2 += u.z * b2_2; c56_2 += u.w * b3_2; c56_2 += v.x * b4_2; c56_2 += v.y * b5_2; c56_2 += v.z * b6_2; c56_2 += v.w * b7_2;
+            c56_3 += u.x * b0_3; c56_3 += u.y * b1_3; c56_3 += u.z * b2_3; c56_3 += u.w * b3_3; c56_3 += v.x * b4_3; c56_3 += v.y * b5_3; c56_3 += v.z * b6_3; c56_3 += v.w * b7_3;
+            c56_4 += u.x * b0_4; c56_4 += u.y * b1_4; c56_4 += u.z * b2_4; c56_4 += u.w * b3_4; c56_4 += v.x * b4_4; c56_4 += v.y * b5_4; c56_4 += v.z * b6_4; c56_4 += v.w * b7_4;
+            c56_5 += u.x * b0_5; c56_5 += u.y * b1_5; c56_5 += u.z * b2_5; c56_5 += u.w * b3_5; c56_5 += v.x * b4_5; c56_5 += v.y * b5_5; c56_5 += v.z * b6_5; c56_5 += v.w * b7_5;
+            c56_6 += u.x * b0_6; c56_6 += u.y * b1_6; c56_6 += u.z * b2_6; c56_6 += u.w * b3_6; c56_6 += v.x * b4_6; c56_6 += v.y * b5_6; c56_6 += v.z * b6_6; c56_6 += v.w * b7_6;
+            c56_7 += u.x * b0_7; c56_7 += u.y * b1_7; c56_7 += u.z * b2_7; c56_7 += u.w * b3_7; c56_7 += v.x * b4_7; c56_7 += v.y * b5_7; c56_7 += v.z * b6_7; c56_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a57, 0u); let s1 = subgroupBroadcast(a57, 1u); let s2 = subgroupBroadcast(a57, 2u); let s3 = subgroupBroadcast(a57, 3u); let s4 = subgroupBroadcast(a57, 4u); let s5 = subgroupBroadcast(a57, 5u); let s6 = subgroupBroadcast(a57, 6u); let s7 = subgroupBroadcast(a57, 7u);
-            c57_0 += s0 * b0_0; c57_0 += s1 * b1_0; c57_0 += s2 * b2_0; c57_0 += s3 * b3_0; c57_0 += s4 * b4_0; c57_0 += s5 * b5_0; c57_0 += s6 * b6_0; c57_0 += s7 * b7_0;
-            c57_1 += s0 * b0_1; c57_1 += s1 * b1_1; c57_1 += s2 * b2_1; c57_1 += s3 * b3_1; c57_1 += s4 * b4_1; c57_1 += s5 * b5_1; c57_1 += s6 * b6_1; c57_1 += s7 * b7_1;
-            c57_2 += s0 * b0_2; c57_2 += s1 * b1_2; c57_2 += s2 * b2_2; c57_2 += s3 * b3_2; c57_2 += s4 * b4_2; c57_2 += s5 * b5_2; c57_2 += s6 * b6_2; c57_2 += s7 * b7_2;
-            c57_3 += s0 * b0_3; c57_3 += s1 * b1_3; c57_3 += s2 * b2_3; c57_3 += s3 * b3_3; c57_3 += s4 * b4_3; c57_3 += s5 * b5_3; c57_3 += s6 * b6_3; c57_3 += s7 * b7_3;
-            c57_4 += s0 * b0_4; c57_4 += s1 * b1_4; c57_4 += s2 * b2_4; c57_4 += s3 * b3_4; c57_4 += s4 * b4_4; c57_4 += s5 * b5_4; c57_4 += s6 * b6_4; c57_4 += s7 * b7_4;
-            c57_5 += s0 * b0_5; c57_5 += s1 * b1_5; c57_5 += s2 * b2_5; c57_5 += s3 * b3_5; c57_5 += s4 * b4_5; c57_5 += s5 * b5_5; c57_5 += s6 * b6_5; c57_5 += s7 * b7_5;
-            c57_6 += s0 * b0_6; c57_6 += s1 * b1_6; c57_6 += s2 * b2_6; c57_6 += s3 * b3_6; c57_6 += s4 * b4_6; c57_6 += s5 * b5_6; c57_6 += s6 * b6_6; c57_6 += s7 * b7_6;
-            c57_7 += s0 * b0_7; c57_7 += s1 * b1_7; c57_7 += s2 * b2_7; c57_7 += s3 * b3_7; c57_7 += s4 * b4_7; c57_7 += s5 * b5_7; c57_7 += s6 * b6_7; c57_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 2u); let v = subgroupBroadcast(t14, 3u);
+            c57_0 += u.x * b0_0; c57_0 += u.y * b1_0; c57_0 += u.z * b2_0; c57_0 += u.w * b3_0; c57_0 += v.x * b4_0; c57_0 += v.y * b5_0; c57_0 += v.z * b6_0; c57_0 += v.w * b7_0;
+            c57_1 += u.x * b0_1; c57_1 += u.y * b1_1; c57_1 += u.z * b2_1; c57_1 += u.w * b3_1; c57_1 += v.x * b4_1; c57_1 += v.y * b5_1; c57_1 += v.z * b6_1; c57_1 += v.w * b7_1;
+            c57_2 += u.x * b0_2; c57_2 += u.y * b1_2; c57_2 += u.z * b2_2; c57_2 += u.w * b3_2; c57_2 += v.x * b4_2; c57_2 += v.y * b5_2; c57_2 += v.z * b6_2; c57_2 += v.w * b7_2;
+            c57_3 += u.x * b0_3; c57_3 += u.y * b1_3; c57_3 += u.z * b2_3; c57_3 += u.w * b3_3; c57_3 += v.x * b4_3; c57_3 += v.y * b5_3; c57_3 += v.z * b6_3; c57_3 += v.w * b7_3;
+            c57_4 += u.x * b0_4; c57_4 += u.y * b1_4; c57_4 += u.z * b2_4; c57_4 += u.w * b3_4; c57_4 += v.x * b4_4; c57_4 += v.y * b5_4; c57_4 += v.z * b6_4; c57_4 += v.w * b7_4;
+            c57_5 += u.x * b0_5; c57_5 += u.y * b1_5; c57_5 += u.z * b2_5; c57_5 += u.w * b3_5; c57_5 += v.x * b4_5; c57_5 += v.y * b5_5; c57_5 += v.z * b6_5; c57_5 += v.w * b7_5;
+            c57_6 += u.x * b0_6; c57_6 += u.y * b1_6; c57_6 += u.z * b2_6; c57_6 += u.w * b3_6; c57_6 += v.x * b4_6; c57_6 += v.y * b5_6; c57_6 += v.z * b6_6; c57_6 += v.w * b7_6;
+            c57_7 += u.x * b0_7; c57_7 += u.y * b1_7; c57_7 += u.z * b2_7; c57_7 += u.w * b3_7; c57_7 += v.x * b4_7; c57_7 += v.y * b5_7; c57_7 += v.z * b6_7; c57_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a58, 0u); let s1 = subgroupBroadcast(a58, 1u); let s2 = subgroupBroadcast(a58, 2u); let s3 = subgroupBroadcast(a58, 3u); let s4 = subgroupBroadcast(a58, 4u); let s5 = subgroupBroadcast(a58, 5u); let s6 = subgroupBroadcast(a58, 6u); let s7 = subgroupBroadcast(a58, 7u);
-            c58_0 += s0 * b0_0; c58_0 += s1 * b1_0; c58_0 += s2 * b2_0; c58_0 += s3 * b3_0; c58_0 += s4 * b4_0; c58_0 += s5 * b5_0; c58_0 += s6 * b6_0; c58_0 += s7 * b7_0;
-            c58_1 += s0 * b0_1; c58_1 += s1 * b1_1; c58_1 += s2 * b2_1; c58_1 += s3 * b3_1; c58_1 += s4 * b4_1; c58_1 += s5 * b5_1; c58_1 += s6 * b6_1; c58_1 += s7 * b7_1;
-            c58_2 += s0 * b0_2; c58_2 += s1 * b1_2; c58_2 += s2 * b2_2; c58_2 += s3 * b3_2; c58_2 += s4 * b4_2; c58_2 += s5 * b5_2; c58_2 += s6 * b6_2; c58_2 += s7 * b7_2;
-            c58_3 += s0 * b0_3; c58_3 += s1 * b1_3; c58_3 += s2 * b2_3; c58_3 += s3 * b3_3; c58_3 += s4 * b4_3; c58_3 += s5 * b5_3; c58_3 += s6 * b6_3; c58_3 += s7 * b7_3;
-            c58_4 += s0 * b0_4; c58_4 += s1 * b1_4; c58_4 += s2 * b2_4; c58_4 += s3 * b3_4; c58_4 += s4 * b4_4; c58_4 += s5 * b5_4; c58_4 += s6 * b6_4; c58_4 += s7 * b7_4;
-            c58_5 += s0 * b0_5; c58_5 += s1 * b1_5; c58_5 += s2 * b2_5; c58_5 += s3 * b3_5; c58_5 += s4 * b4_5; c58_5 += s5 * b5_5; c58_5 += s6 * b6_5; c58_5 += s7 * b7_5;
-            c58_6 += s0 * b0_6; c58_6 += s1 * b1_6; c58_6 += s2 * b2_6; c58_6 += s3 * b3_6; c58_6 += s4 * b4_6; c58_6 += s5 * b5_6; c58_6 += s6 * b6_6; c58_6 += s7 * b7_6;
-            c58_7 += s0 * b0_7; c58_7 += s1 * b1_7; c58_7 += s2 * b2_7; c58_7 += s3 * b3_7; c58_7 += s4 * b4_7; c58_7 += s5 * b5_7; c58_7 += s6 * b6_7; c58_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 4u); let v = subgroupBroadcast(t14, 5u);
+            c58_0 += u.x * b0_0; c58_0 += u.y * b1_0; c58_0 += u.z * b2_0; c58_0 += u.w * b3_0; c58_0 += v.x * b4_0; c58_0 += v.y * b5_0; c58_0 += v.z * b6_0; c58_0 += v.w * b7_0;
+            c58_1 += u.x * b0_1; c58_1 += u.y * b1_1; c58_1 += u.z * b2_1; c58_1 += u.w * b3_1; c58_1 += v.x * b4_1; c58_1 += v.y * b5_1; c58_1 += v.z * b6_1; c58_1 += v.w * b7_1;
+            c58_2 += u.x * b0_2; c58_2 += u.y * b1_2; c58_2 += u.z * b2_2; c58_2 += u.w * b3_2; c58_2 += v.x * b4_2; c58_2 += v.y * b5_2; c58_2 += v.z * b6_2; c58_2 += v.w * b7_2;
+            c58_3 += u.x * b0_3; c58_3 += u.y * b1_3; c58_3 += u.z * b2_3; c58_3 += u.w * b3_3; c58_3 += v.x * b4_3; c58_3 += v.y * b5_3; c58_3 += v.z * b6_3; c58_3 += v.w * b7_3;
+            c58_4 += u.x * b0_4; c58_4 += u.y * b1_4; c58_4 += u.z * b2_4; c58_4 += u.w * b3_4; c58_4 += v.x * b4_4; c58_4 += v.y * b5_4; c58_4 += v.z * b6_4; c58_4 += v.w * b7_4;
+            c58_5 += u.x * b0_5; c58_5 += u.y * b1_5; c58_5 += u.z * b2_5; c58_5 += u.w * b3_5; c58_5 += v.x * b4_5; c58_5 += v.y * b5_5; c58_5 += v.z * b6_5; c58_5 += v.w * b7_5;
+            c58_6 += u.x * b0_6; c58_6 += u.y * b1_6; c58_6 += u.z * b2_6; c58_6 += u.w * b3_6; c58_6 += v.x * b4_6; c58_6 += v.y * b5_6; c58_6 += v.z * b6_6; c58_6 += v.w * b7_6;
+            c58_7 += u.x * b0_7; c58_7 += u.y * b1_7; c58_7 += u.z * b2_7; c58_7 += u.w * b3_7; c58_7 += v.x * b4_7; c58_7 += v.y * b5_7; c58_7 += v.z * b6_7; c58_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a59, 0u); let s1 = subgroupBroadcast(a59, 1u); let s2 = subgroupBroadcast(a59, 2u); let s3 = subgroupBroadcast(a59, 3u); let s4 = subgroupBroadcast(a59, 4u); let s5 = subgroupBroadcast(a59, 5u); let s6 = subgroupBroadcast(a59, 6u); let s7 = subgroupBroadcast(a59, 7u);
-            c59_0 += s0 * b0_0; c59_0 += s1 * b1_0; c59_0 += s2 * b2_0; c59_0 += s3 * b3_0; c59_0 += s4 * b4_0; c59_0 += s5 * b5_0; c59_0 += s6 * b6_0; c59_0 += s7 * b7_0;
-            c59_1 += s0 * b0_1; c59_1 += s1 * b1_1; c59_1 += s2 * b2_1; c59_1 += s3 * b3_1; c59_1 += s4 * b4_1; c59_1 += s5 * b5_1; c59_1 += s6 * b6_1; c59_1 += s7 * b7_1;
-            c59_2 += s0 * b0_2; c59_2 += s1 * b1_2; c59_2 += s2 * b2_2; c59_2 += s3 * b3_2; c59_2 += s4 * b4_2; c59_2 += s5 * b5_2; c59_2 += s6 * b6_2; c59_2 += s7 * b7_2;
-            c59_3 += s0 * b0_3; c59_3 += s1 * b1_3; c59_3 += s2 * b2_3; c59_3 += s3 * b3_3; c59_3 += s4 * b4_3; c59_3 += s5 * b5_3; c59_3 += s6 * b6_3; c59_3 += s7 * b7_3;
-            c59_4 += s0 * b0_4; c59_4 += s1 * b1_4; c59_4 += s2 * b2_4; c59_4 += s3 * b3_4; c59_4 += s4 * b4_4; c59_4 += s5 * b5_4; c59_4 += s6 * b6_4; c59_4 += s7 * b7_4;
-            c59_5 += s0 * b0_5; c59_5 += s1 * b1_5; c59_5 += s2 * b2_5; c59_5 += s3 * b3_5; c59_5 += s4 * b4_5; c59_5 += s5 * b5_5; c59_5 += s6 * b6_5; c59_5 += s7 * b7_5;
-            c59_6 += s0 * b0_6; c59_6 += s1 * b1_6; c59_6 += s2 * b2_6; c59_6 += s3 * b3_6; c59_6 += s4 * b4_6; c59_6 += s5 * b5_6; c59_6 += s6 * b6_6; c59_6 += s7 * b7_6;
-            c59_7 += s0 * b0_7; c59_7 += s1 * b1_7; c59_7 += s2 * b2_7; c59_7 += s3 * b3_7; c59_7 += s4 * b4_7; c59_7 += s5 * b5_7; c59_7 += s6 * b6_7; c59_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t14, 6u); let v = subgroupBroadcast(t14, 7u);
+            c59_0 += u.x * b0_0; c59_0 += u.y * b1_0; c59_0 += u.z * b2_0; c59_0 += u.w * b3_0; c59_0 += v.x * b4_0; c59_0 += v.y * b5_0; c59_0 += v.z * b6_0; c59_0 += v.w * b7_0;
+            c59_1 += u.x * b0_1; c59_1 += u.y * b1_1; c59_1 += u.z * b2_1; c59_1 += u.w * b3_1; c59_1 += v.x * b4_1; c59_1 += v.y * b5_1; c59_1 += v.z * b6_1; c59_1 += v.w * b7_1;
+            c59_2 += u.x * b0_2; c59_2 += u.y * b1_2; c59_2 += u.z * b2_2; c59_2 += u.w * b3_2; c59_2 += v.x * b4_2; c59_2 += v.y * b5_2; c59_2 += v.z * b6_2; c59_2 += v.w * b7_2;
+            c59_3 += u.x * b0_3; c59_3 += u.y * b1_3; c59_3 += u.z * b2_3; c59_3 += u.w * b3_3; c59_3 += v.x * b4_3; c59_3 += v.y * b5_3; c59_3 += v.z * b6_3; c59_3 += v.w * b7_3;
+            c59_4 += u.x * b0_4; c59_4 += u.y * b1_4; c59_4 += u.z * b2_4; c59_4 += u.w * b3_4; c59_4 += v.x * b4_4; c59_4 += v.y * b5_4; c59_4 += v.z * b6_4; c59_4 += v.w * b7_4;
+            c59_5 += u.x * b0_5; c59_5 += u.y * b1_5; c59_5 += u.z * b2_5; c59_5 += u.w * b3_5; c59_5 += v.x * b4_5; c59_5 += v.y * b5_5; c59_5 += v.z * b6_5; c59_5 += v.w * b7_5;
+            c59_6 += u.x * b0_6; c59_6 += u.y * b1_6; c59_6 += u.z * b2_6; c59_6 += u.w * b3_6; c59_6 += v.x * b4_6; c59_6 += v.y * b5_6; c59_6 += v.z * b6_6; c59_6 += v.w * b7_6;
+            c59_7 += u.x * b0_7; c59_7 += u.y * b1_7; c59_7 += u.z * b2_7; c59_7 += u.w * b3_7; c59_7 += v.x * b4_7; c59_7 += v.y * b5_7; c59_7 += v.z * b6_7; c59_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a60, 0u); let s1 = subgroupBroadcast(a60, 1u); let s2 = subgroupBroadcast(a60, 2u); let s3 = subgroupBroadcast(a60, 3u); let s4 = subgroupBroadcast(a60, 4u); let s5 = subgroupBroadcast(a60, 5u); let s6 = subgroupBroadcast(a60, 6u); let s7 = subgroupBroadcast(a60, 7u);
-            c60_0 += s0 * b0_0; c60_0 += s1 * b1_0; c60_0 += s2 * b2_0; c60_0 += s3 * b3_0; c60_0 += s4 * b4_0; c60_0 += s5 * b5_0; c60_0 += s6 * b6_0; c60_0 += s7 * b7_0;
-            c60_1 += s0 * b0_1; c60_1 += s1 * b1_1; c60_1 += s2 * b2_1; c60_1 += s3 * b3_1; c60_1 += s4 * b4_1; c60_1 += s5 * b5_1; c60_1 += s6 * b6_1; c60_1 += s7 * b7_1;
-            c60_2 += s0 * b0_2; c60_2 += s1 * b1_2; c60_2 += s2 * b2_2; c60_2 += s3 * b3_2; c60_2 += s4 * b4_2; c60_2 += s5 * b5_2; c60_2 += s6 * b6_2; c60_2 += s7 * b7_2;
-            c60_3 += s0 * b0_3; c60_3 += s1 * b1_3; c60_3 += s2 * b2_3; c60_3 += s3 * b3_3; c60_3 += s4 * b4_3; c60_3 += s5 * b5_3; c60_3 += s6 * b6_3; c60_3 += s7 * b7_3;
-            c60_4 += s0 * b0_4; c60_4 += s1 * b1_4; c60_4 += s2 * b2_4; c60_4 += s3 * b3_4; c60_4 += s4 * b4_4; c60_4 += s5 * b5_4; c60_4 += s6 * b6_4; c60_4 += s7 * b7_4;
-            c60_5 += s0 * b0_5; c60_5 += s1 * b1_5; c60_5 += s2 * b2_5; c60_5 += s3 * b3_5; c60_5 += s4 * b4_5; c60_5 += s5 * b5_5; c60_5 += s6 * b6_5; c60_5 += s7 * b7_5;
-            c60_6 += s0 * b0_6; c60_6 += s1 * b1_6; c60_6 += s2 * b2_6; c60_6 += s3 * b3_6; c60_6 += s4 * b4_6; c60_6 += s5 * b5_6; c60_6 += s6 * b6_6; c60_6 += s7 * b7_6;
-            c60_7 += s0 * b0_7; c60_7 += s1 * b1_7; c60_7 += s2 * b2_7; c60_7 += s3 * b3_7; c60_7 += s4 * b4_7; c60_7 += s5 * b5_7; c60_7 += s6 * b6_7; c60_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 0u); let v = subgroupBroadcast(t15, 1u);
+            c60_0 += u.x * b0_0; c60_0 += u.y * b1_0; c60_0 += u.z * b2_0; c60_0 += u.w * b3_0; c60_0 += v.x * b4_0; c60_0 += v.y * b5_0; c60_0 += v.z * b6_0; c60_0 += v.w * b7_0;
+            c60_1 += u.x * b0_1; c60_1 += u.y * b1_1; c60_1 += u.z * b2_1; c60_1 += u.w * b3_1; c60_1 += v.x * b4_1; c60_1 += v.y * b5_1; c60_1 += v.z * b6_1; c60_1 += v.w * b7_1;
+            c60_2 += u.x * b0_2; c60_2 += u.y * b1_2; c60_2 += u.z * b2_2; c60_2 += u.w * b3_2; c60_2 += v.x * b4_2; c60_2 += v.y * b5_2; c60_2 += v.z * b6_2; c60_2 += v.w * b7_2;
+            c60_3 += u.x * b0_3; c60_3 += u.y * b1_3; c60_3 += u.z * b2_3; c60_3 += u.w * b3_3; c60_3 += v.x * b4_3; c60_3 += v.y * b5_3; c60_3 += v.z * b6_3; c60_3 += v.w * b7_3;
+            c60_4 += u.x * b0_4; c60_4 += u.y * b1_4; c60_4 += u.z * b2_4; c60_4 += u.w * b3_4; c60_4 += v.x * b4_4; c60_4 += v.y * b5_4; c60_4 += v.z * b6_4; c60_4 += v.w * b7_4;
+            c60_5 += u.x * b0_5; c60_5 += u.y * b1_5; c60_5 += u.z * b2_5; c60_5 += u.w * b3_5; c60_5 += v.x * b4_5; c60_5 += v.y * b5_5; c60_5 += v.z * b6_5; c60_5 += v.w * b7_5;
+            c60_6 += u.x * b0_6; c60_6 += u.y * b1_6; c60_6 += u.z * b2_6; c60_6 += u.w * b3_6; c60_6 += v.x * b4_6; c60_6 += v.y * b5_6; c60_6 += v.z * b6_6; c60_6 += v.w * b7_6;
+            c60_7 += u.x * b0_7; c60_7 += u.y * b1_7; c60_7 += u.z * b2_7; c60_7 += u.w * b3_7; c60_7 += v.x * b4_7; c60_7 += v.y * b5_7; c60_7 += v.z * b6_7; c60_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a61, 0u); let s1 = subgroupBroadcast(a61, 1u); let s2 = subgroupBroadcast(a61, 2u); let s3 = subgroupBroadcast(a61, 3u); let s4 = subgroupBroadcast(a61, 4u); let s5 = subgroupBroadcast(a61, 5u); let s6 = subgroupBroadcast(a61, 6u); let s7 = subgroupBroadcast(a61, 7u);
-            c61_0 += s0 * b0_0; c61_0 += s1 * b1_0; c61_0 += s2 * b2_0; c61_0 += s3 * b3_0; c61_0 += s4 * b4_0; c61_0 += s5 * b5_0; c61_0 += s6 * b6_0; c61_0 += s7 * b7_0;
-            c61_1 += s0 * b0_1; c61_1 += s1 * b1_1; c61_1 += s2 * b2_1; c61_1 += s3 * b3_1; c61_1 += s4 * b4_1; c61_1 += s5 * b5_1; c61_1 += s6 * b6_1; c61_1 += s7 * b7_1;
-            c61_2 += s0 * b0_2; c61_2 += s1 * b1_2; c61_2 += s2 * b2_2; c61_2 += s3 * b3_2; c61_2 += s4 * b4_2; c61_2 += s5 * b5_2; c61_2 += s6 * b6_2; c61_2 += s7 * b7_2;
-            c61_3 += s0 * b0_3; c61_3 += s1 * b1_3; c61_3 += s2 * b2_3; c61_3 += s3 * b3_3; c61_3 += s4 * b4_3; c61_3 += s5 * b5_3; c61_3 += s6 * b6_3; c61_3 += s7 * b7_3;
-            c61_4 += s0 * b0_4; c61_4 += s1 * b1_4; c61_4 += s2 * b2_4; c61_4 += s3 * b3_4; c61_4 += s4 * b4_4; c61_4 += s5 * b5_4; c61_4 += s6 * b6_4; c61_4 += s7 * b7_4;
-            c61_5 += s0 * b0_5; c61_5 += s1 * b1_5; c61_5 += s2 * b2_5; c61_5 += s3 * b3_5; c61_5 += s4 * b4_5; c61_5 += s5 * b5_5; c61_5 += s6 * b6_5; c61_5 += s7 * b7_5;
-            c61_6 += s0 * b0_6; c61_6 += s1 * b1_6; c61_6 += s2 * b2_6; c61_6 += s3 * b3_6; c61_6 += s4 * b4_6; c61_6 += s5 * b5_6; c61_6 += s6 * b6_6; c61_6 += s7 * b7_6;
-            c61_7 += s0 * b0_7; c61_7 += s1 * b1_7; c61_7 += s2 * b2_7; c61_7 += s3 * b3_7; c61_7 += s4 * b4_7; c61_7 += s5 * b5_7; c61_7 += s6 * b6_7; c61_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 2u); let v = subgroupBroadcast(t15, 3u);
+            c61_0 += u.x * b0_0; c61_0 += u.y * b1_0; c61_0 += u.z * b2_0; c61_0 += u.w * b3_0; c61_0 += v.x * b4_0; c61_0 += v.y * b5_0; c61_0 += v.z * b6_0; c61_0 += v.w * b7_0;
+            c61_1 += u.x * b0_1; c61_1 += u.y * b1_1; c61_1 += u.z * b2_1; c61_1 += u.w * b3_1; c61_1 += v.x * b4_1; c61_1 += v.y * b5_1; c61_1 += v.z * b6_1; c61_1 += v.w * b7_1;
+            c61_2 += u.x * b0_2; c61_2 += u.y * b1_2; c61_2 += u.z * b2_2; c61_2 += u.w * b3_2; c61_2 += v.x * b4_2; c61_2 += v.y * b5_2; c61_2 += v.z * b6_2; c61_2 += v.w * b7_2;
+            c61_3 += u.x * b0_3; c61_3 += u.y * b1_3; c61_3 += u.z * b2_3; c61_3 += u.w * b3_3; c61_3 += v.x * b4_3; c61_3 += v.y * b5_3; c61_3 += v.z * b6_3; c61_3 += v.w * b7_3;
+            c61_4 += u.x * b0_4; c61_4 += u.y * b1_4; c61_4 += u.z * b2_4; c61_4 += u.w * b3_4; c61_4 += v.x * b4_4; c61_4 += v.y * b5_4; c61_4 += v.z * b6_4; c61_4 += v.w * b7_4;
+            c61_5 += u.x * b0_5; c61_5 += u.y * b1_5; c61_5 += u.z * b2_5; c61_5 += u.w * b3_5; c61_5 += v.x * b4_5; c61_5 += v.y * b5_5; c61_5 += v.z * b6_5; c61_5 += v.w * b7_5;
+            c61_6 += u.x * b0_6; c61_6 += u.y * b1_6; c61_6 += u.z * b2_6; c61_6 += u.w * b3_6; c61_6 += v.x * b4_6; c61_6 += v.y * b5_6; c61_6 += v.z * b6_6; c61_6 += v.w * b7_6;
+            c61_7 += u.x * b0_7; c61_7 += u.y * b1_7; c61_7 += u.z * b2_7; c61_7 += u.w * b3_7; c61_7 += v.x * b4_7; c61_7 += v.y * b5_7; c61_7 += v.z * b6_7; c61_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a62, 0u); let s1 = subgroupBroadcast(a62, 1u); let s2 = subgroupBroadcast(a62, 2u); let s3 = subgroupBroadcast(a62, 3u); let s4 = subgroupBroadcast(a62, 4u); let s5 = subgroupBroadcast(a62, 5u); let s6 = subgroupBroadcast(a62, 6u); let s7 = subgroupBroadcast(a62, 7u);
-            c62_0 += s0 * b0_0; c62_0 += s1 * b1_0; c62_0 += s2 * b2_0; c62_0 += s3 * b3_0; c62_0 += s4 * b4_0; c62_0 += s5 * b5_0; c62_0 += s6 * b6_0; c62_0 += s7 * b7_0;
-            c62_1 += s0 * b0_1; c62_1 += s1 * b1_1; c62_1 += s2 * b2_1; c62_1 += s3 * b3_1; c62_1 += s4 * b4_1; c62_1 += s5 * b5_1; c62_1 += s6 * b6_1; c62_1 += s7 * b7_1;
-            c62_2 += s0 * b0_2; c62_2 += s1 * b1_2; c62_2 += s2 * b2_2; c62_2 += s3 * b3_2; c62_2 += s4 * b4_2; c62_2 += s5 * b5_2; c62_2 += s6 * b6_2; c62_2 += s7 * b7_2;
-            c62_3 += s0 * b0_3; c62_3 += s1 * b1_3; c62_3 += s2 * b2_3; c62_3 += s3 * b3_3; c62_3 += s4 * b4_3; c62_3 += s5 * b5_3; c62_3 += s6 * b6_3; c62_3 += s7 * b7_3;
-            c62_4 += s0 * b0_4; c62_4 += s1 * b1_4; c62_4 += s2 * b2_4; c62_4 += s3 * b3_4; c62_4 += s4 * b4_4; c62_4 += s5 * b5_4; c62_4 += s6 * b6_4; c62_4 += s7 * b7_4;
-            c62_5 += s0 * b0_5; c62_5 += s1 * b1_5; c62_5 += s2 * b2_5; c62_5 += s3 * b3_5; c62_5 += s4 * b4_5; c62_5 += s5 * b5_5; c62_5 += s6 * b6_5; c62_5 += s7 * b7_5;
-            c62_6 += s0 * b0_6; c62_6 += s1 * b1_6; c62_6 += s2 * b2_6; c62_6 += s3 * b3_6; c62_6 += s4 * b4_6; c62_6 += s5 * b5_6; c62_6 += s6 * b6_6; c62_6 += s7 * b7_6;
-            c62_7 += s0 * b0_7; c62_7 += s1 * b1_7; c62_7 += s2 * b2_7; c62_7 += s3 * b3_7; c62_7 += s4 * b4_7; c62_7 += s5 * b5_7; c62_7 += s6 * b6_7; c62_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 4u); let v = subgroupBroadcast(t15, 5u);
+            c62_0 += u.x * b0_0; c62_0 += u.y * b1_0; c62_0 += u.z * b2_0; c62_0 += u.w * b3_0; c62_0 += v.x * b4_0; c62_0 += v.y * b5_0; c62_0 += v.z * b6_0; c62_0 += v.w * b7_0;
+            c62_1 += u.x * b0_1; c62_1 += u.y * b1_1; c62_1 += u.z * b2_1; c62_1 += u.w * b3_1; c62_1 += v.x * b4_1; c62_1 += v.y * b5_1; c62_1 += v.z * b6_1; c62_1 += v.w * b7_1;
+            c62_2 += u.x * b0_2; c62_2 += u.y * b1_2; c62_2 += u.z * b2_2; c62_2 += u.w * b3_2; c62_2 += v.x * b4_2; c62_2 += v.y * b5_2; c62_2 += v.z * b6_2; c62_2 += v.w * b7_2;
+            c62_3 += u.x * b0_3; c62_3 += u.y * b1_3; c62_3 += u.z * b2_3; c62_3 += u.w * b3_3; c62_3 += v.x * b4_3; c62_3 += v.y * b5_3; c62_3 += v.z * b6_3; c62_3 += v.w * b7_3;
+            c62_4 += u.x * b0_4; c62_4 += u.y * b1_4; c62_4 += u.z * b2_4; c62_4 += u.w * b3_4; c62_4 += v.x * b4_4; c62_4 += v.y * b5_4; c62_4 += v.z * b6_4; c62_4 += v.w * b7_4;
+            c62_5 += u.x * b0_5; c62_5 += u.y * b1_5; c62_5 += u.z * b2_5; c62_5 += u.w * b3_5; c62_5 += v.x * b4_5; c62_5 += v.y * b5_5; c62_5 += v.z * b6_5; c62_5 += v.w * b7_5;
+            c62_6 += u.x * b0_6; c62_6 += u.y * b1_6; c62_6 += u.z * b2_6; c62_6 += u.w * b3_6; c62_6 += v.x * b4_6; c62_6 += v.y * b5_6; c62_6 += v.z * b6_6; c62_6 += v.w * b7_6;
+            c62_7 += u.x * b0_7; c62_7 += u.y * b1_7; c62_7 += u.z * b2_7; c62_7 += u.w * b3_7; c62_7 += v.x * b4_7; c62_7 += v.y * b5_7; c62_7 += v.z * b6_7; c62_7 += v.w * b7_7;
         }
-        { let s0 = subgroupBroadcast(a63, 0u); let s1 = subgroupBroadcast(a63, 1u); let s2 = subgroupBroadcast(a63, 2u); let s3 = subgroupBroadcast(a63, 3u); let s4 = subgroupBroadcast(a63, 4u); let s5 = subgroupBroadcast(a63, 5u); let s6 = subgroupBroadcast(a63, 6u); let s7 = subgroupBroadcast(a63, 7u);
-            c63_0 += s0 * b0_0; c63_0 += s1 * b1_0; c63_0 += s2 * b2_0; c63_0 += s3 * b3_0; c63_0 += s4 * b4_0; c63_0 += s5 * b5_0; c63_0 += s6 * b6_0; c63_0 += s7 * b7_0;
-            c63_1 += s0 * b0_1; c63_1 += s1 * b1_1; c63_1 += s2 * b2_1; c63_1 += s3 * b3_1; c63_1 += s4 * b4_1; c63_1 += s5 * b5_1; c63_1 += s6 * b6_1; c63_1 += s7 * b7_1;
-            c63_2 += s0 * b0_2; c63_2 += s1 * b1_2; c63_2 += s2 * b2_2; c63_2 += s3 * b3_2; c63_2 += s4 * b4_2; c63_2 += s5 * b5_2; c63_2 += s6 * b6_2; c63_2 += s7 * b7_2;
-            c63_3 += s0 * b0_3; c63_3 += s1 * b1_3; c63_3 += s2 * b2_3; c63_3 += s3 * b3_3; c63_3 += s4 * b4_3; c63_3 += s5 * b5_3; c63_3 += s6 * b6_3; c63_3 += s7 * b7_3;
-            c63_4 += s0 * b0_4; c63_4 += s1 * b1_4; c63_4 += s2 * b2_4; c63_4 += s3 * b3_4; c63_4 += s4 * b4_4; c63_4 += s5 * b5_4; c63_4 += s6 * b6_4; c63_4 += s7 * b7_4;
-            c63_5 += s0 * b0_5; c63_5 += s1 * b1_5; c63_5 += s2 * b2_5; c63_5 += s3 * b3_5; c63_5 += s4 * b4_5; c63_5 += s5 * b5_5; c63_5 += s6 * b6_5; c63_5 += s7 * b7_5;
-            c63_6 += s0 * b0_6; c63_6 += s1 * b1_6; c63_6 += s2 * b2_6; c63_6 += s3 * b3_6; c63_6 += s4 * b4_6; c63_6 += s5 * b5_6; c63_6 += s6 * b6_6; c63_6 += s7 * b7_6;
-            c63_7 += s0 * b0_7; c63_7 += s1 * b1_7; c63_7 += s2 * b2_7; c63_7 += s3 * b3_7; c63_7 += s4 * b4_7; c63_7 += s5 * b5_7; c63_7 += s6 * b6_7; c63_7 += s7 * b7_7;
+        { let u = subgroupBroadcast(t15, 6u); let v = subgroupBroadcast(t15, 7u);
+            c63_0 += u.x * b0_0; c63_0 += u.y * b1_0; c63_0 += u.z * b2_0; c63_0 += u.w * b3_0; c63_0 += v.x * b4_0; c63_0 += v.y * b5_0; c63_0 += v.z * b6_0; c63_0 += v.w * b7_0;
+            c63_1 += u.x * b0_1; c63_1 += u.y * b1_1; c63_1 += u.z * b2_1; c63_1 += u.w * b3_1; c63_1 += v.x * b4_1; c63_1 += v.y * b5_1; c63_1 += v.z * b6_1; c63_1 += v.w * b7_1;
+            c63_2 += u.x * b0_2; c63_2 += u.y * b1_2; c63_2 += u.z * b2_2; c63_2 += u.w * b3_2; c63_2 += v.x * b4_2; c63_2 += v.y * b5_2; c63_2 += v.z * b6_2; c63_2 += v.w * b7_2;
+            c63_3 += u.x * b0_3; c63_3 += u.y * b1_3; c63_3 += u.z * b2_3; c63_3 += u.w * b3_3; c63_3 += v.x * b4_3; c63_3 += v.y * b5_3; c63_3 += v.z * b6_3; c63_3 += v.w * b7_3;
+            c63_4 += u.x * b0_4; c63_4 += u.y * b1_4; c63_4 += u.z * b2_4; c63_4 += u.w * b3_4; c63_4 += v.x * b4_4; c63_4 += v.y * b5_4; c63_4 += v.z * b6_4; c63_4 += v.w * b7_4;
+            c63_5 += u.x * b0_5; c63_5 += u.y * b1_5; c63_5 += u.z * b2_5; c63_5 += u.w * b3_5; c63_5 += v.x * b4_5; c63_5 += v.y * b5_5; c63_5 += v.z * b6_5; c63_5 += v.w * b7_5;
+            c63_6 += u.x * b0_6; c63_6 += u.y * b1_6; c63_6 += u.z * b2_6; c63_6 += u.w * b3_6; c63_6 += v.x * b4_6; c63_6 += v.y * b5_6; c63_6 += v.z * b6_6; c63_6 += v.w * b7_6;
+            c63_7 += u.x * b0_7; c63_7 += u.y * b1_7; c63_7 += u.z * b2_7; c63_7 += u.w * b3_7; c63_7 += v.x * b4_7; c63_7 += v.y * b5_7; c63_7 += v.z * b6_7; c63_7 += v.w * b7_7;
         }
     }
     let part = wid.z * p.m * p.n;
     if (i0 + 0u < p.m) {
         let row = part + (i0 + 0u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c0_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c0_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c0_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c0_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c0_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c0_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c0_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c0_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c0_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c0_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c0_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c0_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c0_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c0_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c0_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c0_7; }
     }
     if (i0 + 1u < p.m) {
         let row = part + (i0 + 1u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c1_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c1_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c1_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c1_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c1_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c1_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c1_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c1_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c1_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c1_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c1_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c1_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c1_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c1_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c1_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c1_7; }
     }
     if (i0 + 2u < p.m) {
         let row = part + (i0 + 2u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c2_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c2_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c2_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c2_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c2_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c2_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c2_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c2_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c2_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c2_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c2_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c2_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c2_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c2_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c2_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c2_7; }
     }
     if (i0 + 3u < p.m) {
         let row = part + (i0 + 3u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c3_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c3_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c3_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c3_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c3_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c3_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c3_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c3_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c3_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c3_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c3_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c3_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c3_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c3_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c3_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c3_7; }
     }
     if (i0 + 4u < p.m) {
         let row = part + (i0 + 4u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c4_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c4_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c4_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c4_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c4_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c4_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c4_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c4_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c4_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c4_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c4_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c4_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c4_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c4_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c4_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c4_7; }
     }
     if (i0 + 5u < p.m) {
         let row = part + (i0 + 5u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c5_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c5_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c5_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c5_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c5_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c5_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c5_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c5_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c5_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c5_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c5_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c5_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c5_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c5_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c5_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c5_7; }
     }
     if (i0 + 6u < p.m) {
         let row = part + (i0 + 6u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c6_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c6_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c6_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c6_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c6_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c6_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c6_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c6_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c6_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c6_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c6_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c6_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c6_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c6_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c6_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c6_7; }
     }
     if (i0 + 7u < p.m) {
         let row = part + (i0 + 7u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c7_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c7_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c7_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c7_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c7_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c7_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c7_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c7_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c7_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c7_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c7_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c7_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c7_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c7_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c7_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c7_7; }
     }
     if (i0 + 8u < p.m) {
         let row = part + (i0 + 8u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c8_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c8_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c8_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c8_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c8_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c8_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c8_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c8_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c8_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c8_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c8_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c8_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c8_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c8_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c8_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c8_7; }
     }
     if (i0 + 9u < p.m) {
         let row = part + (i0 + 9u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c9_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c9_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c9_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c9_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c9_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c9_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c9_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c9_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c9_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c9_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c9_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c9_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c9_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c9_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c9_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c9_7; }
     }
     if (i0 + 10u < p.m) {
         let row = part + (i0 + 10u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c10_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c10_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c10_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c10_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c10_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c10_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c10_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c10_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c10_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c10_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c10_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c10_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c10_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c10_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c10_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c10_7; }
     }
     if (i0 + 11u < p.m) {
         let row = part + (i0 + 11u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c11_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c11_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c11_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c11_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c11_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c11_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c11_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c11_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c11_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c11_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c11_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c11_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c11_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c11_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c11_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c11_7; }
     }
     if (i0 + 12u < p.m) {
         let row = part + (i0 + 12u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c12_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c12_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c12_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c12_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c12_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c12_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c12_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c12_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c12_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c12_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c12_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c12_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c12_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c12_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c12_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c12_7; }
     }
     if (i0 + 13u < p.m) {
         let row = part + (i0 + 13u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c13_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c13_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c13_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c13_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c13_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c13_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c13_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c13_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c13_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c13_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c13_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c13_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c13_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c13_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c13_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c13_7; }
     }
     if (i0 + 14u < p.m) {
         let row = part + (i0 + 14u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c14_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c14_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c14_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c14_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c14_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c14_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c14_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c14_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c14_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c14_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c14_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c14_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c14_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c14_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c14_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c14_7; }
     }
     if (i0 + 15u < p.m) {
         let row = part + (i0 + 15u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c15_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c15_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c15_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c15_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c15_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c15_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c15_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c15_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c15_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c15_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c15_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c15_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c15_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c15_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c15_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c15_7; }
     }
     if (i0 + 16u < p.m) {
         let row = part + (i0 + 16u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c16_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c16_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c16_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c16_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c16_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c16_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c16_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c16_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c16_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c16_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c16_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c16_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c16_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c16_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c16_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c16_7; }
     }
     if (i0 + 17u < p.m) {
         let row = part + (i0 + 17u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c17_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c17_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c17_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c17_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c17_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c17_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c17_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c17_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c17_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c17_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c17_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c17_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c17_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c17_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c17_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c17_7; }
     }
     if (i0 + 18u < p.m) {
         let row = part + (i0 + 18u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c18_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c18_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c18_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c18_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c18_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c18_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c18_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c18_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c18_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c18_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c18_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c18_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c18_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c18_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c18_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c18_7; }
     }
     if (i0 + 19u < p.m) {
         let row = part + (i0 + 19u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c19_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c19_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c19_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c19_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c19_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c19_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c19_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c19_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c19_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c19_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c19_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c19_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c19_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c19_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c19_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c19_7; }
     }
     if (i0 + 20u < p.m) {
         let row = part + (i0 + 20u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c20_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c20_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c20_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c20_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c20_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c20_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c20_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c20_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c20_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c20_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c20_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c20_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c20_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c20_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c20_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c20_7; }
     }
     if (i0 + 21u < p.m) {
         let row = part + (i0 + 21u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c21_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c21_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c21_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c21_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c21_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c21_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c21_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c21_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c21_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c21_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c21_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c21_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c21_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c21_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c21_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c21_7; }
     }
     if (i0 + 22u < p.m) {
         let row = part + (i0 + 22u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c22_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c22_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c22_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c22_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c22_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c22_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c22_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c22_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c22_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c22_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c22_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c22_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c22_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c22_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c22_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c22_7; }
     }
     if (i0 + 23u < p.m) {
         let row = part + (i0 + 23u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c23_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c23_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c23_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c23_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c23_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c23_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c23_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c23_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c23_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c23_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c23_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c23_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c23_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c23_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c23_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c23_7; }
     }
     if (i0 + 24u < p.m) {
         let row = part + (i0 + 24u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c24_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c24_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c24_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c24_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c24_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c24_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c24_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c24_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c24_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c24_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c24_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c24_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c24_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c24_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c24_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c24_7; }
     }
     if (i0 + 25u < p.m) {
         let row = part + (i0 + 25u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c25_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c25_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c25_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c25_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c25_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c25_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c25_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c25_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c25_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c25_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c25_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c25_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c25_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c25_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c25_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c25_7; }
     }
     if (i0 + 26u < p.m) {
         let row = part + (i0 + 26u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c26_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c26_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c26_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c26_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c26_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c26_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c26_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c26_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c26_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c26_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c26_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c26_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c26_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c26_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c26_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c26_7; }
     }
     if (i0 + 27u < p.m) {
         let row = part + (i0 + 27u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c27_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c27_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c27_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c27_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c27_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c27_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c27_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c27_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c27_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c27_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c27_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c27_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c27_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c27_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c27_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c27_7; }
     }
     if (i0 + 28u < p.m) {
         let row = part + (i0 + 28u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c28_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c28_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c28_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c28_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c28_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c28_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c28_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c28_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c28_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c28_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c28_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c28_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c28_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c28_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c28_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c28_7; }
     }
     if (i0 + 29u < p.m) {
         let row = part + (i0 + 29u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c29_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c29_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c29_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c29_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c29_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c29_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c29_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c29_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c29_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c29_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c29_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c29_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c29_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c29_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c29_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c29_7; }
     }
     if (i0 + 30u < p.m) {
         let row = part + (i0 + 30u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c30_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c30_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c30_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c30_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c30_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c30_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c30_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c30_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c30_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c30_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c30_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c30_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c30_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c30_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c30_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c30_7; }
     }
     if (i0 + 31u < p.m) {
         let row = part + (i0 + 31u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c31_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c31_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c31_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c31_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c31_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c31_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c31_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c31_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c31_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c31_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c31_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c31_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c31_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c31_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c31_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c31_7; }
     }
     if (i0 + 32u < p.m) {
         let row = part + (i0 + 32u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c32_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c32_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c32_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c32_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c32_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c32_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c32_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c32_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c32_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c32_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c32_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c32_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c32_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c32_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c32_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c32_7; }
     }
     if (i0 + 33u < p.m) {
         let row = part + (i0 + 33u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c33_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c33_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c33_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c33_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c33_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c33_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c33_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c33_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c33_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c33_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c33_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c33_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c33_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c33_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c33_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c33_7; }
     }
     if (i0 + 34u < p.m) {
         let row = part + (i0 + 34u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c34_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c34_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c34_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c34_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c34_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c34_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c34_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c34_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c34_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c34_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c34_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c34_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c34_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c34_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c34_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c34_7; }
     }
     if (i0 + 35u < p.m) {
         let row = part + (i0 + 35u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c35_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c35_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c35_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c35_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c35_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c35_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c35_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c35_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c35_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c35_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c35_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c35_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c35_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c35_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c35_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c35_7; }
     }
     if (i0 + 36u < p.m) {
         let row = part + (i0 + 36u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c36_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c36_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c36_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c36_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c36_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c36_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c36_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c36_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c36_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c36_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c36_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c36_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c36_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c36_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c36_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c36_7; }
     }
     if (i0 + 37u < p.m) {
         let row = part + (i0 + 37u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c37_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c37_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c37_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c37_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c37_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c37_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c37_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c37_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c37_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c37_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c37_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c37_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c37_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c37_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c37_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c37_7; }
     }
     if (i0 + 38u < p.m) {
         let row = part + (i0 + 38u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c38_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c38_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c38_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c38_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c38_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c38_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c38_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c38_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c38_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c38_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c38_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c38_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c38_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c38_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c38_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c38_7; }
     }
     if (i0 + 39u < p.m) {
         let row = part + (i0 + 39u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c39_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c39_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c39_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c39_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c39_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c39_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c39_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c39_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c39_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c39_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c39_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c39_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c39_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c39_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c39_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c39_7; }
     }
     if (i0 + 40u < p.m) {
         let row = part + (i0 + 40u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c40_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c40_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c40_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c40_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c40_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c40_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c40_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c40_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c40_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c40_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c40_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c40_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c40_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c40_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c40_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c40_7; }
     }
     if (i0 + 41u < p.m) {
         let row = part + (i0 + 41u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c41_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c41_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c41_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c41_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c41_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c41_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c41_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c41_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c41_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c41_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c41_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c41_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c41_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c41_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c41_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c41_7; }
     }
     if (i0 + 42u < p.m) {
         let row = part + (i0 + 42u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c42_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c42_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c42_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c42_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c42_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c42_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c42_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c42_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c42_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c42_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c42_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c42_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c42_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c42_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c42_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c42_7; }
     }
     if (i0 + 43u < p.m) {
         let row = part + (i0 + 43u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c43_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c43_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c43_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c43_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c43_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c43_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c43_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c43_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c43_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c43_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c43_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c43_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c43_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c43_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c43_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c43_7; }
     }
     if (i0 + 44u < p.m) {
         let row = part + (i0 + 44u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c44_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c44_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c44_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c44_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c44_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c44_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c44_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c44_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c44_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c44_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c44_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c44_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c44_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c44_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c44_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c44_7; }
     }
     if (i0 + 45u < p.m) {
         let row = part + (i0 + 45u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c45_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c45_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c45_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c45_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c45_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c45_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c45_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c45_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c45_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c45_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c45_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c45_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c45_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c45_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c45_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c45_7; }
     }
     if (i0 + 46u < p.m) {
         let row = part + (i0 + 46u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c46_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c46_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c46_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c46_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c46_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c46_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c46_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c46_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c46_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c46_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c46_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c46_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c46_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c46_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c46_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c46_7; }
     }
     if (i0 + 47u < p.m) {
         let row = part + (i0 + 47u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c47_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c47_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c47_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c47_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c47_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c47_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c47_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c47_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c47_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c47_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c47_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c47_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c47_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c47_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c47_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c47_7; }
     }
     if (i0 + 48u < p.m) {
         let row = part + (i0 + 48u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c48_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c48_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c48_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c48_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c48_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c48_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c48_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c48_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c48_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c48_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c48_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c48_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c48_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c48_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c48_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c48_7; }
     }
     if (i0 + 49u < p.m) {
         let row = part + (i0 + 49u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c49_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c49_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c49_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c49_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c49_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c49_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c49_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c49_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c49_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c49_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c49_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c49_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c49_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c49_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c49_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c49_7; }
     }
     if (i0 + 50u < p.m) {
         let row = part + (i0 + 50u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c50_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c50_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c50_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c50_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c50_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c50_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c50_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c50_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c50_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c50_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c50_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c50_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c50_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c50_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c50_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c50_7; }
     }
     if (i0 + 51u < p.m) {
         let row = part + (i0 + 51u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c51_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c51_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c51_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c51_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c51_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c51_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c51_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c51_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c51_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c51_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c51_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c51_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c51_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c51_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c51_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c51_7; }
     }
     if (i0 + 52u < p.m) {
         let row = part + (i0 + 52u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c52_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c52_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c52_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c52_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c52_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c52_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c52_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c52_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c52_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c52_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c52_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c52_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c52_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c52_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c52_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c52_7; }
     }
     if (i0 + 53u < p.m) {
         let row = part + (i0 + 53u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c53_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c53_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c53_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c53_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c53_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c53_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c53_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c53_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c53_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c53_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c53_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c53_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c53_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c53_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c53_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c53_7; }
     }
     if (i0 + 54u < p.m) {
         let row = part + (i0 + 54u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c54_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c54_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c54_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c54_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c54_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c54_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c54_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c54_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c54_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c54_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c54_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c54_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c54_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c54_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c54_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c54_7; }
     }
     if (i0 + 55u < p.m) {
         let row = part + (i0 + 55u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c55_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c55_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c55_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c55_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c55_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c55_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c55_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c55_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c55_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c55_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c55_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c55_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c55_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c55_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c55_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c55_7; }
     }
     if (i0 + 56u < p.m) {
         let row = part + (i0 + 56u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c56_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c56_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c56_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c56_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c56_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c56_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c56_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c56_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c56_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c56_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c56_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c56_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c56_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c56_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c56_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c56_7; }
     }
     if (i0 + 57u < p.m) {
         let row = part + (i0 + 57u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c57_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c57_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c57_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c57_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c57_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c57_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c57_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c57_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c57_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c57_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c57_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c57_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c57_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c57_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c57_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c57_7; }
     }
     if (i0 + 58u < p.m) {
         let row = part + (i0 + 58u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c58_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c58_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c58_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c58_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c58_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c58_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c58_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c58_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c58_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c58_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c58_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c58_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c58_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c58_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c58_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c58_7; }
     }
     if (i0 + 59u < p.m) {
         let row = part + (i0 + 59u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c59_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c59_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c59_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c59_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c59_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c59_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c59_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c59_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c59_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c59_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c59_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c59_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c59_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c59_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c59_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c59_7; }
     }
     if (i0 + 60u < p.m) {
         let row = part + (i0 + 60u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c60_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c60_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c60_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c60_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c60_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c60_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c60_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c60_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c60_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c60_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c60_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c60_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c60_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c60_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c60_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c60_7; }
     }
     if (i0 + 61u < p.m) {
         let row = part + (i0 + 61u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c61_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c61_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c61_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c61_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c61_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c61_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c61_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c61_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c61_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c61_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c61_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c61_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c61_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c61_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c61_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c61_7; }
     }
     if (i0 + 62u < p.m) {
         let row = part + (i0 + 62u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c62_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c62_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c62_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c62_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c62_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c62_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c62_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c62_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c62_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c62_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c62_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c62_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c62_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c62_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c62_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c62_7; }
     }
     if (i0 + 63u < p.m) {
         let row = part + (i0 + 63u) * p.n;
-        if (j0 + 0u < p.n) { iout[row + j0 + 0u] = c63_0; }
-        if (j0 + 1u < p.n) { iout[row + j0 + 1u] = c63_1; }
-        if (j0 + 2u < p.n) { iout[row + j0 + 2u] = c63_2; }
-        if (j0 + 3u < p.n) { iout[row + j0 + 3u] = c63_3; }
-        if (j0 + 4u < p.n) { iout[row + j0 + 4u] = c63_4; }
-        if (j0 + 5u < p.n) { iout[row + j0 + 5u] = c63_5; }
-        if (j0 + 6u < p.n) { iout[row + j0 + 6u] = c63_6; }
-        if (j0 + 7u < p.n) { iout[row + j0 + 7u] = c63_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c63_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c63_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c63_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c63_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c63_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c63_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c63_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c63_7; }
     }
 }
 
@@ -8231,70 +8012,6 @@ fn cpu_bw_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
     let ke = min(kb + p.kc, p.k);
     let il = p.m - 1u;
     let jl = p.n - 1u;
-    let sr0 = min(i0 + 0u, il);
-    let sr1 = min(i0 + 1u, il);
-    let sr2 = min(i0 + 2u, il);
-    let sr3 = min(i0 + 3u, il);
-    let sr4 = min(i0 + 4u, il);
-    let sr5 = min(i0 + 5u, il);
-    let sr6 = min(i0 + 6u, il);
-    let sr7 = min(i0 + 7u, il);
-    let sr8 = min(i0 + 8u, il);
-    let sr9 = min(i0 + 9u, il);
-    let sr10 = min(i0 + 10u, il);
-    let sr11 = min(i0 + 11u, il);
-    let sr12 = min(i0 + 12u, il);
-    let sr13 = min(i0 + 13u, il);
-    let sr14 = min(i0 + 14u, il);
-    let sr15 = min(i0 + 15u, il);
-    let sr16 = min(i0 + 16u, il);
-    let sr17 = min(i0 + 17u, il);
-    let sr18 = min(i0 + 18u, il);
-    let sr19 = min(i0 + 19u, il);
-    let sr20 = min(i0 + 20u, il);
-    let sr21 = min(i0 + 21u, il);
-    let sr22 = min(i0 + 22u, il);
-    let sr23 = min(i0 + 23u, il);
-    let sr24 = min(i0 + 24u, il);
-    let sr25 = min(i0 + 25u, il);
-    let sr26 = min(i0 + 26u, il);
-    let sr27 = min(i0 + 27u, il);
-    let sr28 = min(i0 + 28u, il);
-    let sr29 = min(i0 + 29u, il);
-    let sr30 = min(i0 + 30u, il);
-    let sr31 = min(i0 + 31u, il);
-    let sr32 = min(i0 + 32u, il);
-    let sr33 = min(i0 + 33u, il);
-    let sr34 = min(i0 + 34u, il);
-    let sr35 = min(i0 + 35u, il);
-    let sr36 = min(i0 + 36u, il);
-    let sr37 = min(i0 + 37u, il);
-    let sr38 = min(i0 + 38u, il);
-    let sr39 = min(i0 + 39u, il);
-    let sr40 = min(i0 + 40u, il);
-    let sr41 = min(i0 + 41u, il);
-    let sr42 = min(i0 + 42u, il);
-    let sr43 = min(i0 + 43u, il);
-    let sr44 = min(i0 + 44u, il);
-    let sr45 = min(i0 + 45u, il);
-    let sr46 = min(i0 + 46u, il);
-    let sr47 = min(i0 + 47u, il);
-    let sr48 = min(i0 + 48u, il);
-    let sr49 = min(i0 + 49u, il);
-    let sr50 = min(i0 + 50u, il);
-    let sr51 = min(i0 + 51u, il);
-    let sr52 = min(i0 + 52u, il);
-    let sr53 = min(i0 + 53u, il);
-    let sr54 = min(i0 + 54u, il);
-    let sr55 = min(i0 + 55u, il);
-    let sr56 = min(i0 + 56u, il);
-    let sr57 = min(i0 + 57u, il);
-    let sr58 = min(i0 + 58u, il);
-    let sr59 = min(i0 + 59u, il);
-    let sr60 = min(i0 + 60u, il);
-    let sr61 = min(i0 + 61u, il);
-    let sr62 = min(i0 + 62u, il);
-    let sr63 = min(i0 + 63u, il);
     let pc0 = min(j0 + 0u, jl);
     let pc1 = min(j0 + 1u, jl);
     let pc2 = min(j0 + 2u, jl);
@@ -8436,1595 +8153,1451 @@ fn cpu_bw_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
         let kl = k + sl;
         let sok = kl < ke;
         let kq = min(kl, ke - 1u);
-        let a0 = select(0.0, g_w(kq * p.m + sr0), sok);
-        let a1 = select(0.0, g_w(kq * p.m + sr1), sok);
-        let a2 = select(0.0, g_w(kq * p.m + sr2), sok);
-        let a3 = select(0.0, g_w(kq * p.m + sr3), sok);
-        let a4 = select(0.0, g_w(kq * p.m + sr4), sok);
-        let a5 = select(0.0, g_w(kq * p.m + sr5), sok);
-        let a6 = select(0.0, g_w(kq * p.m + sr6), sok);
-        let a7 = select(0.0, g_w(kq * p.m + sr7), sok);
-        let a8 = select(0.0, g_w(kq * p.m + sr8), sok);
-        let a9 = select(0.0, g_w(kq * p.m + sr9), sok);
-        let a10 = select(0.0, g_w(kq * p.m + sr10), sok);
-        let a11 = select(0.0, g_w(kq * p.m + sr11), sok);
-        let a12 = select(0.0, g_w(kq * p.m + sr12), sok);
-        let a13 = select(0.0, g_w(kq * p.m + sr13), sok);
-        let a14 = select(0.0, g_w(kq * p.m + sr14), sok);
-        let a15 = select(0.0, g_w(kq * p.m + sr15), sok);
-        let a16 = select(0.0, g_w(kq * p.m + sr16), sok);
-        let a17 = select(0.0, g_w(kq * p.m + sr17), sok);
-        let a18 = select(0.0, g_w(kq * p.m + sr18), sok);
-        let a19 = select(0.0, g_w(kq * p.m + sr19), sok);
-        let a20 = select(0.0, g_w(kq * p.m + sr20), sok);
-        let a21 = select(0.0, g_w(kq * p.m + sr21), sok);
-        let a22 = select(0.0, g_w(kq * p.m + sr22), sok);
-        let a23 = select(0.0, g_w(kq * p.m + sr23), sok);
-        let a24 = select(0.0, g_w(kq * p.m + sr24), sok);
-        let a25 = select(0.0, g_w(kq * p.m + sr25), sok);
-        let a26 = select(0.0, g_w(kq * p.m + sr26), sok);
-        let a27 = select(0.0, g_w(kq * p.m + sr27), sok);
-        let a28 = select(0.0, g_w(kq * p.m + sr28), sok);
-        let a29 = select(0.0, g_w(kq * p.m + sr29), sok);
-        let a30 = select(0.0, g_w(kq * p.m + sr30), sok);
-        let a31 = select(0.0, g_w(kq * p.m + sr31), sok);
-        let a32 = select(0.0, g_w(kq * p.m + sr32), sok);
-        let a33 = select(0.0, g_w(kq * p.m + sr33), sok);
-        let a34 = select(0.0, g_w(kq * p.m + sr34), sok);
-        let a35 = select(0.0, g_w(kq * p.m + sr35), sok);
-        let a36 = select(0.0, g_w(kq * p.m + sr36), sok);
-        let a37 = select(0.0, g_w(kq * p.m + sr37), sok);
-        let a38 = select(0.0, g_w(kq * p.m + sr38), sok);
-        let a39 = select(0.0, g_w(kq * p.m + sr39), sok);
-        let a40 = select(0.0, g_w(kq * p.m + sr40), sok);
-        let a41 = select(0.0, g_w(kq * p.m + sr41), sok);
-        let a42 = select(0.0, g_w(kq * p.m + sr42), sok);
-        let a43 = select(0.0, g_w(kq * p.m + sr43), sok);
-        let a44 = select(0.0, g_w(kq * p.m + sr44), sok);
-        let a45 = select(0.0, g_w(kq * p.m + sr45), sok);
-        let a46 = select(0.0, g_w(kq * p.m + sr46), sok);
-        let a47 = select(0.0, g_w(kq * p.m + sr47), sok);
-        let a48 = select(0.0, g_w(kq * p.m + sr48), sok);
-        let a49 = select(0.0, g_w(kq * p.m + sr49), sok);
-        let a50 = select(0.0, g_w(kq * p.m + sr50), sok);
-        let a51 = select(0.0, g_w(kq * p.m + sr51), sok);
-        let a52 = select(0.0, g_w(kq * p.m + sr52), sok);
-        let a53 = select(0.0, g_w(kq * p.m + sr53), sok);
-        let a54 = select(0.0, g_w(kq * p.m + sr54), sok);
-        let a55 = select(0.0, g_w(kq * p.m + sr55), sok);
-        let a56 = select(0.0, g_w(kq * p.m + sr56), sok);
-        let a57 = select(0.0, g_w(kq * p.m + sr57), sok);
-        let a58 = select(0.0, g_w(kq * p.m + sr58), sok);
-        let a59 = select(0.0, g_w(kq * p.m + sr59), sok);
-        let a60 = select(0.0, g_w(kq * p.m + sr60), sok);
-        let a61 = select(0.0, g_w(kq * p.m + sr61), sok);
-        let a62 = select(0.0, g_w(kq * p.m + sr62), sok);
-        let a63 = select(0.0, g_w(kq * p.m + sr63), sok);
+        let t0 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 0u), sok);
+        let t1 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 1u), sok);
+        let t2 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 2u), sok);
+        let t3 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 3u), sok);
+        let t4 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 4u), sok);
+        let t5 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 5u), sok);
+        let t6 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 6u), sok);
+        let t7 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 7u), sok);
+        let t8 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 8u), sok);
+        let t9 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 9u), sok);
+        let t10 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 10u), sok);
+        let t11 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 11u), sok);
+        let t12 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 12u), sok);
+        let t13 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 13u), sok);
+        let t14 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 14u), sok);
+        let t15 = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + 15u), sok);
         // this lane's P values for the 8 k of the step
         let ok0 = k + 0u < ke;
         let k0 = min(k + 0u, ke - 1u);
         let r0 = (k0 * p.n + j0) / 4u;
-        let p0_0 = bp4(r0 + 0u);
-        let p0_1 = bp4(r0 + 1u);
+        let p0_0 = p4(r0 + 0u);
+        let p0_1 = p4(r0 + 1u);
         let b0_0 = select(0.0, p0_0.x, ok0); let b0_1 = select(0.0, p0_0.y, ok0); let b0_2 = select(0.0, p0_0.z, ok0); let b0_3 = select(0.0, p0_0.w, ok0); let b0_4 = select(0.0, p0_1.x, ok0); let b0_5 = select(0.0, p0_1.y, ok0); let b0_6 = select(0.0, p0_1.z, ok0); let b0_7 = select(0.0, p0_1.w, ok0);
         let ok1 = k + 1u < ke;
         let k1 = min(k + 1u, ke - 1u);
         let r1 = (k1 * p.n + j0) / 4u;
-        let p1_0 = bp4(r1 + 0u);
-        let p1_1 = bp4(r1 + 1u);
+        let p1_0 = p4(r1 + 0u);
+        let p1_1 = p4(r1 + 1u);
         let b1_0 = select(0.0, p1_0.x, ok1); let b1_1 = select(0.0, p1_0.y, ok1); let b1_2 = select(0.0, p1_0.z, ok1); let b1_3 = select(0.0, p1_0.w, ok1); let b1_4 = select(0.0, p1_1.x, ok1); let b1_5 = select(0.0, p1_1.y, ok1); let b1_6 = select(0.0, p1_1.z, ok1); let b1_7 = select(0.0, p1_1.w, ok1);
         let ok2 = k + 2u < ke;
         let k2 = min(k + 2u, ke - 1u);
         let r2 = (k2 * p.n + j0) / 4u;
-        let p2_0 = bp4(r2 + 0u);
-        let p2_1 = bp4(r2 + 1u);
+        let p2_0 = p4(r2 + 0u);
+        let p2_1 = p4(r2 + 1u);
         let b2_0 = select(0.0, p2_0.x, ok2); let b2_1 = select(0.0, p2_0.y, ok2); let b2_2 = select(0.0, p2_0.z, ok2); let b2_3 = select(0.0, p2_0.w, ok2); let b2_4 = select(0.0, p2_1.x, ok2); let b2_5 = select(0.0, p2_1.y, ok2); let b2_6 = select(0.0, p2_1.z, ok2); let b2_7 = select(0.0, p2_1.w, ok2);
         let ok3 = k + 3u < ke;
         let k3 = min(k + 3u, ke - 1u);
         let r3 = (k3 * p.n + j0) / 4u;
-        let p3_0 = bp4(r3 + 0u);
-        let p3_1 = bp4(r3 + 1u);
+        let p3_0 = p4(r3 + 0u);
+        let p3_1 = p4(r3 + 1u);
         let b3_0 = select(0.0, p3_0.x, ok3); let b3_1 = select(0.0, p3_0.y, ok3); let b3_2 = select(0.0, p3_0.z, ok3); let b3_3 = select(0.0, p3_0.w, ok3); let b3_4 = select(0.0, p3_1.x, ok3); let b3_5 = select(0.0, p3_1.y, ok3); let b3_6 = select(0.0, p3_1.z, ok3); let b3_7 = select(0.0, p3_1.w, ok3);
         let ok4 = k + 4u < ke;
         let k4 = min(k + 4u, ke - 1u);
         let r4 = (k4 * p.n + j0) / 4u;
-        let p4_0 = bp4(r4 + 0u);
-        let p4_1 = bp4(r4 + 1u);
+        let p4_0 = p4(r4 + 0u);
+        let p4_1 = p4(r4 + 1u);
         let b4_0 = select(0.0, p4_0.x, ok4); let b4_1 = select(0.0, p4_0.y, ok4); let b4_2 = select(0.0, p4_0.z, ok4); let b4_3 = select(0.0, p4_0.w, ok4); let b4_4 = select(0.0, p4_1.x, ok4); let b4_5 = select(0.0, p4_1.y, ok4); let b4_6 = select(0.0, p4_1.z, ok4); let b4_7 = select(0.0, p4_1.w, ok4);
         let ok5 = k + 5u < ke;
         let k5 = min(k + 5u, ke - 1u);
         let r5 = (k5 * p.n + j0) / 4u;
-        let p5_0 = bp4(r5 + 0u);
-        let p5_1 = bp4(r5 + 1u);
+        let p5_0 = p4(r5 + 0u);
+        let p5_1 = p4(r5 + 1u);
         let b5_0 = select(0.0, p5_0.x, ok5); let b5_1 = select(0.0, p5_0.y, ok5); let b5_2 = select(0.0, p5_0.z, ok5); let b5_3 = select(0.0, p5_0.w, ok5); let b5_4 = select(0.0, p5_1.x, ok5); let b5_5 = select(0.0, p5_1.y, ok5); let b5_6 = select(0.0, p5_1.z, ok5); let b5_7 = select(0.0, p5_1.w, ok5);
         let ok6 = k + 6u < ke;
         let k6 = min(k + 6u, ke - 1u);
         let r6 = (k6 * p.n + j0) / 4u;
-        let p6_0 = bp4(r6 + 0u);
-        let p6_1 = bp4(r6 + 1u);
+        let p6_0 = p4(r6 + 0u);
+        let p6_1 = p4(r6 + 1u);
         let b6_0 = select(0.0, p6_0.x, ok6); let b6_1 = select(0.0, p6_0.y, ok6); let b6_2 = select(0.0, p6_0.z, ok6); let b6_3 = select(0.0, p6_0.w, ok6); let b6_4 = select(0.0, p6_1.x, ok6); let b6_5 = select(0.0, p6_1.y, ok6); let b6_6 = select(0.0, p6_1.z, ok6); let b6_7 = select(0.0, p6_1.w, ok6);
         let ok7 = k + 7u < ke;
         let k7 = min(k + 7u, ke - 1u);
         let r7 = (k7 * p.n + j0) / 4u;
-        let p7_0 = bp4(r7 + 0u);
-        let p7_1 = bp4(r7 + 1u);
+        let p7_0 = p4(r7 + 0u);
+        let p7_1 = p4(r7 + 1u);
         let b7_0 = select(0.0, p7_0.x, ok7); let b7_1 = select(0.0, p7_0.y, ok7); let b7_2 = select(0.0, p7_0.z, ok7); let b7_3 = select(0.0, p7_0.w, ok7); let b7_4 = select(0.0, p7_1.x, ok7); let b7_5 = select(0.0, p7_1.y, ok7); let b7_6 = select(0.0, p7_1.z, ok7); let b7_7 = select(0.0, p7_1.w, ok7);
-        { let s0 = subgroupBroadcast(a0, 0u); let s1 = subgroupBroadcast(a0, 1u); let s2 = subgroupBroadcast(a0, 2u); let s3 = subgroupBroadcast(a0, 3u); let s4 = subgroupBroadcast(a0, 4u); let s5 = subgroupBroadcast(a0, 5u); let s6 = subgroupBroadcast(a0, 6u); let s7 = subgroupBroadcast(a0, 7u);
-            c0_0 += s0 * b0_0; c0_0 += s1 * b1_0; c0_0 += s2 * b2_0; c0_0 += s3 * b3_0; c0_0 += s4 * b4_0; c0_0 += s5 * b5_0; c0_0 += s6 * b6_0; c0_0 += s7 * b7_0;
-            c0_1 += s0 * b0_1; c0_1 += s1 * b1_1; c0_1 += s2 * b2_1; c0_1 += s3 * b3_1; c0_1 += s4 * b4_1; c0_1 += s5 * b5_1; c0_1 += s6 * b6_1; c0_1 += s7 * b7_1;
-            c0_2 += s0 * b0_2; c0_2 += s1 * b1_2; c0_2 += s2 * b2_2; c0_2 += s3 * b3_2; c0_2 += s4 * b4_2; c0_2 += s5 * b5_2; c0_2 += s6 * b6_2; c0_2 += s7 * b7_2;
-            c0_3 += s0 * b0_3; c0_3 += s1 * b1_3; c0_3 += s2 * b2_3; c0_3 += s3 * b3_3; c0_3 += s4 * b4_3; c0_3 += s5 * b5_3; c0_3 += s6 * b6_3; c0_3 += s7 * b7_3;
-            c0_4 += s0 * b0_4; c0_4 += s1 * b1_4; c0_4 += s2 * b2_4; c0_4 += s3 * b3_4; c0_4 += s4 * b4_4; c0_4 += s5 * b5_4; c0_4 += s6 * b6_4; c0_4 += s7 * b7_4;
-            c0_5 += s0 * b0_5; c0_5 += s1 * b1_5; c0_5 += s2 * b2_5; c0_5 += s3 * b3_5; c0_5 += s4 * b4_5; c0_5 += s5 * b5_5; c0_5 += s6 * b6_5; c0_5 += s7 * b7_5;
-            c0_6 += s0 * b0_6; c0_6 += s1 * b1_6; c0_6 += s2 * b2_6; c0_6 += s3 * b3_6; c0_6 += s4 * b4_6; c0_6 += s5 * b5_6; c0_6 += s6 * b6_6; c0_6 += s7 * b7_6;
-            c0_7 += s0 * b0_7; c0_7 += s1 * b1_7; c0_7 += s2 * b2_7; c0_7 += s3 * b3_7; c0_7 += s4 * b4_7; c0_7 += s5 * b5_7; c0_7 += s6 * b6_7; c0_7 += s7 * b7_7;
-            d0 += s0; d0 += s1; d0 += s2; d0 += s3; d0 += s4; d0 += s5; d0 += s6; d0 += s7;
+        { let u0 = subgroupBroadcast(t0, 0u); let u1 = subgroupBroadcast(t0, 1u); let u2 = subgroupBroadcast(t0, 2u); let u3 = subgroupBroadcast(t0, 3u); let u4 = subgroupBroadcast(t0, 4u); let u5 = subgroupBroadcast(t0, 5u); let u6 = subgroupBroadcast(t0, 6u); let u7 = subgroupBroadcast(t0, 7u);
+            c0_0 += u0.x * b0_0; c0_0 += u1.x * b1_0; c0_0 += u2.x * b2_0; c0_0 += u3.x * b3_0; c0_0 += u4.x * b4_0; c0_0 += u5.x * b5_0; c0_0 += u6.x * b6_0; c0_0 += u7.x * b7_0;
+            c0_1 += u0.x * b0_1; c0_1 += u1.x * b1_1; c0_1 += u2.x * b2_1; c0_1 += u3.x * b3_1; c0_1 += u4.x * b4_1; c0_1 += u5.x * b5_1; c0_1 += u6.x * b6_1; c0_1 += u7.x * b7_1;
+            c0_2 += u0.x * b0_2; c0_2 += u1.x * b1_2; c0_2 += u2.x * b2_2; c0_2 += u3.x * b3_2; c0_2 += u4.x * b4_2; c0_2 += u5.x * b5_2; c0_2 += u6.x * b6_2; c0_2 += u7.x * b7_2;
+            c0_3 += u0.x * b0_3; c0_3 += u1.x * b1_3; c0_3 += u2.x * b2_3; c0_3 += u3.x * b3_3; c0_3 += u4.x * b4_3; c0_3 += u5.x * b5_3; c0_3 += u6.x * b6_3; c0_3 += u7.x * b7_3;
+            c0_4 += u0.x * b0_4; c0_4 += u1.x * b1_4; c0_4 += u2.x * b2_4; c0_4 += u3.x * b3_4; c0_4 += u4.x * b4_4; c0_4 += u5.x * b5_4; c0_4 += u6.x * b6_4; c0_4 += u7.x * b7_4;
+            c0_5 += u0.x * b0_5; c0_5 += u1.x * b1_5; c0_5 += u2.x * b2_5; c0_5 += u3.x * b3_5; c0_5 += u4.x * b4_5; c0_5 += u5.x * b5_5; c0_5 += u6.x * b6_5; c0_5 += u7.x * b7_5;
+            c0_6 += u0.x * b0_6; c0_6 += u1.x * b1_6; c0_6 += u2.x * b2_6; c0_6 += u3.x * b3_6; c0_6 += u4.x * b4_6; c0_6 += u5.x * b5_6; c0_6 += u6.x * b6_6; c0_6 += u7.x * b7_6;
+            c0_7 += u0.x * b0_7; c0_7 += u1.x * b1_7; c0_7 += u2.x * b2_7; c0_7 += u3.x * b3_7; c0_7 += u4.x * b4_7; c0_7 += u5.x * b5_7; c0_7 += u6.x * b6_7; c0_7 += u7.x * b7_7;
+            d0 += u0.x; d0 += u1.x; d0 += u2.x; d0 += u3.x; d0 += u4.x; d0 += u5.x; d0 += u6.x; d0 += u7.x;
+            c1_0 += u0.y * b0_0; c1_0 += u1.y * b1_0; c1_0 += u2.y * b2_0; c1_0 += u3.y * b3_0; c1_0 += u4.y * b4_0; c1_0 += u5.y * b5_0; c1_0 += u6.y * b6_0; c1_0 += u7.y * b7_0;
+            c1_1 += u0.y * b0_1; c1_1 += u1.y * b1_1; c1_1 += u2.y * b2_1; c1_1 += u3.y * b3_1; c1_1 += u4.y * b4_1; c1_1 += u5.y * b5_1; c1_1 += u6.y * b6_1; c1_1 += u7.y * b7_1;
+            c1_2 += u0.y * b0_2; c1_2 += u1.y * b1_2; c1_2 += u2.y * b2_2; c1_2 += u3.y * b3_2; c1_2 += u4.y * b4_2; c1_2 += u5.y * b5_2; c1_2 += u6.y * b6_2; c1_2 += u7.y * b7_2;
+            c1_3 += u0.y * b0_3; c1_3 += u1.y * b1_3; c1_3 += u2.y * b2_3; c1_3 += u3.y * b3_3; c1_3 += u4.y * b4_3; c1_3 += u5.y * b5_3; c1_3 += u6.y * b6_3; c1_3 += u7.y * b7_3;
+            c1_4 += u0.y * b0_4; c1_4 += u1.y * b1_4; c1_4 += u2.y * b2_4; c1_4 += u3.y * b3_4; c1_4 += u4.y * b4_4; c1_4 += u5.y * b5_4; c1_4 += u6.y * b6_4; c1_4 += u7.y * b7_4;
+            c1_5 += u0.y * b0_5; c1_5 += u1.y * b1_5; c1_5 += u2.y * b2_5; c1_5 += u3.y * b3_5; c1_5 += u4.y * b4_5; c1_5 += u5.y * b5_5; c1_5 += u6.y * b6_5; c1_5 += u7.y * b7_5;
+            c1_6 += u0.y * b0_6; c1_6 += u1.y * b1_6; c1_6 += u2.y * b2_6; c1_6 += u3.y * b3_6; c1_6 += u4.y * b4_6; c1_6 += u5.y * b5_6; c1_6 += u6.y * b6_6; c1_6 += u7.y * b7_6;
+            c1_7 += u0.y * b0_7; c1_7 += u1.y * b1_7; c1_7 += u2.y * b2_7; c1_7 += u3.y * b3_7; c1_7 += u4.y * b4_7; c1_7 += u5.y * b5_7; c1_7 += u6.y * b6_7; c1_7 += u7.y * b7_7;
+            d1 += u0.y; d1 += u1.y; d1 += u2.y; d1 += u3.y; d1 += u4.y; d1 += u5.y; d1 += u6.y; d1 += u7.y;
+            c2_0 += u0.z * b0_0; c2_0 += u1.z * b1_0; c2_0 += u2.z * b2_0; c2_0 += u3.z * b3_0; c2_0 += u4.z * b4_0; c2_0 += u5.z * b5_0; c2_0 += u6.z * b6_0; c2_0 += u7.z * b7_0;
+            c2_1 += u0.z * b0_1; c2_1 += u1.z * b1_1; c2_1 += u2.z * b2_1; c2_1 += u3.z * b3_1; c2_1 += u4.z * b4_1; c2_1 += u5.z * b5_1; c2_1 += u6.z * b6_1; c2_1 += u7.z * b7_1;
+            c2_2 += u0.z * b0_2; c2_2 += u1.z * b1_2; c2_2 += u2.z * b2_2; c2_2 += u3.z * b3_2; c2_2 += u4.z * b4_2; c2_2 += u5.z * b5_2; c2_2 += u6.z * b6_2; c2_2 += u7.z * b7_2;
+            c2_3 += u0.z * b0_3; c2_3 += u1.z * b1_3; c2_3 += u2.z * b2_3; c2_3 += u3.z * b3_3; c2_3 += u4.z * b4_3; c2_3 += u5.z * b5_3; c2_3 += u6.z * b6_3; c2_3 += u7.z * b7_3;
+            c2_4 += u0.z * b0_4; c2_4 += u1.z * b1_4; c2_4 += u2.z * b2_4; c2_4 += u3.z * b3_4; c2_4 += u4.z * b4_4; c2_4 += u5.z * b5_4; c2_4 += u6.z * b6_4; c2_4 += u7.z * b7_4;
+            c2_5 += u0.z * b0_5; c2_5 += u1.z * b1_5; c2_5 += u2.z * b2_5; c2_5 += u3.z * b3_5; c2_5 += u4.z * b4_5; c2_5 += u5.z * b5_5; c2_5 += u6.z * b6_5; c2_5 += u7.z * b7_5;
+            c2_6 += u0.z * b0_6; c2_6 += u1.z * b1_6; c2_6 += u2.z * b2_6; c2_6 += u3.z * b3_6; c2_6 += u4.z * b4_6; c2_6 += u5.z * b5_6; c2_6 += u6.z * b6_6; c2_6 += u7.z * b7_6;
+            c2_7 += u0.z * b0_7; c2_7 += u1.z * b1_7; c2_7 += u2.z * b2_7; c2_7 += u3.z * b3_7; c2_7 += u4.z * b4_7; c2_7 += u5.z * b5_7; c2_7 += u6.z * b6_7; c2_7 += u7.z * b7_7;
+            d2 += u0.z; d2 += u1.z; d2 += u2.z; d2 += u3.z; d2 += u4.z; d2 += u5.z; d2 += u6.z; d2 += u7.z;
+            c3_0 += u0.w * b0_0; c3_0 += u1.w * b1_0; c3_0 += u2.w * b2_0; c3_0 += u3.w * b3_0; c3_0 += u4.w * b4_0; c3_0 += u5.w * b5_0; c3_0 += u6.w * b6_0; c3_0 += u7.w * b7_0;
+            c3_1 += u0.w * b0_1; c3_1 += u1.w * b1_1; c3_1 += u2.w * b2_1; c3_1 += u3.w * b3_1; c3_1 += u4.w * b4_1; c3_1 += u5.w * b5_1; c3_1 += u6.w * b6_1; c3_1 += u7.w * b7_1;
+            c3_2 += u0.w * b0_2; c3_2 += u1.w * b1_2; c3_2 += u2.w * b2_2; c3_2 += u3.w * b3_2; c3_2 += u4.w * b4_2; c3_2 += u5.w * b5_2; c3_2 += u6.w * b6_2; c3_2 += u7.w * b7_2;
+            c3_3 += u0.w * b0_3; c3_3 += u1.w * b1_3; c3_3 += u2.w * b2_3; c3_3 += u3.w * b3_3; c3_3 += u4.w * b4_3; c3_3 += u5.w * b5_3; c3_3 += u6.w * b6_3; c3_3 += u7.w * b7_3;
+            c3_4 += u0.w * b0_4; c3_4 += u1.w * b1_4; c3_4 += u2.w * b2_4; c3_4 += u3.w * b3_4; c3_4 += u4.w * b4_4; c3_4 += u5.w * b5_4; c3_4 += u6.w * b6_4; c3_4 += u7.w * b7_4;
+            c3_5 += u0.w * b0_5; c3_5 += u1.w * b1_5; c3_5 += u2.w * b2_5; c3_5 += u3.w * b3_5; c3_5 += u4.w * b4_5; c3_5 += u5.w * b5_5; c3_5 += u6.w * b6_5; c3_5 += u7.w * b7_5;
+            c3_6 += u0.w * b0_6; c3_6 += u1.w * b1_6; c3_6 += u2.w * b2_6; c3_6 += u3.w * b3_6; c3_6 += u4.w * b4_6; c3_6 += u5.w * b5_6; c3_6 += u6.w * b6_6; c3_6 += u7.w * b7_6;
+            c3_7 += u0.w * b0_7; c3_7 += u1.w * b1_7; c3_7 += u2.w * b2_7; c3_7 += u3.w * b3_7; c3_7 += u4.w * b4_7; c3_7 += u5.w * b5_7; c3_7 += u6.w * b6_7; c3_7 += u7.w * b7_7;
+            d3 += u0.w; d3 += u1.w; d3 += u2.w; d3 += u3.w; d3 += u4.w; d3 += u5.w; d3 += u6.w; d3 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a1, 0u); let s1 = subgroupBroadcast(a1, 1u); let s2 = subgroupBroadcast(a1, 2u); let s3 = subgroupBroadcast(a1, 3u); let s4 = subgroupBroadcast(a1, 4u); let s5 = subgroupBroadcast(a1, 5u); let s6 = subgroupBroadcast(a1, 6u); let s7 = subgroupBroadcast(a1, 7u);
-            c1_0 += s0 * b0_0; c1_0 += s1 * b1_0; c1_0 += s2 * b2_0; c1_0 += s3 * b3_0; c1_0 += s4 * b4_0; c1_0 += s5 * b5_0; c1_0 += s6 * b6_0; c1_0 += s7 * b7_0;
-            c1_1 += s0 * b0_1; c1_1 += s1 * b1_1; c1_1 += s2 * b2_1; c1_1 += s3 * b3_1; c1_1 += s4 * b4_1; c1_1 += s5 * b5_1; c1_1 += s6 * b6_1; c1_1 += s7 * b7_1;
-            c1_2 += s0 * b0_2; c1_2 += s1 * b1_2; c1_2 += s2 * b2_2; c1_2 += s3 * b3_2; c1_2 += s4 * b4_2; c1_2 += s5 * b5_2; c1_2 += s6 * b6_2; c1_2 += s7 * b7_2;
-            c1_3 += s0 * b0_3; c1_3 += s1 * b1_3; c1_3 += s2 * b2_3; c1_3 += s3 * b3_3; c1_3 += s4 * b4_3; c1_3 += s5 * b5_3; c1_3 += s6 * b6_3; c1_3 += s7 * b7_3;
-            c1_4 += s0 * b0_4; c1_4 += s1 * b1_4; c1_4 += s2 * b2_4; c1_4 += s3 * b3_4; c1_4 += s4 * b4_4; c1_4 += s5 * b5_4; c1_4 += s6 * b6_4; c1_4 += s7 * b7_4;
-            c1_5 += s0 * b0_5; c1_5 += s1 * b1_5; c1_5 += s2 * b2_5; c1_5 += s3 * b3_5; c1_5 += s4 * b4_5; c1_5 += s5 * b5_5; c1_5 += s6 * b6_5; c1_5 += s7 * b7_5;
-            c1_6 += s0 * b0_6; c1_6 += s1 * b1_6; c1_6 += s2 * b2_6; c1_6 += s3 * b3_6; c1_6 += s4 * b4_6; c1_6 += s5 * b5_6; c1_6 += s6 * b6_6; c1_6 += s7 * b7_6;
-            c1_7 += s0 * b0_7; c1_7 += s1 * b1_7; c1_7 += s2 * b2_7; c1_7 += s3 * b3_7; c1_7 += s4 * b4_7; c1_7 += s5 * b5_7; c1_7 += s6 * b6_7; c1_7 += s7 * b7_7;
-            d1 += s0; d1 += s1; d1 += s2; d1 += s3; d1 += s4; d1 += s5; d1 += s6; d1 += s7;
+        { let u0 = subgroupBroadcast(t1, 0u); let u1 = subgroupBroadcast(t1, 1u); let u2 = subgroupBroadcast(t1, 2u); let u3 = subgroupBroadcast(t1, 3u); let u4 = subgroupBroadcast(t1, 4u); let u5 = subgroupBroadcast(t1, 5u); let u6 = subgroupBroadcast(t1, 6u); let u7 = subgroupBroadcast(t1, 7u);
+            c4_0 += u0.x * b0_0; c4_0 += u1.x * b1_0; c4_0 += u2.x * b2_0; c4_0 += u3.x * b3_0; c4_0 += u4.x * b4_0; c4_0 += u5.x * b5_0; c4_0 += u6.x * b6_0; c4_0 += u7.x * b7_0;
+            c4_1 += u0.x * b0_1; c4_1 += u1.x * b1_1; c4_1 += u2.x * b2_1; c4_1 += u3.x * b3_1; c4_1 += u4.x * b4_1; c4_1 += u5.x * b5_1; c4_1 += u6.x * b6_1; c4_1 += u7.x * b7_1;
+            c4_2 += u0.x * b0_2; c4_2 += u1.x * b1_2; c4_2 += u2.x * b2_2; c4_2 += u3.x * b3_2; c4_2 += u4.x * b4_2; c4_2 += u5.x * b5_2; c4_2 += u6.x * b6_2; c4_2 += u7.x * b7_2;
+            c4_3 += u0.x * b0_3; c4_3 += u1.x * b1_3; c4_3 += u2.x * b2_3; c4_3 += u3.x * b3_3; c4_3 += u4.x * b4_3; c4_3 += u5.x * b5_3; c4_3 += u6.x * b6_3; c4_3 += u7.x * b7_3;
+            c4_4 += u0.x * b0_4; c4_4 += u1.x * b1_4; c4_4 += u2.x * b2_4; c4_4 += u3.x * b3_4; c4_4 += u4.x * b4_4; c4_4 += u5.x * b5_4; c4_4 += u6.x * b6_4; c4_4 += u7.x * b7_4;
+            c4_5 += u0.x * b0_5; c4_5 += u1.x * b1_5; c4_5 += u2.x * b2_5; c4_5 += u3.x * b3_5; c4_5 += u4.x * b4_5; c4_5 += u5.x * b5_5; c4_5 += u6.x * b6_5; c4_5 += u7.x * b7_5;
+            c4_6 += u0.x * b0_6; c4_6 += u1.x * b1_6; c4_6 += u2.x * b2_6; c4_6 += u3.x * b3_6; c4_6 += u4.x * b4_6; c4_6 += u5.x * b5_6; c4_6 += u6.x * b6_6; c4_6 += u7.x * b7_6;
+            c4_7 += u0.x * b0_7; c4_7 += u1.x * b1_7; c4_7 += u2.x * b2_7; c4_7 += u3.x * b3_7; c4_7 += u4.x * b4_7; c4_7 += u5.x * b5_7; c4_7 += u6.x * b6_7; c4_7 += u7.x * b7_7;
+            d4 += u0.x; d4 += u1.x; d4 += u2.x; d4 += u3.x; d4 += u4.x; d4 += u5.x; d4 += u6.x; d4 += u7.x;
+            c5_0 += u0.y * b0_0; c5_0 += u1.y * b1_0; c5_0 += u2.y * b2_0; c5_0 += u3.y * b3_0; c5_0 += u4.y * b4_0; c5_0 += u5.y * b5_0; c5_0 += u6.y * b6_0; c5_0 += u7.y * b7_0;
+            c5_1 += u0.y * b0_1; c5_1 += u1.y * b1_1; c5_1 += u2.y * b2_1; c5_1 += u3.y * b3_1; c5_1 += u4.y * b4_1; c5_1 += u5.y * b5_1; c5_1 += u6.y * b6_1; c5_1 += u7.y * b7_1;
+            c5_2 += u0.y * b0_2; c5_2 += u1.y * b1_2; c5_2 += u2.y * b2_2; c5_2 += u3.y * b3_2; c5_2 += u4.y * b4_2; c5_2 += u5.y * b5_2; c5_2 += u6.y * b6_2; c5_2 += u7.y * b7_2;
+            c5_3 += u0.y * b0_3; c5_3 += u1.y * b1_3; c5_3 += u2.y * b2_3; c5_3 += u3.y * b3_3; c5_3 += u4.y * b4_3; c5_3 += u5.y * b5_3; c5_3 += u6.y * b6_3; c5_3 += u7.y * b7_3;
+            c5_4 += u0.y * b0_4; c5_4 += u1.y * b1_4; c5_4 += u2.y * b2_4; c5_4 += u3.y * b3_4; c5_4 += u4.y * b4_4; c5_4 += u5.y * b5_4; c5_4 += u6.y * b6_4; c5_4 += u7.y * b7_4;
+            c5_5 += u0.y * b0_5; c5_5 += u1.y * b1_5; c5_5 += u2.y * b2_5; c5_5 += u3.y * b3_5; c5_5 += u4.y * b4_5; c5_5 += u5.y * b5_5; c5_5 += u6.y * b6_5; c5_5 += u7.y * b7_5;
+            c5_6 += u0.y * b0_6; c5_6 += u1.y * b1_6; c5_6 += u2.y * b2_6; c5_6 += u3.y * b3_6; c5_6 += u4.y * b4_6; c5_6 += u5.y * b5_6; c5_6 += u6.y * b6_6; c5_6 += u7.y * b7_6;
+            c5_7 += u0.y * b0_7; c5_7 += u1.y * b1_7; c5_7 += u2.y * b2_7; c5_7 += u3.y * b3_7; c5_7 += u4.y * b4_7; c5_7 += u5.y * b5_7; c5_7 += u6.y * b6_7; c5_7 += u7.y * b7_7;
+            d5 += u0.y; d5 += u1.y; d5 += u2.y; d5 += u3.y; d5 += u4.y; d5 += u5.y; d5 += u6.y; d5 += u7.y;
+            c6_0 += u0.z * b0_0; c6_0 += u1.z * b1_0; c6_0 += u2.z * b2_0; c6_0 += u3.z * b3_0; c6_0 += u4.z * b4_0; c6_0 += u5.z * b5_0; c6_0 += u6.z * b6_0; c6_0 += u7.z * b7_0;
+            c6_1 += u0.z * b0_1; c6_1 += u1.z * b1_1; c6_1 += u2.z * b2_1; c6_1 += u3.z * b3_1; c6_1 += u4.z * b4_1; c6_1 += u5.z * b5_1; c6_1 += u6.z * b6_1; c6_1 += u7.z * b7_1;
+            c6_2 += u0.z * b0_2; c6_2 += u1.z * b1_2; c6_2 += u2.z * b2_2; c6_2 += u3.z * b3_2; c6_2 += u4.z * b4_2; c6_2 += u5.z * b5_2; c6_2 += u6.z * b6_2; c6_2 += u7.z * b7_2;
+            c6_3 += u0.z * b0_3; c6_3 += u1.z * b1_3; c6_3 += u2.z * b2_3; c6_3 += u3.z * b3_3; c6_3 += u4.z * b4_3; c6_3 += u5.z * b5_3; c6_3 += u6.z * b6_3; c6_3 += u7.z * b7_3;
+            c6_4 += u0.z * b0_4; c6_4 += u1.z * b1_4; c6_4 += u2.z * b2_4; c6_4 += u3.z * b3_4; c6_4 += u4.z * b4_4; c6_4 += u5.z * b5_4; c6_4 += u6.z * b6_4; c6_4 += u7.z * b7_4;
+            c6_5 += u0.z * b0_5; c6_5 += u1.z * b1_5; c6_5 += u2.z * b2_5; c6_5 += u3.z * b3_5; c6_5 += u4.z * b4_5; c6_5 += u5.z * b5_5; c6_5 += u6.z * b6_5; c6_5 += u7.z * b7_5;
+            c6_6 += u0.z * b0_6; c6_6 += u1.z * b1_6; c6_6 += u2.z * b2_6; c6_6 += u3.z * b3_6; c6_6 += u4.z * b4_6; c6_6 += u5.z * b5_6; c6_6 += u6.z * b6_6; c6_6 += u7.z * b7_6;
+            c6_7 += u0.z * b0_7; c6_7 += u1.z * b1_7; c6_7 += u2.z * b2_7; c6_7 += u3.z * b3_7; c6_7 += u4.z * b4_7; c6_7 += u5.z * b5_7; c6_7 += u6.z * b6_7; c6_7 += u7.z * b7_7;
+            d6 += u0.z; d6 += u1.z; d6 += u2.z; d6 += u3.z; d6 += u4.z; d6 += u5.z; d6 += u6.z; d6 += u7.z;
+            c7_0 += u0.w * b0_0; c7_0 += u1.w * b1_0; c7_0 += u2.w * b2_0; c7_0 += u3.w * b3_0; c7_0 += u4.w * b4_0; c7_0 += u5.w * b5_0; c7_0 += u6.w * b6_0; c7_0 += u7.w * b7_0;
+            c7_1 += u0.w * b0_1; c7_1 += u1.w * b1_1; c7_1 += u2.w * b2_1; c7_1 += u3.w * b3_1; c7_1 += u4.w * b4_1; c7_1 += u5.w * b5_1; c7_1 += u6.w * b6_1; c7_1 += u7.w * b7_1;
+            c7_2 += u0.w * b0_2; c7_2 += u1.w * b1_2; c7_2 += u2.w * b2_2; c7_2 += u3.w * b3_2; c7_2 += u4.w * b4_2; c7_2 += u5.w * b5_2; c7_2 += u6.w * b6_2; c7_2 += u7.w * b7_2;
+            c7_3 += u0.w * b0_3; c7_3 += u1.w * b1_3; c7_3 += u2.w * b2_3; c7_3 += u3.w * b3_3; c7_3 += u4.w * b4_3; c7_3 += u5.w * b5_3; c7_3 += u6.w * b6_3; c7_3 += u7.w * b7_3;
+            c7_4 += u0.w * b0_4; c7_4 += u1.w * b1_4; c7_4 += u2.w * b2_4; c7_4 += u3.w * b3_4; c7_4 += u4.w * b4_4; c7_4 += u5.w * b5_4; c7_4 += u6.w * b6_4; c7_4 += u7.w * b7_4;
+            c7_5 += u0.w * b0_5; c7_5 += u1.w * b1_5; c7_5 += u2.w * b2_5; c7_5 += u3.w * b3_5; c7_5 += u4.w * b4_5; c7_5 += u5.w * b5_5; c7_5 += u6.w * b6_5; c7_5 += u7.w * b7_5;
+            c7_6 += u0.w * b0_6; c7_6 += u1.w * b1_6; c7_6 += u2.w * b2_6; c7_6 += u3.w * b3_6; c7_6 += u4.w * b4_6; c7_6 += u5.w * b5_6; c7_6 += u6.w * b6_6; c7_6 += u7.w * b7_6;
+            c7_7 += u0.w * b0_7; c7_7 += u1.w * b1_7; c7_7 += u2.w * b2_7; c7_7 += u3.w * b3_7; c7_7 += u4.w * b4_7; c7_7 += u5.w * b5_7; c7_7 += u6.w * b6_7; c7_7 += u7.w * b7_7;
+            d7 += u0.w; d7 += u1.w; d7 += u2.w; d7 += u3.w; d7 += u4.w; d7 += u5.w; d7 += u6.w; d7 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a2, 0u); let s1 = subgroupBroadcast(a2, 1u); let s2 = subgroupBroadcast(a2, 2u); let s3 = subgroupBroadcast(a2, 3u); let s4 = subgroupBroadcast(a2, 4u); let s5 = subgroupBroadcast(a2, 5u); let s6 = subgroupBroadcast(a2, 6u); let s7 = subgroupBroadcast(a2, 7u);
-            c2_0 += s0 * b0_0; c2_0 += s1 * b1_0; c2_0 += s2 * b2_0; c2_0 += s3 * b3_0; c2_0 += s4 * b4_0; c2_0 += s5 * b5_0; c2_0 += s6 * b6_0; c2_0 += s7 * b7_0;
-            c2_1 += s0 * b0_1; c2_1 += s1 * b1_1; c2_1 += s2 * b2_1; c2_1 += s3 * b3_1; c2_1 += s4 * b4_1; c2_1 += s5 * b5_1; c2_1 += s6 * b6_1; c2_1 += s7 * b7_1;
-            c2_2 += s0 * b0_2; c2_2 += s1 * b1_2; c2_2 += s2 * b2_2; c2_2 += s3 * b3_2; c2_2 += s4 * b4_2; c2_2 += s5 * b5_2; c2_2 += s6 * b6_2; c2_2 += s7 * b7_2;
-            c2_3 += s0 * b0_3; c2_3 += s1 * b1_3; c2_3 += s2 * b2_3; c2_3 += s3 * b3_3; c2_3 += s4 * b4_3; c2_3 += s5 * b5_3; c2_3 += s6 * b6_3; c2_3 += s7 * b7_3;
-            c2_4 += s0 * b0_4; c2_4 += s1 * b1_4; c2_4 += s2 * b2_4; c2_4 += s3 * b3_4; c2_4 += s4 * b4_4; c2_4 += s5 * b5_4; c2_4 += s6 * b6_4; c2_4 += s7 * b7_4;
-            c2_5 += s0 * b0_5; c2_5 += s1 * b1_5; c2_5 += s2 * b2_5; c2_5 += s3 * b3_5; c2_5 += s4 * b4_5; c2_5 += s5 * b5_5; c2_5 += s6 * b6_5; c2_5 += s7 * b7_5;
-            c2_6 += s0 * b0_6; c2_6 += s1 * b1_6; c2_6 += s2 * b2_6; c2_6 += s3 * b3_6; c2_6 += s4 * b4_6; c2_6 += s5 * b5_6; c2_6 += s6 * b6_6; c2_6 += s7 * b7_6;
-            c2_7 += s0 * b0_7; c2_7 += s1 * b1_7; c2_7 += s2 * b2_7; c2_7 += s3 * b3_7; c2_7 += s4 * b4_7; c2_7 += s5 * b5_7; c2_7 += s6 * b6_7; c2_7 += s7 * b7_7;
-            d2 += s0; d2 += s1; d2 += s2; d2 += s3; d2 += s4; d2 += s5; d2 += s6; d2 += s7;
+        { let u0 = subgroupBroadcast(t2, 0u); let u1 = subgroupBroadcast(t2, 1u); let u2 = subgroupBroadcast(t2, 2u); let u3 = subgroupBroadcast(t2, 3u); let u4 = subgroupBroadcast(t2, 4u); let u5 = subgroupBroadcast(t2, 5u); let u6 = subgroupBroadcast(t2, 6u); let u7 = subgroupBroadcast(t2, 7u);
+            c8_0 += u0.x * b0_0; c8_0 += u1.x * b1_0; c8_0 += u2.x * b2_0; c8_0 += u3.x * b3_0; c8_0 += u4.x * b4_0; c8_0 += u5.x * b5_0; c8_0 += u6.x * b6_0; c8_0 += u7.x * b7_0;
+            c8_1 += u0.x * b0_1; c8_1 += u1.x * b1_1; c8_1 += u2.x * b2_1; c8_1 += u3.x * b3_1; c8_1 += u4.x * b4_1; c8_1 += u5.x * b5_1; c8_1 += u6.x * b6_1; c8_1 += u7.x * b7_1;
+            c8_2 += u0.x * b0_2; c8_2 += u1.x * b1_2; c8_2 += u2.x * b2_2; c8_2 += u3.x * b3_2; c8_2 += u4.x * b4_2; c8_2 += u5.x * b5_2; c8_2 += u6.x * b6_2; c8_2 += u7.x * b7_2;
+            c8_3 += u0.x * b0_3; c8_3 += u1.x * b1_3; c8_3 += u2.x * b2_3; c8_3 += u3.x * b3_3; c8_3 += u4.x * b4_3; c8_3 += u5.x * b5_3; c8_3 += u6.x * b6_3; c8_3 += u7.x * b7_3;
+            c8_4 += u0.x * b0_4; c8_4 += u1.x * b1_4; c8_4 += u2.x * b2_4; c8_4 += u3.x * b3_4; c8_4 += u4.x * b4_4; c8_4 += u5.x * b5_4; c8_4 += u6.x * b6_4; c8_4 += u7.x * b7_4;
+            c8_5 += u0.x * b0_5; c8_5 += u1.x * b1_5; c8_5 += u2.x * b2_5; c8_5 += u3.x * b3_5; c8_5 += u4.x * b4_5; c8_5 += u5.x * b5_5; c8_5 += u6.x * b6_5; c8_5 += u7.x * b7_5;
+            c8_6 += u0.x * b0_6; c8_6 += u1.x * b1_6; c8_6 += u2.x * b2_6; c8_6 += u3.x * b3_6; c8_6 += u4.x * b4_6; c8_6 += u5.x * b5_6; c8_6 += u6.x * b6_6; c8_6 += u7.x * b7_6;
+            c8_7 += u0.x * b0_7; c8_7 += u1.x * b1_7; c8_7 += u2.x * b2_7; c8_7 += u3.x * b3_7; c8_7 += u4.x * b4_7; c8_7 += u5.x * b5_7; c8_7 += u6.x * b6_7; c8_7 += u7.x * b7_7;
+            d8 += u0.x; d8 += u1.x; d8 += u2.x; d8 += u3.x; d8 += u4.x; d8 += u5.x; d8 += u6.x; d8 += u7.x;
+            c9_0 += u0.y * b0_0; c9_0 += u1.y * b1_0; c9_0 += u2.y * b2_0; c9_0 += u3.y * b3_0; c9_0 += u4.y * b4_0; c9_0 += u5.y * b5_0; c9_0 += u6.y * b6_0; c9_0 += u7.y * b7_0;
+            c9_1 += u0.y * b0_1; c9_1 += u1.y * b1_1; c9_1 += u2.y * b2_1; c9_1 += u3.y * b3_1; c9_1 += u4.y * b4_1; c9_1 += u5.y * b5_1; c9_1 += u6.y * b6_1; c9_1 += u7.y * b7_1;
+            c9_2 += u0.y * b0_2; c9_2 += u1.y * b1_2; c9_2 += u2.y * b2_2; c9_2 += u3.y * b3_2; c9_2 += u4.y * b4_2; c9_2 += u5.y * b5_2; c9_2 += u6.y * b6_2; c9_2 += u7.y * b7_2;
+            c9_3 += u0.y * b0_3; c9_3 += u1.y * b1_3; c9_3 += u2.y * b2_3; c9_3 += u3.y * b3_3; c9_3 += u4.y * b4_3; c9_3 += u5.y * b5_3; c9_3 += u6.y * b6_3; c9_3 += u7.y * b7_3;
+            c9_4 += u0.y * b0_4; c9_4 += u1.y * b1_4; c9_4 += u2.y * b2_4; c9_4 += u3.y * b3_4; c9_4 += u4.y * b4_4; c9_4 += u5.y * b5_4; c9_4 += u6.y * b6_4; c9_4 += u7.y * b7_4;
+            c9_5 += u0.y * b0_5; c9_5 += u1.y * b1_5; c9_5 += u2.y * b2_5; c9_5 += u3.y * b3_5; c9_5 += u4.y * b4_5; c9_5 += u5.y * b5_5; c9_5 += u6.y * b6_5; c9_5 += u7.y * b7_5;
+            c9_6 += u0.y * b0_6; c9_6 += u1.y * b1_6; c9_6 += u2.y * b2_6; c9_6 += u3.y * b3_6; c9_6 += u4.y * b4_6; c9_6 += u5.y * b5_6; c9_6 += u6.y * b6_6; c9_6 += u7.y * b7_6;
+            c9_7 += u0.y * b0_7; c9_7 += u1.y * b1_7; c9_7 += u2.y * b2_7; c9_7 += u3.y * b3_7; c9_7 += u4.y * b4_7; c9_7 += u5.y * b5_7; c9_7 += u6.y * b6_7; c9_7 += u7.y * b7_7;
+            d9 += u0.y; d9 += u1.y; d9 += u2.y; d9 += u3.y; d9 += u4.y; d9 += u5.y; d9 += u6.y; d9 += u7.y;
+            c10_0 += u0.z * b0_0; c10_0 += u1.z * b1_0; c10_0 += u2.z * b2_0; c10_0 += u3.z * b3_0; c10_0 += u4.z * b4_0; c10_0 += u5.z * b5_0; c10_0 += u6.z * b6_0; c10_0 += u7.z * b7_0;
+            c10_1 += u0.z * b0_1; c10_1 += u1.z * b1_1; c10_1 += u2.z * b2_1; c10_1 += u3.z * b3_1; c10_1 += u4.z * b4_1; c10_1 += u5.z * b5_1; c10_1 += u6.z * b6_1; c10_1 += u7.z * b7_1;
+            c10_2 += u0.z * b0_2; c10_2 += u1.z * b1_2; c10_2 += u2.z * b2_2; c10_2 += u3.z * b3_2; c10_2 += u4.z * b4_2; c10_2 += u5.z * b5_2; c10_2 += u6.z * b6_2; c10_2 += u7.z * b7_2;
+            c10_3 += u0.z * b0_3; c10_3 += u1.z * b1_3; c10_3 += u2.z * b2_3; c10_3 += u3.z * b3_3; c10_3 += u4.z * b4_3; c10_3 += u5.z * b5_3; c10_3 += u6.z * b6_3; c10_3 += u7.z * b7_3;
+            c10_4 += u0.z * b0_4; c10_4 += u1.z * b1_4; c10_4 += u2.z * b2_4; c10_4 += u3.z * b3_4; c10_4 += u4.z * b4_4; c10_4 += u5.z * b5_4; c10_4 += u6.z * b6_4; c10_4 += u7.z * b7_4;
+            c10_5 += u0.z * b0_5; c10_5 += u1.z * b1_5; c10_5 += u2.z * b2_5; c10_5 += u3.z * b3_5; c10_5 += u4.z * b4_5; c10_5 += u5.z * b5_5; c10_5 += u6.z * b6_5; c10_5 += u7.z * b7_5;
+            c10_6 += u0.z * b0_6; c10_6 += u1.z * b1_6; c10_6 += u2.z * b2_6; c10_6 += u3.z * b3_6; c10_6 += u4.z * b4_6; c10_6 += u5.z * b5_6; c10_6 += u6.z * b6_6; c10_6 += u7.z * b7_6;
+            c10_7 += u0.z * b0_7; c10_7 += u1.z * b1_7; c10_7 += u2.z * b2_7; c10_7 += u3.z * b3_7; c10_7 += u4.z * b4_7; c10_7 += u5.z * b5_7; c10_7 += u6.z * b6_7; c10_7 += u7.z * b7_7;
+            d10 += u0.z; d10 += u1.z; d10 += u2.z; d10 += u3.z; d10 += u4.z; d10 += u5.z; d10 += u6.z; d10 += u7.z;
+            c11_0 += u0.w * b0_0; c11_0 += u1.w * b1_0; c11_0 += u2.w * b2_0; c11_0 += u3.w * b3_0; c11_0 += u4.w * b4_0; c11_0 += u5.w * b5_0; c11_0 += u6.w * b6_0; c11_0 += u7.w * b7_0;
+            c11_1 += u0.w * b0_1; c11_1 += u1.w * b1_1; c11_1 += u2.w * b2_1; c11_1 += u3.w * b3_1; c11_1 += u4.w * b4_1; c11_1 += u5.w * b5_1; c11_1 += u6.w * b6_1; c11_1 += u7.w * b7_1;
+            c11_2 += u0.w * b0_2; c11_2 += u1.w * b1_2; c11_2 += u2.w * b2_2; c11_2 += u3.w * b3_2; c11_2 += u4.w * b4_2; c11_2 += u5.w * b5_2; c11_2 += u6.w * b6_2; c11_2 += u7.w * b7_2;
+            c11_3 += u0.w * b0_3; c11_3 += u1.w * b1_3; c11_3 += u2.w * b2_3; c11_3 += u3.w * b3_3; c11_3 += u4.w * b4_3; c11_3 += u5.w * b5_3; c11_3 += u6.w * b6_3; c11_3 += u7.w * b7_3;
+            c11_4 += u0.w * b0_4; c11_4 += u1.w * b1_4; c11_4 += u2.w * b2_4; c11_4 += u3.w * b3_4; c11_4 += u4.w * b4_4; c11_4 += u5.w * b5_4; c11_4 += u6.w * b6_4; c11_4 += u7.w * b7_4;
+            c11_5 += u0.w * b0_5; c11_5 += u1.w * b1_5; c11_5 += u2.w * b2_5; c11_5 += u3.w * b3_5; c11_5 += u4.w * b4_5; c11_5 += u5.w * b5_5; c11_5 += u6.w * b6_5; c11_5 += u7.w * b7_5;
+            c11_6 += u0.w * b0_6; c11_6 += u1.w * b1_6; c11_6 += u2.w * b2_6; c11_6 += u3.w * b3_6; c11_6 += u4.w * b4_6; c11_6 += u5.w * b5_6; c11_6 += u6.w * b6_6; c11_6 += u7.w * b7_6;
+            c11_7 += u0.w * b0_7; c11_7 += u1.w * b1_7; c11_7 += u2.w * b2_7; c11_7 += u3.w * b3_7; c11_7 += u4.w * b4_7; c11_7 += u5.w * b5_7; c11_7 += u6.w * b6_7; c11_7 += u7.w * b7_7;
+            d11 += u0.w; d11 += u1.w; d11 += u2.w; d11 += u3.w; d11 += u4.w; d11 += u5.w; d11 += u6.w; d11 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a3, 0u); let s1 = subgroupBroadcast(a3, 1u); let s2 = subgroupBroadcast(a3, 2u); let s3 = subgroupBroadcast(a3, 3u); let s4 = subgroupBroadcast(a3, 4u); let s5 = subgroupBroadcast(a3, 5u); let s6 = subgroupBroadcast(a3, 6u); let s7 = subgroupBroadcast(a3, 7u);
-            c3_0 += s0 * b0_0; c3_0 += s1 * b1_0; c3_0 += s2 * b2_0; c3_0 += s3 * b3_0; c3_0 += s4 * b4_0; c3_0 += s5 * b5_0; c3_0 += s6 * b6_0; c3_0 += s7 * b7_0;
-            c3_1 += s0 * b0_1; c3_1 += s1 * b1_1; c3_1 += s2 * b2_1; c3_1 += s3 * b3_1; c3_1 += s4 * b4_1; c3_1 += s5 * b5_1; c3_1 += s6 * b6_1; c3_1 += s7 * b7_1;
-            c3_2 += s0 * b0_2; c3_2 += s1 * b1_2; c3_2 += s2 * b2_2; c3_2 += s3 * b3_2; c3_2 += s4 * b4_2; c3_2 += s5 * b5_2; c3_2 += s6 * b6_2; c3_2 += s7 * b7_2;
-            c3_3 += s0 * b0_3; c3_3 += s1 * b1_3; c3_3 += s2 * b2_3; c3_3 += s3 * b3_3; c3_3 += s4 * b4_3; c3_3 += s5 * b5_3; c3_3 += s6 * b6_3; c3_3 += s7 * b7_3;
-            c3_4 += s0 * b0_4; c3_4 += s1 * b1_4; c3_4 += s2 * b2_4; c3_4 += s3 * b3_4; c3_4 += s4 * b4_4; c3_4 += s5 * b5_4; c3_4 += s6 * b6_4; c3_4 += s7 * b7_4;
-            c3_5 += s0 * b0_5; c3_5 += s1 * b1_5; c3_5 += s2 * b2_5; c3_5 += s3 * b3_5; c3_5 += s4 * b4_5; c3_5 += s5 * b5_5; c3_5 += s6 * b6_5; c3_5 += s7 * b7_5;
-            c3_6 += s0 * b0_6; c3_6 += s1 * b1_6; c3_6 += s2 * b2_6; c3_6 += s3 * b3_6; c3_6 += s4 * b4_6; c3_6 += s5 * b5_6; c3_6 += s6 * b6_6; c3_6 += s7 * b7_6;
-            c3_7 += s0 * b0_7; c3_7 += s1 * b1_7; c3_7 += s2 * b2_7; c3_7 += s3 * b3_7; c3_7 += s4 * b4_7; c3_7 += s5 * b5_7; c3_7 += s6 * b6_7; c3_7 += s7 * b7_7;
-            d3 += s0; d3 += s1; d3 += s2; d3 += s3; d3 += s4; d3 += s5; d3 += s6; d3 += s7;
+        { let u0 = subgroupBroadcast(t3, 0u); let u1 = subgroupBroadcast(t3, 1u); let u2 = subgroupBroadcast(t3, 2u); let u3 = subgroupBroadcast(t3, 3u); let u4 = subgroupBroadcast(t3, 4u); let u5 = subgroupBroadcast(t3, 5u); let u6 = subgroupBroadcast(t3, 6u); let u7 = subgroupBroadcast(t3, 7u);
+            c12_0 += u0.x * b0_0; c12_0 += u1.x * b1_0; c12_0 += u2.x * b2_0; c12_0 += u3.x * b3_0; c12_0 += u4.x * b4_0; c12_0 += u5.x * b5_0; c12_0 += u6.x * b6_0; c12_0 += u7.x * b7_0;
+            c12_1 += u0.x * b0_1; c12_1 += u1.x * b1_1; c12_1 += u2.x * b2_1; c12_1 += u3.x * b3_1; c12_1 += u4.x * b4_1; c12_1 += u5.x * b5_1; c12_1 += u6.x * b6_1; c12_1 += u7.x * b7_1;
+            c12_2 += u0.x * b0_2; c12_2 += u1.x * b1_2; c12_2 += u2.x * b2_2; c12_2 += u3.x * b3_2; c12_2 += u4.x * b4_2; c12_2 += u5.x * b5_2; c12_2 += u6.x * b6_2; c12_2 += u7.x * b7_2;
+            c12_3 += u0.x * b0_3; c12_3 += u1.x * b1_3; c12_3 += u2.x * b2_3; c12_3 += u3.x * b3_3; c12_3 += u4.x * b4_3; c12_3 += u5.x * b5_3; c12_3 += u6.x * b6_3; c12_3 += u7.x * b7_3;
+            c12_4 += u0.x * b0_4; c12_4 += u1.x * b1_4; c12_4 += u2.x * b2_4; c12_4 += u3.x * b3_4; c12_4 += u4.x * b4_4; c12_4 += u5.x * b5_4; c12_4 += u6.x * b6_4; c12_4 += u7.x * b7_4;
+            c12_5 += u0.x * b0_5; c12_5 += u1.x * b1_5; c12_5 += u2.x * b2_5; c12_5 += u3.x * b3_5; c12_5 += u4.x * b4_5; c12_5 += u5.x * b5_5; c12_5 += u6.x * b6_5; c12_5 += u7.x * b7_5;
+            c12_6 += u0.x * b0_6; c12_6 += u1.x * b1_6; c12_6 += u2.x * b2_6; c12_6 += u3.x * b3_6; c12_6 += u4.x * b4_6; c12_6 += u5.x * b5_6; c12_6 += u6.x * b6_6; c12_6 += u7.x * b7_6;
+            c12_7 += u0.x * b0_7; c12_7 += u1.x * b1_7; c12_7 += u2.x * b2_7; c12_7 += u3.x * b3_7; c12_7 += u4.x * b4_7; c12_7 += u5.x * b5_7; c12_7 += u6.x * b6_7; c12_7 += u7.x * b7_7;
+            d12 += u0.x; d12 += u1.x; d12 += u2.x; d12 += u3.x; d12 += u4.x; d12 += u5.x; d12 += u6.x; d12 += u7.x;
+            c13_0 += u0.y * b0_0; c13_0 += u1.y * b1_0; c13_0 += u2.y * b2_0; c13_0 += u3.y * b3_0; c13_0 += u4.y * b4_0; c13_0 += u5.y * b5_0; c13_0 += u6.y * b6_0; c13_0 += u7.y * b7_0;
+            c13_1 += u0.y * b0_1; c13_1 += u1.y * b1_1; c13_1 += u2.y * b2_1; c13_1 += u3.y * b3_1; c13_1 += u4.y * b4_1; c13_1 += u5.y * b5_1; c13_1 += u6.y * b6_1; c13_1 += u7.y * b7_1;
+            c13_2 += u0.y * b0_2; c13_2 += u1.y * b1_2; c13_2 += u2.y * b2_2; c13_2 += u3.y * b3_2; c13_2 += u4.y * b4_2; c13_2 += u5.y * b5_2; c13_2 += u6.y * b6_2; c13_2 += u7.y * b7_2;
+            c13_3 += u0.y * b0_3; c13_3 += u1.y * b1_3; c13_3 += u2.y * b2_3; c13_3 += u3.y * b3_3; c13_3 += u4.y * b4_3; c13_3 += u5.y * b5_3; c13_3 += u6.y * b6_3; c13_3 += u7.y * b7_3;
+            c13_4 += u0.y * b0_4; c13_4 += u1.y * b1_4; c13_4 += u2.y * b2_4; c13_4 += u3.y * b3_4; c13_4 += u4.y * b4_4; c13_4 += u5.y * b5_4; c13_4 += u6.y * b6_4; c13_4 += u7.y * b7_4;
+            c13_5 += u0.y * b0_5; c13_5 += u1.y * b1_5; c13_5 += u2.y * b2_5; c13_5 += u3.y * b3_5; c13_5 += u4.y * b4_5; c13_5 += u5.y * b5_5; c13_5 += u6.y * b6_5; c13_5 += u7.y * b7_5;
+            c13_6 += u0.y * b0_6; c13_6 += u1.y * b1_6; c13_6 += u2.y * b2_6; c13_6 += u3.y * b3_6; c13_6 += u4.y * b4_6; c13_6 += u5.y * b5_6; c13_6 += u6.y * b6_6; c13_6 += u7.y * b7_6;
+            c13_7 += u0.y * b0_7; c13_7 += u1.y * b1_7; c13_7 += u2.y * b2_7; c13_7 += u3.y * b3_7; c13_7 += u4.y * b4_7; c13_7 += u5.y * b5_7; c13_7 += u6.y * b6_7; c13_7 += u7.y * b7_7;
+            d13 += u0.y; d13 += u1.y; d13 += u2.y; d13 += u3.y; d13 += u4.y; d13 += u5.y; d13 += u6.y; d13 += u7.y;
+            c14_0 += u0.z * b0_0; c14_0 += u1.z * b1_0; c14_0 += u2.z * b2_0; c14_0 += u3.z * b3_0; c14_0 += u4.z * b4_0; c14_0 += u5.z * b5_0; c14_0 += u6.z * b6_0; c14_0 += u7.z * b7_0;
+            c14_1 += u0.z * b0_1; c14_1 += u1.z * b1_1; c14_1 += u2.z * b2_1; c14_1 += u3.z * b3_1; c14_1 += u4.z * b4_1; c14_1 += u5.z * b5_1; c14_1 += u6.z * b6_1; c14_1 += u7.z * b7_1;
+            c14_2 += u0.z * b0_2; c14_2 += u1.z * b1_2; c14_2 += u2.z * b2_2; c14_2 += u3.z * b3_2; c14_2 += u4.z * b4_2; c14_2 += u5.z * b5_2; c14_2 += u6.z * b6_2; c14_2 += u7.z * b7_2;
+            c14_3 += u0.z * b0_3; c14_3 += u1.z * b1_3; c14_3 += u2.z * b2_3; c14_3 += u3.z * b3_3; c14_3 += u4.z * b4_3; c14_3 += u5.z * b5_3; c14_3 += u6.z * b6_3; c14_3 += u7.z * b7_3;
+            c14_4 += u0.z * b0_4; c14_4 += u1.z * b1_4; c14_4 += u2.z * b2_4; c14_4 += u3.z * b3_4; c14_4 += u4.z * b4_4; c14_4 += u5.z * b5_4; c14_4 += u6.z * b6_4; c14_4 += u7.z * b7_4;
+            c14_5 += u0.z * b0_5; c14_5 += u1.z * b1_5; c14_5 += u2.z * b2_5; c14_5 += u3.z * b3_5; c14_5 += u4.z * b4_5; c14_5 += u5.z * b5_5; c14_5 += u6.z * b6_5; c14_5 += u7.z * b7_5;
+            c14_6 += u0.z * b0_6; c14_6 += u1.z * b1_6; c14_6 += u2.z * b2_6; c14_6 += u3.z * b3_6; c14_6 += u4.z * b4_6; c14_6 += u5.z * b5_6; c14_6 += u6.z * b6_6; c14_6 += u7.z * b7_6;
+            c14_7 += u0.z * b0_7; c14_7 += u1.z * b1_7; c14_7 += u2.z * b2_7; c14_7 += u3.z * b3_7; c14_7 += u4.z * b4_7; c14_7 += u5.z * b5_7; c14_7 += u6.z * b6_7; c14_7 += u7.z * b7_7;
+            d14 += u0.z; d14 += u1.z; d14 += u2.z; d14 += u3.z; d14 += u4.z; d14 += u5.z; d14 += u6.z; d14 += u7.z;
+            c15_0 += u0.w * b0_0; c15_0 += u1.w * b1_0; c15_0 += u2.w * b2_0; c15_0 += u3.w * b3_0; c15_0 += u4.w * b4_0; c15_0 += u5.w * b5_0; c15_0 += u6.w * b6_0; c15_0 += u7.w * b7_0;
+            c15_1 += u0.w * b0_1; c15_1 += u1.w * b1_1; c15_1 += u2.w * b2_1; c15_1 += u3.w * b3_1; c15_1 += u4.w * b4_1; c15_1 += u5.w * b5_1; c15_1 += u6.w * b6_1; c15_1 += u7.w * b7_1;
+            c15_2 += u0.w * b0_2; c15_2 += u1.w * b1_2; c15_2 += u2.w * b2_2; c15_2 += u3.w * b3_2; c15_2 += u4.w * b4_2; c15_2 += u5.w * b5_2; c15_2 += u6.w * b6_2; c15_2 += u7.w * b7_2;
+            c15_3 += u0.w * b0_3; c15_3 += u1.w * b1_3; c15_3 += u2.w * b2_3; c15_3 += u3.w * b3_3; c15_3 += u4.w * b4_3; c15_3 += u5.w * b5_3; c15_3 += u6.w * b6_3; c15_3 += u7.w * b7_3;
+            c15_4 += u0.w * b0_4; c15_4 += u1.w * b1_4; c15_4 += u2.w * b2_4; c15_4 += u3.w * b3_4; c15_4 += u4.w * b4_4; c15_4 += u5.w * b5_4; c15_4 += u6.w * b6_4; c15_4 += u7.w * b7_4;
+            c15_5 += u0.w * b0_5; c15_5 += u1.w * b1_5; c15_5 += u2.w * b2_5; c15_5 += u3.w * b3_5; c15_5 += u4.w * b4_5; c15_5 += u5.w * b5_5; c15_5 += u6.w * b6_5; c15_5 += u7.w * b7_5;
+            c15_6 += u0.w * b0_6; c15_6 += u1.w * b1_6; c15_6 += u2.w * b2_6; c15_6 += u3.w * b3_6; c15_6 += u4.w * b4_6; c15_6 += u5.w * b5_6; c15_6 += u6.w * b6_6; c15_6 += u7.w * b7_6;
+            c15_7 += u0.w * b0_7; c15_7 += u1.w * b1_7; c15_7 += u2.w * b2_7; c15_7 += u3.w * b3_7; c15_7 += u4.w * b4_7; c15_7 += u5.w * b5_7; c15_7 += u6.w * b6_7; c15_7 += u7.w * b7_7;
+            d15 += u0.w; d15 += u1.w; d15 += u2.w; d15 += u3.w; d15 += u4.w; d15 += u5.w; d15 += u6.w; d15 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a4, 0u); let s1 = subgroupBroadcast(a4, 1u); let s2 = subgroupBroadcast(a4, 2u); let s3 = subgroupBroadcast(a4, 3u); let s4 = subgroupBroadcast(a4, 4u); let s5 = subgroupBroadcast(a4, 5u); let s6 = subgroupBroadcast(a4, 6u); let s7 = subgroupBroadcast(a4, 7u);
-            c4_0 += s0 * b0_0; c4_0 += s1 * b1_0; c4_0 += s2 * b2_0; c4_0 += s3 * b3_0; c4_0 += s4 * b4_0; c4_0 += s5 * b5_0; c4_0 += s6 * b6_0; c4_0 += s7 * b7_0;
-            c4_1 += s0 * b0_1; c4_1 += s1 * b1_1; c4_1 += s2 * b2_1; c4_1 += s3 * b3_1; c4_1 += s4 * b4_1; c4_1 += s5 * b5_1; c4_1 += s6 * b6_1; c4_1 += s7 * b7_1;
-            c4_2 += s0 * b0_2; c4_2 += s1 * b1_2; c4_2 += s2 * b2_2; c4_2 += s3 * b3_2; c4_2 += s4 * b4_2; c4_2 += s5 * b5_2; c4_2 += s6 * b6_2; c4_2 += s7 * b7_2;
-            c4_3 += s0 * b0_3; c4_3 += s1 * b1_3; c4_3 += s2 * b2_3; c4_3 += s3 * b3_3; c4_3 += s4 * b4_3; c4_3 += s5 * b5_3; c4_3 += s6 * b6_3; c4_3 += s7 * b7_3;
-            c4_4 += s0 * b0_4; c4_4 += s1 * b1_4; c4_4 += s2 * b2_4; c4_4 += s3 * b3_4; c4_4 += s4 * b4_4; c4_4 += s5 * b5_4; c4_4 += s6 * b6_4; c4_4 += s7 * b7_4;
-            c4_5 += s0 * b0_5; c4_5 += s1 * b1_5; c4_5 += s2 * b2_5; c4_5 += s3 * b3_5; c4_5 += s4 * b4_5; c4_5 += s5 * b5_5; c4_5 += s6 * b6_5; c4_5 += s7 * b7_5;
-            c4_6 += s0 * b0_6; c4_6 += s1 * b1_6; c4_6 += s2 * b2_6; c4_6 += s3 * b3_6; c4_6 += s4 * b4_6; c4_6 += s5 * b5_6; c4_6 += s6 * b6_6; c4_6 += s7 * b7_6;
-            c4_7 += s0 * b0_7; c4_7 += s1 * b1_7; c4_7 += s2 * b2_7; c4_7 += s3 * b3_7; c4_7 += s4 * b4_7; c4_7 += s5 * b5_7; c4_7 += s6 * b6_7; c4_7 += s7 * b7_7;
-            d4 += s0; d4 += s1; d4 += s2; d4 += s3; d4 += s4; d4 += s5; d4 += s6; d4 += s7;
+        { let u0 = subgroupBroadcast(t4, 0u); let u1 = subgroupBroadcast(t4, 1u); let u2 = subgroupBroadcast(t4, 2u); let u3 = subgroupBroadcast(t4, 3u); let u4 = subgroupBroadcast(t4, 4u); let u5 = subgroupBroadcast(t4, 5u); let u6 = subgroupBroadcast(t4, 6u); let u7 = subgroupBroadcast(t4, 7u);
+            c16_0 += u0.x * b0_0; c16_0 += u1.x * b1_0; c16_0 += u2.x * b2_0; c16_0 += u3.x * b3_0; c16_0 += u4.x * b4_0; c16_0 += u5.x * b5_0; c16_0 += u6.x * b6_0; c16_0 += u7.x * b7_0;
+            c16_1 += u0.x * b0_1; c16_1 += u1.x * b1_1; c16_1 += u2.x * b2_1; c16_1 += u3.x * b3_1; c16_1 += u4.x * b4_1; c16_1 += u5.x * b5_1; c16_1 += u6.x * b6_1; c16_1 += u7.x * b7_1;
+            c16_2 += u0.x * b0_2; c16_2 += u1.x * b1_2; c16_2 += u2.x * b2_2; c16_2 += u3.x * b3_2; c16_2 += u4.x * b4_2; c16_2 += u5.x * b5_2; c16_2 += u6.x * b6_2; c16_2 += u7.x * b7_2;
+            c16_3 += u0.x * b0_3; c16_3 += u1.x * b1_3; c16_3 += u2.x * b2_3; c16_3 += u3.x * b3_3; c16_3 += u4.x * b4_3; c16_3 += u5.x * b5_3; c16_3 += u6.x * b6_3; c16_3 += u7.x * b7_3;
+            c16_4 += u0.x * b0_4; c16_4 += u1.x * b1_4; c16_4 += u2.x * b2_4; c16_4 += u3.x * b3_4; c16_4 += u4.x * b4_4; c16_4 += u5.x * b5_4; c16_4 += u6.x * b6_4; c16_4 += u7.x * b7_4;
+            c16_5 += u0.x * b0_5; c16_5 += u1.x * b1_5; c16_5 += u2.x * b2_5; c16_5 += u3.x * b3_5; c16_5 += u4.x * b4_5; c16_5 += u5.x * b5_5; c16_5 += u6.x * b6_5; c16_5 += u7.x * b7_5;
+            c16_6 += u0.x * b0_6; c16_6 += u1.x * b1_6; c16_6 += u2.x * b2_6; c16_6 += u3.x * b3_6; c16_6 += u4.x * b4_6; c16_6 += u5.x * b5_6; c16_6 += u6.x * b6_6; c16_6 += u7.x * b7_6;
+            c16_7 += u0.x * b0_7; c16_7 += u1.x * b1_7; c16_7 += u2.x * b2_7; c16_7 += u3.x * b3_7; c16_7 += u4.x * b4_7; c16_7 += u5.x * b5_7; c16_7 += u6.x * b6_7; c16_7 += u7.x * b7_7;
+            d16 += u0.x; d16 += u1.x; d16 += u2.x; d16 += u3.x; d16 += u4.x; d16 += u5.x; d16 += u6.x; d16 += u7.x;
+            c17_0 += u0.y * b0_0; c17_0 += u1.y * b1_0; c17_0 += u2.y * b2_0; c17_0 += u3.y * b3_0; c17_0 += u4.y * b4_0; c17_0 += u5.y * b5_0; c17_0 += u6.y * b6_0; c17_0 += u7.y * b7_0;
+            c17_1 += u0.y * b0_1; c17_1 += u1.y * b1_1; c17_1 += u2.y * b2_1; c17_1 += u3.y * b3_1; c17_1 += u4.y * b4_1; c17_1 += u5.y * b5_1; c17_1 += u6.y * b6_1; c17_1 += u7.y * b7_1;
+            c17_2 += u0.y * b0_2; c17_2 += u1.y * b1_2; c17_2 += u2.y * b2_2; c17_2 += u3.y * b3_2; c17_2 += u4.y * b4_2; c17_2 += u5.y * b5_2; c17_2 += u6.y * b6_2; c17_2 += u7.y * b7_2;
+            c17_3 += u0.y * b0_3; c17_3 += u1.y * b1_3; c17_3 += u2.y * b2_3; c17_3 += u3.y * b3_3; c17_3 += u4.y * b4_3; c17_3 += u5.y * b5_3; c17_3 += u6.y * b6_3; c17_3 += u7.y * b7_3;
+            c17_4 += u0.y * b0_4; c17_4 += u1.y * b1_4; c17_4 += u2.y * b2_4; c17_4 += u3.y * b3_4; c17_4 += u4.y * b4_4; c17_4 += u5.y * b5_4; c17_4 += u6.y * b6_4; c17_4 += u7.y * b7_4;
+            c17_5 += u0.y * b0_5; c17_5 += u1.y * b1_5; c17_5 += u2.y * b2_5; c17_5 += u3.y * b3_5; c17_5 += u4.y * b4_5; c17_5 += u5.y * b5_5; c17_5 += u6.y * b6_5; c17_5 += u7.y * b7_5;
+            c17_6 += u0.y * b0_6; c17_6 += u1.y * b1_6; c17_6 += u2.y * b2_6; c17_6 += u3.y * b3_6; c17_6 += u4.y * b4_6; c17_6 += u5.y * b5_6; c17_6 += u6.y * b6_6; c17_6 += u7.y * b7_6;
+            c17_7 += u0.y * b0_7; c17_7 += u1.y * b1_7; c17_7 += u2.y * b2_7; c17_7 += u3.y * b3_7; c17_7 += u4.y * b4_7; c17_7 += u5.y * b5_7; c17_7 += u6.y * b6_7; c17_7 += u7.y * b7_7;
+            d17 += u0.y; d17 += u1.y; d17 += u2.y; d17 += u3.y; d17 += u4.y; d17 += u5.y; d17 += u6.y; d17 += u7.y;
+            c18_0 += u0.z * b0_0; c18_0 += u1.z * b1_0; c18_0 += u2.z * b2_0; c18_0 += u3.z * b3_0; c18_0 += u4.z * b4_0; c18_0 += u5.z * b5_0; c18_0 += u6.z * b6_0; c18_0 += u7.z * b7_0;
+            c18_1 += u0.z * b0_1; c18_1 += u1.z * b1_1; c18_1 += u2.z * b2_1; c18_1 += u3.z * b3_1; c18_1 += u4.z * b4_1; c18_1 += u5.z * b5_1; c18_1 += u6.z * b6_1; c18_1 += u7.z * b7_1;
+            c18_2 += u0.z * b0_2; c18_2 += u1.z * b1_2; c18_2 += u2.z * b2_2; c18_2 += u3.z * b3_2; c18_2 += u4.z * b4_2; c18_2 += u5.z * b5_2; c18_2 += u6.z * b6_2; c18_2 += u7.z * b7_2;
+            c18_3 += u0.z * b0_3; c18_3 += u1.z * b1_3; c18_3 += u2.z * b2_3; c18_3 += u3.z * b3_3; c18_3 += u4.z * b4_3; c18_3 += u5.z * b5_3; c18_3 += u6.z * b6_3; c18_3 += u7.z * b7_3;
+            c18_4 += u0.z * b0_4; c18_4 += u1.z * b1_4; c18_4 += u2.z * b2_4; c18_4 += u3.z * b3_4; c18_4 += u4.z * b4_4; c18_4 += u5.z * b5_4; c18_4 += u6.z * b6_4; c18_4 += u7.z * b7_4;
+            c18_5 += u0.z * b0_5; c18_5 += u1.z * b1_5; c18_5 += u2.z * b2_5; c18_5 += u3.z * b3_5; c18_5 += u4.z * b4_5; c18_5 += u5.z * b5_5; c18_5 += u6.z * b6_5; c18_5 += u7.z * b7_5;
+            c18_6 += u0.z * b0_6; c18_6 += u1.z * b1_6; c18_6 += u2.z * b2_6; c18_6 += u3.z * b3_6; c18_6 += u4.z * b4_6; c18_6 += u5.z * b5_6; c18_6 += u6.z * b6_6; c18_6 += u7.z * b7_6;
+            c18_7 += u0.z * b0_7; c18_7 += u1.z * b1_7; c18_7 += u2.z * b2_7; c18_7 += u3.z * b3_7; c18_7 += u4.z * b4_7; c18_7 += u5.z * b5_7; c18_7 += u6.z * b6_7; c18_7 += u7.z * b7_7;
+            d18 += u0.z; d18 += u1.z; d18 += u2.z; d18 += u3.z; d18 += u4.z; d18 += u5.z; d18 += u6.z; d18 += u7.z;
+            c19_0 += u0.w * b0_0; c19_0 += u1.w * b1_0; c19_0 += u2.w * b2_0; c19_0 += u3.w * b3_0; c19_0 += u4.w * b4_0; c19_0 += u5.w * b5_0; c19_0 += u6.w * b6_0; c19_0 += u7.w * b7_0;
+            c19_1 += u0.w * b0_1; c19_1 += u1.w * b1_1; c19_1 += u2.w * b2_1; c19_1 += u3.w * b3_1; c19_1 += u4.w * b4_1; c19_1 += u5.w * b5_1; c19_1 += u6.w * b6_1; c19_1 += u7.w * b7_1;
+            c19_2 += u0.w * b0_2; c19_2 += u1.w * b1_2; c19_2 += u2.w * b2_2; c19_2 += u3.w * b3_2; c19_2 += u4.w * b4_2; c19_2 += u5.w * b5_2; c19_2 += u6.w * b6_2; c19_2 += u7.w * b7_2;
+            c19_3 += u0.w * b0_3; c19_3 += u1.w * b1_3; c19_3 += u2.w * b2_3; c19_3 += u3.w * b3_3; c19_3 += u4.w * b4_3; c19_3 += u5.w * b5_3; c19_3 += u6.w * b6_3; c19_3 += u7.w * b7_3;
+            c19_4 += u0.w * b0_4; c19_4 += u1.w * b1_4; c19_4 += u2.w * b2_4; c19_4 += u3.w * b3_4; c19_4 += u4.w * b4_4; c19_4 += u5.w * b5_4; c19_4 += u6.w * b6_4; c19_4 += u7.w * b7_4;
+            c19_5 += u0.w * b0_5; c19_5 += u1.w * b1_5; c19_5 += u2.w * b2_5; c19_5 += u3.w * b3_5; c19_5 += u4.w * b4_5; c19_5 += u5.w * b5_5; c19_5 += u6.w * b6_5; c19_5 += u7.w * b7_5;
+            c19_6 += u0.w * b0_6; c19_6 += u1.w * b1_6; c19_6 += u2.w * b2_6; c19_6 += u3.w * b3_6; c19_6 += u4.w * b4_6; c19_6 += u5.w * b5_6; c19_6 += u6.w * b6_6; c19_6 += u7.w * b7_6;
+            c19_7 += u0.w * b0_7; c19_7 += u1.w * b1_7; c19_7 += u2.w * b2_7; c19_7 += u3.w * b3_7; c19_7 += u4.w * b4_7; c19_7 += u5.w * b5_7; c19_7 += u6.w * b6_7; c19_7 += u7.w * b7_7;
+            d19 += u0.w; d19 += u1.w; d19 += u2.w; d19 += u3.w; d19 += u4.w; d19 += u5.w; d19 += u6.w; d19 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a5, 0u); let s1 = subgroupBroadcast(a5, 1u); let s2 = subgroupBroadcast(a5, 2u); let s3 = subgroupBroadcast(a5, 3u); let s4 = subgroupBroadcast(a5, 4u); let s5 = subgroupBroadcast(a5, 5u); let s6 = subgroupBroadcast(a5, 6u); let s7 = subgroupBroadcast(a5, 7u);
-            c5_0 += s0 * b0_0; c5_0 += s1 * b1_0; c5_0 += s2 * b2_0; c5_0 += s3 * b3_0; c5_0 += s4 * b4_0; c5_0 += s5 * b5_0; c5_0 += s6 * b6_0; c5_0 += s7 * b7_0;
-            c5_1 += s0 * b0_1; c5_1 += s1 * b1_1; c5_1 += s2 * b2_1; c5_1 += s3 * b3_1; c5_1 += s4 * b4_1; c5_1 += s5 * b5_1; c5_1 += s6 * b6_1; c5_1 += s7 * b7_1;
-            c5_2 += s0 * b0_2; c5_2 += s1 * b1_2; c5_2 += s2 * b2_2; c5_2 += s3 * b3_2; c5_2 += s4 * b4_2; c5_2 += s5 * b5_2; c5_2 += s6 * b6_2; c5_2 += s7 * b7_2;
-            c5_3 += s0 * b0_3; c5_3 += s1 * b1_3; c5_3 += s2 * b2_3; c5_3 += s3 * b3_3; c5_3 += s4 * b4_3; c5_3 += s5 * b5_3; c5_3 += s6 * b6_3; c5_3 += s7 * b7_3;
-            c5_4 += s0 * b0_4; c5_4 += s1 * b1_4; c5_4 += s2 * b2_4; c5_4 += s3 * b3_4; c5_4 += s4 * b4_4; c5_4 += s5 * b5_4; c5_4 += s6 * b6_4; c5_4 += s7 * b7_4;
-            c5_5 += s0 * b0_5; c5_5 += s1 * b1_5; c5_5 += s2 * b2_5; c5_5 += s3 * b3_5; c5_5 += s4 * b4_5; c5_5 += s5 * b5_5; c5_5 += s6 * b6_5; c5_5 += s7 * b7_5;
-            c5_6 += s0 * b0_6; c5_6 += s1 * b1_6; c5_6 += s2 * b2_6; c5_6 += s3 * b3_6; c5_6 += s4 * b4_6; c5_6 += s5 * b5_6; c5_6 += s6 * b6_6; c5_6 += s7 * b7_6;
-            c5_7 += s0 * b0_7; c5_7 += s1 * b1_7; c5_7 += s2 * b2_7; c5_7 += s3 * b3_7; c5_7 += s4 * b4_7; c5_7 += s5 * b5_7; c5_7 += s6 * b6_7; c5_7 += s7 * b7_7;
-            d5 += s0; d5 += s1; d5 += s2; d5 += s3; d5 += s4; d5 += s5; d5 += s6; d5 += s7;
+        { let u0 = subgroupBroadcast(t5, 0u); let u1 = subgroupBroadcast(t5, 1u); let u2 = subgroupBroadcast(t5, 2u); let u3 = subgroupBroadcast(t5, 3u); let u4 = subgroupBroadcast(t5, 4u); let u5 = subgroupBroadcast(t5, 5u); let u6 = subgroupBroadcast(t5, 6u); let u7 = subgroupBroadcast(t5, 7u);
+            c20_0 += u0.x * b0_0; c20_0 += u1.x * b1_0; c20_0 += u2.x * b2_0; c20_0 += u3.x * b3_0; c20_0 += u4.x * b4_0; c20_0 += u5.x * b5_0; c20_0 += u6.x * b6_0; c20_0 += u7.x * b7_0;
+            c20_1 += u0.x * b0_1; c20_1 += u1.x * b1_1; c20_1 += u2.x * b2_1; c20_1 += u3.x * b3_1; c20_1 += u4.x * b4_1; c20_1 += u5.x * b5_1; c20_1 += u6.x * b6_1; c20_1 += u7.x * b7_1;
+            c20_2 += u0.x * b0_2; c20_2 += u1.x * b1_2; c20_2 += u2.x * b2_2; c20_2 += u3.x * b3_2; c20_2 += u4.x * b4_2; c20_2 += u5.x * b5_2; c20_2 += u6.x * b6_2; c20_2 += u7.x * b7_2;
+            c20_3 += u0.x * b0_3; c20_3 += u1.x * b1_3; c20_3 += u2.x * b2_3; c20_3 += u3.x * b3_3; c20_3 += u4.x * b4_3; c20_3 += u5.x * b5_3; c20_3 += u6.x * b6_3; c20_3 += u7.x * b7_3;
+            c20_4 += u0.x * b0_4; c20_4 += u1.x * b1_4; c20_4 += u2.x * b2_4; c20_4 += u3.x * b3_4; c20_4 += u4.x * b4_4; c20_4 += u5.x * b5_4; c20_4 += u6.x * b6_4; c20_4 += u7.x * b7_4;
+            c20_5 += u0.x * b0_5; c20_5 += u1.x * b1_5; c20_5 += u2.x * b2_5; c20_5 += u3.x * b3_5; c20_5 += u4.x * b4_5; c20_5 += u5.x * b5_5; c20_5 += u6.x * b6_5; c20_5 += u7.x * b7_5;
+            c20_6 += u0.x * b0_6; c20_6 += u1.x * b1_6; c20_6 += u2.x * b2_6; c20_6 += u3.x * b3_6; c20_6 += u4.x * b4_6; c20_6 += u5.x * b5_6; c20_6 += u6.x * b6_6; c20_6 += u7.x * b7_6;
+            c20_7 += u0.x * b0_7; c20_7 += u1.x * b1_7; c20_7 += u2.x * b2_7; c20_7 += u3.x * b3_7; c20_7 += u4.x * b4_7; c20_7 += u5.x * b5_7; c20_7 += u6.x * b6_7; c20_7 += u7.x * b7_7;
+            d20 += u0.x; d20 += u1.x; d20 += u2.x; d20 += u3.x; d20 += u4.x; d20 += u5.x; d20 += u6.x; d20 += u7.x;
+            c21_0 += u0.y * b0_0; c21_0 += u1.y * b1_0; c21_0 += u2.y * b2_0; c21_0 += u3.y * b3_0; c21_0 += u4.y * b4_0; c21_0 += u5.y * b5_0; c21_0 += u6.y * b6_0; c21_0 += u7.y * b7_0;
+            c21_1 += u0.y * b0_1; c21_1 += u1.y * b1_1; c21_1 += u2.y * b2_1; c21_1 += u3.y * b3_1; c21_1 += u4.y * b4_1; c21_1 += u5.y * b5_1; c21_1 += u6.y * b6_1; c21_1 += u7.y * b7_1;
+            c21_2 += u0.y * b0_2; c21_2 += u1.y * b1_2; c21_2 += u2.y * b2_2; c21_2 += u3.y * b3_2; c21_2 += u4.y * b4_2; c21_2 += u5.y * b5_2; c21_2 += u6.y * b6_2; c21_2 += u7.y * b7_2;
+            c21_3 += u0.y * b0_3; c21_3 += u1.y * b1_3; c21_3 += u2.y * b2_3; c21_3 += u3.y * b3_3; c21_3 += u4.y * b4_3; c21_3 += u5.y * b5_3; c21_3 += u6.y * b6_3; c21_3 += u7.y * b7_3;
+            c21_4 += u0.y * b0_4; c21_4 += u1.y * b1_4; c21_4 += u2.y * b2_4; c21_4 += u3.y * b3_4; c21_4 += u4.y * b4_4; c21_4 += u5.y * b5_4; c21_4 += u6.y * b6_4; c21_4 += u7.y * b7_4;
+            c21_5 += u0.y * b0_5; c21_5 += u1.y * b1_5; c21_5 += u2.y * b2_5; c21_5 += u3.y * b3_5; c21_5 += u4.y * b4_5; c21_5 += u5.y * b5_5; c21_5 += u6.y * b6_5; c21_5 += u7.y * b7_5;
+            c21_6 += u0.y * b0_6; c21_6 += u1.y * b1_6; c21_6 += u2.y * b2_6; c21_6 += u3.y * b3_6; c21_6 += u4.y * b4_6; c21_6 += u5.y * b5_6; c21_6 += u6.y * b6_6; c21_6 += u7.y * b7_6;
+            c21_7 += u0.y * b0_7; c21_7 += u1.y * b1_7; c21_7 += u2.y * b2_7; c21_7 += u3.y * b3_7; c21_7 += u4.y * b4_7; c21_7 += u5.y * b5_7; c21_7 += u6.y * b6_7; c21_7 += u7.y * b7_7;
+            d21 += u0.y; d21 += u1.y; d21 += u2.y; d21 += u3.y; d21 += u4.y; d21 += u5.y; d21 += u6.y; d21 += u7.y;
+            c22_0 += u0.z * b0_0; c22_0 += u1.z * b1_0; c22_0 += u2.z * b2_0; c22_0 += u3.z * b3_0; c22_0 += u4.z * b4_0; c22_0 += u5.z * b5_0; c22_0 += u6.z * b6_0; c22_0 += u7.z * b7_0;
+            c22_1 += u0.z * b0_1; c22_1 += u1.z * b1_1; c22_1 += u2.z * b2_1; c22_1 += u3.z * b3_1; c22_1 += u4.z * b4_1; c22_1 += u5.z * b5_1; c22_1 += u6.z * b6_1; c22_1 += u7.z * b7_1;
+            c22_2 += u0.z * b0_2; c22_2 += u1.z * b1_2; c22_2 += u2.z * b2_2; c22_2 += u3.z * b3_2; c22_2 += u4.z * b4_2; c22_2 += u5.z * b5_2; c22_2 += u6.z * b6_2; c22_2 += u7.z * b7_2;
+            c22_3 += u0.z * b0_3; c22_3 += u1.z * b1_3; c22_3 += u2.z * b2_3; c22_3 += u3.z * b3_3; c22_3 += u4.z * b4_3; c22_3 += u5.z * b5_3; c22_3 += u6.z * b6_3; c22_3 += u7.z * b7_3;
+            c22_4 += u0.z * b0_4; c22_4 += u1.z * b1_4; c22_4 += u2.z * b2_4; c22_4 += u3.z * b3_4; c22_4 += u4.z * b4_4; c22_4 += u5.z * b5_4; c22_4 += u6.z * b6_4; c22_4 += u7.z * b7_4;
+            c22_5 += u0.z * b0_5; c22_5 += u1.z * b1_5; c22_5 += u2.z * b2_5; c22_5 += u3.z * b3_5; c22_5 += u4.z * b4_5; c22_5 += u5.z * b5_5; c22_5 += u6.z * b6_5; c22_5 += u7.z * b7_5;
+            c22_6 += u0.z * b0_6; c22_6 += u1.z * b1_6; c22_6 += u2.z * b2_6; c22_6 += u3.z * b3_6; c22_6 += u4.z * b4_6; c22_6 += u5.z * b5_6; c22_6 += u6.z * b6_6; c22_6 += u7.z * b7_6;
+            c22_7 += u0.z * b0_7; c22_7 += u1.z * b1_7; c22_7 += u2.z * b2_7; c22_7 += u3.z * b3_7; c22_7 += u4.z * b4_7; c22_7 += u5.z * b5_7; c22_7 += u6.z * b6_7; c22_7 += u7.z * b7_7;
+            d22 += u0.z; d22 += u1.z; d22 += u2.z; d22 += u3.z; d22 += u4.z; d22 += u5.z; d22 += u6.z; d22 += u7.z;
+            c23_0 += u0.w * b0_0; c23_0 += u1.w * b1_0; c23_0 += u2.w * b2_0; c23_0 += u3.w * b3_0; c23_0 += u4.w * b4_0; c23_0 += u5.w * b5_0; c23_0 += u6.w * b6_0; c23_0 += u7.w * b7_0;
+            c23_1 += u0.w * b0_1; c23_1 += u1.w * b1_1; c23_1 += u2.w * b2_1; c23_1 += u3.w * b3_1; c23_1 += u4.w * b4_1; c23_1 += u5.w * b5_1; c23_1 += u6.w * b6_1; c23_1 += u7.w * b7_1;
+            c23_2 += u0.w * b0_2; c23_2 += u1.w * b1_2; c23_2 += u2.w * b2_2; c23_2 += u3.w * b3_2; c23_2 += u4.w * b4_2; c23_2 += u5.w * b5_2; c23_2 += u6.w * b6_2; c23_2 += u7.w * b7_2;
+            c23_3 += u0.w * b0_3; c23_3 += u1.w * b1_3; c23_3 += u2.w * b2_3; c23_3 += u3.w * b3_3; c23_3 += u4.w * b4_3; c23_3 += u5.w * b5_3; c23_3 += u6.w * b6_3; c23_3 += u7.w * b7_3;
+            c23_4 += u0.w * b0_4; c23_4 += u1.w * b1_4; c23_4 += u2.w * b2_4; c23_4 += u3.w * b3_4; c23_4 += u4.w * b4_4; c23_4 += u5.w * b5_4; c23_4 += u6.w * b6_4; c23_4 += u7.w * b7_4;
+            c23_5 += u0.w * b0_5; c23_5 += u1.w * b1_5; c23_5 += u2.w * b2_5; c23_5 += u3.w * b3_5; c23_5 += u4.w * b4_5; c23_5 += u5.w * b5_5; c23_5 += u6.w * b6_5; c23_5 += u7.w * b7_5;
+            c23_6 += u0.w * b0_6; c23_6 += u1.w * b1_6; c23_6 += u2.w * b2_6; c23_6 += u3.w * b3_6; c23_6 += u4.w * b4_6; c23_6 += u5.w * b5_6; c23_6 += u6.w * b6_6; c23_6 += u7.w * b7_6;
+            c23_7 += u0.w * b0_7; c23_7 += u1.w * b1_7; c23_7 += u2.w * b2_7; c23_7 += u3.w * b3_7; c23_7 += u4.w * b4_7; c23_7 += u5.w * b5_7; c23_7 += u6.w * b6_7; c23_7 += u7.w * b7_7;
+            d23 += u0.w; d23 += u1.w; d23 += u2.w; d23 += u3.w; d23 += u4.w; d23 += u5.w; d23 += u6.w; d23 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a6, 0u); let s1 = subgroupBroadcast(a6, 1u); let s2 = subgroupBroadcast(a6, 2u); let s3 = subgroupBroadcast(a6, 3u); let s4 = subgroupBroadcast(a6, 4u); let s5 = subgroupBroadcast(a6, 5u); let s6 = subgroupBroadcast(a6, 6u); let s7 = subgroupBroadcast(a6, 7u);
-            c6_0 += s0 * b0_0; c6_0 += s1 * b1_0; c6_0 += s2 * b2_0; c6_0 += s3 * b3_0; c6_0 += s4 * b4_0; c6_0 += s5 * b5_0; c6_0 += s6 * b6_0; c6_0 += s7 * b7_0;
-            c6_1 += s0 * b0_1; c6_1 += s1 * b1_1; c6_1 += s2 * b2_1; c6_1 += s3 * b3_1; c6_1 += s4 * b4_1; c6_1 += s5 * b5_1; c6_1 += s6 * b6_1; c6_1 += s7 * b7_1;
-            c6_2 += s0 * b0_2; c6_2 += s1 * b1_2; c6_2 += s2 * b2_2; c6_2 += s3 * b3_2; c6_2 += s4 * b4_2; c6_2 += s5 * b5_2; c6_2 += s6 * b6_2; c6_2 += s7 * b7_2;
-            c6_3 += s0 * b0_3; c6_3 += s1 * b1_3; c6_3 += s2 * b2_3; c6_3 += s3 * b3_3; c6_3 += s4 * b4_3; c6_3 += s5 * b5_3; c6_3 += s6 * b6_3; c6_3 += s7 * b7_3;
-            c6_4 += s0 * b0_4; c6_4 += s1 * b1_4; c6_4 += s2 * b2_4; c6_4 += s3 * b3_4; c6_4 += s4 * b4_4; c6_4 += s5 * b5_4; c6_4 += s6 * b6_4; c6_4 += s7 * b7_4;
-            c6_5 += s0 * b0_5; c6_5 += s1 * b1_5; c6_5 += s2 * b2_5; c6_5 += s3 * b3_5; c6_5 += s4 * b4_5; c6_5 += s5 * b5_5; c6_5 += s6 * b6_5; c6_5 += s7 * b7_5;
-            c6_6 += s0 * b0_6; c6_6 += s1 * b1_6; c6_6 += s2 * b2_6; c6_6 += s3 * b3_6; c6_6 += s4 * b4_6; c6_6 += s5 * b5_6; c6_6 += s6 * b6_6; c6_6 += s7 * b7_6;
-            c6_7 += s0 * b0_7; c6_7 += s1 * b1_7; c6_7 += s2 * b2_7; c6_7 += s3 * b3_7; c6_7 += s4 * b4_7; c6_7 += s5 * b5_7; c6_7 += s6 * b6_7; c6_7 += s7 * b7_7;
-            d6 += s0; d6 += s1; d6 += s2; d6 += s3; d6 += s4; d6 += s5; d6 += s6; d6 += s7;
+        { let u0 = subgroupBroadcast(t6, 0u); let u1 = subgroupBroadcast(t6, 1u); let u2 = subgroupBroadcast(t6, 2u); let u3 = subgroupBroadcast(t6, 3u); let u4 = subgroupBroadcast(t6, 4u); let u5 = subgroupBroadcast(t6, 5u); let u6 = subgroupBroadcast(t6, 6u); let u7 = subgroupBroadcast(t6, 7u);
+            c24_0 += u0.x * b0_0; c24_0 += u1.x * b1_0; c24_0 += u2.x * b2_0; c24_0 += u3.x * b3_0; c24_0 += u4.x * b4_0; c24_0 += u5.x * b5_0; c24_0 += u6.x * b6_0; c24_0 += u7.x * b7_0;
+            c24_1 += u0.x * b0_1; c24_1 += u1.x * b1_1; c24_1 += u2.x * b2_1; c24_1 += u3.x * b3_1; c24_1 += u4.x * b4_1; c24_1 += u5.x * b5_1; c24_1 += u6.x * b6_1; c24_1 += u7.x * b7_1;
+            c24_2 += u0.x * b0_2; c24_2 += u1.x * b1_2; c24_2 += u2.x * b2_2; c24_2 += u3.x * b3_2; c24_2 += u4.x * b4_2; c24_2 += u5.x * b5_2; c24_2 += u6.x * b6_2; c24_2 += u7.x * b7_2;
+            c24_3 += u0.x * b0_3; c24_3 += u1.x * b1_3; c24_3 += u2.x * b2_3; c24_3 += u3.x * b3_3; c24_3 += u4.x * b4_3; c24_3 += u5.x * b5_3; c24_3 += u6.x * b6_3; c24_3 += u7.x * b7_3;
+            c24_4 += u0.x * b0_4; c24_4 += u1.x * b1_4; c24_4 += u2.x * b2_4; c24_4 += u3.x * b3_4; c24_4 += u4.x * b4_4; c24_4 += u5.x * b5_4; c24_4 += u6.x * b6_4; c24_4 += u7.x * b7_4;
+            c24_5 += u0.x * b0_5; c24_5 += u1.x * b1_5; c24_5 += u2.x * b2_5; c24_5 += u3.x * b3_5; c24_5 += u4.x * b4_5; c24_5 += u5.x * b5_5; c24_5 += u6.x * b6_5; c24_5 += u7.x * b7_5;
+            c24_6 += u0.x * b0_6; c24_6 += u1.x * b1_6; c24_6 += u2.x * b2_6; c24_6 += u3.x * b3_6; c24_6 += u4.x * b4_6; c24_6 += u5.x * b5_6; c24_6 += u6.x * b6_6; c24_6 += u7.x * b7_6;
+            c24_7 += u0.x * b0_7; c24_7 += u1.x * b1_7; c24_7 += u2.x * b2_7; c24_7 += u3.x * b3_7; c24_7 += u4.x * b4_7; c24_7 += u5.x * b5_7; c24_7 += u6.x * b6_7; c24_7 += u7.x * b7_7;
+            d24 += u0.x; d24 += u1.x; d24 += u2.x; d24 += u3.x; d24 += u4.x; d24 += u5.x; d24 += u6.x; d24 += u7.x;
+            c25_0 += u0.y * b0_0; c25_0 += u1.y * b1_0; c25_0 += u2.y * b2_0; c25_0 += u3.y * b3_0; c25_0 += u4.y * b4_0; c25_0 += u5.y * b5_0; c25_0 += u6.y * b6_0; c25_0 += u7.y * b7_0;
+            c25_1 += u0.y * b0_1; c25_1 += u1.y * b1_1; c25_1 += u2.y * b2_1; c25_1 += u3.y * b3_1; c25_1 += u4.y * b4_1; c25_1 += u5.y * b5_1; c25_1 += u6.y * b6_1; c25_1 += u7.y * b7_1;
+            c25_2 += u0.y * b0_2; c25_2 += u1.y * b1_2; c25_2 += u2.y * b2_2; c25_2 += u3.y * b3_2; c25_2 += u4.y * b4_2; c25_2 += u5.y * b5_2; c25_2 += u6.y * b6_2; c25_2 += u7.y * b7_2;
+            c25_3 += u0.y * b0_3; c25_3 += u1.y * b1_3; c25_3 += u2.y * b2_3; c25_3 += u3.y * b3_3; c25_3 += u4.y * b4_3; c25_3 += u5.y * b5_3; c25_3 += u6.y * b6_3; c25_3 += u7.y * b7_3;
+            c25_4 += u0.y * b0_4; c25_4 += u1.y * b1_4; c25_4 += u2.y * b2_4; c25_4 += u3.y * b3_4; c25_4 += u4.y * b4_4; c25_4 += u5.y * b5_4; c25_4 += u6.y * b6_4; c25_4 += u7.y * b7_4;
+            c25_5 += u0.y * b0_5; c25_5 += u1.y * b1_5; c25_5 += u2.y * b2_5; c25_5 += u3.y * b3_5; c25_5 += u4.y * b4_5; c25_5 += u5.y * b5_5; c25_5 += u6.y * b6_5; c25_5 += u7.y * b7_5;
+            c25_6 += u0.y * b0_6; c25_6 += u1.y * b1_6; c25_6 += u2.y * b2_6; c25_6 += u3.y * b3_6; c25_6 += u4.y * b4_6; c25_6 += u5.y * b5_6; c25_6 += u6.y * b6_6; c25_6 += u7.y * b7_6;
+            c25_7 += u0.y * b0_7; c25_7 += u1.y * b1_7; c25_7 += u2.y * b2_7; c25_7 += u3.y * b3_7; c25_7 += u4.y * b4_7; c25_7 += u5.y * b5_7; c25_7 += u6.y * b6_7; c25_7 += u7.y * b7_7;
+            d25 += u0.y; d25 += u1.y; d25 += u2.y; d25 += u3.y; d25 += u4.y; d25 += u5.y; d25 += u6.y; d25 += u7.y;
+            c26_0 += u0.z * b0_0; c26_0 += u1.z * b1_0; c26_0 += u2.z * b2_0; c26_0 += u3.z * b3_0; c26_0 += u4.z * b4_0; c26_0 += u5.z * b5_0; c26_0 += u6.z * b6_0; c26_0 += u7.z * b7_0;
+            c26_1 += u0.z * b0_1; c26_1 += u1.z * b1_1; c26_1 += u2.z * b2_1; c26_1 += u3.z * b3_1; c26_1 += u4.z * b4_1; c26_1 += u5.z * b5_1; c26_1 += u6.z * b6_1; c26_1 += u7.z * b7_1;
+            c26_2 += u0.z * b0_2; c26_2 += u1.z * b1_2; c26_2 += u2.z * b2_2; c26_2 += u3.z * b3_2; c26_2 += u4.z * b4_2; c26_2 += u5.z * b5_2; c26_2 += u6.z * b6_2; c26_2 += u7.z * b7_2;
+            c26_3 += u0.z * b0_3; c26_3 += u1.z * b1_3; c26_3 += u2.z * b2_3; c26_3 += u3.z * b3_3; c26_3 += u4.z * b4_3; c26_3 += u5.z * b5_3; c26_3 += u6.z * b6_3; c26_3 += u7.z * b7_3;
+            c26_4 += u0.z * b0_4; c26_4 += u1.z * b1_4; c26_4 += u2.z * b2_4; c26_4 += u3.z * b3_4; c26_4 += u4.z * b4_4; c26_4 += u5.z * b5_4; c26_4 += u6.z * b6_4; c26_4 += u7.z * b7_4;
+            c26_5 += u0.z * b0_5; c26_5 += u1.z * b1_5; c26_5 += u2.z * b2_5; c26_5 += u3.z * b3_5; c26_5 += u4.z * b4_5; c26_5 += u5.z * b5_5; c26_5 += u6.z * b6_5; c26_5 += u7.z * b7_5;
+            c26_6 += u0.z * b0_6; c26_6 += u1.z * b1_6; c26_6 += u2.z * b2_6; c26_6 += u3.z * b3_6; c26_6 += u4.z * b4_6; c26_6 += u5.z * b5_6; c26_6 += u6.z * b6_6; c26_6 += u7.z * b7_6;
+            c26_7 += u0.z * b0_7; c26_7 += u1.z * b1_7; c26_7 += u2.z * b2_7; c26_7 += u3.z * b3_7; c26_7 += u4.z * b4_7; c26_7 += u5.z * b5_7; c26_7 += u6.z * b6_7; c26_7 += u7.z * b7_7;
+            d26 += u0.z; d26 += u1.z; d26 += u2.z; d26 += u3.z; d26 += u4.z; d26 += u5.z; d26 += u6.z; d26 += u7.z;
+            c27_0 += u0.w * b0_0; c27_0 += u1.w * b1_0; c27_0 += u2.w * b2_0; c27_0 += u3.w * b3_0; c27_0 += u4.w * b4_0; c27_0 += u5.w * b5_0; c27_0 += u6.w * b6_0; c27_0 += u7.w * b7_0;
+            c27_1 += u0.w * b0_1; c27_1 += u1.w * b1_1; c27_1 += u2.w * b2_1; c27_1 += u3.w * b3_1; c27_1 += u4.w * b4_1; c27_1 += u5.w * b5_1; c27_1 += u6.w * b6_1; c27_1 += u7.w * b7_1;
+            c27_2 += u0.w * b0_2; c27_2 += u1.w * b1_2; c27_2 += u2.w * b2_2; c27_2 += u3.w * b3_2; c27_2 += u4.w * b4_2; c27_2 += u5.w * b5_2; c27_2 += u6.w * b6_2; c27_2 += u7.w * b7_2;
+            c27_3 += u0.w * b0_3; c27_3 += u1.w * b1_3; c27_3 += u2.w * b2_3; c27_3 += u3.w * b3_3; c27_3 += u4.w * b4_3; c27_3 += u5.w * b5_3; c27_3 += u6.w * b6_3; c27_3 += u7.w * b7_3;
+            c27_4 += u0.w * b0_4; c27_4 += u1.w * b1_4; c27_4 += u2.w * b2_4; c27_4 += u3.w * b3_4; c27_4 += u4.w * b4_4; c27_4 += u5.w * b5_4; c27_4 += u6.w * b6_4; c27_4 += u7.w * b7_4;
+            c27_5 += u0.w * b0_5; c27_5 += u1.w * b1_5; c27_5 += u2.w * b2_5; c27_5 += u3.w * b3_5; c27_5 += u4.w * b4_5; c27_5 += u5.w * b5_5; c27_5 += u6.w * b6_5; c27_5 += u7.w * b7_5;
+            c27_6 += u0.w * b0_6; c27_6 += u1.w * b1_6; c27_6 += u2.w * b2_6; c27_6 += u3.w * b3_6; c27_6 += u4.w * b4_6; c27_6 += u5.w * b5_6; c27_6 += u6.w * b6_6; c27_6 += u7.w * b7_6;
+            c27_7 += u0.w * b0_7; c27_7 += u1.w * b1_7; c27_7 += u2.w * b2_7; c27_7 += u3.w * b3_7; c27_7 += u4.w * b4_7; c27_7 += u5.w * b5_7; c27_7 += u6.w * b6_7; c27_7 += u7.w * b7_7;
+            d27 += u0.w; d27 += u1.w; d27 += u2.w; d27 += u3.w; d27 += u4.w; d27 += u5.w; d27 += u6.w; d27 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a7, 0u); let s1 = subgroupBroadcast(a7, 1u); let s2 = subgroupBroadcast(a7, 2u); let s3 = subgroupBroadcast(a7, 3u); let s4 = subgroupBroadcast(a7, 4u); let s5 = subgroupBroadcast(a7, 5u); let s6 = subgroupBroadcast(a7, 6u); let s7 = subgroupBroadcast(a7, 7u);
-            c7_0 += s0 * b0_0; c7_0 += s1 * b1_0; c7_0 += s2 * b2_0; c7_0 += s3 * b3_0; c7_0 += s4 * b4_0; c7_0 += s5 * b5_0; c7_0 += s6 * b6_0; c7_0 += s7 * b7_0;
-            c7_1 += s0 * b0_1; c7_1 += s1 * b1_1; c7_1 += s2 * b2_1; c7_1 += s3 * b3_1; c7_1 += s4 * b4_1; c7_1 += s5 * b5_1; c7_1 += s6 * b6_1; c7_1 += s7 * b7_1;
-            c7_2 += s0 * b0_2; c7_2 += s1 * b1_2; c7_2 += s2 * b2_2; c7_2 += s3 * b3_2; c7_2 += s4 * b4_2; c7_2 += s5 * b5_2; c7_2 += s6 * b6_2; c7_2 += s7 * b7_2;
-            c7_3 += s0 * b0_3; c7_3 += s1 * b1_3; c7_3 += s2 * b2_3; c7_3 += s3 * b3_3; c7_3 += s4 * b4_3; c7_3 += s5 * b5_3; c7_3 += s6 * b6_3; c7_3 += s7 * b7_3;
-            c7_4 += s0 * b0_4; c7_4 += s1 * b1_4; c7_4 += s2 * b2_4; c7_4 += s3 * b3_4; c7_4 += s4 * b4_4; c7_4 += s5 * b5_4; c7_4 += s6 * b6_4; c7_4 += s7 * b7_4;
-            c7_5 += s0 * b0_5; c7_5 += s1 * b1_5; c7_5 += s2 * b2_5; c7_5 += s3 * b3_5; c7_5 += s4 * b4_5; c7_5 += s5 * b5_5; c7_5 += s6 * b6_5; c7_5 += s7 * b7_5;
-            c7_6 += s0 * b0_6; c7_6 += s1 * b1_6; c7_6 += s2 * b2_6; c7_6 += s3 * b3_6; c7_6 += s4 * b4_6; c7_6 += s5 * b5_6; c7_6 += s6 * b6_6; c7_6 += s7 * b7_6;
-            c7_7 += s0 * b0_7; c7_7 += s1 * b1_7; c7_7 += s2 * b2_7; c7_7 += s3 * b3_7; c7_7 += s4 * b4_7; c7_7 += s5 * b5_7; c7_7 += s6 * b6_7; c7_7 += s7 * b7_7;
-            d7 += s0; d7 += s1; d7 += s2; d7 += s3; d7 += s4; d7 += s5; d7 += s6; d7 += s7;
+        { let u0 = subgroupBroadcast(t7, 0u); let u1 = subgroupBroadcast(t7, 1u); let u2 = subgroupBroadcast(t7, 2u); let u3 = subgroupBroadcast(t7, 3u); let u4 = subgroupBroadcast(t7, 4u); let u5 = subgroupBroadcast(t7, 5u); let u6 = subgroupBroadcast(t7, 6u); let u7 = subgroupBroadcast(t7, 7u);
+            c28_0 += u0.x * b0_0; c28_0 += u1.x * b1_0; c28_0 += u2.x * b2_0; c28_0 += u3.x * b3_0; c28_0 += u4.x * b4_0; c28_0 += u5.x * b5_0; c28_0 += u6.x * b6_0; c28_0 += u7.x * b7_0;
+            c28_1 += u0.x * b0_1; c28_1 += u1.x * b1_1; c28_1 += u2.x * b2_1; c28_1 += u3.x * b3_1; c28_1 += u4.x * b4_1; c28_1 += u5.x * b5_1; c28_1 += u6.x * b6_1; c28_1 += u7.x * b7_1;
+            c28_2 += u0.x * b0_2; c28_2 += u1.x * b1_2; c28_2 += u2.x * b2_2; c28_2 += u3.x * b3_2; c28_2 += u4.x * b4_2; c28_2 += u5.x * b5_2; c28_2 += u6.x * b6_2; c28_2 += u7.x * b7_2;
+            c28_3 += u0.x * b0_3; c28_3 += u1.x * b1_3; c28_3 += u2.x * b2_3; c28_3 += u3.x * b3_3; c28_3 += u4.x * b4_3; c28_3 += u5.x * b5_3; c28_3 += u6.x * b6_3; c28_3 += u7.x * b7_3;
+            c28_4 += u0.x * b0_4; c28_4 += u1.x * b1_4; c28_4 += u2.x * b2_4; c28_4 += u3.x * b3_4; c28_4 += u4.x * b4_4; c28_4 += u5.x * b5_4; c28_4 += u6.x * b6_4; c28_4 += u7.x * b7_4;
+            c28_5 += u0.x * b0_5; c28_5 += u1.x * b1_5; c28_5 += u2.x * b2_5; c28_5 += u3.x * b3_5; c28_5 += u4.x * b4_5; c28_5 += u5.x * b5_5; c28_5 += u6.x * b6_5; c28_5 += u7.x * b7_5;
+            c28_6 += u0.x * b0_6; c28_6 += u1.x * b1_6; c28_6 += u2.x * b2_6; c28_6 += u3.x * b3_6; c28_6 += u4.x * b4_6; c28_6 += u5.x * b5_6; c28_6 += u6.x * b6_6; c28_6 += u7.x * b7_6;
+            c28_7 += u0.x * b0_7; c28_7 += u1.x * b1_7; c28_7 += u2.x * b2_7; c28_7 += u3.x * b3_7; c28_7 += u4.x * b4_7; c28_7 += u5.x * b5_7; c28_7 += u6.x * b6_7; c28_7 += u7.x * b7_7;
+            d28 += u0.x; d28 += u1.x; d28 += u2.x; d28 += u3.x; d28 += u4.x; d28 += u5.x; d28 += u6.x; d28 += u7.x;
+            c29_0 += u0.y * b0_0; c29_0 += u1.y * b1_0; c29_0 += u2.y * b2_0; c29_0 += u3.y * b3_0; c29_0 += u4.y * b4_0; c29_0 += u5.y * b5_0; c29_0 += u6.y * b6_0; c29_0 += u7.y * b7_0;
+            c29_1 += u0.y * b0_1; c29_1 += u1.y * b1_1; c29_1 += u2.y * b2_1; c29_1 += u3.y * b3_1; c29_1 += u4.y * b4_1; c29_1 += u5.y * b5_1; c29_1 += u6.y * b6_1; c29_1 += u7.y * b7_1;
+            c29_2 += u0.y * b0_2; c29_2 += u1.y * b1_2; c29_2 += u2.y * b2_2; c29_2 += u3.y * b3_2; c29_2 += u4.y * b4_2; c29_2 += u5.y * b5_2; c29_2 += u6.y * b6_2; c29_2 += u7.y * b7_2;
+            c29_3 += u0.y * b0_3; c29_3 += u1.y * b1_3; c29_3 += u2.y * b2_3; c29_3 += u3.y * b3_3; c29_3 += u4.y * b4_3; c29_3 += u5.y * b5_3; c29_3 += u6.y * b6_3; c29_3 += u7.y * b7_3;
+            c29_4 += u0.y * b0_4; c29_4 += u1.y * b1_4; c29_4 += u2.y * b2_4; c29_4 += u3.y * b3_4; c29_4 += u4.y * b4_4; c29_4 += u5.y * b5_4; c29_4 += u6.y * b6_4; c29_4 += u7.y * b7_4;
+            c29_5 += u0.y * b0_5; c29_5 += u1.y * b1_5; c29_5 += u2.y * b2_5; c29_5 += u3.y * b3_5; c29_5 += u4.y * b4_5; c29_5 += u5.y * b5_5; c29_5 += u6.y * b6_5; c29_5 += u7.y * b7_5;
+            c29_6 += u0.y * b0_6; c29_6 += u1.y * b1_6; c29_6 += u2.y * b2_6; c29_6 += u3.y * b3_6; c29_6 += u4.y * b4_6; c29_6 += u5.y * b5_6; c29_6 += u6.y * b6_6; c29_6 += u7.y * b7_6;
+            c29_7 += u0.y * b0_7; c29_7 += u1.y * b1_7; c29_7 += u2.y * b2_7; c29_7 += u3.y * b3_7; c29_7 += u4.y * b4_7; c29_7 += u5.y * b5_7; c29_7 += u6.y * b6_7; c29_7 += u7.y * b7_7;
+            d29 += u0.y; d29 += u1.y; d29 += u2.y; d29 += u3.y; d29 += u4.y; d29 += u5.y; d29 += u6.y; d29 += u7.y;
+            c30_0 += u0.z * b0_0; c30_0 += u1.z * b1_0; c30_0 += u2.z * b2_0; c30_0 += u3.z * b3_0; c30_0 += u4.z * b4_0; c30_0 += u5.z * b5_0; c30_0 += u6.z * b6_0; c30_0 += u7.z * b7_0;
+            c30_1 += u0.z * b0_1; c30_1 += u1.z * b1_1; c30_1 += u2.z * b2_1; c30_1 += u3.z * b3_1; c30_1 += u4.z * b4_1; c30_1 += u5.z * b5_1; c30_1 += u6.z * b6_1; c30_1 += u7.z * b7_1;
+            c30_2 += u0.z * b0_2; c30_2 += u1.z * b1_2; c30_2 += u2.z * b2_2; c30_2 += u3.z * b3_2; c30_2 += u4.z * b4_2; c30_2 += u5.z * b5_2; c30_2 += u6.z * b6_2; c30_2 += u7.z * b7_2;
+            c30_3 += u0.z * b0_3; c30_3 += u1.z * b1_3; c30_3 += u2.z * b2_3; c30_3 += u3.z * b3_3; c30_3 += u4.z * b4_3; c30_3 += u5.z * b5_3; c30_3 += u6.z * b6_3; c30_3 += u7.z * b7_3;
+            c30_4 += u0.z * b0_4; c30_4 += u1.z * b1_4; c30_4 += u2.z * b2_4; c30_4 += u3.z * b3_4; c30_4 += u4.z * b4_4; c30_4 += u5.z * b5_4; c30_4 += u6.z * b6_4; c30_4 += u7.z * b7_4;
+            c30_5 += u0.z * b0_5; c30_5 += u1.z * b1_5; c30_5 += u2.z * b2_5; c30_5 += u3.z * b3_5; c30_5 += u4.z * b4_5; c30_5 += u5.z * b5_5; c30_5 += u6.z * b6_5; c30_5 += u7.z * b7_5;
+            c30_6 += u0.z * b0_6; c30_6 += u1.z * b1_6; c30_6 += u2.z * b2_6; c30_6 += u3.z * b3_6; c30_6 += u4.z * b4_6; c30_6 += u5.z * b5_6; c30_6 += u6.z * b6_6; c30_6 += u7.z * b7_6;
+            c30_7 += u0.z * b0_7; c30_7 += u1.z * b1_7; c30_7 += u2.z * b2_7; c30_7 += u3.z * b3_7; c30_7 += u4.z * b4_7; c30_7 += u5.z * b5_7; c30_7 += u6.z * b6_7; c30_7 += u7.z * b7_7;
+            d30 += u0.z; d30 += u1.z; d30 += u2.z; d30 += u3.z; d30 += u4.z; d30 += u5.z; d30 += u6.z; d30 += u7.z;
+            c31_0 += u0.w * b0_0; c31_0 += u1.w * b1_0; c31_0 += u2.w * b2_0; c31_0 += u3.w * b3_0; c31_0 += u4.w * b4_0; c31_0 += u5.w * b5_0; c31_0 += u6.w * b6_0; c31_0 += u7.w * b7_0;
+            c31_1 += u0.w * b0_1; c31_1 += u1.w * b1_1; c31_1 += u2.w * b2_1; c31_1 += u3.w * b3_1; c31_1 += u4.w * b4_1; c31_1 += u5.w * b5_1; c31_1 += u6.w * b6_1; c31_1 += u7.w * b7_1;
+            c31_2 += u0.w * b0_2; c31_2 += u1.w * b1_2; c31_2 += u2.w * b2_2; c31_2 += u3.w * b3_2; c31_2 += u4.w * b4_2; c31_2 += u5.w * b5_2; c31_2 += u6.w * b6_2; c31_2 += u7.w * b7_2;
+            c31_3 += u0.w * b0_3; c31_3 += u1.w * b1_3; c31_3 += u2.w * b2_3; c31_3 += u3.w * b3_3; c31_3 += u4.w * b4_3; c31_3 += u5.w * b5_3; c31_3 += u6.w * b6_3; c31_3 += u7.w * b7_3;
+            c31_4 += u0.w * b0_4; c31_4 += u1.w * b1_4; c31_4 += u2.w * b2_4; c31_4 += u3.w * b3_4; c31_4 += u4.w * b4_4; c31_4 += u5.w * b5_4; c31_4 += u6.w * b6_4; c31_4 += u7.w * b7_4;
+            c31_5 += u0.w * b0_5; c31_5 += u1.w * b1_5; c31_5 += u2.w * b2_5; c31_5 += u3.w * b3_5; c31_5 += u4.w * b4_5; c31_5 += u5.w * b5_5; c31_5 += u6.w * b6_5; c31_5 += u7.w * b7_5;
+            c31_6 += u0.w * b0_6; c31_6 += u1.w * b1_6; c31_6 += u2.w * b2_6; c31_6 += u3.w * b3_6; c31_6 += u4.w * b4_6; c31_6 += u5.w * b5_6; c31_6 += u6.w * b6_6; c31_6 += u7.w * b7_6;
+            c31_7 += u0.w * b0_7; c31_7 += u1.w * b1_7; c31_7 += u2.w * b2_7; c31_7 += u3.w * b3_7; c31_7 += u4.w * b4_7; c31_7 += u5.w * b5_7; c31_7 += u6.w * b6_7; c31_7 += u7.w * b7_7;
+            d31 += u0.w; d31 += u1.w; d31 += u2.w; d31 += u3.w; d31 += u4.w; d31 += u5.w; d31 += u6.w; d31 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a8, 0u); let s1 = subgroupBroadcast(a8, 1u); let s2 = subgroupBroadcast(a8, 2u); let s3 = subgroupBroadcast(a8, 3u); let s4 = subgroupBroadcast(a8, 4u); let s5 = subgroupBroadcast(a8, 5u); let s6 = subgroupBroadcast(a8, 6u); let s7 = subgroupBroadcast(a8, 7u);
-            c8_0 += s0 * b0_0; c8_0 += s1 * b1_0; c8_0 += s2 * b2_0; c8_0 += s3 * b3_0; c8_0 += s4 * b4_0; c8_0 += s5 * b5_0; c8_0 += s6 * b6_0; c8_0 += s7 * b7_0;
-            c8_1 += s0 * b0_1; c8_1 += s1 * b1_1; c8_1 += s2 * b2_1; c8_1 += s3 * b3_1; c8_1 += s4 * b4_1; c8_1 += s5 * b5_1; c8_1 += s6 * b6_1; c8_1 += s7 * b7_1;
-            c8_2 += s0 * b0_2; c8_2 += s1 * b1_2; c8_2 += s2 * b2_2; c8_2 += s3 * b3_2; c8_2 += s4 * b4_2; c8_2 += s5 * b5_2; c8_2 += s6 * b6_2; c8_2 += s7 * b7_2;
-            c8_3 += s0 * b0_3; c8_3 += s1 * b1_3; c8_3 += s2 * b2_3; c8_3 += s3 * b3_3; c8_3 += s4 * b4_3; c8_3 += s5 * b5_3; c8_3 += s6 * b6_3; c8_3 += s7 * b7_3;
-            c8_4 += s0 * b0_4; c8_4 += s1 * b1_4; c8_4 += s2 * b2_4; c8_4 += s3 * b3_4; c8_4 += s4 * b4_4; c8_4 += s5 * b5_4; c8_4 += s6 * b6_4; c8_4 += s7 * b7_4;
-            c8_5 += s0 * b0_5; c8_5 += s1 * b1_5; c8_5 += s2 * b2_5; c8_5 += s3 * b3_5; c8_5 += s4 * b4_5; c8_5 += s5 * b5_5; c8_5 += s6 * b6_5; c8_5 += s7 * b7_5;
-            c8_6 += s0 * b0_6; c8_6 += s1 * b1_6; c8_6 += s2 * b2_6; c8_6 += s3 * b3_6; c8_6 += s4 * b4_6; c8_6 += s5 * b5_6; c8_6 += s6 * b6_6; c8_6 += s7 * b7_6;
-            c8_7 += s0 * b0_7; c8_7 += s1 * b1_7; c8_7 += s2 * b2_7; c8_7 += s3 * b3_7; c8_7 += s4 * b4_7; c8_7 += s5 * b5_7; c8_7 += s6 * b6_7; c8_7 += s7 * b7_7;
-            d8 += s0; d8 += s1; d8 += s2; d8 += s3; d8 += s4; d8 += s5; d8 += s6; d8 += s7;
+        { let u0 = subgroupBroadcast(t8, 0u); let u1 = subgroupBroadcast(t8, 1u); let u2 = subgroupBroadcast(t8, 2u); let u3 = subgroupBroadcast(t8, 3u); let u4 = subgroupBroadcast(t8, 4u); let u5 = subgroupBroadcast(t8, 5u); let u6 = subgroupBroadcast(t8, 6u); let u7 = subgroupBroadcast(t8, 7u);
+            c32_0 += u0.x * b0_0; c32_0 += u1.x * b1_0; c32_0 += u2.x * b2_0; c32_0 += u3.x * b3_0; c32_0 += u4.x * b4_0; c32_0 += u5.x * b5_0; c32_0 += u6.x * b6_0; c32_0 += u7.x * b7_0;
+            c32_1 += u0.x * b0_1; c32_1 += u1.x * b1_1; c32_1 += u2.x * b2_1; c32_1 += u3.x * b3_1; c32_1 += u4.x * b4_1; c32_1 += u5.x * b5_1; c32_1 += u6.x * b6_1; c32_1 += u7.x * b7_1;
+            c32_2 += u0.x * b0_2; c32_2 += u1.x * b1_2; c32_2 += u2.x * b2_2; c32_2 += u3.x * b3_2; c32_2 += u4.x * b4_2; c32_2 += u5.x * b5_2; c32_2 += u6.x * b6_2; c32_2 += u7.x * b7_2;
+            c32_3 += u0.x * b0_3; c32_3 += u1.x * b1_3; c32_3 += u2.x * b2_3; c32_3 += u3.x * b3_3; c32_3 += u4.x * b4_3; c32_3 += u5.x * b5_3; c32_3 += u6.x * b6_3; c32_3 += u7.x * b7_3;
+            c32_4 += u0.x * b0_4; c32_4 += u1.x * b1_4; c32_4 += u2.x * b2_4; c32_4 += u3.x * b3_4; c32_4 += u4.x * b4_4; c32_4 += u5.x * b5_4; c32_4 += u6.x * b6_4; c32_4 += u7.x * b7_4;
+            c32_5 += u0.x * b0_5; c32_5 += u1.x * b1_5; c32_5 += u2.x * b2_5; c32_5 += u3.x * b3_5; c32_5 += u4.x * b4_5; c32_5 += u5.x * b5_5; c32_5 += u6.x * b6_5; c32_5 += u7.x * b7_5;
+            c32_6 += u0.x * b0_6; c32_6 += u1.x * b1_6; c32_6 += u2.x * b2_6; c32_6 += u3.x * b3_6; c32_6 += u4.x * b4_6; c32_6 += u5.x * b5_6; c32_6 += u6.x * b6_6; c32_6 += u7.x * b7_6;
+            c32_7 += u0.x * b0_7; c32_7 += u1.x * b1_7; c32_7 += u2.x * b2_7; c32_7 += u3.x * b3_7; c32_7 += u4.x * b4_7; c32_7 += u5.x * b5_7; c32_7 += u6.x * b6_7; c32_7 += u7.x * b7_7;
+            d32 += u0.x; d32 += u1.x; d32 += u2.x; d32 += u3.x; d32 += u4.x; d32 += u5.x; d32 += u6.x; d32 += u7.x;
+            c33_0 += u0.y * b0_0; c33_0 += u1.y * b1_0; c33_0 += u2.y * b2_0; c33_0 += u3.y * b3_0; c33_0 += u4.y * b4_0; c33_0 += u5.y * b5_0; c33_0 += u6.y * b6_0; c33_0 += u7.y * b7_0;
+            c33_1 += u0.y * b0_1; c33_1 += u1.y * b1_1; c33_1 += u2.y * b2_1; c33_1 += u3.y * b3_1; c33_1 += u4.y * b4_1; c33_1 += u5.y * b5_1; c33_1 += u6.y * b6_1; c33_1 += u7.y * b7_1;
+            c33_2 += u0.y * b0_2; c33_2 += u1.y * b1_2; c33_2 += u2.y * b2_2; c33_2 += u3.y * b3_2; c33_2 += u4.y * b4_2; c33_2 += u5.y * b5_2; c33_2 += u6.y * b6_2; c33_2 += u7.y * b7_2;
+            c33_3 += u0.y * b0_3; c33_3 += u1.y * b1_3; c33_3 += u2.y * b2_3; c33_3 += u3.y * b3_3; c33_3 += u4.y * b4_3; c33_3 += u5.y * b5_3; c33_3 += u6.y * b6_3; c33_3 += u7.y * b7_3;
+            c33_4 += u0.y * b0_4; c33_4 += u1.y * b1_4; c33_4 += u2.y * b2_4; c33_4 += u3.y * b3_4; c33_4 += u4.y * b4_4; c33_4 += u5.y * b5_4; c33_4 += u6.y * b6_4; c33_4 += u7.y * b7_4;
+            c33_5 += u0.y * b0_5; c33_5 += u1.y * b1_5; c33_5 += u2.y * b2_5; c33_5 += u3.y * b3_5; c33_5 += u4.y * b4_5; c33_5 += u5.y * b5_5; c33_5 += u6.y * b6_5; c33_5 += u7.y * b7_5;
+            c33_6 += u0.y * b0_6; c33_6 += u1.y * b1_6; c33_6 += u2.y * b2_6; c33_6 += u3.y * b3_6; c33_6 += u4.y * b4_6; c33_6 += u5.y * b5_6; c33_6 += u6.y * b6_6; c33_6 += u7.y * b7_6;
+            c33_7 += u0.y * b0_7; c33_7 += u1.y * b1_7; c33_7 += u2.y * b2_7; c33_7 += u3.y * b3_7; c33_7 += u4.y * b4_7; c33_7 += u5.y * b5_7; c33_7 += u6.y * b6_7; c33_7 += u7.y * b7_7;
+            d33 += u0.y; d33 += u1.y; d33 += u2.y; d33 += u3.y; d33 += u4.y; d33 += u5.y; d33 += u6.y; d33 += u7.y;
+            c34_0 += u0.z * b0_0; c34_0 += u1.z * b1_0; c34_0 += u2.z * b2_0; c34_0 += u3.z * b3_0; c34_0 += u4.z * b4_0; c34_0 += u5.z * b5_0; c34_0 += u6.z * b6_0; c34_0 += u7.z * b7_0;
+            c34_1 += u0.z * b0_1; c34_1 += u1.z * b1_1; c34_1 += u2.z * b2_1; c34_1 += u3.z * b3_1; c34_1 += u4.z * b4_1; c34_1 += u5.z * b5_1; c34_1 += u6.z * b6_1; c34_1 += u7.z * b7_1;
+            c34_2 += u0.z * b0_2; c34_2 += u1.z * b1_2; c34_2 += u2.z * b2_2; c34_2 += u3.z * b3_2; c34_2 += u4.z * b4_2; c34_2 += u5.z * b5_2; c34_2 += u6.z * b6_2; c34_2 += u7.z * b7_2;
+            c34_3 += u0.z * b0_3; c34_3 += u1.z * b1_3; c34_3 += u2.z * b2_3; c34_3 += u3.z * b3_3; c34_3 += u4.z * b4_3; c34_3 += u5.z * b5_3; c34_3 += u6.z * b6_3; c34_3 += u7.z * b7_3;
+            c34_4 += u0.z * b0_4; c34_4 += u1.z * b1_4; c34_4 += u2.z * b2_4; c34_4 += u3.z * b3_4; c34_4 += u4.z * b4_4; c34_4 += u5.z * b5_4; c34_4 += u6.z * b6_4; c34_4 += u7.z * b7_4;
+            c34_5 += u0.z * b0_5; c34_5 += u1.z * b1_5; c34_5 += u2.z * b2_5; c34_5 += u3.z * b3_5; c34_5 += u4.z * b4_5; c34_5 += u5.z * b5_5; c34_5 += u6.z * b6_5; c34_5 += u7.z * b7_5;
+            c34_6 += u0.z * b0_6; c34_6 += u1.z * b1_6; c34_6 += u2.z * b2_6; c34_6 += u3.z * b3_6; c34_6 += u4.z * b4_6; c34_6 += u5.z * b5_6; c34_6 += u6.z * b6_6; c34_6 += u7.z * b7_6;
+            c34_7 += u0.z * b0_7; c34_7 += u1.z * b1_7; c34_7 += u2.z * b2_7; c34_7 += u3.z * b3_7; c34_7 += u4.z * b4_7; c34_7 += u5.z * b5_7; c34_7 += u6.z * b6_7; c34_7 += u7.z * b7_7;
+            d34 += u0.z; d34 += u1.z; d34 += u2.z; d34 += u3.z; d34 += u4.z; d34 += u5.z; d34 += u6.z; d34 += u7.z;
+            c35_0 += u0.w * b0_0; c35_0 += u1.w * b1_0; c35_0 += u2.w * b2_0; c35_0 += u3.w * b3_0; c35_0 += u4.w * b4_0; c35_0 += u5.w * b5_0; c35_0 += u6.w * b6_0; c35_0 += u7.w * b7_0;
+            c35_1 += u0.w * b0_1; c35_1 += u1.w * b1_1; c35_1 += u2.w * b2_1; c35_1 += u3.w * b3_1; c35_1 += u4.w * b4_1; c35_1 += u5.w * b5_1; c35_1 += u6.w * b6_1; c35_1 += u7.w * b7_1;
+            c35_2 += u0.w * b0_2; c35_2 += u1.w * b1_2; c35_2 += u2.w * b2_2; c35_2 += u3.w * b3_2; c35_2 += u4.w * b4_2; c35_2 += u5.w * b5_2; c35_2 += u6.w * b6_2; c35_2 += u7.w * b7_2;
+            c35_3 += u0.w * b0_3; c35_3 += u1.w * b1_3; c35_3 += u2.w * b2_3; c35_3 += u3.w * b3_3; c35_3 += u4.w * b4_3; c35_3 += u5.w * b5_3; c35_3 += u6.w * b6_3; c35_3 += u7.w * b7_3;
+            c35_4 += u0.w * b0_4; c35_4 += u1.w * b1_4; c35_4 += u2.w * b2_4; c35_4 += u3.w * b3_4; c35_4 += u4.w * b4_4; c35_4 += u5.w * b5_4; c35_4 += u6.w * b6_4; c35_4 += u7.w * b7_4;
+            c35_5 += u0.w * b0_5; c35_5 += u1.w * b1_5; c35_5 += u2.w * b2_5; c35_5 += u3.w * b3_5; c35_5 += u4.w * b4_5; c35_5 += u5.w * b5_5; c35_5 += u6.w * b6_5; c35_5 += u7.w * b7_5;
+            c35_6 += u0.w * b0_6; c35_6 += u1.w * b1_6; c35_6 += u2.w * b2_6; c35_6 += u3.w * b3_6; c35_6 += u4.w * b4_6; c35_6 += u5.w * b5_6; c35_6 += u6.w * b6_6; c35_6 += u7.w * b7_6;
+            c35_7 += u0.w * b0_7; c35_7 += u1.w * b1_7; c35_7 += u2.w * b2_7; c35_7 += u3.w * b3_7; c35_7 += u4.w * b4_7; c35_7 += u5.w * b5_7; c35_7 += u6.w * b6_7; c35_7 += u7.w * b7_7;
+            d35 += u0.w; d35 += u1.w; d35 += u2.w; d35 += u3.w; d35 += u4.w; d35 += u5.w; d35 += u6.w; d35 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a9, 0u); let s1 = subgroupBroadcast(a9, 1u); let s2 = subgroupBroadcast(a9, 2u); let s3 = subgroupBroadcast(a9, 3u); let s4 = subgroupBroadcast(a9, 4u); let s5 = subgroupBroadcast(a9, 5u); let s6 = subgroupBroadcast(a9, 6u); let s7 = subgroupBroadcast(a9, 7u);
-            c9_0 += s0 * b0_0; c9_0 += s1 * b1_0; c9_0 += s2 * b2_0; c9_0 += s3 * b3_0; c9_0 += s4 * b4_0; c9_0 += s5 * b5_0; c9_0 += s6 * b6_0; c9_0 += s7 * b7_0;
-            c9_1 += s0 * b0_1; c9_1 += s1 * b1_1; c9_1 += s2 * b2_1; c9_1 += s3 * b3_1; c9_1 += s4 * b4_1; c9_1 += s5 * b5_1; c9_1 += s6 * b6_1; c9_1 += s7 * b7_1;
-            c9_2 += s0 * b0_2; c9_2 += s1 * b1_2; c9_2 += s2 * b2_2; c9_2 += s3 * b3_2; c9_2 += s4 * b4_2; c9_2 += s5 * b5_2; c9_2 += s6 * b6_2; c9_2 += s7 * b7_2;
-            c9_3 += s0 * b0_3; c9_3 += s1 * b1_3; c9_3 += s2 * b2_3; c9_3 += s3 * b3_3; c9_3 += s4 * b4_3; c9_3 += s5 * b5_3; c9_3 += s6 * b6_3; c9_3 += s7 * b7_3;
-            c9_4 += s0 * b0_4; c9_4 += s1 * b1_4; c9_4 += s2 * b2_4; c9_4 += s3 * b3_4; c9_4 += s4 * b4_4; c9_4 += s5 * b5_4; c9_4 += s6 * b6_4; c9_4 += s7 * b7_4;
-            c9_5 += s0 * b0_5; c9_5 += s1 * b1_5; c9_5 += s2 * b2_5; c9_5 += s3 * b3_5; c9_5 += s4 * b4_5; c9_5 += s5 * b5_5; c9_5 += s6 * b6_5; c9_5 += s7 * b7_5;
-            c9_6 += s0 * b0_6; c9_6 += s1 * b1_6; c9_6 += s2 * b2_6; c9_6 += s3 * b3_6; c9_6 += s4 * b4_6; c9_6 += s5 * b5_6; c9_6 += s6 * b6_6; c9_6 += s7 * b7_6;
-            c9_7 += s0 * b0_7; c9_7 += s1 * b1_7; c9_7 += s2 * b2_7; c9_7 += s3 * b3_7; c9_7 += s4 * b4_7; c9_7 += s5 * b5_7; c9_7 += s6 * b6_7; c9_7 += s7 * b7_7;
-            d9 += s0; d9 += s1; d9 += s2; d9 += s3; d9 += s4; d9 += s5; d9 += s6; d9 += s7;
+        { let u0 = subgroupBroadcast(t9, 0u); let u1 = subgroupBroadcast(t9, 1u); let u2 = subgroupBroadcast(t9, 2u); let u3 = subgroupBroadcast(t9, 3u); let u4 = subgroupBroadcast(t9, 4u); let u5 = subgroupBroadcast(t9, 5u); let u6 = subgroupBroadcast(t9, 6u); let u7 = subgroupBroadcast(t9, 7u);
+            c36_0 += u0.x * b0_0; c36_0 += u1.x * b1_0; c36_0 += u2.x * b2_0; c36_0 += u3.x * b3_0; c36_0 += u4.x * b4_0; c36_0 += u5.x * b5_0; c36_0 += u6.x * b6_0; c36_0 += u7.x * b7_0;
+            c36_1 += u0.x * b0_1; c36_1 += u1.x * b1_1; c36_1 += u2.x * b2_1; c36_1 += u3.x * b3_1; c36_1 += u4.x * b4_1; c36_1 += u5.x * b5_1; c36_1 += u6.x * b6_1; c36_1 += u7.x * b7_1;
+            c36_2 += u0.x * b0_2; c36_2 += u1.x * b1_2; c36_2 += u2.x * b2_2; c36_2 += u3.x * b3_2; c36_2 += u4.x * b4_2; c36_2 += u5.x * b5_2; c36_2 += u6.x * b6_2; c36_2 += u7.x * b7_2;
+            c36_3 += u0.x * b0_3; c36_3 += u1.x * b1_3; c36_3 += u2.x * b2_3; c36_3 += u3.x * b3_3; c36_3 += u4.x * b4_3; c36_3 += u5.x * b5_3; c36_3 += u6.x * b6_3; c36_3 += u7.x * b7_3;
+            c36_4 += u0.x * b0_4; c36_4 += u1.x * b1_4; c36_4 += u2.x * b2_4; c36_4 += u3.x * b3_4; c36_4 += u4.x * b4_4; c36_4 += u5.x * b5_4; c36_4 += u6.x * b6_4; c36_4 += u7.x * b7_4;
+            c36_5 += u0.x * b0_5; c36_5 += u1.x * b1_5; c36_5 += u2.x * b2_5; c36_5 += u3.x * b3_5; c36_5 += u4.x * b4_5; c36_5 += u5.x * b5_5; c36_5 += u6.x * b6_5; c36_5 += u7.x * b7_5;
+            c36_6 += u0.x * b0_6; c36_6 += u1.x * b1_6; c36_6 += u2.x * b2_6; c36_6 += u3.x * b3_6; c36_6 += u4.x * b4_6; c36_6 += u5.x * b5_6; c36_6 += u6.x * b6_6; c36_6 += u7.x * b7_6;
+            c36_7 += u0.x * b0_7; c36_7 += u1.x * b1_7; c36_7 += u2.x * b2_7; c36_7 += u3.x * b3_7; c36_7 += u4.x * b4_7; c36_7 += u5.x * b5_7; c36_7 += u6.x * b6_7; c36_7 += u7.x * b7_7;
+            d36 += u0.x; d36 += u1.x; d36 += u2.x; d36 += u3.x; d36 += u4.x; d36 += u5.x; d36 += u6.x; d36 += u7.x;
+            c37_0 += u0.y * b0_0; c37_0 += u1.y * b1_0; c37_0 += u2.y * b2_0; c37_0 += u3.y * b3_0; c37_0 += u4.y * b4_0; c37_0 += u5.y * b5_0; c37_0 += u6.y * b6_0; c37_0 += u7.y * b7_0;
+            c37_1 += u0.y * b0_1; c37_1 += u1.y * b1_1; c37_1 += u2.y * b2_1; c37_1 += u3.y * b3_1; c37_1 += u4.y * b4_1; c37_1 += u5.y * b5_1; c37_1 += u6.y * b6_1; c37_1 += u7.y * b7_1;
+            c37_2 += u0.y * b0_2; c37_2 += u1.y * b1_2; c37_2 += u2.y * b2_2; c37_2 += u3.y * b3_2; c37_2 += u4.y * b4_2; c37_2 += u5.y * b5_2; c37_2 += u6.y * b6_2; c37_2 += u7.y * b7_2;
+            c37_3 += u0.y * b0_3; c37_3 += u1.y * b1_3; c37_3 += u2.y * b2_3; c37_3 += u3.y * b3_3; c37_3 += u4.y * b4_3; c37_3 += u5.y * b5_3; c37_3 += u6.y * b6_3; c37_3 += u7.y * b7_3;
+            c37_4 += u0.y * b0_4; c37_4 += u1.y * b1_4; c37_4 += u2.y * b2_4; c37_4 += u3.y * b3_4; c37_4 += u4.y * b4_4; c37_4 += u5.y * b5_4; c37_4 += u6.y * b6_4; c37_4 += u7.y * b7_4;
+            c37_5 += u0.y * b0_5; c37_5 += u1.y * b1_5; c37_5 += u2.y * b2_5; c37_5 += u3.y * b3_5; c37_5 += u4.y * b4_5; c37_5 += u5.y * b5_5; c37_5 += u6.y * b6_5; c37_5 += u7.y * b7_5;
+            c37_6 += u0.y * b0_6; c37_6 += u1.y * b1_6; c37_6 += u2.y * b2_6; c37_6 += u3.y * b3_6; c37_6 += u4.y * b4_6; c37_6 += u5.y * b5_6; c37_6 += u6.y * b6_6; c37_6 += u7.y * b7_6;
+            c37_7 += u0.y * b0_7; c37_7 += u1.y * b1_7; c37_7 += u2.y * b2_7; c37_7 += u3.y * b3_7; c37_7 += u4.y * b4_7; c37_7 += u5.y * b5_7; c37_7 += u6.y * b6_7; c37_7 += u7.y * b7_7;
+            d37 += u0.y; d37 += u1.y; d37 += u2.y; d37 += u3.y; d37 += u4.y; d37 += u5.y; d37 += u6.y; d37 += u7.y;
+            c38_0 += u0.z * b0_0; c38_0 += u1.z * b1_0; c38_0 += u2.z * b2_0; c38_0 += u3.z * b3_0; c38_0 += u4.z * b4_0; c38_0 += u5.z * b5_0; c38_0 += u6.z * b6_0; c38_0 += u7.z * b7_0;
+            c38_1 += u0.z * b0_1; c38_1 += u1.z * b1_1; c38_1 += u2.z * b2_1; c38_1 += u3.z * b3_1; c38_1 += u4.z * b4_1; c38_1 += u5.z * b5_1; c38_1 += u6.z * b6_1; c38_1 += u7.z * b7_1;
+            c38_2 += u0.z * b0_2; c38_2 += u1.z * b1_2; c38_2 += u2.z * b2_2; c38_2 += u3.z * b3_2; c38_2 += u4.z * b4_2; c38_2 += u5.z * b5_2; c38_2 += u6.z * b6_2; c38_2 += u7.z * b7_2;
+            c38_3 += u0.z * b0_3; c38_3 += u1.z * b1_3; c38_3 += u2.z * b2_3; c38_3 += u3.z * b3_3; c38_3 += u4.z * b4_3; c38_3 += u5.z * b5_3; c38_3 += u6.z * b6_3; c38_3 += u7.z * b7_3;
+            c38_4 += u0.z * b0_4; c38_4 += u1.z * b1_4; c38_4 += u2.z * b2_4; c38_4 += u3.z * b3_4; c38_4 += u4.z * b4_4; c38_4 += u5.z * b5_4; c38_4 += u6.z * b6_4; c38_4 += u7.z * b7_4;
+            c38_5 += u0.z * b0_5; c38_5 += u1.z * b1_5; c38_5 += u2.z * b2_5; c38_5 += u3.z * b3_5; c38_5 += u4.z * b4_5; c38_5 += u5.z * b5_5; c38_5 += u6.z * b6_5; c38_5 += u7.z * b7_5;
+            c38_6 += u0.z * b0_6; c38_6 += u1.z * b1_6; c38_6 += u2.z * b2_6; c38_6 += u3.z * b3_6; c38_6 += u4.z * b4_6; c38_6 += u5.z * b5_6; c38_6 += u6.z * b6_6; c38_6 += u7.z * b7_6;
+            c38_7 += u0.z * b0_7; c38_7 += u1.z * b1_7; c38_7 += u2.z * b2_7; c38_7 += u3.z * b3_7; c38_7 += u4.z * b4_7; c38_7 += u5.z * b5_7; c38_7 += u6.z * b6_7; c38_7 += u7.z * b7_7;
+            d38 += u0.z; d38 += u1.z; d38 += u2.z; d38 += u3.z; d38 += u4.z; d38 += u5.z; d38 += u6.z; d38 += u7.z;
+            c39_0 += u0.w * b0_0; c39_0 += u1.w * b1_0; c39_0 += u2.w * b2_0; c39_0 += u3.w * b3_0; c39_0 += u4.w * b4_0; c39_0 += u5.w * b5_0; c39_0 += u6.w * b6_0; c39_0 += u7.w * b7_0;
+            c39_1 += u0.w * b0_1; c39_1 += u1.w * b1_1; c39_1 += u2.w * b2_1; c39_1 += u3.w * b3_1; c39_1 += u4.w * b4_1; c39_1 += u5.w * b5_1; c39_1 += u6.w * b6_1; c39_1 += u7.w * b7_1;
+            c39_2 += u0.w * b0_2; c39_2 += u1.w * b1_2; c39_2 += u2.w * b2_2; c39_2 += u3.w * b3_2; c39_2 += u4.w * b4_2; c39_2 += u5.w * b5_2; c39_2 += u6.w * b6_2; c39_2 += u7.w * b7_2;
+            c39_3 += u0.w * b0_3; c39_3 += u1.w * b1_3; c39_3 += u2.w * b2_3; c39_3 += u3.w * b3_3; c39_3 += u4.w * b4_3; c39_3 += u5.w * b5_3; c39_3 += u6.w * b6_3; c39_3 += u7.w * b7_3;
+            c39_4 += u0.w * b0_4; c39_4 += u1.w * b1_4; c39_4 += u2.w * b2_4; c39_4 += u3.w * b3_4; c39_4 += u4.w * b4_4; c39_4 += u5.w * b5_4; c39_4 += u6.w * b6_4; c39_4 += u7.w * b7_4;
+            c39_5 += u0.w * b0_5; c39_5 += u1.w * b1_5; c39_5 += u2.w * b2_5; c39_5 += u3.w * b3_5; c39_5 += u4.w * b4_5; c39_5 += u5.w * b5_5; c39_5 += u6.w * b6_5; c39_5 += u7.w * b7_5;
+            c39_6 += u0.w * b0_6; c39_6 += u1.w * b1_6; c39_6 += u2.w * b2_6; c39_6 += u3.w * b3_6; c39_6 += u4.w * b4_6; c39_6 += u5.w * b5_6; c39_6 += u6.w * b6_6; c39_6 += u7.w * b7_6;
+            c39_7 += u0.w * b0_7; c39_7 += u1.w * b1_7; c39_7 += u2.w * b2_7; c39_7 += u3.w * b3_7; c39_7 += u4.w * b4_7; c39_7 += u5.w * b5_7; c39_7 += u6.w * b6_7; c39_7 += u7.w * b7_7;
+            d39 += u0.w; d39 += u1.w; d39 += u2.w; d39 += u3.w; d39 += u4.w; d39 += u5.w; d39 += u6.w; d39 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a10, 0u); let s1 = subgroupBroadcast(a10, 1u); let s2 = subgroupBroadcast(a10, 2u); let s3 = subgroupBroadcast(a10, 3u); let s4 = subgroupBroadcast(a10, 4u); let s5 = subgroupBroadcast(a10, 5u); let s6 = subgroupBroadcast(a10, 6u); let s7 = subgroupBroadcast(a10, 7u);
-            c10_0 += s0 * b0_0; c10_0 += s1 * b1_0; c10_0 += s2 * b2_0; c10_0 += s3 * b3_0; c10_0 += s4 * b4_0; c10_0 += s5 * b5_0; c10_0 += s6 * b6_0; c10_0 += s7 * b7_0;
-            c10_1 += s0 * b0_1; c10_1 += s1 * b1_1; c10_1 += s2 * b2_1; c10_1 += s3 * b3_1; c10_1 += s4 * b4_1; c10_1 += s5 * b5_1; c10_1 += s6 * b6_1; c10_1 += s7 * b7_1;
-            c10_2 += s0 * b0_2; c10_2 += s1 * b1_2; c10_2 += s2 * b2_2; c10_2 += s3 * b3_2; c10_2 += s4 * b4_2; c10_2 += s5 * b5_2; c10_2 += s6 * b6_2; c10_2 += s7 * b7_2;
-            c10_3 += s0 * b0_3; c10_3 += s1 * b1_3; c10_3 += s2 * b2_3; c10_3 += s3 * b3_3; c10_3 += s4 * b4_3; c10_3 += s5 * b5_3; c10_3 += s6 * b6_3; c10_3 += s7 * b7_3;
-            c10_4 += s0 * b0_4; c10_4 += s1 * b1_4; c10_4 += s2 * b2_4; c10_4 += s3 * b3_4; c10_4 += s4 * b4_4; c10_4 += s5 * b5_4; c10_4 += s6 * b6_4; c10_4 += s7 * b7_4;
-            c10_5 += s0 * b0_5; c10_5 += s1 * b1_5; c10_5 += s2 * b2_5; c10_5 += s3 * b3_5; c10_5 += s4 * b4_5; c10_5 += s5 * b5_5; c10_5 += s6 * b6_5; c10_5 += s7 * b7_5;
-            c10_6 += s0 * b0_6; c10_6 += s1 * b1_6; c10_6 += s2 * b2_6; c10_6 += s3 * b3_6; c10_6 += s4 * b4_6; c10_6 += s5 * b5_6; c10_6 += s6 * b6_6; c10_6 += s7 * b7_6;
-            c10_7 += s0 * b0_7; c10_7 += s1 * b1_7; c10_7 += s2 * b2_7; c10_7 += s3 * b3_7; c10_7 += s4 * b4_7; c10_7 += s5 * b5_7; c10_7 += s6 * b6_7; c10_7 += s7 * b7_7;
-            d10 += s0; d10 += s1; d10 += s2; d10 += s3; d10 += s4; d10 += s5; d10 += s6; d10 += s7;
+        { let u0 = subgroupBroadcast(t10, 0u); let u1 = subgroupBroadcast(t10, 1u); let u2 = subgroupBroadcast(t10, 2u); let u3 = subgroupBroadcast(t10, 3u); let u4 = subgroupBroadcast(t10, 4u); let u5 = subgroupBroadcast(t10, 5u); let u6 = subgroupBroadcast(t10, 6u); let u7 = subgroupBroadcast(t10, 7u);
+            c40_0 += u0.x * b0_0; c40_0 += u1.x * b1_0; c40_0 += u2.x * b2_0; c40_0 += u3.x * b3_0; c40_0 += u4.x * b4_0; c40_0 += u5.x * b5_0; c40_0 += u6.x * b6_0; c40_0 += u7.x * b7_0;
+            c40_1 += u0.x * b0_1; c40_1 += u1.x * b1_1; c40_1 += u2.x * b2_1; c40_1 += u3.x * b3_1; c40_1 += u4.x * b4_1; c40_1 += u5.x * b5_1; c40_1 += u6.x * b6_1; c40_1 += u7.x * b7_1;
+            c40_2 += u0.x * b0_2; c40_2 += u1.x * b1_2; c40_2 += u2.x * b2_2; c40_2 += u3.x * b3_2; c40_2 += u4.x * b4_2; c40_2 += u5.x * b5_2; c40_2 += u6.x * b6_2; c40_2 += u7.x * b7_2;
+            c40_3 += u0.x * b0_3; c40_3 += u1.x * b1_3; c40_3 += u2.x * b2_3; c40_3 += u3.x * b3_3; c40_3 += u4.x * b4_3; c40_3 += u5.x * b5_3; c40_3 += u6.x * b6_3; c40_3 += u7.x * b7_3;
+            c40_4 += u0.x * b0_4; c40_4 += u1.x * b1_4; c40_4 += u2.x * b2_4; c40_4 += u3.x * b3_4; c40_4 += u4.x * b4_4; c40_4 += u5.x * b5_4; c40_4 += u6.x * b6_4; c40_4 += u7.x * b7_4;
+            c40_5 += u0.x * b0_5; c40_5 += u1.x * b1_5; c40_5 += u2.x * b2_5; c40_5 += u3.x * b3_5; c40_5 += u4.x * b4_5; c40_5 += u5.x * b5_5; c40_5 += u6.x * b6_5; c40_5 += u7.x * b7_5;
+            c40_6 += u0.x * b0_6; c40_6 += u1.x * b1_6; c40_6 += u2.x * b2_6; c40_6 += u3.x * b3_6; c40_6 += u4.x * b4_6; c40_6 += u5.x * b5_6; c40_6 += u6.x * b6_6; c40_6 += u7.x * b7_6;
+            c40_7 += u0.x * b0_7; c40_7 += u1.x * b1_7; c40_7 += u2.x * b2_7; c40_7 += u3.x * b3_7; c40_7 += u4.x * b4_7; c40_7 += u5.x * b5_7; c40_7 += u6.x * b6_7; c40_7 += u7.x * b7_7;
+            d40 += u0.x; d40 += u1.x; d40 += u2.x; d40 += u3.x; d40 += u4.x; d40 += u5.x; d40 += u6.x; d40 += u7.x;
+            c41_0 += u0.y * b0_0; c41_0 += u1.y * b1_0; c41_0 += u2.y * b2_0; c41_0 += u3.y * b3_0; c41_0 += u4.y * b4_0; c41_0 += u5.y * b5_0; c41_0 += u6.y * b6_0; c41_0 += u7.y * b7_0;
+            c41_1 += u0.y * b0_1; c41_1 += u1.y * b1_1; c41_1 += u2.y * b2_1; c41_1 += u3.y * b3_1; c41_1 += u4.y * b4_1; c41_1 += u5.y * b5_1; c41_1 += u6.y * b6_1; c41_1 += u7.y * b7_1;
+            c41_2 += u0.y * b0_2; c41_2 += u1.y * b1_2; c41_2 += u2.y * b2_2; c41_2 += u3.y * b3_2; c41_2 += u4.y * b4_2; c41_2 += u5.y * b5_2; c41_2 += u6.y * b6_2; c41_2 += u7.y * b7_2;
+            c41_3 += u0.y * b0_3; c41_3 += u1.y * b1_3; c41_3 += u2.y * b2_3; c41_3 += u3.y * b3_3; c41_3 += u4.y * b4_3; c41_3 += u5.y * b5_3; c41_3 += u6.y * b6_3; c41_3 += u7.y * b7_3;
+            c41_4 += u0.y * b0_4; c41_4 += u1.y * b1_4; c41_4 += u2.y * b2_4; c41_4 += u3.y * b3_4; c41_4 += u4.y * b4_4; c41_4 += u5.y * b5_4; c41_4 += u6.y * b6_4; c41_4 += u7.y * b7_4;
+            c41_5 += u0.y * b0_5; c41_5 += u1.y * b1_5; c41_5 += u2.y * b2_5; c41_5 += u3.y * b3_5; c41_5 += u4.y * b4_5; c41_5 += u5.y * b5_5; c41_5 += u6.y * b6_5; c41_5 += u7.y * b7_5;
+            c41_6 += u0.y * b0_6; c41_6 += u1.y * b1_6; c41_6 += u2.y * b2_6; c41_6 += u3.y * b3_6; c41_6 += u4.y * b4_6; c41_6 += u5.y * b5_6; c41_6 += u6.y * b6_6; c41_6 += u7.y * b7_6;
+            c41_7 += u0.y * b0_7; c41_7 += u1.y * b1_7; c41_7 += u2.y * b2_7; c41_7 += u3.y * b3_7; c41_7 += u4.y * b4_7; c41_7 += u5.y * b5_7; c41_7 += u6.y * b6_7; c41_7 += u7.y * b7_7;
+            d41 += u0.y; d41 += u1.y; d41 += u2.y; d41 += u3.y; d41 += u4.y; d41 += u5.y; d41 += u6.y; d41 += u7.y;
+            c42_0 += u0.z * b0_0; c42_0 += u1.z * b1_0; c42_0 += u2.z * b2_0; c42_0 += u3.z * b3_0; c42_0 += u4.z * b4_0; c42_0 += u5.z * b5_0; c42_0 += u6.z * b6_0; c42_0 += u7.z * b7_0;
+            c42_1 += u0.z * b0_1; c42_1 += u1.z * b1_1; c42_1 += u2.z * b2_1; c42_1 += u3.z * b3_1; c42_1 += u4.z * b4_1; c42_1 += u5.z * b5_1; c42_1 += u6.z * b6_1; c42_1 += u7.z * b7_1;
+            c42_2 += u0.z * b0_2; c42_2 += u1.z * b1_2; c42_2 += u2.z * b2_2; c42_2 += u3.z * b3_2; c42_2 += u4.z * b4_2; c42_2 += u5.z * b5_2; c42_2 += u6.z * b6_2; c42_2 += u7.z * b7_2;
+            c42_3 += u0.z * b0_3; c42_3 += u1.z * b1_3; c42_3 += u2.z * b2_3; c42_3 += u3.z * b3_3; c42_3 += u4.z * b4_3; c42_3 += u5.z * b5_3; c42_3 += u6.z * b6_3; c42_3 += u7.z * b7_3;
+            c42_4 += u0.z * b0_4; c42_4 += u1.z * b1_4; c42_4 += u2.z * b2_4; c42_4 += u3.z * b3_4; c42_4 += u4.z * b4_4; c42_4 += u5.z * b5_4; c42_4 += u6.z * b6_4; c42_4 += u7.z * b7_4;
+            c42_5 += u0.z * b0_5; c42_5 += u1.z * b1_5; c42_5 += u2.z * b2_5; c42_5 += u3.z * b3_5; c42_5 += u4.z * b4_5; c42_5 += u5.z * b5_5; c42_5 += u6.z * b6_5; c42_5 += u7.z * b7_5;
+            c42_6 += u0.z * b0_6; c42_6 += u1.z * b1_6; c42_6 += u2.z * b2_6; c42_6 += u3.z * b3_6; c42_6 += u4.z * b4_6; c42_6 += u5.z * b5_6; c42_6 += u6.z * b6_6; c42_6 += u7.z * b7_6;
+            c42_7 += u0.z * b0_7; c42_7 += u1.z * b1_7; c42_7 += u2.z * b2_7; c42_7 += u3.z * b3_7; c42_7 += u4.z * b4_7; c42_7 += u5.z * b5_7; c42_7 += u6.z * b6_7; c42_7 += u7.z * b7_7;
+            d42 += u0.z; d42 += u1.z; d42 += u2.z; d42 += u3.z; d42 += u4.z; d42 += u5.z; d42 += u6.z; d42 += u7.z;
+            c43_0 += u0.w * b0_0; c43_0 += u1.w * b1_0; c43_0 += u2.w * b2_0; c43_0 += u3.w * b3_0; c43_0 += u4.w * b4_0; c43_0 += u5.w * b5_0; c43_0 += u6.w * b6_0; c43_0 += u7.w * b7_0;
+            c43_1 += u0.w * b0_1; c43_1 += u1.w * b1_1; c43_1 += u2.w * b2_1; c43_1 += u3.w * b3_1; c43_1 += u4.w * b4_1; c43_1 += u5.w * b5_1; c43_1 += u6.w * b6_1; c43_1 += u7.w * b7_1;
+            c43_2 += u0.w * b0_2; c43_2 += u1.w * b1_2; c43_2 += u2.w * b2_2; c43_2 += u3.w * b3_2; c43_2 += u4.w * b4_2; c43_2 += u5.w * b5_2; c43_2 += u6.w * b6_2; c43_2 += u7.w * b7_2;
+            c43_3 += u0.w * b0_3; c43_3 += u1.w * b1_3; c43_3 += u2.w * b2_3; c43_3 += u3.w * b3_3; c43_3 += u4.w * b4_3; c43_3 += u5.w * b5_3; c43_3 += u6.w * b6_3; c43_3 += u7.w * b7_3;
+            c43_4 += u0.w * b0_4; c43_4 += u1.w * b1_4; c43_4 += u2.w * b2_4; c43_4 += u3.w * b3_4; c43_4 += u4.w * b4_4; c43_4 += u5.w * b5_4; c43_4 += u6.w * b6_4; c43_4 += u7.w * b7_4;
+            c43_5 += u0.w * b0_5; c43_5 += u1.w * b1_5; c43_5 += u2.w * b2_5; c43_5 += u3.w * b3_5; c43_5 += u4.w * b4_5; c43_5 += u5.w * b5_5; c43_5 += u6.w * b6_5; c43_5 += u7.w * b7_5;
+            c43_6 += u0.w * b0_6; c43_6 += u1.w * b1_6; c43_6 += u2.w * b2_6; c43_6 += u3.w * b3_6; c43_6 += u4.w * b4_6; c43_6 += u5.w * b5_6; c43_6 += u6.w * b6_6; c43_6 += u7.w * b7_6;
+            c43_7 += u0.w * b0_7; c43_7 += u1.w * b1_7; c43_7 += u2.w * b2_7; c43_7 += u3.w * b3_7; c43_7 += u4.w * b4_7; c43_7 += u5.w * b5_7; c43_7 += u6.w * b6_7; c43_7 += u7.w * b7_7;
+            d43 += u0.w; d43 += u1.w; d43 += u2.w; d43 += u3.w; d43 += u4.w; d43 += u5.w; d43 += u6.w; d43 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a11, 0u); let s1 = subgroupBroadcast(a11, 1u); let s2 = subgroupBroadcast(a11, 2u); let s3 = subgroupBroadcast(a11, 3u); let s4 = subgroupBroadcast(a11, 4u); let s5 = subgroupBroadcast(a11, 5u); let s6 = subgroupBroadcast(a11, 6u); let s7 = subgroupBroadcast(a11, 7u);
-            c11_0 += s0 * b0_0; c11_0 += s1 * b1_0; c11_0 += s2 * b2_0; c11_0 += s3 * b3_0; c11_0 += s4 * b4_0; c11_0 += s5 * b5_0; c11_0 += s6 * b6_0; c11_0 += s7 * b7_0;
-            c11_1 += s0 * b0_1; c11_1 += s1 * b1_1; c11_1 += s2 * b2_1; c11_1 += s3 * b3_1; c11_1 += s4 * b4_1; c11_1 += s5 * b5_1; c11_1 += s6 * b6_1; c11_1 += s7 * b7_1;
-            c11_2 += s0 * b0_2; c11_2 += s1 * b1_2; c11_2 += s2 * b2_2; c11_2 += s3 * b3_2; c11_2 += s4 * b4_2; c11_2 += s5 * b5_2; c11_2 += s6 * b6_2; c11_2 += s7 * b7_2;
-            c11_3 += s0 * b0_3; c11_3 += s1 * b1_3; c11_3 += s2 * b2_3; c11_3 += s3 * b3_3; c11_3 += s4 * b4_3; c11_3 += s5 * b5_3; c11_3 += s6 * b6_3; c11_3 += s7 * b7_3;
-            c11_4 += s0 * b0_4; c11_4 += s1 * b1_4; c11_4 += s2 * b2_4; c11_4 += s3 * b3_4; c11_4 += s4 * b4_4; c11_4 += s5 * b5_4; c11_4 += s6 * b6_4; c11_4 += s7 * b7_4;
-            c11_5 += s0 * b0_5; c11_5 += s1 * b1_5; c11_5 += s2 * b2_5; c11_5 += s3 * b3_5; c11_5 += s4 * b4_5; c11_5 += s5 * b5_5; c11_5 += s6 * b6_5; c11_5 += s7 * b7_5;
-            c11_6 += s0 * b0_6; c11_6 += s1 * b1_6; c11_6 += s2 * b2_6; c11_6 += s3 * b3_6; c11_6 += s4 * b4_6; c11_6 += s5 * b5_6; c11_6 += s6 * b6_6; c11_6 += s7 * b7_6;
-            c11_7 += s0 * b0_7; c11_7 += s1 * b1_7; c11_7 += s2 * b2_7; c11_7 += s3 * b3_7; c11_7 += s4 * b4_7; c11_7 += s5 * b5_7; c11_7 += s6 * b6_7; c11_7 += s7 * b7_7;
-            d11 += s0; d11 += s1; d11 += s2; d11 += s3; d11 += s4; d11 += s5; d11 += s6; d11 += s7;
+        { let u0 = subgroupBroadcast(t11, 0u); let u1 = subgroupBroadcast(t11, 1u); let u2 = subgroupBroadcast(t11, 2u); let u3 = subgroupBroadcast(t11, 3u); let u4 = subgroupBroadcast(t11, 4u); let u5 = subgroupBroadcast(t11, 5u); let u6 = subgroupBroadcast(t11, 6u); let u7 = subgroupBroadcast(t11, 7u);
+            c44_0 += u0.x * b0_0; c44_0 += u1.x * b1_0; c44_0 += u2.x * b2_0; c44_0 += u3.x * b3_0; c44_0 += u4.x * b4_0; c44_0 += u5.x * b5_0; c44_0 += u6.x * b6_0; c44_0 += u7.x * b7_0;
+            c44_1 += u0.x * b0_1; c44_1 += u1.x * b1_1; c44_1 += u2.x * b2_1; c44_1 += u3.x * b3_1; c44_1 += u4.x * b4_1; c44_1 += u5.x * b5_1; c44_1 += u6.x * b6_1; c44_1 += u7.x * b7_1;
+            c44_2 += u0.x * b0_2; c44_2 += u1.x * b1_2; c44_2 += u2.x * b2_2; c44_2 += u3.x * b3_2; c44_2 += u4.x * b4_2; c44_2 += u5.x * b5_2; c44_2 += u6.x * b6_2; c44_2 += u7.x * b7_2;
+            c44_3 += u0.x * b0_3; c44_3 += u1.x * b1_3; c44_3 += u2.x * b2_3; c44_3 += u3.x * b3_3; c44_3 += u4.x * b4_3; c44_3 += u5.x * b5_3; c44_3 += u6.x * b6_3; c44_3 += u7.x * b7_3;
+            c44_4 += u0.x * b0_4; c44_4 += u1.x * b1_4; c44_4 += u2.x * b2_4; c44_4 += u3.x * b3_4; c44_4 += u4.x * b4_4; c44_4 += u5.x * b5_4; c44_4 += u6.x * b6_4; c44_4 += u7.x * b7_4;
+            c44_5 += u0.x * b0_5; c44_5 += u1.x * b1_5; c44_5 += u2.x * b2_5; c44_5 += u3.x * b3_5; c44_5 += u4.x * b4_5; c44_5 += u5.x * b5_5; c44_5 += u6.x * b6_5; c44_5 += u7.x * b7_5;
+            c44_6 += u0.x * b0_6; c44_6 += u1.x * b1_6; c44_6 += u2.x * b2_6; c44_6 += u3.x * b3_6; c44_6 += u4.x * b4_6; c44_6 += u5.x * b5_6; c44_6 += u6.x * b6_6; c44_6 += u7.x * b7_6;
+            c44_7 += u0.x * b0_7; c44_7 += u1.x * b1_7; c44_7 += u2.x * b2_7; c44_7 += u3.x * b3_7; c44_7 += u4.x * b4_7; c44_7 += u5.x * b5_7; c44_7 += u6.x * b6_7; c44_7 += u7.x * b7_7;
+            d44 += u0.x; d44 += u1.x; d44 += u2.x; d44 += u3.x; d44 += u4.x; d44 += u5.x; d44 += u6.x; d44 += u7.x;
+            c45_0 += u0.y * b0_0; c45_0 += u1.y * b1_0; c45_0 += u2.y * b2_0; c45_0 += u3.y * b3_0; c45_0 += u4.y * b4_0; c45_0 += u5.y * b5_0; c45_0 += u6.y * b6_0; c45_0 += u7.y * b7_0;
+            c45_1 += u0.y * b0_1; c45_1 += u1.y * b1_1; c45_1 += u2.y * b2_1; c45_1 += u3.y * b3_1; c45_1 += u4.y * b4_1; c45_1 += u5.y * b5_1; c45_1 += u6.y * b6_1; c45_1 += u7.y * b7_1;
+            c45_2 += u0.y * b0_2; c45_2 += u1.y * b1_2; c45_2 += u2.y * b2_2; c45_2 += u3.y * b3_2; c45_2 += u4.y * b4_2; c45_2 += u5.y * b5_2; c45_2 += u6.y * b6_2; c45_2 += u7.y * b7_2;
+            c45_3 += u0.y * b0_3; c45_3 += u1.y * b1_3; c45_3 += u2.y * b2_3; c45_3 += u3.y * b3_3; c45_3 += u4.y * b4_3; c45_3 += u5.y * b5_3; c45_3 += u6.y * b6_3; c45_3 += u7.y * b7_3;
+            c45_4 += u0.y * b0_4; c45_4 += u1.y * b1_4; c45_4 += u2.y * b2_4; c45_4 += u3.y * b3_4; c45_4 += u4.y * b4_4; c45_4 += u5.y * b5_4; c45_4 += u6.y * b6_4; c45_4 += u7.y * b7_4;
+            c45_5 += u0.y * b0_5; c45_5 += u1.y * b1_5; c45_5 += u2.y * b2_5; c45_5 += u3.y * b3_5; c45_5 += u4.y * b4_5; c45_5 += u5.y * b5_5; c45_5 += u6.y * b6_5; c45_5 += u7.y * b7_5;
+            c45_6 += u0.y * b0_6; c45_6 += u1.y * b1_6; c45_6 += u2.y * b2_6; c45_6 += u3.y * b3_6; c45_6 += u4.y * b4_6; c45_6 += u5.y * b5_6; c45_6 += u6.y * b6_6; c45_6 += u7.y * b7_6;
+            c45_7 += u0.y * b0_7; c45_7 += u1.y * b1_7; c45_7 += u2.y * b2_7; c45_7 += u3.y * b3_7; c45_7 += u4.y * b4_7; c45_7 += u5.y * b5_7; c45_7 += u6.y * b6_7; c45_7 += u7.y * b7_7;
+            d45 += u0.y; d45 += u1.y; d45 += u2.y; d45 += u3.y; d45 += u4.y; d45 += u5.y; d45 += u6.y; d45 += u7.y;
+            c46_0 += u0.z * b0_0; c46_0 += u1.z * b1_0; c46_0 += u2.z * b2_0; c46_0 += u3.z * b3_0; c46_0 += u4.z * b4_0; c46_0 += u5.z * b5_0; c46_0 += u6.z * b6_0; c46_0 += u7.z * b7_0;
+            c46_1 += u0.z * b0_1; c46_1 += u1.z * b1_1; c46_1 += u2.z * b2_1; c46_1 += u3.z * b3_1; c46_1 += u4.z * b4_1; c46_1 += u5.z * b5_1; c46_1 += u6.z * b6_1; c46_1 += u7.z * b7_1;
+            c46_2 += u0.z * b0_2; c46_2 += u1.z * b1_2; c46_2 += u2.z * b2_2; c46_2 += u3.z * b3_2; c46_2 += u4.z * b4_2; c46_2 += u5.z * b5_2; c46_2 += u6.z * b6_2; c46_2 += u7.z * b7_2;
+            c46_3 += u0.z * b0_3; c46_3 += u1.z * b1_3; c46_3 += u2.z * b2_3; c46_3 += u3.z * b3_3; c46_3 += u4.z * b4_3; c46_3 += u5.z * b5_3; c46_3 += u6.z * b6_3; c46_3 += u7.z * b7_3;
+            c46_4 += u0.z * b0_4; c46_4 += u1.z * b1_4; c46_4 += u2.z * b2_4; c46_4 += u3.z * b3_4; c46_4 += u4.z * b4_4; c46_4 += u5.z * b5_4; c46_4 += u6.z * b6_4; c46_4 += u7.z * b7_4;
+            c46_5 += u0.z * b0_5; c46_5 += u1.z * b1_5; c46_5 += u2.z * b2_5; c46_5 += u3.z * b3_5; c46_5 += u4.z * b4_5; c46_5 += u5.z * b5_5; c46_5 += u6.z * b6_5; c46_5 += u7.z * b7_5;
+            c46_6 += u0.z * b0_6; c46_6 += u1.z * b1_6; c46_6 += u2.z * b2_6; c46_6 += u3.z * b3_6; c46_6 += u4.z * b4_6; c46_6 += u5.z * b5_6; c46_6 += u6.z * b6_6; c46_6 += u7.z * b7_6;
+            c46_7 += u0.z * b0_7; c46_7 += u1.z * b1_7; c46_7 += u2.z * b2_7; c46_7 += u3.z * b3_7; c46_7 += u4.z * b4_7; c46_7 += u5.z * b5_7; c46_7 += u6.z * b6_7; c46_7 += u7.z * b7_7;
+            d46 += u0.z; d46 += u1.z; d46 += u2.z; d46 += u3.z; d46 += u4.z; d46 += u5.z; d46 += u6.z; d46 += u7.z;
+            c47_0 += u0.w * b0_0; c47_0 += u1.w * b1_0; c47_0 += u2.w * b2_0; c47_0 += u3.w * b3_0; c47_0 += u4.w * b4_0; c47_0 += u5.w * b5_0; c47_0 += u6.w * b6_0; c47_0 += u7.w * b7_0;
+            c47_1 += u0.w * b0_1; c47_1 += u1.w * b1_1; c47_1 += u2.w * b2_1; c47_1 += u3.w * b3_1; c47_1 += u4.w * b4_1; c47_1 += u5.w * b5_1; c47_1 += u6.w * b6_1; c47_1 += u7.w * b7_1;
+            c47_2 += u0.w * b0_2; c47_2 += u1.w * b1_2; c47_2 += u2.w * b2_2; c47_2 += u3.w * b3_2; c47_2 += u4.w * b4_2; c47_2 += u5.w * b5_2; c47_2 += u6.w * b6_2; c47_2 += u7.w * b7_2;
+            c47_3 += u0.w * b0_3; c47_3 += u1.w * b1_3; c47_3 += u2.w * b2_3; c47_3 += u3.w * b3_3; c47_3 += u4.w * b4_3; c47_3 += u5.w * b5_3; c47_3 += u6.w * b6_3; c47_3 += u7.w * b7_3;
+            c47_4 += u0.w * b0_4; c47_4 += u1.w * b1_4; c47_4 += u2.w * b2_4; c47_4 += u3.w * b3_4; c47_4 += u4.w * b4_4; c47_4 += u5.w * b5_4; c47_4 += u6.w * b6_4; c47_4 += u7.w * b7_4;
+            c47_5 += u0.w * b0_5; c47_5 += u1.w * b1_5; c47_5 += u2.w * b2_5; c47_5 += u3.w * b3_5; c47_5 += u4.w * b4_5; c47_5 += u5.w * b5_5; c47_5 += u6.w * b6_5; c47_5 += u7.w * b7_5;
+            c47_6 += u0.w * b0_6; c47_6 += u1.w * b1_6; c47_6 += u2.w * b2_6; c47_6 += u3.w * b3_6; c47_6 += u4.w * b4_6; c47_6 += u5.w * b5_6; c47_6 += u6.w * b6_6; c47_6 += u7.w * b7_6;
+            c47_7 += u0.w * b0_7; c47_7 += u1.w * b1_7; c47_7 += u2.w * b2_7; c47_7 += u3.w * b3_7; c47_7 += u4.w * b4_7; c47_7 += u5.w * b5_7; c47_7 += u6.w * b6_7; c47_7 += u7.w * b7_7;
+            d47 += u0.w; d47 += u1.w; d47 += u2.w; d47 += u3.w; d47 += u4.w; d47 += u5.w; d47 += u6.w; d47 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a12, 0u); let s1 = subgroupBroadcast(a12, 1u); let s2 = subgroupBroadcast(a12, 2u); let s3 = subgroupBroadcast(a12, 3u); let s4 = subgroupBroadcast(a12, 4u); let s5 = subgroupBroadcast(a12, 5u); let s6 = subgroupBroadcast(a12, 6u); let s7 = subgroupBroadcast(a12, 7u);
-            c12_0 += s0 * b0_0; c12_0 += s1 * b1_0; c12_0 += s2 * b2_0; c12_0 += s3 * b3_0; c12_0 += s4 * b4_0; c12_0 += s5 * b5_0; c12_0 += s6 * b6_0; c12_0 += s7 * b7_0;
-            c12_1 += s0 * b0_1; c12_1 += s1 * b1_1; c12_1 += s2 * b2_1; c12_1 += s3 * b3_1; c12_1 += s4 * b4_1; c12_1 += s5 * b5_1; c12_1 += s6 * b6_1; c12_1 += s7 * b7_1;
-            c12_2 += s0 * b0_2; c12_2 += s1 * b1_2; c12_2 += s2 * b2_2; c12_2 += s3 * b3_2; c12_2 += s4 * b4_2; c12_2 += s5 * b5_2; c12_2 += s6 * b6_2; c12_2 += s7 * b7_2;
-            c12_3 += s0 * b0_3; c12_3 += s1 * b1_3; c12_3 += s2 * b2_3; c12_3 += s3 * b3_3; c12_3 += s4 * b4_3; c12_3 += s5 * b5_3; c12_3 += s6 * b6_3; c12_3 += s7 * b7_3;
-            c12_4 += s0 * b0_4; c12_4 += s1 * b1_4; c12_4 += s2 * b2_4; c12_4 += s3 * b3_4; c12_4 += s4 * b4_4; c12_4 += s5 * b5_4; c12_4 += s6 * b6_4; c12_4 += s7 * b7_4;
-            c12_5 += s0 * b0_5; c12_5 += s1 * b1_5; c12_5 += s2 * b2_5; c12_5 += s3 * b3_5; c12_5 += s4 * b4_5; c12_5 += s5 * b5_5; c12_5 += s6 * b6_5; c12_5 += s7 * b7_5;
-            c12_6 += s0 * b0_6; c12_6 += s1 * b1_6; c12_6 += s2 * b2_6; c12_6 += s3 * b3_6; c12_6 += s4 * b4_6; c12_6 += s5 * b5_6; c12_6 += s6 * b6_6; c12_6 += s7 * b7_6;
-            c12_7 += s0 * b0_7; c12_7 += s1 * b1_7; c12_7 += s2 * b2_7; c12_7 += s3 * b3_7; c12_7 += s4 * b4_7; c12_7 += s5 * b5_7; c12_7 += s6 * b6_7; c12_7 += s7 * b7_7;
-            d12 += s0; d12 += s1; d12 += s2; d12 += s3; d12 += s4; d12 += s5; d12 += s6; d12 += s7;
+        { let u0 = subgroupBroadcast(t12, 0u); let u1 = subgroupBroadcast(t12, 1u); let u2 = subgroupBroadcast(t12, 2u); let u3 = subgroupBroadcast(t12, 3u); let u4 = subgroupBroadcast(t12, 4u); let u5 = subgroupBroadcast(t12, 5u); let u6 = subgroupBroadcast(t12, 6u); let u7 = subgroupBroadcast(t12, 7u);
+            c48_0 += u0.x * b0_0; c48_0 += u1.x * b1_0; c48_0 += u2.x * b2_0; c48_0 += u3.x * b3_0; c48_0 += u4.x * b4_0; c48_0 += u5.x * b5_0; c48_0 += u6.x * b6_0; c48_0 += u7.x * b7_0;
+            c48_1 += u0.x * b0_1; c48_1 += u1.x * b1_1; c48_1 += u2.x * b2_1; c48_1 += u3.x * b3_1; c48_1 += u4.x * b4_1; c48_1 += u5.x * b5_1; c48_1 += u6.x * b6_1; c48_1 += u7.x * b7_1;
+            c48_2 += u0.x * b0_2; c48_2 += u1.x * b1_2; c48_2 += u2.x * b2_2; c48_2 += u3.x * b3_2; c48_2 += u4.x * b4_2; c48_2 += u5.x * b5_2; c48_2 += u6.x * b6_2; c48_2 += u7.x * b7_2;
+            c48_3 += u0.x * b0_3; c48_3 += u1.x * b1_3; c48_3 += u2.x * b2_3; c48_3 += u3.x * b3_3; c48_3 += u4.x * b4_3; c48_3 += u5.x * b5_3; c48_3 += u6.x * b6_3; c48_3 += u7.x * b7_3;
+            c48_4 += u0.x * b0_4; c48_4 += u1.x * b1_4; c48_4 += u2.x * b2_4; c48_4 += u3.x * b3_4; c48_4 += u4.x * b4_4; c48_4 += u5.x * b5_4; c48_4 += u6.x * b6_4; c48_4 += u7.x * b7_4;
+            c48_5 += u0.x * b0_5; c48_5 += u1.x * b1_5; c48_5 += u2.x * b2_5; c48_5 += u3.x * b3_5; c48_5 += u4.x * b4_5; c48_5 += u5.x * b5_5; c48_5 += u6.x * b6_5; c48_5 += u7.x * b7_5;
+            c48_6 += u0.x * b0_6; c48_6 += u1.x * b1_6; c48_6 += u2.x * b2_6; c48_6 += u3.x * b3_6; c48_6 += u4.x * b4_6; c48_6 += u5.x * b5_6; c48_6 += u6.x * b6_6; c48_6 += u7.x * b7_6;
+            c48_7 += u0.x * b0_7; c48_7 += u1.x * b1_7; c48_7 += u2.x * b2_7; c48_7 += u3.x * b3_7; c48_7 += u4.x * b4_7; c48_7 += u5.x * b5_7; c48_7 += u6.x * b6_7; c48_7 += u7.x * b7_7;
+            d48 += u0.x; d48 += u1.x; d48 += u2.x; d48 += u3.x; d48 += u4.x; d48 += u5.x; d48 += u6.x; d48 += u7.x;
+            c49_0 += u0.y * b0_0; c49_0 += u1.y * b1_0; c49_0 += u2.y * b2_0; c49_0 += u3.y * b3_0; c49_0 += u4.y * b4_0; c49_0 += u5.y * b5_0; c49_0 += u6.y * b6_0; c49_0 += u7.y * b7_0;
+            c49_1 += u0.y * b0_1; c49_1 += u1.y * b1_1; c49_1 += u2.y * b2_1; c49_1 += u3.y * b3_1; c49_1 += u4.y * b4_1; c49_1 += u5.y * b5_1; c49_1 += u6.y * b6_1; c49_1 += u7.y * b7_1;
+            c49_2 += u0.y * b0_2; c49_2 += u1.y * b1_2; c49_2 += u2.y * b2_2; c49_2 += u3.y * b3_2; c49_2 += u4.y * b4_2; c49_2 += u5.y * b5_2; c49_2 += u6.y * b6_2; c49_2 += u7.y * b7_2;
+            c49_3 += u0.y * b0_3; c49_3 += u1.y * b1_3; c49_3 += u2.y * b2_3; c49_3 += u3.y * b3_3; c49_3 += u4.y * b4_3; c49_3 += u5.y * b5_3; c49_3 += u6.y * b6_3; c49_3 += u7.y * b7_3;
+            c49_4 += u0.y * b0_4; c49_4 += u1.y * b1_4; c49_4 += u2.y * b2_4; c49_4 += u3.y * b3_4; c49_4 += u4.y * b4_4; c49_4 += u5.y * b5_4; c49_4 += u6.y * b6_4; c49_4 += u7.y * b7_4;
+            c49_5 += u0.y * b0_5; c49_5 += u1.y * b1_5; c49_5 += u2.y * b2_5; c49_5 += u3.y * b3_5; c49_5 += u4.y * b4_5; c49_5 += u5.y * b5_5; c49_5 += u6.y * b6_5; c49_5 += u7.y * b7_5;
+            c49_6 += u0.y * b0_6; c49_6 += u1.y * b1_6; c49_6 += u2.y * b2_6; c49_6 += u3.y * b3_6; c49_6 += u4.y * b4_6; c49_6 += u5.y * b5_6; c49_6 += u6.y * b6_6; c49_6 += u7.y * b7_6;
+            c49_7 += u0.y * b0_7; c49_7 += u1.y * b1_7; c49_7 += u2.y * b2_7; c49_7 += u3.y * b3_7; c49_7 += u4.y * b4_7; c49_7 += u5.y * b5_7; c49_7 += u6.y * b6_7; c49_7 += u7.y * b7_7;
+            d49 += u0.y; d49 += u1.y; d49 += u2.y; d49 += u3.y; d49 += u4.y; d49 += u5.y; d49 += u6.y; d49 += u7.y;
+            c50_0 += u0.z * b0_0; c50_0 += u1.z * b1_0; c50_0 += u2.z * b2_0; c50_0 += u3.z * b3_0; c50_0 += u4.z * b4_0; c50_0 += u5.z * b5_0; c50_0 += u6.z * b6_0; c50_0 += u7.z * b7_0;
+            c50_1 += u0.z * b0_1; c50_1 += u1.z * b1_1; c50_1 += u2.z * b2_1; c50_1 += u3.z * b3_1; c50_1 += u4.z * b4_1; c50_1 += u5.z * b5_1; c50_1 += u6.z * b6_1; c50_1 += u7.z * b7_1;
+            c50_2 += u0.z * b0_2; c50_2 += u1.z * b1_2; c50_2 += u2.z * b2_2; c50_2 += u3.z * b3_2; c50_2 += u4.z * b4_2; c50_2 += u5.z * b5_2; c50_2 += u6.z * b6_2; c50_2 += u7.z * b7_2;
+            c50_3 += u0.z * b0_3; c50_3 += u1.z * b1_3; c50_3 += u2.z * b2_3; c50_3 += u3.z * b3_3; c50_3 += u4.z * b4_3; c50_3 += u5.z * b5_3; c50_3 += u6.z * b6_3; c50_3 += u7.z * b7_3;
+            c50_4 += u0.z * b0_4; c50_4 += u1.z * b1_4; c50_4 += u2.z * b2_4; c50_4 += u3.z * b3_4; c50_4 += u4.z * b4_4; c50_4 += u5.z * b5_4; c50_4 += u6.z * b6_4; c50_4 += u7.z * b7_4;
+            c50_5 += u0.z * b0_5; c50_5 += u1.z * b1_5; c50_5 += u2.z * b2_5; c50_5 += u3.z * b3_5; c50_5 += u4.z * b4_5; c50_5 += u5.z * b5_5; c50_5 += u6.z * b6_5; c50_5 += u7.z * b7_5;
+            c50_6 += u0.z * b0_6; c50_6 += u1.z * b1_6; c50_6 += u2.z * b2_6; c50_6 += u3.z * b3_6; c50_6 += u4.z * b4_6; c50_6 += u5.z * b5_6; c50_6 += u6.z * b6_6; c50_6 += u7.z * b7_6;
+            c50_7 += u0.z * b0_7; c50_7 += u1.z * b1_7; c50_7 += u2.z * b2_7; c50_7 += u3.z * b3_7; c50_7 += u4.z * b4_7; c50_7 += u5.z * b5_7; c50_7 += u6.z * b6_7; c50_7 += u7.z * b7_7;
+            d50 += u0.z; d50 += u1.z; d50 += u2.z; d50 += u3.z; d50 += u4.z; d50 += u5.z; d50 += u6.z; d50 += u7.z;
+            c51_0 += u0.w * b0_0; c51_0 += u1.w * b1_0; c51_0 += u2.w * b2_0; c51_0 += u3.w * b3_0; c51_0 += u4.w * b4_0; c51_0 += u5.w * b5_0; c51_0 += u6.w * b6_0; c51_0 += u7.w * b7_0;
+            c51_1 += u0.w * b0_1; c51_1 += u1.w * b1_1; c51_1 += u2.w * b2_1; c51_1 += u3.w * b3_1; c51_1 += u4.w * b4_1; c51_1 += u5.w * b5_1; c51_1 += u6.w * b6_1; c51_1 += u7.w * b7_1;
+            c51_2 += u0.w * b0_2; c51_2 += u1.w * b1_2; c51_2 += u2.w * b2_2; c51_2 += u3.w * b3_2; c51_2 += u4.w * b4_2; c51_2 += u5.w * b5_2; c51_2 += u6.w * b6_2; c51_2 += u7.w * b7_2;
+            c51_3 += u0.w * b0_3; c51_3 += u1.w * b1_3; c51_3 += u2.w * b2_3; c51_3 += u3.w * b3_3; c51_3 += u4.w * b4_3; c51_3 += u5.w * b5_3; c51_3 += u6.w * b6_3; c51_3 += u7.w * b7_3;
+            c51_4 += u0.w * b0_4; c51_4 += u1.w * b1_4; c51_4 += u2.w * b2_4; c51_4 += u3.w * b3_4; c51_4 += u4.w * b4_4; c51_4 += u5.w * b5_4; c51_4 += u6.w * b6_4; c51_4 += u7.w * b7_4;
+            c51_5 += u0.w * b0_5; c51_5 += u1.w * b1_5; c51_5 += u2.w * b2_5; c51_5 += u3.w * b3_5; c51_5 += u4.w * b4_5; c51_5 += u5.w * b5_5; c51_5 += u6.w * b6_5; c51_5 += u7.w * b7_5;
+            c51_6 += u0.w * b0_6; c51_6 += u1.w * b1_6; c51_6 += u2.w * b2_6; c51_6 += u3.w * b3_6; c51_6 += u4.w * b4_6; c51_6 += u5.w * b5_6; c51_6 += u6.w * b6_6; c51_6 += u7.w * b7_6;
+            c51_7 += u0.w * b0_7; c51_7 += u1.w * b1_7; c51_7 += u2.w * b2_7; c51_7 += u3.w * b3_7; c51_7 += u4.w * b4_7; c51_7 += u5.w * b5_7; c51_7 += u6.w * b6_7; c51_7 += u7.w * b7_7;
+            d51 += u0.w; d51 += u1.w; d51 += u2.w; d51 += u3.w; d51 += u4.w; d51 += u5.w; d51 += u6.w; d51 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a13, 0u); let s1 = subgroupBroadcast(a13, 1u); let s2 = subgroupBroadcast(a13, 2u); let s3 = subgroupBroadcast(a13, 3u); let s4 = subgroupBroadcast(a13, 4u); let s5 = subgroupBroadcast(a13, 5u); let s6 = subgroupBroadcast(a13, 6u); let s7 = subgroupBroadcast(a13, 7u);
-            c13_0 += s0 * b0_0; c13_0 += s1 * b1_0; c13_0 += s2 * b2_0; c13_0 += s3 * b3_0; c13_0 += s4 * b4_0; c13_0 += s5 * b5_0; c13_0 += s6 * b6_0; c13_0 += s7 * b7_0;
-            c13_1 += s0 * b0_1; c13_1 += s1 * b1_1; c13_1 += s2 * b2_1; c13_1 += s3 * b3_1; c13_1 += s4 * b4_1; c13_1 += s5 * b5_1; c13_1 += s6 * b6_1; c13_1 += s7 * b7_1;
-            c13_2 += s0 * b0_2; c13_2 += s1 * b1_2; c13_2 += s2 * b2_2; c13_2 += s3 * b3_2; c13_2 += s4 * b4_2; c13_2 += s5 * b5_2; c13_2 += s6 * b6_2; c13_2 += s7 * b7_2;
-            c13_3 += s0 * b0_3; c13_3 += s1 * b1_3; c13_3 += s2 * b2_3; c13_3 += s3 * b3_3; c13_3 += s4 * b4_3; c13_3 += s5 * b5_3; c13_3 += s6 * b6_3; c13_3 += s7 * b7_3;
-            c13_4 += s0 * b0_4; c13_4 += s1 * b1_4; c13_4 += s2 * b2_4; c13_4 += s3 * b3_4; c13_4 += s4 * b4_4; c13_4 += s5 * b5_4; c13_4 += s6 * b6_4; c13_4 += s7 * b7_4;
-            c13_5 += s0 * b0_5; c13_5 += s1 * b1_5; c13_5 += s2 * b2_5; c13_5 += s3 * b3_5; c13_5 += s4 * b4_5; c13_5 += s5 * b5_5; c13_5 += s6 * b6_5; c13_5 += s7 * b7_5;
-            c13_6 += s0 * b0_6; c13_6 += s1 * b1_6; c13_6 += s2 * b2_6; c13_6 += s3 * b3_6; c13_6 += s4 * b4_6; c13_6 += s5 * b5_6; c13_6 += s6 * b6_6; c13_6 += s7 * b7_6;
-            c13_7 += s0 * b0_7; c13_7 += s1 * b1_7; c13_7 += s2 * b2_7; c13_7 += s3 * b3_7; c13_7 += s4 * b4_7; c13_7 += s5 * b5_7; c13_7 += s6 * b6_7; c13_7 += s7 * b7_7;
-            d13 += s0; d13 += s1; d13 += s2; d13 += s3; d13 += s4; d13 += s5; d13 += s6; d13 += s7;
+        { let u0 = subgroupBroadcast(t13, 0u); let u1 = subgroupBroadcast(t13, 1u); let u2 = subgroupBroadcast(t13, 2u); let u3 = subgroupBroadcast(t13, 3u); let u4 = subgroupBroadcast(t13, 4u); let u5 = subgroupBroadcast(t13, 5u); let u6 = subgroupBroadcast(t13, 6u); let u7 = subgroupBroadcast(t13, 7u);
+            c52_0 += u0.x * b0_0; c52_0 += u1.x * b1_0; c52_0 += u2.x * b2_0; c52_0 += u3.x * b3_0; c52_0 += u4.x * b4_0; c52_0 += u5.x * b5_0; c52_0 += u6.x * b6_0; c52_0 += u7.x * b7_0;
+            c52_1 += u0.x * b0_1; c52_1 += u1.x * b1_1; c52_1 += u2.x * b2_1; c52_1 += u3.x * b3_1; c52_1 += u4.x * b4_1; c52_1 += u5.x * b5_1; c52_1 += u6.x * b6_1; c52_1 += u7.x * b7_1;
+            c52_2 += u0.x * b0_2; c52_2 += u1.x * b1_2; c52_2 += u2.x * b2_2; c52_2 += u3.x * b3_2; c52_2 += u4.x * b4_2; c52_2 += u5.x * b5_2; c52_2 += u6.x * b6_2; c52_2 += u7.x * b7_2;
+            c52_3 += u0.x * b0_3; c52_3 += u1.x * b1_3; c52_3 += u2.x * b2_3; c52_3 += u3.x * b3_3; c52_3 += u4.x * b4_3; c52_3 += u5.x * b5_3; c52_3 += u6.x * b6_3; c52_3 += u7.x * b7_3;
+            c52_4 += u0.x * b0_4; c52_4 += u1.x * b1_4; c52_4 += u2.x * b2_4; c52_4 += u3.x * b3_4; c52_4 += u4.x * b4_4; c52_4 += u5.x * b5_4; c52_4 += u6.x * b6_4; c52_4 += u7.x * b7_4;
+            c52_5 += u0.x * b0_5; c52_5 += u1.x * b1_5; c52_5 += u2.x * b2_5; c52_5 += u3.x * b3_5; c52_5 += u4.x * b4_5; c52_5 += u5.x * b5_5; c52_5 += u6.x * b6_5; c52_5 += u7.x * b7_5;
+            c52_6 += u0.x * b0_6; c52_6 += u1.x * b1_6; c52_6 += u2.x * b2_6; c52_6 += u3.x * b3_6; c52_6 += u4.x * b4_6; c52_6 += u5.x * b5_6; c52_6 += u6.x * b6_6; c52_6 += u7.x * b7_6;
+            c52_7 += u0.x * b0_7; c52_7 += u1.x * b1_7; c52_7 += u2.x * b2_7; c52_7 += u3.x * b3_7; c52_7 += u4.x * b4_7; c52_7 += u5.x * b5_7; c52_7 += u6.x * b6_7; c52_7 += u7.x * b7_7;
+            d52 += u0.x; d52 += u1.x; d52 += u2.x; d52 += u3.x; d52 += u4.x; d52 += u5.x; d52 += u6.x; d52 += u7.x;
+            c53_0 += u0.y * b0_0; c53_0 += u1.y * b1_0; c53_0 += u2.y * b2_0; c53_0 += u3.y * b3_0; c53_0 += u4.y * b4_0; c53_0 += u5.y * b5_0; c53_0 += u6.y * b6_0; c53_0 += u7.y * b7_0;
+            c53_1 += u0.y * b0_1; c53_1 += u1.y * b1_1; c53_1 += u2.y * b2_1; c53_1 += u3.y * b3_1; c53_1 += u4.y * b4_1; c53_1 += u5.y * b5_1; c53_1 += u6.y * b6_1; c53_1 += u7.y * b7_1;
+            c53_2 += u0.y * b0_2; c53_2 += u1.y * b1_2; c53_2 += u2.y * b2_2; c53_2 += u3.y * b3_2; c53_2 += u4.y * b4_2; c53_2 += u5.y * b5_2; c53_2 += u6.y * b6_2; c53_2 += u7.y * b7_2;
+            c53_3 += u0.y * b0_3; c53_3 += u1.y * b1_3; c53_3 += u2.y * b2_3; c53_3 += u3.y * b3_3; c53_3 += u4.y * b4_3; c53_3 += u5.y * b5_3; c53_3 += u6.y * b6_3; c53_3 += u7.y * b7_3;
+            c53_4 += u0.y * b0_4; c53_4 += u1.y * b1_4; c53_4 += u2.y * b2_4; c53_4 += u3.y * b3_4; c53_4 += u4.y * b4_4; c53_4 += u5.y * b5_4; c53_4 += u6.y * b6_4; c53_4 += u7.y * b7_4;
+            c53_5 += u0.y * b0_5; c53_5 += u1.y * b1_5; c53_5 += u2.y * b2_5; c53_5 += u3.y * b3_5; c53_5 += u4.y * b4_5; c53_5 += u5.y * b5_5; c53_5 += u6.y * b6_5; c53_5 += u7.y * b7_5;
+            c53_6 += u0.y * b0_6; c53_6 += u1.y * b1_6; c53_6 += u2.y * b2_6; c53_6 += u3.y * b3_6; c53_6 += u4.y * b4_6; c53_6 += u5.y * b5_6; c53_6 += u6.y * b6_6; c53_6 += u7.y * b7_6;
+            c53_7 += u0.y * b0_7; c53_7 += u1.y * b1_7; c53_7 += u2.y * b2_7; c53_7 += u3.y * b3_7; c53_7 += u4.y * b4_7; c53_7 += u5.y * b5_7; c53_7 += u6.y * b6_7; c53_7 += u7.y * b7_7;
+            d53 += u0.y; d53 += u1.y; d53 += u2.y; d53 += u3.y; d53 += u4.y; d53 += u5.y; d53 += u6.y; d53 += u7.y;
+            c54_0 += u0.z * b0_0; c54_0 += u1.z * b1_0; c54_0 += u2.z * b2_0; c54_0 += u3.z * b3_0; c54_0 += u4.z * b4_0; c54_0 += u5.z * b5_0; c54_0 += u6.z * b6_0; c54_0 += u7.z * b7_0;
+            c54_1 += u0.z * b0_1; c54_1 += u1.z * b1_1; c54_1 += u2.z * b2_1; c54_1 += u3.z * b3_1; c54_1 += u4.z * b4_1; c54_1 += u5.z * b5_1; c54_1 += u6.z * b6_1; c54_1 += u7.z * b7_1;
+            c54_2 += u0.z * b0_2; c54_2 += u1.z * b1_2; c54_2 += u2.z * b2_2; c54_2 += u3.z * b3_2; c54_2 += u4.z * b4_2; c54_2 += u5.z * b5_2; c54_2 += u6.z * b6_2; c54_2 += u7.z * b7_2;
+            c54_3 += u0.z * b0_3; c54_3 += u1.z * b1_3; c54_3 += u2.z * b2_3; c54_3 += u3.z * b3_3; c54_3 += u4.z * b4_3; c54_3 += u5.z * b5_3; c54_3 += u6.z * b6_3; c54_3 += u7.z * b7_3;
+            c54_4 += u0.z * b0_4; c54_4 += u1.z * b1_4; c54_4 += u2.z * b2_4; c54_4 += u3.z * b3_4; c54_4 += u4.z * b4_4; c54_4 += u5.z * b5_4; c54_4 += u6.z * b6_4; c54_4 += u7.z * b7_4;
+            c54_5 += u0.z * b0_5; c54_5 += u1.z * b1_5; c54_5 += u2.z * b2_5; c54_5 += u3.z * b3_5; c54_5 += u4.z * b4_5; c54_5 += u5.z * b5_5; c54_5 += u6.z * b6_5; c54_5 += u7.z * b7_5;
+            c54_6 += u0.z * b0_6; c54_6 += u1.z * b1_6; c54_6 += u2.z * b2_6; c54_6 += u3.z * b3_6; c54_6 += u4.z * b4_6; c54_6 += u5.z * b5_6; c54_6 += u6.z * b6_6; c54_6 += u7.z * b7_6;
+            c54_7 += u0.z * b0_7; c54_7 += u1.z * b1_7; c54_7 += u2.z * b2_7; c54_7 += u3.z * b3_7; c54_7 += u4.z * b4_7; c54_7 += u5.z * b5_7; c54_7 += u6.z * b6_7; c54_7 += u7.z * b7_7;
+            d54 += u0.z; d54 += u1.z; d54 += u2.z; d54 += u3.z; d54 += u4.z; d54 += u5.z; d54 += u6.z; d54 += u7.z;
+            c55_0 += u0.w * b0_0; c55_0 += u1.w * b1_0; c55_0 += u2.w * b2_0; c55_0 += u3.w * b3_0; c55_0 += u4.w * b4_0; c55_0 += u5.w * b5_0; c55_0 += u6.w * b6_0; c55_0 += u7.w * b7_0;
+            c55_1 += u0.w * b0_1; c55_1 += u1.w * b1_1; c55_1 += u2.w * b2_1; c55_1 += u3.w * b3_1; c55_1 += u4.w * b4_1; c55_1 += u5.w * b5_1; c55_1 += u6.w * b6_1; c55_1 += u7.w * b7_1;
+            c55_2 += u0.w * b0_2; c55_2 += u1.w * b1_2; c55_2 += u2.w * b2_2; c55_2 += u3.w * b3_2; c55_2 += u4.w * b4_2; c55_2 += u5.w * b5_2; c55_2 += u6.w * b6_2; c55_2 += u7.w * b7_2;
+            c55_3 += u0.w * b0_3; c55_3 += u1.w * b1_3; c55_3 += u2.w * b2_3; c55_3 += u3.w * b3_3; c55_3 += u4.w * b4_3; c55_3 += u5.w * b5_3; c55_3 += u6.w * b6_3; c55_3 += u7.w * b7_3;
+            c55_4 += u0.w * b0_4; c55_4 += u1.w * b1_4; c55_4 += u2.w * b2_4; c55_4 += u3.w * b3_4; c55_4 += u4.w * b4_4; c55_4 += u5.w * b5_4; c55_4 += u6.w * b6_4; c55_4 += u7.w * b7_4;
+            c55_5 += u0.w * b0_5; c55_5 += u1.w * b1_5; c55_5 += u2.w * b2_5; c55_5 += u3.w * b3_5; c55_5 += u4.w * b4_5; c55_5 += u5.w * b5_5; c55_5 += u6.w * b6_5; c55_5 += u7.w * b7_5;
+            c55_6 += u0.w * b0_6; c55_6 += u1.w * b1_6; c55_6 += u2.w * b2_6; c55_6 += u3.w * b3_6; c55_6 += u4.w * b4_6; c55_6 += u5.w * b5_6; c55_6 += u6.w * b6_6; c55_6 += u7.w * b7_6;
+            c55_7 += u0.w * b0_7; c55_7 += u1.w * b1_7; c55_7 += u2.w * b2_7; c55_7 += u3.w * b3_7; c55_7 += u4.w * b4_7; c55_7 += u5.w * b5_7; c55_7 += u6.w * b6_7; c55_7 += u7.w * b7_7;
+            d55 += u0.w; d55 += u1.w; d55 += u2.w; d55 += u3.w; d55 += u4.w; d55 += u5.w; d55 += u6.w; d55 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a14, 0u); let s1 = subgroupBroadcast(a14, 1u); let s2 = subgroupBroadcast(a14, 2u); let s3 = subgroupBroadcast(a14, 3u); let s4 = subgroupBroadcast(a14, 4u); let s5 = subgroupBroadcast(a14, 5u); let s6 = subgroupBroadcast(a14, 6u); let s7 = subgroupBroadcast(a14, 7u);
-            c14_0 += s0 * b0_0; c14_0 += s1 * b1_0; c14_0 += s2 * b2_0; c14_0 += s3 * b3_0; c14_0 += s4 * b4_0; c14_0 += s5 * b5_0; c14_0 += s6 * b6_0; c14_0 += s7 * b7_0;
-            c14_1 += s0 * b0_1; c14_1 += s1 * b1_1; c14_1 += s2 * b2_1; c14_1 += s3 * b3_1; c14_1 += s4 * b4_1; c14_1 += s5 * b5_1; c14_1 += s6 * b6_1; c14_1 += s7 * b7_1;
-            c14_2 += s0 * b0_2; c14_2 += s1 * b1_2; c14_2 += s2 * b2_2; c14_2 += s3 * b3_2; c14_2 += s4 * b4_2; c14_2 += s5 * b5_2; c14_2 += s6 * b6_2; c14_2 += s7 * b7_2;
-            c14_3 += s0 * b0_3; c14_3 += s1 * b1_3; c14_3 += s2 * b2_3; c14_3 += s3 * b3_3; c14_3 += s4 * b4_3; c14_3 += s5 * b5_3; c14_3 += s6 * b6_3; c14_3 += s7 * b7_3;
-            c14_4 += s0 * b0_4; c14_4 += s1 * b1_4; c14_4 += s2 * b2_4; c14_4 += s3 * b3_4; c14_4 += s4 * b4_4; c14_4 += s5 * b5_4; c14_4 += s6 * b6_4; c14_4 += s7 * b7_4;
-            c14_5 += s0 * b0_5; c14_5 += s1 * b1_5; c14_5 += s2 * b2_5; c14_5 += s3 * b3_5; c14_5 += s4 * b4_5; c14_5 += s5 * b5_5; c14_5 += s6 * b6_5; c14_5 += s7 * b7_5;
-            c14_6 += s0 * b0_6; c14_6 += s1 * b1_6; c14_6 += s2 * b2_6; c14_6 += s3 * b3_6; c14_6 += s4 * b4_6; c14_6 += s5 * b5_6; c14_6 += s6 * b6_6; c14_6 += s7 * b7_6;
-            c14_7 += s0 * b0_7; c14_7 += s1 * b1_7; c14_7 += s2 * b2_7; c14_7 += s3 * b3_7; c14_7 += s4 * b4_7; c14_7 += s5 * b5_7; c14_7 += s6 * b6_7; c14_7 += s7 * b7_7;
-            d14 += s0; d14 += s1; d14 += s2; d14 += s3; d14 += s4; d14 += s5; d14 += s6; d14 += s7;
+        { let u0 = subgroupBroadcast(t14, 0u); let u1 = subgroupBroadcast(t14, 1u); let u2 = subgroupBroadcast(t14, 2u); let u3 = subgroupBroadcast(t14, 3u); let u4 = subgroupBroadcast(t14, 4u); let u5 = subgroupBroadcast(t14, 5u); let u6 = subgroupBroadcast(t14, 6u); let u7 = subgroupBroadcast(t14, 7u);
+            c56_0 += u0.x * b0_0; c56_0 += u1.x * b1_0; c56_0 += u2.x * b2_0; c56_0 += u3.x * b3_0; c56_0 += u4.x * b4_0; c56_0 += u5.x * b5_0; c56_0 += u6.x * b6_0; c56_0 += u7.x * b7_0;
+            c56_1 += u0.x * b0_1; c56_1 += u1.x * b1_1; c56_1 += u2.x * b2_1; c56_1 += u3.x * b3_1; c56_1 += u4.x * b4_1; c56_1 += u5.x * b5_1; c56_1 += u6.x * b6_1; c56_1 += u7.x * b7_1;
+            c56_2 += u0.x * b0_2; c56_2 += u1.x * b1_2; c56_2 += u2.x * b2_2; c56_2 += u3.x * b3_2; c56_2 += u4.x * b4_2; c56_2 += u5.x * b5_2; c56_2 += u6.x * b6_2; c56_2 += u7.x * b7_2;
+            c56_3 += u0.x * b0_3; c56_3 += u1.x * b1_3; c56_3 += u2.x * b2_3; c56_3 += u3.x * b3_3; c56_3 += u4.x * b4_3; c56_3 += u5.x * b5_3; c56_3 += u6.x * b6_3; c56_3 += u7.x * b7_3;
+            c56_4 += u0.x * b0_4; c56_4 += u1.x * b1_4; c56_4 += u2.x * b2_4; c56_4 += u3.x * b3_4; c56_4 += u4.x * b4_4; c56_4 += u5.x * b5_4; c56_4 += u6.x * b6_4; c56_4 += u7.x * b7_4;
+            c56_5 += u0.x * b0_5; c56_5 += u1.x * b1_5; c56_5 += u2.x * b2_5; c56_5 += u3.x * b3_5; c56_5 += u4.x * b4_5; c56_5 += u5.x * b5_5; c56_5 += u6.x * b6_5; c56_5 += u7.x * b7_5;
+            c56_6 += u0.x * b0_6; c56_6 += u1.x * b1_6; c56_6 += u2.x * b2_6; c56_6 += u3.x * b3_6; c56_6 += u4.x * b4_6; c56_6 += u5.x * b5_6; c56_6 += u6.x * b6_6; c56_6 += u7.x * b7_6;
+            c56_7 += u0.x * b0_7; c56_7 += u1.x * b1_7; c56_7 += u2.x * b2_7; c56_7 += u3.x * b3_7; c56_7 += u4.x * b4_7; c56_7 += u5.x * b5_7; c56_7 += u6.x * b6_7; c56_7 += u7.x * b7_7;
+            d56 += u0.x; d56 += u1.x; d56 += u2.x; d56 += u3.x; d56 += u4.x; d56 += u5.x; d56 += u6.x; d56 += u7.x;
+            c57_0 += u0.y * b0_0; c57_0 += u1.y * b1_0; c57_0 += u2.y * b2_0; c57_0 += u3.y * b3_0; c57_0 += u4.y * b4_0; c57_0 += u5.y * b5_0; c57_0 += u6.y * b6_0; c57_0 += u7.y * b7_0;
+            c57_1 += u0.y * b0_1; c57_1 += u1.y * b1_1; c57_1 += u2.y * b2_1; c57_1 += u3.y * b3_1; c57_1 += u4.y * b4_1; c57_1 += u5.y * b5_1; c57_1 += u6.y * b6_1; c57_1 += u7.y * b7_1;
+            c57_2 += u0.y * b0_2; c57_2 += u1.y * b1_2; c57_2 += u2.y * b2_2; c57_2 += u3.y * b3_2; c57_2 += u4.y * b4_2; c57_2 += u5.y * b5_2; c57_2 += u6.y * b6_2; c57_2 += u7.y * b7_2;
+            c57_3 += u0.y * b0_3; c57_3 += u1.y * b1_3; c57_3 += u2.y * b2_3; c57_3 += u3.y * b3_3; c57_3 += u4.y * b4_3; c57_3 += u5.y * b5_3; c57_3 += u6.y * b6_3; c57_3 += u7.y * b7_3;
+            c57_4 += u0.y * b0_4; c57_4 += u1.y * b1_4; c57_4 += u2.y * b2_4; c57_4 += u3.y * b3_4; c57_4 += u4.y * b4_4; c57_4 += u5.y * b5_4; c57_4 += u6.y * b6_4; c57_4 += u7.y * b7_4;
+            c57_5 += u0.y * b0_5; c57_5 += u1.y * b1_5; c57_5 += u2.y * b2_5; c57_5 += u3.y * b3_5; c57_5 += u4.y * b4_5; c57_5 += u5.y * b5_5; c57_5 += u6.y * b6_5; c57_5 += u7.y * b7_5;
+            c57_6 += u0.y * b0_6; c57_6 += u1.y * b1_6; c57_6 += u2.y * b2_6; c57_6 += u3.y * b3_6; c57_6 += u4.y * b4_6; c57_6 += u5.y * b5_6; c57_6 += u6.y * b6_6; c57_6 += u7.y * b7_6;
+            c57_7 += u0.y * b0_7; c57_7 += u1.y * b1_7; c57_7 += u2.y * b2_7; c57_7 += u3.y * b3_7; c57_7 += u4.y * b4_7; c57_7 += u5.y * b5_7; c57_7 += u6.y * b6_7; c57_7 += u7.y * b7_7;
+            d57 += u0.y; d57 += u1.y; d57 += u2.y; d57 += u3.y; d57 += u4.y; d57 += u5.y; d57 += u6.y; d57 += u7.y;
+            c58_0 += u0.z * b0_0; c58_0 += u1.z * b1_0; c58_0 += u2.z * b2_0; c58_0 += u3.z * b3_0; c58_0 += u4.z * b4_0; c58_0 += u5.z * b5_0; c58_0 += u6.z * b6_0; c58_0 += u7.z * b7_0;
+            c58_1 += u0.z * b0_1; c58_1 += u1.z * b1_1; c58_1 += u2.z * b2_1; c58_1 += u3.z * b3_1; c58_1 += u4.z * b4_1; c58_1 += u5.z * b5_1; c58_1 += u6.z * b6_1; c58_1 += u7.z * b7_1;
+            c58_2 += u0.z * b0_2; c58_2 += u1.z * b1_2; c58_2 += u2.z * b2_2; c58_2 += u3.z * b3_2; c58_2 += u4.z * b4_2; c58_2 += u5.z * b5_2; c58_2 += u6.z * b6_2; c58_2 += u7.z * b7_2;
+            c58_3 += u0.z * b0_3; c58_3 += u1.z * b1_3; c58_3 += u2.z * b2_3; c58_3 += u3.z * b3_3; c58_3 += u4.z * b4_3; c58_3 += u5.z * b5_3; c58_3 += u6.z * b6_3; c58_3 += u7.z * b7_3;
+            c58_4 += u0.z * b0_4; c58_4 += u1.z * b1_4; c58_4 += u2.z * b2_4; c58_4 += u3.z * b3_4; c58_4 += u4.z * b4_4; c58_4 += u5.z * b5_4; c58_4 += u6.z * b6_4; c58_4 += u7.z * b7_4;
+            c58_5 += u0.z * b0_5; c58_5 += u1.z * b1_5; c58_5 += u2.z * b2_5; c58_5 += u3.z * b3_5; c58_5 += u4.z * b4_5; c58_5 += u5.z * b5_5; c58_5 += u6.z * b6_5; c58_5 += u7.z * b7_5;
+            c58_6 += u0.z * b0_6; c58_6 += u1.z * b1_6; c58_6 += u2.z * b2_6; c58_6 += u3.z * b3_6; c58_6 += u4.z * b4_6; c58_6 += u5.z * b5_6; c58_6 += u6.z * b6_6; c58_6 += u7.z * b7_6;
+            c58_7 += u0.z * b0_7; c58_7 += u1.z * b1_7; c58_7 += u2.z * b2_7; c58_7 += u3.z * b3_7; c58_7 += u4.z * b4_7; c58_7 += u5.z * b5_7; c58_7 += u6.z * b6_7; c58_7 += u7.z * b7_7;
+            d58 += u0.z; d58 += u1.z; d58 += u2.z; d58 += u3.z; d58 += u4.z; d58 += u5.z; d58 += u6.z; d58 += u7.z;
+            c59_0 += u0.w * b0_0; c59_0 += u1.w * b1_0; c59_0 += u2.w * b2_0; c59_0 += u3.w * b3_0; c59_0 += u4.w * b4_0; c59_0 += u5.w * b5_0; c59_0 += u6.w * b6_0; c59_0 += u7.w * b7_0;
+            c59_1 += u0.w * b0_1; c59_1 += u1.w * b1_1; c59_1 += u2.w * b2_1; c59_1 += u3.w * b3_1; c59_1 += u4.w * b4_1; c59_1 += u5.w * b5_1; c59_1 += u6.w * b6_1; c59_1 += u7.w * b7_1;
+            c59_2 += u0.w * b0_2; c59_2 += u1.w * b1_2; c59_2 += u2.w * b2_2; c59_2 += u3.w * b3_2; c59_2 += u4.w * b4_2; c59_2 += u5.w * b5_2; c59_2 += u6.w * b6_2; c59_2 += u7.w * b7_2;
+            c59_3 += u0.w * b0_3; c59_3 += u1.w * b1_3; c59_3 += u2.w * b2_3; c59_3 += u3.w * b3_3; c59_3 += u4.w * b4_3; c59_3 += u5.w * b5_3; c59_3 += u6.w * b6_3; c59_3 += u7.w * b7_3;
+            c59_4 += u0.w * b0_4; c59_4 += u1.w * b1_4; c59_4 += u2.w * b2_4; c59_4 += u3.w * b3_4; c59_4 += u4.w * b4_4; c59_4 += u5.w * b5_4; c59_4 += u6.w * b6_4; c59_4 += u7.w * b7_4;
+            c59_5 += u0.w * b0_5; c59_5 += u1.w * b1_5; c59_5 += u2.w * b2_5; c59_5 += u3.w * b3_5; c59_5 += u4.w * b4_5; c59_5 += u5.w * b5_5; c59_5 += u6.w * b6_5; c59_5 += u7.w * b7_5;
+            c59_6 += u0.w * b0_6; c59_6 += u1.w * b1_6; c59_6 += u2.w * b2_6; c59_6 += u3.w * b3_6; c59_6 += u4.w * b4_6; c59_6 += u5.w * b5_6; c59_6 += u6.w * b6_6; c59_6 += u7.w * b7_6;
+            c59_7 += u0.w * b0_7; c59_7 += u1.w * b1_7; c59_7 += u2.w * b2_7; c59_7 += u3.w * b3_7; c59_7 += u4.w * b4_7; c59_7 += u5.w * b5_7; c59_7 += u6.w * b6_7; c59_7 += u7.w * b7_7;
+            d59 += u0.w; d59 += u1.w; d59 += u2.w; d59 += u3.w; d59 += u4.w; d59 += u5.w; d59 += u6.w; d59 += u7.w;
         }
-        { let s0 = subgroupBroadcast(a15, 0u); let s1 = subgroupBroadcast(a15, 1u); let s2 = subgroupBroadcast(a15, 2u); let s3 = subgroupBroadcast(a15, 3u); let s4 = subgroupBroadcast(a15, 4u); let s5 = subgroupBroadcast(a15, 5u); let s6 = subgroupBroadcast(a15, 6u); let s7 = subgroupBroadcast(a15, 7u);
-            c15_0 += s0 * b0_0; c15_0 += s1 * b1_0; c15_0 += s2 * b2_0; c15_0 += s3 * b3_0; c15_0 += s4 * b4_0; c15_0 += s5 * b5_0; c15_0 += s6 * b6_0; c15_0 += s7 * b7_0;
-            c15_1 += s0 * b0_1; c15_1 += s1 * b1_1; c15_1 += s2 * b2_1; c15_1 += s3 * b3_1; c15_1 += s4 * b4_1; c15_1 += s5 * b5_1; c15_1 += s6 * b6_1; c15_1 += s7 * b7_1;
-            c15_2 += s0 * b0_2; c15_2 += s1 * b1_2; c15_2 += s2 * b2_2; c15_2 += s3 * b3_2; c15_2 += s4 * b4_2; c15_2 += s5 * b5_2; c15_2 += s6 * b6_2; c15_2 += s7 * b7_2;
-            c15_3 += s0 * b0_3; c15_3 += s1 * b1_3; c15_3 += s2 * b2_3; c15_3 += s3 * b3_3; c15_3 += s4 * b4_3; c15_3 += s5 * b5_3; c15_3 += s6 * b6_3; c15_3 += s7 * b7_3;
-            c15_4 += s0 * b0_4; c15_4 += s1 * b1_4; c15_4 += s2 * b2_4; c15_4 += s3 * b3_4; c15_4 += s4 * b4_4; c15_4 += s5 * b5_4; c15_4 += s6 * b6_4; c15_4 += s7 * b7_4;
-            c15_5 += s0 * b0_5; c15_5 += s1 * b1_5; c15_5 += s2 * b2_5; c15_5 += s3 * b3_5; c15_5 += s4 * b4_5; c15_5 += s5 * b5_5; c15_5 += s6 * b6_5; c15_5 += s7 * b7_5;
-            c15_6 += s0 * b0_6; c15_6 += s1 * b1_6; c15_6 += s2 * b2_6; c15_6 += s3 * b3_6; c15_6 += s4 * b4_6; c15_6 += s5 * b5_6; c15_6 += s6 * b6_6; c15_6 += s7 * b7_6;
-            c15_7 += s0 * b0_7; c15_7 += s1 * b1_7; c15_7 += s2 * b2_7; c15_7 += s3 * b3_7; c15_7 += s4 * b4_7; c15_7 += s5 * b5_7; c15_7 += s6 * b6_7; c15_7 += s7 * b7_7;
-            d15 += s0; d15 += s1; d15 += s2; d15 += s3; d15 += s4; d15 += s5; d15 += s6; d15 += s7;
-        }
-        { let s0 = subgroupBroadcast(a16, 0u); let s1 = subgroupBroadcast(a16, 1u); let s2 = subgroupBroadcast(a16, 2u); let s3 = subgroupBroadcast(a16, 3u); let s4 = subgroupBroadcast(a16, 4u); let s5 = subgroupBroadcast(a16, 5u); let s6 = subgroupBroadcast(a16, 6u); let s7 = subgroupBroadcast(a16, 7u);
-            c16_0 += s0 * b0_0; c16_0 += s1 * b1_0; c16_0 += s2 * b2_0; c16_0 += s3 * b3_0; c16_0 += s4 * b4_0; c16_0 += s5 * b5_0; c16_0 += s6 * b6_0; c16_0 += s7 * b7_0;
-            c16_1 += s0 * b0_1; c16_1 += s1 * b1_1; c16_1 += s2 * b2_1; c16_1 += s3 * b3_1; c16_1 += s4 * b4_1; c16_1 += s5 * b5_1; c16_1 += s6 * b6_1; c16_1 += s7 * b7_1;
-            c16_2 += s0 * b0_2; c16_2 += s1 * b1_2; c16_2 += s2 * b2_2; c16_2 += s3 * b3_2; c16_2 += s4 * b4_2; c16_2 += s5 * b5_2; c16_2 += s6 * b6_2; c16_2 += s7 * b7_2;
-            c16_3 += s0 * b0_3; c16_3 += s1 * b1_3; c16_3 += s2 * b2_3; c16_3 += s3 * b3_3; c16_3 += s4 * b4_3; c16_3 += s5 * b5_3; c16_3 += s6 * b6_3; c16_3 += s7 * b7_3;
-            c16_4 += s0 * b0_4; c16_4 += s1 * b1_4; c16_4 += s2 * b2_4; c16_4 += s3 * b3_4; c16_4 += s4 * b4_4; c16_4 += s5 * b5_4; c16_4 += s6 * b6_4; c16_4 += s7 * b7_4;
-            c16_5 += s0 * b0_5; c16_5 += s1 * b1_5; c16_5 += s2 * b2_5; c16_5 += s3 * b3_5; c16_5 += s4 * b4_5; c16_5 += s5 * b5_5; c16_5 += s6 * b6_5; c16_5 += s7 * b7_5;
-            c16_6 += s0 * b0_6; c16_6 += s1 * b1_6; c16_6 += s2 * b2_6; c16_6 += s3 * b3_6; c16_6 += s4 * b4_6; c16_6 += s5 * b5_6; c16_6 += s6 * b6_6; c16_6 += s7 * b7_6;
-            c16_7 += s0 * b0_7; c16_7 += s1 * b1_7; c16_7 += s2 * b2_7; c16_7 += s3 * b3_7; c16_7 += s4 * b4_7; c16_7 += s5 * b5_7; c16_7 += s6 * b6_7; c16_7 += s7 * b7_7;
-            d16 += s0; d16 += s1; d16 += s2; d16 += s3; d16 += s4; d16 += s5; d16 += s6; d16 += s7;
-        }
-        { let s0 = subgroupBroadcast(a17, 0u); let s1 = subgroupBroadcast(a17, 1u); let s2 = subgroupBroadcast(a17, 2u); let s3 = subgroupBroadcast(a17, 3u); let s4 = subgroupBroadcast(a17, 4u); let s5 = subgroupBroadcast(a17, 5u); let s6 = subgroupBroadcast(a17, 6u); let s7 = subgroupBroadcast(a17, 7u);
-            c17_0 += s0 * b0_0; c17_0 += s1 * b1_0; c17_0 += s2 * b2_0; c17_0 += s3 * b3_0; c17_0 += s4 * b4_0; c17_0 += s5 * b5_0; c17_0 += s6 * b6_0; c17_0 += s7 * b7_0;
-            c17_1 += s0 * b0_1; c17_1 += s1 * b1_1; c17_1 += s2 * b2_1; c17_1 += s3 * b3_1; c17_1 += s4 * b4_1; c17_1 += s5 * b5_1; c17_1 += s6 * b6_1; c17_1 += s7 * b7_1;
-            c17_2 += s0 * b0_2; c17_2 += s1 * b1_2; c17_2 += s2 * b2_2; c17_2 += s3 * b3_2; c17_2 += s4 * b4_2; c17_2 += s5 * b5_2; c17_2 += s6 * b6_2; c17_2 += s7 * b7_2;
-            c17_3 += s0 * b0_3; c17_3 += s1 * b1_3; c17_3 += s2 * b2_3; c17_3 += s3 * b3_3; c17_3 += s4 * b4_3; c17_3 += s5 * b5_3; c17_3 += s6 * b6_3; c17_3 += s7 * b7_3;
-            c17_4 += s0 * b0_4; c17_4 += s1 * b1_4; c17_4 += s2 * b2_4; c17_4 += s3 * b3_4; c17_4 += s4 * b4_4; c17_4 += s5 * b5_4; c17_4 += s6 * b6_4; c17_4 += s7 * b7_4;
-            c17_5 += s0 * b0_5; c17_5 += s1 * b1_5; c17_5 += s2 * b2_5; c17_5 += s3 * b3_5; c17_5 += s4 * b4_5; c17_5 += s5 * b5_5; c17_5 += s6 * b6_5; c17_5 += s7 * b7_5;
-            c17_6 += s0 * b0_6; c17_6 += s1 * b1_6; c17_6 += s2 * b2_6; c17_6 += s3 * b3_6; c17_6 += s4 * b4_6; c17_6 += s5 * b5_6; c17_6 += s6 * b6_6; c17_6 += s7 * b7_6;
-            c17_7 += s0 * b0_7; c17_7 += s1 * b1_7; c17_7 += s2 * b2_7; c17_7 += s3 * b3_7; c17_7 += s4 * b4_7; c17_7 += s5 * b5_7; c17_7 += s6 * b6_7; c17_7 += s7 * b7_7;
-            d17 += s0; d17 += s1; d17 += s2; d17 += s3; d17 += s4; d17 += s5; d17 += s6; d17 += s7;
-        }
-        { let s0 = subgroupBroadcast(a18, 0u); let s1 = subgroupBroadcast(a18, 1u); let s2 = subgroupBroadcast(a18, 2u); let s3 = subgroupBroadcast(a18, 3u); let s4 = subgroupBroadcast(a18, 4u); let s5 = subgroupBroadcast(a18, 5u); let s6 = subgroupBroadcast(a18, 6u); let s7 = subgroupBroadcast(a18, 7u);
-            c18_0 += s0 * b0_0; c18_0 += s1 * b1_0; c18_0 += s2 * b2_0; c18_0 += s3 * b3_0; c18_0 += s4 * b4_0; c18_0 += s5 * b5_0; c18_0 += s6 * b6_0; c18_0 += s7 * b7_0;
-            c18_1 += s0 * b0_1; c18_1 += s1 * b1_1; c18_1 += s2 * b2_1; c18_1 += s3 * b3_1; c18_1 += s4 * b4_1; c18_1 += s5 * b5_1; c18_1 += s6 * b6_1; c18_1 += s7 * b7_1;
-            c18_2 += s0 * b0_2; c18_2 += s1 * b1_2; c18_2 += s2 * b2_2; c18_2 += s3 * b3_2; c18_2 += s4 * b4_2; c18_2 += s5 * b5_2; c18_2 += s6 * b6_2; c18_2 += s7 * b7_2;
-            c18_3 += s0 * b0_3; c18_3 += s1 * b1_3; c18_3 += s2 * b2_3; c18_3 += s3 * b3_3; c18_3 += s4 * b4_3; c18_3 += s5 * b5_3; c18_3 += s6 * b6_3; c18_3 += s7 * b7_3;
-            c18_4 += s0 * b0_4; c18_4 += s1 * b1_4; c18_4 += s2 * b2_4; c18_4 += s3 * b3_4; c18_4 += s4 * b4_4; c18_4 += s5 * b5_4; c18_4 += s6 * b6_4; c18_4 += s7 * b7_4;
-            c18_5 += s0 * b0_5; c18_5 += s1 * b1_5; c18_5 += s2 * b2_5; c18_5 += s3 * b3_5; c18_5 += s4 * b4_5; c18_5 += s5 * b5_5; c18_5 += s6 * b6_5; c18_5 += s7 * b7_5;
-            c18_6 += s0 * b0_6; c18_6 += s1 * b1_6; c18_6 += s2 * b2_6; c18_6 += s3 * b3_6; c18_6 += s4 * b4_6; c18_6 += s5 * b5_6; c18_6 += s6 * b6_6; c18_6 += s7 * b7_6;
-            c18_7 += s0 * b0_7; c18_7 += s1 * b1_7; c18_7 += s2 * b2_7; c18_7 += s3 * b3_7; c18_7 += s4 * b4_7; c18_7 += s5 * b5_7; c18_7 += s6 * b6_7; c18_7 += s7 * b7_7;
-            d18 += s0; d18 += s1; d18 += s2; d18 += s3; d18 += s4; d18 += s5; d18 += s6; d18 += s7;
-        }
-        { let s0 = subgroupBroadcast(a19, 0u); let s1 = subgroupBroadcast(a19, 1u); let s2 = subgroupBroadcast(a19, 2u); let s3 = subgroupBroadcast(a19, 3u); let s4 = subgroupBroadcast(a19, 4u); let s5 = subgroupBroadcast(a19, 5u); let s6 = subgroupBroadcast(a19, 6u); let s7 = subgroupBroadcast(a19, 7u);
-            c19_0 += s0 * b0_0; c19_0 += s1 * b1_0; c19_0 += s2 * b2_0; c19_0 += s3 * b3_0; c19_0 += s4 * b4_0; c19_0 += s5 * b5_0; c19_0 += s6 * b6_0; c19_0 += s7 * b7_0;
-            c19_1 += s0 * b0_1; c19_1 += s1 * b1_1; c19_1 += s2 * b2_1; c19_1 += s3 * b3_1; c19_1 += s4 * b4_1; c19_1 += s5 * b5_1; c19_1 += s6 * b6_1; c19_1 += s7 * b7_1;
-            c19_2 += s0 * b0_2; c19_2 += s1 * b1_2; c19_2 += s2 * b2_2; c19_2 += s3 * b3_2; c19_2 += s4 * b4_2; c19_2 += s5 * b5_2; c19_2 += s6 * b6_2; c19_2 += s7 * b7_2;
-            c19_3 += s0 * b0_3; c19_3 += s1 * b1_3; c19_3 += s2 * b2_3; c19_3 += s3 * b3_3; c19_3 += s4 * b4_3; c19_3 += s5 * b5_3; c19_3 += s6 * b6_3; c19_3 += s7 * b7_3;
-            c19_4 += s0 * b0_4; c19_4 += s1 * b1_4; c19_4 += s2 * b2_4; c19_4 += s3 * b3_4; c19_4 += s4 * b4_4; c19_4 += s5 * b5_4; c19_4 += s6 * b6_4; c19_4 += s7 * b7_4;
-            c19_5 += s0 * b0_5; c19_5 += s1 * b1_5; c19_5 += s2 * b2_5; c19_5 += s3 * b3_5; c19_5 += s4 * b4_5; c19_5 += s5 * b5_5; c19_5 += s6 * b6_5; c19_5 += s7 * b7_5;
-            c19_6 += s0 * b0_6; c19_6 += s1 * b1_6; c19_6 += s2 * b2_6; c19_6 += s3 * b3_6; c19_6 += s4 * b4_6; c19_6 += s5 * b5_6; c19_6 += s6 * b6_6; c19_6 += s7 * b7_6;
-            c19_7 += s0 * b0_7; c19_7 += s1 * b1_7; c19_7 += s2 * b2_7; c19_7 += s3 * b3_7; c19_7 += s4 * b4_7; c19_7 += s5 * b5_7; c19_7 += s6 * b6_7; c19_7 += s7 * b7_7;
-            d19 += s0; d19 += s1; d19 += s2; d19 += s3; d19 += s4; d19 += s5; d19 += s6; d19 += s7;
-        }
-        { let s0 = subgroupBroadcast(a20, 0u); let s1 = subgroupBroadcast(a20, 1u); let s2 = subgroupBroadcast(a20, 2u); let s3 = subgroupBroadcast(a20, 3u); let s4 = subgroupBroadcast(a20, 4u); let s5 = subgroupBroadcast(a20, 5u); let s6 = subgroupBroadcast(a20, 6u); let s7 = subgroupBroadcast(a20, 7u);
-            c20_0 += s0 * b0_0; c20_0 += s1 * b1_0; c20_0 += s2 * b2_0; c20_0 += s3 * b3_0; c20_0 += s4 * b4_0; c20_0 += s5 * b5_0; c20_0 += s6 * b6_0; c20_0 += s7 * b7_0;
-            c20_1 += s0 * b0_1; c20_1 += s1 * b1_1; c20_1 += s2 * b2_1; c20_1 += s3 * b3_1; c20_1 += s4 * b4_1; c20_1 += s5 * b5_1; c20_1 += s6 * b6_1; c20_1 += s7 * b7_1;
-            c20_2 += s0 * b0_2; c20_2 += s1 * b1_2; c20_2 += s2 * b2_2; c20_2 += s3 * b3_2; c20_2 += s4 * b4_2; c20_2 += s5 * b5_2; c20_2 += s6 * b6_2; c20_2 += s7 * b7_2;
-            c20_3 += s0 * b0_3; c20_3 += s1 * b1_3; c20_3 += s2 * b2_3; c20_3 += s3 * b3_3; c20_3 += s4 * b4_3; c20_3 += s5 * b5_3; c20_3 += s6 * b6_3; c20_3 += s7 * b7_3;
-            c20_4 += s0 * b0_4; c20_4 += s1 * b1_4; c20_4 += s2 * b2_4; c20_4 += s3 * b3_4; c20_4 += s4 * b4_4; c20_4 += s5 * b5_4; c20_4 += s6 * b6_4; c20_4 += s7 * b7_4;
-            c20_5 += s0 * b0_5; c20_5 += s1 * b1_5; c20_5 += s2 * b2_5; c20_5 += s3 * b3_5; c20_5 += s4 * b4_5; c20_5 += s5 * b5_5; c20_5 += s6 * b6_5; c20_5 += s7 * b7_5;
-            c20_6 += s0 * b0_6; c20_6 += s1 * b1_6; c20_6 += s2 * b2_6; c20_6 += s3 * b3_6; c20_6 += s4 * b4_6; c20_6 += s5 * b5_6; c20_6 += s6 * b6_6; c20_6 += s7 * b7_6;
-            c20_7 += s0 * b0_7; c20_7 += s1 * b1_7; c20_7 += s2 * b2_7; c20_7 += s3 * b3_7; c20_7 += s4 * b4_7; c20_7 += s5 * b5_7; c20_7 += s6 * b6_7; c20_7 += s7 * b7_7;
-            d20 += s0; d20 += s1; d20 += s2; d20 += s3; d20 += s4; d20 += s5; d20 += s6; d20 += s7;
-        }
-        { let s0 = subgroupBroadcast(a21, 0u); let s1 = subgroupBroadcast(a21, 1u); let s2 = subgroupBroadcast(a21, 2u); let s3 = subgroupBroadcast(a21, 3u); let s4 = subgroupBroadcast(a21, 4u); let s5 = subgroupBroadcast(a21, 5u); let s6 = subgroupBroadcast(a21, 6u); let s7 = subgroupBroadcast(a21, 7u);
-            c21_0 += s0 * b0_0; c21_0 += s1 * b1_0; c21_0 += s2 * b2_0; c21_0 += s3 * b3_0; c21_0 += s4 * b4_0; c21_0 += s5 * b5_0; c21_0 += s6 * b6_0; c21_0 += s7 * b7_0;
-            c21_1 += s0 * b0_1; c21_1 += s1 * b1_1; c21_1 += s2 * b2_1; c21_1 += s3 * b3_1; c21_1 += s4 * b4_1; c21_1 += s5 * b5_1; c21_1 += s6 * b6_1; c21_1 += s7 * b7_1;
-            c21_2 += s0 * b0_2; c21_2 += s1 * b1_2; c21_2 += s2 * b2_2; c21_2 += s3 * b3_2; c21_2 += s4 * b4_2; c21_2 += s5 * b5_2; c21_2 += s6 * b6_2; c21_2 += s7 * b7_2;
-            c21_3 += s0 * b0_3; c21_3 += s1 * b1_3; c21_3 += s2 * b2_3; c21_3 += s3 * b3_3; c21_3 += s4 * b4_3; c21_3 += s5 * b5_3; c21_3 += s6 * b6_3; c21_3 += s7 * b7_3;
-            c21_4 += s0 * b0_4; c21_4 += s1 * b1_4; c21_4 += s2 * b2_4; c21_4 += s3 * b3_4; c21_4 += s4 * b4_4; c21_4 += s5 * b5_4; c21_4 += s6 * b6_4; c21_4 += s7 * b7_4;
-            c21_5 += s0 * b0_5; c21_5 += s1 * b1_5; c21_5 += s2 * b2_5; c21_5 += s3 * b3_5; c21_5 += s4 * b4_5; c21_5 += s5 * b5_5; c21_5 += s6 * b6_5; c21_5 += s7 * b7_5;
-            c21_6 += s0 * b0_6; c21_6 += s1 * b1_6; c21_6 += s2 * b2_6; c21_6 += s3 * b3_6; c21_6 += s4 * b4_6; c21_6 += s5 * b5_6; c21_6 += s6 * b6_6; c21_6 += s7 * b7_6;
-            c21_7 += s0 * b0_7; c21_7 += s1 * b1_7; c21_7 += s2 * b2_7; c21_7 += s3 * b3_7; c21_7 += s4 * b4_7; c21_7 += s5 * b5_7; c21_7 += s6 * b6_7; c21_7 += s7 * b7_7;
-            d21 += s0; d21 += s1; d21 += s2; d21 += s3; d21 += s4; d21 += s5; d21 += s6; d21 += s7;
-        }
-        { let s0 = subgroupBroadcast(a22, 0u); let s1 = subgroupBroadcast(a22, 1u); let s2 = subgroupBroadcast(a22, 2u); let s3 = subgroupBroadcast(a22, 3u); let s4 = subgroupBroadcast(a22, 4u); let s5 = subgroupBroadcast(a22, 5u); let s6 = subgroupBroadcast(a22, 6u); let s7 = subgroupBroadcast(a22, 7u);
-            c22_0 += s0 * b0_0; c22_0 += s1 * b1_0; c22_0 += s2 * b2_0; c22_0 += s3 * b3_0; c22_0 += s4 * b4_0; c22_0 += s5 * b5_0; c22_0 += s6 * b6_0; c22_0 += s7 * b7_0;
-            c22_1 += s0 * b0_1; c22_1 += s1 * b1_1; c22_1 += s2 * b2_1; c22_1 += s3 * b3_1; c22_1 += s4 * b4_1; c22_1 += s5 * b5_1; c22_1 += s6 * b6_1; c22_1 += s7 * b7_1;
-            c22_2 += s0 * b0_2; c22_2 += s1 * b1_2; c22_2 += s2 * b2_2; c22_2 += s3 * b3_2; c22_2 += s4 * b4_2; c22_2 += s5 * b5_2; c22_2 += s6 * b6_2; c22_2 += s7 * b7_2;
-            c22_3 += s0 * b0_3; c22_3 += s1 * b1_3; c22_3 += s2 * b2_3; c22_3 += s3 * b3_3; c22_3 += s4 * b4_3; c22_3 += s5 * b5_3; c22_3 += s6 * b6_3; c22_3 += s7 * b7_3;
-            c22_4 += s0 * b0_4; c22_4 += s1 * b1_4; c22_4 += s2 * b2_4; c22_4 += s3 * b3_4; c22_4 += s4 * b4_4; c22_4 += s5 * b5_4; c22_4 += s6 * b6_4; c22_4 += s7 * b7_4;
-            c22_5 += s0 * b0_5; c22_5 += s1 * b1_5; c22_5 += s2 * b2_5; c22_5 += s3 * b3_5; c22_5 += s4 * b4_5; c22_5 += s5 * b5_5; c22_5 += s6 * b6_5; c22_5 += s7 * b7_5;
-            c22_6 += s0 * b0_6; c22_6 += s1 * b1_6; c22_6 += s2 * b2_6; c22_6 += s3 * b3_6; c22_6 += s4 * b4_6; c22_6 += s5 * b5_6; c22_6 += s6 * b6_6; c22_6 += s7 * b7_6;
-            c22_7 += s0 * b0_7; c22_7 += s1 * b1_7; c22_7 += s2 * b2_7; c22_7 += s3 * b3_7; c22_7 += s4 * b4_7; c22_7 += s5 * b5_7; c22_7 += s6 * b6_7; c22_7 += s7 * b7_7;
-            d22 += s0; d22 += s1; d22 += s2; d22 += s3; d22 += s4; d22 += s5; d22 += s6; d22 += s7;
-        }
-        { let s0 = subgroupBroadcast(a23, 0u); let s1 = subgroupBroadcast(a23, 1u); let s2 = subgroupBroadcast(a23, 2u); let s3 = subgroupBroadcast(a23, 3u); let s4 = subgroupBroadcast(a23, 4u); let s5 = subgroupBroadcast(a23, 5u); let s6 = subgroupBroadcast(a23, 6u); let s7 = subgroupBroadcast(a23, 7u);
-            c23_0 += s0 * b0_0; c23_0 += s1 * b1_0; c23_0 += s2 * b2_0; c23_0 += s3 * b3_0; c23_0 += s4 * b4_0; c23_0 += s5 * b5_0; c23_0 += s6 * b6_0; c23_0 += s7 * b7_0;
-            c23_1 += s0 * b0_1; c23_1 += s1 * b1_1; c23_1 += s2 * b2_1; c23_1 += s3 * b3_1; c23_1 += s4 * b4_1; c23_1 += s5 * b5_1; c23_1 += s6 * b6_1; c23_1 += s7 * b7_1;
-            c23_2 += s0 * b0_2; c23_2 += s1 * b1_2; c23_2 += s2 * b2_2; c23_2 += s3 * b3_2; c23_2 += s4 * b4_2; c23_2 += s5 * b5_2; c23_2 += s6 * b6_2; c23_2 += s7 * b7_2;
-            c23_3 += s0 * b0_3; c23_3 += s1 * b1_3; c23_3 += s2 * b2_3; c23_3 += s3 * b3_3; c23_3 += s4 * b4_3; c23_3 += s5 * b5_3; c23_3 += s6 * b6_3; c23_3 += s7 * b7_3;
-            c23_4 += s0 * b0_4; c23_4 += s1 * b1_4; c23_4 += s2 * b2_4; c23_4 += s3 * b3_4; c23_4 += s4 * b4_4; c23_4 += s5 * b5_4; c23_4 += s6 * b6_4; c23_4 += s7 * b7_4;
-            c23_5 += s0 * b0_5; c23_5 += s1 * b1_5; c23_5 += s2 * b2_5; c23_5 += s3 * b3_5; c23_5 += s4 * b4_5; c23_5 += s5 * b5_5; c23_5 += s6 * b6_5; c23_5 += s7 * b7_5;
-            c23_6 += s0 * b0_6; c23_6 += s1 * b1_6; c23_6 += s2 * b2_6; c23_6 += s3 * b3_6; c23_6 += s4 * b4_6; c23_6 += s5 * b5_6; c23_6 += s6 * b6_6; c23_6 += s7 * b7_6;
-            c23_7 += s0 * b0_7; c23_7 += s1 * b1_7; c23_7 += s2 * b2_7; c23_7 += s3 * b3_7; c23_7 += s4 * b4_7; c23_7 += s5 * b5_7; c23_7 += s6 * b6_7; c23_7 += s7 * b7_7;
-            d23 += s0; d23 += s1; d23 += s2; d23 += s3; d23 += s4; d23 += s5; d23 += s6; d23 += s7;
-        }
-        { let s0 = subgroupBroadcast(a24, 0u); let s1 = subgroupBroadcast(a24, 1u); let s2 = subgroupBroadcast(a24, 2u); let s3 = subgroupBroadcast(a24, 3u); let s4 = subgroupBroadcast(a24, 4u); let s5 = subgroupBroadcast(a24, 5u); let s6 = subgroupBroadcast(a24, 6u); let s7 = subgroupBroadcast(a24, 7u);
-            c24_0 += s0 * b0_0; c24_0 += s1 * b1_0; c24_0 += s2 * b2_0; c24_0 += s3 * b3_0; c24_0 += s4 * b4_0; c24_0 += s5 * b5_0; c24_0 += s6 * b6_0; c24_0 += s7 * b7_0;
-            c24_1 += s0 * b0_1; c24_1 += s1 * b1_1; c24_1 += s2 * b2_1; c24_1 += s3 * b3_1; c24_1 += s4 * b4_1; c24_1 += s5 * b5_1; c24_1 += s6 * b6_1; c24_1 += s7 * b7_1;
-            c24_2 += s0 * b0_2; c24_2 += s1 * b1_2; c24_2 += s2 * b2_2; c24_2 += s3 * b3_2; c24_2 += s4 * b4_2; c24_2 += s5 * b5_2; c24_2 += s6 * b6_2; c24_2 += s7 * b7_2;
-            c24_3 += s0 * b0_3; c24_3 += s1 * b1_3; c24_3 += s2 * b2_3; c24_3 += s3 * b3_3; c24_3 += s4 * b4_3; c24_3 += s5 * b5_3; c24_3 += s6 * b6_3; c24_3 += s7 * b7_3;
-            c24_4 += s0 * b0_4; c24_4 += s1 * b1_4; c24_4 += s2 * b2_4; c24_4 += s3 * b3_4; c24_4 += s4 * b4_4; c24_4 += s5 * b5_4; c24_4 += s6 * b6_4; c24_4 += s7 * b7_4;
-            c24_5 += s0 * b0_5; c24_5 += s1 * b1_5; c24_5 += s2 * b2_5; c24_5 += s3 * b3_5; c24_5 += s4 * b4_5; c24_5 += s5 * b5_5; c24_5 += s6 * b6_5; c24_5 += s7 * b7_5;
-            c24_6 += s0 * b0_6; c24_6 += s1 * b1_6; c24_6 += s2 * b2_6; c24_6 += s3 * b3_6; c24_6 += s4 * b4_6; c24_6 += s5 * b5_6; c24_6 += s6 * b6_6; c24_6 += s7 * b7_6;
-            c24_7 += s0 * b0_7; c24_7 += s1 * b1_7; c24_7 += s2 * b2_7; c24_7 += s3 * b3_7; c24_7 += s4 * b4_7; c24_7 += s5 * b5_7; c24_7 += s6 * b6_7; c24_7 += s7 * b7_7;
-            d24 += s0; d24 += s1; d24 += s2; d24 += s3; d24 += s4; d24 += s5; d24 += s6; d24 += s7;
-        }
-        { let s0 = subgroupBroadcast(a25, 0u); let s1 = subgroupBroadcast(a25, 1u); let s2 = subgroupBroadcast(a25, 2u); let s3 = subgroupBroadcast(a25, 3u); let s4 = subgroupBroadcast(a25, 4u); let s5 = subgroupBroadcast(a25, 5u); let s6 = subgroupBroadcast(a25, 6u); let s7 = subgroupBroadcast(a25, 7u);
-            c25_0 += s0 * b0_0; c25_0 += s1 * b1_0; c25_0 += s2 * b2_0; c25_0 += s3 * b3_0; c25_0 += s4 * b4_0; c25_0 += s5 * b5_0; c25_0 += s6 * b6_0; c25_0 += s7 * b7_0;
-            c25_1 += s0 * b0_1; c25_1 += s1 * b1_1; c25_1 += s2 * b2_1; c25_1 += s3 * b3_1; c25_1 += s4 * b4_1; c25_1 += s5 * b5_1; c25_1 += s6 * b6_1; c25_1 += s7 * b7_1;
-            c25_2 += s0 * b0_2; c25_2 += s1 * b1_2; c25_2 += s2 * b2_2; c25_2 += s3 * b3_2; c25_2 += s4 * b4_2; c25_2 += s5 * b5_2; c25_2 += s6 * b6_2; c25_2 += s7 * b7_2;
-            c25_3 += s0 * b0_3; c25_3 += s1 * b1_3; c25_3 += s2 * b2_3; c25_3 += s3 * b3_3; c25_3 += s4 * b4_3; c25_3 += s5 * b5_3; c25_3 += s6 * b6_3; c25_3 += s7 * b7_3;
-            c25_4 += s0 * b0_4; c25_4 += s1 * b1_4; c25_4 += s2 * b2_4; c25_4 += s3 * b3_4; c25_4 += s4 * b4_4; c25_4 += s5 * b5_4; c25_4 += s6 * b6_4; c25_4 += s7 * b7_4;
-            c25_5 += s0 * b0_5; c25_5 += s1 * b1_5; c25_5 += s2 * b2_5; c25_5 += s3 * b3_5; c25_5 += s4 * b4_5; c25_5 += s5 * b5_5; c25_5 += s6 * b6_5; c25_5 += s7 * b7_5;
-            c25_6 += s0 * b0_6; c25_6 += s1 * b1_6; c25_6 += s2 * b2_6; c25_6 += s3 * b3_6; c25_6 += s4 * b4_6; c25_6 += s5 * b5_6; c25_6 += s6 * b6_6; c25_6 += s7 * b7_6;
-            c25_7 += s0 * b0_7; c25_7 += s1 * b1_7; c25_7 += s2 * b2_7; c25_7 += s3 * b3_7; c25_7 += s4 * b4_7; c25_7 += s5 * b5_7; c25_7 += s6 * b6_7; c25_7 += s7 * b7_7;
-            d25 += s0; d25 += s1; d25 += s2; d25 += s3; d25 += s4; d25 += s5; d25 += s6; d25 += s7;
-        }
-        { let s0 = subgroupBroadcast(a26, 0u); let s1 = subgroupBroadcast(a26, 1u); let s2 = subgroupBroadcast(a26, 2u); let s3 = subgroupBroadcast(a26, 3u); let s4 = subgroupBroadcast(a26, 4u); let s5 = subgroupBroadcast(a26, 5u); let s6 = subgroupBroadcast(a26, 6u); let s7 = subgroupBroadcast(a26, 7u);
-            c26_0 += s0 * b0_0; c26_0 += s1 * b1_0; c26_0 += s2 * b2_0; c26_0 += s3 * b3_0; c26_0 += s4 * b4_0; c26_0 += s5 * b5_0; c26_0 += s6 * b6_0; c26_0 += s7 * b7_0;
-            c26_1 += s0 * b0_1; c26_1 += s1 * b1_1; c26_1 += s2 * b2_1; c26_1 += s3 * b3_1; c26_1 += s4 * b4_1; c26_1 += s5 * b5_1; c26_1 += s6 * b6_1; c26_1 += s7 * b7_1;
-            c26_2 += s0 * b0_2; c26_2 += s1 * b1_2; c26_2 += s2 * b2_2; c26_2 += s3 * b3_2; c26_2 += s4 * b4_2; c26_2 += s5 * b5_2; c26_2 += s6 * b6_2; c26_2 += s7 * b7_2;
-            c26_3 += s0 * b0_3; c26_3 += s1 * b1_3; c26_3 += s2 * b2_3; c26_3 += s3 * b3_3; c26_3 += s4 * b4_3; c26_3 += s5 * b5_3; c26_3 += s6 * b6_3; c26_3 += s7 * b7_3;
-            c26_4 += s0 * b0_4; c26_4 += s1 * b1_4; c26_4 += s2 * b2_4; c26_4 += s3 * b3_4; c26_4 += s4 * b4_4; c26_4 += s5 * b5_4; c26_4 += s6 * b6_4; c26_4 += s7 * b7_4;
-            c26_5 += s0 * b0_5; c26_5 += s1 * b1_5; c26_5 += s2 * b2_5; c26_5 += s3 * b3_5; c26_5 += s4 * b4_5; c26_5 += s5 * b5_5; c26_5 += s6 * b6_5; c26_5 += s7 * b7_5;
-            c26_6 += s0 * b0_6; c26_6 += s1 * b1_6; c26_6 += s2 * b2_6; c26_6 += s3 * b3_6; c26_6 += s4 * b4_6; c26_6 += s5 * b5_6; c26_6 += s6 * b6_6; c26_6 += s7 * b7_6;
-            c26_7 += s0 * b0_7; c26_7 += s1 * b1_7; c26_7 += s2 * b2_7; c26_7 += s3 * b3_7; c26_7 += s4 * b4_7; c26_7 += s5 * b5_7; c26_7 += s6 * b6_7; c26_7 += s7 * b7_7;
-            d26 += s0; d26 += s1; d26 += s2; d26 += s3; d26 += s4; d26 += s5; d26 += s6; d26 += s7;
-        }
-        { let s0 = subgroupBroadcast(a27, 0u); let s1 = subgroupBroadcast(a27, 1u); let s2 = subgroupBroadcast(a27, 2u); let s3 = subgroupBroadcast(a27, 3u); let s4 = subgroupBroadcast(a27, 4u); let s5 = subgroupBroadcast(a27, 5u); let s6 = subgroupBroadcast(a27, 6u); let s7 = subgroupBroadcast(a27, 7u);
-            c27_0 += s0 * b0_0; c27_0 += s1 * b1_0; c27_0 += s2 * b2_0; c27_0 += s3 * b3_0; c27_0 += s4 * b4_0; c27_0 += s5 * b5_0; c27_0 += s6 * b6_0; c27_0 += s7 * b7_0;
-            c27_1 += s0 * b0_1; c27_1 += s1 * b1_1; c27_1 += s2 * b2_1; c27_1 += s3 * b3_1; c27_1 += s4 * b4_1; c27_1 += s5 * b5_1; c27_1 += s6 * b6_1; c27_1 += s7 * b7_1;
-            c27_2 += s0 * b0_2; c27_2 += s1 * b1_2; c27_2 += s2 * b2_2; c27_2 += s3 * b3_2; c27_2 += s4 * b4_2; c27_2 += s5 * b5_2; c27_2 += s6 * b6_2; c27_2 += s7 * b7_2;
-            c27_3 += s0 * b0_3; c27_3 += s1 * b1_3; c27_3 += s2 * b2_3; c27_3 += s3 * b3_3; c27_3 += s4 * b4_3; c27_3 += s5 * b5_3; c27_3 += s6 * b6_3; c27_3 += s7 * b7_3;
-            c27_4 += s0 * b0_4; c27_4 += s1 * b1_4; c27_4 += s2 * b2_4; c27_4 += s3 * b3_4; c27_4 += s4 * b4_4; c27_4 += s5 * b5_4; c27_4 += s6 * b6_4; c27_4 += s7 * b7_4;
-            c27_5 += s0 * b0_5; c27_5 += s1 * b1_5; c27_5 += s2 * b2_5; c27_5 += s3 * b3_5; c27_5 += s4 * b4_5; c27_5 += s5 * b5_5; c27_5 += s6 * b6_5; c27_5 += s7 * b7_5;
-            c27_6 += s0 * b0_6; c27_6 += s1 * b1_6; c27_6 += s2 * b2_6; c27_6 += s3 * b3_6; c27_6 += s4 * b4_6; c27_6 += s5 * b5_6; c27_6 += s6 * b6_6; c27_6 += s7 * b7_6;
-            c27_7 += s0 * b0_7; c27_7 += s1 * b1_7; c27_7 += s2 * b2_7; c27_7 += s3 * b3_7; c27_7 += s4 * b4_7; c27_7 += s5 * b5_7; c27_7 += s6 * b6_7; c27_7 += s7 * b7_7;
-            d27 += s0; d27 += s1; d27 += s2; d27 += s3; d27 += s4; d27 += s5; d27 += s6; d27 += s7;
-        }
-        { let s0 = subgroupBroadcast(a28, 0u); let s1 = subgroupBroadcast(a28, 1u); let s2 = subgroupBroadcast(a28, 2u); let s3 = subgroupBroadcast(a28, 3u); let s4 = subgroupBroadcast(a28, 4u); let s5 = subgroupBroadcast(a28, 5u); let s6 = subgroupBroadcast(a28, 6u); let s7 = subgroupBroadcast(a28, 7u);
-            c28_0 += s0 * b0_0; c28_0 += s1 * b1_0; c28_0 += s2 * b2_0; c28_0 += s3 * b3_0; c28_0 += s4 * b4_0; c28_0 += s5 * b5_0; c28_0 += s6 * b6_0; c28_0 += s7 * b7_0;
-            c28_1 += s0 * b0_1; c28_1 += s1 * b1_1; c28_1 += s2 * b2_1; c28_1 += s3 * b3_1; c28_1 += s4 * b4_1; c28_1 += s5 * b5_1; c28_1 += s6 * b6_1; c28_1 += s7 * b7_1;
-            c28_2 += s0 * b0_2; c28_2 += s1 * b1_2; c28_2 += s2 * b2_2; c28_2 += s3 * b3_2; c28_2 += s4 * b4_2; c28_2 += s5 * b5_2; c28_2 += s6 * b6_2; c28_2 += s7 * b7_2;
-            c28_3 += s0 * b0_3; c28_3 += s1 * b1_3; c28_3 += s2 * b2_3; c28_3 += s3 * b3_3; c28_3 += s4 * b4_3; c28_3 += s5 * b5_3; c28_3 += s6 * b6_3; c28_3 += s7 * b7_3;
-            c28_4 += s0 * b0_4; c28_4 += s1 * b1_4; c28_4 += s2 * b2_4; c28_4 += s3 * b3_4; c28_4 += s4 * b4_4; c28_4 += s5 * b5_4; c28_4 += s6 * b6_4; c28_4 += s7 * b7_4;
-            c28_5 += s0 * b0_5; c28_5 += s1 * b1_5; c28_5 += s2 * b2_5; c28_5 += s3 * b3_5; c28_5 += s4 * b4_5; c28_5 += s5 * b5_5; c28_5 += s6 * b6_5; c28_5 += s7 * b7_5;
-            c28_6 += s0 * b0_6; c28_6 += s1 * b1_6; c28_6 += s2 * b2_6; c28_6 += s3 * b3_6; c28_6 += s4 * b4_6; c28_6 += s5 * b5_6; c28_6 += s6 * b6_6; c28_6 += s7 * b7_6;
-            c28_7 += s0 * b0_7; c28_7 += s1 * b1_7; c28_7 += s2 * b2_7; c28_7 += s3 * b3_7; c28_7 += s4 * b4_7; c28_7 += s5 * b5_7; c28_7 += s6 * b6_7; c28_7 += s7 * b7_7;
-            d28 += s0; d28 += s1; d28 += s2; d28 += s3; d28 += s4; d28 += s5; d28 += s6; d28 += s7;
-        }
-        { let s0 = subgroupBroadcast(a29, 0u); let s1 = subgroupBroadcast(a29, 1u); let s2 = subgroupBroadcast(a29, 2u); let s3 = subgroupBroadcast(a29, 3u); let s4 = subgroupBroadcast(a29, 4u); let s5 = subgroupBroadcast(a29, 5u); let s6 = subgroupBroadcast(a29, 6u); let s7 = subgroupBroadcast(a29, 7u);
-            c29_0 += s0 * b0_0; c29_0 += s1 * b1_0; c29_0 += s2 * b2_0; c29_0 += s3 * b3_0; c29_0 += s4 * b4_0; c29_0 += s5 * b5_0; c29_0 += s6 * b6_0; c29_0 += s7 * b7_0;
-            c29_1 += s0 * b0_1; c29_1 += s1 * b1_1; c29_1 += s2 * b2_1; c29_1 += s3 * b3_1; c29_1 += s4 * b4_1; c29_1 += s5 * b5_1; c29_1 += s6 * b6_1; c29_1 += s7 * b7_1;
-            c29_2 += s0 * b0_2; c29_2 += s1 * b1_2; c29_2 += s2 * b2_2; c29_2 += s3 * b3_2; c29_2 += s4 * b4_2; c29_2 += s5 * b5_2; c29_2 += s6 * b6_2; c29_2 += s7 * b7_2;
-            c29_3 += s0 * b0_3; c29_3 += s1 * b1_3; c29_3 += s2 * b2_3; c29_3 += s3 * b3_3; c29_3 += s4 * b4_3; c29_3 += s5 * b5_3; c29_3 += s6 * b6_3; c29_3 += s7 * b7_3;
-            c29_4 += s0 * b0_4; c29_4 += s1 * b1_4; c29_4 += s2 * b2_4; c29_4 += s3 * b3_4; c29_4 += s4 * b4_4; c29_4 += s5 * b5_4; c29_4 += s6 * b6_4; c29_4 += s7 * b7_4;
-            c29_5 += s0 * b0_5; c29_5 += s1 * b1_5; c29_5 += s2 * b2_5; c29_5 += s3 * b3_5; c29_5 += s4 * b4_5; c29_5 += s5 * b5_5; c29_5 += s6 * b6_5; c29_5 += s7 * b7_5;
-            c29_6 += s0 * b0_6; c29_6 += s1 * b1_6; c29_6 += s2 * b2_6; c29_6 += s3 * b3_6; c29_6 += s4 * b4_6; c29_6 += s5 * b5_6; c29_6 += s6 * b6_6; c29_6 += s7 * b7_6;
-            c29_7 += s0 * b0_7; c29_7 += s1 * b1_7; c29_7 += s2 * b2_7; c29_7 += s3 * b3_7; c29_7 += s4 * b4_7; c29_7 += s5 * b5_7; c29_7 += s6 * b6_7; c29_7 += s7 * b7_7;
-            d29 += s0; d29 += s1; d29 += s2; d29 += s3; d29 += s4; d29 += s5; d29 += s6; d29 += s7;
-        }
-        { let s0 = subgroupBroadcast(a30, 0u); let s1 = subgroupBroadcast(a30, 1u); let s2 = subgroupBroadcast(a30, 2u); let s3 = subgroupBroadcast(a30, 3u); let s4 = subgroupBroadcast(a30, 4u); let s5 = subgroupBroadcast(a30, 5u); let s6 = subgroupBroadcast(a30, 6u); let s7 = subgroupBroadcast(a30, 7u);
-            c30_0 += s0 * b0_0; c30_0 += s1 * b1_0; c30_0 += s2 * b2_0; c30_0 += s3 * b3_0; c30_0 += s4 * b4_0; c30_0 += s5 * b5_0; c30_0 += s6 * b6_0; c30_0 += s7 * b7_0;
-            c30_1 += s0 * b0_1; c30_1 += s1 * b1_1; c30_1 += s2 * b2_1; c30_1 += s3 * b3_1; c30_1 += s4 * b4_1; c30_1 += s5 * b5_1; c30_1 += s6 * b6_1; c30_1 += s7 * b7_1;
-            c30_2 += s0 * b0_2; c30_2 += s1 * b1_2; c30_2 += s2 * b2_2; c30_2 += s3 * b3_2; c30_2 += s4 * b4_2; c30_2 += s5 * b5_2; c30_2 += s6 * b6_2; c30_2 += s7 * b7_2;
-            c30_3 += s0 * b0_3; c30_3 += s1 * b1_3; c30_3 += s2 * b2_3; c30_3 += s3 * b3_3; c30_3 += s4 * b4_3; c30_3 += s5 * b5_3; c30_3 += s6 * b6_3; c30_3 += s7 * b7_3;
-            c30_4 += s0 * b0_4; c30_4 += s1 * b1_4; c30_4 += s2 * b2_4; c30_4 += s3 * b3_4; c30_4 += s4 * b4_4; c30_4 += s5 * b5_4; c30_4 += s6 * b6_4; c30_4 += s7 * b7_4;
-            c30_5 += s0 * b0_5; c30_5 += s1 * b1_5; c30_5 += s2 * b2_5; c30_5 += s3 * b3_5; c30_5 += s4 * b4_5; c30_5 += s5 * b5_5; c30_5 += s6 * b6_5; c30_5 += s7 * b7_5;
-            c30_6 += s0 * b0_6; c30_6 += s1 * b1_6; c30_6 += s2 * b2_6; c30_6 += s3 * b3_6; c30_6 += s4 * b4_6; c30_6 += s5 * b5_6; c30_6 += s6 * b6_6; c30_6 += s7 * b7_6;
-            c30_7 += s0 * b0_7; c30_7 += s1 * b1_7; c30_7 += s2 * b2_7; c30_7 += s3 * b3_7; c30_7 += s4 * b4_7; c30_7 += s5 * b5_7; c30_7 += s6 * b6_7; c30_7 += s7 * b7_7;
-            d30 += s0; d30 += s1; d30 += s2; d30 += s3; d30 += s4; d30 += s5; d30 += s6; d30 += s7;
-        }
-        { let s0 = subgroupBroadcast(a31, 0u); let s1 = subgroupBroadcast(a31, 1u); let s2 = subgroupBroadcast(a31, 2u); let s3 = subgroupBroadcast(a31, 3u); let s4 = subgroupBroadcast(a31, 4u); let s5 = subgroupBroadcast(a31, 5u); let s6 = subgroupBroadcast(a31, 6u); let s7 = subgroupBroadcast(a31, 7u);
-            c31_0 += s0 * b0_0; c31_0 += s1 * b1_0; c31_0 += s2 * b2_0; c31_0 += s3 * b3_0; c31_0 += s4 * b4_0; c31_0 += s5 * b5_0; c31_0 += s6 * b6_0; c31_0 += s7 * b7_0;
-            c31_1 += s0 * b0_1; c31_1 += s1 * b1_1; c31_1 += s2 * b2_1; c31_1 += s3 * b3_1; c31_1 += s4 * b4_1; c31_1 += s5 * b5_1; c31_1 += s6 * b6_1; c31_1 += s7 * b7_1;
-            c31_2 += s0 * b0_2; c31_2 += s1 * b1_2; c31_2 += s2 * b2_2; c31_2 += s3 * b3_2; c31_2 += s4 * b4_2; c31_2 += s5 * b5_2; c31_2 += s6 * b6_2; c31_2 += s7 * b7_2;
-            c31_3 += s0 * b0_3; c31_3 += s1 * b1_3; c31_3 += s2 * b2_3; c31_3 += s3 * b3_3; c31_3 += s4 * b4_3; c31_3 += s5 * b5_3; c31_3 += s6 * b6_3; c31_3 += s7 * b7_3;
-            c31_4 += s0 * b0_4; c31_4 += s1 * b1_4; c31_4 += s2 * b2_4; c31_4 += s3 * b3_4; c31_4 += s4 * b4_4; c31_4 += s5 * b5_4; c31_4 += s6 * b6_4; c31_4 += s7 * b7_4;
-            c31_5 += s0 * b0_5; c31_5 += s1 * b1_5; c31_5 += s2 * b2_5; c31_5 += s3 * b3_5; c31_5 += s4 * b4_5; c31_5 += s5 * b5_5; c31_5 += s6 * b6_5; c31_5 += s7 * b7_5;
-            c31_6 += s0 * b0_6; c31_6 += s1 * b1_6; c31_6 += s2 * b2_6; c31_6 += s3 * b3_6; c31_6 += s4 * b4_6; c31_6 += s5 * b5_6; c31_6 += s6 * b6_6; c31_6 += s7 * b7_6;
-            c31_7 += s0 * b0_7; c31_7 += s1 * b1_7; c31_7 += s2 * b2_7; c31_7 += s3 * b3_7; c31_7 += s4 * b4_7; c31_7 += s5 * b5_7; c31_7 += s6 * b6_7; c31_7 += s7 * b7_7;
-            d31 += s0; d31 += s1; d31 += s2; d31 += s3; d31 += s4; d31 += s5; d31 += s6; d31 += s7;
-        }
-        { let s0 = subgroupBroadcast(a32, 0u); let s1 = subgroupBroadcast(a32, 1u); let s2 = subgroupBroadcast(a32, 2u); let s3 = subgroupBroadcast(a32, 3u); let s4 = subgroupBroadcast(a32, 4u); let s5 = subgroupBroadcast(a32, 5u); let s6 = subgroupBroadcast(a32, 6u); let s7 = subgroupBroadcast(a32, 7u);
-            c32_0 += s0 * b0_0; c32_0 += s1 * b1_0; c32_0 += s2 * b2_0; c32_0 += s3 * b3_0; c32_0 += s4 * b4_0; c32_0 += s5 * b5_0; c32_0 += s6 * b6_0; c32_0 += s7 * b7_0;
-            c32_1 += s0 * b0_1; c32_1 += s1 * b1_1; c32_1 += s2 * b2_1; c32_1 += s3 * b3_1; c32_1 += s4 * b4_1; c32_1 += s5 * b5_1; c32_1 += s6 * b6_1; c32_1 += s7 * b7_1;
-            c32_2 += s0 * b0_2; c32_2 += s1 * b1_2; c32_2 += s2 * b2_2; c32_2 += s3 * b3_2; c32_2 += s4 * b4_2; c32_2 += s5 * b5_2; c32_2 += s6 * b6_2; c32_2 += s7 * b7_2;
-            c32_3 += s0 * b0_3; c32_3 += s1 * b1_3; c32_3 += s2 * b2_3; c32_3 += s3 * b3_3; c32_3 += s4 * b4_3; c32_3 += s5 * b5_3; c32_3 += s6 * b6_3; c32_3 += s7 * b7_3;
-            c32_4 += s0 * b0_4; c32_4 += s1 * b1_4; c32_4 += s2 * b2_4; c32_4 += s3 * b3_4; c32_4 += s4 * b4_4; c32_4 += s5 * b5_4; c32_4 += s6 * b6_4; c32_4 += s7 * b7_4;
-            c32_5 += s0 * b0_5; c32_5 += s1 * b1_5; c32_5 += s2 * b2_5; c32_5 += s3 * b3_5; c32_5 += s4 * b4_5; c32_5 += s5 * b5_5; c32_5 += s6 * b6_5; c32_5 += s7 * b7_5;
-            c32_6 += s0 * b0_6; c32_6 += s1 * b1_6; c32_6 += s2 * b2_6; c32_6 += s3 * b3_6; c32_6 += s4 * b4_6; c32_6 += s5 * b5_6; c32_6 += s6 * b6_6; c32_6 += s7 * b7_6;
-            c32_7 += s0 * b0_7; c32_7 += s1 * b1_7; c32_7 += s2 * b2_7; c32_7 += s3 * b3_7; c32_7 += s4 * b4_7; c32_7 += s5 * b5_7; c32_7 += s6 * b6_7; c32_7 += s7 * b7_7;
-            d32 += s0; d32 += s1; d32 += s2; d32 += s3; d32 += s4; d32 += s5; d32 += s6; d32 += s7;
-        }
-        { let s0 = subgroupBroadcast(a33, 0u); let s1 = subgroupBroadcast(a33, 1u); let s2 = subgroupBroadcast(a33, 2u); let s3 = subgroupBroadcast(a33, 3u); let s4 = subgroupBroadcast(a33, 4u); let s5 = subgroupBroadcast(a33, 5u); let s6 = subgroupBroadcast(a33, 6u); let s7 = subgroupBroadcast(a33, 7u);
-            c33_0 += s0 * b0_0; c33_0 += s1 * b1_0; c33_0 += s2 * b2_0; c33_0 += s3 * b3_0; c33_0 += s4 * b4_0; c33_0 += s5 * b5_0; c33_0 += s6 * b6_0; c33_0 += s7 * b7_0;
-            c33_1 += s0 * b0_1; c33_1 += s1 * b1_1; c33_1 += s2 * b2_1; c33_1 += s3 * b3_1; c33_1 += s4 * b4_1; c33_1 += s5 * b5_1; c33_1 += s6 * b6_1; c33_1 += s7 * b7_1;
-            c33_2 += s0 * b0_2; c33_2 += s1 * b1_2; c33_2 += s2 * b2_2; c33_2 += s3 * b3_2; c33_2 += s4 * b4_2; c33_2 += s5 * b5_2; c33_2 += s6 * b6_2; c33_2 += s7 * b7_2;
-            c33_3 += s0 * b0_3; c33_3 += s1 * b1_3; c33_3 += s2 * b2_3; c33_3 += s3 * b3_3; c33_3 += s4 * b4_3; c33_3 += s5 * b5_3; c33_3 += s6 * b6_3; c33_3 += s7 * b7_3;
-            c33_4 += s0 * b0_4; c33_4 += s1 * b1_4; c33_4 += s2 * b2_4; c33_4 += s3 * b3_4; c33_4 += s4 * b4_4; c33_4 += s5 * b5_4; c33_4 += s6 * b6_4; c33_4 += s7 * b7_4;
-            c33_5 += s0 * b0_5; c33_5 += s1 * b1_5; c33_5 += s2 * b2_5; c33_5 += s3 * b3_5; c33_5 += s4 * b4_5; c33_5 += s5 * b5_5; c33_5 += s6 * b6_5; c33_5 += s7 * b7_5;
-            c33_6 += s0 * b0_6; c33_6 += s1 * b1_6; c33_6 += s2 * b2_6; c33_6 += s3 * b3_6; c33_6 += s4 * b4_6; c33_6 += s5 * b5_6; c33_6 += s6 * b6_6; c33_6 += s7 * b7_6;
-            c33_7 += s0 * b0_7; c33_7 += s1 * b1_7; c33_7 += s2 * b2_7; c33_7 += s3 * b3_7; c33_7 += s4 * b4_7; c33_7 += s5 * b5_7; c33_7 += s6 * b6_7; c33_7 += s7 * b7_7;
-            d33 += s0; d33 += s1; d33 += s2; d33 += s3; d33 += s4; d33 += s5; d33 += s6; d33 += s7;
-        }
-        { let s0 = subgroupBroadcast(a34, 0u); let s1 = subgroupBroadcast(a34, 1u); let s2 = subgroupBroadcast(a34, 2u); let s3 = subgroupBroadcast(a34, 3u); let s4 = subgroupBroadcast(a34, 4u); let s5 = subgroupBroadcast(a34, 5u); let s6 = subgroupBroadcast(a34, 6u); let s7 = subgroupBroadcast(a34, 7u);
-            c34_0 += s0 * b0_0; c34_0 += s1 * b1_0; c34_0 += s2 * b2_0; c34_0 += s3 * b3_0; c34_0 += s4 * b4_0; c34_0 += s5 * b5_0; c34_0 += s6 * b6_0; c34_0 += s7 * b7_0;
-            c34_1 += s0 * b0_1; c34_1 += s1 * b1_1; c34_1 += s2 * b2_1; c34_1 += s3 * b3_1; c34_1 += s4 * b4_1; c34_1 += s5 * b5_1; c34_1 += s6 * b6_1; c34_1 += s7 * b7_1;
-            c34_2 += s0 * b0_2; c34_2 += s1 * b1_2; c34_2 += s2 * b2_2; c34_2 += s3 * b3_2; c34_2 += s4 * b4_2; c34_2 += s5 * b5_2; c34_2 += s6 * b6_2; c34_2 += s7 * b7_2;
-            c34_3 += s0 * b0_3; c34_3 += s1 * b1_3; c34_3 += s2 * b2_3; c34_3 += s3 * b3_3; c34_3 += s4 * b4_3; c34_3 += s5 * b5_3; c34_3 += s6 * b6_3; c34_3 += s7 * b7_3;
-            c34_4 += s0 * b0_4; c34_4 += s1 * b1_4; c34_4 += s2 * b2_4; c34_4 += s3 * b3_4; c34_4 += s4 * b4_4; c34_4 += s5 * b5_4; c34_4 += s6 * b6_4; c34_4 += s7 * b7_4;
-            c34_5 += s0 * b0_5; c34_5 += s1 * b1_5; c34_5 += s2 * b2_5; c34_5 += s3 * b3_5; c34_5 += s4 * b4_5; c34_5 += s5 * b5_5; c34_5 += s6 * b6_5; c34_5 += s7 * b7_5;
-            c34_6 += s0 * b0_6; c34_6 += s1 * b1_6; c34_6 += s2 * b2_6; c34_6 += s3 * b3_6; c34_6 += s4 * b4_6; c34_6 += s5 * b5_6; c34_6 += s6 * b6_6; c34_6 += s7 * b7_6;
-            c34_7 += s0 * b0_7; c34_7 += s1 * b1_7; c34_7 += s2 * b2_7; c34_7 += s3 * b3_7; c34_7 += s4 * b4_7; c34_7 += s5 * b5_7; c34_7 += s6 * b6_7; c34_7 += s7 * b7_7;
-            d34 += s0; d34 += s1; d34 += s2; d34 += s3; d34 += s4; d34 += s5; d34 += s6; d34 += s7;
-        }
-        { let s0 = subgroupBroadcast(a35, 0u); let s1 = subgroupBroadcast(a35, 1u); let s2 = subgroupBroadcast(a35, 2u); let s3 = subgroupBroadcast(a35, 3u); let s4 = subgroupBroadcast(a35, 4u); let s5 = subgroupBroadcast(a35, 5u); let s6 = subgroupBroadcast(a35, 6u); let s7 = subgroupBroadcast(a35, 7u);
-            c35_0 += s0 * b0_0; c35_0 += s1 * b1_0; c35_0 += s2 * b2_0; c35_0 += s3 * b3_0; c35_0 += s4 * b4_0; c35_0 += s5 * b5_0; c35_0 += s6 * b6_0; c35_0 += s7 * b7_0;
-            c35_1 += s0 * b0_1; c35_1 += s1 * b1_1; c35_1 += s2 * b2_1; c35_1 += s3 * b3_1; c35_1 += s4 * b4_1; c35_1 += s5 * b5_1; c35_1 += s6 * b6_1; c35_1 += s7 * b7_1;
-            c35_2 += s0 * b0_2; c35_2 += s1 * b1_2; c35_2 += s2 * b2_2; c35_2 += s3 * b3_2; c35_2 += s4 * b4_2; c35_2 += s5 * b5_2; c35_2 += s6 * b6_2; c35_2 += s7 * b7_2;
-            c35_3 += s0 * b0_3; c35_3 += s1 * b1_3; c35_3 += s2 * b2_3; c35_3 += s3 * b3_3; c35_3 += s4 * b4_3; c35_3 += s5 * b5_3; c35_3 += s6 * b6_3; c35_3 += s7 * b7_3;
-            c35_4 += s0 * b0_4; c35_4 += s1 * b1_4; c35_4 += s2 * b2_4; c35_4 += s3 * b3_4; c35_4 += s4 * b4_4; c35_4 += s5 * b5_4; c35_4 += s6 * b6_4; c35_4 += s7 * b7_4;
-            c35_5 += s0 * b0_5; c35_5 += s1 * b1_5; c35_5 += s2 * b2_5; c35_5 += s3 * b3_5; c35_5 += s4 * b4_5; c35_5 += s5 * b5_5; c35_5 += s6 * b6_5; c35_5 += s7 * b7_5;
-            c35_6 += s0 * b0_6; c35_6 += s1 * b1_6; c35_6 += s2 * b2_6; c35_6 += s3 * b3_6; c35_6 += s4 * b4_6; c35_6 += s5 * b5_6; c35_6 += s6 * b6_6; c35_6 += s7 * b7_6;
-            c35_7 += s0 * b0_7; c35_7 += s1 * b1_7; c35_7 += s2 * b2_7; c35_7 += s3 * b3_7; c35_7 += s4 * b4_7; c35_7 += s5 * b5_7; c35_7 += s6 * b6_7; c35_7 += s7 * b7_7;
-            d35 += s0; d35 += s1; d35 += s2; d35 += s3; d35 += s4; d35 += s5; d35 += s6; d35 += s7;
-        }
-        { let s0 = subgroupBroadcast(a36, 0u); let s1 = subgroupBroadcast(a36, 1u); let s2 = subgroupBroadcast(a36, 2u); let s3 = subgroupBroadcast(a36, 3u); let s4 = subgroupBroadcast(a36, 4u); let s5 = subgroupBroadcast(a36, 5u); let s6 = subgroupBroadcast(a36, 6u); let s7 = subgroupBroadcast(a36, 7u);
-            c36_0 += s0 * b0_0; c36_0 += s1 * b1_0; c36_0 += s2 * b2_0; c36_0 += s3 * b3_0; c36_0 += s4 * b4_0; c36_0 += s5 * b5_0; c36_0 += s6 * b6_0; c36_0 += s7 * b7_0;
-            c36_1 += s0 * b0_1; c36_1 += s1 * b1_1; c36_1 += s2 * b2_1; c36_1 += s3 * b3_1; c36_1 += s4 * b4_1; c36_1 += s5 * b5_1; c36_1 += s6 * b6_1; c36_1 += s7 * b7_1;
-            c36_2 += s0 * b0_2; c36_2 += s1 * b1_2; c36_2 += s2 * b2_2; c36_2 += s3 * b3_2; c36_2 += s4 * b4_2; c36_2 += s5 * b5_2; c36_2 += s6 * b6_2; c36_2 += s7 * b7_2;
-            c36_3 += s0 * b0_3; c36_3 += s1 * b1_3; c36_3 += s2 * b2_3; c36_3 += s3 * b3_3; c36_3 += s4 * b4_3; c36_3 += s5 * b5_3; c36_3 += s6 * b6_3; c36_3 += s7 * b7_3;
-            c36_4 += s0 * b0_4; c36_4 += s1 * b1_4; c36_4 += s2 * b2_4; c36_4 += s3 * b3_4; c36_4 += s4 * b4_4; c36_4 += s5 * b5_4; c36_4 += s6 * b6_4; c36_4 += s7 * b7_4;
-            c36_5 += s0 * b0_5; c36_5 += s1 * b1_5; c36_5 += s2 * b2_5; c36_5 += s3 * b3_5; c36_5 += s4 * b4_5; c36_5 += s5 * b5_5; c36_5 += s6 * b6_5; c36_5 += s7 * b7_5;
-            c36_6 += s0 * b0_6; c36_6 += s1 * b1_6; c36_6 += s2 * b2_6; c36_6 += s3 * b3_6; c36_6 += s4 * b4_6; c36_6 += s5 * b5_6; c36_6 += s6 * b6_6; c36_6 += s7 * b7_6;
-            c36_7 += s0 * b0_7; c36_7 += s1 * b1_7; c36_7 += s2 * b2_7; c36_7 += s3 * b3_7; c36_7 += s4 * b4_7; c36_7 += s5 * b5_7; c36_7 += s6 * b6_7; c36_7 += s7 * b7_7;
-            d36 += s0; d36 += s1; d36 += s2; d36 += s3; d36 += s4; d36 += s5; d36 += s6; d36 += s7;
-        }
-        { let s0 = subgroupBroadcast(a37, 0u); let s1 = subgroupBroadcast(a37, 1u); let s2 = subgroupBroadcast(a37, 2u); let s3 = subgroupBroadcast(a37, 3u); let s4 = subgroupBroadcast(a37, 4u); let s5 = subgroupBroadcast(a37, 5u); let s6 = subgroupBroadcast(a37, 6u); let s7 = subgroupBroadcast(a37, 7u);
-            c37_0 += s0 * b0_0; c37_0 += s1 * b1_0; c37_0 += s2 * b2_0; c37_0 += s3 * b3_0; c37_0 += s4 * b4_0; c37_0 += s5 * b5_0; c37_0 += s6 * b6_0; c37_0 += s7 * b7_0;
-            c37_1 += s0 * b0_1; c37_1 += s1 * b1_1; c37_1 += s2 * b2_1; c37_1 += s3 * b3_1; c37_1 += s4 * b4_1; c37_1 += s5 * b5_1; c37_1 += s6 * b6_1; c37_1 += s7 * b7_1;
-            c37_2 += s0 * b0_2; c37_2 += s1 * b1_2; c37_2 += s2 * b2_2; c37_2 += s3 * b3_2; c37_2 += s4 * b4_2; c37_2 += s5 * b5_2; c37_2 += s6 * b6_2; c37_2 += s7 * b7_2;
-            c37_3 += s0 * b0_3; c37_3 += s1 * b1_3; c37_3 += s2 * b2_3; c37_3 += s3 * b3_3; c37_3 += s4 * b4_3; c37_3 += s5 * b5_3; c37_3 += s6 * b6_3; c37_3 += s7 * b7_3;
-            c37_4 += s0 * b0_4; c37_4 += s1 * b1_4; c37_4 += s2 * b2_4; c37_4 += s3 * b3_4; c37_4 += s4 * b4_4; c37_4 += s5 * b5_4; c37_4 += s6 * b6_4; c37_4 += s7 * b7_4;
-            c37_5 += s0 * b0_5; c37_5 += s1 * b1_5; c37_5 += s2 * b2_5; c37_5 += s3 * b3_5; c37_5 += s4 * b4_5; c37_5 += s5 * b5_5; c37_5 += s6 * b6_5; c37_5 += s7 * b7_5;
-            c37_6 += s0 * b0_6; c37_6 += s1 * b1_6; c37_6 += s2 * b2_6; c37_6 += s3 * b3_6; c37_6 += s4 * b4_6; c37_6 += s5 * b5_6; c37_6 += s6 * b6_6; c37_6 += s7 * b7_6;
-            c37_7 += s0 * b0_7; c37_7 += s1 * b1_7; c37_7 += s2 * b2_7; c37_7 += s3 * b3_7; c37_7 += s4 * b4_7; c37_7 += s5 * b5_7; c37_7 += s6 * b6_7; c37_7 += s7 * b7_7;
-            d37 += s0; d37 += s1; d37 += s2; d37 += s3; d37 += s4; d37 += s5; d37 += s6; d37 += s7;
-        }
-        { let s0 = subgroupBroadcast(a38, 0u); let s1 = subgroupBroadcast(a38, 1u); let s2 = subgroupBroadcast(a38, 2u); let s3 = subgroupBroadcast(a38, 3u); let s4 = subgroupBroadcast(a38, 4u); let s5 = subgroupBroadcast(a38, 5u); let s6 = subgroupBroadcast(a38, 6u); let s7 = subgroupBroadcast(a38, 7u);
-            c38_0 += s0 * b0_0; c38_0 += s1 * b1_0; c38_0 += s2 * b2_0; c38_0 += s3 * b3_0; c38_0 += s4 * b4_0; c38_0 += s5 * b5_0; c38_0 += s6 * b6_0; c38_0 += s7 * b7_0;
-            c38_1 += s0 * b0_1; c38_1 += s1 * b1_1; c38_1 += s2 * b2_1; c38_1 += s3 * b3_1; c38_1 += s4 * b4_1; c38_1 += s5 * b5_1; c38_1 += s6 * b6_1; c38_1 += s7 * b7_1;
-            c38_2 += s0 * b0_2; c38_2 += s1 * b1_2; c38_2 += s2 * b2_2; c38_2 += s3 * b3_2; c38_2 += s4 * b4_2; c38_2 += s5 * b5_2; c38_2 += s6 * b6_2; c38_2 += s7 * b7_2;
-            c38_3 += s0 * b0_3; c38_3 += s1 * b1_3; c38_3 += s2 * b2_3; c38_3 += s3 * b3_3; c38_3 += s4 * b4_3; c38_3 += s5 * b5_3; c38_3 += s6 * b6_3; c38_3 += s7 * b7_3;
-            c38_4 += s0 * b0_4; c38_4 += s1 * b1_4; c38_4 += s2 * b2_4; c38_4 += s3 * b3_4; c38_4 += s4 * b4_4; c38_4 += s5 * b5_4; c38_4 += s6 * b6_4; c38_4 += s7 * b7_4;
-            c38_5 += s0 * b0_5; c38_5 += s1 * b1_5; c38_5 += s2 * b2_5; c38_5 += s3 * b3_5; c38_5 += s4 * b4_5; c38_5 += s5 * b5_5; c38_5 += s6 * b6_5; c38_5 += s7 * b7_5;
-            c38_6 += s0 * b0_6; c38_6 += s1 * b1_6; c38_6 += s2 * b2_6; c38_6 += s3 * b3_6; c38_6 += s4 * b4_6; c38_6 += s5 * b5_6; c38_6 += s6 * b6_6; c38_6 += s7 * b7_6;
-            c38_7 += s0 * b0_7; c38_7 += s1 * b1_7; c38_7 += s2 * b2_7; c38_7 += s3 * b3_7; c38_7 += s4 * b4_7; c38_7 += s5 * b5_7; c38_7 += s6 * b6_7; c38_7 += s7 * b7_7;
-            d38 += s0; d38 += s1; d38 += s2; d38 += s3; d38 += s4; d38 += s5; d38 += s6; d38 += s7;
-        }
-        { let s0 = subgroupBroadcast(a39, 0u); let s1 = subgroupBroadcast(a39, 1u); let s2 = subgroupBroadcast(a39, 2u); let s3 = subgroupBroadcast(a39, 3u); let s4 = subgroupBroadcast(a39, 4u); let s5 = subgroupBroadcast(a39, 5u); let s6 = subgroupBroadcast(a39, 6u); let s7 = subgroupBroadcast(a39, 7u);
-            c39_0 += s0 * b0_0; c39_0 += s1 * b1_0; c39_0 += s2 * b2_0; c39_0 += s3 * b3_0; c39_0 += s4 * b4_0; c39_0 += s5 * b5_0; c39_0 += s6 * b6_0; c39_0 += s7 * b7_0;
-            c39_1 += s0 * b0_1; c39_1 += s1 * b1_1; c39_1 += s2 * b2_1; c39_1 += s3 * b3_1; c39_1 += s4 * b4_1; c39_1 += s5 * b5_1; c39_1 += s6 * b6_1; c39_1 += s7 * b7_1;
-            c39_2 += s0 * b0_2; c39_2 += s1 * b1_2; c39_2 += s2 * b2_2; c39_2 += s3 * b3_2; c39_2 += s4 * b4_2; c39_2 += s5 * b5_2; c39_2 += s6 * b6_2; c39_2 += s7 * b7_2;
-            c39_3 += s0 * b0_3; c39_3 += s1 * b1_3; c39_3 += s2 * b2_3; c39_3 += s3 * b3_3; c39_3 += s4 * b4_3; c39_3 += s5 * b5_3; c39_3 += s6 * b6_3; c39_3 += s7 * b7_3;
-            c39_4 += s0 * b0_4; c39_4 += s1 * b1_4; c39_4 += s2 * b2_4; c39_4 += s3 * b3_4; c39_4 += s4 * b4_4; c39_4 += s5 * b5_4; c39_4 += s6 * b6_4; c39_4 += s7 * b7_4;
-            c39_5 += s0 * b0_5; c39_5 += s1 * b1_5; c39_5 += s2 * b2_5; c39_5 += s3 * b3_5; c39_5 += s4 * b4_5; c39_5 += s5 * b5_5; c39_5 += s6 * b6_5; c39_5 += s7 * b7_5;
-            c39_6 += s0 * b0_6; c39_6 += s1 * b1_6; c39_6 += s2 * b2_6; c39_6 += s3 * b3_6; c39_6 += s4 * b4_6; c39_6 += s5 * b5_6; c39_6 += s6 * b6_6; c39_6 += s7 * b7_6;
-            c39_7 += s0 * b0_7; c39_7 += s1 * b1_7; c39_7 += s2 * b2_7; c39_7 += s3 * b3_7; c39_7 += s4 * b4_7; c39_7 += s5 * b5_7; c39_7 += s6 * b6_7; c39_7 += s7 * b7_7;
-            d39 += s0; d39 += s1; d39 += s2; d39 += s3; d39 += s4; d39 += s5; d39 += s6; d39 += s7;
-        }
-        { let s0 = subgroupBroadcast(a40, 0u); let s1 = subgroupBroadcast(a40, 1u); let s2 = subgroupBroadcast(a40, 2u); let s3 = subgroupBroadcast(a40, 3u); let s4 = subgroupBroadcast(a40, 4u); let s5 = subgroupBroadcast(a40, 5u); let s6 = subgroupBroadcast(a40, 6u); let s7 = subgroupBroadcast(a40, 7u);
-            c40_0 += s0 * b0_0; c40_0 += s1 * b1_0; c40_0 += s2 * b2_0; c40_0 += s3 * b3_0; c40_0 += s4 * b4_0; c40_0 += s5 * b5_0; c40_0 += s6 * b6_0; c40_0 += s7 * b7_0;
-            c40_1 += s0 * b0_1; c40_1 += s1 * b1_1; c40_1 += s2 * b2_1; c40_1 += s3 * b3_1; c40_1 += s4 * b4_1; c40_1 += s5 * b5_1; c40_1 += s6 * b6_1; c40_1 += s7 * b7_1;
-            c40_2 += s0 * b0_2; c40_2 += s1 * b1_2; c40_2 += s2 * b2_2; c40_2 += s3 * b3_2; c40_2 += s4 * b4_2; c40_2 += s5 * b5_2; c40_2 += s6 * b6_2; c40_2 += s7 * b7_2;
-            c40_3 += s0 * b0_3; c40_3 += s1 * b1_3; c40_3 += s2 * b2_3; c40_3 += s3 * b3_3; c40_3 += s4 * b4_3; c40_3 += s5 * b5_3; c40_3 += s6 * b6_3; c40_3 += s7 * b7_3;
-            c40_4 += s0 * b0_4; c40_4 += s1 * b1_4; c40_4 += s2 * b2_4; c40_4 += s3 * b3_4; c40_4 += s4 * b4_4; c40_4 += s5 * b5_4; c40_4 += s6 * b6_4; c40_4 += s7 * b7_4;
-            c40_5 += s0 * b0_5; c40_5 += s1 * b1_5; c40_5 += s2 * b2_5; c40_5 += s3 * b3_5; c40_5 += s4 * b4_5; c40_5 += s5 * b5_5; c40_5 += s6 * b6_5; c40_5 += s7 * b7_5;
-            c40_6 += s0 * b0_6; c40_6 += s1 * b1_6; c40_6 += s2 * b2_6; c40_6 += s3 * b3_6; c40_6 += s4 * b4_6; c40_6 += s5 * b5_6; c40_6 += s6 * b6_6; c40_6 += s7 * b7_6;
-            c40_7 += s0 * b0_7; c40_7 += s1 * b1_7; c40_7 += s2 * b2_7; c40_7 += s3 * b3_7; c40_7 += s4 * b4_7; c40_7 += s5 * b5_7; c40_7 += s6 * b6_7; c40_7 += s7 * b7_7;
-            d40 += s0; d40 += s1; d40 += s2; d40 += s3; d40 += s4; d40 += s5; d40 += s6; d40 += s7;
-        }
-        { let s0 = subgroupBroadcast(a41, 0u); let s1 = subgroupBroadcast(a41, 1u); let s2 = subgroupBroadcast(a41, 2u); let s3 = subgroupBroadcast(a41, 3u); let s4 = subgroupBroadcast(a41, 4u); let s5 = subgroupBroadcast(a41, 5u); let s6 = subgroupBroadcast(a41, 6u); let s7 = subgroupBroadcast(a41, 7u);
-            c41_0 += s0 * b0_0; c41_0 += s1 * b1_0; c41_0 += s2 * b2_0; c41_0 += s3 * b3_0; c41_0 += s4 * b4_0; c41_0 += s5 * b5_0; c41_0 += s6 * b6_0; c41_0 += s7 * b7_0;
-            c41_1 += s0 * b0_1; c41_1 += s1 * b1_1; c41_1 += s2 * b2_1; c41_1 += s3 * b3_1; c41_1 += s4 * b4_1; c41_1 += s5 * b5_1; c41_1 += s6 * b6_1; c41_1 += s7 * b7_1;
-            c41_2 += s0 * b0_2; c41_2 += s1 * b1_2; c41_2 += s2 * b2_2; c41_2 += s3 * b3_2; c41_2 += s4 * b4_2; c41_2 += s5 * b5_2; c41_2 += s6 * b6_2; c41_2 += s7 * b7_2;
-            c41_3 += s0 * b0_3; c41_3 += s1 * b1_3; c41_3 += s2 * b2_3; c41_3 += s3 * b3_3; c41_3 += s4 * b4_3; c41_3 += s5 * b5_3; c41_3 += s6 * b6_3; c41_3 += s7 * b7_3;
-            c41_4 += s0 * b0_4; c41_4 += s1 * b1_4; c41_4 += s2 * b2_4; c41_4 += s3 * b3_4; c41_4 += s4 * b4_4; c41_4 += s5 * b5_4; c41_4 += s6 * b6_4; c41_4 += s7 * b7_4;
-            c41_5 += s0 * b0_5; c41_5 += s1 * b1_5; c41_5 += s2 * b2_5; c41_5 += s3 * b3_5; c41_5 += s4 * b4_5; c41_5 += s5 * b5_5; c41_5 += s6 * b6_5; c41_5 += s7 * b7_5;
-            c41_6 += s0 * b0_6; c41_6 += s1 * b1_6; c41_6 += s2 * b2_6; c41_6 += s3 * b3_6; c41_6 += s4 * b4_6; c41_6 += s5 * b5_6; c41_6 += s6 * b6_6; c41_6 += s7 * b7_6;
-            c41_7 += s0 * b0_7; c41_7 += s1 * b1_7; c41_7 += s2 * b2_7; c41_7 += s3 * b3_7; c41_7 += s4 * b4_7; c41_7 += s5 * b5_7; c41_7 += s6 * b6_7; c41_7 += s7 * b7_7;
-            d41 += s0; d41 += s1; d41 += s2; d41 += s3; d41 += s4; d41 += s5; d41 += s6; d41 += s7;
-        }
-        { let s0 = subgroupBroadcast(a42, 0u); let s1 = subgroupBroadcast(a42, 1u); let s2 = subgroupBroadcast(a42, 2u); let s3 = subgroupBroadcast(a42, 3u); let s4 = subgroupBroadcast(a42, 4u); let s5 = subgroupBroadcast(a42, 5u); let s6 = subgroupBroadcast(a42, 6u); let s7 = subgroupBroadcast(a42, 7u);
-            c42_0 += s0 * b0_0; c42_0 += s1 * b1_0; c42_0 += s2 * b2_0; c42_0 += s3 * b3_0; c42_0 += s4 * b4_0; c42_0 += s5 * b5_0; c42_0 += s6 * b6_0; c42_0 += s7 * b7_0;
-            c42_1 += s0 * b0_1; c42_1 += s1 * b1_1; c42_1 += s2 * b2_1; c42_1 += s3 * b3_1; c42_1 += s4 * b4_1; c42_1 += s5 * b5_1; c42_1 += s6 * b6_1; c42_1 += s7 * b7_1;
-            c42_2 += s0 * b0_2; c42_2 += s1 * b1_2; c42_2 += s2 * b2_2; c42_2 += s3 * b3_2; c42_2 += s4 * b4_2; c42_2 += s5 * b5_2; c42_2 += s6 * b6_2; c42_2 += s7 * b7_2;
-            c42_3 += s0 * b0_3; c42_3 += s1 * b1_3; c42_3 += s2 * b2_3; c42_3 += s3 * b3_3; c42_3 += s4 * b4_3; c42_3 += s5 * b5_3; c42_3 += s6 * b6_3; c42_3 += s7 * b7_3;
-            c42_4 += s0 * b0_4; c42_4 += s1 * b1_4; c42_4 += s2 * b2_4; c42_4 += s3 * b3_4; c42_4 += s4 * b4_4; c42_4 += s5 * b5_4; c42_4 += s6 * b6_4; c42_4 += s7 * b7_4;
-            c42_5 += s0 * b0_5; c42_5 += s1 * b1_5; c42_5 += s2 * b2_5; c42_5 += s3 * b3_5; c42_5 += s4 * b4_5; c42_5 += s5 * b5_5; c42_5 += s6 * b6_5; c42_5 += s7 * b7_5;
-            c42_6 += s0 * b0_6; c42_6 += s1 * b1_6; c42_6 += s2 * b2_6; c42_6 += s3 * b3_6; c42_6 += s4 * b4_6; c42_6 += s5 * b5_6; c42_6 += s6 * b6_6; c42_6 += s7 * b7_6;
-            c42_7 += s0 * b0_7; c42_7 += s1 * b1_7; c42_7 += s2 * b2_7; c42_7 += s3 * b3_7; c42_7 += s4 * b4_7; c42_7 += s5 * b5_7; c42_7 += s6 * b6_7; c42_7 += s7 * b7_7;
-            d42 += s0; d42 += s1; d42 += s2; d42 += s3; d42 += s4; d42 += s5; d42 += s6; d42 += s7;
-        }
-        { let s0 = subgroupBroadcast(a43, 0u); let s1 = subgroupBroadcast(a43, 1u); let s2 = subgroupBroadcast(a43, 2u); let s3 = subgroupBroadcast(a43, 3u); let s4 = subgroupBroadcast(a43, 4u); let s5 = subgroupBroadcast(a43, 5u); let s6 = subgroupBroadcast(a43, 6u); let s7 = subgroupBroadcast(a43, 7u);
-            c43_0 += s0 * b0_0; c43_0 += s1 * b1_0; c43_0 += s2 * b2_0; c43_0 += s3 * b3_0; c43_0 += s4 * b4_0; c43_0 += s5 * b5_0; c43_0 += s6 * b6_0; c43_0 += s7 * b7_0;
-            c43_1 += s0 * b0_1; c43_1 += s1 * b1_1; c43_1 += s2 * b2_1; c43_1 += s3 * b3_1; c43_1 += s4 * b4_1; c43_1 += s5 * b5_1; c43_1 += s6 * b6_1; c43_1 += s7 * b7_1;
-            c43_2 += s0 * b0_2; c43_2 += s1 * b1_2; c43_2 += s2 * b2_2; c43_2 += s3 * b3_2; c43_2 += s4 * b4_2; c43_2 += s5 * b5_2; c43_2 += s6 * b6_2; c43_2 += s7 * b7_2;
-            c43_3 += s0 * b0_3; c43_3 += s1 * b1_3; c43_3 += s2 * b2_3; c43_3 += s3 * b3_3; c43_3 += s4 * b4_3; c43_3 += s5 * b5_3; c43_3 += s6 * b6_3; c43_3 += s7 * b7_3;
-            c43_4 += s0 * b0_4; c43_4 += s1 * b1_4; c43_4 += s2 * b2_4; c43_4 += s3 * b3_4; c43_4 += s4 * b4_4; c43_4 += s5 * b5_4; c43_4 += s6 * b6_4; c43_4 += s7 * b7_4;
-            c43_5 += s0 * b0_5; c43_5 += s1 * b1_5; c43_5 += s2 * b2_5; c43_5 += s3 * b3_5; c43_5 += s4 * b4_5; c43_5 += s5 * b5_5; c43_5 += s6 * b6_5; c43_5 += s7 * b7_5;
-            c43_6 += s0 * b0_6; c43_6 += s1 * b1_6; c43_6 += s2 * b2_6; c43_6 += s3 * b3_6; c43_6 += s4 * b4_6; c43_6 += s5 * b5_6; c43_6 += s6 * b6_6; c43_6 += s7 * b7_6;
-            c43_7 += s0 * b0_7; c43_7 += s1 * b1_7; c43_7 += s2 * b2_7; c43_7 += s3 * b3_7; c43_7 += s4 * b4_7; c43_7 += s5 * b5_7; c43_7 += s6 * b6_7; c43_7 += s7 * b7_7;
-            d43 += s0; d43 += s1; d43 += s2; d43 += s3; d43 += s4; d43 += s5; d43 += s6; d43 += s7;
-        }
-        { let s0 = subgroupBroadcast(a44, 0u); let s1 = subgroupBroadcast(a44, 1u); let s2 = subgroupBroadcast(a44, 2u); let s3 = subgroupBroadcast(a44, 3u); let s4 = subgroupBroadcast(a44, 4u); let s5 = subgroupBroadcast(a44, 5u); let s6 = subgroupBroadcast(a44, 6u); let s7 = subgroupBroadcast(a44, 7u);
-            c44_0 += s0 * b0_0; c44_0 += s1 * b1_0; c44_0 += s2 * b2_0; c44_0 += s3 * b3_0; c44_0 += s4 * b4_0; c44_0 += s5 * b5_0; c44_0 += s6 * b6_0; c44_0 += s7 * b7_0;
-            c44_1 += s0 * b0_1; c44_1 += s1 * b1_1; c44_1 += s2 * b2_1; c44_1 += s3 * b3_1; c44_1 += s4 * b4_1; c44_1 += s5 * b5_1; c44_1 += s6 * b6_1; c44_1 += s7 * b7_1;
-            c44_2 += s0 * b0_2; c44_2 += s1 * b1_2; c44_2 += s2 * b2_2; c44_2 += s3 * b3_2; c44_2 += s4 * b4_2; c44_2 += s5 * b5_2; c44_2 += s6 * b6_2; c44_2 += s7 * b7_2;
-            c44_3 += s0 * b0_3; c44_3 += s1 * b1_3; c44_3 += s2 * b2_3; c44_3 += s3 * b3_3; c44_3 += s4 * b4_3; c44_3 += s5 * b5_3; c44_3 += s6 * b6_3; c44_3 += s7 * b7_3;
-            c44_4 += s0 * b0_4; c44_4 += s1 * b1_4; c44_4 += s2 * b2_4; c44_4 += s3 * b3_4; c44_4 += s4 * b4_4; c44_4 += s5 * b5_4; c44_4 += s6 * b6_4; c44_4 += s7 * b7_4;
-            c44_5 += s0 * b0_5; c44_5 += s1 * b1_5; c44_5 += s2 * b2_5; c44_5 += s3 * b3_5; c44_5 += s4 * b4_5; c44_5 += s5 * b5_5; c44_5 += s6 * b6_5; c44_5 += s7 * b7_5;
-            c44_6 += s0 * b0_6; c44_6 += s1 * b1_6; c44_6 += s2 * b2_6; c44_6 += s3 * b3_6; c44_6 += s4 * b4_6; c44_6 += s5 * b5_6; c44_6 += s6 * b6_6; c44_6 += s7 * b7_6;
-            c44_7 += s0 * b0_7; c44_7 += s1 * b1_7; c44_7 += s2 * b2_7; c44_7 += s3 * b3_7; c44_7 += s4 * b4_7; c44_7 += s5 * b5_7; c44_7 += s6 * b6_7; c44_7 += s7 * b7_7;
-            d44 += s0; d44 += s1; d44 += s2; d44 += s3; d44 += s4; d44 += s5; d44 += s6; d44 += s7;
-        }
-        { let s0 = subgroupBroadcast(a45, 0u); let s1 = subgroupBroadcast(a45, 1u); let s2 = subgroupBroadcast(a45, 2u); let s3 = subgroupBroadcast(a45, 3u); let s4 = subgroupBroadcast(a45, 4u); let s5 = subgroupBroadcast(a45, 5u); let s6 = subgroupBroadcast(a45, 6u); let s7 = subgroupBroadcast(a45, 7u);
-            c45_0 += s0 * b0_0; c45_0 += s1 * b1_0; c45_0 += s2 * b2_0; c45_0 += s3 * b3_0; c45_0 += s4 * b4_0; c45_0 += s5 * b5_0; c45_0 += s6 * b6_0; c45_0 += s7 * b7_0;
-            c45_1 += s0 * b0_1; c45_1 += s1 * b1_1; c45_1 += s2 * b2_1; c45_1 += s3 * b3_1; c45_1 += s4 * b4_1; c45_1 += s5 * b5_1; c45_1 += s6 * b6_1; c45_1 += s7 * b7_1;
-            c45_2 += s0 * b0_2; c45_2 += s1 * b1_2; c45_2 += s2 * b2_2; c45_2 += s3 * b3_2; c45_2 += s4 * b4_2; c45_2 += s5 * b5_2; c45_2 += s6 * b6_2; c45_2 += s7 * b7_2;
-            c45_3 += s0 * b0_3; c45_3 += s1 * b1_3; c45_3 += s2 * b2_3; c45_3 += s3 * b3_3; c45_3 += s4 * b4_3; c45_3 += s5 * b5_3; c45_3 += s6 * b6_3; c45_3 += s7 * b7_3;
-            c45_4 += s0 * b0_4; c45_4 += s1 * b1_4; c45_4 += s2 * b2_4; c45_4 += s3 * b3_4; c45_4 += s4 * b4_4; c45_4 += s5 * b5_4; c45_4 += s6 * b6_4; c45_4 += s7 * b7_4;
-            c45_5 += s0 * b0_5; c45_5 += s1 * b1_5; c45_5 += s2 * b2_5; c45_5 += s3 * b3_5; c45_5 += s4 * b4_5; c45_5 += s5 * b5_5; c45_5 += s6 * b6_5; c45_5 += s7 * b7_5;
-            c45_6 += s0 * b0_6; c45_6 += s1 * b1_6; c45_6 += s2 * b2_6; c45_6 += s3 * b3_6; c45_6 += s4 * b4_6; c45_6 += s5 * b5_6; c45_6 += s6 * b6_6; c45_6 += s7 * b7_6;
-            c45_7 += s0 * b0_7; c45_7 += s1 * b1_7; c45_7 += s2 * b2_7; c45_7 += s3 * b3_7; c45_7 += s4 * b4_7; c45_7 += s5 * b5_7; c45_7 += s6 * b6_7; c45_7 += s7 * b7_7;
-            d45 += s0; d45 += s1; d45 += s2; d45 += s3; d45 += s4; d45 += s5; d45 += s6; d45 += s7;
-        }
-        { let s0 = subgroupBroadcast(a46, 0u); let s1 = subgroupBroadcast(a46, 1u); let s2 = subgroupBroadcast(a46, 2u); let s3 = subgroupBroadcast(a46, 3u); let s4 = subgroupBroadcast(a46, 4u); let s5 = subgroupBroadcast(a46, 5u); let s6 = subgroupBroadcast(a46, 6u); let s7 = subgroupBroadcast(a46, 7u);
-            c46_0 += s0 * b0_0; c46_0 += s1 * b1_0; c46_0 += s2 * b2_0; c46_0 += s3 * b3_0; c46_0 += s4 * b4_0; c46_0 += s5 * b5_0; c46_0 += s6 * b6_0; c46_0 += s7 * b7_0;
-            c46_1 += s0 * b0_1; c46_1 += s1 * b1_1; c46_1 += s2 * b2_1; c46_1 += s3 * b3_1; c46_1 += s4 * b4_1; c46_1 += s5 * b5_1; c46_1 += s6 * b6_1; c46_1 += s7 * b7_1;
-            c46_2 += s0 * b0_2; c46_2 += s1 * b1_2; c46_2 += s2 * b2_2; c46_2 += s3 * b3_2; c46_2 += s4 * b4_2; c46_2 += s5 * b5_2; c46_2 += s6 * b6_2; c46_2 += s7 * b7_2;
-            c46_3 += s0 * b0_3; c46_3 += s1 * b1_3; c46_3 += s2 * b2_3; c46_3 += s3 * b3_3; c46_3 += s4 * b4_3; c46_3 += s5 * b5_3; c46_3 += s6 * b6_3; c46_3 += s7 * b7_3;
-            c46_4 += s0 * b0_4; c46_4 += s1 * b1_4; c46_4 += s2 * b2_4; c46_4 += s3 * b3_4; c46_4 += s4 * b4_4; c46_4 += s5 * b5_4; c46_4 += s6 * b6_4; c46_4 += s7 * b7_4;
-            c46_5 += s0 * b0_5; c46_5 += s1 * b1_5; c46_5 += s2 * b2_5; c46_5 += s3 * b3_5; c46_5 += s4 * b4_5; c46_5 += s5 * b5_5; c46_5 += s6 * b6_5; c46_5 += s7 * b7_5;
-            c46_6 += s0 * b0_6; c46_6 += s1 * b1_6; c46_6 += s2 * b2_6; c46_6 += s3 * b3_6; c46_6 += s4 * b4_6; c46_6 += s5 * b5_6; c46_6 += s6 * b6_6; c46_6 += s7 * b7_6;
-            c46_7 += s0 * b0_7; c46_7 += s1 * b1_7; c46_7 += s2 * b2_7; c46_7 += s3 * b3_7; c46_7 += s4 * b4_7; c46_7 += s5 * b5_7; c46_7 += s6 * b6_7; c46_7 += s7 * b7_7;
-            d46 += s0; d46 += s1; d46 += s2; d46 += s3; d46 += s4; d46 += s5; d46 += s6; d46 += s7;
-        }
-        { let s0 = subgroupBroadcast(a47, 0u); let s1 = subgroupBroadcast(a47, 1u); let s2 = subgroupBroadcast(a47, 2u); let s3 = subgroupBroadcast(a47, 3u); let s4 = subgroupBroadcast(a47, 4u); let s5 = subgroupBroadcast(a47, 5u); let s6 = subgroupBroadcast(a47, 6u); let s7 = subgroupBroadcast(a47, 7u);
-            c47_0 += s0 * b0_0; c47_0 += s1 * b1_0; c47_0 += s2 * b2_0; c47_0 += s3 * b3_0; c47_0 += s4 * b4_0; c47_0 += s5 * b5_0; c47_0 += s6 * b6_0; c47_0 += s7 * b7_0;
-            c47_1 += s0 * b0_1; c47_1 += s1 * b1_1; c47_1 += s2 * b2_1; c47_1 += s3 * b3_1; c47_1 += s4 * b4_1; c47_1 += s5 * b5_1; c47_1 += s6 * b6_1; c47_1 += s7 * b7_1;
-            c47_2 += s0 * b0_2; c47_2 += s1 * b1_2; c47_2 += s2 * b2_2; c47_2 += s3 * b3_2; c47_2 += s4 * b4_2; c47_2 += s5 * b5_2; c47_2 += s6 * b6_2; c47_2 += s7 * b7_2;
-            c47_3 += s0 * b0_3; c47_3 += s1 * b1_3; c47_3 += s2 * b2_3; c47_3 += s3 * b3_3; c47_3 += s4 * b4_3; c47_3 += s5 * b5_3; c47_3 += s6 * b6_3; c47_3 += s7 * b7_3;
-            c47_4 += s0 * b0_4; c47_4 += s1 * b1_4; c47_4 += s2 * b2_4; c47_4 += s3 * b3_4; c47_4 += s4 * b4_4; c47_4 += s5 * b5_4; c47_4 += s6 * b6_4; c47_4 += s7 * b7_4;
-            c47_5 += s0 * b0_5; c47_5 += s1 * b1_5; c47_5 += s2 * b2_5; c47_5 += s3 * b3_5; c47_5 += s4 * b4_5; c47_5 += s5 * b5_5; c47_5 += s6 * b6_5; c47_5 += s7 * b7_5;
-            c47_6 += s0 * b0_6; c47_6 += s1 * b1_6; c47_6 += s2 * b2_6; c47_6 += s3 * b3_6; c47_6 += s4 * b4_6; c47_6 += s5 * b5_6; c47_6 += s6 * b6_6; c47_6 += s7 * b7_6;
-            c47_7 += s0 * b0_7; c47_7 += s1 * b1_7; c47_7 += s2 * b2_7; c47_7 += s3 * b3_7; c47_7 += s4 * b4_7; c47_7 += s5 * b5_7; c47_7 += s6 * b6_7; c47_7 += s7 * b7_7;
-            d47 += s0; d47 += s1; d47 += s2; d47 += s3; d47 += s4; d47 += s5; d47 += s6; d47 += s7;
-        }
-        { let s0 = subgroupBroadcast(a48, 0u); let s1 = subgroupBroadcast(a48, 1u); let s2 = subgroupBroadcast(a48, 2u); let s3 = subgroupBroadcast(a48, 3u); let s4 = subgroupBroadcast(a48, 4u); let s5 = subgroupBroadcast(a48, 5u); let s6 = subgroupBroadcast(a48, 6u); let s7 = subgroupBroadcast(a48, 7u);
-            c48_0 += s0 * b0_0; c48_0 += s1 * b1_0; c48_0 += s2 * b2_0; c48_0 += s3 * b3_0; c48_0 += s4 * b4_0; c48_0 += s5 * b5_0; c48_0 += s6 * b6_0; c48_0 += s7 * b7_0;
-            c48_1 += s0 * b0_1; c48_1 += s1 * b1_1; c48_1 += s2 * b2_1; c48_1 += s3 * b3_1; c48_1 += s4 * b4_1; c48_1 += s5 * b5_1; c48_1 += s6 * b6_1; c48_1 += s7 * b7_1;
-            c48_2 += s0 * b0_2; c48_2 += s1 * b1_2; c48_2 += s2 * b2_2; c48_2 += s3 * b3_2; c48_2 += s4 * b4_2; c48_2 += s5 * b5_2; c48_2 += s6 * b6_2; c48_2 += s7 * b7_2;
-            c48_3 += s0 * b0_3; c48_3 += s1 * b1_3; c48_3 += s2 * b2_3; c48_3 += s3 * b3_3; c48_3 += s4 * b4_3; c48_3 += s5 * b5_3; c48_3 += s6 * b6_3; c48_3 += s7 * b7_3;
-            c48_4 += s0 * b0_4; c48_4 += s1 * b1_4; c48_4 += s2 * b2_4; c48_4 += s3 * b3_4; c48_4 += s4 * b4_4; c48_4 += s5 * b5_4; c48_4 += s6 * b6_4; c48_4 += s7 * b7_4;
-            c48_5 += s0 * b0_5; c48_5 += s1 * b1_5; c48_5 += s2 * b2_5; c48_5 += s3 * b3_5; c48_5 += s4 * b4_5; c48_5 += s5 * b5_5; c48_5 += s6 * b6_5; c48_5 += s7 * b7_5;
-            c48_6 += s0 * b0_6; c48_6 += s1 * b1_6; c48_6 += s2 * b2_6; c48_6 += s3 * b3_6; c48_6 += s4 * b4_6; c48_6 += s5 * b5_6; c48_6 += s6 * b6_6; c48_6 += s7 * b7_6;
-            c48_7 += s0 * b0_7; c48_7 += s1 * b1_7; c48_7 += s2 * b2_7; c48_7 += s3 * b3_7; c48_7 += s4 * b4_7; c48_7 += s5 * b5_7; c48_7 += s6 * b6_7; c48_7 += s7 * b7_7;
-            d48 += s0; d48 += s1; d48 += s2; d48 += s3; d48 += s4; d48 += s5; d48 += s6; d48 += s7;
-        }
-        { let s0 = subgroupBroadcast(a49, 0u); let s1 = subgroupBroadcast(a49, 1u); let s2 = subgroupBroadcast(a49, 2u); let s3 = subgroupBroadcast(a49, 3u); let s4 = subgroupBroadcast(a49, 4u); let s5 = subgroupBroadcast(a49, 5u); let s6 = subgroupBroadcast(a49, 6u); let s7 = subgroupBroadcast(a49, 7u);
-            c49_0 += s0 * b0_0; c49_0 += s1 * b1_0; c49_0 += s2 * b2_0; c49_0 += s3 * b3_0; c49_0 += s4 * b4_0; c49_0 += s5 * b5_0; c49_0 += s6 * b6_0; c49_0 += s7 * b7_0;
-            c49_1 += s0 * b0_1; c49_1 += s1 * b1_1; c49_1 += s2 * b2_1; c49_1 += s3 * b3_1; c49_1 += s4 * b4_1; c49_1 += s5 * b5_1; c49_1 += s6 * b6_1; c49_1 += s7 * b7_1;
-            c49_2 += s0 * b0_2; c49_2 += s1 * b1_2; c49_2 += s2 * b2_2; c49_2 += s3 * b3_2; c49_2 += s4 * b4_2; c49_2 += s5 * b5_2; c49_2 += s6 * b6_2; c49_2 += s7 * b7_2;
-            c49_3 += s0 * b0_3; c49_3 += s1 * b1_3; c49_3 += s2 * b2_3; c49_3 += s3 * b3_3; c49_3 += s4 * b4_3; c49_3 += s5 * b5_3; c49_3 += s6 * b6_3; c49_3 += s7 * b7_3;
-            c49_4 += s0 * b0_4; c49_4 += s1 * b1_4; c49_4 += s2 * b2_4; c49_4 += s3 * b3_4; c49_4 += s4 * b4_4; c49_4 += s5 * b5_4; c49_4 += s6 * b6_4; c49_4 += s7 * b7_4;
-            c49_5 += s0 * b0_5; c49_5 += s1 * b1_5; c49_5 += s2 * b2_5; c49_5 += s3 * b3_5; c49_5 += s4 * b4_5; c49_5 += s5 * b5_5; c49_5 += s6 * b6_5; c49_5 += s7 * b7_5;
-            c49_6 += s0 * b0_6; c49_6 += s1 * b1_6; c49_6 += s2 * b2_6; c49_6 += s3 * b3_6; c49_6 += s4 * b4_6; c49_6 += s5 * b5_6; c49_6 += s6 * b6_6; c49_6 += s7 * b7_6;
-            c49_7 += s0 * b0_7; c49_7 += s1 * b1_7; c49_7 += s2 * b2_7; c49_7 += s3 * b3_7; c49_7 += s4 * b4_7; c49_7 += s5 * b5_7; c49_7 += s6 * b6_7; c49_7 += s7 * b7_7;
-            d49 += s0; d49 += s1; d49 += s2; d49 += s3; d49 += s4; d49 += s5; d49 += s6; d49 += s7;
-        }
-        { let s0 = subgroupBroadcast(a50, 0u); let s1 = subgroupBroadcast(a50, 1u); let s2 = subgroupBroadcast(a50, 2u); let s3 = subgroupBroadcast(a50, 3u); let s4 = subgroupBroadcast(a50, 4u); let s5 = subgroupBroadcast(a50, 5u); let s6 = subgroupBroadcast(a50, 6u); let s7 = subgroupBroadcast(a50, 7u);
-            c50_0 += s0 * b0_0; c50_0 += s1 * b1_0; c50_0 += s2 * b2_0; c50_0 += s3 * b3_0; c50_0 += s4 * b4_0; c50_0 += s5 * b5_0; c50_0 += s6 * b6_0; c50_0 += s7 * b7_0;
-            c50_1 += s0 * b0_1; c50_1 += s1 * b1_1; c50_1 += s2 * b2_1; c50_1 += s3 * b3_1; c50_1 += s4 * b4_1; c50_1 += s5 * b5_1; c50_1 += s6 * b6_1; c50_1 += s7 * b7_1;
-            c50_2 += s0 * b0_2; c50_2 += s1 * b1_2; c50_2 += s2 * b2_2; c50_2 += s3 * b3_2; c50_2 += s4 * b4_2; c50_2 += s5 * b5_2; c50_2 += s6 * b6_2; c50_2 += s7 * b7_2;
-            c50_3 += s0 * b0_3; c50_3 += s1 * b1_3; c50_3 += s2 * b2_3; c50_3 += s3 * b3_3; c50_3 += s4 * b4_3; c50_3 += s5 * b5_3; c50_3 += s6 * b6_3; c50_3 += s7 * b7_3;
-            c50_4 += s0 * b0_4; c50_4 += s1 * b1_4; c50_4 += s2 * b2_4; c50_4 += s3 * b3_4; c50_4 += s4 * b4_4; c50_4 += s5 * b5_4; c50_4 += s6 * b6_4; c50_4 += s7 * b7_4;
-            c50_5 += s0 * b0_5; c50_5 += s1 * b1_5; c50_5 += s2 * b2_5; c50_5 += s3 * b3_5; c50_5 += s4 * b4_5; c50_5 += s5 * b5_5; c50_5 += s6 * b6_5; c50_5 += s7 * b7_5;
-            c50_6 += s0 * b0_6; c50_6 += s1 * b1_6; c50_6 += s2 * b2_6; c50_6 += s3 * b3_6; c50_6 += s4 * b4_6; c50_6 += s5 * b5_6; c50_6 += s6 * b6_6; c50_6 += s7 * b7_6;
-            c50_7 += s0 * b0_7; c50_7 += s1 * b1_7; c50_7 += s2 * b2_7; c50_7 += s3 * b3_7; c50_7 += s4 * b4_7; c50_7 += s5 * b5_7; c50_7 += s6 * b6_7; c50_7 += s7 * b7_7;
-            d50 += s0; d50 += s1; d50 += s2; d50 += s3; d50 += s4; d50 += s5; d50 += s6; d50 += s7;
-        }
-        { let s0 = subgroupBroadcast(a51, 0u); let s1 = subgroupBroadcast(a51, 1u); let s2 = subgroupBroadcast(a51, 2u); let s3 = subgroupBroadcast(a51, 3u); let s4 = subgroupBroadcast(a51, 4u); let s5 = subgroupBroadcast(a51, 5u); let s6 = subgroupBroadcast(a51, 6u); let s7 = subgroupBroadcast(a51, 7u);
-            c51_0 += s0 * b0_0; c51_0 += s1 * b1_0; c51_0 += s2 * b2_0; c51_0 += s3 * b3_0; c51_0 += s4 * b4_0; c51_0 += s5 * b5_0; c51_0 += s6 * b6_0; c51_0 += s7 * b7_0;
-            c51_1 += s0 * b0_1; c51_1 += s1 * b1_1; c51_1 += s2 * b2_1; c51_1 += s3 * b3_1; c51_1 += s4 * b4_1; c51_1 += s5 * b5_1; c51_1 += s6 * b6_1; c51_1 += s7 * b7_1;
-            c51_2 += s0 * b0_2; c51_2 += s1 * b1_2; c51_2 += s2 * b2_2; c51_2 += s3 * b3_2; c51_2 += s4 * b4_2; c51_2 += s5 * b5_2; c51_2 += s6 * b6_2; c51_2 += s7 * b7_2;
-            c51_3 += s0 * b0_3; c51_3 += s1 * b1_3; c51_3 += s2 * b2_3; c51_3 += s3 * b3_3; c51_3 += s4 * b4_3; c51_3 += s5 * b5_3; c51_3 += s6 * b6_3; c51_3 += s7 * b7_3;
-            c51_4 += s0 * b0_4; c51_4 += s1 * b1_4; c51_4 += s2 * b2_4; c51_4 += s3 * b3_4; c51_4 += s4 * b4_4; c51_4 += s5 * b5_4; c51_4 += s6 * b6_4; c51_4 += s7 * b7_4;
-            c51_5 += s0 * b0_5; c51_5 += s1 * b1_5; c51_5 += s2 * b2_5; c51_5 += s3 * b3_5; c51_5 += s4 * b4_5; c51_5 += s5 * b5_5; c51_5 += s6 * b6_5; c51_5 += s7 * b7_5;
-            c51_6 += s0 * b0_6; c51_6 += s1 * b1_6; c51_6 += s2 * b2_6; c51_6 += s3 * b3_6; c51_6 += s4 * b4_6; c51_6 += s5 * b5_6; c51_6 += s6 * b6_6; c51_6 += s7 * b7_6;
-            c51_7 += s0 * b0_7; c51_7 += s1 * b1_7; c51_7 += s2 * b2_7; c51_7 += s3 * b3_7; c51_7 += s4 * b4_7; c51_7 += s5 * b5_7; c51_7 += s6 * b6_7; c51_7 += s7 * b7_7;
-            d51 += s0; d51 += s1; d51 += s2; d51 += s3; d51 += s4; d51 += s5; d51 += s6; d51 += s7;
-        }
-        { let s0 = subgroupBroadcast(a52, 0u); let s1 = subgroupBroadcast(a52, 1u); let s2 = subgroupBroadcast(a52, 2u); let s3 = subgroupBroadcast(a52, 3u); let s4 = subgroupBroadcast(a52, 4u); let s5 = subgroupBroadcast(a52, 5u); let s6 = subgroupBroadcast(a52, 6u); let s7 = subgroupBroadcast(a52, 7u);
-            c52_0 += s0 * b0_0; c52_0 += s1 * b1_0; c52_0 += s2 * b2_0; c52_0 += s3 * b3_0; c52_0 += s4 * b4_0; c52_0 += s5 * b5_0; c52_0 += s6 * b6_0; c52_0 += s7 * b7_0;
-            c52_1 += s0 * b0_1; c52_1 += s1 * b1_1; c52_1 += s2 * b2_1; c52_1 += s3 * b3_1; c52_1 += s4 * b4_1; c52_1 += s5 * b5_1; c52_1 += s6 * b6_1; c52_1 += s7 * b7_1;
-            c52_2 += s0 * b0_2; c52_2 += s1 * b1_2; c52_2 += s2 * b2_2; c52_2 += s3 * b3_2; c52_2 += s4 * b4_2; c52_2 += s5 * b5_2; c52_2 += s6 * b6_2; c52_2 += s7 * b7_2;
-            c52_3 += s0 * b0_3; c52_3 += s1 * b1_3; c52_3 += s2 * b2_3; c52_3 += s3 * b3_3; c52_3 += s4 * b4_3; c52_3 += s5 * b5_3; c52_3 += s6 * b6_3; c52_3 += s7 * b7_3;
-            c52_4 += s0 * b0_4; c52_4 += s1 * b1_4; c52_4 += s2 * b2_4; c52_4 += s3 * b3_4; c52_4 += s4 * b4_4; c52_4 += s5 * b5_4; c52_4 += s6 * b6_4; c52_4 += s7 * b7_4;
-            c52_5 += s0 * b0_5; c52_5 += s1 * b1_5; c52_5 += s2 * b2_5; c52_5 += s3 * b3_5; c52_5 += s4 * b4_5; c52_5 += s5 * b5_5; c52_5 += s6 * b6_5; c52_5 += s7 * b7_5;
-            c52_6 += s0 * b0_6; c52_6 += s1 * b1_6; c52_6 += s2 * b2_6; c52_6 += s3 * b3_6; c52_6 += s4 * b4_6; c52_6 += s5 * b5_6; c52_6 += s6 * b6_6; c52_6 += s7 * b7_6;
-            c52_7 += s0 * b0_7; c52_7 += s1 * b1_7; c52_7 += s2 * b2_7; c52_7 += s3 * b3_7; c52_7 += s4 * b4_7; c52_7 += s5 * b5_7; c52_7 += s6 * b6_7; c52_7 += s7 * b7_7;
-            d52 += s0; d52 += s1; d52 += s2; d52 += s3; d52 += s4; d52 += s5; d52 += s6; d52 += s7;
-        }
-        { let s0 = subgroupBroadcast(a53, 0u); let s1 = subgroupBroadcast(a53, 1u); let s2 = subgroupBroadcast(a53, 2u); let s3 = subgroupBroadcast(a53, 3u); let s4 = subgroupBroadcast(a53, 4u); let s5 = subgroupBroadcast(a53, 5u); let s6 = subgroupBroadcast(a53, 6u); let s7 = subgroupBroadcast(a53, 7u);
-            c53_0 += s0 * b0_0; c53_0 += s1 * b1_0; c53_0 += s2 * b2_0; c53_0 += s3 * b3_0; c53_0 += s4 * b4_0; c53_0 += s5 * b5_0; c53_0 += s6 * b6_0; c53_0 += s7 * b7_0;
-            c53_1 += s0 * b0_1; c53_1 += s1 * b1_1; c53_1 += s2 * b2_1; c53_1 += s3 * b3_1; c53_1 += s4 * b4_1; c53_1 += s5 * b5_1; c53_1 += s6 * b6_1; c53_1 += s7 * b7_1;
-            c53_2 += s0 * b0_2; c53_2 += s1 * b1_2; c53_2 += s2 * b2_2; c53_2 += s3 * b3_2; c53_2 += s4 * b4_2; c53_2 += s5 * b5_2; c53_2 += s6 * b6_2; c53_2 += s7 * b7_2;
-            c53_3 += s0 * b0_3; c53_3 += s1 * b1_3; c53_3 += s2 * b2_3; c53_3 += s3 * b3_3; c53_3 += s4 * b4_3; c53_3 += s5 * b5_3; c53_3 += s6 * b6_3; c53_3 += s7 * b7_3;
-            c53_4 += s0 * b0_4; c53_4 += s1 * b1_4; c53_4 += s2 * b2_4; c53_4 += s3 * b3_4; c53_4 += s4 * b4_4; c53_4 += s5 * b5_4; c53_4 += s6 * b6_4; c53_4 += s7 * b7_4;
-            c53_5 += s0 * b0_5; c53_5 += s1 * b1_5; c53_5 += s2 * b2_5; c53_5 += s3 * b3_5; c53_5 += s4 * b4_5; c53_5 += s5 * b5_5; c53_5 += s6 * b6_5; c53_5 += s7 * b7_5;
-            c53_6 += s0 * b0_6; c53_6 += s1 * b1_6; c53_6 += s2 * b2_6; c53_6 += s3 * b3_6; c53_6 += s4 * b4_6; c53_6 += s5 * b5_6; c53_6 += s6 * b6_6; c53_6 += s7 * b7_6;
-            c53_7 += s0 * b0_7; c53_7 += s1 * b1_7; c53_7 += s2 * b2_7; c53_7 += s3 * b3_7; c53_7 += s4 * b4_7; c53_7 += s5 * b5_7; c53_7 += s6 * b6_7; c53_7 += s7 * b7_7;
-            d53 += s0; d53 += s1; d53 += s2; d53 += s3; d53 += s4; d53 += s5; d53 += s6; d53 += s7;
-        }
-        { let s0 = subgroupBroadcast(a54, 0u); let s1 = subgroupBroadcast(a54, 1u); let s2 = subgroupBroadcast(a54, 2u); let s3 = subgroupBroadcast(a54, 3u); let s4 = subgroupBroadcast(a54, 4u); let s5 = subgroupBroadcast(a54, 5u); let s6 = subgroupBroadcast(a54, 6u); let s7 = subgroupBroadcast(a54, 7u);
-            c54_0 += s0 * b0_0; c54_0 += s1 * b1_0; c54_0 += s2 * b2_0; c54_0 += s3 * b3_0; c54_0 += s4 * b4_0; c54_0 += s5 * b5_0; c54_0 += s6 * b6_0; c54_0 += s7 * b7_0;
-            c54_1 += s0 * b0_1; c54_1 += s1 * b1_1; c54_1 += s2 * b2_1; c54_1 += s3 * b3_1; c54_1 += s4 * b4_1; c54_1 += s5 * b5_1; c54_1 += s6 * b6_1; c54_1 += s7 * b7_1;
-            c54_2 += s0 * b0_2; c54_2 += s1 * b1_2; c54_2 += s2 * b2_2; c54_2 += s3 * b3_2; c54_2 += s4 * b4_2; c54_2 += s5 * b5_2; c54_2 += s6 * b6_2; c54_2 += s7 * b7_2;
-            c54_3 += s0 * b0_3; c54_3 += s1 * b1_3; c54_3 += s2 * b2_3; c54_3 += s3 * b3_3; c54_3 += s4 * b4_3; c54_3 += s5 * b5_3; c54_3 += s6 * b6_3; c54_3 += s7 * b7_3;
-            c54_4 += s0 * b0_4; c54_4 += s1 * b1_4; c54_4 += s2 * b2_4; c54_4 += s3 * b3_4; c54_4 += s4 * b4_4; c54_4 += s5 * b5_4; c54_4 += s6 * b6_4; c54_4 += s7 * b7_4;
-            c54_5 += s0 * b0_5; c54_5 += s1 * b1_5; c54_5 += s2 * b2_5; c54_5 += s3 * b3_5; c54_5 += s4 * b4_5; c54_5 += s5 * b5_5; c54_5 += s6 * b6_5; c54_5 += s7 * b7_5;
-            c54_6 += s0 * b0_6; c54_6 += s1 * b1_6; c54_6 += s2 * b2_6; c54_6 += s3 * b3_6; c54_6 += s4 * b4_6; c54_6 += s5 * b5_6; c54_6 += s6 * b6_6; c54_6 += s7 * b7_6;
-            c54_7 += s0 * b0_7; c54_7 += s1 * b1_7; c54_7 += s2 * b2_7; c54_7 += s3 * b3_7; c54_7 += s4 * b4_7; c54_7 += s5 * b5_7; c54_7 += s6 * b6_7; c54_7 += s7 * b7_7;
-            d54 += s0; d54 += s1; d54 += s2; d54 += s3; d54 += s4; d54 += s5; d54 += s6; d54 += s7;
-        }
-        { let s0 = subgroupBroadcast(a55, 0u); let s1 = subgroupBroadcast(a55, 1u); let s2 = subgroupBroadcast(a55, 2u); let s3 = subgroupBroadcast(a55, 3u); let s4 = subgroupBroadcast(a55, 4u); let s5 = subgroupBroadcast(a55, 5u); let s6 = subgroupBroadcast(a55, 6u); let s7 = subgroupBroadcast(a55, 7u);
-            c55_0 += s0 * b0_0; c55_0 += s1 * b1_0; c55_0 += s2 * b2_0; c55_0 += s3 * b3_0; c55_0 += s4 * b4_0; c55_0 += s5 * b5_0; c55_0 += s6 * b6_0; c55_0 += s7 * b7_0;
-            c55_1 += s0 * b0_1; c55_1 += s1 * b1_1; c55_1 += s2 * b2_1; c55_1 += s3 * b3_1; c55_1 += s4 * b4_1; c55_1 += s5 * b5_1; c55_1 += s6 * b6_1; c55_1 += s7 * b7_1;
-            c55_2 += s0 * b0_2; c55_2 += s1 * b1_2; c55_2 += s2 * b2_2; c55_2 += s3 * b3_2; c55_2 += s4 * b4_2; c55_2 += s5 * b5_2; c55_2 += s6 * b6_2; c55_2 += s7 * b7_2;
-            c55_3 += s0 * b0_3; c55_3 += s1 * b1_3; c55_3 += s2 * b2_3; c55_3 += s3 * b3_3; c55_3 += s4 * b4_3; c55_3 += s5 * b5_3; c55_3 += s6 * b6_3; c55_3 += s7 * b7_3;
-            c55_4 += s0 * b0_4; c55_4 += s1 * b1_4; c55_4 += s2 * b2_4; c55_4 += s3 * b3_4; c55_4 += s4 * b4_4; c55_4 += s5 * b5_4; c55_4 += s6 * b6_4; c55_4 += s7 * b7_4;
-            c55_5 += s0 * b0_5; c55_5 += s1 * b1_5; c55_5 += s2 * b2_5; c55_5 += s3 * b3_5; c55_5 += s4 * b4_5; c55_5 += s5 * b5_5; c55_5 += s6 * b6_5; c55_5 += s7 * b7_5;
-            c55_6 += s0 * b0_6; c55_6 += s1 * b1_6; c55_6 += s2 * b2_6; c55_6 += s3 * b3_6; c55_6 += s4 * b4_6; c55_6 += s5 * b5_6; c55_6 += s6 * b6_6; c55_6 += s7 * b7_6;
-            c55_7 += s0 * b0_7; c55_7 += s1 * b1_7; c55_7 += s2 * b2_7; c55_7 += s3 * b3_7; c55_7 += s4 * b4_7; c55_7 += s5 * b5_7; c55_7 += s6 * b6_7; c55_7 += s7 * b7_7;
-            d55 += s0; d55 += s1; d55 += s2; d55 += s3; d55 += s4; d55 += s5; d55 += s6; d55 += s7;
-        }
-        { let s0 = subgroupBroadcast(a56, 0u); let s1 = subgroupBroadcast(a56, 1u); let s2 = subgroupBroadcast(a56, 2u); let s3 = subgroupBroadcast(a56, 3u); let s4 = subgroupBroadcast(a56, 4u); let s5 = subgroupBroadcast(a56, 5u); let s6 = subgroupBroadcast(a56, 6u); let s7 = subgroupBroadcast(a56, 7u);
-            c56_0 += s0 * b0_0; c56_0 += s1 * b1_0; c56_0 += s2 * b2_0; c56_0 += s3 * b3_0; c56_0 += s4 * b4_0; c56_0 += s5 * b5_0; c56_0 += s6 * b6_0; c56_0 += s7 * b7_0;
-            c56_1 += s0 * b0_1; c56_1 += s1 * b1_1; c56_1 += s2 * b2_1; c56_1 += s3 * b3_1; c56_1 += s4 * b4_1; c56_1 += s5 * b5_1; c56_1 += s6 * b6_1; c56_1 += s7 * b7_1;
-            c56_2 += s0 * b0_2; c56_2 += s1 * b1_2; c56_2 += s2 * b2_2; c56_2 += s3 * b3_2; c56_2 += s4 * b4_2; c56_2 += s5 * b5_2; c56_2 += s6 * b6_2; c56_2 += s7 * b7_2;
-            c56_3 += s0 * b0_3; c56_3 += s1 * b1_3; c56_3 += s2 * b2_3; c56_3 += s3 * b3_3; c56_3 += s4 * b4_3; c56_3 += s5 * b5_3; c56_3 += s6 * b6_3; c56_3 += s7 * b7_3;
-            c56_4 += s0 * b0_4; c56_4 += s1 * b1_4; c56_4 += s2 * b2_4; c56_4 += s3 * b3_4; c56_4 += s4 * b4_4; c56_4 += s5 * b5_4; c56_4 += s6 * b6_4; c56_4 += s7 * b7_4;
-            c56_5 += s0 * b0_5; c56_5 += s1 * b1_5; c56_5 += s2 * b2_5; c56_5 += s3 * b3_5; c56_5 += s4 * b4_5; c56_5 += s5 * b5_5; c56_5 += s6 * b6_5; c56_5 += s7 * b7_5;
-            c56_6 += s0 * b0_6; c56_6 += s1 * b1_6; c56_6 += s2 * b2_6; c56_6 += s3 * b3_6; c56_6 += s4 * b4_6; c56_6 += s5 * b5_6; c56_6 += s6 * b6_6; c56_6 += s7 * b7_6;
-            c56_7 += s0 * b0_7; c56_7 += s1 * b1_7; c56_7 += s2 * b2_7; c56_7 += s3 * b3_7; c56_7 += s4 * b4_7; c56_7 += s5 * b5_7; c56_7 += s6 * b6_7; c56_7 += s7 * b7_7;
-            d56 += s0; d56 += s1; d56 += s2; d56 += s3; d56 += s4; d56 += s5; d56 += s6; d56 += s7;
-        }
-        { let s0 = subgroupBroadcast(a57, 0u); let s1 = subgroupBroadcast(a57, 1u); let s2 = subgroupBroadcast(a57, 2u); let s3 = subgroupBroadcast(a57, 3u); let s4 = subgroupBroadcast(a57, 4u); let s5 = subgroupBroadcast(a57, 5u); let s6 = subgroupBroadcast(a57, 6u); let s7 = subgroupBroadcast(a57, 7u);
-            c57_0 += s0 * b0_0; c57_0 += s1 * b1_0; c57_0 += s2 * b2_0; c57_0 += s3 * b3_0; c57_0 += s4 * b4_0; c57_0 += s5 * b5_0; c57_0 += s6 * b6_0; c57_0 += s7 * b7_0;
-            c57_1 += s0 * b0_1; c57_1 += s1 * b1_1; c57_1 += s2 * b2_1; c57_1 += s3 * b3_1; c57_1 += s4 * b4_1; c57_1 += s5 * b5_1; c57_1 += s6 * b6_1; c57_1 += s7 * b7_1;
-            c57_2 += s0 * b0_2; c57_2 += s1 * b1_2; c57_2 += s2 * b2_2; c57_2 += s3 * b3_2; c57_2 += s4 * b4_2; c57_2 += s5 * b5_2; c57_2 += s6 * b6_2; c57_2 += s7 * b7_2;
-            c57_3 += s0 * b0_3; c57_3 += s1 * b1_3; c57_3 += s2 * b2_3; c57_3 += s3 * b3_3; c57_3 += s4 * b4_3; c57_3 += s5 * b5_3; c57_3 += s6 * b6_3; c57_3 += s7 * b7_3;
-            c57_4 += s0 * b0_4; c57_4 += s1 * b1_4; c57_4 += s2 * b2_4; c57_4 += s3 * b3_4; c57_4 += s4 * b4_4; c57_4 += s5 * b5_4; c57_4 += s6 * b6_4; c57_4 += s7 * b7_4;
-            c57_5 += s0 * b0_5; c57_5 += s1 * b1_5; c57_5 += s2 * b2_5; c57_5 += s3 * b3_5; c57_5 += s4 * b4_5; c57_5 += s5 * b5_5; c57_5 += s6 * b6_5; c57_5 += s7 * b7_5;
-            c57_6 += s0 * b0_6; c57_6 += s1 * b1_6; c57_6 += s2 * b2_6; c57_6 += s3 * b3_6; c57_6 += s4 * b4_6; c57_6 += s5 * b5_6; c57_6 += s6 * b6_6; c57_6 += s7 * b7_6;
-            c57_7 += s0 * b0_7; c57_7 += s1 * b1_7; c57_7 += s2 * b2_7; c57_7 += s3 * b3_7; c57_7 += s4 * b4_7; c57_7 += s5 * b5_7; c57_7 += s6 * b6_7; c57_7 += s7 * b7_7;
-            d57 += s0; d57 += s1; d57 += s2; d57 += s3; d57 += s4; d57 += s5; d57 += s6; d57 += s7;
-        }
-        { let s0 = subgroupBroadcast(a58, 0u); let s1 = subgroupBroadcast(a58, 1u); let s2 = subgroupBroadcast(a58, 2u); let s3 = subgroupBroadcast(a58, 3u); let s4 = subgroupBroadcast(a58, 4u); let s5 = subgroupBroadcast(a58, 5u); let s6 = subgroupBroadcast(a58, 6u); let s7 = subgroupBroadcast(a58, 7u);
-            c58_0 += s0 * b0_0; c58_0 += s1 * b1_0; c58_0 += s2 * b2_0; c58_0 += s3 * b3_0; c58_0 += s4 * b4_0; c58_0 += s5 * b5_0; c58_0 += s6 * b6_0; c58_0 += s7 * b7_0;
-            c58_1 += s0 * b0_1; c58_1 += s1 * b1_1; c58_1 += s2 * b2_1; c58_1 += s3 * b3_1; c58_1 += s4 * b4_1; c58_1 += s5 * b5_1; c58_1 += s6 * b6_1; c58_1 += s7 * b7_1;
-            c58_2 += s0 * b0_2; c58_2 += s1 * b1_2; c58_2 += s2 * b2_2; c58_2 += s3 * b3_2; c58_2 += s4 * b4_2; c58_2 += s5 * b5_2; c58_2 += s6 * b6_2; c58_2 += s7 * b7_2;
-            c58_3 += s0 * b0_3; c58_3 += s1 * b1_3; c58_3 += s2 * b2_3; c58_3 += s3 * b3_3; c58_3 += s4 * b4_3; c58_3 += s5 * b5_3; c58_3 += s6 * b6_3; c58_3 += s7 * b7_3;
-            c58_4 += s0 * b0_4; c58_4 += s1 * b1_4; c58_4 += s2 * b2_4; c58_4 += s3 * b3_4; c58_4 += s4 * b4_4; c58_4 += s5 * b5_4; c58_4 += s6 * b6_4; c58_4 += s7 * b7_4;
-            c58_5 += s0 * b0_5; c58_5 += s1 * b1_5; c58_5 += s2 * b2_5; c58_5 += s3 * b3_5; c58_5 += s4 * b4_5; c58_5 += s5 * b5_5; c58_5 += s6 * b6_5; c58_5 += s7 * b7_5;
-            c58_6 += s0 * b0_6; c58_6 += s1 * b1_6; c58_6 += s2 * b2_6; c58_6 += s3 * b3_6; c58_6 += s4 * b4_6; c58_6 += s5 * b5_6; c58_6 += s6 * b6_6; c58_6 += s7 * b7_6;
-            c58_7 += s0 * b0_7; c58_7 += s1 * b1_7; c58_7 += s2 * b2_7; c58_7 += s3 * b3_7; c58_7 += s4 * b4_7; c58_7 += s5 * b5_7; c58_7 += s6 * b6_7; c58_7 += s7 * b7_7;
-            d58 += s0; d58 += s1; d58 += s2; d58 += s3; d58 += s4; d58 += s5; d58 += s6; d58 += s7;
-        }
-        { let s0 = subgroupBroadcast(a59, 0u); let s1 = subgroupBroadcast(a59, 1u); let s2 = subgroupBroadcast(a59, 2u); let s3 = subgroupBroadcast(a59, 3u); let s4 = subgroupBroadcast(a59, 4u); let s5 = subgroupBroadcast(a59, 5u); let s6 = subgroupBroadcast(a59, 6u); let s7 = subgroupBroadcast(a59, 7u);
-            c59_0 += s0 * b0_0; c59_0 += s1 * b1_0; c59_0 += s2 * b2_0; c59_0 += s3 * b3_0; c59_0 += s4 * b4_0; c59_0 += s5 * b5_0; c59_0 += s6 * b6_0; c59_0 += s7 * b7_0;
-            c59_1 += s0 * b0_1; c59_1 += s1 * b1_1; c59_1 += s2 * b2_1; c59_1 += s3 * b3_1; c59_1 += s4 * b4_1; c59_1 += s5 * b5_1; c59_1 += s6 * b6_1; c59_1 += s7 * b7_1;
-            c59_2 += s0 * b0_2; c59_2 += s1 * b1_2; c59_2 += s2 * b2_2; c59_2 += s3 * b3_2; c59_2 += s4 * b4_2; c59_2 += s5 * b5_2; c59_2 += s6 * b6_2; c59_2 += s7 * b7_2;
-            c59_3 += s0 * b0_3; c59_3 += s1 * b1_3; c59_3 += s2 * b2_3; c59_3 += s3 * b3_3; c59_3 += s4 * b4_3; c59_3 += s5 * b5_3; c59_3 += s6 * b6_3; c59_3 += s7 * b7_3;
-            c59_4 += s0 * b0_4; c59_4 += s1 * b1_4; c59_4 += s2 * b2_4; c59_4 += s3 * b3_4; c59_4 += s4 * b4_4; c59_4 += s5 * b5_4; c59_4 += s6 * b6_4; c59_4 += s7 * b7_4;
-            c59_5 += s0 * b0_5; c59_5 += s1 * b1_5; c59_5 += s2 * b2_5; c59_5 += s3 * b3_5; c59_5 += s4 * b4_5; c59_5 += s5 * b5_5; c59_5 += s6 * b6_5; c59_5 += s7 * b7_5;
-            c59_6 += s0 * b0_6; c59_6 += s1 * b1_6; c59_6 += s2 * b2_6; c59_6 += s3 * b3_6; c59_6 += s4 * b4_6; c59_6 += s5 * b5_6; c59_6 += s6 * b6_6; c59_6 += s7 * b7_6;
-            c59_7 += s0 * b0_7; c59_7 += s1 * b1_7; c59_7 += s2 * b2_7; c59_7 += s3 * b3_7; c59_7 += s4 * b4_7; c59_7 += s5 * b5_7; c59_7 += s6 * b6_7; c59_7 += s7 * b7_7;
-            d59 += s0; d59 += s1; d59 += s2; d59 += s3; d59 += s4; d59 += s5; d59 += s6; d59 += s7;
-        }
-        { let s0 = subgroupBroadcast(a60, 0u); let s1 = subgroupBroadcast(a60, 1u); let s2 = subgroupBroadcast(a60, 2u); let s3 = subgroupBroadcast(a60, 3u); let s4 = subgroupBroadcast(a60, 4u); let s5 = subgroupBroadcast(a60, 5u); let s6 = subgroupBroadcast(a60, 6u); let s7 = subgroupBroadcast(a60, 7u);
-            c60_0 += s0 * b0_0; c60_0 += s1 * b1_0; c60_0 += s2 * b2_0; c60_0 += s3 * b3_0; c60_0 += s4 * b4_0; c60_0 += s5 * b5_0; c60_0 += s6 * b6_0; c60_0 += s7 * b7_0;
-            c60_1 += s0 * b0_1; c60_1 += s1 * b1_1; c60_1 += s2 * b2_1; c60_1 += s3 * b3_1; c60_1 += s4 * b4_1; c60_1 += s5 * b5_1; c60_1 += s6 * b6_1; c60_1 += s7 * b7_1;
-            c60_2 += s0 * b0_2; c60_2 += s1 * b1_2; c60_2 += s2 * b2_2; c60_2 += s3 * b3_2; c60_2 += s4 * b4_2; c60_2 += s5 * b5_2; c60_2 += s6 * b6_2; c60_2 += s7 * b7_2;
-            c60_3 += s0 * b0_3; c60_3 += s1 * b1_3; c60_3 += s2 * b2_3; c60_3 += s3 * b3_3; c60_3 += s4 * b4_3; c60_3 += s5 * b5_3; c60_3 += s6 * b6_3; c60_3 += s7 * b7_3;
-            c60_4 += s0 * b0_4; c60_4 += s1 * b1_4; c60_4 += s2 * b2_4; c60_4 += s3 * b3_4; c60_4 += s4 * b4_4; c60_4 += s5 * b5_4; c60_4 += s6 * b6_4; c60_4 += s7 * b7_4;
-            c60_5 += s0 * b0_5; c60_5 += s1 * b1_5; c60_5 += s2 * b2_5; c60_5 += s3 * b3_5; c60_5 += s4 * b4_5; c60_5 += s5 * b5_5; c60_5 += s6 * b6_5; c60_5 += s7 * b7_5;
-            c60_6 += s0 * b0_6; c60_6 += s1 * b1_6; c60_6 += s2 * b2_6; c60_6 += s3 * b3_6; c60_6 += s4 * b4_6; c60_6 += s5 * b5_6; c60_6 += s6 * b6_6; c60_6 += s7 * b7_6;
-            c60_7 += s0 * b0_7; c60_7 += s1 * b1_7; c60_7 += s2 * b2_7; c60_7 += s3 * b3_7; c60_7 += s4 * b4_7; c60_7 += s5 * b5_7; c60_7 += s6 * b6_7; c60_7 += s7 * b7_7;
-            d60 += s0; d60 += s1; d60 += s2; d60 += s3; d60 += s4; d60 += s5; d60 += s6; d60 += s7;
-        }
-        { let s0 = subgroupBroadcast(a61, 0u); let s1 = subgroupBroadcast(a61, 1u); let s2 = subgroupBroadcast(a61, 2u); let s3 = subgroupBroadcast(a61, 3u); let s4 = subgroupBroadcast(a61, 4u); let s5 = subgroupBroadcast(a61, 5u); let s6 = subgroupBroadcast(a61, 6u); let s7 = subgroupBroadcast(a61, 7u);
-            c61_0 += s0 * b0_0; c61_0 += s1 * b1_0; c61_0 += s2 * b2_0; c61_0 += s3 * b3_0; c61_0 += s4 * b4_0; c61_0 += s5 * b5_0; c61_0 += s6 * b6_0; c61_0 += s7 * b7_0;
-            c61_1 += s0 * b0_1; c61_1 += s1 * b1_1; c61_1 += s2 * b2_1; c61_1 += s3 * b3_1; c61_1 += s4 * b4_1; c61_1 += s5 * b5_1; c61_1 += s6 * b6_1; c61_1 += s7 * b7_1;
-            c61_2 += s0 * b0_2; c61_2 += s1 * b1_2; c61_2 += s2 * b2_2; c61_2 += s3 * b3_2; c61_2 += s4 * b4_2; c61_2 += s5 * b5_2; c61_2 += s6 * b6_2; c61_2 += s7 * b7_2;
-            c61_3 += s0 * b0_3; c61_3 += s1 * b1_3; c61_3 += s2 * b2_3; c61_3 += s3 * b3_3; c61_3 += s4 * b4_3; c61_3 += s5 * b5_3; c61_3 += s6 * b6_3; c61_3 += s7 * b7_3;
-            c61_4 += s0 * b0_4; c61_4 += s1 * b1_4; c61_4 += s2 * b2_4; c61_4 += s3 * b3_4; c61_4 += s4 * b4_4; c61_4 += s5 * b5_4; c61_4 += s6 * b6_4; c61_4 += s7 * b7_4;
-            c61_5 += s0 * b0_5; c61_5 += s1 * b1_5; c61_5 += s2 * b2_5; c61_5 += s3 * b3_5; c61_5 += s4 * b4_5; c61_5 += s5 * b5_5; c61_5 += s6 * b6_5; c61_5 += s7 * b7_5;
-            c61_6 += s0 * b0_6; c61_6 += s1 * b1_6; c61_6 += s2 * b2_6; c61_6 += s3 * b3_6; c61_6 += s4 * b4_6; c61_6 += s5 * b5_6; c61_6 += s6 * b6_6; c61_6 += s7 * b7_6;
-            c61_7 += s0 * b0_7; c61_7 += s1 * b1_7; c61_7 += s2 * b2_7; c61_7 += s3 * b3_7; c61_7 += s4 * b4_7; c61_7 += s5 * b5_7; c61_7 += s6 * b6_7; c61_7 += s7 * b7_7;
-            d61 += s0; d61 += s1; d61 += s2; d61 += s3; d61 += s4; d61 += s5; d61 += s6; d61 += s7;
-        }
-        { let s0 = subgroupBroadcast(a62, 0u); let s1 = subgroupBroadcast(a62, 1u); let s2 = subgroupBroadcast(a62, 2u); let s3 = subgroupBroadcast(a62, 3u); let s4 = subgroupBroadcast(a62, 4u); let s5 = subgroupBroadcast(a62, 5u); let s6 = subgroupBroadcast(a62, 6u); let s7 = subgroupBroadcast(a62, 7u);
-            c62_0 += s0 * b0_0; c62_0 += s1 * b1_0; c62_0 += s2 * b2_0; c62_0 += s3 * b3_0; c62_0 += s4 * b4_0; c62_0 += s5 * b5_0; c62_0 += s6 * b6_0; c62_0 += s7 * b7_0;
-            c62_1 += s0 * b0_1; c62_1 += s1 * b1_1; c62_1 += s2 * b2_1; c62_1 += s3 * b3_1; c62_1 += s4 * b4_1; c62_1 += s5 * b5_1; c62_1 += s6 * b6_1; c62_1 += s7 * b7_1;
-            c62_2 += s0 * b0_2; c62_2 += s1 * b1_2; c62_2 += s2 * b2_2; c62_2 += s3 * b3_2; c62_2 += s4 * b4_2; c62_2 += s5 * b5_2; c62_2 += s6 * b6_2; c62_2 += s7 * b7_2;
-            c62_3 += s0 * b0_3; c62_3 += s1 * b1_3; c62_3 += s2 * b2_3; c62_3 += s3 * b3_3; c62_3 += s4 * b4_3; c62_3 += s5 * b5_3; c62_3 += s6 * b6_3; c62_3 += s7 * b7_3;
-            c62_4 += s0 * b0_4; c62_4 += s1 * b1_4; c62_4 += s2 * b2_4; c62_4 += s3 * b3_4; c62_4 += s4 * b4_4; c62_4 += s5 * b5_4; c62_4 += s6 * b6_4; c62_4 += s7 * b7_4;
-            c62_5 += s0 * b0_5; c62_5 += s1 * b1_5; c62_5 += s2 * b2_5; c62_5 += s3 * b3_5; c62_5 += s4 * b4_5; c62_5 += s5 * b5_5; c62_5 += s6 * b6_5; c62_5 += s7 * b7_5;
-            c62_6 += s0 * b0_6; c62_6 += s1 * b1_6; c62_6 += s2 * b2_6; c62_6 += s3 * b3_6; c62_6 += s4 * b4_6; c62_6 += s5 * b5_6; c62_6 += s6 * b6_6; c62_6 += s7 * b7_6;
-            c62_7 += s0 * b0_7; c62_7 += s1 * b1_7; c62_7 += s2 * b2_7; c62_7 += s3 * b3_7; c62_7 += s4 * b4_7; c62_7 += s5 * b5_7; c62_7 += s6 * b6_7; c62_7 += s7 * b7_7;
-            d62 += s0; d62 += s1; d62 += s2; d62 += s3; d62 += s4; d62 += s5; d62 += s6; d62 += s7;
-        }
-        { let s0 = subgroupBroadcast(a63, 0u); let s1 = subgroupBroadcast(a63, 1u); let s2 = subgroupBroadcast(a63, 2u); let s3 = subgroupBroadcast(a63, 3u); let s4 = subgroupBroadcast(a63, 4u); let s5 = subgroupBroadcast(a63, 5u); let s6 = subgroupBroadcast(a63, 6u); let s7 = subgroupBroadcast(a63, 7u);
-            c63_0 += s0 * b0_0; c63_0 += s1 * b1_0; c63_0 += s2 * b2_0; c63_0 += s3 * b3_0; c63_0 += s4 * b4_0; c63_0 += s5 * b5_0; c63_0 += s6 * b6_0; c63_0 += s7 * b7_0;
-            c63_1 += s0 * b0_1; c63_1 += s1 * b1_1; c63_1 += s2 * b2_1; c63_1 += s3 * b3_1; c63_1 += s4 * b4_1; c63_1 += s5 * b5_1; c63_1 += s6 * b6_1; c63_1 += s7 * b7_1;
-            c63_2 += s0 * b0_2; c63_2 += s1 * b1_2; c63_2 += s2 * b2_2; c63_2 += s3 * b3_2; c63_2 += s4 * b4_2; c63_2 += s5 * b5_2; c63_2 += s6 * b6_2; c63_2 += s7 * b7_2;
-            c63_3 += s0 * b0_3; c63_3 += s1 * b1_3; c63_3 += s2 * b2_3; c63_3 += s3 * b3_3; c63_3 += s4 * b4_3; c63_3 += s5 * b5_3; c63_3 += s6 * b6_3; c63_3 += s7 * b7_3;
-            c63_4 += s0 * b0_4; c63_4 += s1 * b1_4; c63_4 += s2 * b2_4; c63_4 += s3 * b3_4; c63_4 += s4 * b4_4; c63_4 += s5 * b5_4; c63_4 += s6 * b6_4; c63_4 += s7 * b7_4;
-            c63_5 += s0 * b0_5; c63_5 += s1 * b1_5; c63_5 += s2 * b2_5; c63_5 += s3 * b3_5; c63_5 += s4 * b4_5; c63_5 += s5 * b5_5; c63_5 += s6 * b6_5; c63_5 += s7 * b7_5;
-            c63_6 += s0 * b0_6; c63_6 += s1 * b1_6; c63_6 += s2 * b2_6; c63_6 += s3 * b3_6; c63_6 += s4 * b4_6; c63_6 += s5 * b5_6; c63_6 += s6 * b6_6; c63_6 += s7 * b7_6;
-            c63_7 += s0 * b0_7; c63_7 += s1 * b1_7; c63_7 += s2 * b2_7; c63_7 += s3 * b3_7; c63_7 += s4 * b4_7; c63_7 += s5 * b5_7; c63_7 += s6 * b6_7; c63_7 += s7 * b7_7;
-            d63 += s0; d63 += s1; d63 += s2; d63 += s3; d63 += s4; d63 += s5; d63 += s6; d63 += s7;
+        { let u0 = subgroupBroadcast(t15, 0u); let u1 = subgroupBroadcast(t15, 1u); let u2 = subgroupBroadcast(t15, 2u); let u3 = subgroupBroadcast(t15, 3u); let u4 = subgroupBroadcast(t15, 4u); let u5 = subgroupBroadcast(t15, 5u); let u6 = subgroupBroadcast(t15, 6u); let u7 = subgroupBroadcast(t15, 7u);
+            c60_0 += u0.x * b0_0; c60_0 += u1.x * b1_0; c60_0 += u2.x * b2_0; c60_0 += u3.x * b3_0; c60_0 += u4.x * b4_0; c60_0 += u5.x * b5_0; c60_0 += u6.x * b6_0; c60_0 += u7.x * b7_0;
+            c60_1 += u0.x * b0_1; c60_1 += u1.x * b1_1; c60_1 += u2.x * b2_1; c60_1 += u3.x * b3_1; c60_1 += u4.x * b4_1; c60_1 += u5.x * b5_1; c60_1 += u6.x * b6_1; c60_1 += u7.x * b7_1;
+            c60_2 += u0.x * b0_2; c60_2 += u1.x * b1_2; c60_2 += u2.x * b2_2; c60_2 += u3.x * b3_2; c60_2 += u4.x * b4_2; c60_2 += u5.x * b5_2; c60_2 += u6.x * b6_2; c60_2 += u7.x * b7_2;
+            c60_3 += u0.x * b0_3; c60_3 += u1.x * b1_3; c60_3 += u2.x * b2_3; c60_3 += u3.x * b3_3; c60_3 += u4.x * b4_3; c60_3 += u5.x * b5_3; c60_3 += u6.x * b6_3; c60_3 += u7.x * b7_3;
+            c60_4 += u0.x * b0_4; c60_4 += u1.x * b1_4; c60_4 += u2.x * b2_4; c60_4 += u3.x * b3_4; c60_4 += u4.x * b4_4; c60_4 += u5.x * b5_4; c60_4 += u6.x * b6_4; c60_4 += u7.x * b7_4;
+            c60_5 += u0.x * b0_5; c60_5 += u1.x * b1_5; c60_5 += u2.x * b2_5; c60_5 += u3.x * b3_5; c60_5 += u4.x * b4_5; c60_5 += u5.x * b5_5; c60_5 += u6.x * b6_5; c60_5 += u7.x * b7_5;
+            c60_6 += u0.x * b0_6; c60_6 += u1.x * b1_6; c60_6 += u2.x * b2_6; c60_6 += u3.x * b3_6; c60_6 += u4.x * b4_6; c60_6 += u5.x * b5_6; c60_6 += u6.x * b6_6; c60_6 += u7.x * b7_6;
+            c60_7 += u0.x * b0_7; c60_7 += u1.x * b1_7; c60_7 += u2.x * b2_7; c60_7 += u3.x * b3_7; c60_7 += u4.x * b4_7; c60_7 += u5.x * b5_7; c60_7 += u6.x * b6_7; c60_7 += u7.x * b7_7;
+            d60 += u0.x; d60 += u1.x; d60 += u2.x; d60 += u3.x; d60 += u4.x; d60 += u5.x; d60 += u6.x; d60 += u7.x;
+            c61_0 += u0.y * b0_0; c61_0 += u1.y * b1_0; c61_0 += u2.y * b2_0; c61_0 += u3.y * b3_0; c61_0 += u4.y * b4_0; c61_0 += u5.y * b5_0; c61_0 += u6.y * b6_0; c61_0 += u7.y * b7_0;
+            c61_1 += u0.y * b0_1; c61_1 += u1.y * b1_1; c61_1 += u2.y * b2_1; c61_1 += u3.y * b3_1; c61_1 += u4.y * b4_1; c61_1 += u5.y * b5_1; c61_1 += u6.y * b6_1; c61_1 += u7.y * b7_1;
+            c61_2 += u0.y * b0_2; c61_2 += u1.y * b1_2; c61_2 += u2.y * b2_2; c61_2 += u3.y * b3_2; c61_2 += u4.y * b4_2; c61_2 += u5.y * b5_2; c61_2 += u6.y * b6_2; c61_2 += u7.y * b7_2;
+            c61_3 += u0.y * b0_3; c61_3 += u1.y * b1_3; c61_3 += u2.y * b2_3; c61_3 += u3.y * b3_3; c61_3 += u4.y * b4_3; c61_3 += u5.y * b5_3; c61_3 += u6.y * b6_3; c61_3 += u7.y * b7_3;
+            c61_4 += u0.y * b0_4; c61_4 += u1.y * b1_4; c61_4 += u2.y * b2_4; c61_4 += u3.y * b3_4; c61_4 += u4.y * b4_4; c61_4 += u5.y * b5_4; c61_4 += u6.y * b6_4; c61_4 += u7.y * b7_4;
+            c61_5 += u0.y * b0_5; c61_5 += u1.y * b1_5; c61_5 += u2.y * b2_5; c61_5 += u3.y * b3_5; c61_5 += u4.y * b4_5; c61_5 += u5.y * b5_5; c61_5 += u6.y * b6_5; c61_5 += u7.y * b7_5;
+            c61_6 += u0.y * b0_6; c61_6 += u1.y * b1_6; c61_6 += u2.y * b2_6; c61_6 += u3.y * b3_6; c61_6 += u4.y * b4_6; c61_6 += u5.y * b5_6; c61_6 += u6.y * b6_6; c61_6 += u7.y * b7_6;
+            c61_7 += u0.y * b0_7; c61_7 += u1.y * b1_7; c61_7 += u2.y * b2_7; c61_7 += u3.y * b3_7; c61_7 += u4.y * b4_7; c61_7 += u5.y * b5_7; c61_7 += u6.y * b6_7; c61_7 += u7.y * b7_7;
+            d61 += u0.y; d61 += u1.y; d61 += u2.y; d61 += u3.y; d61 += u4.y; d61 += u5.y; d61 += u6.y; d61 += u7.y;
+            c62_0 += u0.z * b0_0; c62_0 += u1.z * b1_0; c62_0 += u2.z * b2_0; c62_0 += u3.z * b3_0; c62_0 += u4.z * b4_0; c62_0 += u5.z * b5_0; c62_0 += u6.z * b6_0; c62_0 += u7.z * b7_0;
+            c62_1 += u0.z * b0_1; c62_1 += u1.z * b1_1; c62_1 += u2.z * b2_1; c62_1 += u3.z * b3_1; c62_1 += u4.z * b4_1; c62_1 += u5.z * b5_1; c62_1 += u6.z * b6_1; c62_1 += u7.z * b7_1;
+            c62_2 += u0.z * b0_2; c62_2 += u1.z * b1_2; c62_2 += u2.z * b2_2; c62_2 += u3.z * b3_2; c62_2 += u4.z * b4_2; c62_2 += u5.z * b5_2; c62_2 += u6.z * b6_2; c62_2 += u7.z * b7_2;
+            c62_3 += u0.z * b0_3; c62_3 += u1.z * b1_3; c62_3 += u2.z * b2_3; c62_3 += u3.z * b3_3; c62_3 += u4.z * b4_3; c62_3 += u5.z * b5_3; c62_3 += u6.z * b6_3; c62_3 += u7.z * b7_3;
+            c62_4 += u0.z * b0_4; c62_4 += u1.z * b1_4; c62_4 += u2.z * b2_4; c62_4 += u3.z * b3_4; c62_4 += u4.z * b4_4; c62_4 += u5.z * b5_4; c62_4 += u6.z * b6_4; c62_4 += u7.z * b7_4;
+            c62_5 += u0.z * b0_5; c62_5 += u1.z * b1_5; c62_5 += u2.z * b2_5; c62_5 += u3.z * b3_5; c62_5 += u4.z * b4_5; c62_5 += u5.z * b5_5; c62_5 += u6.z * b6_5; c62_5 += u7.z * b7_5;
+            c62_6 += u0.z * b0_6; c62_6 += u1.z * b1_6; c62_6 += u2.z * b2_6; c62_6 += u3.z * b3_6; c62_6 += u4.z * b4_6; c62_6 += u5.z * b5_6; c62_6 += u6.z * b6_6; c62_6 += u7.z * b7_6;
+            c62_7 += u0.z * b0_7; c62_7 += u1.z * b1_7; c62_7 += u2.z * b2_7; c62_7 += u3.z * b3_7; c62_7 += u4.z * b4_7; c62_7 += u5.z * b5_7; c62_7 += u6.z * b6_7; c62_7 += u7.z * b7_7;
+            d62 += u0.z; d62 += u1.z; d62 += u2.z; d62 += u3.z; d62 += u4.z; d62 += u5.z; d62 += u6.z; d62 += u7.z;
+            c63_0 += u0.w * b0_0; c63_0 += u1.w * b1_0; c63_0 += u2.w * b2_0; c63_0 += u3.w * b3_0; c63_0 += u4.w * b4_0; c63_0 += u5.w * b5_0; c63_0 += u6.w * b6_0; c63_0 += u7.w * b7_0;
+            c63_1 += u0.w * b0_1; c63_1 += u1.w * b1_1; c63_1 += u2.w * b2_1; c63_1 += u3.w * b3_1; c63_1 += u4.w * b4_1; c63_1 += u5.w * b5_1; c63_1 += u6.w * b6_1; c63_1 += u7.w * b7_1;
+            c63_2 += u0.w * b0_2; c63_2 += u1.w * b1_2; c63_2 += u2.w * b2_2; c63_2 += u3.w * b3_2; c63_2 += u4.w * b4_2; c63_2 += u5.w * b5_2; c63_2 += u6.w * b6_2; c63_2 += u7.w * b7_2;
+            c63_3 += u0.w * b0_3; c63_3 += u1.w * b1_3; c63_3 += u2.w * b2_3; c63_3 += u3.w * b3_3; c63_3 += u4.w * b4_3; c63_3 += u5.w * b5_3; c63_3 += u6.w * b6_3; c63_3 += u7.w * b7_3;
+            c63_4 += u0.w * b0_4; c63_4 += u1.w * b1_4; c63_4 += u2.w * b2_4; c63_4 += u3.w * b3_4; c63_4 += u4.w * b4_4; c63_4 += u5.w * b5_4; c63_4 += u6.w * b6_4; c63_4 += u7.w * b7_4;
+            c63_5 += u0.w * b0_5; c63_5 += u1.w * b1_5; c63_5 += u2.w * b2_5; c63_5 += u3.w * b3_5; c63_5 += u4.w * b4_5; c63_5 += u5.w * b5_5; c63_5 += u6.w * b6_5; c63_5 += u7.w * b7_5;
+            c63_6 += u0.w * b0_6; c63_6 += u1.w * b1_6; c63_6 += u2.w * b2_6; c63_6 += u3.w * b3_6; c63_6 += u4.w * b4_6; c63_6 += u5.w * b5_6; c63_6 += u6.w * b6_6; c63_6 += u7.w * b7_6;
+            c63_7 += u0.w * b0_7; c63_7 += u1.w * b1_7; c63_7 += u2.w * b2_7; c63_7 += u3.w * b3_7; c63_7 += u4.w * b4_7; c63_7 += u5.w * b5_7; c63_7 += u6.w * b6_7; c63_7 += u7.w * b7_7;
+            d63 += u0.w; d63 += u1.w; d63 += u2.w; d63 += u3.w; d63 += u4.w; d63 += u5.w; d63 += u6.w; d63 += u7.w;
         }
     }
     let part = wid.z * p.m * p.n;
     if (i0 + 0u < p.m) {
         let row = part + (i0 + 0u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c0_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c0_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c0_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c0_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c0_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c0_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c0_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c0_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c0_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c0_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c0_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c0_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c0_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c0_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c0_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c0_7; }
     }
     if (i0 + 1u < p.m) {
         let row = part + (i0 + 1u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c1_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c1_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c1_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c1_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c1_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c1_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c1_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c1_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c1_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c1_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c1_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c1_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c1_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c1_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c1_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c1_7; }
     }
     if (i0 + 2u < p.m) {
         let row = part + (i0 + 2u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c2_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c2_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c2_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c2_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c2_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c2_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c2_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c2_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c2_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c2_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c2_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c2_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c2_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c2_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c2_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c2_7; }
     }
     if (i0 + 3u < p.m) {
         let row = part + (i0 + 3u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c3_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c3_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c3_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c3_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c3_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c3_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c3_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c3_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c3_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c3_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c3_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c3_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c3_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c3_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c3_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c3_7; }
     }
     if (i0 + 4u < p.m) {
         let row = part + (i0 + 4u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c4_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c4_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c4_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c4_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c4_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c4_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c4_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c4_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c4_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c4_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c4_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c4_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c4_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c4_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c4_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c4_7; }
     }
     if (i0 + 5u < p.m) {
         let row = part + (i0 + 5u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c5_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c5_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c5_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c5_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c5_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c5_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c5_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c5_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c5_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c5_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c5_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c5_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c5_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c5_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c5_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c5_7; }
     }
     if (i0 + 6u < p.m) {
         let row = part + (i0 + 6u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c6_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c6_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c6_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c6_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c6_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c6_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c6_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c6_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c6_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c6_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c6_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c6_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c6_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c6_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c6_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c6_7; }
     }
     if (i0 + 7u < p.m) {
         let row = part + (i0 + 7u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c7_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c7_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c7_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c7_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c7_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c7_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c7_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c7_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c7_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c7_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c7_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c7_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c7_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c7_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c7_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c7_7; }
     }
     if (i0 + 8u < p.m) {
         let row = part + (i0 + 8u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c8_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c8_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c8_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c8_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c8_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c8_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c8_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c8_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c8_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c8_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c8_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c8_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c8_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c8_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c8_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c8_7; }
     }
     if (i0 + 9u < p.m) {
         let row = part + (i0 + 9u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c9_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c9_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c9_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c9_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c9_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c9_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c9_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c9_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c9_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c9_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c9_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c9_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c9_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c9_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c9_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c9_7; }
     }
     if (i0 + 10u < p.m) {
         let row = part + (i0 + 10u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c10_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c10_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c10_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c10_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c10_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c10_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c10_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c10_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c10_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c10_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c10_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c10_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c10_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c10_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c10_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c10_7; }
     }
     if (i0 + 11u < p.m) {
         let row = part + (i0 + 11u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c11_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c11_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c11_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c11_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c11_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c11_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c11_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c11_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c11_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c11_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c11_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c11_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c11_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c11_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c11_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c11_7; }
     }
     if (i0 + 12u < p.m) {
         let row = part + (i0 + 12u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c12_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c12_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c12_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c12_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c12_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c12_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c12_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c12_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c12_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c12_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c12_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c12_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c12_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c12_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c12_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c12_7; }
     }
     if (i0 + 13u < p.m) {
         let row = part + (i0 + 13u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c13_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c13_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c13_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c13_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c13_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c13_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c13_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c13_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c13_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c13_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c13_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c13_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c13_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c13_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c13_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c13_7; }
     }
     if (i0 + 14u < p.m) {
         let row = part + (i0 + 14u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c14_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c14_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c14_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c14_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c14_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c14_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c14_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c14_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c14_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c14_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c14_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c14_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c14_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c14_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c14_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c14_7; }
     }
     if (i0 + 15u < p.m) {
         let row = part + (i0 + 15u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c15_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c15_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c15_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c15_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c15_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c15_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c15_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c15_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c15_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c15_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c15_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c15_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c15_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c15_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c15_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c15_7; }
     }
     if (i0 + 16u < p.m) {
         let row = part + (i0 + 16u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c16_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c16_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c16_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c16_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c16_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c16_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c16_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c16_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c16_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c16_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c16_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c16_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c16_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c16_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c16_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c16_7; }
     }
     if (i0 + 17u < p.m) {
         let row = part + (i0 + 17u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c17_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c17_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c17_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c17_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c17_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c17_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c17_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c17_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c17_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c17_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c17_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c17_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c17_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c17_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c17_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c17_7; }
     }
     if (i0 + 18u < p.m) {
         let row = part + (i0 + 18u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c18_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c18_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c18_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c18_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c18_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c18_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c18_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c18_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c18_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c18_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c18_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c18_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c18_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c18_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c18_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c18_7; }
     }
     if (i0 + 19u < p.m) {
         let row = part + (i0 + 19u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c19_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c19_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c19_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c19_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c19_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c19_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c19_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c19_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c19_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c19_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c19_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c19_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c19_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c19_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c19_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c19_7; }
     }
     if (i0 + 20u < p.m) {
         let row = part + (i0 + 20u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c20_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c20_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c20_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c20_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c20_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c20_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c20_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c20_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c20_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c20_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c20_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c20_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c20_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c20_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c20_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c20_7; }
     }
     if (i0 + 21u < p.m) {
         let row = part + (i0 + 21u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c21_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c21_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c21_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c21_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c21_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c21_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c21_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c21_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c21_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c21_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c21_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c21_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c21_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c21_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c21_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c21_7; }
     }
     if (i0 + 22u < p.m) {
         let row = part + (i0 + 22u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c22_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c22_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c22_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c22_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c22_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c22_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c22_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c22_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c22_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c22_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c22_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c22_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c22_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c22_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c22_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c22_7; }
     }
     if (i0 + 23u < p.m) {
         let row = part + (i0 + 23u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c23_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c23_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c23_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c23_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c23_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c23_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c23_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c23_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c23_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c23_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c23_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c23_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c23_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c23_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c23_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c23_7; }
     }
     if (i0 + 24u < p.m) {
         let row = part + (i0 + 24u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c24_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c24_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c24_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c24_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c24_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c24_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c24_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c24_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c24_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c24_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c24_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c24_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c24_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c24_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c24_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c24_7; }
     }
     if (i0 + 25u < p.m) {
         let row = part + (i0 + 25u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c25_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c25_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c25_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c25_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c25_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c25_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c25_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c25_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c25_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c25_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c25_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c25_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c25_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c25_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c25_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c25_7; }
     }
     if (i0 + 26u < p.m) {
         let row = part + (i0 + 26u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c26_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c26_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c26_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c26_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c26_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c26_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c26_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c26_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c26_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c26_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c26_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c26_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c26_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c26_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c26_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c26_7; }
     }
     if (i0 + 27u < p.m) {
         let row = part + (i0 + 27u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c27_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c27_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c27_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c27_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c27_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c27_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c27_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c27_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c27_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c27_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c27_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c27_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c27_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c27_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c27_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c27_7; }
     }
     if (i0 + 28u < p.m) {
         let row = part + (i0 + 28u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c28_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c28_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c28_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c28_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c28_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c28_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c28_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c28_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c28_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c28_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c28_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c28_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c28_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c28_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c28_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c28_7; }
     }
     if (i0 + 29u < p.m) {
         let row = part + (i0 + 29u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c29_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c29_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c29_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c29_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c29_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c29_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c29_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c29_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c29_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c29_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c29_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c29_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c29_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c29_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c29_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c29_7; }
     }
     if (i0 + 30u < p.m) {
         let row = part + (i0 + 30u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c30_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c30_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c30_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c30_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c30_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c30_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c30_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c30_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c30_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c30_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c30_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c30_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c30_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c30_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c30_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c30_7; }
     }
     if (i0 + 31u < p.m) {
         let row = part + (i0 + 31u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c31_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c31_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c31_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c31_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c31_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c31_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c31_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c31_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c31_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c31_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c31_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c31_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c31_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c31_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c31_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c31_7; }
     }
     if (i0 + 32u < p.m) {
         let row = part + (i0 + 32u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c32_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c32_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c32_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c32_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c32_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c32_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c32_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c32_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c32_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c32_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c32_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c32_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c32_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c32_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c32_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c32_7; }
     }
     if (i0 + 33u < p.m) {
         let row = part + (i0 + 33u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c33_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c33_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c33_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c33_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c33_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c33_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c33_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c33_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c33_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c33_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c33_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c33_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c33_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c33_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c33_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c33_7; }
     }
     if (i0 + 34u < p.m) {
         let row = part + (i0 + 34u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c34_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c34_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c34_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c34_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c34_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c34_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c34_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c34_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c34_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c34_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c34_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c34_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c34_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c34_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c34_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c34_7; }
     }
     if (i0 + 35u < p.m) {
         let row = part + (i0 + 35u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c35_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c35_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c35_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c35_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c35_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c35_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c35_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c35_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c35_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c35_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c35_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c35_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c35_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c35_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c35_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c35_7; }
     }
     if (i0 + 36u < p.m) {
         let row = part + (i0 + 36u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c36_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c36_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c36_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c36_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c36_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c36_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c36_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c36_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c36_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c36_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c36_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c36_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c36_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c36_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c36_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c36_7; }
     }
     if (i0 + 37u < p.m) {
         let row = part + (i0 + 37u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c37_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c37_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c37_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c37_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c37_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c37_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c37_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c37_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c37_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c37_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c37_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c37_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c37_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c37_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c37_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c37_7; }
     }
     if (i0 + 38u < p.m) {
         let row = part + (i0 + 38u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c38_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c38_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c38_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c38_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c38_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c38_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c38_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c38_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c38_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c38_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c38_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c38_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c38_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c38_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c38_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c38_7; }
     }
     if (i0 + 39u < p.m) {
         let row = part + (i0 + 39u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c39_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c39_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c39_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c39_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c39_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c39_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c39_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c39_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c39_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c39_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c39_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c39_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c39_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c39_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c39_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c39_7; }
     }
     if (i0 + 40u < p.m) {
         let row = part + (i0 + 40u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c40_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c40_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c40_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c40_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c40_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c40_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c40_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c40_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c40_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c40_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c40_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c40_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c40_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c40_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c40_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c40_7; }
     }
     if (i0 + 41u < p.m) {
         let row = part + (i0 + 41u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c41_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c41_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c41_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c41_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c41_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c41_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c41_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c41_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c41_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c41_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c41_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c41_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c41_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c41_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c41_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c41_7; }
     }
     if (i0 + 42u < p.m) {
         let row = part + (i0 + 42u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c42_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c42_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c42_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c42_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c42_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c42_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c42_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c42_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c42_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c42_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c42_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c42_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c42_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c42_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c42_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c42_7; }
     }
     if (i0 + 43u < p.m) {
         let row = part + (i0 + 43u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c43_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c43_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c43_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c43_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c43_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c43_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c43_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c43_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c43_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c43_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c43_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c43_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c43_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c43_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c43_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c43_7; }
     }
     if (i0 + 44u < p.m) {
         let row = part + (i0 + 44u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c44_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c44_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c44_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c44_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c44_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c44_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c44_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c44_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c44_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c44_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c44_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c44_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c44_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c44_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c44_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c44_7; }
     }
     if (i0 + 45u < p.m) {
         let row = part + (i0 + 45u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c45_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c45_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c45_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c45_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c45_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c45_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c45_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c45_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c45_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c45_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c45_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c45_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c45_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c45_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c45_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c45_7; }
     }
     if (i0 + 46u < p.m) {
         let row = part + (i0 + 46u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c46_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c46_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c46_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c46_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c46_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c46_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c46_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c46_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c46_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c46_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c46_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c46_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c46_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c46_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c46_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c46_7; }
     }
     if (i0 + 47u < p.m) {
         let row = part + (i0 + 47u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c47_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c47_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c47_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c47_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c47_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c47_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c47_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c47_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c47_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c47_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c47_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c47_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c47_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c47_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c47_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c47_7; }
     }
     if (i0 + 48u < p.m) {
         let row = part + (i0 + 48u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c48_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c48_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c48_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c48_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c48_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c48_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c48_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c48_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c48_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c48_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c48_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c48_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c48_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c48_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c48_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c48_7; }
     }
     if (i0 + 49u < p.m) {
         let row = part + (i0 + 49u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c49_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c49_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c49_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c49_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c49_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c49_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c49_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c49_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c49_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c49_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c49_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c49_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c49_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c49_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c49_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c49_7; }
     }
     if (i0 + 50u < p.m) {
         let row = part + (i0 + 50u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c50_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c50_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c50_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c50_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c50_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c50_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c50_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c50_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c50_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c50_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c50_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c50_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c50_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c50_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c50_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c50_7; }
     }
     if (i0 + 51u < p.m) {
         let row = part + (i0 + 51u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c51_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c51_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c51_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c51_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c51_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c51_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c51_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c51_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c51_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c51_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c51_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c51_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c51_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c51_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c51_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c51_7; }
     }
     if (i0 + 52u < p.m) {
         let row = part + (i0 + 52u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c52_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c52_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c52_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c52_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c52_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c52_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c52_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c52_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c52_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c52_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c52_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c52_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c52_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c52_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c52_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c52_7; }
     }
     if (i0 + 53u < p.m) {
         let row = part + (i0 + 53u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c53_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c53_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c53_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c53_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c53_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c53_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c53_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c53_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c53_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c53_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c53_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c53_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c53_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c53_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c53_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c53_7; }
     }
     if (i0 + 54u < p.m) {
         let row = part + (i0 + 54u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c54_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c54_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c54_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c54_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c54_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c54_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c54_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c54_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c54_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c54_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c54_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c54_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c54_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c54_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c54_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c54_7; }
     }
     if (i0 + 55u < p.m) {
         let row = part + (i0 + 55u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c55_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c55_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c55_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c55_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c55_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c55_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c55_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c55_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c55_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c55_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c55_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c55_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c55_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c55_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c55_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c55_7; }
     }
     if (i0 + 56u < p.m) {
         let row = part + (i0 + 56u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c56_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c56_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c56_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c56_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c56_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c56_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c56_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c56_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c56_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c56_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c56_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c56_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c56_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c56_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c56_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c56_7; }
     }
     if (i0 + 57u < p.m) {
         let row = part + (i0 + 57u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c57_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c57_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c57_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c57_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c57_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c57_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c57_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c57_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c57_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c57_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c57_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c57_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c57_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c57_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c57_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c57_7; }
     }
     if (i0 + 58u < p.m) {
         let row = part + (i0 + 58u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c58_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c58_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c58_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c58_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c58_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c58_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c58_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c58_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c58_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c58_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c58_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c58_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c58_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c58_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c58_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c58_7; }
     }
     if (i0 + 59u < p.m) {
         let row = part + (i0 + 59u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c59_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c59_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c59_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c59_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c59_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c59_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c59_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c59_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c59_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c59_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c59_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c59_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c59_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c59_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c59_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c59_7; }
     }
     if (i0 + 60u < p.m) {
         let row = part + (i0 + 60u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c60_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c60_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c60_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c60_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c60_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c60_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c60_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c60_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c60_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c60_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c60_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c60_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c60_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c60_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c60_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c60_7; }
     }
     if (i0 + 61u < p.m) {
         let row = part + (i0 + 61u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c61_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c61_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c61_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c61_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c61_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c61_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c61_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c61_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c61_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c61_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c61_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c61_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c61_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c61_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c61_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c61_7; }
     }
     if (i0 + 62u < p.m) {
         let row = part + (i0 + 62u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c62_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c62_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c62_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c62_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c62_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c62_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c62_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c62_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c62_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c62_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c62_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c62_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c62_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c62_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c62_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c62_7; }
     }
     if (i0 + 63u < p.m) {
         let row = part + (i0 + 63u) * p.n;
-        if (j0 + 0u < p.n) { wout[row + j0 + 0u] = c63_0; }
-        if (j0 + 1u < p.n) { wout[row + j0 + 1u] = c63_1; }
-        if (j0 + 2u < p.n) { wout[row + j0 + 2u] = c63_2; }
-        if (j0 + 3u < p.n) { wout[row + j0 + 3u] = c63_3; }
-        if (j0 + 4u < p.n) { wout[row + j0 + 4u] = c63_4; }
-        if (j0 + 5u < p.n) { wout[row + j0 + 5u] = c63_5; }
-        if (j0 + 6u < p.n) { wout[row + j0 + 6u] = c63_6; }
-        if (j0 + 7u < p.n) { wout[row + j0 + 7u] = c63_7; }
+        if (j0 + 0u < p.n) { tout[row + j0 + 0u] = c63_0; }
+        if (j0 + 1u < p.n) { tout[row + j0 + 1u] = c63_1; }
+        if (j0 + 2u < p.n) { tout[row + j0 + 2u] = c63_2; }
+        if (j0 + 3u < p.n) { tout[row + j0 + 3u] = c63_3; }
+        if (j0 + 4u < p.n) { tout[row + j0 + 4u] = c63_4; }
+        if (j0 + 5u < p.n) { tout[row + j0 + 5u] = c63_5; }
+        if (j0 + 6u < p.n) { tout[row + j0 + 6u] = c63_6; }
+        if (j0 + 7u < p.n) { tout[row + j0 + 7u] = c63_7; }
     }
     // the bias gradient: column 0's invocation writes the row sums of g
     if (gid.x == 0u) {
-        if (i0 + 0u < p.m) { wdbo[wid.z * p.m + i0 + 0u] = d0; }
-        if (i0 + 1u < p.m) { wdbo[wid.z * p.m + i0 + 1u] = d1; }
-        if (i0 + 2u < p.m) { wdbo[wid.z * p.m + i0 + 2u] = d2; }
-        if (i0 + 3u < p.m) { wdbo[wid.z * p.m + i0 + 3u] = d3; }
-        if (i0 + 4u < p.m) { wdbo[wid.z * p.m + i0 + 4u] = d4; }
-        if (i0 + 5u < p.m) { wdbo[wid.z * p.m + i0 + 5u] = d5; }
-        if (i0 + 6u < p.m) { wdbo[wid.z * p.m + i0 + 6u] = d6; }
-        if (i0 + 7u < p.m) { wdbo[wid.z * p.m + i0 + 7u] = d7; }
-        if (i0 + 8u < p.m) { wdbo[wid.z * p.m + i0 + 8u] = d8; }
-        if (i0 + 9u < p.m) { wdbo[wid.z * p.m + i0 + 9u] = d9; }
-        if (i0 + 10u < p.m) { wdbo[wid.z * p.m + i0 + 10u] = d10; }
-        if (i0 + 11u < p.m) { wdbo[wid.z * p.m + i0 + 11u] = d11; }
-        if (i0 + 12u < p.m) { wdbo[wid.z * p.m + i0 + 12u] = d12; }
-        if (i0 + 13u < p.m) { wdbo[wid.z * p.m + i0 + 13u] = d13; }
-        if (i0 + 14u < p.m) { wdbo[wid.z * p.m + i0 + 14u] = d14; }
-        if (i0 + 15u < p.m) { wdbo[wid.z * p.m + i0 + 15u] = d15; }
-        if (i0 + 16u < p.m) { wdbo[wid.z * p.m + i0 + 16u] = d16; }
-        if (i0 + 17u < p.m) { wdbo[wid.z * p.m + i0 + 17u] = d17; }
-        if (i0 + 18u < p.m) { wdbo[wid.z * p.m + i0 + 18u] = d18; }
-        if (i0 + 19u < p.m) { wdbo[wid.z * p.m + i0 + 19u] = d19; }
-        if (i0 + 20u < p.m) { wdbo[wid.z * p.m + i0 + 20u] = d20; }
-        if (i0 + 21u < p.m) { wdbo[wid.z * p.m + i0 + 21u] = d21; }
-        if (i0 + 22u < p.m) { wdbo[wid.z * p.m + i0 + 22u] = d22; }
-        if (i0 + 23u < p.m) { wdbo[wid.z * p.m + i0 + 23u] = d23; }
-        if (i0 + 24u < p.m) { wdbo[wid.z * p.m + i0 + 24u] = d24; }
-        if (i0 + 25u < p.m) { wdbo[wid.z * p.m + i0 + 25u] = d25; }
-        if (i0 + 26u < p.m) { wdbo[wid.z * p.m + i0 + 26u] = d26; }
-        if (i0 + 27u < p.m) { wdbo[wid.z * p.m + i0 + 27u] = d27; }
-        if (i0 + 28u < p.m) { wdbo[wid.z * p.m + i0 + 28u] = d28; }
-        if (i0 + 29u < p.m) { wdbo[wid.z * p.m + i0 + 29u] = d29; }
-        if (i0 + 30u < p.m) { wdbo[wid.z * p.m + i0 + 30u] = d30; }
-        if (i0 + 31u < p.m) { wdbo[wid.z * p.m + i0 + 31u] = d31; }
-        if (i0 + 32u < p.m) { wdbo[wid.z * p.m + i0 + 32u] = d32; }
-        if (i0 + 33u < p.m) { wdbo[wid.z * p.m + i0 + 33u] = d33; }
-        if (i0 + 34u < p.m) { wdbo[wid.z * p.m + i0 + 34u] = d34; }
-        if (i0 + 35u < p.m) { wdbo[wid.z * p.m + i0 + 35u] = d35; }
-        if (i0 + 36u < p.m) { wdbo[wid.z * p.m + i0 + 36u] = d36; }
-        if (i0 + 37u < p.m) { wdbo[wid.z * p.m + i0 + 37u] = d37; }
-        if (i0 + 38u < p.m) { wdbo[wid.z * p.m + i0 + 38u] = d38; }
-        if (i0 + 39u < p.m) { wdbo[wid.z * p.m + i0 + 39u] = d39; }
-        if (i0 + 40u < p.m) { wdbo[wid.z * p.m + i0 + 40u] = d40; }
-        if (i0 + 41u < p.m) { wdbo[wid.z * p.m + i0 + 41u] = d41; }
-        if (i0 + 42u < p.m) { wdbo[wid.z * p.m + i0 + 42u] = d42; }
-        if (i0 + 43u < p.m) { wdbo[wid.z * p.m + i0 + 43u] = d43; }
-        if (i0 + 44u < p.m) { wdbo[wid.z * p.m + i0 + 44u] = d44; }
-        if (i0 + 45u < p.m) { wdbo[wid.z * p.m + i0 + 45u] = d45; }
-        if (i0 + 46u < p.m) { wdbo[wid.z * p.m + i0 + 46u] = d46; }
-        if (i0 + 47u < p.m) { wdbo[wid.z * p.m + i0 + 47u] = d47; }
-        if (i0 + 48u < p.m) { wdbo[wid.z * p.m + i0 + 48u] = d48; }
-        if (i0 + 49u < p.m) { wdbo[wid.z * p.m + i0 + 49u] = d49; }
-        if (i0 + 50u < p.m) { wdbo[wid.z * p.m + i0 + 50u] = d50; }
-        if (i0 + 51u < p.m) { wdbo[wid.z * p.m + i0 + 51u] = d51; }
-        if (i0 + 52u < p.m) { wdbo[wid.z * p.m + i0 + 52u] = d52; }
-        if (i0 + 53u < p.m) { wdbo[wid.z * p.m + i0 + 53u] = d53; }
-        if (i0 + 54u < p.m) { wdbo[wid.z * p.m + i0 + 54u] = d54; }
-        if (i0 + 55u < p.m) { wdbo[wid.z * p.m + i0 + 55u] = d55; }
-        if (i0 + 56u < p.m) { wdbo[wid.z * p.m + i0 + 56u] = d56; }
-        if (i0 + 57u < p.m) { wdbo[wid.z * p.m + i0 + 57u] = d57; }
-        if (i0 + 58u < p.m) { wdbo[wid.z * p.m + i0 + 58u] = d58; }
-        if (i0 + 59u < p.m) { wdbo[wid.z * p.m + i0 + 59u] = d59; }
-        if (i0 + 60u < p.m) { wdbo[wid.z * p.m + i0 + 60u] = d60; }
-        if (i0 + 61u < p.m) { wdbo[wid.z * p.m + i0 + 61u] = d61; }
-        if (i0 + 62u < p.m) { wdbo[wid.z * p.m + i0 + 62u] = d62; }
-        if (i0 + 63u < p.m) { wdbo[wid.z * p.m + i0 + 63u] = d63; }
+        if (i0 + 0u < p.m) { tdbo[wid.z * p.m + i0 + 0u] = d0; }
+        if (i0 + 1u < p.m) { tdbo[wid.z * p.m + i0 + 1u] = d1; }
+        if (i0 + 2u < p.m) { tdbo[wid.z * p.m + i0 + 2u] = d2; }
+        if (i0 + 3u < p.m) { tdbo[wid.z * p.m + i0 + 3u] = d3; }
+        if (i0 + 4u < p.m) { tdbo[wid.z * p.m + i0 + 4u] = d4; }
+        if (i0 + 5u < p.m) { tdbo[wid.z * p.m + i0 + 5u] = d5; }
+        if (i0 + 6u < p.m) { tdbo[wid.z * p.m + i0 + 6u] = d6; }
+        if (i0 + 7u < p.m) { tdbo[wid.z * p.m + i0 + 7u] = d7; }
+        if (i0 + 8u < p.m) { tdbo[wid.z * p.m + i0 + 8u] = d8; }
+        if (i0 + 9u < p.m) { tdbo[wid.z * p.m + i0 + 9u] = d9; }
+        if (i0 + 10u < p.m) { tdbo[wid.z * p.m + i0 + 10u] = d10; }
+        if (i0 + 11u < p.m) { tdbo[wid.z * p.m + i0 + 11u] = d11; }
+        if (i0 + 12u < p.m) { tdbo[wid.z * p.m + i0 + 12u] = d12; }
+        if (i0 + 13u < p.m) { tdbo[wid.z * p.m + i0 + 13u] = d13; }
+        if (i0 + 14u < p.m) { tdbo[wid.z * p.m + i0 + 14u] = d14; }
+        if (i0 + 15u < p.m) { tdbo[wid.z * p.m + i0 + 15u] = d15; }
+        if (i0 + 16u < p.m) { tdbo[wid.z * p.m + i0 + 16u] = d16; }
+        if (i0 + 17u < p.m) { tdbo[wid.z * p.m + i0 + 17u] = d17; }
+        if (i0 + 18u < p.m) { tdbo[wid.z * p.m + i0 + 18u] = d18; }
+        if (i0 + 19u < p.m) { tdbo[wid.z * p.m + i0 + 19u] = d19; }
+        if (i0 + 20u < p.m) { tdbo[wid.z * p.m + i0 + 20u] = d20; }
+        if (i0 + 21u < p.m) { tdbo[wid.z * p.m + i0 + 21u] = d21; }
+        if (i0 + 22u < p.m) { tdbo[wid.z * p.m + i0 + 22u] = d22; }
+        if (i0 + 23u < p.m) { tdbo[wid.z * p.m + i0 + 23u] = d23; }
+        if (i0 + 24u < p.m) { tdbo[wid.z * p.m + i0 + 24u] = d24; }
+        if (i0 + 25u < p.m) { tdbo[wid.z * p.m + i0 + 25u] = d25; }
+        if (i0 + 26u < p.m) { tdbo[wid.z * p.m + i0 + 26u] = d26; }
+        if (i0 + 27u < p.m) { tdbo[wid.z * p.m + i0 + 27u] = d27; }
+        if (i0 + 28u < p.m) { tdbo[wid.z * p.m + i0 + 28u] = d28; }
+        if (i0 + 29u < p.m) { tdbo[wid.z * p.m + i0 + 29u] = d29; }
+        if (i0 + 30u < p.m) { tdbo[wid.z * p.m + i0 + 30u] = d30; }
+        if (i0 + 31u < p.m) { tdbo[wid.z * p.m + i0 + 31u] = d31; }
+        if (i0 + 32u < p.m) { tdbo[wid.z * p.m + i0 + 32u] = d32; }
+        if (i0 + 33u < p.m) { tdbo[wid.z * p.m + i0 + 33u] = d33; }
+        if (i0 + 34u < p.m) { tdbo[wid.z * p.m + i0 + 34u] = d34; }
+        if (i0 + 35u < p.m) { tdbo[wid.z * p.m + i0 + 35u] = d35; }
+        if (i0 + 36u < p.m) { tdbo[wid.z * p.m + i0 + 36u] = d36; }
+        if (i0 + 37u < p.m) { tdbo[wid.z * p.m + i0 + 37u] = d37; }
+        if (i0 + 38u < p.m) { tdbo[wid.z * p.m + i0 + 38u] = d38; }
+        if (i0 + 39u < p.m) { tdbo[wid.z * p.m + i0 + 39u] = d39; }
+        if (i0 + 40u < p.m) { tdbo[wid.z * p.m + i0 + 40u] = d40; }
+        if (i0 + 41u < p.m) { tdbo[wid.z * p.m + i0 + 41u] = d41; }
+        if (i0 + 42u < p.m) { tdbo[wid.z * p.m + i0 + 42u] = d42; }
+        if (i0 + 43u < p.m) { tdbo[wid.z * p.m + i0 + 43u] = d43; }
+        if (i0 + 44u < p.m) { tdbo[wid.z * p.m + i0 + 44u] = d44; }
+        if (i0 + 45u < p.m) { tdbo[wid.z * p.m + i0 + 45u] = d45; }
+        if (i0 + 46u < p.m) { tdbo[wid.z * p.m + i0 + 46u] = d46; }
+        if (i0 + 47u < p.m) { tdbo[wid.z * p.m + i0 + 47u] = d47; }
+        if (i0 + 48u < p.m) { tdbo[wid.z * p.m + i0 + 48u] = d48; }
+        if (i0 + 49u < p.m) { tdbo[wid.z * p.m + i0 + 49u] = d49; }
+        if (i0 + 50u < p.m) { tdbo[wid.z * p.m + i0 + 50u] = d50; }
+        if (i0 + 51u < p.m) { tdbo[wid.z * p.m + i0 + 51u] = d51; }
+        if (i0 + 52u < p.m) { tdbo[wid.z * p.m + i0 + 52u] = d52; }
+        if (i0 + 53u < p.m) { tdbo[wid.z * p.m + i0 + 53u] = d53; }
+        if (i0 + 54u < p.m) { tdbo[wid.z * p.m + i0 + 54u] = d54; }
+        if (i0 + 55u < p.m) { tdbo[wid.z * p.m + i0 + 55u] = d55; }
+        if (i0 + 56u < p.m) { tdbo[wid.z * p.m + i0 + 56u] = d56; }
+        if (i0 + 57u < p.m) { tdbo[wid.z * p.m + i0 + 57u] = d57; }
+        if (i0 + 58u < p.m) { tdbo[wid.z * p.m + i0 + 58u] = d58; }
+        if (i0 + 59u < p.m) { tdbo[wid.z * p.m + i0 + 59u] = d59; }
+        if (i0 + 60u < p.m) { tdbo[wid.z * p.m + i0 + 60u] = d60; }
+        if (i0 + 61u < p.m) { tdbo[wid.z * p.m + i0 + 61u] = d61; }
+        if (i0 + 62u < p.m) { tdbo[wid.z * p.m + i0 + 62u] = d62; }
+        if (i0 + 63u < p.m) { tdbo[wid.z * p.m + i0 + 63u] = d63; }
     }
 }
 

@@ -114,7 +114,7 @@ fn opts(v: Variant, split: usize) -> Options {
     Options {
         variant: Some(v),
         split_k: Some(split),
-        p_texture: None,
+        textures: None,
     }
 }
 
@@ -123,8 +123,8 @@ fn check_reference(c: &Case) {
     check_reference_with(c, None)
 }
 
-/// [`check_reference`] with the register kernels' P read as `p_texture` says.
-fn check_reference_with(c: &Case, p_texture: Option<bool>) {
+/// [`check_reference`] with the register kernels' S and P read as `textures` says.
+fn check_reference_with(c: &Case, textures: Option<bool>) {
     let s = c.s;
     let code = c.act.code();
     let y_ref = r::forward(code, &c.x, &c.w, &c.b, s.batch, s.d_in, s.d_out);
@@ -133,7 +133,7 @@ fn check_reference_with(c: &Case, p_texture: Option<bool>) {
     for v in variants() {
         for split in SPLITS {
             let o = Options {
-                p_texture,
+                textures,
                 ..opts(v, split)
             };
             let chunks: Vec<usize> = [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight]
@@ -178,25 +178,31 @@ fn odd_shapes_match_reference() {
 }
 
 #[test]
-fn p_from_texture_and_from_buffer_match_reference() {
-    // the register kernels read P (W, or x for dW) from a texture copy where rows start on
-    // whole texels; both ways must match. 5 x 300 -> 33: one partial texture row per P;
-    // 3 x 300 -> 64: a full row of 4096 texels and a partial one (19,200 floats).
+fn operands_from_textures_and_from_buffers_match_reference() {
+    // the register kernels read S and P from texture copies where rows start on whole texels;
+    // both ways must match. 5 x 300 -> 36: K = 300 ends half-way through a step of 8, and each
+    // copy is one partial texture row; 3 x 300 -> 64: P spans a full row of 4096 texels and a
+    // partial one (19,200 floats); 9 x 68 -> 200: M = 200 is not a multiple of the 64-row block.
     if !variants().contains(&Variant::Registers) {
         return;
     }
-    for (i, &(bt, di, dd)) in [(5, 300, 33), (3, 300, 64)].iter().enumerate() {
-        let c = case(bt, di, dd, Activation::Relu, 100 + i as u64);
+    let cases = [
+        (5, 300, 36, Activation::Sigmoid),
+        (3, 300, 64, Activation::None),
+        (9, 68, 200, Activation::Relu),
+    ];
+    for (i, &(bt, di, dd, act)) in cases.iter().enumerate() {
+        let c = case(bt, di, dd, act, 100 + i as u64);
         let s = c.s;
         for pass in [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight] {
-            let (_, n, k) = pass.mnk(&s);
+            let (m, n, k) = pass.mnk(&s);
             assert!(
-                linear::p_texture_fits(gpu(), pass, n, k),
+                linear::textures_fit(gpu(), pass, m, n, k),
                 "{s:?} {pass:?} should take the texture path"
             );
         }
-        for p_texture in [Some(true), Some(false)] {
-            check_reference_with(&c, p_texture);
+        for textures in [Some(true), Some(false)] {
+            check_reference_with(&c, textures);
         }
     }
 }

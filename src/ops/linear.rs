@@ -14,7 +14,9 @@
 //! - [`Variant::Registers`] for software adapters (lavapipe): each invocation keeps a TM x TN
 //!   block of C in registers, with no barriers. On lavapipe every storage-buffer load is a
 //!   per-lane scalar loop, so the S values a subgroup shares are loaded once cooperatively (lane
-//!   l loads k + l) and handed out with `subgroupBroadcast`. Mesa only keeps explicit variables
+//!   l loads k + l) and handed out with `subgroupBroadcast`; where rows start on whole texels,
+//!   S and P are read from rgba32float copies instead (a texel load costs about what one float
+//!   load costs), the `_tex` entries. Mesa only keeps explicit variables
 //!   in registers, so the kernels are fully unrolled text made by [`cpu_wgsl`] and stored in
 //!   shaders/linear_cpu.wgsl (tests/linear.rs checks the file is current).
 //! - [`Variant::Tiled`] for GPUs: 64x64 output tiles staged through workgroup memory, 4x4 per
@@ -53,9 +55,9 @@ pub struct Options {
     pub variant: Option<Variant>,
     /// Number of K chunks (1 = no split). Rounded so that chunks hold whole kernel steps.
     pub split_k: Option<usize>,
-    /// Register kernels: read P (the weights, or x for dW) from a texture copy (`Some(true)`,
-    /// where [`p_texture_fits`]) or the buffer; `None`: the texture wherever it fits.
-    pub p_texture: Option<bool>,
+    /// Register kernels: read S and P (x or g, and the weights or x) from texture copies
+    /// (`Some(true)`, where [`textures_fit`]) or the buffers; `None`: textures wherever they fit.
+    pub textures: Option<bool>,
 }
 
 /// The three passes.
@@ -139,8 +141,8 @@ struct ReduceParams {
 pub struct Plan {
     pub variant: Variant,
     pub chunks: usize,
-    /// Register kernels: P from a texture where [`p_texture_fits`].
-    pub p_texture: bool,
+    /// Register kernels: S and P from textures where [`textures_fit`].
+    pub textures: bool,
 }
 
 /// The variant an adapter gets by default.
@@ -214,7 +216,7 @@ pub fn plan(gpu: &Gpu, s: &LinearShape, pass: Pass, opts: Options) -> Plan {
     Plan {
         variant,
         chunks,
-        p_texture: opts.p_texture.unwrap_or(true),
+        textures: opts.textures.unwrap_or(true),
     }
 }
 
@@ -454,14 +456,19 @@ fn record_matmul(
             let (tm, tn) = cpu_block(pass);
             let gx = n.div_ceil(tn).div_ceil(CPU_WG);
             let gy = m.div_ceil(tm);
-            // P is binding 2 in the forward pass (W), 3 in the backward ones (W, x)
+            // S is binding 1; P is binding 2 in the forward pass (W), 3 in the backward ones
             let at = if pass == Pass::Forward { 1 } else { 2 };
-            let tex = pl.p_texture && p_texture_fits(rec.gpu, pass, n, k);
+            let tex = pl.textures && textures_fit(rec.gpu, pass, m, n, k);
             let entry = if tex {
-                let crate::gpu::kernels::Bind::Buffer { buf, .. } = &binds[at] else {
-                    bail!("linear: P must be a buffer binding");
-                };
-                binds[at] = (&p_texture(rec, &buf.clone(), n * k)).into();
+                for (i, len) in [(0, m * k), (at, n * k)] {
+                    let crate::gpu::kernels::Bind::Buffer { buf, .. } = &binds[i] else {
+                        bail!("linear: S and P must be buffer bindings");
+                    };
+                    binds[i] = (&texture_copy(rec, &buf.clone(), len)).into();
+                }
+                if pass != Pass::Forward {
+                    binds.remove(1); // y: g is already formed (stored_g)
+                }
                 format!("cpu_{}_tex", pass.tag())
             } else {
                 format!("cpu_{}", pass.tag())
@@ -489,26 +496,31 @@ fn record_matmul(
     .with_context(|| format!("linear {} ({m}x{n}x{k})", pass.tag()))
 }
 
-/// Whether the register kernels can read `pass`'s P ([n][k] forward, [k][n] backward) from a
-/// texture: its rows must start on whole texels (k, resp. n, a multiple of 4) and the copy must
-/// fit the adapter's texture height.
-pub fn p_texture_fits(gpu: &Gpu, pass: Pass, n: usize, k: usize) -> bool {
-    let row = if pass == Pass::Forward { k } else { n };
-    let rows = (n * k / 4).div_ceil(PTEX_WIDTH);
-    row % 4 == 0 && rows <= gpu.limits.max_texture_dimension_2d as usize
+/// Whether the register kernels can read `pass`'s S and P from texture copies: their rows must
+/// start on whole texels (P: k forward, n backward; S: k forward and backward_input, m for
+/// the weight gradient, all multiples of 4) and the copies must fit the adapter's texture height.
+pub fn textures_fit(gpu: &Gpu, pass: Pass, m: usize, n: usize, k: usize) -> bool {
+    let (p_row, s_row) = match pass {
+        Pass::Forward => (k, k),
+        Pass::BackwardInput => (n, k),
+        Pass::BackwardWeight => (n, m),
+    };
+    let max = gpu.limits.max_texture_dimension_2d as usize;
+    let rows = |len: usize| (len / 4).div_ceil(PTEX_WIDTH);
+    p_row % 4 == 0 && s_row % 4 == 0 && rows(n * k) <= max && rows(m * k) <= max
 }
 
 /// An rgba32float copy of the `len` floats of `buf` (len a multiple of 4), PTEX_WIDTH texels
 /// wide: texel i holds floats 4i .. 4i + 4. Measured on llvmpipe (Mesa 22.3): a storage-buffer
 /// load costs ~4 ns per float whatever its width, a texel ~3 ns, so the 64 P values a lane reads
-/// per step of 8 k cost 16 texel loads instead of 64 float loads (the forward products at the
-/// VAE's shapes went from ~8 to ~13 GFLOP/s, the copy included).
-fn p_texture(rec: &mut Recorder, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
+/// per step of 8 k cost 16 texel loads instead of 64 float loads, and its 64 S values 16 texel
+/// loads (the forward products at the VAE's shapes went from ~8 to ~13 GFLOP/s with P alone).
+fn texture_copy(rec: &mut Recorder, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
     let texels = len / 4;
     let full = texels / PTEX_WIDTH;
     let rest = texels % PTEX_WIDTH;
     let tex = rec.gpu.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("linear P"),
+        label: Some("linear operand"),
         size: wgpu::Extent3d {
             width: PTEX_WIDTH as u32,
             height: (full + (rest > 0) as usize).max(1) as u32,
@@ -676,7 +688,7 @@ pub fn autotune(gpu: &Gpu, batch: usize) -> Result<Vec<(String, usize)>> {
                 let opts = Options {
                     variant: Some(variant),
                     split_k: Some(c),
-                    p_texture: None,
+                    textures: None,
                 };
                 let chunks = plan(gpu, &s, pass, opts).chunks;
                 if tried.contains(&chunks) {
@@ -782,13 +794,18 @@ pub fn cpu_wgsl() -> String {
     o += "@group(0) @binding(5) var<storage, read_write> wdbo: array<f32>;\n\n";
     o += "fn g_in(i: u32) -> f32 {\n    if (ACT == 0u) { return idy[i]; }\n    return idy[i] * act_grad(iy[i]);\n}\n\n";
     o += "fn g_w(i: u32) -> f32 {\n    if (ACT == 0u) { return wdy[i]; }\n    return wdy[i] * act_grad(wy[i]);\n}\n\n";
-    o += "// the _tex entries read P from an rgba32float copy, PTW texels wide (texel i = P[4i..4i+4]):\n";
-    o += "// on lavapipe a texel load costs about what one storage-buffer float load costs\n";
-    o += "@group(0) @binding(2) var fpt: texture_2d<f32>;\n";
-    o += "@group(0) @binding(3) var bpt: texture_2d<f32>;\n";
+    o += "// the _tex entries read S and P from rgba32float copies, PTW texels wide (texel i = values\n";
+    o += "// 4i .. 4i + 4): on lavapipe a texel load costs about what one storage-buffer float load costs.\n";
+    o += "// S is x (forward) or g (backward: the register plan stores g first wherever ACT needs y).\n";
+    o += "// Bindings: 1 S, 2 P, then forward 3 b, 4 y; backward 3 out (4 db for the weight gradient).\n";
+    o += "@group(0) @binding(1) var st: texture_2d<f32>;\n";
+    o += "@group(0) @binding(2) var pt: texture_2d<f32>;\n";
+    o += "@group(0) @binding(3) var<storage, read_write> tout: array<f32>;\n";
+    o += "@group(0) @binding(4) var<storage, read_write> tdbo: array<f32>;\n";
     o += &format!("const PTW: u32 = {PTEX_WIDTH}u;\n");
-    o += "fn fp4(i: u32) -> vec4<f32> { return textureLoad(fpt, vec2<i32>(i32(i % PTW), i32(i / PTW)), 0); }\n";
-    o += "fn bp4(i: u32) -> vec4<f32> { return textureLoad(bpt, vec2<i32>(i32(i % PTW), i32(i / PTW)), 0); }\n\n";
+    o += "fn texel(i: u32) -> vec2<i32> { return vec2<i32>(i32(i % PTW), i32(i / PTW)); }\n";
+    o += "fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i), 0); }\n";
+    o += "fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i), 0); }\n\n";
     for tex in [false, true] {
         for (pass, tm, tn) in CPU_BLOCK {
             o += &cpu_entry(pass, tm, tn, tex);
@@ -819,8 +836,8 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
     let _ = writeln!(w, "    let ke = min(kb + p.kc, p.k);");
     let _ = writeln!(w, "    let il = p.m - 1u;");
     let _ = writeln!(w, "    let jl = p.n - 1u;");
-    // S addressing: row bases
-    for r in 0..tm {
+    // S addressing: row bases (the _tex entries address S by texel instead)
+    for r in (0..tm).filter(|_| !tex) {
         match pass {
             Pass::Forward | Pass::BackwardInput => {
                 let _ = writeln!(w, "    let sr{r} = min(i0 + {r}u, il) * p.k;");
@@ -849,18 +866,47 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
             let _ = writeln!(w, "    var d{r} = 0.0;");
         }
     }
+    let row_major_s = tex && pass != Pass::BackwardWeight;
+    if row_major_s {
+        // S rows run along k: lane l loads texel l % 2 (k + 4 (l % 2) ..) of row 4g + l / 2
+        let _ = writeln!(w, "    let sh = sl / 2u;");
+        let _ = writeln!(w, "    let so = sl % 2u;");
+    }
     let _ = writeln!(w, "    for (var k = kb; k < ke; k += {ks}u) {{");
-    let _ = writeln!(w, "        // this lane's share of S: k + lane");
-    let _ = writeln!(w, "        let kl = k + sl;");
-    let _ = writeln!(w, "        let sok = kl < ke;");
-    let _ = writeln!(w, "        let kq = min(kl, ke - 1u);");
-    for r in 0..tm {
-        let load = match pass {
-            Pass::Forward => format!("fx[sr{r} + kq]"),
-            Pass::BackwardInput => format!("g_in(sr{r} + kq)"),
-            Pass::BackwardWeight => format!("g_w(kq * p.m + sr{r})"),
-        };
-        let _ = writeln!(w, "        let a{r} = select(0.0, {load}, sok);");
+    if row_major_s {
+                let _ = writeln!(w, "        // this lane's share of S: a texel of every group of 4 rows");
+        let _ = writeln!(w, "        let sok = k + 4u * so < ke;");
+        for g in 0..tm / 4 {
+            let _ = writeln!(
+                w,
+                "        let t{g} = select(vec4<f32>(0.0), s4((min(i0 + {}u + sh, il) * p.k + k) / 4u + so), sok);",
+                4 * g
+            );
+        }
+    } else {
+        let _ = writeln!(w, "        // this lane's share of S: k + lane");
+        let _ = writeln!(w, "        let kl = k + sl;");
+        let _ = writeln!(w, "        let sok = kl < ke;");
+        let _ = writeln!(w, "        let kq = min(kl, ke - 1u);");
+        if tex {
+            // S = g [k][m]: rows i0 .. i0 + tm of this lane's k are tm / 4 texels (i0 and p.m
+            // are multiples of 4; rows past m read other values, which are never stored)
+            for h in 0..tm / 4 {
+                let _ = writeln!(
+                    w,
+                    "        let t{h} = select(vec4<f32>(0.0), s4((kq * p.m + i0) / 4u + {h}u), sok);"
+                );
+            }
+        } else {
+            for r in 0..tm {
+                let load = match pass {
+                    Pass::Forward => format!("fx[sr{r} + kq]"),
+                    Pass::BackwardInput => format!("g_in(sr{r} + kq)"),
+                    Pass::BackwardWeight => format!("g_w(kq * p.m + sr{r})"),
+                };
+                let _ = writeln!(w, "        let a{r} = select(0.0, {load}, sok);");
+            }
+        }
     }
     let _ = writeln!(
         w,
@@ -871,7 +917,7 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
         for t in 0..tn {
             let _ = writeln!(w, "        let q{t} = (pc{t} + k) / 4u;");
             for h in 0..ks / 4 {
-                let _ = writeln!(w, "        let p{t}_{h} = fp4(q{t} + {h}u);");
+                let _ = writeln!(w, "        let p{t}_{h} = p4(q{t} + {h}u);");
             }
         }
     }
@@ -883,7 +929,7 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
             // multiples of 4; columns past n read other values, which are never stored)
             let _ = writeln!(w, "        let r{kk} = (k{kk} * p.n + j0) / 4u;");
             for h in 0..tn / 4 {
-                let _ = writeln!(w, "        let p{kk}_{h} = bp4(r{kk} + {h}u);");
+                let _ = writeln!(w, "        let p{kk}_{h} = p4(r{kk} + {h}u);");
             }
         }
         let comp = ["x", "y", "z", "w"];
@@ -904,34 +950,77 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
     // Row by row, each accumulator takes its ks multiply-adds in a row (k ascending, as in
     // the reference order): LLVM then keeps one accumulator in a register for ks FMAs
     // instead of reloading it from the stack for each; measured ~4x on the pure-ALU part.
-    for r in 0..tm {
-        let s: Vec<String> = (0..ks)
-            .map(|kk| format!("let s{kk} = subgroupBroadcast(a{r}, {kk}u);"))
-            .collect();
-        let _ = writeln!(w, "        {{ {}", s.join(" "));
+    let comp = ["x", "y", "z", "w"];
+    // S value (row r, k + kk) as an expression over this block's broadcasts
+    let s_of = |r: usize, kk: usize| -> String {
+        if !tex {
+            format!("s{kk}")
+        } else if row_major_s {
+            format!("{}.{}", ["u", "v"][kk / 4], comp[kk % 4])
+        } else {
+            format!("u{kk}.{}", comp[r % 4])
+        }
+    };
+    let fmas = |w: &mut String, r: usize| {
         for t in 0..tn {
             let mut line = String::from("           ");
             for kk in 0..ks {
-                let _ = write!(line, " c{r}_{t} += s{kk} * b{kk}_{t};");
+                let _ = write!(line, " c{r}_{t} += {} * b{kk}_{t};", s_of(r, kk));
             }
             let _ = writeln!(w, "{line}");
         }
         if pass == Pass::BackwardWeight {
             let mut line = String::from("           ");
             for kk in 0..ks {
-                let _ = write!(line, " d{r} += s{kk};");
+                let _ = write!(line, " d{r} += {};", s_of(r, kk));
             }
             let _ = writeln!(w, "{line}");
         }
-        let _ = writeln!(w, "        }}");
+    };
+    if !tex {
+        for r in 0..tm {
+            let s: Vec<String> = (0..ks)
+                .map(|kk| format!("let s{kk} = subgroupBroadcast(a{r}, {kk}u);"))
+                .collect();
+            let _ = writeln!(w, "        {{ {}", s.join(" "));
+            fmas(w, r);
+            let _ = writeln!(w, "        }}");
+        }
+    } else if row_major_s {
+        // row r's 8 k are the texels of lanes 2 (r % 4) and 2 (r % 4) + 1 in group r / 4
+        for r in 0..tm {
+            let (g, q) = (r / 4, r % 4);
+            let _ = writeln!(
+                w,
+                "        {{ let u = subgroupBroadcast(t{g}, {}u); let v = subgroupBroadcast(t{g}, {}u);",
+                2 * q,
+                2 * q + 1
+            );
+            fmas(w, r);
+            let _ = writeln!(w, "        }}");
+        }
+    } else {
+        // lane kk holds k + kk; its texel h covers rows 4h .. 4h + 4
+        for h in 0..tm / 4 {
+            let s: Vec<String> = (0..ks)
+                .map(|kk| format!("let u{kk} = subgroupBroadcast(t{h}, {kk}u);"))
+                .collect();
+            let _ = writeln!(w, "        {{ {}", s.join(" "));
+            for r in 4 * h..4 * h + 4 {
+                fmas(w, r);
+            }
+            let _ = writeln!(w, "        }}");
+        }
     }
     let _ = writeln!(w, "    }}");
     // epilogue
-    let out = match pass {
-        Pass::Forward => "fout",
-        Pass::BackwardInput => "iout",
-        Pass::BackwardWeight => "wout",
+    let out = match (pass, tex) {
+        (Pass::Forward, _) => "fout",
+        (_, true) => "tout",
+        (Pass::BackwardInput, false) => "iout",
+        (Pass::BackwardWeight, false) => "wout",
     };
+    let dbo = if tex { "tdbo" } else { "wdbo" };
     let _ = writeln!(w, "    let part = wid.z * p.m * p.n;");
     for r in 0..tm {
         let _ = writeln!(w, "    if (i0 + {r}u < p.m) {{");
@@ -958,7 +1047,7 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
         for r in 0..tm {
             let _ = writeln!(
                 w,
-                "        if (i0 + {r}u < p.m) {{ wdbo[wid.z * p.m + i0 + {r}u] = d{r}; }}"
+                "        if (i0 + {r}u < p.m) {{ {dbo}[wid.z * p.m + i0 + {r}u] = d{r}; }}"
             );
         }
         let _ = writeln!(w, "    }}");
