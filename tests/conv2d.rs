@@ -221,6 +221,24 @@ fn ae_shapes_match_reference() {
     }
 }
 
+#[test]
+fn cpu_kernels_read_buffers_and_textures_alike() {
+    // on CPU adapters the software kernels read flat texture copies of their inputs by default
+    // (the tests above); here the shapes that take them (conv_forward_cpu, conv_wgrad_cpu and
+    // the hand-written 3x3 stride-2 pair) again, reading the storage buffers instead
+    let cases = [
+        (conv(1, 1, 7, 8, 1, 1, 1, 1, 0), Activation::Relu),
+        (conv(3, 3, 6, 8, 5, 3, 3, 2, 1), Activation::Sigmoid),
+        (conv(1, 3, 6, 16, 2, 3, 3, 2, 1), Activation::Relu),
+    ];
+    conv2d::with_textures(false, || {
+        for (i, (c, act)) in cases.iter().enumerate() {
+            check_forward(c, *act, 400 + i as u64);
+            check_backward(c, *act, 500 + i as u64);
+        }
+    });
+}
+
 /// L = sum(dy * act(conv(x, w) + b)); dL/dx, dL/dw, dL/db from the GPU against central
 /// differences of the float64 reference. Bound: rel 1e-4 + abs 1e-5 (float32 gradients; the
 /// differences themselves are accurate to ~1e-9).

@@ -12,6 +12,7 @@ mod common;
 mod reference;
 
 use common::*;
+use facegpu::ops::conv2d;
 use facegpu::ops::conv_transpose2d::{self, ConvTranspose2dShape};
 use facegpu::ops::Activation;
 use reference::conv2d as r;
@@ -233,6 +234,25 @@ fn ae_shapes_match_reference() {
         check_forward(&c, act, 200 + i as u64);
         check_backward(&c, act, 300 + i as u64);
     }
+}
+
+#[test]
+fn cpu_kernels_read_buffers_and_textures_alike() {
+    // on CPU adapters the software kernels shared with Conv2d (conv2d.wgsl: backward_input as
+    // conv_forward_cpu, the weight gradient as conv_wgrad*_cpu with TRANSPOSED) read flat
+    // texture copies of their inputs by default (the tests above); here shapes that take them
+    // again, reading the storage buffers instead
+    let cases = [
+        (convt(1, 1, 7, 4, 1, 1, 1, 1, 0, 0), Activation::None),
+        (convt(3, 5, 3, 4, 6, 3, 3, 2, 1, 1), Activation::Sigmoid),
+        (convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1), Activation::Relu),
+    ];
+    conv2d::with_textures(false, || {
+        for (i, (c, act)) in cases.iter().enumerate() {
+            check_forward(c, *act, 400 + i as u64);
+            check_backward(c, *act, 500 + i as u64);
+        }
+    });
 }
 
 /// L = sum(dy * act(convT(x, w) + b)); dL/dx, dL/dw, dL/db from the GPU against central

@@ -21,7 +21,18 @@ pub fn grid_1d(n: u64, wg: u32) -> [u32; 3] {
     }
 }
 
+/// Width in texels of [`Recorder::flat_texture`] copies (shaders that read them use the same).
+pub const FLAT_TEXTURE_WIDTH: usize = 4096;
+
 impl Gpu {
+    /// Whether `len` floats can be read through [`Recorder::flat_texture`]: whole texels, and
+    /// rows within the adapter's texture height.
+    pub fn flat_texture_fits(&self, len: usize) -> bool {
+        len % 4 == 0
+            && len > 0
+            && (len / 4).div_ceil(FLAT_TEXTURE_WIDTH) <= self.limits.max_texture_dimension_2d as usize
+    }
+
     /// The pipeline for `entry` in shaders/`shader`.wgsl with override `constants`, compiled on
     /// first use.
     pub fn pipeline(
@@ -286,6 +297,41 @@ impl<'g> Recorder<'g> {
                 depth_or_array_layers: 1,
             },
         }));
+    }
+
+    /// A flat rgba32float copy of the first `len` floats of `buf` (len a multiple of 4; see
+    /// [`Gpu::flat_texture_fits`]), [`FLAT_TEXTURE_WIDTH`] texels wide: texel i holds floats
+    /// 4i .. 4i + 4. Why: on llvmpipe (Mesa 22.3) a storage-buffer load costs ~4 ns per float
+    /// whatever its width, a texel load ~3 ns for 4 floats and the copy ~0.7 ns per float, so
+    /// kernels bound by their loads read such copies on CPU adapters.
+    pub fn flat_texture(&mut self, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
+        let w = FLAT_TEXTURE_WIDTH;
+        let texels = len / 4;
+        let (full, rest) = (texels / w, texels % w);
+        let tex = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("flat copy"),
+            size: wgpu::Extent3d {
+                width: w as u32,
+                height: (full + (rest > 0) as usize).max(1) as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        // whole rows, then the last partial row (a copy covers only what the buffer holds)
+        let bpr = (w * 16) as u32;
+        if full > 0 {
+            self.copy_to_texture_rows(buf, 0, bpr, &tex, 0, w as u32, full as u32);
+        }
+        if rest > 0 {
+            let off = (full * w * 16) as u64;
+            self.copy_to_texture_rows(buf, off, bpr, &tex, full as u32, rest as u32, 1);
+        }
+        tex.create_view(&Default::default())
     }
 
     /// Builds bind groups and the parameter buffer once; the program can then run many times.

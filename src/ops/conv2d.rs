@@ -14,6 +14,7 @@ use anyhow::{bail, ensure, Result};
 
 use super::Activation;
 use crate::gpu::timing::KernelBench;
+use crate::gpu::kernels::Bind;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -333,16 +334,56 @@ pub(crate) fn wgrad_cpu(
     let ncib = g.c_in.div_ceil(cib);
     let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
     let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
+    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba]);
+    let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
     rec.dispatch_with(
-        "conv2d",
+        shader,
         entry,
         &consts,
         &g.params(chunks, n_w + n_b),
-        &[a.into(), aa.into(), b.into(), (&part).into(), ba.into()],
+        &[a, aa, b, (&part).into(), ba],
         [chunks.div_ceil(WG) as u32, 1, ncib as u32],
     )?;
     reduce_partials(rec, &part, chunks, n_w, n_b, dw, db)?;
     Ok(true)
+}
+
+thread_local! {
+    static TEXTURES: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with the software-adapter conv kernels reading storage buffers (`false`) or
+/// texture copies (`true`) on this thread, instead of the default (textures wherever they
+/// fit, on CPU adapters). For tests and benchmarks that compare the two.
+pub fn with_textures<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let before = TEXTURES.with(|t| t.replace(Some(on)));
+    let r = f();
+    TEXTURES.with(|t| t.set(before));
+    r
+}
+
+/// The shader of the software-adapter kernels (conv2d_cpu_core.wgsl) and their input bindings:
+/// conv2d_tex reading flat texture copies of `inputs` (one copy per distinct buffer) where
+/// every input fits one and textures are on, else conv2d reading the buffers.
+fn cpu_inputs(rec: &mut Recorder, inputs: &[&Tensor]) -> (&'static str, Vec<Bind>) {
+    let on = TEXTURES.with(|t| t.get()).unwrap_or(true);
+    if !on || !inputs.iter().all(|t| rec.gpu.flat_texture_fits(t.len())) {
+        return ("conv2d", inputs.iter().map(|t| (*t).into()).collect());
+    }
+    let mut made: Vec<(&wgpu::Buffer, wgpu::TextureView)> = Vec::new();
+    let mut binds = Vec::new();
+    for t in inputs {
+        let view = match made.iter().find(|(b, _)| *b == &t.buf) {
+            Some((_, v)) => v.clone(),
+            None => {
+                let v = rec.flat_texture(&t.buf, t.len());
+                made.push((&t.buf, v.clone()));
+                v
+            }
+        };
+        binds.push((&view).into());
+    }
+    ("conv2d_tex", binds)
 }
 
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
@@ -391,24 +432,28 @@ pub(crate) fn gather_conv(
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
+        let (shader, ins) = cpu_inputs(rec, &[x, xa]);
+        let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
         return rec.dispatch_with(
-            "conv2d",
+            shader,
             "conv_forward_s2k3_cpu",
             &consts,
             &g.params(0, 0),
-            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            &[xb, (&ubo).into(), xab, out.into()],
             [items.div_ceil(WG) as u32, 1, g.batch as u32],
         );
     }
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+        let (shader, ins) = cpu_inputs(rec, &[x, xa]);
+        let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
         return rec.dispatch_with(
-            "conv2d",
+            shader,
             "conv_forward_cpu",
             &consts,
             &g.params(0, 0),
-            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            &[xb, (&ubo).into(), xab, out.into()],
             [
                 (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
                 1,

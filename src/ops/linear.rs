@@ -99,8 +99,8 @@ pub const CPU_BLOCK: [(Pass, usize, usize); 3] = [
 /// Lanes per subgroup the CPU kernels' cooperative S loads assume (k advances 8 per step).
 const CPU_KSTEP: usize = 8;
 const CPU_WG: usize = 64;
-/// Width in texels of the texture copies of P the `_tex` kernels read.
-const PTEX_WIDTH: usize = 4096;
+/// Width in texels of the texture copies the `_tex` kernels read.
+const PTEX_WIDTH: usize = crate::gpu::kernels::FLAT_TEXTURE_WIDTH;
 /// Tiled kernel: output tile and K step.
 const TILE: usize = 64;
 const TILE_K: usize = 16;
@@ -464,7 +464,7 @@ fn record_matmul(
                     let crate::gpu::kernels::Bind::Buffer { buf, .. } = &binds[i] else {
                         bail!("linear: S and P must be buffer bindings");
                     };
-                    binds[i] = (&texture_copy(rec, &buf.clone(), len)).into();
+                    binds[i] = (&rec.flat_texture(&buf.clone(), len)).into();
                 }
                 if pass != Pass::Forward {
                     binds.remove(1); // y: g is already formed (stored_g)
@@ -505,44 +505,7 @@ pub fn textures_fit(gpu: &Gpu, pass: Pass, m: usize, n: usize, k: usize) -> bool
         Pass::BackwardInput => (n, k),
         Pass::BackwardWeight => (n, m),
     };
-    let max = gpu.limits.max_texture_dimension_2d as usize;
-    let rows = |len: usize| (len / 4).div_ceil(PTEX_WIDTH);
-    p_row % 4 == 0 && s_row % 4 == 0 && rows(n * k) <= max && rows(m * k) <= max
-}
-
-/// An rgba32float copy of the `len` floats of `buf` (len a multiple of 4), PTEX_WIDTH texels
-/// wide: texel i holds floats 4i .. 4i + 4. Measured on llvmpipe (Mesa 22.3): a storage-buffer
-/// load costs ~4 ns per float whatever its width, a texel ~3 ns, so the 64 P values a lane reads
-/// per step of 8 k cost 16 texel loads instead of 64 float loads, and its 64 S values 16 texel
-/// loads (the forward products at the VAE's shapes went from ~8 to ~13 GFLOP/s with P alone).
-fn texture_copy(rec: &mut Recorder, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
-    let texels = len / 4;
-    let full = texels / PTEX_WIDTH;
-    let rest = texels % PTEX_WIDTH;
-    let tex = rec.gpu.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("linear operand"),
-        size: wgpu::Extent3d {
-            width: PTEX_WIDTH as u32,
-            height: (full + (rest > 0) as usize).max(1) as u32,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Float,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
-    // whole rows, then the last partial row (a copy covers only what the buffer holds)
-    let bpr = (PTEX_WIDTH * 16) as u32;
-    if full > 0 {
-        rec.copy_to_texture_rows(buf, 0, bpr, &tex, 0, PTEX_WIDTH as u32, full as u32);
-    }
-    if rest > 0 {
-        let off = (full * PTEX_WIDTH * 16) as u64;
-        rec.copy_to_texture_rows(buf, off, bpr, &tex, full as u32, rest as u32, 1);
-    }
-    tex.create_view(&Default::default())
+    p_row % 4 == 0 && s_row % 4 == 0 && gpu.flat_texture_fits(n * k) && gpu.flat_texture_fits(m * k)
 }
 
 /// out = sum of `chunks` partials in order (+ bias[e % n] and ACT when `bias`).

@@ -1,0 +1,575 @@
+// The software-adapter kernels of Conv2d (and ConvTranspose2d's weight gradient), without their
+// input loads: conv2d.wgsl reads the inputs from storage buffers, conv2d_tex.wgsl from
+// rgba32float texture copies (texel i = vec4 i of the buffer). Each defines
+//   ld_x(i), ld_xa(i)   conv_forward*_cpu: input vec4 i, and the activation output act' is taken of (GRAD_IN)
+//   ld_dy(i), ld_y(i)   conv_wgrad*_cpu quads side: output gradient and the output act' is taken of
+//   ld_f(i), ld_fa(i)   conv_wgrad*_cpu footprint side, and its act' source (TRANSPOSED)
+// with bindings: forward 1 x, 3 xa; weight gradient 1 dy, 2 y, 3 footprint, 5 its act' source.
+// ---------------------------------------------------------------------------------------------
+// conv_forward_cpu: the same op as conv_forward for software adapters and small layers (the
+// host picks it when gpu.is_cpu(), w_in and w_out % 4 == 0, c_out <= 8 and the weights fit QW). On
+// llvmpipe every storage-buffer access is a per-lane scalar loop while a uniform-buffer load at
+// a constant offset is one scalar load, so: the weights (then the bias) sit in a uniform buffer,
+// every loop has a compile-time trip count (CI, CO and the geometry are overrides) so the
+// weight offsets become constants, each invocation computes 4 adjacent output pixels of one row
+// for ALL output channels (each input value of its footprint is loaded once) and stores them as
+// vec4s; the input rows are read as vec4s too (w_in % 4 == 0). Grid: x = pixel quads of one output plane, z = batch.
+
+override CI: u32 = 1u;
+override CO: u32 = 1u;
+// footprint of 4 adjacent outputs along a row: 3*S + KW <= FWMAX
+const FWMAX: u32 = 16u;
+const QW: u32 = 1024u;
+
+@group(0) @binding(2) var<uniform> uw: array<vec4<f32>, QW>;
+@group(0) @binding(4) var<storage, read_write> uy: array<vec4<f32>>;
+
+fn uw_at(i: u32) -> f32 {
+    return uw[i >> 2u][i & 3u];
+}
+
+fn u_in(i: u32) -> vec4<f32> {
+    if (GRAD_IN) {
+        let a = ld_xa(i);
+        return ld_x(i) * vec4<f32>(act_grad(a.x), act_grad(a.y), act_grad(a.z), act_grad(a.w));
+    }
+    return ld_x(i);
+}
+
+@compute @workgroup_size(64)
+fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wq = p.w_out / 4u;
+    let q = gid.x;
+    if (q >= p.h_out * wq) { return; }
+    let n = wid.z;
+    let oy = q / wq;
+    let ox0 = (q % wq) * 4u;
+    // the footprint starts at ix0 = 4*S*qx - P: its offset within a vec4 is a constant
+    let off = (4u - P % 4u) % 4u;
+    let v0 = (i32(ox0 * S) - i32(P) - i32(off)) / 4;
+    let nv = (off + 3u * S + KW + 3u) / 4u;
+    let wiq = i32(p.w_in / 4u);
+    var acc: array<vec4<f32>, MAXCB>;
+    for (var ci = 0u; ci < CI; ci++) {
+        for (var ky = 0u; ky < KH; ky++) {
+            let iy = i32(oy * S + ky) - i32(P);
+            let row_ok = iy >= 0 && iy < i32(p.h_in);
+            let rbase = ((n * CI + ci) * p.h_in + u32(clamp(iy, 0, i32(p.h_in) - 1))) * u32(wiq);
+            // loops over private arrays run over the whole array (the real bound is a
+            // condition): Mesa then unrolls them and the arrays live in registers
+            var row: array<vec4<f32>, FWMAX / 4u + 2u>;
+            for (var c = 0u; c < FWMAX / 4u + 2u; c++) {
+                if (c < nv) {
+                    let v = v0 + i32(c);
+                    let ok = row_ok && v >= 0 && v < wiq;
+                    row[c] = select(vec4<f32>(0.0), u_in(rbase + u32(clamp(v, 0, wiq - 1))), ok);
+                }
+            }
+            for (var kx = 0u; kx < KW; kx++) {
+                let a = off + kx;
+                let v = vec4<f32>(
+                    row[a / 4u][a % 4u],
+                    row[(a + S) / 4u][(a + S) % 4u],
+                    row[(a + 2u * S) / 4u][(a + 2u * S) % 4u],
+                    row[(a + 3u * S) / 4u][(a + 3u * S) % 4u]
+                );
+                for (var co = 0u; co < MAXCB; co++) {
+                    if (co < CO) {
+                        acc[co] += v * uw_at(((co * CI + ci) * KH + ky) * KW + kx);
+                    }
+                }
+            }
+        }
+    }
+    let plane = p.h_out * wq;
+    for (var co = 0u; co < MAXCB; co++) {
+        if (co < CO) {
+            var v = acc[co];
+            if (!GRAD_IN) {
+                let b = uw_at(CO * CI * KH * KW + co);
+                v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+            }
+            uy[(n * CO + co) * plane + q] = v;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv_wgrad_cpu: conv_wgrad for software adapters (the host picks it when gpu.is_cpu(), w_in
+// and w_out % 4 == 0, c_out <= 8, KH <= 3, KH*KW <= 9). Why: see conv_forward_cpu. Each item is
+// 4 adjacent output pixels: g for all output channels is read as vec4s, the input footprint of
+// CIB input channels as vec4 rows, and every (co, ci, tap) accumulates a dot product. Every loop
+// runs over a whole private array (real bounds are conditions) so Mesa unrolls it and the
+// arrays live in registers. Same partial layout as conv_wgrad (summed by wgrad_reduce).
+// With TRANSPOSED it is ConvTranspose2d's weight gradient (the same sum with the roles swapped:
+// the quads side is the transposed conv's input x, the footprint side its output gradient
+// g = dy * act'(y), and db sums g: each footprint value is counted by the one quad that owns it,
+// rows ky in [P, P+S) and columns t in [P, P+4S) of the footprint; the host checks that these
+// cover g exactly once). Grid: x = chunks, z = input channel block.
+
+const WCO: u32 = 8u;
+const WCI: u32 = 4u;
+const WTAP: u32 = 9u;
+const WKH: u32 = 3u;
+const WNV: u32 = 4u;
+override TRANSPOSED: bool = false;
+
+// quads side (conv: dy, y; transposed: x, x) and footprint side (conv: x, x; transposed: dy, y)
+@group(0) @binding(4) var<storage, read_write> vpart: array<f32>;
+
+fn act_grad4(y: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act_grad(y.x), act_grad(y.y), act_grad(y.z), act_grad(y.w));
+}
+
+@compute @workgroup_size(64)
+fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let chunk = gid.x;
+    if (chunk >= p.chunks) { return; }
+    let ci0 = wid.z * CIB;
+    let wq = p.w_out / 4u;
+    let wiq = i32(p.w_in / 4u);
+    let plane = p.h_out * wq;
+    let off = (4u - P % 4u) % 4u;
+    let nv = (off + 3u * S + KW + 3u) / 4u;
+    var acc: array<array<array<f32, WTAP>, WCI>, WCO>;
+    var db: array<vec4<f32>, WCO>;
+    var dbt: array<f32, WCI>;
+    for (var q = chunk; q < p.batch * plane; q += p.chunks) {
+        let n = q / plane;
+        let r = q % plane;
+        let oy = r / wq;
+        let qx = r % wq;
+        var g: array<vec4<f32>, WCO>;
+        for (var co = 0u; co < WCO; co++) {
+            if (co < CO) {
+                let i = (n * CO + co) * plane + r;
+                if (TRANSPOSED) {
+                    g[co] = ld_dy(i);
+                } else {
+                    g[co] = ld_dy(i) * act_grad4(ld_y(i));
+                    db[co] += g[co];
+                }
+            }
+        }
+        // 4*qx*S - P - off is a multiple of 4
+        let v0 = (i32(4u * qx * S) - i32(P) - i32(off)) / 4;
+        var xin: array<array<array<vec4<f32>, WNV>, WKH>, WCI>;
+        for (var c = 0u; c < WCI; c++) {
+            if (c < CIB) {
+                let ci = min(ci0 + c, CI - 1u);
+                for (var ky = 0u; ky < WKH; ky++) {
+                    if (ky < KH) {
+                        let iy = i32(oy * S + ky) - i32(P);
+                        let row_ok = iy >= 0 && iy < i32(p.h_in);
+                        let rbase = ((n * CI + ci) * p.h_in + u32(clamp(iy, 0, i32(p.h_in) - 1))) * u32(wiq);
+                        for (var e = 0u; e < WNV; e++) {
+                            if (e < nv) {
+                                let v = v0 + i32(e);
+                                let ok = row_ok && v >= 0 && v < wiq;
+                                let j = rbase + u32(clamp(v, 0, wiq - 1));
+                                var xv = ld_f(j);
+                                if (TRANSPOSED) { xv *= act_grad4(ld_fa(j)); }
+                                xin[c][ky][e] = select(vec4<f32>(0.0), xv, ok);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if (TRANSPOSED) {
+            // the footprint values this quad owns: rows ky in [P, P+S), flat columns
+            // off + [P, P + 4S)
+            for (var c = 0u; c < WCI; c++) {
+                for (var ky = 0u; ky < WKH; ky++) {
+                    if (c < CIB && ky >= P && ky < P + S) {
+                        for (var e = 0u; e < WNV; e++) {
+                            var m: array<f32, 4>;
+                            for (var i = 0u; i < 4u; i++) {
+                                let f = 4u * e + i;
+                                m[i] = select(0.0, 1.0, f >= off + P && f < off + P + 4u * S);
+                            }
+                            dbt[c] += dot(xin[c][ky][e], vec4<f32>(m[0], m[1], m[2], m[3]));
+                        }
+                    }
+                }
+            }
+        }
+        for (var co = 0u; co < WCO; co++) {
+            if (co < CO) {
+                for (var c = 0u; c < WCI; c++) {
+                    if (c < CIB) {
+                        for (var t = 0u; t < WTAP; t++) {
+                            if (t < KH * KW) {
+                                let ky = t / KW;
+                                let a = off + t % KW;
+                                let xv = vec4<f32>(
+                                    xin[c][ky][a / 4u][a % 4u],
+                                    xin[c][ky][(a + S) / 4u][(a + S) % 4u],
+                                    xin[c][ky][(a + 2u * S) / 4u][(a + 2u * S) % 4u],
+                                    xin[c][ky][(a + 3u * S) / 4u][(a + 3u * S) % 4u]
+                                );
+                                acc[co][c][t] += dot(g[co], xv);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let kk = KH * KW;
+    let nb = select(CO, CI, TRANSPOSED);
+    let base = chunk * (CO * CI * kk + nb);
+    if (TRANSPOSED) {
+        for (var c = 0u; c < WCI; c++) {
+            let ci = ci0 + c;
+            if (c < CIB && ci < CI) {
+                vpart[base + CO * CI * kk + ci] = dbt[c];
+            }
+        }
+    }
+    for (var co = 0u; co < WCO; co++) {
+        if (co < CO) {
+            for (var c = 0u; c < WCI; c++) {
+                let ci = ci0 + c;
+                if (c < CIB && ci < CI) {
+                    for (var t = 0u; t < WTAP; t++) {
+                        if (t < kk) {
+                            vpart[base + (co * CI + ci) * kk + t] = acc[co][c][t];
+                        }
+                    }
+                }
+            }
+            if (ci0 == 0u && !TRANSPOSED) {
+                let d = db[co];
+                vpart[base + CO * CI * kk + co] = d.x + d.y + d.z + d.w;
+            }
+        }
+    }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// conv_wgrad_s2k3_cpu: conv_wgrad_cpu (same op, same TRANSPOSED variant, same partial layout)
+// written out by hand for 3x3, stride 2, padding 1 with the footprint side exactly twice the
+// quads side, no private arrays and no loops but the walk over items, so nothing depends on
+// Mesa unrolling. An item is one quad of output columns ox = 4*qx + j of row oy; footprint row
+// 2*oy - 1 + ky gives, per tap kx, the 4 values at columns 8*qx - 1 + 2j + kx, from the vec4s
+// U (columns 8*qx ..), V (+4 ..) and the last value of the vec4 before U. Each invocation sums
+// the taps of all CO quad channels for CIB <= 2 footprint channels (slots k = c * CO + co,
+// CO * CIB <= 8). Grid: x = chunks, z = footprint channel block.
+
+override CIB2: u32 = 1u;
+
+struct Row3 {
+    k0: vec4<f32>,
+    k1: vec4<f32>,
+    k2: vec4<f32>,
+}
+
+struct Foot {
+    r0: Row3,
+    r1: Row3,
+    r2: Row3,
+}
+
+struct Taps9 {
+    t0: vec4<f32>,
+    t1: vec4<f32>,
+    t2: vec4<f32>,
+    t3: vec4<f32>,
+    t4: vec4<f32>,
+    t5: vec4<f32>,
+    t6: vec4<f32>,
+    t7: vec4<f32>,
+    t8: vec4<f32>,
+}
+
+fn taps9_add(a: Taps9, g: vec4<f32>, f: Foot) -> Taps9 {
+    var r = a;
+    r.t0 += g * f.r0.k0;
+    r.t1 += g * f.r0.k1;
+    r.t2 += g * f.r0.k2;
+    r.t3 += g * f.r1.k0;
+    r.t4 += g * f.r1.k1;
+    r.t5 += g * f.r1.k2;
+    r.t6 += g * f.r2.k0;
+    r.t7 += g * f.r2.k1;
+    r.t8 += g * f.r2.k2;
+    return r;
+}
+
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// footprint value vec4 i (act' applied on the footprint side when TRANSPOSED)
+fn foot4(i: u32) -> vec4<f32> {
+    if (TRANSPOSED) { return ld_f(i) * act_grad4(ld_fa(i)); }
+    return ld_f(i);
+}
+
+// the three taps of one footprint row (rbase: the row's first vec4), zeros when !ok
+fn row3(rbase: u32, qx: u32, ok: bool) -> Row3 {
+    let z = vec4<f32>(0.0);
+    let u = select(z, foot4(rbase + 2u * qx), ok);
+    let v = select(z, foot4(rbase + 2u * qx + 1u), ok);
+    let pw = select(0.0, foot4(rbase + max(2u * qx, 1u) - 1u).w, ok && qx > 0u);
+    return Row3(vec4<f32>(pw, u.y, u.w, v.y), vec4<f32>(u.x, u.z, v.x, v.z), vec4<f32>(u.y, u.w, v.y, v.w));
+}
+
+fn foot(n: u32, ci: u32, oy: u32, qx: u32, wiq: u32) -> Foot {
+    let plane = (n * CI + ci) * p.h_in;
+    let r1 = 2u * oy;
+    return Foot(
+        row3((plane + max(r1, 1u) - 1u) * wiq, qx, oy > 0u),
+        row3((plane + r1) * wiq, qx, true),
+        row3((plane + r1 + 1u) * wiq, qx, true),
+    );
+}
+
+fn quad_g(i: u32) -> vec4<f32> {
+    if (TRANSPOSED) { return ld_dy(i); }
+    return ld_dy(i) * act_grad4(ld_y(i));
+}
+
+fn pick8(i: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, d: vec4<f32>, e: vec4<f32>, f: vec4<f32>, g: vec4<f32>, h: vec4<f32>) -> vec4<f32> {
+    let lo = select(select(a, b, i == 1u), select(c, d, i == 3u), i >= 2u);
+    let hi = select(select(e, f, i == 5u), select(g, h, i == 7u), i >= 6u);
+    return select(lo, hi, i >= 4u);
+}
+
+fn slot_add(s: Taps9, k: u32, g: array<vec4<f32>, 8>, fa: Foot, fb: Foot) -> Taps9 {
+    if (k >= CO * CIB2) { return s; }
+    let gk = pick8(k % CO, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+    if (k / CO == 0u) { return taps9_add(s, gk, fa); }
+    return taps9_add(s, gk, fb);
+}
+
+fn slot_store(s: Taps9, k: u32, ci0: u32, base: u32) {
+    let co = k % CO;
+    let ci = ci0 + k / CO;
+    if (k >= CO * CIB2 || ci >= CI) { return; }
+    let o = base + (co * CI + ci) * 9u;
+    vpart[o] = hsum(s.t0);
+    vpart[o + 1u] = hsum(s.t1);
+    vpart[o + 2u] = hsum(s.t2);
+    vpart[o + 3u] = hsum(s.t3);
+    vpart[o + 4u] = hsum(s.t4);
+    vpart[o + 5u] = hsum(s.t5);
+    vpart[o + 6u] = hsum(s.t6);
+    vpart[o + 7u] = hsum(s.t7);
+    vpart[o + 8u] = hsum(s.t8);
+}
+
+@compute @workgroup_size(64)
+fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let chunk = gid.x;
+    if (chunk >= p.chunks) { return; }
+    let ci0 = wid.z * CIB2;
+    let cia = ci0;
+    let cib = min(ci0 + 1u, CI - 1u);
+    let wq = p.w_out / 4u;
+    let wiq = p.w_in / 4u;
+    let plane = p.h_out * wq;
+    let z = vec4<f32>(0.0);
+    let z9 = Taps9(z, z, z, z, z, z, z, z, z);
+    var s0 = z9;
+    var s1 = z9;
+    var s2 = z9;
+    var s3 = z9;
+    var s4 = z9;
+    var s5 = z9;
+    var s6 = z9;
+    var s7 = z9;
+    var db = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
+    var dbt = vec2<f32>(0.0);
+    for (var q = chunk; q < p.batch * plane; q += p.chunks) {
+        let n = q / plane;
+        let r = q % plane;
+        let oy = r / wq;
+        let qx = r % wq;
+        var g = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
+        let gi = n * CO * plane + r;
+        if (CO > 0u) { g[0] = quad_g(gi); }
+        if (CO > 1u) { g[1] = quad_g(gi + plane); }
+        if (CO > 2u) { g[2] = quad_g(gi + 2u * plane); }
+        if (CO > 3u) { g[3] = quad_g(gi + 3u * plane); }
+        if (CO > 4u) { g[4] = quad_g(gi + 4u * plane); }
+        if (CO > 5u) { g[5] = quad_g(gi + 5u * plane); }
+        if (CO > 6u) { g[6] = quad_g(gi + 6u * plane); }
+        if (CO > 7u) { g[7] = quad_g(gi + 7u * plane); }
+        if (!TRANSPOSED) {
+            db[0] += g[0];
+            db[1] += g[1];
+            db[2] += g[2];
+            db[3] += g[3];
+            db[4] += g[4];
+            db[5] += g[5];
+            db[6] += g[6];
+            db[7] += g[7];
+        }
+        let fa = foot(n, cia, oy, qx, wiq);
+        var fb = fa;
+        if (CIB2 > 1u) { fb = foot(n, cib, oy, qx, wiq); }
+        if (TRANSPOSED) {
+            // owned footprint values: rows 2*oy, 2*oy + 1, columns 8*qx .. 8*qx + 7 (k1 holds
+            // the even columns, k2 the odd ones)
+            dbt.x += hsum(fa.r1.k1 + fa.r1.k2 + fa.r2.k1 + fa.r2.k2);
+            dbt.y += hsum(fb.r1.k1 + fb.r1.k2 + fb.r2.k1 + fb.r2.k2);
+        }
+        s0 = slot_add(s0, 0u, g, fa, fb);
+        s1 = slot_add(s1, 1u, g, fa, fb);
+        s2 = slot_add(s2, 2u, g, fa, fb);
+        s3 = slot_add(s3, 3u, g, fa, fb);
+        s4 = slot_add(s4, 4u, g, fa, fb);
+        s5 = slot_add(s5, 5u, g, fa, fb);
+        s6 = slot_add(s6, 6u, g, fa, fb);
+        s7 = slot_add(s7, 7u, g, fa, fb);
+    }
+    let nb = select(CO, CI, TRANSPOSED);
+    let base = chunk * (CO * CI * 9u + nb);
+    slot_store(s0, 0u, ci0, base);
+    slot_store(s1, 1u, ci0, base);
+    slot_store(s2, 2u, ci0, base);
+    slot_store(s3, 3u, ci0, base);
+    slot_store(s4, 4u, ci0, base);
+    slot_store(s5, 5u, ci0, base);
+    slot_store(s6, 6u, ci0, base);
+    slot_store(s7, 7u, ci0, base);
+    let nw = CO * CI * 9u;
+    if (TRANSPOSED) {
+        vpart[base + nw + cia] = dbt.x;
+        if (CIB2 > 1u && ci0 + 1u < CI) { vpart[base + nw + ci0 + 1u] = dbt.y; }
+    } else if (ci0 == 0u) {
+        if (CO > 0u) { vpart[base + nw] = hsum(db[0]); }
+        if (CO > 1u) { vpart[base + nw + 1u] = hsum(db[1]); }
+        if (CO > 2u) { vpart[base + nw + 2u] = hsum(db[2]); }
+        if (CO > 3u) { vpart[base + nw + 3u] = hsum(db[3]); }
+        if (CO > 4u) { vpart[base + nw + 4u] = hsum(db[4]); }
+        if (CO > 5u) { vpart[base + nw + 5u] = hsum(db[5]); }
+        if (CO > 6u) { vpart[base + nw + 6u] = hsum(db[6]); }
+        if (CO > 7u) { vpart[base + nw + 7u] = hsum(db[7]); }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv_forward_s2k3_cpu: conv_forward_cpu (same op, same GRAD_IN variant) written out by hand
+// for 3x3, stride 2, padding 1 with the input exactly twice the output, no private-array loops
+// (so nothing depends on Mesa unrolling). Each invocation owns 2 output rows by 2 quads of
+// columns for all (<= 8) output channels; per input channel it reads input rows 4*qy - 1 ..
+// 4*qy + 3 as 5 vec4 loads each (the last value of the vec4 before, then 4 vec4s), 25 loads
+// for 16 outputs per channel, where one quad at a time takes 9 loads for 4. Tap vectors as in
+// conv_wgrad_s2k3_cpu. Grid: x = (row pair, quad pair) pairs of one output plane, z = batch.
+
+struct Out8 {
+    c0: vec4<f32>,
+    c1: vec4<f32>,
+    c2: vec4<f32>,
+    c3: vec4<f32>,
+    c4: vec4<f32>,
+    c5: vec4<f32>,
+    c6: vec4<f32>,
+    c7: vec4<f32>,
+}
+
+// row of quads A (columns 16*g .. +3 of the input: U0, V0) and B (U1, V1)
+struct Row2q {
+    a: Row3,
+    b: Row3,
+}
+
+fn in_row2q(rbase: u32, g: u32, ok: bool) -> Row2q {
+    let z = vec4<f32>(0.0);
+    let i = rbase + 4u * g;
+    let u0 = select(z, u_in(i), ok);
+    let v0 = select(z, u_in(i + 1u), ok);
+    let u1 = select(z, u_in(i + 2u), ok);
+    let v1 = select(z, u_in(i + 3u), ok);
+    let pw = select(0.0, u_in(max(i, 1u) - 1u).w, ok && g > 0u);
+    return Row2q(
+        Row3(vec4<f32>(pw, u0.y, u0.w, v0.y), vec4<f32>(u0.x, u0.z, v0.x, v0.z), vec4<f32>(u0.y, u0.w, v0.y, v0.w)),
+        Row3(vec4<f32>(v0.w, u1.y, u1.w, v1.y), vec4<f32>(u1.x, u1.z, v1.x, v1.z), vec4<f32>(u1.y, u1.w, v1.y, v1.w)),
+    );
+}
+
+// sum over the 9 taps of footprint f with the weights at wb
+fn tap9(f: Foot, wb: u32) -> vec4<f32> {
+    return f.r0.k0 * uw_at(wb) + f.r0.k1 * uw_at(wb + 1u) + f.r0.k2 * uw_at(wb + 2u)
+        + f.r1.k0 * uw_at(wb + 3u) + f.r1.k1 * uw_at(wb + 4u) + f.r1.k2 * uw_at(wb + 5u)
+        + f.r2.k0 * uw_at(wb + 6u) + f.r2.k1 * uw_at(wb + 7u) + f.r2.k2 * uw_at(wb + 8u);
+}
+
+fn out8_add(o: Out8, f: Foot, ci: u32) -> Out8 {
+    var r = o;
+    let s = CI * 9u;
+    let wb = ci * 9u;
+    if (CO > 0u) { r.c0 += tap9(f, wb); }
+    if (CO > 1u) { r.c1 += tap9(f, wb + s); }
+    if (CO > 2u) { r.c2 += tap9(f, wb + 2u * s); }
+    if (CO > 3u) { r.c3 += tap9(f, wb + 3u * s); }
+    if (CO > 4u) { r.c4 += tap9(f, wb + 4u * s); }
+    if (CO > 5u) { r.c5 += tap9(f, wb + 5u * s); }
+    if (CO > 6u) { r.c6 += tap9(f, wb + 6u * s); }
+    if (CO > 7u) { r.c7 += tap9(f, wb + 7u * s); }
+    return r;
+}
+
+fn out_act(v: vec4<f32>, co: u32) -> vec4<f32> {
+    if (GRAD_IN) { return v; }
+    let b = uw_at(CO * CI * 9u + co);
+    return vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
+}
+
+// stores the quads of all channels at quad index i of plane 0 (planes `plane` apart)
+fn out8_store(o: Out8, i: u32, plane: u32) {
+    if (CO > 0u) { uy[i] = out_act(o.c0, 0u); }
+    if (CO > 1u) { uy[i + plane] = out_act(o.c1, 1u); }
+    if (CO > 2u) { uy[i + 2u * plane] = out_act(o.c2, 2u); }
+    if (CO > 3u) { uy[i + 3u * plane] = out_act(o.c3, 3u); }
+    if (CO > 4u) { uy[i + 4u * plane] = out_act(o.c4, 4u); }
+    if (CO > 5u) { uy[i + 5u * plane] = out_act(o.c5, 5u); }
+    if (CO > 6u) { uy[i + 6u * plane] = out_act(o.c6, 6u); }
+    if (CO > 7u) { uy[i + 7u * plane] = out_act(o.c7, 7u); }
+}
+
+@compute @workgroup_size(64)
+fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wq = p.w_out / 4u;
+    let ng = wq / 2u;
+    let qh = (p.h_out + 1u) / 2u;
+    if (gid.x >= qh * ng) { return; }
+    let n = wid.z;
+    let qy = gid.x / ng;
+    let g = gid.x % ng;
+    let wiq = p.w_in / 4u;
+    let y0 = 4u * qy;
+    let z = vec4<f32>(0.0);
+    // quads: top-left, top-right, bottom-left, bottom-right
+    var tl = Out8(z, z, z, z, z, z, z, z);
+    var tr = tl;
+    var bl = tl;
+    var br = tl;
+    for (var ci = 0u; ci < CI; ci++) {
+        let plane = (n * CI + ci) * p.h_in;
+        let hl = p.h_in - 1u;
+        // input rows y0 - 1 .. y0 + 3
+        let r0 = in_row2q((plane + min(max(y0, 1u) - 1u, hl)) * wiq, g, y0 > 0u);
+        let r1 = in_row2q((plane + min(y0, hl)) * wiq, g, y0 < p.h_in);
+        let r2 = in_row2q((plane + min(y0 + 1u, hl)) * wiq, g, y0 + 1u < p.h_in);
+        let r3 = in_row2q((plane + min(y0 + 2u, hl)) * wiq, g, y0 + 2u < p.h_in);
+        let r4 = in_row2q((plane + min(y0 + 3u, hl)) * wiq, g, y0 + 3u < p.h_in);
+        tl = out8_add(tl, Foot(r0.a, r1.a, r2.a), ci);
+        tr = out8_add(tr, Foot(r0.b, r1.b, r2.b), ci);
+        bl = out8_add(bl, Foot(r2.a, r3.a, r4.a), ci);
+        br = out8_add(br, Foot(r2.b, r3.b, r4.b), ci);
+    }
+    let plane = p.h_out * wq;
+    let oy = 2u * qy;
+    let i = n * CO * plane + oy * wq + 2u * g;
+    out8_store(tl, i, plane);
+    out8_store(tr, i + 1u, plane);
+    if (oy + 1u < p.h_out) {
+        out8_store(bl, i + wq, plane);
+        out8_store(br, i + wq + 1u, plane);
+    }
+}

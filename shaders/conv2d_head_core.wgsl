@@ -1,0 +1,37 @@
+// Parameters, override constants and bindings shared by conv2d.wgsl and conv2d_tex.wgsl.
+//!include common
+
+struct Params {
+    batch: u32,
+    c_in: u32,
+    h_in: u32,
+    w_in: u32,
+    c_out: u32,
+    h_out: u32,
+    w_out: u32,
+    // conv_wgrad: invocations per weight block (pixel chunks); reduce: number of partials
+    chunks: u32,
+    // reduce: values per partial
+    stride_part: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override S: u32 = 1u;
+override P: u32 = 0u;
+// output channels per invocation (<= MAXCB)
+override CB: u32 = 8u;
+// input channels per invocation (conv_wgrad)
+override CIB: u32 = 1u;
+// ACT (act.wgsl): applied to the output (forward) or as act' to the input (GRAD_IN)
+//!include act
+override GRAD_IN: bool = false;
+
+const WG: u32 = 64u;
+const MAXCB: u32 = 8u;
+const MAXW: u32 = 160u;
+
+@group(0) @binding(0) var<uniform> p: Params;
