@@ -28,9 +28,10 @@ impl Gpu {
     /// Whether `len` floats can be read through [`Recorder::flat_texture`]: whole texels, and
     /// rows within the adapter's texture height.
     pub fn flat_texture_fits(&self, len: usize) -> bool {
-        len % 4 == 0
+        len.is_multiple_of(4)
             && len > 0
-            && (len / 4).div_ceil(FLAT_TEXTURE_WIDTH) <= self.limits.max_texture_dimension_2d as usize
+            && (len / 4).div_ceil(FLAT_TEXTURE_WIDTH)
+                <= self.limits.max_texture_dimension_2d as usize
     }
 
     /// The pipeline for `entry` in shaders/`shader`.wgsl with override `constants`, compiled on

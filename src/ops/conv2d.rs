@@ -13,8 +13,8 @@
 use anyhow::{bail, ensure, Result};
 
 use super::Activation;
-use crate::gpu::timing::KernelBench;
 use crate::gpu::kernels::Bind;
+use crate::gpu::timing::KernelBench;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug)]

@@ -837,7 +837,10 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
     }
     let _ = writeln!(w, "    for (var k = kb; k < ke; k += {ks}u) {{");
     if row_major_s {
-                let _ = writeln!(w, "        // this lane's share of S: a texel of every group of 4 rows");
+        let _ = writeln!(
+            w,
+            "        // this lane's share of S: a texel of every group of 4 rows"
+        );
         let _ = writeln!(w, "        let sok = k + 4u * so < ke;");
         for g in 0..tm / 4 {
             let _ = writeln!(
