@@ -25,6 +25,25 @@ pub fn grid_1d(n: u64, wg: u32) -> [u32; 3] {
 pub const FLAT_TEXTURE_WIDTH: usize = 4096;
 
 impl Gpu {
+    /// An rgba32float 2D (or 2D-array, `layers` > 1) texture that kernels read and buffer copies
+    /// fill: what the texture-reading kernels on CPU adapters bind.
+    pub fn copy_texture(&self, label: &str, width: u32, height: u32, layers: u32) -> wgpu::Texture {
+        self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width,
+                height,
+                depth_or_array_layers: layers,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        })
+    }
+
     /// Whether `len` floats can be read through [`Recorder::flat_texture`]: whole texels, and
     /// rows within the adapter's texture height.
     pub fn flat_texture_fits(&self, len: usize) -> bool {
@@ -309,20 +328,12 @@ impl<'g> Recorder<'g> {
         let w = FLAT_TEXTURE_WIDTH;
         let texels = len / 4;
         let (full, rest) = (texels / w, texels % w);
-        let tex = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("flat copy"),
-            size: wgpu::Extent3d {
-                width: w as u32,
-                height: (full + (rest > 0) as usize).max(1) as u32,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-            view_formats: &[],
-        });
+        let tex = self.gpu.copy_texture(
+            "flat copy",
+            w as u32,
+            (full + (rest > 0) as usize).max(1) as u32,
+            1,
+        );
         // whole rows, then the last partial row (a copy covers only what the buffer holds)
         let bpr = (w * 16) as u32;
         if full > 0 {

@@ -133,20 +133,9 @@ pub fn textures_fit(gpu: &Gpu, n: usize, h: usize, w: usize) -> bool {
 /// An rgba32float 2D-array texture holding `t`'s n images (4 pixels per texel), filled by a
 /// recorded copy, and its view.
 fn texture_of(rec: &mut Recorder, t: &Tensor, n: usize, h: usize, w: usize) -> wgpu::TextureView {
-    let tex = rec.gpu.device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("metrics images"),
-        size: wgpu::Extent3d {
-            width: (w / 4) as u32,
-            height: h as u32,
-            depth_or_array_layers: n as u32,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Float,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
+    let tex = rec
+        .gpu
+        .copy_texture("metrics images", (w / 4) as u32, h as u32, n as u32);
     rec.copy_to_texture(&t.buf, &tex, (w * 4) as u32);
     tex.create_view(&wgpu::TextureViewDescriptor {
         dimension: Some(wgpu::TextureViewDimension::D2Array),
