@@ -231,7 +231,7 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
         (conv(3, 3, 6, 8, 5, 3, 3, 2, 1), Activation::Sigmoid),
         (conv(1, 3, 6, 16, 2, 3, 3, 2, 1), Activation::Relu),
     ];
-    conv2d::with_textures(false, || {
+    facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {
             check_forward(c, *act, 400 + i as u64);
             check_backward(c, *act, 500 + i as u64);

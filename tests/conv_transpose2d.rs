@@ -247,7 +247,7 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
         (convt(3, 5, 3, 4, 6, 3, 3, 2, 1, 1), Activation::Sigmoid),
         (convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1), Activation::Relu),
     ];
-    conv2d::with_textures(false, || {
+    facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {
             check_forward(c, *act, 400 + i as u64);
             check_backward(c, *act, 500 + i as u64);

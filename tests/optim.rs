@@ -138,6 +138,37 @@ fn adamw_matches_pytorch() {
     }
 }
 
+/// The vec4 kernel reads storage buffers or texture copies (CPU adapters' default, where the
+/// length fits whole texels): both paths against the reference, with every option that changes
+/// the update, on lengths of part of a texture row, whole rows and rows plus a partial row.
+#[test]
+fn buffer_and_texture_reads_match_pytorch() {
+    let cfgs = [
+        AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.05,
+            l1: 0.3,
+            ..Default::default()
+        },
+        AdamConfig {
+            lr: 1e-2,
+            weight_decay: 0.1,
+            decoupled: true,
+            ..Default::default()
+        },
+    ];
+    for textures in [false, true] {
+        for (k, &n) in [1000usize, 2 * 4 * 4096, 70_004].iter().enumerate() {
+            for (c, cfg) in cfgs.iter().enumerate() {
+                let what = format!("textures={textures} n={n} cfg {c}");
+                facegpu::gpu::with_texture_reads(textures, || {
+                    check_steps(&what, *cfg, n, 70 + (k * 2 + c) as u64, 1.0, 5)
+                });
+            }
+        }
+    }
+}
+
 #[test]
 fn tiny_gradients_meet_eps() {
     // |g| ~ 1e-8 = eps: the denominator's eps term matters as much as sqrt(v)

@@ -201,6 +201,21 @@ enum Pending {
     ToTexture(TextureCopy),
 }
 
+thread_local! {
+    static TEXTURE_READS: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with the kernels that can read texture copies of their inputs (the software conv
+/// kernels, Adam) reading storage buffers (`false`) or texture copies (`true`) on this thread,
+/// instead of the default (textures on CPU adapters, wherever they fit). For tests and
+/// benchmarks that compare the two.
+pub fn with_texture_reads<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let before = TEXTURE_READS.with(|t| t.replace(Some(on)));
+    let r = f();
+    TEXTURE_READS.with(|t| t.set(before));
+    r
+}
+
 /// Collects dispatches; `finish` turns them into a replayable [`Program`].
 pub struct Recorder<'g> {
     pub gpu: &'g Gpu,
@@ -317,6 +332,12 @@ impl<'g> Recorder<'g> {
                 depth_or_array_layers: 1,
             },
         }));
+    }
+
+    /// Whether kernels with a texture-reading variant should use it: on CPU adapters (see
+    /// [`Recorder::flat_texture`]) unless [`with_texture_reads`] says otherwise.
+    pub fn texture_reads(&self) -> bool {
+        TEXTURE_READS.with(|t| t.get()).unwrap_or(self.gpu.is_cpu())
     }
 
     /// A flat rgba32float copy of the first `len` floats of `buf` (len a multiple of 4; see

@@ -14,5 +14,5 @@ pub mod tensor;
 pub mod timing;
 
 pub use context::{BackendChoice, Gpu};
-pub use kernels::{grid_1d, Program, Recorder};
+pub use kernels::{grid_1d, with_texture_reads, Program, Recorder};
 pub use tensor::Tensor;

@@ -348,26 +348,11 @@ pub(crate) fn wgrad_cpu(
     Ok(true)
 }
 
-thread_local! {
-    static TEXTURES: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
-}
-
-/// Runs `f` with the software-adapter conv kernels reading storage buffers (`false`) or
-/// texture copies (`true`) on this thread, instead of the default (textures wherever they
-/// fit, on CPU adapters). For tests and benchmarks that compare the two.
-pub fn with_textures<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    let before = TEXTURES.with(|t| t.replace(Some(on)));
-    let r = f();
-    TEXTURES.with(|t| t.set(before));
-    r
-}
-
 /// The shader of the software-adapter kernels (conv2d_cpu_core.wgsl) and their input bindings:
 /// conv2d_tex reading flat texture copies of `inputs` (one copy per distinct buffer) where
 /// every input fits one and textures are on, else conv2d reading the buffers.
 fn cpu_inputs(rec: &mut Recorder, inputs: &[&Tensor]) -> (&'static str, Vec<Bind>) {
-    let on = TEXTURES.with(|t| t.get()).unwrap_or(true);
-    if !on || !inputs.iter().all(|t| rec.gpu.flat_texture_fits(t.len())) {
+    if !rec.texture_reads() || !inputs.iter().all(|t| rec.gpu.flat_texture_fits(t.len())) {
         return ("conv2d", inputs.iter().map(|t| (*t).into()).collect());
     }
     let mut made: Vec<(&wgpu::Buffer, wgpu::TextureView)> = Vec::new();

@@ -106,6 +106,28 @@ pub fn adam(
         wd: cfg.weight_decay,
         l1: cfg.l1,
     };
+    let groups = grid_1d(n as u64, 256);
+    // CPU adapters: read texture copies (Adam over a large layer is bound by its loads, and a
+    // texel of 4 floats loads in about the time of one float from a storage buffer)
+    if entry == "adam4" && rec.texture_reads() && rec.gpu.flat_texture_fits(param.len()) {
+        let [tw, tg, tm, tv] = [param, grad, m, v].map(|t| rec.flat_texture(&t.buf, t.len()));
+        return rec.dispatch(
+            "optim_tex",
+            "adam4_tex",
+            &params,
+            &[
+                param.into(),
+                (&tg).into(),
+                m.into(),
+                v.into(),
+                (&step.buf).into(),
+                (&tw).into(),
+                (&tm).into(),
+                (&tv).into(),
+            ],
+            groups,
+        );
+    }
     rec.dispatch(
         "optim",
         entry,
@@ -117,7 +139,7 @@ pub fn adam(
             v.into(),
             (&step.buf).into(),
         ],
-        grid_1d(n as u64, 256),
+        groups,
     )
 }
 
