@@ -10,7 +10,7 @@
 // Speed on software adapters (lavapipe): each invocation keeps a block of outputs in registers
 // and has no barriers. The kernel size, stride, padding and block sizes are override constants
 // so that the tap loops unroll and the accumulator arrays become registers.
-//!include conv2d_head_core
+//!include conv_head_core
 
 // ---------------------------------------------------------------------------------------------
 // conv_forward: one invocation per (n, channel block, oy, ox); CB output channels in registers.

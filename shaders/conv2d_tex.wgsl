@@ -2,7 +2,7 @@
 // rgba32float texture copies, TW texels wide (texel i = vec4 i of the buffer): on llvmpipe (Mesa
 // 22.3) a storage-buffer load costs about 4 ns per float whatever its width, a texel load about
 // 3 ns for 4 floats, and these kernels are bound by their loads (src/ops/conv2d.rs).
-//!include conv2d_head_core
+//!include conv_head_core
 
 @group(0) @binding(1) var tx: texture_2d<f32>;
 @group(0) @binding(2) var ty: texture_2d<f32>;

@@ -12,40 +12,9 @@
 // fixed at compile time (S, P, KH, KW are overrides), every input value loaded is used by all
 // the outputs of the block it reaches, and no lane wastes time on taps that do not land.
 
-struct Params {
-    batch: u32,
-    c_in: u32,
-    h_in: u32,
-    w_in: u32,
-    c_out: u32,
-    h_out: u32,
-    w_out: u32,
-    // convt_wgrad: invocations per weight block (chunks of pixel blocks)
-    chunks: u32,
-    stride_part: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
+//!include conv_head_core
 
-override KH: u32 = 3u;
-override KW: u32 = 3u;
-override S: u32 = 1u;
-override P: u32 = 0u;
-// output channels per invocation; S*S*CB <= MAXACC
-override CB: u32 = 8u;
-// input channels per invocation (convt_wgrad)
-override CIB: u32 = 1u;
-// ACT (act.wgsl): applied to the output (forward) or as act' to the input (GRAD_IN)
-//!include act
-override GRAD_IN: bool = false;
-
-const WG: u32 = 64u;
-const MAXCB: u32 = 8u;
 const MAXACC: u32 = 64u;
-const MAXW: u32 = 160u;
-
-@group(0) @binding(0) var<uniform> p: Params;
 
 // ceil(a / b) for b > 0 and any sign of a
 fn ceil_div(a: i32, b: i32) -> i32 {
@@ -229,20 +198,12 @@ fn convt_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
 // which input offset is known at compile time, so no lane evaluates taps that do not land.
 // Grid: x = (row block, quad) pairs of one output plane, z = batch.
 
-override CI: u32 = 1u;
-override CO: u32 = 1u;
-const TQW: u32 = 1024u;
+// (CI, CO, the uniform weights tw and the output ty are declared in convt_s2k3_core.wgsl)
 const TACC: u32 = 16u;
 const TROW: u32 = 16u;
 
 @group(0) @binding(1) var<storage, read> tx: array<f32>;
-@group(0) @binding(2) var<uniform> tw: array<vec4<f32>, TQW>;
 @group(0) @binding(3) var<storage, read> txa: array<f32>;
-@group(0) @binding(4) var<storage, read_write> ty: array<vec4<f32>>;
-
-fn tw_at(i: u32) -> f32 {
-    return tw[i >> 2u][i & 3u];
-}
 
 fn t_in(i: u32) -> f32 {
     if (GRAD_IN) { return tx[i] * act_grad(txa[i]); }
@@ -321,17 +282,7 @@ fn convt_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(wor
 }
 
 // ---------------------------------------------------------------------------------------------
-// convt_s2k3_cpu: convt_forward for software adapters at 3x3, stride 2, padding 1, output 2x the
-// input, w_in % 8 == 0 and few output channels (S * c_out < 8, where convt_forward_cpu has too
-// little work per load): the AE's last decoder layer and the first encoder layer's
-// backward_input. Written out by hand, with no private arrays, so nothing depends on Mesa
-// unrolling loops (a loop it leaves rolled sends its arrays to memory: several times slower).
-// Output row 2i takes tap ky = 1 from input row i; row 2i + 1 takes ky = 2 from row i and ky = 0
-// from row i + 1; the same for columns. Each invocation owns 4 output rows by 16 columns of one
-// output channel, from input rows 2*qy .. 2*qy + 2 and columns 8*qg .. 8*qg + 8 (three vec4
-// loads per row; on llvmpipe each load instruction is a per-lane loop, so fewer, wider loads
-// are what counts). Grid: x = (row quad, column block) pairs of one output plane,
-// y = output channel, z = batch.
+// convt_s2k3_cpu / convt_s2k3_all_cpu (convt_s2k3_core.wgsl) reading storage buffers
 
 @group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> sxa4: array<vec4<f32>>;
@@ -344,170 +295,4 @@ fn s_in4(i: u32) -> vec4<f32> {
     return sx4[i];
 }
 
-// Even (e) and odd (o) output columns of an output row pair (0: row 2i, 1: row 2i + 1).
-struct S2Block {
-    e0: vec4<f32>,
-    o0: vec4<f32>,
-    e1: vec4<f32>,
-    o1: vec4<f32>,
-}
-
-// Adds the taps of one input channel (weights at wb): a0 / a1 = 4 input values of rows i and
-// i + 1, s0 / s1 = the same shifted by one column.
-fn s2_taps(b: S2Block, a0: vec4<f32>, s0: vec4<f32>, a1: vec4<f32>, s1: vec4<f32>, wb: u32) -> S2Block {
-    var r = b;
-    r.e0 += a0 * tw_at(wb + 4u);
-    r.o0 += a0 * tw_at(wb + 5u) + s0 * tw_at(wb + 3u);
-    r.e1 += a0 * tw_at(wb + 7u) + a1 * tw_at(wb + 1u);
-    r.o1 += a0 * tw_at(wb + 8u) + s0 * tw_at(wb + 6u) + a1 * tw_at(wb + 2u) + s1 * tw_at(wb + 0u);
-    return r;
-}
-
-fn s2_act(v: vec4<f32>, b: f32) -> vec4<f32> {
-    if (GRAD_IN) { return v; }
-    return vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
-}
-
-// Stores output row pair b at output row 2*i (quad index r of its first quad), if in range.
-fn s2_store(b: S2Block, r: u32, row: u32, wq: u32, bias: f32) {
-    let e0 = s2_act(b.e0, bias);
-    let o0 = s2_act(b.o0, bias);
-    let e1 = s2_act(b.e1, bias);
-    let o1 = s2_act(b.o1, bias);
-    if (row < p.h_out) {
-        ty[r] = vec4<f32>(e0.x, o0.x, e0.y, o0.y);
-        ty[r + 1u] = vec4<f32>(e0.z, o0.z, e0.w, o0.w);
-    }
-    if (row + 1u < p.h_out) {
-        ty[r + wq] = vec4<f32>(e1.x, o1.x, e1.y, o1.y);
-        ty[r + wq + 1u] = vec4<f32>(e1.z, o1.z, e1.w, o1.w);
-    }
-}
-
-@compute @workgroup_size(64)
-fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let wiq = p.w_in / 4u;
-    let nb = wiq / 2u;
-    let qh = (p.h_in + 1u) / 2u;
-    if (gid.x >= qh * nb) { return; }
-    let co = wid.y;
-    let n = wid.z;
-    let qy = gid.x / nb;
-    let qg = gid.x % nb;
-    let y0 = 2u * qy;
-    let ok1 = y0 + 1u < p.h_in;
-    let ok2 = y0 + 2u < p.h_in;
-    let ok_c = 2u * qg + 2u < wiq;
-    let z = vec4<f32>(0.0);
-    // row pairs A (output rows 2*y0, +1) and B (2*y0 + 2, +3) by column blocks L (output columns
-    // 16*qg .. +7) and R (+8 .. +15)
-    var al = S2Block(z, z, z, z);
-    var ar = S2Block(z, z, z, z);
-    var bl = S2Block(z, z, z, z);
-    var br = S2Block(z, z, z, z);
-    for (var ci = 0u; ci < CI; ci++) {
-        let plane = (n * CI + ci) * p.h_in;
-        let i0 = (plane + y0) * wiq + 2u * qg;
-        let i1 = (plane + min(y0 + 1u, p.h_in - 1u)) * wiq + 2u * qg;
-        let i2 = (plane + min(y0 + 2u, p.h_in - 1u)) * wiq + 2u * qg;
-        // row k: vec4s u (columns 8*qg ..), v (+4 ..) and the first value of the next (c)
-        let u0 = s_in4(i0);
-        let v0 = s_in4(i0 + 1u);
-        let c0 = select(0.0, s_in4(select(i0, i0 + 2u, ok_c)).x, ok_c);
-        let u1 = select(z, s_in4(i1), ok1);
-        let v1 = select(z, s_in4(i1 + 1u), ok1);
-        let c1 = select(0.0, s_in4(select(i1, i1 + 2u, ok_c)).x, ok_c && ok1);
-        let u2 = select(z, s_in4(i2), ok2);
-        let v2 = select(z, s_in4(i2 + 1u), ok2);
-        let c2 = select(0.0, s_in4(select(i2, i2 + 2u, ok_c)).x, ok_c && ok2);
-        // shifted by one column
-        let su0 = vec4<f32>(u0.y, u0.z, u0.w, v0.x);
-        let sv0 = vec4<f32>(v0.y, v0.z, v0.w, c0);
-        let su1 = vec4<f32>(u1.y, u1.z, u1.w, v1.x);
-        let sv1 = vec4<f32>(v1.y, v1.z, v1.w, c1);
-        let su2 = vec4<f32>(u2.y, u2.z, u2.w, v2.x);
-        let sv2 = vec4<f32>(v2.y, v2.z, v2.w, c2);
-        let wb = (ci * CO + co) * 9u;
-        al = s2_taps(al, u0, su0, u1, su1, wb);
-        ar = s2_taps(ar, v0, sv0, v1, sv1, wb);
-        bl = s2_taps(bl, u1, su1, u2, su2, wb);
-        br = s2_taps(br, v1, sv1, v2, sv2, wb);
-    }
-    let bias = tw_at(CI * CO * 9u + co);
-    let wq = p.w_out / 4u;
-    let r = ((n * CO + co) * p.h_out + 2u * y0) * wq + 4u * qg;
-    s2_store(al, r, 2u * y0, wq, bias);
-    s2_store(ar, r + 2u, 2u * y0, wq, bias);
-    s2_store(bl, r + 2u * wq, 2u * y0 + 2u, wq, bias);
-    s2_store(br, r + 2u * wq + 2u, 2u * y0 + 2u, wq, bias);
-}
-
-// ---------------------------------------------------------------------------------------------
-// convt_s2k3_all_cpu: convt_s2k3_cpu for 4..8 output channels, all of them per invocation (so
-// each input value is loaded once per invocation rather than once per channel): output rows
-// 2*qy, 2*qy + 1 by columns 8*qg .. 8*qg + 7 from input rows qy, qy + 1 and columns 4*qg ..
-// 4*qg + 4 (two vec4 loads per row). Needs w_in % 4 == 0. Grid: x = (input row, input quad)
-// pairs of one input plane, z = batch.
-
-struct S2x8 {
-    b0: S2Block,
-    b1: S2Block,
-    b2: S2Block,
-    b3: S2Block,
-    b4: S2Block,
-    b5: S2Block,
-    b6: S2Block,
-    b7: S2Block,
-}
-
-fn s2x8_add(o: S2x8, a0: vec4<f32>, s0: vec4<f32>, a1: vec4<f32>, s1: vec4<f32>, ci: u32) -> S2x8 {
-    var r = o;
-    let wb = ci * CO * 9u;
-    if (CO > 0u) { r.b0 = s2_taps(r.b0, a0, s0, a1, s1, wb); }
-    if (CO > 1u) { r.b1 = s2_taps(r.b1, a0, s0, a1, s1, wb + 9u); }
-    if (CO > 2u) { r.b2 = s2_taps(r.b2, a0, s0, a1, s1, wb + 18u); }
-    if (CO > 3u) { r.b3 = s2_taps(r.b3, a0, s0, a1, s1, wb + 27u); }
-    if (CO > 4u) { r.b4 = s2_taps(r.b4, a0, s0, a1, s1, wb + 36u); }
-    if (CO > 5u) { r.b5 = s2_taps(r.b5, a0, s0, a1, s1, wb + 45u); }
-    if (CO > 6u) { r.b6 = s2_taps(r.b6, a0, s0, a1, s1, wb + 54u); }
-    if (CO > 7u) { r.b7 = s2_taps(r.b7, a0, s0, a1, s1, wb + 63u); }
-    return r;
-}
-
-@compute @workgroup_size(64)
-fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let wiq = p.w_in / 4u;
-    if (gid.x >= p.h_in * wiq) { return; }
-    let n = wid.z;
-    let qy = gid.x / wiq;
-    let qg = gid.x % wiq;
-    let has_next_col = qg + 1u < wiq;
-    let has_next_row = qy + 1u < p.h_in;
-    let z = vec4<f32>(0.0);
-    let zb = S2Block(z, z, z, z);
-    var acc = S2x8(zb, zb, zb, zb, zb, zb, zb, zb);
-    for (var ci = 0u; ci < CI; ci++) {
-        let plane = (n * CI + ci) * p.h_in;
-        let i0 = (plane + qy) * wiq + qg;
-        let i1 = (plane + min(qy + 1u, p.h_in - 1u)) * wiq + qg;
-        let a0 = s_in4(i0);
-        let b0 = select(0.0, s_in4(select(i0, i0 + 1u, has_next_col)).x, has_next_col);
-        let a1 = select(z, s_in4(i1), has_next_row);
-        let b1 = select(0.0, s_in4(select(i1, i1 + 1u, has_next_col)).x, has_next_col && has_next_row);
-        let s0 = vec4<f32>(a0.y, a0.z, a0.w, b0);
-        let s1 = vec4<f32>(a1.y, a1.z, a1.w, b1);
-        acc = s2x8_add(acc, a0, s0, a1, s1, ci);
-    }
-    let wq = p.w_out / 4u;
-    let plane = p.h_out * wq;
-    let r = (n * CO * p.h_out + 2u * qy) * wq + 2u * qg;
-    let nb = CI * CO * 9u;
-    if (CO > 0u) { s2_store(acc.b0, r, 2u * qy, wq, tw_at(nb)); }
-    if (CO > 1u) { s2_store(acc.b1, r + plane, 2u * qy, wq, tw_at(nb + 1u)); }
-    if (CO > 2u) { s2_store(acc.b2, r + 2u * plane, 2u * qy, wq, tw_at(nb + 2u)); }
-    if (CO > 3u) { s2_store(acc.b3, r + 3u * plane, 2u * qy, wq, tw_at(nb + 3u)); }
-    if (CO > 4u) { s2_store(acc.b4, r + 4u * plane, 2u * qy, wq, tw_at(nb + 4u)); }
-    if (CO > 5u) { s2_store(acc.b5, r + 5u * plane, 2u * qy, wq, tw_at(nb + 5u)); }
-    if (CO > 6u) { s2_store(acc.b6, r + 6u * plane, 2u * qy, wq, tw_at(nb + 6u)); }
-    if (CO > 7u) { s2_store(acc.b7, r + 7u * plane, 2u * qy, wq, tw_at(nb + 7u)); }
-}
+//!include convt_s2k3_core

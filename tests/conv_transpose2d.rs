@@ -238,14 +238,16 @@ fn ae_shapes_match_reference() {
 
 #[test]
 fn cpu_kernels_read_buffers_and_textures_alike() {
-    // on CPU adapters the software kernels shared with Conv2d (conv2d.wgsl: backward_input as
-    // conv_forward_cpu, the weight gradient as conv_wgrad*_cpu with TRANSPOSED) read flat
-    // texture copies of their inputs by default (the tests above); here shapes that take them
-    // again, reading the storage buffers instead
+    // on CPU adapters the 3x3 stride-2 forward kernels (convt_s2k3_core.wgsl) and the software
+    // kernels shared with Conv2d (conv2d.wgsl: backward_input as conv_forward_cpu, the weight
+    // gradient as conv_wgrad*_cpu with TRANSPOSED) read flat texture copies of their inputs by
+    // default (the tests above); here shapes that take them again, reading the storage buffers
+    // instead (convt_s2k3_all_cpu for 4..8 output channels, convt_s2k3_cpu for 2)
     let cases = [
         (convt(1, 1, 7, 4, 1, 1, 1, 1, 0, 0), Activation::None),
         (convt(3, 5, 3, 4, 6, 3, 3, 2, 1, 1), Activation::Sigmoid),
         (convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1), Activation::Relu),
+        (convt(3, 5, 3, 16, 2, 3, 3, 2, 1, 1), Activation::Sigmoid),
     ];
     facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {

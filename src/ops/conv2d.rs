@@ -334,7 +334,7 @@ pub(crate) fn wgrad_cpu(
     let ncib = g.c_in.div_ceil(cib);
     let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
     let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
-    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba]);
+    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
     let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
     rec.dispatch_with(
         shader,
@@ -348,12 +348,20 @@ pub(crate) fn wgrad_cpu(
     Ok(true)
 }
 
-/// The shader of the software-adapter kernels (conv2d_cpu_core.wgsl) and their input bindings:
-/// conv2d_tex reading flat texture copies of `inputs` (one copy per distinct buffer) where
-/// every input fits one and textures are on, else conv2d reading the buffers.
-fn cpu_inputs(rec: &mut Recorder, inputs: &[&Tensor]) -> (&'static str, Vec<Bind>) {
+/// conv2d_cpu_core.wgsl's kernels reading storage buffers / texture copies.
+const CPU_SHADERS: (&str, &str) = ("conv2d", "conv2d_tex");
+
+/// The shader of a software-adapter kernel family that comes in two files, `shaders` = (reads
+/// storage buffers, reads textures), and the input bindings: the texture file with flat copies
+/// of `inputs` (one per distinct buffer) where every input fits one and texture reads are on,
+/// else the buffer file with the buffers.
+pub(crate) fn cpu_inputs(
+    rec: &mut Recorder,
+    inputs: &[&Tensor],
+    shaders: (&'static str, &'static str),
+) -> (&'static str, Vec<Bind>) {
     if !rec.texture_reads() || !inputs.iter().all(|t| rec.gpu.flat_texture_fits(t.len())) {
-        return ("conv2d", inputs.iter().map(|t| (*t).into()).collect());
+        return (shaders.0, inputs.iter().map(|t| (*t).into()).collect());
     }
     let mut made: Vec<(&wgpu::Buffer, wgpu::TextureView)> = Vec::new();
     let mut binds = Vec::new();
@@ -368,7 +376,7 @@ fn cpu_inputs(rec: &mut Recorder, inputs: &[&Tensor]) -> (&'static str, Vec<Bind
         };
         binds.push((&view).into());
     }
-    ("conv2d_tex", binds)
+    (shaders.1, binds)
 }
 
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
@@ -417,7 +425,7 @@ pub(crate) fn gather_conv(
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
-        let (shader, ins) = cpu_inputs(rec, &[x, xa]);
+        let (shader, ins) = cpu_inputs(rec, &[x, xa], CPU_SHADERS);
         let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
         return rec.dispatch_with(
             shader,
@@ -431,7 +439,7 @@ pub(crate) fn gather_conv(
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
-        let (shader, ins) = cpu_inputs(rec, &[x, xa]);
+        let (shader, ins) = cpu_inputs(rec, &[x, xa], CPU_SHADERS);
         let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
         return rec.dispatch_with(
             shader,

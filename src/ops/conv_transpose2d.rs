@@ -15,6 +15,7 @@ use super::conv2d::{
     MAXACC, MAXCB, UBO_FLOATS, WG,
 };
 use super::Activation;
+use crate::gpu::kernels::Bind;
 use crate::gpu::timing::KernelBench;
 use crate::gpu::{Gpu, Recorder, Tensor};
 
@@ -129,6 +130,9 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
         && 4 * s * g.c_out * g.c_in * g.kh.div_ceil(s) * g.kw <= CPU_MAX_UNROLL
 }
 
+/// convt_s2k3_core.wgsl's kernels reading storage buffers / texture copies.
+const S2K3_SHADERS: (&str, &str) = ("conv_transpose2d", "conv_transpose2d_tex");
+
 /// Transposed gather conv (conv_transpose2d.wgsl convt_forward, or convt_forward_cpu on
 /// software adapters) of geometry `g` (weight
 /// [c_in, c_out, kh, kw]). Forward: `out = act(convT(x, w) + b)`. With `grad_in`:
@@ -192,12 +196,19 @@ pub(crate) fn gather_convt(
             ("CI", g.c_in as f64),
             ("CO", g.c_out as f64),
         ]);
+        // the 3x3 stride-2 kernels (convt_s2k3_core.wgsl) can read texture copies
+        let (shader, ins) = if geometry {
+            ("conv_transpose2d", vec![x.into(), xa.into()])
+        } else {
+            super::conv2d::cpu_inputs(rec, &[x, xa], S2K3_SHADERS)
+        };
+        let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
         return rec.dispatch_with(
-            "conv_transpose2d",
+            shader,
             entry,
             &consts,
             &g.params(0, 0),
-            &[x.into(), (&ubo).into(), xa.into(), out.into()],
+            &[xb, (&ubo).into(), xab, out.into()],
             grid,
         );
     }

@@ -1,4 +1,5 @@
-// Parameters, override constants and bindings shared by conv2d.wgsl and conv2d_tex.wgsl.
+// Parameters, override constants and the uniform binding shared by the Conv2d and
+// ConvTranspose2d shaders (conv2d*.wgsl, conv_transpose2d*.wgsl).
 //!include common
 
 struct Params {
@@ -9,7 +10,8 @@ struct Params {
     c_out: u32,
     h_out: u32,
     w_out: u32,
-    // conv_wgrad: invocations per weight block (pixel chunks); reduce: number of partials
+    // conv_wgrad / convt_wgrad: invocations per weight block (pixel chunks); reduce: number of
+    // partials
     chunks: u32,
     // reduce: values per partial
     stride_part: u32,
@@ -22,9 +24,9 @@ override KH: u32 = 3u;
 override KW: u32 = 3u;
 override S: u32 = 1u;
 override P: u32 = 0u;
-// output channels per invocation (<= MAXCB)
+// output channels per invocation (<= MAXCB; convt_forward: S*S*CB <= MAXACC)
 override CB: u32 = 8u;
-// input channels per invocation (conv_wgrad)
+// input channels per invocation (conv_wgrad, convt_wgrad)
 override CIB: u32 = 1u;
 // ACT (act.wgsl): applied to the output (forward) or as act' to the input (GRAD_IN)
 //!include act
