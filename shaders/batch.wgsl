@@ -28,18 +28,24 @@ struct BatchState {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> st: BatchState;
+// st and lut are uniforms: on software adapters a storage-buffer load is a per-lane loop
+@group(0) @binding(1) var<uniform> st: BatchState;
 // (store row, face id) per position of the epoch; the face id (index in the dataset) keys the noise
 @group(0) @binding(2) var<storage, read> order: array<u32>;
 @group(0) @binding(3) var<storage, read> data: array<u32>;
 // i / 255 as the host computes it (correctly rounded), so u8 -> f32 is bit-exact everywhere
-@group(0) @binding(4) var<storage, read> lut: array<f32, 256>;
-@group(0) @binding(5) var<storage, read_write> clean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> noisy: array<f32>;
+@group(0) @binding(4) var<uniform> lut: array<vec4<f32>, 64>;
+// [batch, 16384] as vec4s: one store per 4 pixels
+@group(0) @binding(5) var<storage, read_write> clean: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> noisy: array<vec4<f32>>;
 
 const WG: u32 = 256u;
 const WORDS: u32 = 4096u;    // u32 words per face
-const PIXELS: u32 = 16384u;
+
+fn unit(word: u32) -> vec4<f32> {
+    let b = vec4<u32>(word & 255u, (word >> 8u) & 255u, (word >> 16u) & 255u, word >> 24u);
+    return vec4<f32>(lut[b.x >> 2u][b.x & 3u], lut[b.y >> 2u][b.y & 3u], lut[b.z >> 2u][b.z & 3u], lut[b.w >> 2u][b.w & 3u]);
+}
 
 // The word this invocation handles: (slot, word index, store row), or row = 0xFFFFFFFF when
 // the slot is past `valid` and 0xFFFFFFFE when its face lives in another chunk.
@@ -57,18 +63,13 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let t = linear_index(gid, nwg, WG);
     if (t >= p.batch * WORDS) { return; }
     let l = locate(t);
-    let base = l.x * PIXELS + l.y * 4u;
+    let q = l.x * WORDS + l.y;
     if (l.z == 0xFFFFFFFFu) {
-        if (p.chunk0 != 0u) {
-            for (var k = 0u; k < 4u; k = k + 1u) { clean[base + k] = 0.0; }
-        }
+        if (p.chunk0 != 0u) { clean[q] = vec4<f32>(0.0); }
         return;
     }
     if (l.z == 0xFFFFFFFEu) { return; }
-    let word = data[l.z * WORDS + l.y];
-    for (var k = 0u; k < 4u; k = k + 1u) {
-        clean[base + k] = lut[(word >> (8u * k)) & 255u];
-    }
+    clean[q] = unit(data[l.z * WORDS + l.y]);
 }
 
 @compute @workgroup_size(256)
@@ -76,23 +77,18 @@ fn gather_noisy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let t = linear_index(gid, nwg, WG);
     if (t >= p.batch * WORDS) { return; }
     let l = locate(t);
-    let base = l.x * PIXELS + l.y * 4u;
+    let q = l.x * WORDS + l.y;
     if (l.z == 0xFFFFFFFFu) {
-        if (p.chunk0 != 0u) {
-            for (var k = 0u; k < 4u; k = k + 1u) { clean[base + k] = 0.0; noisy[base + k] = 0.0; }
-        }
+        if (p.chunk0 != 0u) { clean[q] = vec4<f32>(0.0); noisy[q] = vec4<f32>(0.0); }
         return;
     }
     if (l.z == 0xFFFFFFFEu) { return; }
-    let word = data[l.z * WORDS + l.y];
+    let c = unit(data[l.z * WORDS + l.y]);
     let id = order[2u * (st.start + l.x) + 1u];
     // pixels 4w..4w+3 share one Philox call: the same values as normal_at(key, pixel, id, stream)
     let z = normal4(vec4<u32>(l.y, id, st.stream, 0x66616365u), vec2<u32>(p.key_lo, p.key_hi));
-    for (var k = 0u; k < 4u; k = k + 1u) {
-        let c = lut[(word >> (8u * k)) & 255u];
-        clean[base + k] = c;
-        var v = c + p.sigma * z[k];
-        if (p.clip != 0u) { v = clamp(v, 0.0, 1.0); }
-        noisy[base + k] = v;
-    }
+    clean[q] = c;
+    var v = c + p.sigma * z;
+    if (p.clip != 0u) { v = clamp(v, vec4<f32>(0.0), vec4<f32>(1.0)); }
+    noisy[q] = v;
 }

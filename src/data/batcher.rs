@@ -243,11 +243,11 @@ impl Batcher {
             }
         };
         let shape = [cfg.batch, 1, 128, 128];
-        let lut = gpu.upload_bytes(bytemuck::cast_slice(&byte_to_unit_lut()));
+        let lut = gpu.uniform_init(bytemuck::cast_slice(&byte_to_unit_lut()));
         let mut b = Batcher {
             clean: gpu.zeros(&shape),
             noisy: cfg.noise.map(|_| gpu.zeros(&shape)),
-            state: gpu.storage(16),
+            state: gpu.uniform_init(&[0; 16]),
             order: gpu.storage((2 * n * 4) as u64),
             lut,
             chunks,

@@ -76,6 +76,15 @@ impl Gpu {
         }
     }
 
+    /// A uniform buffer holding `bytes` (a multiple of 16), rewritable with queue writes. On
+    /// software adapters a load from a uniform buffer is one scalar load, not a per-lane loop.
+    pub fn uniform_init(&self, bytes: &[u8]) -> wgpu::Buffer {
+        self.buffer_init(
+            bytes,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )
+    }
+
     /// An uninitialised (zeroed) raw storage buffer of at least `bytes` bytes.
     pub fn storage(&self, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
