@@ -110,3 +110,40 @@ fn mismatched_shapes_are_refused() {
     assert!(err.contains("[2, 3]") && err.contains("[5]"), "{err}");
     assert!(loss::mse_grad(&mut rec, &a, &b, &a, 1.0).is_err());
 }
+
+/// On CPU adapters the vec4 kernels read texture copies by default (the tests above): the
+/// storage-buffer kernels against the reference too, and the two paths give the same bits.
+#[test]
+fn buffer_and_texture_reads_agree() {
+    for (k, &n) in [1000usize, 2 * 4 * 4096 + 12, 128 * 16384]
+        .iter()
+        .enumerate()
+    {
+        let p = f32s(Rng::new(200 + k as u64).vec(n, 0.0, 1.0));
+        let t = f32s(Rng::new(250 + k as u64).vec(n, 0.0, 1.0));
+        let scale = 1.0 / n as f32;
+        let [bufs, texs] = [false, true].map(|on| {
+            facegpu::gpu::with_texture_reads(on, || {
+                (gpu_mse(&p, &t, scale), gpu_mse_grad(&p, &t, scale))
+            })
+        });
+        let want = r::mse(&p, &t, scale as f64);
+        assert_close(
+            &format!("buffers: mse n={n}"),
+            &[bufs.0],
+            &[want],
+            1e-6,
+            0.0,
+        );
+        let want = r::mse_grad(&p, &t, scale as f64);
+        assert_close(
+            &format!("buffers: mse_grad n={n}"),
+            &bufs.1,
+            &want,
+            1e-6,
+            1e-30,
+        );
+        assert_eq!(bufs.0, texs.0, "buffers vs textures: mse n={n}");
+        assert_eq!(bufs.1, texs.1, "buffers vs textures: mse_grad n={n}");
+    }
+}

@@ -168,3 +168,36 @@ fn empty_input_sums_to_zero() {
     rec.run().unwrap();
     assert_eq!(read(&out), vec![0.0]);
 }
+
+/// On CPU adapters the first vec4 pass reads texture copies by default (the tests above); the
+/// storage-buffer pass must give the same sums, bit for bit (same order of additions), and exact
+/// integer sums, on rows that fill part of a texture row, whole rows and rows plus a partial row.
+#[test]
+fn buffer_and_texture_reads_agree() {
+    for (k, &(rows, n)) in [(1, 1000), (5, 4 * 4096 + 8), (128, 16384)]
+        .iter()
+        .enumerate()
+    {
+        let ints = ints(60 + k as u64, rows * n);
+        let reals = f32s(Rng::new(70 + k as u64).vec(rows * n, -1.0, 2.0));
+        let [bi, br] = [false, true].map(|on| {
+            facegpu::gpu::with_texture_reads(on, || {
+                (
+                    gpu_sum_rows(&ints, rows, 1.0),
+                    gpu_sum_rows(&reals, rows, 0.5),
+                )
+            })
+        });
+        assert_eq!(
+            bi.0,
+            r::sum_rows(&ints, rows),
+            "buffers: integer row sums {rows}x{n}"
+        );
+        assert_eq!(
+            br.0,
+            r::sum_rows(&ints, rows),
+            "textures: integer row sums {rows}x{n}"
+        );
+        assert_eq!(bi.1, br.1, "buffers vs textures: row sums {rows}x{n}");
+    }
+}

@@ -61,14 +61,27 @@ pub fn mse_grad(
         n if n % 4 == 0 => ("mse_grad4", n / 4),
         n => ("mse_grad", n),
     };
+    let params = Params {
+        n: n as u32,
+        k: 2.0 * scale,
+        _pad: [0; 2],
+    };
+    // CPU adapters: texture copies of the operands (the kernel is bound by its loads)
+    if entry == "mse_grad4" && rec.texture_reads() && rec.gpu.flat_texture_fits(pred.len()) {
+        let tp = rec.flat_texture(&pred.buf, pred.len());
+        let tt = rec.flat_texture(&target.buf, target.len());
+        return rec.dispatch(
+            "loss",
+            "mse_grad4_tex",
+            &params,
+            &[(&tp).into(), (&tt).into(), dpred.into()],
+            grid_1d(n as u64, 256),
+        );
+    }
     rec.dispatch(
         "loss",
         entry,
-        &Params {
-            n: n as u32,
-            k: 2.0 * scale,
-            _pad: [0; 2],
-        },
+        &params,
         &[pred.into(), target.into(), dpred.into()],
         grid_1d(n as u64, 256),
     )

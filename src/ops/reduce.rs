@@ -115,9 +115,21 @@ pub fn sum_rows_mapped(
             m: m as u32,
             scale: if last { scale } else { 1.0 },
         };
+        // CPU adapters: the first vec4 pass reads texture copies (it is bound by its loads)
+        let mut entry = if vec4 { "sum_pass4" } else { "sum_pass" };
+        if vec4 && rec.texture_reads() && rec.gpu.flat_texture_fits(total) {
+            let ta = rec.flat_texture(&a.buf, total);
+            src = (&ta).into();
+            src2 = if two {
+                (&rec.flat_texture(&b.buf, total)).into()
+            } else {
+                (&ta).into()
+            };
+            entry = "sum_pass4_tex";
+        }
         rec.dispatch_with(
             "reduce",
-            if vec4 { "sum_pass4" } else { "sum_pass" },
+            entry,
             &[("MAP", map as u32 as f64)],
             &params,
             &[src.clone(), src2, dst.clone()],
