@@ -278,6 +278,55 @@ fn gradients_match_finite_differences() {
     }
 }
 
+/// `linear::backward` (what training runs): both products of a layer, g = dy * act'(y) formed
+/// once for the two where both use the register kernels, with texture reads on and off, and
+/// without dx (a first layer).
+#[test]
+fn backward_of_a_layer_matches_reference() {
+    for (i, &(bt, di, dd, act)) in [
+        (5, 300, 36, Activation::Sigmoid),
+        (9, 68, 200, Activation::Relu),
+        (3, 37, 19, Activation::Relu),
+        (4, 20, 12, Activation::None),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let c = case(bt, di, dd, act, 200 + i as u64);
+        let s = c.s;
+        let code = act.code();
+        let dx_ref = r::backward_input(code, &c.y, &c.dy, &c.w, s.batch, s.d_in, s.d_out);
+        let (dw_ref, db_ref) =
+            r::backward_weight(code, &c.y, &c.dy, &c.x, s.batch, s.d_in, s.d_out);
+        for textures in [false, true] {
+            for with_dx in [true, false] {
+                let tag = format!("{s:?} {act:?} textures {textures} dx {with_dx}");
+                let y = upload(&c.y, &[s.batch, s.d_out]);
+                let dy = upload(&c.dy, &[s.batch, s.d_out]);
+                let x = upload(&c.x, &[s.batch, s.d_in]);
+                let w = upload(&c.w, &[s.d_out, s.d_in]);
+                let (dw, db) = (poisoned(&[s.d_out, s.d_in]), poisoned(&[s.d_out]));
+                let dx = poisoned(&[s.batch, s.d_in]);
+                facegpu::gpu::with_texture_reads(textures, || {
+                    let mut rec = gpu().record();
+                    let dxo = with_dx.then_some(&dx);
+                    linear::backward(&mut rec, &s, act, &y, &dy, &x, &w, &dw, &db, dxo).unwrap();
+                    rec.run().unwrap();
+                });
+                let (rt, at) = bound(s.batch);
+                assert_close(&format!("dW {tag}"), &read(&dw), &dw_ref, rt, at);
+                assert_close(&format!("db {tag}"), &read(&db), &db_ref, rt, at);
+                if with_dx {
+                    let (rt, at) = bound(s.d_out);
+                    assert_close(&format!("dx {tag}"), &read(&dx), &dx_ref, rt, at);
+                } else {
+                    assert!(read(&dx).iter().all(|v| v.is_nan()), "dx written: {tag}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn vae_like_shape_matches_reference() {
     // the encoder's long reduction (d_in 16384) at small batch, default plan and forced splits

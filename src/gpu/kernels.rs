@@ -216,6 +216,12 @@ pub fn with_texture_reads<R>(on: bool, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Whether kernels with a texture-reading variant should use it on `gpu`: on CPU adapters
+/// unless [`with_texture_reads`] says otherwise.
+pub fn texture_reads(gpu: &Gpu) -> bool {
+    TEXTURE_READS.with(|t| t.get()).unwrap_or(gpu.is_cpu())
+}
+
 /// Collects dispatches; `finish` turns them into a replayable [`Program`].
 pub struct Recorder<'g> {
     pub gpu: &'g Gpu,
@@ -337,7 +343,7 @@ impl<'g> Recorder<'g> {
     /// Whether kernels with a texture-reading variant should use it: on CPU adapters (see
     /// [`Recorder::flat_texture`]) unless [`with_texture_reads`] says otherwise.
     pub fn texture_reads(&self) -> bool {
-        TEXTURE_READS.with(|t| t.get()).unwrap_or(self.gpu.is_cpu())
+        texture_reads(self.gpu)
     }
 
     /// A flat rgba32float copy of the first `len` floats of `buf` (len a multiple of 4; see

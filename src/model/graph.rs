@@ -374,10 +374,7 @@ fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -
             }
         }
         LayerShape::Linear(s) => {
-            linear::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
-            if let Some(dx) = &n.d_input {
-                linear::backward_input(rec, &s, act, y, dy, w, dx)?;
-            }
+            linear::backward(rec, &s, act, y, dy, x, w, dw, db, n.d_input.as_ref())?;
         }
     }
     Ok(())

@@ -216,7 +216,9 @@ pub fn plan(gpu: &Gpu, s: &LinearShape, pass: Pass, opts: Options) -> Plan {
     Plan {
         variant,
         chunks,
-        textures: opts.textures.unwrap_or(true),
+        textures: opts
+            .textures
+            .unwrap_or_else(|| crate::gpu::kernels::texture_reads(gpu)),
     }
 }
 
@@ -312,6 +314,21 @@ pub fn backward_input_opt(
     dx: &Tensor,
     opts: Options,
 ) -> Result<()> {
+    backward_input_with(rec, s, act, y, dy, w, dx, opts, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_input_with(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    opts: Options,
+    formed: Option<&wgpu::Buffer>,
+) -> Result<()> {
     check_shape(s)?;
     check(y, "y", s.batch * s.d_out, s)?;
     check(dy, "dy", s.batch * s.d_out, s)?;
@@ -321,7 +338,7 @@ pub fn backward_input_opt(
     let (m, n, k) = Pass::BackwardInput.mnk(s);
     let c = act_const(act);
     let out = matmul_out(rec, pl, m * n, dx)?;
-    let (g, mc) = stored_g(rec, pl, act, y, dy)?;
+    let (g, mc) = stored_g(rec, pl, act, y, dy, formed)?;
     let binds = [(&g).into(), y.into(), w.into(), (&out).into()];
     record_matmul(rec, Pass::BackwardInput, pl, m, n, k, &mc, &binds)?;
     if pl.chunks > 1 {
@@ -357,6 +374,22 @@ pub fn backward_weight_opt(
     db: &Tensor,
     opts: Options,
 ) -> Result<()> {
+    backward_weight_with(rec, s, act, y, dy, x, dw, db, opts, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_weight_with(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+    opts: Options,
+    formed: Option<&wgpu::Buffer>,
+) -> Result<()> {
     check_shape(s)?;
     check(y, "y", s.batch * s.d_out, s)?;
     check(dy, "dy", s.batch * s.d_out, s)?;
@@ -368,7 +401,7 @@ pub fn backward_weight_opt(
     let c = act_const(act);
     let out = matmul_out(rec, pl, m * n, dw)?;
     let dbout = matmul_out(rec, pl, m, db)?;
-    let (g, mc) = stored_g(rec, pl, act, y, dy)?;
+    let (g, mc) = stored_g(rec, pl, act, y, dy, formed)?;
     let binds = [
         (&g).into(),
         y.into(),
@@ -384,37 +417,108 @@ pub fn backward_weight_opt(
     Ok(())
 }
 
+/// Both backward products of one layer: dW, db ([`backward_weight`]) and, when `dx` is given,
+/// dx ([`backward_input`]). Where both use the register kernels, g = dy * act'(y) is formed once
+/// for the two.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    rec: &mut Recorder,
+    s: &LinearShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+    dx: Option<&Tensor>,
+) -> Result<()> {
+    let opts = Options::default();
+    let (pw, pi) = (
+        plan(rec.gpu, s, Pass::BackwardWeight, opts),
+        plan(rec.gpu, s, Pass::BackwardInput, opts),
+    );
+    let share = dx.is_some()
+        && act != Activation::None
+        && pw.variant == Variant::Registers
+        && pi.variant == Variant::Registers;
+    let formed = if share {
+        check(y, "y", s.batch * s.d_out, s)?;
+        check(dy, "dy", s.batch * s.d_out, s)?;
+        Some(form_g(rec, act, y, dy, pw.textures)?)
+    } else {
+        None
+    };
+    backward_weight_with(rec, s, act, y, dy, x, dw, db, opts, formed.as_ref())?;
+    if let Some(dx) = dx {
+        backward_input_with(rec, s, act, y, dy, w, dx, opts, formed.as_ref())?;
+    }
+    Ok(())
+}
+
 /// What the backward matmuls read as dy, and their ACT: for the register kernels with an
-/// activation, g = dy * act'(y) is stored first by `form_g` (one cheap pass) and the matmul runs
-/// with ACT = none, which halves its S loads (on lavapipe the loads set the speed). The tiled
-/// kernels form g while staging tiles, where it costs little.
+/// activation, g = dy * act'(y) is stored first by `form_g` (one cheap pass; or `formed`, when
+/// [`backward`] made it for both products) and the matmul runs with ACT = none, which halves its
+/// S loads (on lavapipe the loads set the speed). The tiled kernels form g while staging tiles,
+/// where it costs little.
 fn stored_g(
     rec: &mut Recorder,
     pl: Plan,
     act: Activation,
     y: &Tensor,
     dy: &Tensor,
+    formed: Option<&wgpu::Buffer>,
 ) -> Result<(wgpu::Buffer, [(&'static str, f64); 1])> {
     if pl.variant != Variant::Registers || act == Activation::None {
         return Ok((dy.buf.clone(), act_const(act)));
     }
+    if let Some(g) = formed {
+        return Ok((g.clone(), act_const(Activation::None)));
+    }
+    Ok((
+        form_g(rec, act, y, dy, pl.textures)?,
+        act_const(Activation::None),
+    ))
+}
+
+/// g = dy * act'(y) in a new buffer: `form_g`, or with `textures` `form_g4_tex` reading texture
+/// copies where the length allows.
+fn form_g(
+    rec: &mut Recorder,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    textures: bool,
+) -> Result<wgpu::Buffer> {
     let len = dy.len();
     let g = rec.gpu.storage((len * 4) as u64);
+    let tex = len % 4 == 0 && textures && rec.gpu.flat_texture_fits(len);
+    let (entry, items, binds) = if tex {
+        let tdy = rec.flat_texture(&dy.buf, len);
+        let ty = rec.flat_texture(&y.buf, len);
+        (
+            "form_g4_tex",
+            len / 4,
+            [(&tdy).into(), (&ty).into(), (&g).into()],
+        )
+    } else {
+        ("form_g", len, [dy.into(), y.into(), (&g).into()])
+    };
     let params = ReduceParams {
-        len: len as u32,
+        len: items as u32,
         n: 0,
         chunks: 0,
         bias: 0,
     };
     rec.dispatch_with(
         "linear",
-        "form_g",
+        entry,
         &act_const(act),
         &params,
-        &[dy.into(), y.into(), (&g).into()],
-        crate::gpu::grid_1d(len as u64, REDUCE_WG),
+        &binds,
+        crate::gpu::grid_1d(items as u64, REDUCE_WG),
     )?;
-    Ok((g, act_const(Activation::None)))
+    Ok(g)
 }
 
 /// Where the matmul writes: the output itself, or a scratch buffer of `chunks` partials.
