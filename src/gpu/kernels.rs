@@ -110,6 +110,7 @@ impl Gpu {
             gpu: self,
             ops: Vec::new(),
             params: Vec::new(),
+            flat_copies: Vec::new(),
         }
     }
 }
@@ -227,6 +228,10 @@ pub struct Recorder<'g> {
     pub gpu: &'g Gpu,
     ops: Vec<Pending>,
     params: Vec<u8>,
+    /// Flat texture copies still equal to their buffer at this point of the recording: (buffer,
+    /// floats copied, view). A buffer bound as a buffer by a later dispatch (it may write it) or
+    /// written by a copy drops out, so a later read copies it again.
+    flat_copies: Vec<(wgpu::Buffer, usize, wgpu::TextureView)>,
 }
 
 impl<'g> Recorder<'g> {
@@ -270,6 +275,11 @@ impl<'g> Recorder<'g> {
         if groups.iter().any(|&g| g == 0) {
             return Ok(()); // nothing to do (empty tensor)
         }
+        for b in binds {
+            if let Bind::Buffer { buf, .. } = b {
+                self.flat_copies.retain(|(c, _, _)| c != buf);
+            }
+        }
         self.ops.push(Pending::Dispatch {
             label: format!("{shader}:{entry} {groups:?}"),
             pipeline,
@@ -290,6 +300,7 @@ impl<'g> Recorder<'g> {
         size: u64,
     ) {
         if size > 0 {
+            self.flat_copies.retain(|(c, _, _)| c != dst);
             self.ops.push(Pending::Copy {
                 src: src.clone(),
                 src_off,
@@ -351,7 +362,16 @@ impl<'g> Recorder<'g> {
     /// 4i .. 4i + 4. Why: on llvmpipe (Mesa 22.3) a storage-buffer load costs ~4 ns per float
     /// whatever its width, a texel load ~3 ns for 4 floats and the copy ~0.7 ns per float, so
     /// kernels bound by their loads read such copies on CPU adapters.
+    /// A copy made earlier in the recording is reused while nothing has bound or written `buf`
+    /// since (a forward input read again by the weight gradient, a loss target, ...).
     pub fn flat_texture(&mut self, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
+        if let Some((_, _, view)) = self
+            .flat_copies
+            .iter()
+            .find(|(b, n, _)| b == buf && *n >= len)
+        {
+            return view.clone();
+        }
         let w = FLAT_TEXTURE_WIDTH;
         let texels = len / 4;
         let (full, rest) = (texels / w, texels % w);
@@ -370,7 +390,9 @@ impl<'g> Recorder<'g> {
             let off = (full * w * 16) as u64;
             self.copy_to_texture_rows(buf, off, bpr, &tex, full as u32, rest as u32, 1);
         }
-        tex.create_view(&Default::default())
+        let view = tex.create_view(&Default::default());
+        self.flat_copies.push((buf.clone(), len, view.clone()));
+        view
     }
 
     /// Builds bind groups and the parameter buffer once; the program can then run many times.
