@@ -353,7 +353,7 @@ const CPU_SHADERS: (&str, &str) = ("conv2d", "conv2d_tex");
 
 /// The shader of a software-adapter kernel family that comes in two files, `shaders` = (reads
 /// storage buffers, reads textures), and the input bindings: the texture file with flat copies
-/// of `inputs` (one per distinct buffer) where every input fits one and texture reads are on,
+/// of `inputs` where every input fits one and texture reads are on,
 /// else the buffer file with the buffers.
 pub(crate) fn cpu_inputs(
     rec: &mut Recorder,
@@ -363,19 +363,11 @@ pub(crate) fn cpu_inputs(
     if !rec.texture_reads() || !inputs.iter().all(|t| rec.gpu.flat_texture_fits(t.len())) {
         return (shaders.0, inputs.iter().map(|t| (*t).into()).collect());
     }
-    let mut made: Vec<(&wgpu::Buffer, wgpu::TextureView)> = Vec::new();
-    let mut binds = Vec::new();
-    for t in inputs {
-        let view = match made.iter().find(|(b, _)| *b == &t.buf) {
-            Some((_, v)) => v.clone(),
-            None => {
-                let v = rec.flat_texture(&t.buf, t.len());
-                made.push((&t.buf, v.clone()));
-                v
-            }
-        };
-        binds.push((&view).into());
-    }
+    // (a buffer read twice, as x and xa, is copied once: Recorder::flat_texture reuses copies)
+    let binds = inputs
+        .iter()
+        .map(|t| (&rec.flat_texture(&t.buf, t.len())).into())
+        .collect();
     (shaders.1, binds)
 }
 
@@ -496,11 +488,21 @@ pub(crate) fn reduce_partials(
         stride_part: stride as u32,
         _pad: [0; 3],
     };
+    let len = stride * chunks;
+    let src: Bind = if rec.texture_reads() && rec.gpu.flat_texture_fits(len) {
+        (&rec.flat_texture(part, len)).into()
+    } else {
+        part.into()
+    };
+    let entry = match src {
+        Bind::Texture(_) => "wgrad_reduce_tex",
+        Bind::Buffer { .. } => "wgrad_reduce",
+    };
     rec.dispatch(
         "conv2d",
-        "wgrad_reduce",
+        entry,
         &p,
-        &[part.into(), dw.into(), db.into()],
+        &[src, dw.into(), db.into()],
         grid_1d(stride as u64, WG as u32),
     )
 }
