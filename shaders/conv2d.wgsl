@@ -182,14 +182,13 @@ fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
 }
 
-// wgrad_reduce reading a flat texture copy of the partials (4096 texels wide; value j is
-// component j % 4 of texel j / 4), for CPU adapters: on llvmpipe a storage-buffer load costs
-// about 4 ns, a texel load about 1 ns. Same additions in the same order.
+// wgrad_reduce reading a flat texture copy of the partials (flat_texture.wgsl; value j is
+// component j % 4 of texel j / 4), for CPU adapters. Same additions in the same order.
+//!include flat_texture
 @group(0) @binding(1) var rpart_t: texture_2d<f32>;
 
 fn part_at(j: u32) -> f32 {
-    let t = j / 4u;
-    return textureLoad(rpart_t, vec2<i32>(i32(t % 4096u), i32(t / 4096u)), 0)[j % 4u];
+    return textureLoad(rpart_t, flat_texel(j / 4u), 0)[j % 4u];
 }
 
 @compute @workgroup_size(64)

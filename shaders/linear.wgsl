@@ -217,9 +217,9 @@ fn form_g(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     gout[e] = gdy[e] * act_grad(gy[e]);
 }
 
-// form_g over vec4s (gp.len counts them) reading texture copies of dy and y (TW texels wide,
-// texel i = vec4 i), for CPU adapters: on llvmpipe a storage-buffer load costs about 4 ns per
-// float, a texel load about 3 ns for 4 floats.
+// form_g over vec4s (gp.len counts them) reading flat texture copies of dy and y
+// (flat_texture.wgsl), for CPU adapters.
+//!include flat_texture
 @group(0) @binding(1) var gtdy: texture_2d<f32>;
 @group(0) @binding(2) var gty: texture_2d<f32>;
 @group(0) @binding(3) var<storage, read_write> gout4: array<vec4<f32>>;
@@ -228,7 +228,7 @@ fn form_g(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 fn form_g4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = linear_index(gid, nwg, 256u);
     if (e >= gp.len) { return; }
-    let at = vec2<i32>(i32(e % 4096u), i32(e / 4096u));
+    let at = flat_texel(e);
     let y = textureLoad(gty, at, 0);
     gout4[e] = textureLoad(gtdy, at, 0) * vec4<f32>(act_grad(y.x), act_grad(y.y), act_grad(y.z), act_grad(y.w));
 }

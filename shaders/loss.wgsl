@@ -33,18 +33,16 @@ fn mse_grad4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     dpred4[i] = p.k * (pred4[i] - tgt4[i]);
 }
 
-// mse_grad4 reading texture copies of pred and tgt (TW texels wide, texel i = vec4 i), for CPU
-// adapters: on llvmpipe a storage-buffer load costs about 4 ns per float, a texel load about
-// 3 ns for 4 floats (src/ops/loss.rs).
+// mse_grad4 reading flat texture copies of pred and tgt (flat_texture.wgsl), for CPU adapters.
 @group(0) @binding(1) var tpred: texture_2d<f32>;
 @group(0) @binding(2) var ttgt: texture_2d<f32>;
 
-const TW: u32 = 4096u;
+//!include flat_texture
 
 @compute @workgroup_size(256)
 fn mse_grad4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg, WG);
     if (i >= p.n) { return; }
-    let at = vec2<i32>(i32(i % TW), i32(i / TW));
+    let at = flat_texel(i);
     dpred4[i] = p.k * (textureLoad(tpred, at, 0) - textureLoad(ttgt, at, 0));
 }

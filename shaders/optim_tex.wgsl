@@ -1,7 +1,5 @@
-// adam4 reading its four inputs from rgba32float texture copies (TW texels wide, texel j = the
-// buffer's vec4 j) and writing w, m and v to their buffers. Why: on llvmpipe (Mesa 22.3) a
-// storage-buffer load costs about 4 ns per float whatever its width, a texel load about 3 ns
-// for 4 floats, and Adam over a large layer is bound by its loads (src/ops/optim.rs).
+// adam4 reading its four inputs from flat texture copies (flat_texture.wgsl) and writing w, m
+// and v to their buffers, for CPU adapters, where Adam over a large layer is bound by its loads.
 //!include optim_core
 
 @group(0) @binding(1) var<storage, read_write> w4: array<vec4<f32>>;
@@ -12,14 +10,14 @@
 @group(0) @binding(7) var tm: texture_2d<f32>;
 @group(0) @binding(8) var tv: texture_2d<f32>;
 
-const TW: u32 = 4096u;
+//!include flat_texture
 
 // p.n counts vec4s
 @compute @workgroup_size(256)
 fn adam4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = linear_index(gid, nwg, WG);
     if (j >= p.n) { return; }
-    let at = vec2<i32>(i32(j % TW), i32(j / TW));
+    let at = flat_texel(j);
     let r = adam_update(textureLoad(tw, at, 0), textureLoad(tg, at, 0), textureLoad(tm, at, 0), textureLoad(tv, at, 0));
     w4[j] = r.w;
     m4[j] = r.m;

@@ -65,14 +65,11 @@ fn sum_pass4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     out[g] = ((s.x + s.y) + (s.z + s.w)) * p.scale;
 }
 
-// sum_pass4 reading texture copies of a and b (TW texels wide, texel i = vec4 i), for CPU
-// adapters: on llvmpipe a storage-buffer load costs about 4 ns per float, a texel load about
-// 3 ns for 4 floats (src/ops/reduce.rs).
+// sum_pass4 reading flat texture copies of a and b (flat_texture.wgsl), for CPU adapters.
 @group(0) @binding(1) var ta: texture_2d<f32>;
 @group(0) @binding(2) var tb: texture_2d<f32>;
 
-const TW: u32 = 4096u;
-fn texel(i: u32) -> vec2<i32> { return vec2<i32>(i32(i % TW), i32(i / TW)); }
+//!include flat_texture
 
 @compute @workgroup_size(64)
 fn sum_pass4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -83,7 +80,7 @@ fn sum_pass4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let base = r * p.n;
     var s = vec4<f32>(0.0);
     for (var i = j; i < p.n; i = i + p.m) {
-        s = s + term4(textureLoad(ta, texel(base + i), 0), textureLoad(tb, texel(base + i), 0));
+        s = s + term4(textureLoad(ta, flat_texel(base + i), 0), textureLoad(tb, flat_texel(base + i), 0));
     }
     out[g] = ((s.x + s.y) + (s.z + s.w)) * p.scale;
 }

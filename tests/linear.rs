@@ -280,14 +280,13 @@ fn gradients_match_finite_differences() {
 
 /// `linear::backward` (what training runs): both products of a layer, g = dy * act'(y) formed
 /// once for the two where both use the register kernels, with texture reads on and off, and
-/// without dx (a first layer).
+/// without dx (a first layer). Shapes of the tests above, so no new kernel variants compile.
 #[test]
 fn backward_of_a_layer_matches_reference() {
     for (i, &(bt, di, dd, act)) in [
         (5, 300, 36, Activation::Sigmoid),
         (9, 68, 200, Activation::Relu),
         (3, 37, 19, Activation::Relu),
-        (4, 20, 12, Activation::None),
     ]
     .iter()
     .enumerate()

@@ -32,6 +32,21 @@ fn every_shader_validates_with_naga() {
 }
 
 #[test]
+fn flat_texture_width_matches_the_shaders() {
+    // kernels index Recorder::flat_texture copies with FLAT_W; the host lays them out with
+    // FLAT_TEXTURE_WIDTH
+    let src = shaders::source("flat_texture").unwrap();
+    let want = format!(
+        "const FLAT_W: u32 = {}u;",
+        facegpu::gpu::kernels::FLAT_TEXTURE_WIDTH
+    );
+    assert!(
+        src.contains(&want),
+        "shaders/flat_texture.wgsl lacks `{want}`"
+    );
+}
+
+#[test]
 fn unknown_shader_is_a_clear_error() {
     let err = gpu()
         .pipeline("no_such_shader", "main", &[])

@@ -21,7 +21,7 @@ pub fn grid_1d(n: u64, wg: u32) -> [u32; 3] {
     }
 }
 
-/// Width in texels of [`Recorder::flat_texture`] copies (shaders that read them use the same).
+/// Width in texels of [`Recorder::flat_texture`] copies (`FLAT_W` in shaders/flat_texture.wgsl).
 pub const FLAT_TEXTURE_WIDTH: usize = 4096;
 
 impl Gpu {
