@@ -12,7 +12,6 @@ mod common;
 mod reference;
 
 use common::*;
-use facegpu::ops::conv2d;
 use facegpu::ops::conv_transpose2d::{self, ConvTranspose2dShape};
 use facegpu::ops::Activation;
 use reference::conv2d as r;
