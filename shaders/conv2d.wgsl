@@ -155,6 +155,16 @@ fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
 @group(0) @binding(2) var<storage, read_write> rdw: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rdb: array<f32>;
 
+// value i of the summed partials: dw for i < n_w, then db
+fn wgrad_put(i: u32, total: f32) {
+    let n_w = p.stride_part - p.c_out;
+    if (i < n_w) {
+        rdw[i] = total;
+    } else {
+        rdb[i - n_w] = total;
+    }
+}
+
 @compute @workgroup_size(64)
 fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_index(gid, nwg, WG);
@@ -173,13 +183,7 @@ fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     for (; c < p.chunks; c++) {
         s.x += rpart[c * p.stride_part + i];
     }
-    let total = (s.x + s.y) + (s.z + s.w);
-    let n_w = p.stride_part - p.c_out;
-    if (i < n_w) {
-        rdw[i] = total;
-    } else {
-        rdb[i - n_w] = total;
-    }
+    wgrad_put(i, (s.x + s.y) + (s.z + s.w));
 }
 
 // wgrad_reduce reading a flat texture copy of the partials (flat_texture.wgsl; value j is
@@ -208,13 +212,7 @@ fn wgrad_reduce_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (; c < p.chunks; c++) {
         s.x += part_at(c * p.stride_part + i);
     }
-    let total = (s.x + s.y) + (s.z + s.w);
-    let n_w = p.stride_part - p.c_out;
-    if (i < n_w) {
-        rdw[i] = total;
-    } else {
-        rdb[i - n_w] = total;
-    }
+    wgrad_put(i, (s.x + s.y) + (s.z + s.w));
 }
 
 
