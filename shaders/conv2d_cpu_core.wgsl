@@ -272,29 +272,31 @@ struct Foot {
     r2: Row3,
 }
 
+// per tap, the sum over the quads' 4 columns: scalar accumulators (72 for 8 slots, where vec4
+// ones took 288) leave llvmpipe fewer values to spill; measured ~1.1x the AE's training step
 struct Taps9 {
-    t0: vec4<f32>,
-    t1: vec4<f32>,
-    t2: vec4<f32>,
-    t3: vec4<f32>,
-    t4: vec4<f32>,
-    t5: vec4<f32>,
-    t6: vec4<f32>,
-    t7: vec4<f32>,
-    t8: vec4<f32>,
+    t0: f32,
+    t1: f32,
+    t2: f32,
+    t3: f32,
+    t4: f32,
+    t5: f32,
+    t6: f32,
+    t7: f32,
+    t8: f32,
 }
 
 fn taps9_add(a: Taps9, g: vec4<f32>, f: Foot) -> Taps9 {
     var r = a;
-    r.t0 += g * f.r0.k0;
-    r.t1 += g * f.r0.k1;
-    r.t2 += g * f.r0.k2;
-    r.t3 += g * f.r1.k0;
-    r.t4 += g * f.r1.k1;
-    r.t5 += g * f.r1.k2;
-    r.t6 += g * f.r2.k0;
-    r.t7 += g * f.r2.k1;
-    r.t8 += g * f.r2.k2;
+    r.t0 += dot(g, f.r0.k0);
+    r.t1 += dot(g, f.r0.k1);
+    r.t2 += dot(g, f.r0.k2);
+    r.t3 += dot(g, f.r1.k0);
+    r.t4 += dot(g, f.r1.k1);
+    r.t5 += dot(g, f.r1.k2);
+    r.t6 += dot(g, f.r2.k0);
+    r.t7 += dot(g, f.r2.k1);
+    r.t8 += dot(g, f.r2.k2);
     return r;
 }
 
@@ -350,15 +352,15 @@ fn slot_store(s: Taps9, k: u32, ci0: u32, base: u32) {
     let ci = ci0 + k / CO;
     if (k >= CO * CIB2 || ci >= CI) { return; }
     let o = base + (co * CI + ci) * 9u;
-    vpart[o] = hsum(s.t0);
-    vpart[o + 1u] = hsum(s.t1);
-    vpart[o + 2u] = hsum(s.t2);
-    vpart[o + 3u] = hsum(s.t3);
-    vpart[o + 4u] = hsum(s.t4);
-    vpart[o + 5u] = hsum(s.t5);
-    vpart[o + 6u] = hsum(s.t6);
-    vpart[o + 7u] = hsum(s.t7);
-    vpart[o + 8u] = hsum(s.t8);
+    vpart[o] = s.t0;
+    vpart[o + 1u] = s.t1;
+    vpart[o + 2u] = s.t2;
+    vpart[o + 3u] = s.t3;
+    vpart[o + 4u] = s.t4;
+    vpart[o + 5u] = s.t5;
+    vpart[o + 6u] = s.t6;
+    vpart[o + 7u] = s.t7;
+    vpart[o + 8u] = s.t8;
 }
 
 @compute @workgroup_size(64)
@@ -372,7 +374,7 @@ fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
     let wiq = p.w_in / 4u;
     let plane = p.h_out * wq;
     let z = vec4<f32>(0.0);
-    let z9 = Taps9(z, z, z, z, z, z, z, z, z);
+    let z9 = Taps9(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     var s0 = z9;
     var s1 = z9;
     var s2 = z9;

@@ -199,6 +199,7 @@ fn bad_checkpoints_and_options_are_clear_errors() {
     facegpu::data::write_synth(30, 5, other.path()).unwrap();
     let mut o = opts(&ck);
     o.dataset = Some(other.path().to_path_buf());
+    o.cache = facegpu::data::CacheChoice::Off; // no cache file of a temporary folder left behind
     let e = err(&o);
     assert!(e.contains("split"), "{e}");
 }
