@@ -199,7 +199,11 @@ fn bad_checkpoints_and_options_are_clear_errors() {
     facegpu::data::write_synth(30, 5, other.path()).unwrap();
     let mut o = opts(&ck);
     o.dataset = Some(other.path().to_path_buf());
-    o.cache = facegpu::data::CacheChoice::Off; // no cache file of a temporary folder left behind
     let e = err(&o);
     assert!(e.contains("split"), "{e}");
+    // eval caches the folder's decoded faces as training did (the default cache folder): leave
+    // no file of a temporary folder behind in the user's cache
+    if let Some(dir) = facegpu::data::cache::default_dir() {
+        let _ = std::fs::remove_file(facegpu::data::cache::path_for(&dir, other.path()));
+    }
 }
