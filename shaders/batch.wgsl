@@ -32,7 +32,8 @@ struct BatchState {
 @group(0) @binding(1) var<uniform> st: BatchState;
 // (store row, face id) per position of the epoch; the face id (index in the dataset) keys the noise
 @group(0) @binding(2) var<storage, read> order: array<u32>;
-@group(0) @binding(3) var<storage, read> data: array<u32>;
+// 4 words (16 pixels) per load: on software adapters each storage load is a per-lane loop
+@group(0) @binding(3) var<storage, read> data: array<vec4<u32>>;
 // i / 255 as the host computes it (correctly rounded), so u8 -> f32 is bit-exact everywhere
 @group(0) @binding(4) var<uniform> lut: array<vec4<f32>, 64>;
 // [batch, 16384] as vec4s: one store per 4 pixels
@@ -41,17 +42,18 @@ struct BatchState {
 
 const WG: u32 = 256u;
 const WORDS: u32 = 4096u;    // u32 words per face
+const QUADS: u32 = 1024u;    // vec4<u32> (16 pixels) per face: one invocation each
 
 fn unit(word: u32) -> vec4<f32> {
     let b = vec4<u32>(word & 255u, (word >> 8u) & 255u, (word >> 16u) & 255u, word >> 24u);
     return vec4<f32>(lut[b.x >> 2u][b.x & 3u], lut[b.y >> 2u][b.y & 3u], lut[b.z >> 2u][b.z & 3u], lut[b.w >> 2u][b.w & 3u]);
 }
 
-// The word this invocation handles: (slot, word index, store row), or row = 0xFFFFFFFF when
-// the slot is past `valid` and 0xFFFFFFFE when its face lives in another chunk.
+// The 16 pixels this invocation handles: (slot, quad index, store row), or row = 0xFFFFFFFF
+// when the slot is past `valid` and 0xFFFFFFFE when its face lives in another chunk.
 fn locate(t: u32) -> vec3<u32> {
-    let slot = t / WORDS;
-    let w = t % WORDS;
+    let slot = t / QUADS;
+    let w = t % QUADS;
     if (slot >= st.valid) { return vec3<u32>(slot, w, 0xFFFFFFFFu); }
     let row = order[2u * (st.start + slot)];
     if (row < p.first_row || row >= p.first_row + p.rows) { return vec3<u32>(slot, w, 0xFFFFFFFEu); }
@@ -61,34 +63,65 @@ fn locate(t: u32) -> vec3<u32> {
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = linear_index(gid, nwg, WG);
-    if (t >= p.batch * WORDS) { return; }
+    if (t >= p.batch * QUADS) { return; }
     let l = locate(t);
-    let q = l.x * WORDS + l.y;
+    let q = l.x * WORDS + 4u * l.y;
     if (l.z == 0xFFFFFFFFu) {
-        if (p.chunk0 != 0u) { clean[q] = vec4<f32>(0.0); }
+        if (p.chunk0 != 0u) {
+            let z = vec4<f32>(0.0);
+            clean[q] = z;
+            clean[q + 1u] = z;
+            clean[q + 2u] = z;
+            clean[q + 3u] = z;
+        }
         return;
     }
     if (l.z == 0xFFFFFFFEu) { return; }
-    clean[q] = unit(data[l.z * WORDS + l.y]);
+    let d = data[l.z * QUADS + l.y];
+    clean[q] = unit(d.x);
+    clean[q + 1u] = unit(d.y);
+    clean[q + 2u] = unit(d.z);
+    clean[q + 3u] = unit(d.w);
+}
+
+// pixels 4w..4w+3 share one Philox call: the same values as normal_at(key, pixel, id, stream)
+fn noisy_word(c: vec4<f32>, w: u32, id: u32) -> vec4<f32> {
+    let z = normal4(vec4<u32>(w, id, st.stream, 0x66616365u), vec2<u32>(p.key_lo, p.key_hi));
+    var v = c + p.sigma * z;
+    if (p.clip != 0u) { v = clamp(v, vec4<f32>(0.0), vec4<f32>(1.0)); }
+    return v;
 }
 
 @compute @workgroup_size(256)
 fn gather_noisy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = linear_index(gid, nwg, WG);
-    if (t >= p.batch * WORDS) { return; }
+    if (t >= p.batch * QUADS) { return; }
     let l = locate(t);
-    let q = l.x * WORDS + l.y;
+    let q = l.x * WORDS + 4u * l.y;
     if (l.z == 0xFFFFFFFFu) {
-        if (p.chunk0 != 0u) { clean[q] = vec4<f32>(0.0); noisy[q] = vec4<f32>(0.0); }
+        if (p.chunk0 != 0u) {
+            let z = vec4<f32>(0.0);
+            for (var j = 0u; j < 4u; j++) {
+                clean[q + j] = z;
+                noisy[q + j] = z;
+            }
+        }
         return;
     }
     if (l.z == 0xFFFFFFFEu) { return; }
-    let c = unit(data[l.z * WORDS + l.y]);
+    let d = data[l.z * QUADS + l.y];
     let id = order[2u * (st.start + l.x) + 1u];
-    // pixels 4w..4w+3 share one Philox call: the same values as normal_at(key, pixel, id, stream)
-    let z = normal4(vec4<u32>(l.y, id, st.stream, 0x66616365u), vec2<u32>(p.key_lo, p.key_hi));
-    clean[q] = c;
-    var v = c + p.sigma * z;
-    if (p.clip != 0u) { v = clamp(v, vec4<f32>(0.0), vec4<f32>(1.0)); }
-    noisy[q] = v;
+    let w = 4u * l.y;
+    let c0 = unit(d.x);
+    let c1 = unit(d.y);
+    let c2 = unit(d.z);
+    let c3 = unit(d.w);
+    clean[q] = c0;
+    clean[q + 1u] = c1;
+    clean[q + 2u] = c2;
+    clean[q + 3u] = c3;
+    noisy[q] = noisy_word(c0, w, id);
+    noisy[q + 1u] = noisy_word(c1, w + 1u, id);
+    noisy[q + 2u] = noisy_word(c2, w + 2u, id);
+    noisy[q + 3u] = noisy_word(c3, w + 3u, id);
 }

@@ -37,6 +37,7 @@ pub fn kernel_cases(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
     all.extend(crate::ops::optim::bench_programs(gpu, batch)?);
     all.extend(crate::ops::noise::bench_programs(gpu, batch)?);
     all.extend(crate::ops::metrics::bench_programs(gpu, batch)?);
+    all.extend(crate::data::batcher::bench_programs(gpu, batch)?);
     Ok(all)
 }
 

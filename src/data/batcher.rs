@@ -343,7 +343,7 @@ impl Batcher {
                 entry,
                 &params,
                 &binds,
-                grid_1d((self.cfg.batch * WORDS) as u64, 256),
+                grid_1d((self.cfg.batch * WORDS / 4) as u64, 256), // 4 words per invocation
             )?;
         }
         Ok(())
