@@ -208,6 +208,9 @@ pub struct TrainRow {
     /// With `--profile`: each dispatch of the step timed on its own, (kernel, ms), in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profile: Vec<(String, f64)>,
+    /// true: `profile` was timed inside the step (timestamps, median of 5 runs), copies
+    /// included; false: each dispatch on its own.
+    pub profile_in_step: bool,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -302,13 +305,15 @@ pub fn bench_train(
             .ok()
             .and_then(|t| t.gpu_s)
             .map(|g| g * 1e3);
-        let profile = if profile {
-            prog.profile(gpu, 1)?
-                .into_iter()
-                .map(|(k, s)| (k, s * 1e3))
-                .collect()
+        // inside the step (timestamps) where the adapter has them, else each dispatch alone
+        let (profile, profile_in_step) = if profile {
+            let (p, in_step) = match prog.profile_in_step(gpu, 5)? {
+                Some(p) => (p, true),
+                None => (prog.profile(gpu, 1)?, false),
+            };
+            (p.into_iter().map(|(k, s)| (k, s * 1e3)).collect(), in_step)
         } else {
-            Vec::new()
+            (Vec::new(), false)
         };
         let row = TrainRow {
             model: name.to_string(),
@@ -318,6 +323,7 @@ pub fn bench_train(
             ms_per_step: s / steps as f64 * 1e3,
             gpu_ms_per_step: gpu_ms,
             profile,
+            profile_in_step,
         };
         progress(&row);
         out.push(row);
@@ -345,9 +351,14 @@ impl std::fmt::Display for TrainReport {
         }
         for r in self.rows.iter().filter(|r| !r.profile.is_empty()) {
             let total: f64 = r.profile.iter().map(|p| p.1).sum();
+            let how = if r.profile_in_step {
+                "timed inside the step (timestamps, median of 5 steps)"
+            } else {
+                "timed one by one"
+            };
             writeln!(
                 f,
-                "\n{}: {} dispatches, {total:.1} ms timed one by one",
+                "\n{}: {} entries, {total:.1} ms {how}",
                 r.model,
                 r.profile.len()
             )?;

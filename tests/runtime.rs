@@ -118,3 +118,34 @@ fn timing_a_multi_pass_program() {
     let want = (7 * (1 + 2 + 1)) as f32;
     assert_eq!(g.read(&b).unwrap(), vec![want; 100]);
 }
+
+/// The in-step profile names every dispatch in program order, puts the copies between two
+/// dispatches in their own entry, and runs the whole program each time (warm-up + `runs`), so
+/// its effects are those of running it that often.
+#[test]
+fn profile_inside_a_step_lists_dispatches_and_copies() {
+    use facegpu::ops::elementwise;
+    let g = gpu();
+    let a = g.upload(&[1.0f32; 100], &[100]).unwrap();
+    let b = g.zeros(&[100]);
+    let c = g.zeros(&[100]);
+    let mut rec = g.record();
+    elementwise::accumulate(&mut rec, 1.0, &a, &b).unwrap(); // b += a
+    rec.copy(&b.buf, 0, &c.buf, 0, 400);
+    rec.copy(&b.buf, 0, &c.buf, 0, 200);
+    elementwise::accumulate(&mut rec, 2.0, &a, &c).unwrap(); // c += 2a
+    elementwise::accumulate(&mut rec, 1.0, &a, &b).unwrap(); // b += a
+    let prog = rec.finish().unwrap();
+    let Some(p) = prog.profile_in_step(g, 3).unwrap() else {
+        assert!(!g.has_timestamps(), "timestamps present but no profile");
+        return;
+    };
+    let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(names[0].contains("accumulate"), "{names:?}");
+    assert_eq!(names[1], "copies: 2 ops, 0.0 MB", "{names:?}");
+    assert!(names[2].contains("accumulate") && names[3].contains("accumulate"), "{names:?}");
+    assert!(p.iter().all(|(_, s)| s.is_finite() && *s >= 0.0), "{p:?}");
+    // 1 warm-up + 3 runs, each adding 2 to b
+    assert_eq!(g.read(&b).unwrap(), vec![8.0; 100]);
+}

@@ -159,6 +159,12 @@ struct TextureCopy {
 }
 
 impl TextureCopy {
+    fn bytes(&self) -> u64 {
+        self.bytes_per_row as u64
+            * self.extent.height as u64
+            * self.extent.depth_or_array_layers as u64
+    }
+
     fn encode(&self, enc: &mut wgpu::CommandEncoder) {
         enc.copy_buffer_to_texture(
             wgpu::TexelCopyBufferInfo {
@@ -628,6 +634,122 @@ impl Program {
                 }
             }
         }
+    }
+
+    /// Where a step's time goes, measured inside the step itself: the program encoded once with
+    /// every dispatch in its own compute pass stamped at its start and end, run `runs` times;
+    /// per entry the median. The copies (buffer and texture) between two dispatches are one
+    /// entry ("copies: N ops, M MB"), timed as the gap between the stamps around them. None
+    /// when the adapter has no timestamp queries.
+    pub fn profile_in_step(&self, gpu: &Gpu, runs: u32) -> Result<Option<Vec<(String, f64)>>> {
+        if !gpu.has_timestamps() {
+            return Ok(None);
+        }
+        let n = self.dispatches() as u32;
+        if n == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let query = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile_in_step"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * n,
+        });
+        let bytes = 16 * n as u64;
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile stamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let stamps = gpu.storage(bytes);
+        // labels: a copies entry before a dispatch wherever copies precede it (not before the first)
+        let mut labels = Vec::new();
+        let (mut ops, mut mb, mut k) = (0usize, 0f64, 0u32);
+        for op in &self.ops {
+            match op {
+                Op::Copy { size, .. } => {
+                    ops += 1;
+                    mb += *size as f64 / 1e6;
+                }
+                Op::ToTexture(c) => {
+                    ops += 1;
+                    mb += c.bytes() as f64 / 1e6;
+                }
+                Op::Dispatch { label, .. } => {
+                    if ops > 0 && k > 0 {
+                        labels.push((Some(k), format!("copies: {ops} ops, {mb:.1} MB")));
+                    }
+                    labels.push((None, label.clone()));
+                    (ops, mb) = (0, 0.0);
+                    k += 1;
+                }
+            }
+        }
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); labels.len()];
+        for _ in 0..runs.max(1) + 1 {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            let mut k = 0u32;
+            for op in &self.ops {
+                match op {
+                    Op::Copy {
+                        src,
+                        src_off,
+                        dst,
+                        dst_off,
+                        size,
+                    } => enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size),
+                    Op::ToTexture(c) => c.encode(&mut enc),
+                    Op::Dispatch {
+                        pipeline,
+                        bind_group,
+                        groups,
+                        ..
+                    } => {
+                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: None,
+                            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                                query_set: &query,
+                                beginning_of_pass_write_index: Some(2 * k),
+                                end_of_pass_write_index: Some(2 * k + 1),
+                            }),
+                        });
+                        pass.set_pipeline(pipeline);
+                        pass.set_bind_group(0, bind_group, &[]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        k += 1;
+                    }
+                }
+            }
+            enc.resolve_query_set(&query, 0..2 * n, &resolve, 0);
+            enc.copy_buffer_to_buffer(&resolve, 0, &stamps, 0, bytes);
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait()?;
+            let b = gpu.read_bytes(&stamps, 0, bytes)?;
+            let t: &[u64] = bytemuck::cast_slice(&b);
+            let period = gpu.queue.get_timestamp_period() as f64 * 1e-9;
+            let mut d = 0usize;
+            for (i, (gap_before, _)) in labels.iter().enumerate() {
+                let s = match gap_before {
+                    // from the end of the dispatch before to the start of dispatch k
+                    Some(k) => t[2 * *k as usize].saturating_sub(t[2 * *k as usize - 1]),
+                    None => {
+                        d += 1;
+                        t[2 * d - 1].saturating_sub(t[2 * d - 2])
+                    }
+                };
+                samples[i].push(s as f64 * period);
+            }
+        }
+        Ok(Some(
+            labels
+                .into_iter()
+                .zip(samples)
+                .map(|((_, l), mut v)| {
+                    v.remove(0); // the first run warms up
+                    (l, crate::gpu::timing::median(&mut v))
+                })
+                .collect(),
+        ))
     }
 
     /// Time of each dispatch on its own (wall clock around `reps` back-to-back copies in one
