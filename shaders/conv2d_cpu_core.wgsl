@@ -516,22 +516,25 @@ fn out8_add(o: Out8, f: Foot, ci: u32) -> Out8 {
     return r;
 }
 
-fn out_act(v: vec4<f32>, co: u32) -> vec4<f32> {
-    if (GRAD_IN) { return v; }
+fn out_act(v: vec4<f32>, co: u32, i: u32) -> vec4<f32> {
+    if (GRAD_IN) {
+        if (OUT_ACT == 0u) { return v; }
+        return v * act_grad4_code(OUT_ACT, ld_fa(i));
+    }
     let b = uw_at(CO * CI * 9u + co);
     return vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
 }
 
 // stores the quads of all channels at quad index i of plane 0 (planes `plane` apart)
 fn out8_store(o: Out8, i: u32, plane: u32) {
-    if (CO > 0u) { uy[i] = out_act(o.c0, 0u); }
-    if (CO > 1u) { uy[i + plane] = out_act(o.c1, 1u); }
-    if (CO > 2u) { uy[i + 2u * plane] = out_act(o.c2, 2u); }
-    if (CO > 3u) { uy[i + 3u * plane] = out_act(o.c3, 3u); }
-    if (CO > 4u) { uy[i + 4u * plane] = out_act(o.c4, 4u); }
-    if (CO > 5u) { uy[i + 5u * plane] = out_act(o.c5, 5u); }
-    if (CO > 6u) { uy[i + 6u * plane] = out_act(o.c6, 6u); }
-    if (CO > 7u) { uy[i + 7u * plane] = out_act(o.c7, 7u); }
+    if (CO > 0u) { uy[i] = out_act(o.c0, 0u, i); }
+    if (CO > 1u) { uy[i + plane] = out_act(o.c1, 1u, i + plane); }
+    if (CO > 2u) { uy[i + 2u * plane] = out_act(o.c2, 2u, i + 2u * plane); }
+    if (CO > 3u) { uy[i + 3u * plane] = out_act(o.c3, 3u, i + 3u * plane); }
+    if (CO > 4u) { uy[i + 4u * plane] = out_act(o.c4, 4u, i + 4u * plane); }
+    if (CO > 5u) { uy[i + 5u * plane] = out_act(o.c5, 5u, i + 5u * plane); }
+    if (CO > 6u) { uy[i + 6u * plane] = out_act(o.c6, 6u, i + 6u * plane); }
+    if (CO > 7u) { uy[i + 7u * plane] = out_act(o.c7, 7u, i + 7u * plane); }
 }
 
 @compute @workgroup_size(64)

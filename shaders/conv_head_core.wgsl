@@ -31,6 +31,11 @@ override CIB: u32 = 1u;
 // ACT (act.wgsl): applied to the output (forward) or as act' to the input (GRAD_IN)
 //!include act
 override GRAD_IN: bool = false;
+// With GRAD_IN, the act' (code as ACT) of the previous layer applied to the result, from that
+// layer's output (= this layer's input) at binding 5: the backward pass then hands the previous
+// layer g = dx * act'(x), formed here instead of by both of its backward kernels. Only the
+// software-adapter 3x3 stride-2 kernels (conv_forward_s2k3_cpu, convt_s2k3_*_cpu) take it.
+override OUT_ACT: u32 = 0u;
 
 const WG: u32 = 64u;
 const MAXCB: u32 = 8u;

@@ -286,6 +286,7 @@ fn convt_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(wor
 
 @group(0) @binding(1) var<storage, read> sx4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> sxa4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> soa4: array<vec4<f32>>;
 
 fn s_in4(i: u32) -> vec4<f32> {
     if (GRAD_IN) {
@@ -294,5 +295,7 @@ fn s_in4(i: u32) -> vec4<f32> {
     }
     return sx4[i];
 }
+
+fn ld_oa(i: u32) -> vec4<f32> { return soa4[i]; }
 
 //!include convt_s2k3_core

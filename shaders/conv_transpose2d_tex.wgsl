@@ -5,6 +5,7 @@
 
 @group(0) @binding(1) var tx4: texture_2d<f32>;
 @group(0) @binding(3) var txa4: texture_2d<f32>;
+@group(0) @binding(5) var toa4: texture_2d<f32>;
 
 //!include flat_texture
 
@@ -16,5 +17,7 @@ fn s_in4(i: u32) -> vec4<f32> {
     }
     return x;
 }
+
+fn ld_oa(i: u32) -> vec4<f32> { return textureLoad(toa4, flat_texel(i), 0); }
 
 //!include convt_s2k3_core

@@ -2,7 +2,8 @@
 // convt_s2k3_all_cpu), without their input loads: conv_transpose2d.wgsl reads the input from
 // storage buffers, conv_transpose2d_tex.wgsl from an rgba32float texture copy (texel i = vec4 i
 // of the buffer). Each defines s_in4(i): input vec4 i (times act' of the activation input at
-// binding 3 with GRAD_IN), the input at binding 1. Also the declarations convt_forward_cpu
+// binding 3 with GRAD_IN), the input at binding 1, and ld_oa(i): vec4 i of the OUT_ACT source
+// at binding 5. Also the declarations convt_forward_cpu
 // shares: CI, CO, the weights (then the bias) in a uniform buffer, the output.
 
 override CI: u32 = 1u;
@@ -60,13 +61,19 @@ fn s2_store(b: S2Block, r: u32, row: u32, wq: u32, bias: f32) {
     let e1 = s2_act(b.e1, bias);
     let o1 = s2_act(b.o1, bias);
     if (row < p.h_out) {
-        ty[r] = vec4<f32>(e0.x, o0.x, e0.y, o0.y);
-        ty[r + 1u] = vec4<f32>(e0.z, o0.z, e0.w, o0.w);
+        ty[r] = s2_out_act(vec4<f32>(e0.x, o0.x, e0.y, o0.y), r);
+        ty[r + 1u] = s2_out_act(vec4<f32>(e0.z, o0.z, e0.w, o0.w), r + 1u);
     }
     if (row + 1u < p.h_out) {
-        ty[r + wq] = vec4<f32>(e1.x, o1.x, e1.y, o1.y);
-        ty[r + wq + 1u] = vec4<f32>(e1.z, o1.z, e1.w, o1.w);
+        ty[r + wq] = s2_out_act(vec4<f32>(e1.x, o1.x, e1.y, o1.y), r + wq);
+        ty[r + wq + 1u] = s2_out_act(vec4<f32>(e1.z, o1.z, e1.w, o1.w), r + wq + 1u);
     }
+}
+
+// OUT_ACT (conv_head_core.wgsl): output vec4 i times act' of ld_oa(i)
+fn s2_out_act(v: vec4<f32>, i: u32) -> vec4<f32> {
+    if (GRAD_IN && OUT_ACT != 0u) { return v * act_grad4_code(OUT_ACT, ld_oa(i)); }
+    return v;
 }
 
 @compute @workgroup_size(64)

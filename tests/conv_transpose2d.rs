@@ -309,6 +309,58 @@ fn backward_matches_finite_differences() {
     }
 }
 
+/// backward_input_then: dx times act'(t) of a previous layer's output t, against the reference
+/// dx * act'(t) (t in [-1, 1] for relu so the mask varies element by element, in [0, 1] for
+/// sigmoid, whose outputs those are). The hand-written 3x3 stride-2 kernels apply it in their
+/// epilogue (conv_forward_s2k3_cpu; reading textures and buffers); the other shape takes the separate pass.
+#[test]
+fn backward_input_then_matches_reference() {
+    let cases = [
+        // the seed AE's dec1 at batch 2: conv_forward_s2k3_cpu on CPU adapters
+        convt(2, 8, 64, 64, 1, 3, 3, 2, 1, 1),
+        // the separate pass
+        convt(3, 3, 5, 7, 2, 3, 3, 2, 1, 0),
+    ];
+    let run = |k: usize, c: &ConvT, then: Activation| {
+        let d = data(c, 700 + k as u64);
+        let act = ACTS[k % 3];
+        let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+        let lo = if then == Activation::Relu { -1.0 } else { 0.0 };
+        let t = r::f32_round(&Rng::new(800 + k as u64).vec(c.in_len(), lo, 1.0));
+        let s = lib_shape(c);
+        let dx = poisoned(&s.in_shape());
+        let mut rec = gpu().record();
+        conv_transpose2d::backward_input_then(
+            &mut rec,
+            &s,
+            act,
+            &upload(&y, &s.out_shape()),
+            &upload(&d.dy, &s.out_shape()),
+            &upload(&d.w, &s.weight_shape()),
+            &dx,
+            Some((then, &upload(&t, &s.in_shape()))),
+        )
+        .unwrap();
+        rec.run().unwrap();
+        let g = r::pre_grad(act, &y, &d.dy);
+        let want = r::pre_grad(then, &t, &c.backward_input(&g, &d.w));
+        let mag = r::pre_grad(then, &t, &c.backward_input(&r::abs(&g), &r::abs(&d.w)));
+        r::assert_within(
+            &format!("backward_input_then {c:?} {act:?} then {then:?}"),
+            &read(&dx),
+            &want,
+            &mag,
+            REL,
+        );
+    };
+    for (k, c) in cases.iter().enumerate() {
+        for then in [Activation::Relu, Activation::Sigmoid] {
+            run(k, c, then);
+        }
+    }
+    facegpu::gpu::with_texture_reads(false, || run(0, &cases[0], Activation::Relu));
+}
+
 #[test]
 fn bad_shapes_are_errors() {
     let s = ConvTranspose2dShape {

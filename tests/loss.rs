@@ -78,6 +78,60 @@ fn mse_grad_matches_reference() {
     }
 }
 
+/// mse_grad_act: the gradient times act'(pred) of the last layer's activation (pred its
+/// output), scalar (n = 7) and vec4 (n = 1000) kernels, textures and buffers: against
+/// float64, rel 1e-6 (relu: inputs in [-1, 1] so the mask varies; sigmoid: outputs in (0, 1)).
+#[test]
+fn mse_grad_act_matches_reference() {
+    use facegpu::ops::Activation;
+    for (k, &n) in [7usize, 1000].iter().enumerate() {
+        for act in [Activation::Relu, Activation::Sigmoid] {
+            let lo = if act == Activation::Relu { -1.0 } else { 0.0 };
+            let p = f32s(Rng::new(900 + k as u64).vec(n, lo, 1.0));
+            let t = f32s(Rng::new(950 + k as u64).vec(n, 0.0, 1.0));
+            let scale = 1.0 / n as f32;
+            let want: Vec<f64> = r::mse_grad(&p, &t, scale as f64)
+                .iter()
+                .zip(&p)
+                .map(|(g, &y)| match act {
+                    Activation::Relu => {
+                        if y > 0.0 {
+                            *g
+                        } else {
+                            0.0
+                        }
+                    }
+                    _ => g * y * (1.0 - y),
+                })
+                .collect();
+            for textures in [true, false] {
+                let got = facegpu::gpu::with_texture_reads(textures, || {
+                    let d = poisoned(&[n]);
+                    let mut rec = gpu().record();
+                    loss::mse_grad_act(
+                        &mut rec,
+                        &upload(&p, &[n]),
+                        &upload(&t, &[n]),
+                        &d,
+                        scale,
+                        act,
+                    )
+                    .unwrap();
+                    rec.run().unwrap();
+                    read(&d)
+                });
+                assert_close(
+                    &format!("mse_grad_act n={n} {act:?} textures {textures}"),
+                    &got,
+                    &want,
+                    1e-6,
+                    1e-30,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn mse_grad_matches_finite_differences() {
     // batch 3 of 5x7 images; scale = 1/batch (sum over pixels, mean over the batch)

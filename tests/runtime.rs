@@ -144,7 +144,10 @@ fn profile_inside_a_step_lists_dispatches_and_copies() {
     assert_eq!(names.len(), 4, "{names:?}");
     assert!(names[0].contains("accumulate"), "{names:?}");
     assert_eq!(names[1], "copies: 2 ops, 0.0 MB", "{names:?}");
-    assert!(names[2].contains("accumulate") && names[3].contains("accumulate"), "{names:?}");
+    assert!(
+        names[2].contains("accumulate") && names[3].contains("accumulate"),
+        "{names:?}"
+    );
     assert!(p.iter().all(|(_, s)| s.is_finite() && *s >= 0.0), "{p:?}");
     // 1 warm-up + 3 runs, each adding 2 to b
     assert_eq!(g.read(&b).unwrap(), vec![8.0; 100]);

@@ -8,7 +8,7 @@ use super::params::Params;
 use super::spec::{Kind, LayerSpec, ModelSpec, INPUT_DIMS};
 use crate::gpu::{Gpu, Recorder, Tensor};
 use crate::ops::step::StepState;
-use crate::ops::{conv2d, conv_transpose2d, elementwise, linear, loss, optim, vae};
+use crate::ops::{conv2d, conv_transpose2d, elementwise, linear, loss, optim, vae, Activation};
 
 /// One layer wired to its input and output buffers.
 struct Node {
@@ -20,6 +20,28 @@ struct Node {
     d_input: Option<Tensor>,
     d_output: Tensor,
     weight: usize,
+    /// `d_output` holds g = dL/dy * act'(y), formed by its consumer (the next layer's input
+    /// gradient, or the loss), so this layer's backward runs with no activation.
+    g_formed: bool,
+    /// The activation of the previous layer, whose g this layer's input gradient forms
+    /// (conv and transposed-conv layers whose input is that layer's output alone).
+    forms_g_of: Option<Activation>,
+}
+
+/// Marks `next` (a conv or transposed conv reading `prev`'s output, and nothing else reading
+/// it) as forming `prev`'s g in its input gradient.
+fn link(prev: &mut Node, next: &mut Node) {
+    if matches!(next.spec.kind, Kind::Conv { .. } | Kind::ConvT { .. }) && next.d_input.is_some() {
+        next.forms_g_of = Some(prev.spec.act);
+        prev.g_formed = true;
+    }
+}
+
+fn link_chain(nodes: &mut [Node]) {
+    for i in 1..nodes.len() {
+        let (a, b) = nodes.split_at_mut(i);
+        link(&mut a[i - 1], &mut b[0]);
+    }
 }
 
 /// How the latent is formed when evaluating a VAE.
@@ -109,6 +131,8 @@ impl Graph {
                     d_input: d_input.take(),
                     d_output: d_output.clone(),
                     weight: param_index(l.name),
+                    g_formed: false,
+                    forms_g_of: None,
                 });
                 d_input = Some(d_output);
                 x = output;
@@ -157,7 +181,19 @@ impl Graph {
             }
             None => (Vec::new(), None, enc_out, enc_dims, d_enc),
         };
-        let (decoder, output, _) = chain(&spec.decoder, dec_in, dec_dims, Some(dec_d_input))?;
+        let (mut decoder, output, _) = chain(&spec.decoder, dec_in, dec_dims, Some(dec_d_input))?;
+        let mut encoder = encoder;
+        link_chain(&mut encoder);
+        link_chain(&mut decoder);
+        if heads.is_empty() {
+            // AE: the decoder's first layer reads the encoder's output
+            link(
+                encoder.last_mut().expect("encoder has layers"),
+                &mut decoder[0],
+            );
+        }
+        // the loss gradient is the last layer's g
+        decoder.last_mut().expect("decoder has layers").g_formed = true;
         let d_output = decoder.last().expect("decoder has layers").d_output.clone();
         Ok(Graph {
             spec: spec.clone(),
@@ -240,12 +276,13 @@ impl Graph {
         params: &Params,
         kl_weight: f32,
     ) -> Result<()> {
-        loss::mse_grad(
+        loss::mse_grad_act(
             rec,
             &self.output,
             &self.target,
             &self.d_output,
             self.recon_scale(),
+            self.decoder.last().expect("decoder has layers").spec.act,
         )?;
         for n in self.decoder.iter().rev() {
             layer_backward(rec, n, self.batch, params)?;
@@ -358,19 +395,26 @@ fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -
         &params.list[n.weight].grad,
         &params.list[n.weight + 1].grad,
     );
-    let (y, dy, x, act) = (&n.output, &n.d_output, &n.input, n.spec.act);
+    let (y, dy, x) = (&n.output, &n.d_output, &n.input);
+    // dy is already g where the consumer formed it
+    let act = if n.g_formed {
+        Activation::None
+    } else {
+        n.spec.act
+    };
+    let then = n.forms_g_of.map(|a| (a, x));
     // weight gradients first, then (except for the first layer) the input gradient
     match layer_shape(n, batch) {
         LayerShape::Conv(s) => {
             conv2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
-                conv2d::backward_input(rec, &s, act, y, dy, w, dx)?;
+                conv2d::backward_input_then(rec, &s, act, y, dy, w, dx, then)?;
             }
         }
         LayerShape::ConvT(s) => {
             conv_transpose2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
-                conv_transpose2d::backward_input(rec, &s, act, y, dy, w, dx)?;
+                conv_transpose2d::backward_input_then(rec, &s, act, y, dy, w, dx, then)?;
             }
         }
         LayerShape::Linear(s) => {

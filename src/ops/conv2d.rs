@@ -387,6 +387,30 @@ pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) ->
     u
 }
 
+/// A backward input gradient's result multiplied by act' of the previous layer (`Some((act,
+/// its output))`), so that layer's backward starts from g = dx * act'(x): see
+/// [`backward_input_then`]. The 3x3 stride-2 software-adapter kernels do it in their epilogue
+/// (OUT_ACT); every other path writes a temporary and runs the activation's backward kernel.
+pub type Then<'a> = Option<(Activation, &'a Tensor)>;
+
+/// Records `kernel(out')` and then out = out' * act'(t) for `then` = Some((act, t)) through the
+/// activation's backward kernel (the paths without the fused epilogue).
+pub(crate) fn then_separately(
+    rec: &mut Recorder,
+    then: Then,
+    out: &Tensor,
+    kernel: impl FnOnce(&mut Recorder, &Tensor) -> Result<()>,
+) -> Result<()> {
+    match then {
+        Some((act, t)) if act != Activation::None => {
+            let tmp = rec.gpu.zeros(&out.shape);
+            kernel(rec, &tmp)?;
+            super::activation::backward(rec, act, t, &tmp, out)
+        }
+        _ => kernel(rec, out),
+    }
+}
+
 /// Direct gather conv (conv2d.wgsl conv_forward, or conv_forward_cpu on software adapters) of geometry `g`. Forward: `out = act(conv(x,
 /// w) + b)`. With `grad_in`: `out = conv(x * act'(xa), w)` (b unused), for the backward passes.
 #[allow(clippy::too_many_arguments)]
@@ -401,6 +425,27 @@ pub(crate) fn gather_conv(
     xa: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
+    gather_conv_then(rec, g, act, grad_in, x, w, b, xa, out, None)
+}
+
+/// [`gather_conv`] with `then` (grad_in only): out *= act'(t).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gather_conv_then(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    grad_in: bool,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    xa: &Tensor,
+    out: &Tensor,
+    then: Then,
+) -> Result<()> {
+    ensure!(
+        grad_in || then.is_none(),
+        "conv: `then` is for backward passes only"
+    );
     let mut consts = g.overrides(act);
     consts.push(("GRAD_IN", grad_in as u32 as f64));
     let wn = w.len() + if grad_in { 0 } else { b.len() };
@@ -415,18 +460,32 @@ pub(crate) fn gather_conv(
         && wn <= UBO_FLOATS
     {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
-        consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+        // binding 5: the OUT_ACT source (the kernel declares it whatever OUT_ACT is)
+        let (out_act, oa) = match then {
+            Some((a, t)) => (a, t),
+            None => (Activation::None, xa),
+        };
+        consts.extend([
+            ("CI", g.c_in as f64),
+            ("CO", g.c_out as f64),
+            ("OUT_ACT", out_act.code() as f64),
+        ]);
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
-        let (shader, ins) = cpu_inputs(rec, &[x, xa], CPU_SHADERS);
-        let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
+        let (shader, ins) = cpu_inputs(rec, &[x, xa, oa], CPU_SHADERS);
+        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
         return rec.dispatch_with(
             shader,
             "conv_forward_s2k3_cpu",
             &consts,
             &g.params(0, 0),
-            &[xb, (&ubo).into(), xab, out.into()],
+            &[xb, (&ubo).into(), xab, out.into(), oab],
             [items.div_ceil(WG) as u32, 1, g.batch as u32],
         );
+    }
+    if then.is_some() {
+        return then_separately(rec, then, out, |rec, out| {
+            gather_conv(rec, g, act, grad_in, x, w, b, xa, out)
+        });
     }
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
@@ -510,9 +569,11 @@ pub(crate) fn reduce_partials(
 /// How many chunks (invocations per weight block) a weight gradient over `items` pixels uses:
 /// enough lanes to fill the device, few enough that the partials stay small.
 pub(crate) fn wgrad_chunks(gpu: &Gpu, items: usize, blocks: usize) -> usize {
-    // software adapters: many short workgroups (128 of 64 lanes), so llvmpipe's threads stay
-    // balanced (with 8 long ones, a descheduled thread left the other core idle: 1.5-2x slower)
-    let lanes: usize = if gpu.is_cpu() { 8192 } else { 32768 };
+    // software adapters: many short workgroups (64 of 64 lanes), so llvmpipe's threads stay
+    // balanced (with 8 long ones, a descheduled thread left the other core idle: 1.5-2x slower);
+    // not more: the partial sums' reduction grows with them (the AE step's four weight
+    // gradients with their reductions: ~41 ms at 128 workgroups, ~37 at 64, llvmpipe)
+    let lanes: usize = if gpu.is_cpu() { 4096 } else { 32768 };
     let per_block = lanes.div_ceil(blocks).next_multiple_of(WG);
     // at least 16 items per invocation, so the partial sums stay a small fraction of the traffic
     per_block.min(items.div_ceil(16)).max(1)
@@ -568,7 +629,33 @@ pub fn backward_input(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
+    backward_input_then(rec, s, act, y, dy, w, dx, None)
+}
+
+/// [`backward_input`], then dx *= act'(t) for `then` = Some((act, t)): with the previous
+/// layer's activation and output (this layer's input), dx is that layer's g = dL/dx * act'(x),
+/// so its own backward runs with `Activation::None` and loads no act' source. Fused into the
+/// kernel's epilogue on the software adapter's 3x3 stride-2 path, a separate pass elsewhere.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_then(
+    rec: &mut Recorder,
+    s: &Conv2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    then: Then,
+) -> Result<()> {
     s.check()?;
+    if let Some((_, t)) = then {
+        ensure!(
+            t.len() == dx.len(),
+            "conv2d backward_input_then: the tensor whose act' multiplies dx must be dx's size ({} values), got {:?}",
+            dx.len(),
+            t.shape
+        );
+    }
     let g = Geom::conv(s);
     check_len("conv2d backward_input y", y, g.out_len(), &s.out_shape())?;
     check_len("conv2d backward_input dy", dy, g.out_len(), &s.out_shape())?;
@@ -581,7 +668,7 @@ pub fn backward_input(
     check_len("conv2d backward_input dx", dx, g.in_len(), &s.in_shape())?;
     // dx = convT(g, w): the conv weight [c_out, c_in, ..] is the transposed conv's [c_in', c_out', ..]
     // and its output size is the conv's input size (rows the conv never reached get zeros).
-    super::conv_transpose2d::gather_convt(rec, &g.swapped(), act, true, dy, w, w, y, dx)
+    super::conv_transpose2d::gather_convt_then(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
 }
 
 /// dw and db (both overwritten), with g as above.

@@ -11,8 +11,8 @@
 use anyhow::{ensure, Result};
 
 use super::conv2d::{
-    bench_fill, channel_blocks, reduce_partials, weights_ubo, wgrad_blocks, wgrad_chunks, Geom,
-    MAXACC, MAXCB, UBO_FLOATS, WG,
+    bench_fill, channel_blocks, reduce_partials, then_separately, weights_ubo, wgrad_blocks,
+    wgrad_chunks, Geom, Then, MAXACC, MAXCB, UBO_FLOATS, WG,
 };
 use super::Activation;
 use crate::gpu::kernels::Bind;
@@ -149,6 +149,27 @@ pub(crate) fn gather_convt(
     xa: &Tensor,
     out: &Tensor,
 ) -> Result<()> {
+    gather_convt_then(rec, g, act, grad_in, x, w, b, xa, out, None)
+}
+
+/// [`gather_convt`] with `then` (grad_in only): out *= act'(t) (conv2d::Then).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gather_convt_then(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    grad_in: bool,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    xa: &Tensor,
+    out: &Tensor,
+    then: Then,
+) -> Result<()> {
+    anyhow::ensure!(
+        grad_in || then.is_none(),
+        "conv_transpose2d: `then` is for backward passes only"
+    );
     let wn = w.len() + if grad_in { 0 } else { b.len() };
     // software adapters: kernels with the weights in a uniform buffer. 3x3 stride 2 pad 1 with
     // output_padding 1: the hand-written kernels, for few output channels (one per workgroup
@@ -180,6 +201,12 @@ pub(crate) fn gather_convt(
         None
     };
     if let Some((entry, geometry, grid)) = ubo_kernel {
+        if geometry && then.is_some() {
+            // convt_forward_cpu has no OUT_ACT epilogue
+            return then_separately(rec, then, out, |rec, out| {
+                gather_convt(rec, g, act, grad_in, x, w, b, xa, out)
+            });
+        }
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         let mut consts = Vec::new();
         if geometry {
@@ -196,21 +223,29 @@ pub(crate) fn gather_convt(
             ("CI", g.c_in as f64),
             ("CO", g.c_out as f64),
         ]);
-        // the 3x3 stride-2 kernels (convt_s2k3_core.wgsl) can read texture copies
-        let (shader, ins) = if geometry {
-            ("conv_transpose2d", vec![x.into(), xa.into()])
+        // the 3x3 stride-2 kernels (convt_s2k3_core.wgsl) can read texture copies and take
+        // OUT_ACT, its source at binding 5 (declared whatever OUT_ACT is)
+        let (shader, binds) = if geometry {
+            (
+                "conv_transpose2d",
+                vec![x.into(), (&ubo).into(), xa.into(), out.into()],
+            )
         } else {
-            super::conv2d::cpu_inputs(rec, &[x, xa], S2K3_SHADERS)
+            let (out_act, oa) = match then {
+                Some((a, t)) => (a, t),
+                None => (Activation::None, xa),
+            };
+            consts.push(("OUT_ACT", out_act.code() as f64));
+            let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, oa], S2K3_SHADERS);
+            let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+            (shader, vec![xb, (&ubo).into(), xab, out.into(), oab])
         };
-        let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
-        return rec.dispatch_with(
-            shader,
-            entry,
-            &consts,
-            &g.params(0, 0),
-            &[xb, (&ubo).into(), xab, out.into()],
-            grid,
-        );
+        return rec.dispatch_with(shader, entry, &consts, &g.params(0, 0), &binds, grid);
+    }
+    if then.is_some() {
+        return then_separately(rec, then, out, |rec, out| {
+            gather_convt(rec, g, act, grad_in, x, w, b, xa, out)
+        });
     }
     if super::conv_gemm::fits(rec.gpu, &g.swapped()) {
         return super::conv_gemm::conv_transpose(rec, g, act, grad_in, x, w, b, xa, out);
@@ -273,7 +308,33 @@ pub fn backward_input(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
+    backward_input_then(rec, s, act, y, dy, w, dx, None)
+}
+
+/// [`backward_input`], then dx *= act'(t) for `then` = Some((act, t)): with the previous
+/// layer's activation and output (this layer's input), dx is that layer's g = dL/dx * act'(x),
+/// so its own backward runs with `Activation::None` and loads no act' source. Fused into the
+/// kernel's epilogue on the software adapter's 3x3 stride-2 path, a separate pass elsewhere.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_then(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    then: Then,
+) -> Result<()> {
     s.check()?;
+    if let Some((_, t)) = then {
+        ensure!(
+            t.len() == dx.len(),
+            "conv_transpose2d backward_input_then: the tensor whose act' multiplies dx must be dx's size ({} values), got {:?}",
+            dx.len(),
+            t.shape
+        );
+    }
     let g = s.geom();
     let wn: usize = s.weight_shape().iter().product();
     check_len(
@@ -301,7 +362,7 @@ pub fn backward_input(
         &s.in_shape(),
     )?;
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
-    super::conv2d::gather_conv(rec, &g.swapped(), act, true, dy, w, w, y, dx)
+    super::conv2d::gather_conv_then(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
 }
 
 /// dw and db (both overwritten), with g as above.

@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use crate::gpu::timing::KernelBench;
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 use crate::ops::reduce::{self, Map};
+use crate::ops::Activation;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -53,6 +54,20 @@ pub fn mse_grad(
     dpred: &Tensor,
     scale: f32,
 ) -> Result<()> {
+    mse_grad_act(rec, pred, target, dpred, scale, Activation::None)
+}
+
+/// [`mse_grad`] times act'(pred): with the last layer's activation (pred its output), dpred is
+/// that layer's g, so its backward runs with `Activation::None`.
+pub fn mse_grad_act(
+    rec: &mut Recorder,
+    pred: &Tensor,
+    target: &Tensor,
+    dpred: &Tensor,
+    scale: f32,
+    act: Activation,
+) -> Result<()> {
+    let consts = [("ACT", act.code() as f64)];
     same_size("mse_grad", pred, target)?;
     same_size("mse_grad", pred, dpred)?;
     // vec4 loads where the length allows
@@ -70,17 +85,19 @@ pub fn mse_grad(
     if entry == "mse_grad4" && rec.texture_reads() && rec.gpu.flat_texture_fits(pred.len()) {
         let tp = rec.flat_texture(&pred.buf, pred.len());
         let tt = rec.flat_texture(&target.buf, target.len());
-        return rec.dispatch(
+        return rec.dispatch_with(
             "loss",
             "mse_grad4_tex",
+            &consts,
             &params,
             &[(&tp).into(), (&tt).into(), dpred.into()],
             grid_1d(n as u64, 256),
         );
     }
-    rec.dispatch(
+    rec.dispatch_with(
         "loss",
         entry,
+        &consts,
         &params,
         &[pred.into(), target.into(), dpred.into()],
         grid_1d(n as u64, 256),
