@@ -100,11 +100,21 @@ enum BenchCmd {
         /// Steps per timed round (3 rounds, the median is reported).
         #[arg(long, default_value_t = 5)]
         steps: usize,
-        /// Also time each kernel of the step on its own and list them (where the time goes).
+        /// Also list where a step's time goes: each dispatch and the copies between them, timed
+        /// inside the step (timestamps; else each kernel on its own).
         #[arg(long)]
         profile: bool,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        backend: BackendArg,
+    },
+    /// Measure this adapter's kernel choices (the linear layers' K split per VAE layer and
+    /// pass) and cache the fastest for later runs (FACEGPU_AUTOTUNE_FILE, else
+    /// $XDG_CACHE_HOME/facegpu/autotune.json; FACEGPU_AUTOTUNE=off ignores the cache).
+    Tune {
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
         #[command(flatten)]
         backend: BackendArg,
     },
@@ -370,6 +380,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{report}");
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            what: BenchCmd::Tune { batch, backend },
+        } => {
+            anyhow::ensure!(batch > 0, "--batch must be at least 1");
+            let gpu = Gpu::new(backend.backend)?;
+            println!("adapter: {}  (batch {batch})", gpu.describe());
+            for (key, chunks) in facegpu::ops::linear::autotune(&gpu, batch)? {
+                println!("  {key} = {chunks}");
+            }
+            if let Some(p) = facegpu::gpu::autotune::cache_path() {
+                println!("cached in {}", p.display());
             }
             Ok(())
         }
