@@ -50,7 +50,7 @@ fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i), 0); }
 fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i), 0); }
 
 // fwd: 64 x 8 outputs per invocation, 8 k per step
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn cpu_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let j0 = gid.x * 8u;
     let i0 = wid.y * 64u;
@@ -1637,7 +1637,7 @@ fn cpu_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
 }
 
 // bin: 64 x 8 outputs per invocation, 8 k per step
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn cpu_bin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let j0 = gid.x * 8u;
     let i0 = wid.y * 64u;
@@ -3224,7 +3224,7 @@ fn cpu_bin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
 }
 
 // bw: 64 x 8 outputs per invocation, 8 k per step
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn cpu_bw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let j0 = gid.x * 8u;
     let i0 = wid.y * 64u;
@@ -5006,7 +5006,7 @@ fn cpu_bw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 }
 
 // fwd_tex: 64 x 8 outputs per invocation, 8 k per step
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn cpu_fwd_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let j0 = gid.x * 8u;
     let i0 = wid.y * 64u;
@@ -6505,7 +6505,7 @@ fn cpu_fwd_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
 }
 
 // bin_tex: 64 x 8 outputs per invocation, 8 k per step
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn cpu_bin_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let j0 = gid.x * 8u;
     let i0 = wid.y * 64u;
@@ -8004,7 +8004,7 @@ fn cpu_bin_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
 }
 
 // bw_tex: 64 x 8 outputs per invocation, 8 k per step
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn cpu_bw_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) sl: u32) {
     let j0 = gid.x * 8u;
     let i0 = wid.y * 64u;

@@ -98,7 +98,10 @@ pub const CPU_BLOCK: [(Pass, usize, usize); 3] = [
 ];
 /// Lanes per subgroup the CPU kernels' cooperative S loads assume (k advances 8 per step).
 const CPU_KSTEP: usize = 8;
-const CPU_WG: usize = 64;
+/// One subgroup per workgroup: the VAE's narrow products (200 or 512 outputs wide) then make 4-8
+/// workgroups where 64-lane ones made 1-2 for llvmpipe's threads to share (measured 1.3-2x on
+/// them, the large ones unchanged; `bench kernels --filter linear`).
+const CPU_WG: usize = 8;
 /// Width in texels of the texture copies the `_tex` kernels read.
 const PTEX_WIDTH: usize = crate::gpu::kernels::FLAT_TEXTURE_WIDTH;
 /// Tiled kernel: output tile and K step.
