@@ -412,25 +412,10 @@ pub(crate) fn then_separately(
 }
 
 /// Direct gather conv (conv2d.wgsl conv_forward, or conv_forward_cpu on software adapters) of geometry `g`. Forward: `out = act(conv(x,
-/// w) + b)`. With `grad_in`: `out = conv(x * act'(xa), w)` (b unused), for the backward passes.
+/// w) + b)`. With `grad_in`: `out = conv(x * act'(xa), w)` (b unused), for the backward passes,
+/// and with `then` (grad_in only) out *= act'(t) afterwards ([`Then`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gather_conv(
-    rec: &mut Recorder,
-    g: &Geom,
-    act: Activation,
-    grad_in: bool,
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    xa: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    gather_conv_then(rec, g, act, grad_in, x, w, b, xa, out, None)
-}
-
-/// [`gather_conv`] with `then` (grad_in only): out *= act'(t).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gather_conv_then(
     rec: &mut Recorder,
     g: &Geom,
     act: Activation,
@@ -484,7 +469,7 @@ pub(crate) fn gather_conv_then(
     }
     if then.is_some() {
         return then_separately(rec, then, out, |rec, out| {
-            gather_conv(rec, g, act, grad_in, x, w, b, xa, out)
+            gather_conv(rec, g, act, grad_in, x, w, b, xa, out, None)
         });
     }
     if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
@@ -615,7 +600,7 @@ pub fn forward(
     )?;
     check_len("conv2d forward b", b, s.c_out, &[s.c_out])?;
     check_len("conv2d forward y", y, g.out_len(), &s.out_shape())?;
-    gather_conv(rec, &g, act, false, x, w, b, x, y)
+    gather_conv(rec, &g, act, false, x, w, b, x, y, None)
 }
 
 /// dx from dy, where the gradient reaching the pre-activation is g = dy * act'(y) computed on
@@ -668,7 +653,7 @@ pub fn backward_input_then(
     check_len("conv2d backward_input dx", dx, g.in_len(), &s.in_shape())?;
     // dx = convT(g, w): the conv weight [c_out, c_in, ..] is the transposed conv's [c_in', c_out', ..]
     // and its output size is the conv's input size (rows the conv never reached get zeros).
-    super::conv_transpose2d::gather_convt_then(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
+    super::conv_transpose2d::gather_convt(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
 }
 
 /// dw and db (both overwritten), with g as above.

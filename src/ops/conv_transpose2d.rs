@@ -136,25 +136,10 @@ const S2K3_SHADERS: (&str, &str) = ("conv_transpose2d", "conv_transpose2d_tex");
 /// Transposed gather conv (conv_transpose2d.wgsl convt_forward, or convt_forward_cpu on
 /// software adapters) of geometry `g` (weight
 /// [c_in, c_out, kh, kw]). Forward: `out = act(convT(x, w) + b)`. With `grad_in`:
-/// `out = convT(x * act'(xa), w)` (b unused), for the backward passes.
+/// `out = convT(x * act'(xa), w)` (b unused), for the backward passes, and with `then` (grad_in
+/// only) out *= act'(t) afterwards (conv2d::Then).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gather_convt(
-    rec: &mut Recorder,
-    g: &Geom,
-    act: Activation,
-    grad_in: bool,
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    xa: &Tensor,
-    out: &Tensor,
-) -> Result<()> {
-    gather_convt_then(rec, g, act, grad_in, x, w, b, xa, out, None)
-}
-
-/// [`gather_convt`] with `then` (grad_in only): out *= act'(t) (conv2d::Then).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gather_convt_then(
     rec: &mut Recorder,
     g: &Geom,
     act: Activation,
@@ -204,7 +189,7 @@ pub(crate) fn gather_convt_then(
         if geometry && then.is_some() {
             // convt_forward_cpu has no OUT_ACT epilogue
             return then_separately(rec, then, out, |rec, out| {
-                gather_convt(rec, g, act, grad_in, x, w, b, xa, out)
+                gather_convt(rec, g, act, grad_in, x, w, b, xa, out, None)
             });
         }
         let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
@@ -244,7 +229,7 @@ pub(crate) fn gather_convt_then(
     }
     if then.is_some() {
         return then_separately(rec, then, out, |rec, out| {
-            gather_convt(rec, g, act, grad_in, x, w, b, xa, out)
+            gather_convt(rec, g, act, grad_in, x, w, b, xa, out, None)
         });
     }
     if super::conv_gemm::fits(rec.gpu, &g.swapped()) {
@@ -294,7 +279,7 @@ pub fn forward(
     check_len("conv_transpose2d forward w", w, wn, &s.weight_shape())?;
     check_len("conv_transpose2d forward b", b, s.c_out, &[s.c_out])?;
     check_len("conv_transpose2d forward y", y, g.out_len(), &s.out_shape())?;
-    gather_convt(rec, &g, act, false, x, w, b, x, y)
+    gather_convt(rec, &g, act, false, x, w, b, x, y, None)
 }
 
 /// dx from dy, where the gradient reaching the pre-activation is g = dy * act'(y) computed on
@@ -362,7 +347,7 @@ pub fn backward_input_then(
         &s.in_shape(),
     )?;
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
-    super::conv2d::gather_conv_then(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
+    super::conv2d::gather_conv(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
 }
 
 /// dw and db (both overwritten), with g as above.
