@@ -374,6 +374,19 @@ fn bad_shapes_are_errors() {
     assert!(
         conv2d::backward_weight(&mut rec, &s, Activation::Relu, &y, &y, &x, &w, &bad_b).is_err()
     );
+    // the tensor whose act' multiplies dx must be dx's size
+    let e = conv2d::backward_input_then(
+        &mut rec,
+        &s,
+        Activation::None,
+        &y,
+        &y,
+        &w,
+        &x,
+        Some((Activation::Relu, &bad_b)),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("act'"), "{e}");
     assert_eq!(rec.finish().unwrap().dispatches(), 0);
 }
 

@@ -387,3 +387,32 @@ fn cpu_shader_file_is_current() {
         "shaders/linear_cpu.wgsl is stale: run FACEGPU_REGEN=1 cargo test --test linear cpu_shader"
     );
 }
+
+/// The K-split tuner (`facegpu bench tune`) measures one choice per VAE layer shape and pass,
+/// each a whole number of chunks >= 1, and writes them under this adapter's name into the cache
+/// file (here a temporary one, so this process's own choices stay as they are).
+#[test]
+fn autotune_measures_and_stores_every_vae_layer_and_pass() {
+    let found = linear::autotune_measure(gpu(), 4).unwrap();
+    // the VAE's 4 layer shapes (mu and logvar share one) x 3 passes
+    assert_eq!(found.len(), 12, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|(k, c)| k.starts_with("linear.") && *c >= 1),
+        "{found:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("autotune.json");
+    let entries: Vec<(String, serde_json::Value)> = found
+        .iter()
+        .map(|(k, c)| (k.clone(), (*c).into()))
+        .collect();
+    facegpu::gpu::autotune::store_at(&file, gpu(), &entries).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let sect = &v[facegpu::gpu::autotune::adapter_key(gpu())];
+    for (k, c) in &found {
+        assert_eq!(sect[k].as_u64(), Some(*c as u64), "{k} in {v}");
+    }
+}

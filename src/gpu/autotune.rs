@@ -8,7 +8,7 @@
 //! number of K chunks a sum is split into).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context as _, Result};
@@ -44,9 +44,13 @@ pub fn adapter_key(gpu: &Gpu) -> String {
 }
 
 fn load() -> Table {
-    let Some(path) = cache_path() else {
-        return Table::new();
-    };
+    match cache_path() {
+        Some(path) => load_from(&path),
+        None => Table::new(),
+    }
+}
+
+fn load_from(path: &Path) -> Table {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -68,7 +72,19 @@ pub fn lookup(gpu: &Gpu, key: &str) -> Option<serde_json::Value> {
 pub fn store(gpu: &Gpu, entries: &[(String, serde_json::Value)]) -> Result<PathBuf> {
     let path = cache_path().context("no cache directory: set XDG_CACHE_HOME or HOME")?;
     let mut c = CACHE.lock().unwrap();
-    let mut table = load();
+    let table = merge_into(&path, gpu, entries)?;
+    *c = Some(table);
+    Ok(path)
+}
+
+/// [`store`] into the file at `path`, leaving the choices this process uses as they are (for
+/// tests, and for writing a file other than the one in use).
+pub fn store_at(path: &Path, gpu: &Gpu, entries: &[(String, serde_json::Value)]) -> Result<()> {
+    merge_into(path, gpu, entries).map(|_| ())
+}
+
+fn merge_into(path: &Path, gpu: &Gpu, entries: &[(String, serde_json::Value)]) -> Result<Table> {
+    let mut table = load_from(path);
     let sect = table.entry(adapter_key(gpu)).or_default();
     for (k, v) in entries {
         sect.insert(k.clone(), v.clone());
@@ -80,9 +96,8 @@ pub fn store(gpu: &Gpu, entries: &[(String, serde_json::Value)]) -> Result<PathB
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&table)?)
         .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    *c = Some(table);
-    Ok(path)
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(table)
 }
 
 /// Key of a linear-layer K-split choice.

@@ -742,6 +742,22 @@ pub fn bench_programs_opt(gpu: &Gpu, batch: usize, opts: Options) -> Result<Vec<
 /// cache (src/gpu/autotune.rs) and returns (key, chunks). A cache that cannot be written is
 /// reported on stderr and the choices still returned; later runs then use the static choice.
 pub fn autotune(gpu: &Gpu, batch: usize) -> Result<Vec<(String, usize)>> {
+    let found = autotune_measure(gpu, batch)?;
+    let entries: Vec<(String, serde_json::Value)> = found
+        .iter()
+        .map(|(k, c)| (k.clone(), serde_json::Value::from(*c)))
+        .collect();
+    if let Err(e) = crate::gpu::autotune::store(gpu, &entries) {
+        eprintln!(
+            "facegpu: linear autotune results not cached ({e:#}); static choices stay in use"
+        );
+    }
+    Ok(found)
+}
+
+/// The measurements of [`autotune`] without storing them: (key, fastest chunks) per VAE layer
+/// shape and pass.
+pub fn autotune_measure(gpu: &Gpu, batch: usize) -> Result<Vec<(String, usize)>> {
     let mut found = Vec::new();
     for (_, d_in, d_out, act) in vae_layers() {
         let s = LinearShape { batch, d_in, d_out };
@@ -774,15 +790,6 @@ pub fn autotune(gpu: &Gpu, batch: usize) -> Result<Vec<(String, usize)>> {
             let key = crate::gpu::autotune::linear_key(pass.tag(), variant, m, n, k);
             found.push((key, best.1));
         }
-    }
-    let entries: Vec<(String, serde_json::Value)> = found
-        .iter()
-        .map(|(k, c)| (k.clone(), serde_json::Value::from(*c)))
-        .collect();
-    if let Err(e) = crate::gpu::autotune::store(gpu, &entries) {
-        eprintln!(
-            "facegpu: linear autotune results not cached ({e:#}); static choices stay in use"
-        );
     }
     Ok(found)
 }
