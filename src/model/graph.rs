@@ -140,7 +140,8 @@ impl Graph {
             }
             Ok((nodes, x, dims))
         };
-        let (encoder, enc_out, enc_dims) = chain(&spec.encoder, input.clone(), INPUT_DIMS, None)?;
+        let (mut encoder, enc_out, enc_dims) =
+            chain(&spec.encoder, input.clone(), INPUT_DIMS, None)?;
         let d_enc = encoder.last().expect("encoder has layers").d_output.clone();
         let (heads, vae, dec_in, dec_dims, dec_d_input) = match &spec.heads {
             Some([mu_spec, lv_spec]) => {
@@ -182,7 +183,6 @@ impl Graph {
             None => (Vec::new(), None, enc_out, enc_dims, d_enc),
         };
         let (mut decoder, output, _) = chain(&spec.decoder, dec_in, dec_dims, Some(dec_d_input))?;
-        let mut encoder = encoder;
         link_chain(&mut encoder);
         link_chain(&mut decoder);
         if heads.is_empty() {
