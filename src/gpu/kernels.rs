@@ -530,6 +530,23 @@ enum Op {
     ToTexture(TextureCopy),
 }
 
+impl Op {
+    /// Encodes a copy (buffer to buffer, or buffer to texture); dispatches are encoded in passes.
+    fn encode_transfer(&self, enc: &mut wgpu::CommandEncoder) {
+        match self {
+            Op::Copy {
+                src,
+                src_off,
+                dst,
+                dst_off,
+                size,
+            } => enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size),
+            Op::ToTexture(c) => c.encode(enc),
+            Op::Dispatch { .. } => unreachable!("dispatches are encoded in compute passes"),
+        }
+    }
+}
+
 /// A recorded, replayable sequence of GPU work.
 pub struct Program {
     ops: Vec<Op>,
@@ -576,18 +593,8 @@ impl Program {
         let mut first_pass = true;
         while i < self.ops.len() {
             match &self.ops[i] {
-                Op::Copy {
-                    src,
-                    src_off,
-                    dst,
-                    dst_off,
-                    size,
-                } => {
-                    enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
-                    i += 1;
-                }
-                Op::ToTexture(c) => {
-                    c.encode(enc);
+                op @ (Op::Copy { .. } | Op::ToTexture(_)) => {
+                    op.encode_transfer(enc);
                     i += 1;
                 }
                 Op::Dispatch { .. } => {
@@ -691,14 +698,7 @@ impl Program {
             let mut k = 0u32;
             for op in &self.ops {
                 match op {
-                    Op::Copy {
-                        src,
-                        src_off,
-                        dst,
-                        dst_off,
-                        size,
-                    } => enc.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size),
-                    Op::ToTexture(c) => c.encode(&mut enc),
+                    Op::Copy { .. } | Op::ToTexture(_) => op.encode_transfer(&mut enc),
                     Op::Dispatch {
                         pipeline,
                         bind_group,
