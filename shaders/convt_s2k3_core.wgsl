@@ -13,6 +13,15 @@ const TQW: u32 = 1024u;
 @group(0) @binding(2) var<uniform> tw: array<vec4<f32>, TQW>;
 @group(0) @binding(4) var<storage, read_write> ty: array<vec4<f32>>;
 
+// LOSS (training, the network's last layer; convt_s2k3_cpu only): the MSE loss folded into the
+// epilogue. Instead of y it stores the layer's g = LOSS_K (y - t) act'(y) (loss.wgsl's
+// mse_grad4 with LOSS_K = 2 * scale), t the target read as the OUT_ACT source (ld_oa), and
+// writes each invocation's sum of (y - t)^2 to binding 6, summed afterwards into the loss. That
+// saves storing y, the loss pass reading y and t, and the gradient pass reading them again.
+override LOSS: bool = false;
+override LOSS_K: f32 = 0.0;
+var<private> loss_acc: f32;
+
 fn tw_at(i: u32) -> f32 {
     return tw[i >> 2u][i & 3u];
 }
@@ -70,11 +79,19 @@ fn s2_store(b: S2Block, r: u32, row: u32, wq: u32, bias: f32) {
     }
 }
 
-// OUT_ACT (conv_head_core.wgsl): output vec4 i times act' of ld_oa(i)
+// OUT_ACT (conv_head_core.wgsl): output vec4 i times act' of ld_oa(i); LOSS: g, as above
 fn s2_out_act(v: vec4<f32>, i: u32) -> vec4<f32> {
     if (GRAD_IN && OUT_ACT != 0u) { return v * act_grad4_code(OUT_ACT, ld_oa(i)); }
+    if (!GRAD_IN && LOSS) {
+        let d = v - ld_oa(i);
+        loss_acc += dot(d, d);
+        return LOSS_K * d * act_grad4_code(ACT, v);
+    }
     return v;
 }
+
+// LOSS: the partial sums of (y - t)^2, one per invocation [batch][c_out][qh * nb]
+@group(0) @binding(6) var<storage, read_write> tloss: array<f32>;
 
 @compute @workgroup_size(64)
 fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -132,6 +149,9 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     s2_store(ar, r + 2u, 2u * y0, wq, bias);
     s2_store(bl, r + 2u * wq, 2u * y0 + 2u, wq, bias);
     s2_store(br, r + 2u * wq + 2u, 2u * y0 + 2u, wq, bias);
+    if (LOSS) {
+        tloss[(n * CO + co) * qh * nb + gid.x] = loss_acc;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

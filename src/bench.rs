@@ -271,8 +271,7 @@ pub fn bench_train(
         let prog = {
             let mut rec = gpu.record();
             batcher.record(&mut rec)?;
-            graph.record_forward(&mut rec, &params, 0, &step, 1.0)?;
-            graph.record_backward(&mut rec, &params, 1.0)?;
+            graph.record_forward_backward(&mut rec, &params, 0, &step, 1.0)?;
             graph.record_update(&mut rec, &params, &AdamConfig::default(), &step)?;
             rec.finish()?
         };

@@ -430,9 +430,8 @@ pub fn train(
     let step_prog = {
         let mut rec = gpu.record();
         batcher.record(&mut rec)?;
-        graph.record_forward(&mut rec, &params, opts.seed, &step_state, opts.kl_weight)?;
+        graph.record_forward_backward(&mut rec, &params, opts.seed, &step_state, opts.kl_weight)?;
         sums.record(&mut rec, &graph, 1.0)?;
-        graph.record_backward(&mut rec, &params, opts.kl_weight)?;
         graph.record_update(&mut rec, &params, &adam, &step_state)?;
         rec.finish()?
     };

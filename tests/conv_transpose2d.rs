@@ -361,6 +361,115 @@ fn backward_input_then_matches_reference() {
     facegpu::gpu::with_texture_reads(false, || run(0, &cases[0], Activation::Relu));
 }
 
+/// The last layer with the MSE loss folded in (training): g = 2 scale (y - t) act'(y) and
+/// loss = scale * sum (y - t)^2 against the float64 reference, and bit for bit / within 1e-6 the
+/// separate forward, loss::mse_grad_act and loss::mse (the same float32 operations on the same
+/// y; the loss sums in another order). Software adapters fold it for 1-3 output channels at
+/// 3x3 stride 2 (widths multiples of 8); elsewhere the call records nothing and says so.
+#[test]
+fn forward_mse_grad_matches_reference_and_separate_passes() {
+    use facegpu::ops::loss;
+    let folds = gpu().is_cpu();
+    let cases = [
+        // the seed AE's dec1 at batch 2; an odd input height (a half-filled last row pair)
+        (
+            convt(2, 8, 64, 64, 1, 3, 3, 2, 1, 1),
+            Activation::Sigmoid,
+            folds,
+        ),
+        (convt(3, 5, 7, 8, 2, 3, 3, 2, 1, 1), Activation::Relu, folds),
+        (
+            convt(1, 3, 4, 16, 3, 3, 3, 2, 1, 1),
+            Activation::None,
+            folds,
+        ),
+        // four output channels: not folded
+        (
+            convt(1, 3, 4, 8, 4, 3, 3, 2, 1, 1),
+            Activation::Sigmoid,
+            false,
+        ),
+    ];
+    for (k, (c, act, fold)) in cases.iter().enumerate() {
+        let d = data(c, 900 + k as u64);
+        let t = r::f32_round(&Rng::new(950 + k as u64).vec(c.out_len(), 0.0, 1.0));
+        let scale = 1.0 / c.out_len() as f32;
+        let s = lib_shape(c);
+        let (x, w, b) = (
+            upload(&d.x, &s.in_shape()),
+            upload(&d.w, &s.weight_shape()),
+            upload(&d.b, &[c.c_out]),
+        );
+        let tt = upload(&t, &s.out_shape());
+        let (g, l) = (poisoned(&s.out_shape()), poisoned(&[1]));
+        let mut rec = gpu().record();
+        let folded =
+            conv_transpose2d::forward_mse_grad(&mut rec, &s, &x, &w, &b, *act, &tt, &g, &l, scale)
+                .unwrap();
+        rec.run().unwrap();
+        assert_eq!(folded, *fold, "{c:?}: folded");
+        if !folded {
+            assert!(
+                read(&g).iter().all(|v| v.is_nan()),
+                "{c:?}: recorded nothing"
+            );
+            continue;
+        }
+        // float64 reference
+        let y = c.forward(&d.x, &d.w, &d.b, *act);
+        let k2 = 2.0 * scale as f64;
+        let diff: Vec<f64> = y.iter().zip(&t).map(|(y, t)| k2 * (y - t)).collect();
+        let size: Vec<f64> = y
+            .iter()
+            .zip(&t)
+            .map(|(y, t)| k2 * (y.abs() + t.abs()))
+            .collect();
+        let mag_y: Vec<f64> = c
+            .forward_pre(&r::abs(&d.x), &r::abs(&d.w), &r::abs(&d.b))
+            .iter()
+            .zip(&size)
+            .map(|(m, s)| k2 * m + s)
+            .collect();
+        r::assert_within(
+            &format!("forward_mse_grad g {c:?} {act:?}"),
+            &read(&g),
+            &r::pre_grad(*act, &y, &diff),
+            // act' <= 1 for all three
+            &mag_y,
+            REL,
+        );
+        let want: f64 = scale as f64 * y.iter().zip(&t).map(|(y, t)| (y - t).powi(2)).sum::<f64>();
+        let got = read(&l)[0];
+        assert!(
+            (got - want).abs() <= 1e-5 * want,
+            "{c:?} loss {got} vs {want}"
+        );
+        // the separate passes
+        let (y2, g2, l2) = (
+            poisoned(&s.out_shape()),
+            poisoned(&s.out_shape()),
+            poisoned(&[1]),
+        );
+        let mut rec = gpu().record();
+        conv_transpose2d::forward(&mut rec, &s, &x, &w, &b, &y2, *act).unwrap();
+        loss::mse(&mut rec, &y2, &tt, &l2, scale).unwrap();
+        loss::mse_grad_act(&mut rec, &y2, &tt, &g2, scale, *act).unwrap();
+        rec.run().unwrap();
+        let bits = |t: &facegpu::gpu::Tensor| -> Vec<u32> {
+            gpu().read(t).unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        assert!(
+            bits(&g) == bits(&g2),
+            "{c:?}: g differs from the separate passes"
+        );
+        let l2 = read(&l2)[0];
+        assert!(
+            (got - l2).abs() <= 1e-6 * l2,
+            "{c:?} loss {got} vs separate {l2}"
+        );
+    }
+}
+
 #[test]
 fn bad_shapes_are_errors() {
     let s = ConvTranspose2dShape {

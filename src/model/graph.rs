@@ -239,6 +239,47 @@ impl Graph {
         step: &StepState,
         kl_weight: f32,
     ) -> Result<()> {
+        self.forward(rec, params, seed, step, kl_weight, false)
+            .map(|_| ())
+    }
+
+    /// Records the backward pass (gradients into each Param's `grad`). Needs the forward first.
+    pub fn record_backward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        kl_weight: f32,
+    ) -> Result<()> {
+        self.backward(rec, params, kl_weight, false)
+    }
+
+    /// Records a training step's forward and backward passes: the losses as
+    /// [`Graph::record_forward`], the gradients as [`Graph::record_backward`]. Where the adapter
+    /// has a kernel for it (conv_transpose2d::forward_mse_grad) the last layer's forward forms
+    /// the loss and its gradient in one pass and `output` is not written.
+    pub fn record_forward_backward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        seed: u64,
+        step: &StepState,
+        kl_weight: f32,
+    ) -> Result<()> {
+        let folded = self.forward(rec, params, seed, step, kl_weight, true)?;
+        self.backward(rec, params, kl_weight, folded)
+    }
+
+    /// The forward pass and the losses; with `fold`, the loss gradient too where the last layer
+    /// can form it (returns whether it did).
+    fn forward(
+        &self,
+        rec: &mut Recorder,
+        params: &Params,
+        seed: u64,
+        step: &StepState,
+        kl_weight: f32,
+        fold: bool,
+    ) -> Result<bool> {
         for n in &self.encoder {
             layer_forward(rec, n, self.batch, params)?;
         }
@@ -257,33 +298,58 @@ impl Graph {
                 kl_weight / self.batch as f32,
             )?;
         }
-        for n in &self.decoder {
+        let (last, rest) = self.decoder.split_last().expect("decoder has layers");
+        for n in rest {
             layer_forward(rec, n, self.batch, params)?;
         }
+        if fold {
+            if let LayerShape::ConvT(s) = layer_shape(last, self.batch) {
+                let folded = conv_transpose2d::forward_mse_grad(
+                    rec,
+                    &s,
+                    &last.input,
+                    &params.list[last.weight].value,
+                    &params.list[last.weight + 1].value,
+                    last.spec.act,
+                    &self.target,
+                    &self.d_output,
+                    &self.recon_loss,
+                    self.recon_scale(),
+                )?;
+                if folded {
+                    return Ok(true);
+                }
+            }
+        }
+        layer_forward(rec, last, self.batch, params)?;
         loss::mse(
             rec,
             &self.output,
             &self.target,
             &self.recon_loss,
             self.recon_scale(),
-        )
+        )?;
+        Ok(false)
     }
 
-    /// Records the backward pass (gradients into each Param's `grad`). Needs the forward first.
-    pub fn record_backward(
+    /// The backward pass; `loss_grad_formed`: the forward already wrote the loss gradient.
+    fn backward(
         &self,
         rec: &mut Recorder,
         params: &Params,
         kl_weight: f32,
+        loss_grad_formed: bool,
     ) -> Result<()> {
-        loss::mse_grad_act(
-            rec,
-            &self.output,
-            &self.target,
-            &self.d_output,
-            self.recon_scale(),
-            self.decoder.last().expect("decoder has layers").spec.act,
-        )?;
+        if !loss_grad_formed {
+            loss::mse_grad_act(
+                rec,
+                &self.output,
+                &self.target,
+                &self.d_output,
+                self.recon_scale(),
+                self.decoder.last().expect("decoder has layers").spec.act,
+            )?;
+        }
         for n in self.decoder.iter().rev() {
             layer_backward(rec, n, self.batch, params)?;
         }

@@ -334,6 +334,12 @@ pub(crate) fn wgrad_cpu(
     let ncib = g.c_in.div_ceil(cib);
     let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
     let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
+    // with no activation the act' sources are not read: bind operands copied anyway
+    let (aa, ba) = if act == Activation::None {
+        (a, b)
+    } else {
+        (aa, ba)
+    };
     let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
     let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
     rec.dispatch_with(
@@ -431,6 +437,12 @@ pub(crate) fn gather_conv(
         grad_in || then.is_none(),
         "conv: `then` is for backward passes only"
     );
+    // the act' source is read by backward passes with an activation only
+    let xa = if grad_in && act != Activation::None {
+        xa
+    } else {
+        x
+    };
     let mut consts = g.overrides(act);
     consts.push(("GRAD_IN", grad_in as u32 as f64));
     let wn = w.len() + if grad_in { 0 } else { b.len() };

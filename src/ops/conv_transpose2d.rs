@@ -133,6 +133,44 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
 /// convt_s2k3_core.wgsl's kernels reading storage buffers / texture copies.
 const S2K3_SHADERS: (&str, &str) = ("conv_transpose2d", "conv_transpose2d_tex");
 
+/// A software-adapter kernel with the weights in a uniform buffer.
+struct UboKernel {
+    entry: &'static str,
+    /// geometry overrides (KH, KW, S, P): the generated-loop convt_forward_cpu
+    geometry: bool,
+    grid: [u32; 3],
+    /// invocations per output plane that the kernel runs (convt_s2k3_cpu's LOSS partials)
+    items: usize,
+}
+
+/// The uniform-weight kernel for geometry `g` with `wn` weight (+ bias) floats, if any: for 3x3
+/// stride 2 pad 1 with output_padding 1 the hand-written kernels, for few output channels (one
+/// per workgroup row) or 4..8 (all per invocation); else the generated-loop one where it fits.
+fn ubo_kernel(gpu: &Gpu, g: &Geom, wn: usize) -> Option<UboKernel> {
+    let s2k3 = gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.w_out == 2 * g.w_in
+        && g.h_out == 2 * g.h_in
+        && wn <= UBO_FLOATS;
+    let (entry, geometry, items, channels) = if s2k3 && g.w_in % 8 == 0 && 2 * g.c_out < 8 {
+        let items = g.h_in.div_ceil(2) * g.w_in / 8;
+        ("convt_s2k3_cpu", false, items, g.c_out)
+    } else if s2k3 && g.w_in % 4 == 0 && (4..=8).contains(&g.c_out) {
+        ("convt_s2k3_all_cpu", false, g.h_in * g.w_in / 4, 1)
+    } else if cpu_path_fits(gpu, g, wn) {
+        let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
+        ("convt_forward_cpu", true, items, 1)
+    } else {
+        return None;
+    };
+    Some(UboKernel {
+        entry,
+        geometry,
+        grid: [items.div_ceil(WG) as u32, channels as u32, g.batch as u32],
+        items,
+    })
+}
+
 /// Transposed gather conv (conv_transpose2d.wgsl convt_forward, or convt_forward_cpu on
 /// software adapters) of geometry `g` (weight
 /// [c_in, c_out, kh, kw]). Forward: `out = act(convT(x, w) + b)`. With `grad_in`:
@@ -155,37 +193,20 @@ pub(crate) fn gather_convt(
         grad_in || then.is_none(),
         "conv_transpose2d: `then` is for backward passes only"
     );
-    let wn = w.len() + if grad_in { 0 } else { b.len() };
-    // software adapters: kernels with the weights in a uniform buffer. 3x3 stride 2 pad 1 with
-    // output_padding 1: the hand-written kernels, for few output channels (one per workgroup
-    // row) or 4..8 (all per invocation); else the generated-loop one where it fits.
-    let s2k3 = rec.gpu.is_cpu()
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.w_out == 2 * g.w_in
-        && g.h_out == 2 * g.h_in
-        && wn <= UBO_FLOATS;
-    let ubo_kernel = if s2k3 && g.w_in % 8 == 0 && 2 * g.c_out < 8 {
-        let items = g.h_in.div_ceil(2) * g.w_in / 8;
-        let grid = [items.div_ceil(WG) as u32, g.c_out as u32, g.batch as u32];
-        Some(("convt_s2k3_cpu", false, grid))
-    } else if s2k3 && g.w_in % 4 == 0 && (4..=8).contains(&g.c_out) {
-        let items = g.h_in * g.w_in / 4;
-        Some((
-            "convt_s2k3_all_cpu",
-            false,
-            [items.div_ceil(WG) as u32, 1, g.batch as u32],
-        ))
-    } else if cpu_path_fits(rec.gpu, g, wn) {
-        let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
-        Some((
-            "convt_forward_cpu",
-            true,
-            [items.div_ceil(WG) as u32, 1, g.batch as u32],
-        ))
+    // the act' source is read by backward passes with an activation only
+    let xa = if grad_in && act != Activation::None {
+        xa
     } else {
-        None
+        x
     };
-    if let Some((entry, geometry, grid)) = ubo_kernel {
+    let wn = w.len() + if grad_in { 0 } else { b.len() };
+    if let Some(UboKernel {
+        entry,
+        geometry,
+        grid,
+        ..
+    }) = ubo_kernel(rec.gpu, g, wn)
+    {
         if geometry && then.is_some() {
             // convt_forward_cpu has no OUT_ACT epilogue
             return then_separately(rec, then, out, |rec, out| {
@@ -223,7 +244,12 @@ pub(crate) fn gather_convt(
             consts.push(("OUT_ACT", out_act.code() as f64));
             let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, oa], S2K3_SHADERS);
             let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-            (shader, vec![xb, (&ubo).into(), xab, out.into(), oab])
+            let mut binds = vec![xb, (&ubo).into(), xab, out.into(), oab];
+            if entry == "convt_s2k3_cpu" {
+                // LOSS's partial sums (declared whatever LOSS is)
+                binds.push((&rec.gpu.storage(16)).into());
+            }
+            (shader, binds)
         };
         return rec.dispatch_with(shader, entry, &consts, &g.params(0, 0), &binds, grid);
     }
@@ -280,6 +306,85 @@ pub fn forward(
     check_len("conv_transpose2d forward b", b, s.c_out, &[s.c_out])?;
     check_len("conv_transpose2d forward y", y, g.out_len(), &s.out_shape())?;
     gather_convt(rec, &g, act, false, x, w, b, x, y, None)
+}
+
+/// The network's last layer in a training step, with the MSE loss folded into its epilogue:
+/// instead of y = act(convT(x, w) + b) it writes the layer's g = 2 scale (y - target) act'(y)
+/// (what `loss::mse_grad_act` makes of y) into `g`, and scale * sum((y - target)^2) (what
+/// `loss::mse` makes of it) into `loss`. Software adapters' 3x3 stride-2 kernel for one to three
+/// output channels only: elsewhere it records nothing and returns Ok(false), and the caller runs
+/// `forward`, `loss::mse` and `loss::mse_grad_act`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_mse_grad(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    act: Activation,
+    target: &Tensor,
+    g: &Tensor,
+    loss: &Tensor,
+    scale: f32,
+) -> Result<bool> {
+    s.check()?;
+    let geo = s.geom();
+    check_len(
+        "conv_transpose2d forward_mse_grad x",
+        x,
+        geo.in_len(),
+        &s.in_shape(),
+    )?;
+    let wn: usize = s.weight_shape().iter().product();
+    check_len(
+        "conv_transpose2d forward_mse_grad w",
+        w,
+        wn,
+        &s.weight_shape(),
+    )?;
+    check_len(
+        "conv_transpose2d forward_mse_grad b",
+        b,
+        s.c_out,
+        &[s.c_out],
+    )?;
+    for (what, t) in [("target", target), ("g", g)] {
+        check_len(
+            &format!("conv_transpose2d forward_mse_grad {what}"),
+            t,
+            geo.out_len(),
+            &s.out_shape(),
+        )?;
+    }
+    check_len("conv_transpose2d forward_mse_grad loss", loss, 1, &[1])?;
+    let k = match ubo_kernel(rec.gpu, &geo, w.len() + b.len()) {
+        Some(k) if k.entry == "convt_s2k3_cpu" => k,
+        _ => return Ok(false),
+    };
+    let ubo = weights_ubo(rec, w, Some(b));
+    let consts = [
+        ("ACT", act.code() as f64),
+        ("GRAD_IN", 0.0),
+        ("CI", s.c_in as f64),
+        ("CO", s.c_out as f64),
+        ("OUT_ACT", 0.0),
+        ("LOSS", 1.0),
+        ("LOSS_K", (2.0 * scale) as f64),
+    ];
+    // the target is read where the backward passes read the OUT_ACT source
+    let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, x, target], S2K3_SHADERS);
+    let [xb, xab, tb] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+    let partials = rec.gpu.zeros(&[s.batch * s.c_out * k.items]);
+    rec.dispatch_with(
+        shader,
+        k.entry,
+        &consts,
+        &geo.params(0, 0),
+        &[xb, (&ubo).into(), xab, g.into(), tb, (&partials).into()],
+        k.grid,
+    )?;
+    super::reduce::sum(rec, &partials, loss, scale)?;
+    Ok(true)
 }
 
 /// dx from dy, where the gradient reaching the pre-activation is g = dy * act'(y) computed on
