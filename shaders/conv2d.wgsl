@@ -149,7 +149,8 @@ fn conv_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_
 
 // ---------------------------------------------------------------------------------------------
 // wgrad_reduce: out[i] = sum_c part[c][i] in chunk order; i < n_w goes to dw, the rest to db.
-// p.chunks partials of p.stride_part values; p.c_out = number of bias entries.
+// p.chunks partials of p.stride_part values; p.c_out = number of bias entries (wgrad_reduce4:
+// p.c_in = number of weight entries).
 
 @group(0) @binding(1) var<storage, read> rpart: array<f32>;
 @group(0) @binding(2) var<storage, read_write> rdw: array<f32>;
@@ -215,6 +216,65 @@ fn wgrad_reduce_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     wgrad_put(i, (s.x + s.y) + (s.z + s.w));
 }
 
+// wgrad_reduce4 / wgrad_reduce4_tex: wgrad_reduce / wgrad_reduce_tex for partials whose stride
+// p.stride_part is a multiple of 4 (the software-adapter weight gradients pad it): 4 values per
+// invocation, one vec4 (texel) load each per chunk where the others load one per value. The
+// same additions in the same order as wgrad_reduce. p.c_in = n_w, p.c_out = n_b; values from
+// n_w + n_b on are padding.
+@group(0) @binding(1) var<storage, read> rpart4: array<vec4<f32>>;
+
+fn part4_at(t: u32) -> vec4<f32> {
+    return textureLoad(rpart_t, flat_texel(t), 0);
+}
+
+fn wgrad_put4(i4: u32, total: vec4<f32>) {
+    for (var j = 0u; j < 4u; j++) {
+        let i = 4u * i4 + j;
+        if (i < p.c_in) {
+            rdw[i] = total[j];
+        } else if (i < p.c_in + p.c_out) {
+            rdb[i - p.c_in] = total[j];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn wgrad_reduce4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i4 = linear_index(gid, nwg, WG);
+    let s4 = p.stride_part / 4u;
+    if (i4 >= s4) { return; }
+    var a = array<vec4<f32>, 4>();
+    var c = 0u;
+    for (; c + 4u <= p.chunks; c += 4u) {
+        a[0] += rpart4[c * s4 + i4];
+        a[1] += rpart4[(c + 1u) * s4 + i4];
+        a[2] += rpart4[(c + 2u) * s4 + i4];
+        a[3] += rpart4[(c + 3u) * s4 + i4];
+    }
+    for (; c < p.chunks; c++) {
+        a[0] += rpart4[c * s4 + i4];
+    }
+    wgrad_put4(i4, (a[0] + a[1]) + (a[2] + a[3]));
+}
+
+@compute @workgroup_size(64)
+fn wgrad_reduce4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i4 = linear_index(gid, nwg, WG);
+    let s4 = p.stride_part / 4u;
+    if (i4 >= s4) { return; }
+    var a = array<vec4<f32>, 4>();
+    var c = 0u;
+    for (; c + 4u <= p.chunks; c += 4u) {
+        a[0] += part4_at(c * s4 + i4);
+        a[1] += part4_at((c + 1u) * s4 + i4);
+        a[2] += part4_at((c + 2u) * s4 + i4);
+        a[3] += part4_at((c + 3u) * s4 + i4);
+    }
+    for (; c < p.chunks; c++) {
+        a[0] += part4_at(c * s4 + i4);
+    }
+    wgrad_put4(i4, (a[0] + a[1]) + (a[2] + a[3]));
+}
 
 // ---------------------------------------------------------------------------------------------
 // The software-adapter kernels (conv2d_cpu_core.wgsl) reading their inputs from storage buffers.

@@ -217,8 +217,8 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
         }
     }
     let kk = KH * KW;
-    let nb = select(CO, CI, TRANSPOSED);
-    let base = chunk * (CO * CI * kk + nb);
+    // (the host pads the stride to a multiple of 4 for wgrad_reduce4)
+    let base = chunk * p.stride_part;
     if (TRANSPOSED) {
         for (var c = 0u; c < WCI; c++) {
             let ci = ci0 + c;
@@ -428,8 +428,7 @@ fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
         s6 = slot_add(s6, 6u, g, fa, fb);
         s7 = slot_add(s7, 7u, g, fa, fb);
     }
-    let nb = select(CO, CI, TRANSPOSED);
-    let base = chunk * (CO * CI * 9u + nb);
+    let base = chunk * p.stride_part;
     slot_store(s0, 0u, ci0, base);
     slot_store(s1, 1u, ci0, base);
     slot_store(s2, 2u, ci0, base);

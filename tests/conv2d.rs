@@ -230,6 +230,9 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
         (conv(1, 1, 7, 8, 1, 1, 1, 1, 0), Activation::Relu),
         (conv(3, 3, 6, 8, 5, 3, 3, 2, 1), Activation::Sigmoid),
         (conv(1, 3, 6, 16, 2, 3, 3, 2, 1), Activation::Relu),
+        // enough pixels for the weight gradient's partials to come in many chunks (the
+        // reduction's 4-chunk loop, not only its tail)
+        (conv(1, 1, 64, 64, 3, 3, 3, 2, 1), Activation::Sigmoid),
     ];
     facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {

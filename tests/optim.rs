@@ -140,7 +140,8 @@ fn adamw_matches_pytorch() {
 
 /// The vec4 kernel reads storage buffers or texture copies (CPU adapters' default, where the
 /// length fits whole texels): both paths against the reference, with every option that changes
-/// the update, on lengths of part of a texture row, whole rows and rows plus a partial row.
+/// the update, on lengths of whole texture rows and rows plus a partial row (under one row,
+/// `optim::TEXTURE_MIN`, the buffers are read either way: 1000).
 #[test]
 fn buffer_and_texture_reads_match_pytorch() {
     let cfgs = [

@@ -333,7 +333,9 @@ pub(crate) fn wgrad_cpu(
     let n_b = if transposed { g.c_in } else { g.c_out };
     let ncib = g.c_in.div_ceil(cib);
     let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
-    let part = rec.gpu.storage(((n_w + n_b) * chunks * 4) as u64);
+    // each chunk's partials padded to whole vec4s for wgrad_reduce4
+    let stride = (n_w + n_b).next_multiple_of(4);
+    let part = rec.gpu.storage((stride * chunks * 4) as u64);
     // with no activation the act' sources are not read: bind operands copied anyway
     let (aa, ba) = if act == Activation::None {
         (a, b)
@@ -346,11 +348,30 @@ pub(crate) fn wgrad_cpu(
         shader,
         entry,
         &consts,
-        &g.params(chunks, n_w + n_b),
+        &g.params(chunks, stride),
         &[a, aa, b, (&part).into(), ba],
         [chunks.div_ceil(WG) as u32, 1, ncib as u32],
     )?;
-    reduce_partials(rec, &part, chunks, n_w, n_b, dw, db)?;
+    let p = Params {
+        c_in: n_w as u32,
+        c_out: n_b as u32,
+        chunks: chunks as u32,
+        stride_part: stride as u32,
+        ..bytemuck::Zeroable::zeroed()
+    };
+    let len = stride * chunks;
+    let (entry, src): (_, Bind) = if rec.texture_reads() && rec.gpu.flat_texture_fits(len) {
+        ("wgrad_reduce4_tex", (&rec.flat_texture(&part, len)).into())
+    } else {
+        ("wgrad_reduce4", (&part).into())
+    };
+    rec.dispatch(
+        "conv2d",
+        entry,
+        &p,
+        &[src, dw.into(), db.into()],
+        grid_1d((stride / 4) as u64, WG as u32),
+    )?;
     Ok(true)
 }
 

@@ -55,6 +55,10 @@ fn decimal(x: f32) -> f64 {
     format!("{x}").parse().unwrap_or(x as f64)
 }
 
+/// Parameters below this count (one texture row) are read from their buffers even on CPU
+/// adapters.
+pub const TEXTURE_MIN: usize = 4 * crate::gpu::kernels::FLAT_TEXTURE_WIDTH;
+
 /// One Adam (or AdamW) update of `param` with `grad`; `m` and `v` are the moment buffers (zeros
 /// at the start). The step t (1-based) and the learning rate are read from `step` when the
 /// program runs, so a recorded training step replays; `cfg.lr` is only the value to put there.
@@ -108,8 +112,14 @@ pub fn adam(
     };
     let groups = grid_1d(n as u64, 256);
     // CPU adapters: read texture copies (Adam over a large layer is bound by its loads, and a
-    // texel of 4 floats loads in about the time of one float from a storage buffer)
-    if entry == "adam4" && rec.texture_reads() && rec.gpu.flat_texture_fits(param.len()) {
+    // texel of 4 floats loads in about the time of one float from a storage buffer); not for
+    // tensors under a texture row, where the four copies (each a whole 64 KiB row) cost more
+    // than the loads they save (the seed AE's eight: ~0.1 ms each against ~0.05 for Adam)
+    if entry == "adam4"
+        && n >= TEXTURE_MIN
+        && rec.texture_reads()
+        && rec.gpu.flat_texture_fits(param.len())
+    {
         let [tw, tg, tm, tv] = [param, grad, m, v].map(|t| rec.flat_texture(&t.buf, t.len()));
         return rec.dispatch(
             "optim_tex",
