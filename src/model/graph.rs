@@ -73,7 +73,8 @@ pub struct Graph {
     pub input: Tensor,
     /// What the reconstruction is compared with [batch, 1, 128, 128].
     pub target: Tensor,
-    /// The reconstruction [batch, 1, 128, 128].
+    /// The reconstruction [batch, 1, 128, 128] (left unwritten by a training step whose loss
+    /// is folded into the last layer: `record_forward_backward`).
     pub output: Tensor,
     encoder: Vec<Node>,
     heads: Vec<Node>,
