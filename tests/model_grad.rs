@@ -8,21 +8,22 @@ use common::{gpu, Rng};
 use facegpu::model::graph::{Graph, Latent};
 use facegpu::model::params::Params;
 use facegpu::model::registry;
+use facegpu::model::spec::ModelSpec;
 use facegpu::ops::step::{StepState, StepValues};
 
-fn check_model(model: &str) {
+/// `model` (seed-1 weights) on a batch of 2 random images from `rng`, with a sampled latent (eps
+/// is drawn from (seed, step), so every forward sees the same eps) and step 1.
+fn model_on_random_batch(model: &str, rng: &mut Rng) -> (ModelSpec, Params, Graph, StepState) {
     let g = gpu();
     let spec = registry::model(model).unwrap();
     let params = Params::init(g, &spec, 1).unwrap();
     let batch = 2;
-    let mut rng = Rng::new(11);
     let x = g
         .upload(
             &common::to_f32(&rng.vec(batch * 128 * 128, 0.0, 1.0)),
             &[batch, 1, 128, 128],
         )
         .unwrap();
-    // a sampled latent: eps is drawn from (seed, step), so every forward sees the same eps
     let graph = Graph::new(g, &spec, &params, batch, x.clone(), x, Latent::Sample).unwrap();
     let step = StepState::new(
         g,
@@ -33,6 +34,13 @@ fn check_model(model: &str) {
             _pad: 0,
         },
     );
+    (spec, params, graph, step)
+}
+
+fn check_model(model: &str) {
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let (spec, params, graph, step) = model_on_random_batch(model, &mut rng);
     let forward = {
         let mut rec = g.record();
         graph
@@ -114,25 +122,7 @@ fn conv_vae_backward_matches_finite_differences() {
 #[test]
 fn training_record_matches_separate_passes() {
     let g = gpu();
-    let spec = registry::model("ae").unwrap();
-    let params = Params::init(g, &spec, 1).unwrap();
-    let batch = 2;
-    let x = g
-        .upload(
-            &common::to_f32(&Rng::new(12).vec(batch * 128 * 128, 0.0, 1.0)),
-            &[batch, 1, 128, 128],
-        )
-        .unwrap();
-    let graph = Graph::new(g, &spec, &params, batch, x.clone(), x, Latent::Sample).unwrap();
-    let step = StepState::new(
-        g,
-        StepValues {
-            t: 1,
-            epoch: 0,
-            lr: 0.0,
-            _pad: 0,
-        },
-    );
+    let (_, params, graph, step) = model_on_random_batch("ae", &mut Rng::new(12));
     let run = |fused: bool| -> (f32, Vec<Vec<u32>>) {
         g.write(&graph.output, &vec![f32::NAN; graph.output.len()])
             .unwrap();
