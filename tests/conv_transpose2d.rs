@@ -494,6 +494,36 @@ fn bad_shapes_are_errors() {
     let e =
         conv_transpose2d::forward(&mut rec, &s, &x, &w, &b, &bad_y, Activation::None).unwrap_err();
     assert!(e.to_string().contains("forward y"), "{e}");
+    // the folded loss: a target of another size, a loss of more than one value
+    let one = gpu().zeros(&[1]);
+    let e = conv_transpose2d::forward_mse_grad(
+        &mut rec,
+        &s,
+        &x,
+        &w,
+        &b,
+        Activation::Sigmoid,
+        &bad_y,
+        &y,
+        &one,
+        1.0,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("forward_mse_grad target"), "{e}");
+    let e = conv_transpose2d::forward_mse_grad(
+        &mut rec,
+        &s,
+        &x,
+        &w,
+        &b,
+        Activation::Sigmoid,
+        &y,
+        &y,
+        &b,
+        1.0,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("forward_mse_grad loss"), "{e}");
     // output_padding must be smaller than stride
     let op = ConvTranspose2dShape {
         output_padding: 2,
