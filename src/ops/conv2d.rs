@@ -636,6 +636,19 @@ pub fn forward(
     gather_conv(rec, &g, act, false, x, w, b, x, y, None)
 }
 
+/// `then`'s tensor (the previous layer's output) must be dx's size.
+pub(crate) fn check_then(op: &str, then: Then, dx: &Tensor) -> Result<()> {
+    if let Some((_, t)) = then {
+        ensure!(
+            t.len() == dx.len(),
+            "{op} backward_input_then: the tensor whose act' multiplies dx must be dx's size ({} values), got {:?}",
+            dx.len(),
+            t.shape
+        );
+    }
+    Ok(())
+}
+
 /// dx from dy, where the gradient reaching the pre-activation is g = dy * act'(y) computed on
 /// the fly from the forward OUTPUT y (relu' = [y>0], sigmoid' = y(1-y), none = 1). Overwrites dx.
 pub fn backward_input(
@@ -666,14 +679,7 @@ pub fn backward_input_then(
     then: Then,
 ) -> Result<()> {
     s.check()?;
-    if let Some((_, t)) = then {
-        ensure!(
-            t.len() == dx.len(),
-            "conv2d backward_input_then: the tensor whose act' multiplies dx must be dx's size ({} values), got {:?}",
-            dx.len(),
-            t.shape
-        );
-    }
+    check_then("conv2d", then, dx)?;
     let g = Geom::conv(s);
     check_len("conv2d backward_input y", y, g.out_len(), &s.out_shape())?;
     check_len("conv2d backward_input dy", dy, g.out_len(), &s.out_shape())?;

@@ -417,14 +417,7 @@ pub fn backward_input_then(
     then: Then,
 ) -> Result<()> {
     s.check()?;
-    if let Some((_, t)) = then {
-        ensure!(
-            t.len() == dx.len(),
-            "conv_transpose2d backward_input_then: the tensor whose act' multiplies dx must be dx's size ({} values), got {:?}",
-            dx.len(),
-            t.shape
-        );
-    }
+    super::conv2d::check_then("conv_transpose2d", then, dx)?;
     let g = s.geom();
     let wn: usize = s.weight_shape().iter().product();
     check_len(
