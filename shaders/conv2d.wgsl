@@ -190,10 +190,10 @@ fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // wgrad_reduce reading a flat texture copy of the partials (flat_texture.wgsl; value j is
 // component j % 4 of texel j / 4), for CPU adapters. Same additions in the same order.
 //!include flat_texture
-@group(0) @binding(1) var rpart_t: texture_2d<f32>;
+@group(0) @binding(1) var rpart_t: texture_storage_2d<rgba32float, read>;
 
 fn part_at(j: u32) -> f32 {
-    return textureLoad(rpart_t, flat_texel(j / 4u), 0)[j % 4u];
+    return textureLoad(rpart_t, flat_texel(j / 4u))[j % 4u];
 }
 
 @compute @workgroup_size(64)
@@ -224,7 +224,7 @@ fn wgrad_reduce_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 @group(0) @binding(1) var<storage, read> rpart4: array<vec4<f32>>;
 
 fn part4_at(t: u32) -> vec4<f32> {
-    return textureLoad(rpart_t, flat_texel(t), 0);
+    return textureLoad(rpart_t, flat_texel(t));
 }
 
 fn wgrad_put4(i4: u32, total: vec4<f32>) {

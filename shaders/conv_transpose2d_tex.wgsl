@@ -3,21 +3,21 @@
 // loads.
 //!include conv_head_core
 
-@group(0) @binding(1) var tx4: texture_2d<f32>;
-@group(0) @binding(3) var txa4: texture_2d<f32>;
-@group(0) @binding(5) var toa4: texture_2d<f32>;
+@group(0) @binding(1) var tx4: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(3) var txa4: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(5) var toa4: texture_storage_2d<rgba32float, read>;
 
 //!include flat_texture
 
 fn s_in4(i: u32) -> vec4<f32> {
-    let x = textureLoad(tx4, flat_texel(i), 0);
+    let x = textureLoad(tx4, flat_texel(i));
     if (GRAD_IN) {
-        let a = textureLoad(txa4, flat_texel(i), 0);
+        let a = textureLoad(txa4, flat_texel(i));
         return x * vec4<f32>(act_grad(a.x), act_grad(a.y), act_grad(a.z), act_grad(a.w));
     }
     return x;
 }
 
-fn ld_oa(i: u32) -> vec4<f32> { return textureLoad(toa4, flat_texel(i), 0); }
+fn ld_oa(i: u32) -> vec4<f32> { return textureLoad(toa4, flat_texel(i)); }
 
 //!include convt_s2k3_core

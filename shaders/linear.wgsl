@@ -220,8 +220,8 @@ fn form_g(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // form_g over vec4s (gp.len counts them) reading flat texture copies of dy and y
 // (flat_texture.wgsl), for CPU adapters.
 //!include flat_texture
-@group(0) @binding(1) var gtdy: texture_2d<f32>;
-@group(0) @binding(2) var gty: texture_2d<f32>;
+@group(0) @binding(1) var gtdy: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var gty: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(3) var<storage, read_write> gout4: array<vec4<f32>>;
 
 @compute @workgroup_size(256)
@@ -229,6 +229,6 @@ fn form_g4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let e = linear_index(gid, nwg, 256u);
     if (e >= gp.len) { return; }
     let at = flat_texel(e);
-    let y = textureLoad(gty, at, 0);
-    gout4[e] = textureLoad(gtdy, at, 0) * vec4<f32>(act_grad(y.x), act_grad(y.y), act_grad(y.z), act_grad(y.w));
+    let y = textureLoad(gty, at);
+    gout4[e] = textureLoad(gtdy, at) * vec4<f32>(act_grad(y.x), act_grad(y.y), act_grad(y.z), act_grad(y.w));
 }

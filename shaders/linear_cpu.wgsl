@@ -40,14 +40,14 @@ fn g_w(i: u32) -> f32 {
 // 4i .. 4i + 4): on lavapipe a texel load costs about what one storage-buffer float load costs.
 // S is x (forward) or g (backward: the register plan stores g first wherever ACT needs y).
 // Bindings: 1 S, 2 P, then forward 3 b, 4 y; backward 3 out (4 db for the weight gradient).
-@group(0) @binding(1) var st: texture_2d<f32>;
-@group(0) @binding(2) var pt: texture_2d<f32>;
+@group(0) @binding(1) var st: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var pt: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(3) var<storage, read_write> tout: array<f32>;
 @group(0) @binding(4) var<storage, read_write> tdbo: array<f32>;
 const PTW: u32 = 4096u;
 fn texel(i: u32) -> vec2<i32> { return vec2<i32>(i32(i % PTW), i32(i / PTW)); }
-fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i), 0); }
-fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i), 0); }
+fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i)); }
+fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i)); }
 
 // fwd: 64 x 8 outputs per invocation, 8 k per step
 @compute @workgroup_size(8)

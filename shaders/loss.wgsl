@@ -37,8 +37,8 @@ fn mse_grad4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 }
 
 // mse_grad4 reading flat texture copies of pred and tgt (flat_texture.wgsl), for CPU adapters.
-@group(0) @binding(1) var tpred: texture_2d<f32>;
-@group(0) @binding(2) var ttgt: texture_2d<f32>;
+@group(0) @binding(1) var tpred: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var ttgt: texture_storage_2d<rgba32float, read>;
 
 //!include flat_texture
 
@@ -47,6 +47,6 @@ fn mse_grad4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let i = linear_index(gid, nwg, WG);
     if (i >= p.n) { return; }
     let at = flat_texel(i);
-    let pr = textureLoad(tpred, at, 0);
-    dpred4[i] = p.k * (pr - textureLoad(ttgt, at, 0)) * act_grad4_code(ACT, pr);
+    let pr = textureLoad(tpred, at);
+    dpred4[i] = p.k * (pr - textureLoad(ttgt, at)) * act_grad4_code(ACT, pr);
 }

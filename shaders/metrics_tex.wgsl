@@ -1,12 +1,12 @@
 // The box-only metrics pass (metrics_box_core.wgsl) reading textures: the batch is copied into
-// two rgba32float 2D-array textures (a layer per image, 4 pixels per texel). On CPU adapters
-// (Mesa 22's llvmpipe) a texel load of 4 floats costs about what one storage-buffer float
-// load costs, and this pass is bound by its loads (see src/ops/metrics.rs).
+// two rgba32float 2D-array textures (a layer per image, 4 pixels per texel) bound as read-only
+// storage textures. On CPU adapters (Mesa 22's llvmpipe) a texel load of 4 floats costs less
+// than one storage-buffer float load, and this pass is bound by its loads (see src/ops/metrics.rs).
 //!include metrics_core
 //!include metrics_box_core
 
-@group(0) @binding(1) var tx: texture_2d_array<f32>;
-@group(0) @binding(2) var ty: texture_2d_array<f32>;
+@group(0) @binding(1) var tx: texture_storage_2d_array<rgba32float, read>;
+@group(0) @binding(2) var ty: texture_storage_2d_array<rgba32float, read>;
 
 // (e, e^2, d, d^2) of one pixel from its two values
 fn quant(t: Tile, a: f32, b: f32) -> vec4<f32> {
@@ -19,7 +19,7 @@ fn quant(t: Tile, a: f32, b: f32) -> vec4<f32> {
 fn pixel_s(t: Tile, r: i32, c: i32) -> f32 {
     let v = vec2<i32>(c / 4, r);
     let k = u32(c % 4);
-    return textureLoad(tx, v, t.layer, 0)[k] + textureLoad(ty, v, t.layer, 0)[k];
+    return textureLoad(tx, v, t.layer)[k] + textureLoad(ty, v, t.layer)[k];
 }
 
 // row r's quantities at columns c0 - 3 .. c0 + 34,
@@ -29,26 +29,26 @@ fn row38(t: Tile, r: i32, q: ptr<function, array<vec4<f32>, 38>>) {
     let rr = clamp(r, 0, i32(p.h) - 1);
     let wl = i32(p.w / 4u) - 1;
     let c4 = t.c0 / 4 - 1;
-    let x0 = textureLoad(tx, vec2<i32>(clamp(c4 + 0, 0, wl), rr), t.layer, 0);
-    let y0 = textureLoad(ty, vec2<i32>(clamp(c4 + 0, 0, wl), rr), t.layer, 0);
-    let x1 = textureLoad(tx, vec2<i32>(clamp(c4 + 1, 0, wl), rr), t.layer, 0);
-    let y1 = textureLoad(ty, vec2<i32>(clamp(c4 + 1, 0, wl), rr), t.layer, 0);
-    let x2 = textureLoad(tx, vec2<i32>(clamp(c4 + 2, 0, wl), rr), t.layer, 0);
-    let y2 = textureLoad(ty, vec2<i32>(clamp(c4 + 2, 0, wl), rr), t.layer, 0);
-    let x3 = textureLoad(tx, vec2<i32>(clamp(c4 + 3, 0, wl), rr), t.layer, 0);
-    let y3 = textureLoad(ty, vec2<i32>(clamp(c4 + 3, 0, wl), rr), t.layer, 0);
-    let x4 = textureLoad(tx, vec2<i32>(clamp(c4 + 4, 0, wl), rr), t.layer, 0);
-    let y4 = textureLoad(ty, vec2<i32>(clamp(c4 + 4, 0, wl), rr), t.layer, 0);
-    let x5 = textureLoad(tx, vec2<i32>(clamp(c4 + 5, 0, wl), rr), t.layer, 0);
-    let y5 = textureLoad(ty, vec2<i32>(clamp(c4 + 5, 0, wl), rr), t.layer, 0);
-    let x6 = textureLoad(tx, vec2<i32>(clamp(c4 + 6, 0, wl), rr), t.layer, 0);
-    let y6 = textureLoad(ty, vec2<i32>(clamp(c4 + 6, 0, wl), rr), t.layer, 0);
-    let x7 = textureLoad(tx, vec2<i32>(clamp(c4 + 7, 0, wl), rr), t.layer, 0);
-    let y7 = textureLoad(ty, vec2<i32>(clamp(c4 + 7, 0, wl), rr), t.layer, 0);
-    let x8 = textureLoad(tx, vec2<i32>(clamp(c4 + 8, 0, wl), rr), t.layer, 0);
-    let y8 = textureLoad(ty, vec2<i32>(clamp(c4 + 8, 0, wl), rr), t.layer, 0);
-    let x9 = textureLoad(tx, vec2<i32>(clamp(c4 + 9, 0, wl), rr), t.layer, 0);
-    let y9 = textureLoad(ty, vec2<i32>(clamp(c4 + 9, 0, wl), rr), t.layer, 0);
+    let x0 = textureLoad(tx, vec2<i32>(clamp(c4 + 0, 0, wl), rr), t.layer);
+    let y0 = textureLoad(ty, vec2<i32>(clamp(c4 + 0, 0, wl), rr), t.layer);
+    let x1 = textureLoad(tx, vec2<i32>(clamp(c4 + 1, 0, wl), rr), t.layer);
+    let y1 = textureLoad(ty, vec2<i32>(clamp(c4 + 1, 0, wl), rr), t.layer);
+    let x2 = textureLoad(tx, vec2<i32>(clamp(c4 + 2, 0, wl), rr), t.layer);
+    let y2 = textureLoad(ty, vec2<i32>(clamp(c4 + 2, 0, wl), rr), t.layer);
+    let x3 = textureLoad(tx, vec2<i32>(clamp(c4 + 3, 0, wl), rr), t.layer);
+    let y3 = textureLoad(ty, vec2<i32>(clamp(c4 + 3, 0, wl), rr), t.layer);
+    let x4 = textureLoad(tx, vec2<i32>(clamp(c4 + 4, 0, wl), rr), t.layer);
+    let y4 = textureLoad(ty, vec2<i32>(clamp(c4 + 4, 0, wl), rr), t.layer);
+    let x5 = textureLoad(tx, vec2<i32>(clamp(c4 + 5, 0, wl), rr), t.layer);
+    let y5 = textureLoad(ty, vec2<i32>(clamp(c4 + 5, 0, wl), rr), t.layer);
+    let x6 = textureLoad(tx, vec2<i32>(clamp(c4 + 6, 0, wl), rr), t.layer);
+    let y6 = textureLoad(ty, vec2<i32>(clamp(c4 + 6, 0, wl), rr), t.layer);
+    let x7 = textureLoad(tx, vec2<i32>(clamp(c4 + 7, 0, wl), rr), t.layer);
+    let y7 = textureLoad(ty, vec2<i32>(clamp(c4 + 7, 0, wl), rr), t.layer);
+    let x8 = textureLoad(tx, vec2<i32>(clamp(c4 + 8, 0, wl), rr), t.layer);
+    let y8 = textureLoad(ty, vec2<i32>(clamp(c4 + 8, 0, wl), rr), t.layer);
+    let x9 = textureLoad(tx, vec2<i32>(clamp(c4 + 9, 0, wl), rr), t.layer);
+    let y9 = textureLoad(ty, vec2<i32>(clamp(c4 + 9, 0, wl), rr), t.layer);
     (*q)[0] = quant(t, x0.y, y0.y);
     (*q)[1] = quant(t, x0.z, y0.z);
     (*q)[2] = quant(t, x0.w, y0.w);

@@ -3,12 +3,12 @@
 //!include optim_core
 
 @group(0) @binding(1) var<storage, read_write> w4: array<vec4<f32>>;
-@group(0) @binding(2) var tg: texture_2d<f32>;
+@group(0) @binding(2) var tg: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(3) var<storage, read_write> m4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> v4: array<vec4<f32>>;
-@group(0) @binding(6) var tw: texture_2d<f32>;
-@group(0) @binding(7) var tm: texture_2d<f32>;
-@group(0) @binding(8) var tv: texture_2d<f32>;
+@group(0) @binding(6) var tw: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(7) var tm: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(8) var tv: texture_storage_2d<rgba32float, read>;
 
 //!include flat_texture
 
@@ -18,7 +18,7 @@ fn adam4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let j = linear_index(gid, nwg, WG);
     if (j >= p.n) { return; }
     let at = flat_texel(j);
-    let r = adam_update(textureLoad(tw, at, 0), textureLoad(tg, at, 0), textureLoad(tm, at, 0), textureLoad(tv, at, 0));
+    let r = adam_update(textureLoad(tw, at), textureLoad(tg, at), textureLoad(tm, at), textureLoad(tv, at));
     w4[j] = r.w;
     m4[j] = r.m;
     v4[j] = r.v;

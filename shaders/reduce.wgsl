@@ -66,8 +66,8 @@ fn sum_pass4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 }
 
 // sum_pass4 reading flat texture copies of a and b (flat_texture.wgsl), for CPU adapters.
-@group(0) @binding(1) var ta: texture_2d<f32>;
-@group(0) @binding(2) var tb: texture_2d<f32>;
+@group(0) @binding(1) var ta: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var tb: texture_storage_2d<rgba32float, read>;
 
 //!include flat_texture
 
@@ -80,7 +80,7 @@ fn sum_pass4_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let base = r * p.n;
     var s = vec4<f32>(0.0);
     for (var i = j; i < p.n; i = i + p.m) {
-        s = s + term4(textureLoad(ta, flat_texel(base + i), 0), textureLoad(tb, flat_texel(base + i), 0));
+        s = s + term4(textureLoad(ta, flat_texel(base + i)), textureLoad(tb, flat_texel(base + i)));
     }
     out[g] = ((s.x + s.y) + (s.z + s.w)) * p.scale;
 }

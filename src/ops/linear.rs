@@ -875,14 +875,14 @@ pub fn cpu_wgsl() -> String {
     o += "// 4i .. 4i + 4): on lavapipe a texel load costs about what one storage-buffer float load costs.\n";
     o += "// S is x (forward) or g (backward: the register plan stores g first wherever ACT needs y).\n";
     o += "// Bindings: 1 S, 2 P, then forward 3 b, 4 y; backward 3 out (4 db for the weight gradient).\n";
-    o += "@group(0) @binding(1) var st: texture_2d<f32>;\n";
-    o += "@group(0) @binding(2) var pt: texture_2d<f32>;\n";
+    o += "@group(0) @binding(1) var st: texture_storage_2d<rgba32float, read>;\n";
+    o += "@group(0) @binding(2) var pt: texture_storage_2d<rgba32float, read>;\n";
     o += "@group(0) @binding(3) var<storage, read_write> tout: array<f32>;\n";
     o += "@group(0) @binding(4) var<storage, read_write> tdbo: array<f32>;\n";
     o += &format!("const PTW: u32 = {PTEX_WIDTH}u;\n");
     o += "fn texel(i: u32) -> vec2<i32> { return vec2<i32>(i32(i % PTW), i32(i / PTW)); }\n";
-    o += "fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i), 0); }\n";
-    o += "fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i), 0); }\n\n";
+    o += "fn p4(i: u32) -> vec4<f32> { return textureLoad(pt, texel(i)); }\n";
+    o += "fn s4(i: u32) -> vec4<f32> { return textureLoad(st, texel(i)); }\n\n";
     for tex in [false, true] {
         for (pass, tm, tn) in CPU_BLOCK {
             o += &cpu_entry(pass, tm, tn, tex);
