@@ -13,8 +13,23 @@ pub struct KernelRow {
     pub ms_per_call: f64,
     pub gflops: f64,
     pub gbps: f64,
+    /// On software adapters: the share, in percent, of the bound the kernel is limited by,
+    /// max(GFLOP/s / [`SOFTWARE_GFLOPS`], GB/s / [`SOFTWARE_GBPS`]) (the targets ask
+    /// >= 50 for the seed AE's convs). None on GPUs, whose ceilings we do not know.
+    pub bound_pct: Option<f64>,
     /// "timestamps" (GPU timestamp queries) or "wall" (submit-and-wait clock, amortised).
     pub clock: &'static str,
+}
+
+/// Ceilings of lavapipe on the 2-core development machine, measured (README, "Speed"): the best
+/// register-blocked WGSL matmul reaches about 20 GFLOP/s, shader memory traffic about 5 GB/s.
+pub const SOFTWARE_GFLOPS: f64 = 20.0;
+pub const SOFTWARE_GBPS: f64 = 5.0;
+
+/// Percent of the software adapter's bound a kernel reaches: the larger of its arithmetic and
+/// memory shares (its time against the time the binding ceiling alone would allow).
+pub fn bound_pct(gflops: f64, gbps: f64) -> f64 {
+    100.0 * (gflops / SOFTWARE_GFLOPS).max(gbps / SOFTWARE_GBPS)
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -63,6 +78,9 @@ pub fn bench_kernels(
             ms_per_call: s * 1e3,
             gflops: case.flops / s * 1e-9,
             gbps: case.bytes / s * 1e-9,
+            bound_pct: gpu
+                .is_cpu()
+                .then(|| bound_pct(case.flops / s * 1e-9, case.bytes / s * 1e-9)),
             clock: if t.gpu_s.is_some() {
                 "timestamps"
             } else {
@@ -82,13 +100,20 @@ pub fn bench_kernels(
 impl std::fmt::Display for KernelReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "adapter: {}  (batch {})", self.adapter, self.batch)?;
-        writeln!(f, "| kernel | ms/call | GFLOP/s | GB/s |")?;
-        writeln!(f, "|---|---:|---:|---:|")?;
+        writeln!(f, "| kernel | ms/call | GFLOP/s | GB/s | % of bound |")?;
+        writeln!(f, "|---|---:|---:|---:|---:|")?;
         for r in &self.rows {
+            let bound = r.bound_pct.map_or("-".to_string(), |b| format!("{b:.0}"));
             writeln!(
                 f,
-                "| {} | {:.3} | {:.2} | {:.2} |",
+                "| {} | {:.3} | {:.2} | {:.2} | {bound} |",
                 r.name, r.ms_per_call, r.gflops, r.gbps
+            )?;
+        }
+        if self.rows.iter().any(|r| r.bound_pct.is_some()) {
+            writeln!(
+                f,
+                "% of bound: the larger of GFLOP/s / {SOFTWARE_GFLOPS} and GB/s / {SOFTWARE_GBPS} (this software adapter's measured ceilings)"
             )?;
         }
         Ok(())
@@ -368,5 +393,41 @@ impl std::fmt::Display for TrainReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_pct_takes_the_binding_ceiling() {
+        // memory-bound: 2.5 GB/s of 5 is 50%, 4 GFLOP/s of 20 only 20%
+        assert!((bound_pct(4.0, 2.5) - 50.0).abs() < 1e-12);
+        // arithmetic-bound: 15 of 20 GFLOP/s
+        assert!((bound_pct(15.0, 1.0) - 75.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn kernel_table_shows_the_bound_only_where_known() {
+        let row = |name: &str, bound_pct| KernelRow {
+            name: name.into(),
+            ms_per_call: 1.0,
+            gflops: 4.0,
+            gbps: 2.5,
+            bound_pct,
+            clock: "wall",
+        };
+        let report = |rows| KernelReport {
+            adapter: "test".into(),
+            batch: 1,
+            rows,
+        };
+        let cpu = report(vec![row("k", Some(bound_pct(4.0, 2.5)))]).to_string();
+        assert!(cpu.contains("| k | 1.000 | 4.00 | 2.50 | 50 |"), "{cpu}");
+        assert!(cpu.contains("% of bound: the larger of"), "{cpu}");
+        let gpu = report(vec![row("k", None)]).to_string();
+        assert!(gpu.contains("| k | 1.000 | 4.00 | 2.50 | - |"), "{gpu}");
+        assert!(!gpu.contains("% of bound: the larger of"), "{gpu}");
     }
 }

@@ -77,7 +77,8 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
-    /// Time per call, GFLOP/s and GB/s of every kernel, forward and backward, at batch 128.
+    /// Time per call, GFLOP/s and GB/s of every kernel, forward and backward, at batch 128 (on
+    /// software adapters also the share of the bound each kernel is limited by)
     Kernels {
         #[arg(long, default_value_t = 128)]
         batch: usize,
@@ -337,8 +338,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let gpu = Gpu::new(backend.backend)?;
             let report = facegpu::bench::bench_kernels(&gpu, batch, filter.as_deref(), |r| {
                 if !json {
+                    let bound = r
+                        .bound_pct
+                        .map_or(String::new(), |b| format!(" {b:>4.0}% of bound"));
                     eprintln!(
-                        "  {:<60} {:>9.3} ms {:>8.2} GFLOP/s {:>7.2} GB/s",
+                        "  {:<60} {:>9.3} ms {:>8.2} GFLOP/s {:>7.2} GB/s{bound}",
                         r.name, r.ms_per_call, r.gflops, r.gbps
                     )
                 }
