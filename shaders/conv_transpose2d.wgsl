@@ -298,4 +298,8 @@ fn s_in4(i: u32) -> vec4<f32> {
 
 fn ld_oa(i: u32) -> vec4<f32> { return soa4[i]; }
 
+// convt_s2k3_all_wgrad_cpu: the layer below's input (binding 6, which only that entry binds)
+@group(0) @binding(6) var<storage, read> sx0: array<vec4<f32>>;
+fn ld_x0(i: u32) -> vec4<f32> { return sx0[i]; }
+
 //!include convt_s2k3_core

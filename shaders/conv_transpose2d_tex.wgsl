@@ -20,4 +20,8 @@ fn s_in4(i: u32) -> vec4<f32> {
 
 fn ld_oa(i: u32) -> vec4<f32> { return textureLoad(toa4, flat_texel(i)); }
 
+// convt_s2k3_all_wgrad_cpu: the layer below's input (binding 6, which only that entry binds)
+@group(0) @binding(6) var tx0: texture_storage_2d<rgba32float, read>;
+fn ld_x0(i: u32) -> vec4<f32> { return textureLoad(tx0, flat_texel(i)); }
+
 //!include convt_s2k3_core

@@ -2,8 +2,9 @@
 // convt_s2k3_all_cpu), without their input loads: conv_transpose2d.wgsl reads the input from
 // storage buffers, conv_transpose2d_tex.wgsl from an rgba32float texture copy (texel i = vec4 i
 // of the buffer). Each defines s_in4(i): input vec4 i (times act' of the activation input at
-// binding 3 with GRAD_IN), the input at binding 1, and ld_oa(i): vec4 i of the OUT_ACT source
-// at binding 5. Also the declarations convt_forward_cpu
+// binding 3 with GRAD_IN), the input at binding 1, ld_oa(i): vec4 i of the OUT_ACT source
+// at binding 5, and ld_x0(i): vec4 i of the layer below's input at binding 6
+// (convt_s2k3_all_wgrad_cpu). Also the declarations convt_forward_cpu
 // shares: CI, CO, the weights (then the bias) in a uniform buffer, the output.
 
 override CI: u32 = 1u;
@@ -186,13 +187,9 @@ fn s2x8_add(o: S2x8, a0: vec4<f32>, s0: vec4<f32>, a1: vec4<f32>, s1: vec4<f32>,
     return r;
 }
 
-@compute @workgroup_size(64)
-fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let wiq = p.w_in / 4u;
-    if (gid.x >= p.h_in * wiq) { return; }
-    let n = wid.z;
-    let qy = gid.x / wiq;
-    let qg = gid.x % wiq;
+// all output channels of one invocation: input rows qy, qy + 1, columns 4*qg .. 4*qg + 4 of
+// image n, over every input channel
+fn s2x8_item(n: u32, qy: u32, qg: u32, wiq: u32) -> S2x8 {
     let has_next_col = qg + 1u < wiq;
     let has_next_row = qy + 1u < p.h_in;
     let z = vec4<f32>(0.0);
@@ -210,6 +207,17 @@ fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(wo
         let s1 = vec4<f32>(a1.y, a1.z, a1.w, b1);
         acc = s2x8_add(acc, a0, s0, a1, s1, ci);
     }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let wiq = p.w_in / 4u;
+    if (gid.x >= p.h_in * wiq) { return; }
+    let n = wid.z;
+    let qy = gid.x / wiq;
+    let qg = gid.x % wiq;
+    let acc = s2x8_item(n, qy, qg, wiq);
     let wq = p.w_out / 4u;
     let plane = p.h_out * wq;
     let r = (n * CO * p.h_out + 2u * qy) * wq + 2u * qg;
@@ -222,4 +230,155 @@ fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(wo
     if (CO > 5u) { s2_store(acc.b5, r + 5u * plane, 2u * qy, wq, tw_at(nb + 5u)); }
     if (CO > 6u) { s2_store(acc.b6, r + 6u * plane, 2u * qy, wq, tw_at(nb + 6u)); }
     if (CO > 7u) { s2_store(acc.b7, r + 7u * plane, 2u * qy, wq, tw_at(nb + 7u)); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// convt_s2k3_all_wgrad_cpu: convt_s2k3_all_cpu as a Conv2d's input gradient (GRAD_IN, OUT_ACT:
+// g0 = convT(g1, w) * act'(y0), y0 the layer's input = the layer below's output) fused with the
+// weight gradient of that layer below when it is a 1-channel 3x3 stride-2 pad-1 conv whose input
+// x0 (binding 6) is exactly twice g0's size: the seed AE's first layer, which needs no input
+// gradient. g0 is never stored: each invocation adds its taps against x0 into CO x 9 weight sums
+// and CO bias sums over items lane, lane + p.chunks, ... (an item is one of convt_s2k3_all_cpu's
+// invocations: output rows 2*qy, 2*qy + 1 by columns 8*qg .. 8*qg + 7, all channels), and stores
+// them as conv_wgrad_s2k3_cpu's partials at binding 4 (p.stride_part floats per lane, weights
+// co * 9 + tap, then the biases), summed by conv2d.wgsl's wgrad_reduce4. That saves storing g0
+// (a per-lane loop of scalar stores on llvmpipe), its texture copy and the weight gradient's
+// reading it back. Needs h_out = 2 h_in, w_out = 2 w_in (the host checks).
+
+// x0 at columns 2 * ox - 1 + kx (k0, k1, k2 by kx) for the 4 outputs ox = 4 * qx .. + 3 of one
+// footprint row, from the vec4s at 2 * qx, 2 * qx + 1 and the last value of the one before
+// (conv2d_cpu_core.wgsl's row3, reading x0); zeros when !ok
+struct X0Row {
+    k0: vec4<f32>,
+    k1: vec4<f32>,
+    k2: vec4<f32>,
+}
+
+fn x0_row(rbase: u32, qx: u32, ok: bool) -> X0Row {
+    let z = vec4<f32>(0.0);
+    let u = select(z, ld_x0(rbase + 2u * qx), ok);
+    let v = select(z, ld_x0(rbase + 2u * qx + 1u), ok);
+    let pw = select(0.0, ld_x0(rbase + max(2u * qx, 1u) - 1u).w, ok && qx > 0u);
+    return X0Row(vec4<f32>(pw, u.y, u.w, v.y), vec4<f32>(u.x, u.z, v.x, v.z), vec4<f32>(u.y, u.w, v.y, v.w));
+}
+
+// the 5 footprint rows 4 * qy - 1 .. 4 * qy + 3 of an item, each for its two output quads
+struct X0Foot {
+    r0a: X0Row, r0b: X0Row,
+    r1a: X0Row, r1b: X0Row,
+    r2a: X0Row, r2b: X0Row,
+    r3a: X0Row, r3b: X0Row,
+    r4a: X0Row, r4b: X0Row,
+}
+
+// per output channel: the 9 tap sums and the bias sum
+struct W10 {
+    t0: f32, t1: f32, t2: f32, t3: f32, t4: f32, t5: f32, t6: f32, t7: f32, t8: f32,
+    b: f32,
+}
+
+fn w10_quad(a: W10, g: vec4<f32>, f0: X0Row, f1: X0Row, f2: X0Row) -> W10 {
+    var r = a;
+    r.t0 += dot(g, f0.k0);
+    r.t1 += dot(g, f0.k1);
+    r.t2 += dot(g, f0.k2);
+    r.t3 += dot(g, f1.k0);
+    r.t4 += dot(g, f1.k1);
+    r.t5 += dot(g, f1.k2);
+    r.t6 += dot(g, f2.k0);
+    r.t7 += dot(g, f2.k1);
+    r.t8 += dot(g, f2.k2);
+    r.b += (g.x + g.y) + (g.z + g.w);
+    return r;
+}
+
+// adds one channel's g0 (its S2Block b; i: the vec4 index of its first output quad, as in
+// s2_store) to its sums
+fn w10_add(a: W10, b: S2Block, i: u32, wq: u32, f: X0Foot) -> W10 {
+    let g00 = vec4<f32>(b.e0.x, b.o0.x, b.e0.y, b.o0.y) * act_grad4_code(OUT_ACT, ld_oa(i));
+    let g01 = vec4<f32>(b.e0.z, b.o0.z, b.e0.w, b.o0.w) * act_grad4_code(OUT_ACT, ld_oa(i + 1u));
+    let g10 = vec4<f32>(b.e1.x, b.o1.x, b.e1.y, b.o1.y) * act_grad4_code(OUT_ACT, ld_oa(i + wq));
+    let g11 = vec4<f32>(b.e1.z, b.o1.z, b.e1.w, b.o1.w) * act_grad4_code(OUT_ACT, ld_oa(i + wq + 1u));
+    var r = w10_quad(a, g00, f.r0a, f.r1a, f.r2a);
+    r = w10_quad(r, g01, f.r0b, f.r1b, f.r2b);
+    r = w10_quad(r, g10, f.r2a, f.r3a, f.r4a);
+    r = w10_quad(r, g11, f.r2b, f.r3b, f.r4b);
+    return r;
+}
+
+fn w10_store(a: W10, co: u32, base: u32) {
+    if (co >= CO) { return; }
+    // weights co * 9 + tap, then the biases after all CO * 9
+    let o = base + co * 9u;
+    tpart[o] = a.t0;
+    tpart[o + 1u] = a.t1;
+    tpart[o + 2u] = a.t2;
+    tpart[o + 3u] = a.t3;
+    tpart[o + 4u] = a.t4;
+    tpart[o + 5u] = a.t5;
+    tpart[o + 6u] = a.t6;
+    tpart[o + 7u] = a.t7;
+    tpart[o + 8u] = a.t8;
+    tpart[base + CO * 9u + co] = a.b;
+}
+
+// the partial sums [p.chunks][p.stride_part] (binding 4, where the other entries store y)
+@group(0) @binding(4) var<storage, read_write> tpart: array<f32>;
+
+@compute @workgroup_size(64)
+fn convt_s2k3_all_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let lane = gid.x;
+    if (lane >= p.chunks) { return; }
+    let wiq = p.w_in / 4u;
+    let per_img = p.h_in * wiq;
+    let wq = p.w_out / 4u;
+    let plane = p.h_out * wq;
+    let xq = p.w_out / 2u; // x0's row in vec4s: 2 * w_out / 4
+    let zw = W10(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    var s0 = zw;
+    var s1 = zw;
+    var s2 = zw;
+    var s3 = zw;
+    var s4 = zw;
+    var s5 = zw;
+    var s6 = zw;
+    var s7 = zw;
+    for (var q = lane; q < p.batch * per_img; q += p.chunks) {
+        let n = q / per_img;
+        let qy = (q % per_img) / wiq;
+        let qg = q % wiq;
+        let acc = s2x8_item(n, qy, qg, wiq);
+        // x0 rows 4 * qy - 1 .. 4 * qy + 3 (one channel, 2 * h_out rows), quads 2 * qg, + 1
+        let xb = n * 2u * p.h_out + 4u * qy;
+        let top = qy > 0u;
+        let f = X0Foot(
+            x0_row((max(xb, 1u) - 1u) * xq, 2u * qg, top), x0_row((max(xb, 1u) - 1u) * xq, 2u * qg + 1u, top),
+            x0_row(xb * xq, 2u * qg, true), x0_row(xb * xq, 2u * qg + 1u, true),
+            x0_row((xb + 1u) * xq, 2u * qg, true), x0_row((xb + 1u) * xq, 2u * qg + 1u, true),
+            x0_row((xb + 2u) * xq, 2u * qg, true), x0_row((xb + 2u) * xq, 2u * qg + 1u, true),
+            x0_row((xb + 3u) * xq, 2u * qg, true), x0_row((xb + 3u) * xq, 2u * qg + 1u, true),
+        );
+        let r = (n * CO * p.h_out + 2u * qy) * wq + 2u * qg;
+        if (CO > 0u) { s0 = w10_add(s0, acc.b0, r, wq, f); }
+        if (CO > 1u) { s1 = w10_add(s1, acc.b1, r + plane, wq, f); }
+        if (CO > 2u) { s2 = w10_add(s2, acc.b2, r + 2u * plane, wq, f); }
+        if (CO > 3u) { s3 = w10_add(s3, acc.b3, r + 3u * plane, wq, f); }
+        if (CO > 4u) { s4 = w10_add(s4, acc.b4, r + 4u * plane, wq, f); }
+        if (CO > 5u) { s5 = w10_add(s5, acc.b5, r + 5u * plane, wq, f); }
+        if (CO > 6u) { s6 = w10_add(s6, acc.b6, r + 6u * plane, wq, f); }
+        if (CO > 7u) { s7 = w10_add(s7, acc.b7, r + 7u * plane, wq, f); }
+    }
+    let base = lane * p.stride_part;
+    w10_store(s0, 0u, base);
+    w10_store(s1, 1u, base);
+    w10_store(s2, 2u, base);
+    w10_store(s3, 3u, base);
+    w10_store(s4, 4u, base);
+    w10_store(s5, 5u, base);
+    w10_store(s6, 6u, base);
+    w10_store(s7, 7u, base);
+    // the padding up to p.stride_part: zeros, so the reduction's whole vec4s add nothing
+    for (var k = CO * 10u; k < p.stride_part; k++) {
+        tpart[base + k] = 0.0;
+    }
 }

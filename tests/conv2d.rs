@@ -344,6 +344,86 @@ fn backward_input_then_matches_reference() {
     facegpu::gpu::with_texture_reads(false, || run(0, &cases[0], Activation::Relu));
 }
 
+/// The input gradient of a layer fused with the weight gradient of the 1-channel 3x3 stride-2
+/// conv below it (its g = dx * act'(y0) never stored): dw0 and db0 against the float64
+/// reference (error bound REL of the magnitude, as every conv test), through textures and
+/// buffers; on GPUs, and where `below` does not fit, it declines and records nothing.
+#[test]
+fn backward_input_into_wgrad_below_matches_reference() {
+    let cases = [
+        // the seed AE's enc0 and enc1 at batch 2
+        (
+            conv(2, 1, 128, 128, 8, 3, 3, 2, 1),
+            conv(2, 8, 64, 64, 4, 3, 3, 2, 1),
+        ),
+        // odd batch, non-square, 5 channels between the two layers
+        (
+            conv(3, 1, 16, 32, 5, 3, 3, 2, 1),
+            conv(3, 5, 8, 16, 3, 3, 3, 2, 1),
+        ),
+    ];
+    let run = |k: usize, below: &Conv, c: &Conv, act: Activation| -> bool {
+        let d0 = data(below, 900 + k as u64);
+        let y0 = r::f32_round(&below.forward(&d0.x, &d0.w, &d0.b, Activation::Relu));
+        let d = data(c, 950 + k as u64);
+        let y = r::f32_round(&c.forward(&y0, &d.w, &d.b, act));
+        let (s0, s) = (lib_shape(below), lib_shape(c));
+        let dw0 = poisoned(&s0.weight_shape());
+        let db0 = poisoned(&[below.c_out]);
+        let mut rec = gpu().record();
+        let fused = conv2d::backward_input_into_wgrad_below(
+            &mut rec,
+            &s,
+            act,
+            &upload(&y, &s.out_shape()),
+            &upload(&d.dy, &s.out_shape()),
+            &upload(&d.w, &s.weight_shape()),
+            (Activation::Relu, &upload(&y0, &s.in_shape())),
+            &s0,
+            &upload(&d0.x, &s0.in_shape()),
+            &dw0,
+            &db0,
+        )
+        .unwrap();
+        rec.run().unwrap();
+        if !fused {
+            // declined: nothing recorded
+            assert!(read(&dw0).iter().chain(&read(&db0)).all(|v| v.is_nan()));
+            return false;
+        }
+        let g = r::pre_grad(act, &y, &d.dy);
+        let g0 = r::pre_grad(Activation::Relu, &y0, &c.backward_input(&g, &d.w));
+        let g0_mag = r::pre_grad(
+            Activation::Relu,
+            &y0,
+            &c.backward_input(&r::abs(&g), &r::abs(&d.w)),
+        );
+        let (dw_want, db_want) = below.backward_weight(&g0, &d0.x);
+        let (dw_mag, db_mag) = below.backward_weight(&g0_mag, &r::abs(&d0.x));
+        let what = format!("into_wgrad_below {below:?} {c:?} {act:?}");
+        r::assert_within(&format!("{what} dw0"), &read(&dw0), &dw_want, &dw_mag, REL);
+        r::assert_within(&format!("{what} db0"), &read(&db0), &db_want, &db_mag, REL);
+        true
+    };
+    for (k, (below, c)) in cases.iter().enumerate() {
+        for act in [Activation::None, Activation::Relu] {
+            let fused = run(k, below, c, act);
+            assert_eq!(fused, gpu().is_cpu(), "fused on software adapters only");
+        }
+    }
+    if gpu().is_cpu() {
+        assert!(facegpu::gpu::with_texture_reads(false, || run(
+            0,
+            &cases[0].0,
+            &cases[0].1,
+            Activation::None
+        )));
+    }
+    // a 2-channel layer below does not fit: declined
+    let below2 = conv(3, 2, 16, 32, 5, 3, 3, 2, 1);
+    assert!(!run(9, &below2, &cases[1].1, Activation::None));
+}
+
 #[test]
 fn bad_shapes_are_errors() {
     let s = Conv2dShape {

@@ -352,7 +352,7 @@ impl Graph {
             )?;
         }
         for n in self.decoder.iter().rev() {
-            layer_backward(rec, n, self.batch, params)?;
+            layer_backward(rec, n, self.batch, params, None)?;
         }
         if let Some(v) = &self.vae {
             vae::reparam_backward(rec, &v.dz, &v.logvar, &v.eps, &v.dmu, &v.dlogvar)?;
@@ -365,15 +365,22 @@ impl Graph {
                 kl_weight / self.batch as f32,
             )?;
             for n in &self.heads {
-                layer_backward(rec, n, self.batch, params)?;
+                layer_backward(rec, n, self.batch, params, None)?;
             }
             // both heads read the encoder's output: the mu head wrote its input gradient into
             // the encoder's output gradient, the logvar head's is added to it
             let d_enc = &self.encoder.last().expect("encoder").d_output;
             elementwise::axpy(rec, 1.0, &v.d_enc_second, d_enc)?;
         }
-        for n in self.encoder.iter().rev() {
-            layer_backward(rec, n, self.batch, params)?;
+        // the first layer's weight gradient may come out of the second layer's input-gradient
+        // kernel (layer_backward's `below`): then it has nothing left to record
+        let mut first_done = false;
+        for (i, n) in self.encoder.iter().enumerate().rev() {
+            if i == 0 && first_done {
+                continue;
+            }
+            let below = (i == 1).then(|| &self.encoder[0]);
+            first_done = layer_backward(rec, n, self.batch, params, below)?;
         }
         Ok(())
     }
@@ -456,7 +463,17 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
     }
 }
 
-fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -> Result<()> {
+/// Records layer `n`'s weight and input gradients. With `below` = the first layer (which
+/// needs no input gradient), where the kernels allow, n's input-gradient kernel also makes
+/// below's weight gradient (conv2d::backward_input_into_wgrad_below) and this returns true:
+/// below has nothing left to record.
+fn layer_backward(
+    rec: &mut Recorder,
+    n: &Node,
+    batch: usize,
+    params: &Params,
+    below: Option<&Node>,
+) -> Result<bool> {
     let (w, dw, db) = (
         &params.list[n.weight].value,
         &params.list[n.weight].grad,
@@ -474,6 +491,16 @@ fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -
     match layer_shape(n, batch) {
         LayerShape::Conv(s) => {
             conv2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
+            if let (Some(b), Some(then)) = (below.filter(|b| b.d_input.is_none()), then) {
+                if let LayerShape::Conv(s0) = layer_shape(b, batch) {
+                    let (dw0, db0) = (&params.list[b.weight].grad, &params.list[b.weight + 1].grad);
+                    if conv2d::backward_input_into_wgrad_below(
+                        rec, &s, act, y, dy, w, then, &s0, &b.input, dw0, db0,
+                    )? {
+                        return Ok(true);
+                    }
+                }
+            }
             if let Some(dx) = &n.d_input {
                 conv2d::backward_input_then(rec, &s, act, y, dy, w, dx, then)?;
             }
@@ -488,5 +515,5 @@ fn layer_backward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) -
             linear::backward(rec, &s, act, y, dy, x, w, dw, db, n.d_input.as_ref())?;
         }
     }
-    Ok(())
+    Ok(false)
 }

@@ -352,6 +352,23 @@ pub(crate) fn wgrad_cpu(
         &[a, aa, b, (&part).into(), ba],
         [chunks.div_ceil(WG) as u32, 1, ncib as u32],
     )?;
+    reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw, db)?;
+    Ok(true)
+}
+
+/// Sums `chunks` partials padded to `stride` (a multiple of 4) values, n_w weights then n_b
+/// biases each, in a fixed order into dw and db, 4 values per invocation (wgrad_reduce4).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reduce4_partials(
+    rec: &mut Recorder,
+    part: &wgpu::Buffer,
+    chunks: usize,
+    stride: usize,
+    n_w: usize,
+    n_b: usize,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<()> {
     let p = Params {
         c_in: n_w as u32,
         c_out: n_b as u32,
@@ -361,9 +378,9 @@ pub(crate) fn wgrad_cpu(
     };
     let len = stride * chunks;
     let (entry, src): (_, Bind) = if rec.texture_reads() && rec.gpu.flat_texture_fits(len) {
-        ("wgrad_reduce4_tex", (&rec.flat_texture(&part, len)).into())
+        ("wgrad_reduce4_tex", (&rec.flat_texture(part, len)).into())
     } else {
-        ("wgrad_reduce4", (&part).into())
+        ("wgrad_reduce4", part.into())
     };
     rec.dispatch(
         "conv2d",
@@ -371,8 +388,7 @@ pub(crate) fn wgrad_cpu(
         &p,
         &[src, dw.into(), db.into()],
         grid_1d((stride / 4) as u64, WG as u32),
-    )?;
-    Ok(true)
+    )
 }
 
 /// conv2d_cpu_core.wgsl's kernels reading storage buffers / texture copies.
@@ -681,6 +697,84 @@ pub fn backward_input_then(
     s.check()?;
     check_then("conv2d", then, dx)?;
     let g = Geom::conv(s);
+    check_input_grad(s, &g, y, dy, w)?;
+    check_len("conv2d backward_input dx", dx, g.in_len(), &s.in_shape())?;
+    // dx = convT(g, w): the conv weight [c_out, c_in, ..] is the transposed conv's [c_in', c_out', ..]
+    // and its output size is the conv's input size (rows the conv never reached get zeros).
+    super::conv_transpose2d::gather_convt(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
+}
+
+/// [`backward_input_then`] with `then` = (act0, y0) fused with [`backward_weight`] of the layer
+/// below, `below` (input `x0`, output y0 = this layer's input, its g never needed elsewhere): on
+/// software adapters, when this layer's input gradient runs on the 3x3 stride-2 transposed-conv
+/// kernel with all channels per invocation and `below` is a 1-channel 3x3 stride-2 pad-1 conv
+/// whose input is exactly twice its output (the seed AE's first layer, which needs no input
+/// gradient), below's g = dx * act0'(y0) is never stored: the kernel adds it straight into
+/// below's weight and bias sums (shaders/convt_s2k3_core.wgsl, convt_s2k3_all_wgrad_cpu), and
+/// dw0, db0 are overwritten. Returns Ok(false), recording nothing, where that does not apply:
+/// the caller then records the two separately. Same sums as the separate path up to float
+/// rounding (another summation order).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_into_wgrad_below(
+    rec: &mut Recorder,
+    s: &Conv2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    then: (Activation, &Tensor),
+    below: &Conv2dShape,
+    x0: &Tensor,
+    dw0: &Tensor,
+    db0: &Tensor,
+) -> Result<bool> {
+    s.check()?;
+    below.check()?;
+    let g = Geom::conv(s);
+    let fits = below.c_in == 1
+        && (below.kh, below.kw, below.stride, below.pad) == (3, 3, 2, 1)
+        && below.h_in == 2 * below.h_out()
+        && below.w_in == 2 * below.w_out()
+        && below.out_shape() == s.in_shape();
+    if !fits {
+        return Ok(false);
+    }
+    check_input_grad(s, &g, y, dy, w)?;
+    check_len(
+        "conv2d backward_input then",
+        then.1,
+        g.in_len(),
+        &s.in_shape(),
+    )?;
+    check_len(
+        "conv2d below x0",
+        x0,
+        below.in_shape().iter().product(),
+        &below.in_shape(),
+    )?;
+    check_len(
+        "conv2d below dw",
+        dw0,
+        below.weight_shape().iter().product(),
+        &below.weight_shape(),
+    )?;
+    check_len("conv2d below db", db0, below.c_out, &[below.c_out])?;
+    super::conv_transpose2d::convt_into_wgrad_below(
+        rec,
+        &g.swapped(),
+        act,
+        dy,
+        w,
+        y,
+        then,
+        x0,
+        dw0,
+        db0,
+    )
+}
+
+/// The input gradient's operands: y and dy of the output's size, w of the weights'.
+fn check_input_grad(s: &Conv2dShape, g: &Geom, y: &Tensor, dy: &Tensor, w: &Tensor) -> Result<()> {
     check_len("conv2d backward_input y", y, g.out_len(), &s.out_shape())?;
     check_len("conv2d backward_input dy", dy, g.out_len(), &s.out_shape())?;
     check_len(
@@ -688,11 +782,7 @@ pub fn backward_input_then(
         w,
         s.weight_shape().iter().product(),
         &s.weight_shape(),
-    )?;
-    check_len("conv2d backward_input dx", dx, g.in_len(), &s.in_shape())?;
-    // dx = convT(g, w): the conv weight [c_out, c_in, ..] is the transposed conv's [c_in', c_out', ..]
-    // and its output size is the conv's input size (rows the conv never reached get zeros).
-    super::conv_transpose2d::gather_convt(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
+    )
 }
 
 /// dw and db (both overwritten), with g as above.

@@ -282,6 +282,55 @@ pub(crate) fn gather_convt(
         [blocks.div_ceil(WG) as u32, nblk as u32, g.batch as u32],
     )
 }
+/// conv2d::backward_input_into_wgrad_below's kernel, for the transposed geometry `g` of the
+/// layer's input gradient (x = dy, xa = its act' source): Ok(false) where convt_s2k3_all_cpu
+/// would not take `g`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn convt_into_wgrad_below(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    x: &Tensor,
+    w: &Tensor,
+    xa: &Tensor,
+    then: (Activation, &Tensor),
+    x0: &Tensor,
+    dw0: &Tensor,
+    db0: &Tensor,
+) -> Result<bool> {
+    match ubo_kernel(rec.gpu, g, w.len()) {
+        Some(k) if k.entry == "convt_s2k3_all_cpu" => {}
+        _ => return Ok(false),
+    }
+    let xa = if act != Activation::None { xa } else { x };
+    let ubo = weights_ubo(rec, w, None);
+    let consts = [
+        ("ACT", act.code() as f64),
+        ("GRAD_IN", 1.0),
+        ("CI", g.c_in as f64),
+        ("CO", g.c_out as f64),
+        ("OUT_ACT", then.0.code() as f64),
+    ];
+    let items = g.batch * g.h_in * g.w_in / 4;
+    let chunks = wgrad_chunks(rec.gpu, items, 1);
+    // below's partials: CO x 9 weights, CO biases, padded to whole vec4s for wgrad_reduce4
+    let (n_w, n_b) = (g.c_out * 9, g.c_out);
+    let stride = (n_w + n_b).next_multiple_of(4);
+    let part = rec.gpu.storage((stride * chunks * 4) as u64);
+    let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, then.1, x0], S2K3_SHADERS);
+    let [xb, xab, oab, x0b] = <[Bind; 4]>::try_from(ins).expect("four inputs");
+    rec.dispatch_with(
+        shader,
+        "convt_s2k3_all_wgrad_cpu",
+        &consts,
+        &g.params(chunks, stride),
+        &[xb, (&ubo).into(), xab, (&part).into(), oab, x0b],
+        [chunks.div_ceil(WG) as u32, 1, 1],
+    )?;
+    super::conv2d::reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw0, db0)?;
+    Ok(true)
+}
+
 /// Whether this adapter runs layer `s` as matrix products (ops::conv_gemm) where no
 /// hand-written kernel takes it; the weight gradient too when a column has >= 64 taps.
 pub fn uses_products(gpu: &Gpu, s: &ConvTranspose2dShape) -> bool {
