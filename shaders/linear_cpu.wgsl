@@ -36,8 +36,9 @@ fn g_w(i: u32) -> f32 {
     return wdy[i] * act_grad(wy[i]);
 }
 
-// the _tex entries read S and P from rgba32float copies, PTW texels wide (texel i = values
-// 4i .. 4i + 4): on lavapipe a texel load costs about what one storage-buffer float load costs.
+// the _tex entries read S and P from rgba32float copies (read-only storage textures), PTW
+// texels wide (texel i = values 4i .. 4i + 4): on lavapipe a texel load of 4 floats costs less
+// than one storage-buffer float load.
 // S is x (forward) or g (backward: the register plan stores g first wherever ACT needs y).
 // Bindings: 1 S, 2 P, then forward 3 b, 4 y; backward 3 out (4 db for the weight gradient).
 @group(0) @binding(1) var st: texture_storage_2d<rgba32float, read>;

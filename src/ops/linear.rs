@@ -15,8 +15,8 @@
 //!   block of C in registers, with no barriers. On lavapipe every storage-buffer load is a
 //!   per-lane scalar loop, so the S values a subgroup shares are loaded once cooperatively (lane
 //!   l loads k + l) and handed out with `subgroupBroadcast`; where rows start on whole texels,
-//!   S and P are read from rgba32float copies instead (a texel load costs about what one float
-//!   load costs), the `_tex` entries. Mesa only keeps explicit variables
+//!   S and P are read from rgba32float copies instead, bound as read-only storage textures (a
+//!   texel load of 4 floats costs less than one storage-buffer float load), the `_tex` entries. Mesa only keeps explicit variables
 //!   in registers, so the kernels are fully unrolled text made by [`cpu_wgsl`] and stored in
 //!   shaders/linear_cpu.wgsl (tests/linear.rs checks the file is current).
 //! - [`Variant::Tiled`] for GPUs: 64x64 output tiles staged through workgroup memory, 4x4 per
@@ -871,8 +871,9 @@ pub fn cpu_wgsl() -> String {
     o += "@group(0) @binding(5) var<storage, read_write> wdbo: array<f32>;\n\n";
     o += "fn g_in(i: u32) -> f32 {\n    if (ACT == 0u) { return idy[i]; }\n    return idy[i] * act_grad(iy[i]);\n}\n\n";
     o += "fn g_w(i: u32) -> f32 {\n    if (ACT == 0u) { return wdy[i]; }\n    return wdy[i] * act_grad(wy[i]);\n}\n\n";
-    o += "// the _tex entries read S and P from rgba32float copies, PTW texels wide (texel i = values\n";
-    o += "// 4i .. 4i + 4): on lavapipe a texel load costs about what one storage-buffer float load costs.\n";
+    o += "// the _tex entries read S and P from rgba32float copies (read-only storage textures), PTW\n";
+    o += "// texels wide (texel i = values 4i .. 4i + 4): on lavapipe a texel load of 4 floats costs less\n";
+    o += "// than one storage-buffer float load.\n";
     o += "// S is x (forward) or g (backward: the register plan stores g first wherever ACT needs y).\n";
     o += "// Bindings: 1 S, 2 P, then forward 3 b, 4 y; backward 3 out (4 db for the weight gradient).\n";
     o += "@group(0) @binding(1) var st: texture_storage_2d<rgba32float, read>;\n";
