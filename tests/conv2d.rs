@@ -470,6 +470,57 @@ fn bad_shapes_are_errors() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("act'"), "{e}");
+    // the fused first-layer weight gradient: a layer below that fits, with a wrong-size dw0 or
+    // x0, is an error naming it (and records nothing)
+    let up = Conv2dShape {
+        batch: 1,
+        c_in: 5,
+        h_in: 8,
+        w_in: 16,
+        c_out: 3,
+        kh: 3,
+        kw: 3,
+        stride: 2,
+        pad: 1,
+    };
+    let below = Conv2dShape {
+        c_in: 1,
+        h_in: 16,
+        w_in: 32,
+        c_out: 5,
+        ..up
+    };
+    let (uy, uw, y0) = (
+        gpu().zeros(&up.out_shape()),
+        gpu().zeros(&up.weight_shape()),
+        gpu().zeros(&up.in_shape()),
+    );
+    let (x0, dw0, db0) = (
+        gpu().zeros(&below.in_shape()),
+        gpu().zeros(&below.weight_shape()),
+        gpu().zeros(&[5]),
+    );
+    let fused = |rec: &mut facegpu::gpu::Recorder,
+                 x0: &facegpu::gpu::Tensor,
+                 dw0: &facegpu::gpu::Tensor| {
+        conv2d::backward_input_into_wgrad_below(
+            rec,
+            &up,
+            Activation::None,
+            &uy,
+            &uy,
+            &uw,
+            (Activation::Relu, &y0),
+            &below,
+            x0,
+            dw0,
+            &db0,
+        )
+    };
+    let e = fused(&mut rec, &x0, &db0).unwrap_err();
+    assert!(e.to_string().contains("below dw"), "{e}");
+    let e = fused(&mut rec, &dw0, &dw0).unwrap_err();
+    assert!(e.to_string().contains("below x0"), "{e}");
     assert_eq!(rec.finish().unwrap().dispatches(), 0);
 }
 
