@@ -57,6 +57,12 @@ pub struct Gpu {
 fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;
+    // wgpu's DEBUG flag (on in debug builds, so in `cargo test`) makes naga write a line number
+    // into the SPIR-V for every statement, counting newlines from the top of the source each
+    // time: a fifth of the VAE test's CPU time went there (perf). WGPU_DEBUG=1 turns it back on.
+    if std::env::var_os("WGPU_DEBUG").is_none() {
+        desc.flags.remove(wgpu::InstanceFlags::DEBUG);
+    }
     wgpu::Instance::new(desc)
 }
 
