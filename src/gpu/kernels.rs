@@ -24,6 +24,16 @@ pub fn grid_1d(n: u64, wg: u32) -> [u32; 3] {
 /// Width in texels of [`Recorder::flat_texture`] copies (`FLAT_W` in shaders/flat_texture.wgsl).
 pub const FLAT_TEXTURE_WIDTH: usize = 4096;
 
+/// Rows of [`Recorder::flat_texture`]'s copy of `len` floats: enough for them, rounded up to a
+/// power of two. Why: llvmpipe (Mesa 22.3) compiles a kernel once per combination of
+/// power-of-two-or-not sizes of the textures it binds, and each compile of a large kernel takes
+/// seconds; with every flat copy a power of two in both directions a kernel compiles once
+/// (the VAE's first training steps: 82 -> 56 s of compiling, measured in the divergence test).
+/// The cost: at most twice the texture memory, of which only the copied rows are touched.
+pub fn flat_texture_rows(len: usize) -> usize {
+    (len / 4).div_ceil(FLAT_TEXTURE_WIDTH).max(1).next_power_of_two()
+}
+
 impl Gpu {
     /// An rgba32float 2D (or 2D-array, `layers` > 1) texture that kernels read and buffer copies
     /// fill: what the texture-reading kernels on CPU adapters bind, as read-only storage
@@ -47,12 +57,11 @@ impl Gpu {
     }
 
     /// Whether `len` floats can be read through [`Recorder::flat_texture`]: whole texels, and
-    /// rows within the adapter's texture height.
+    /// rows (rounded up to a power of two) within the adapter's texture height.
     pub fn flat_texture_fits(&self, len: usize) -> bool {
         len.is_multiple_of(4)
             && len > 0
-            && (len / 4).div_ceil(FLAT_TEXTURE_WIDTH)
-                <= self.limits.max_texture_dimension_2d as usize
+            && flat_texture_rows(len) <= self.limits.max_texture_dimension_2d as usize
     }
 
     /// The pipeline for `entry` in shaders/`shader`.wgsl with override `constants`, compiled on
@@ -383,12 +392,9 @@ impl<'g> Recorder<'g> {
         let w = FLAT_TEXTURE_WIDTH;
         let texels = len / 4;
         let (full, rest) = (texels / w, texels % w);
-        let tex = self.gpu.copy_texture(
-            "flat copy",
-            w as u32,
-            (full + (rest > 0) as usize).max(1) as u32,
-            1,
-        );
+        let tex = self
+            .gpu
+            .copy_texture("flat copy", w as u32, flat_texture_rows(len) as u32, 1);
         // whole rows, then the last partial row (a copy covers only what the buffer holds)
         let bpr = (w * 16) as u32;
         if full > 0 {
