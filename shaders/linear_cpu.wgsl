@@ -3,9 +3,12 @@
 // loop over the block unrolled by hand so that the accumulators stay in registers, S values
 // loaded once per subgroup and shared with subgroupBroadcast. See src/ops/linear.rs.
 
-struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, act: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 //!include act
+
+// relu when the uniform says so (p.act 1); sigmoid comes from the ACT override (linear.rs)
+fn relu_if(v: f32) -> f32 { return select(v, max(v, 0.0), p.act == 1u); }
 
 // forward: S = x [m][k], P = W [n][k], then bias; out = y or partials [chunk][m][n]
 @group(0) @binding(1) var<storage, read> fx: array<f32>;
@@ -933,707 +936,707 @@ fn cpu_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     let part = wid.z * p.m * p.n;
     if (i0 + 0u < p.m) {
         let row = part + (i0 + 0u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c0_0 + fb[j0 + 0u]), c0_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c0_1 + fb[j0 + 1u]), c0_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c0_2 + fb[j0 + 2u]), c0_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c0_3 + fb[j0 + 3u]), c0_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c0_4 + fb[j0 + 4u]), c0_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c0_5 + fb[j0 + 5u]), c0_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c0_6 + fb[j0 + 6u]), c0_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c0_7 + fb[j0 + 7u]), c0_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c0_0 + fb[j0 + 0u])), c0_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c0_1 + fb[j0 + 1u])), c0_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c0_2 + fb[j0 + 2u])), c0_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c0_3 + fb[j0 + 3u])), c0_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c0_4 + fb[j0 + 4u])), c0_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c0_5 + fb[j0 + 5u])), c0_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c0_6 + fb[j0 + 6u])), c0_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c0_7 + fb[j0 + 7u])), c0_7, p.split != 0u); }
     }
     if (i0 + 1u < p.m) {
         let row = part + (i0 + 1u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c1_0 + fb[j0 + 0u]), c1_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c1_1 + fb[j0 + 1u]), c1_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c1_2 + fb[j0 + 2u]), c1_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c1_3 + fb[j0 + 3u]), c1_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c1_4 + fb[j0 + 4u]), c1_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c1_5 + fb[j0 + 5u]), c1_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c1_6 + fb[j0 + 6u]), c1_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c1_7 + fb[j0 + 7u]), c1_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c1_0 + fb[j0 + 0u])), c1_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c1_1 + fb[j0 + 1u])), c1_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c1_2 + fb[j0 + 2u])), c1_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c1_3 + fb[j0 + 3u])), c1_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c1_4 + fb[j0 + 4u])), c1_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c1_5 + fb[j0 + 5u])), c1_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c1_6 + fb[j0 + 6u])), c1_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c1_7 + fb[j0 + 7u])), c1_7, p.split != 0u); }
     }
     if (i0 + 2u < p.m) {
         let row = part + (i0 + 2u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c2_0 + fb[j0 + 0u]), c2_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c2_1 + fb[j0 + 1u]), c2_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c2_2 + fb[j0 + 2u]), c2_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c2_3 + fb[j0 + 3u]), c2_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c2_4 + fb[j0 + 4u]), c2_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c2_5 + fb[j0 + 5u]), c2_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c2_6 + fb[j0 + 6u]), c2_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c2_7 + fb[j0 + 7u]), c2_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c2_0 + fb[j0 + 0u])), c2_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c2_1 + fb[j0 + 1u])), c2_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c2_2 + fb[j0 + 2u])), c2_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c2_3 + fb[j0 + 3u])), c2_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c2_4 + fb[j0 + 4u])), c2_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c2_5 + fb[j0 + 5u])), c2_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c2_6 + fb[j0 + 6u])), c2_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c2_7 + fb[j0 + 7u])), c2_7, p.split != 0u); }
     }
     if (i0 + 3u < p.m) {
         let row = part + (i0 + 3u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c3_0 + fb[j0 + 0u]), c3_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c3_1 + fb[j0 + 1u]), c3_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c3_2 + fb[j0 + 2u]), c3_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c3_3 + fb[j0 + 3u]), c3_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c3_4 + fb[j0 + 4u]), c3_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c3_5 + fb[j0 + 5u]), c3_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c3_6 + fb[j0 + 6u]), c3_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c3_7 + fb[j0 + 7u]), c3_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c3_0 + fb[j0 + 0u])), c3_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c3_1 + fb[j0 + 1u])), c3_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c3_2 + fb[j0 + 2u])), c3_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c3_3 + fb[j0 + 3u])), c3_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c3_4 + fb[j0 + 4u])), c3_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c3_5 + fb[j0 + 5u])), c3_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c3_6 + fb[j0 + 6u])), c3_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c3_7 + fb[j0 + 7u])), c3_7, p.split != 0u); }
     }
     if (i0 + 4u < p.m) {
         let row = part + (i0 + 4u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c4_0 + fb[j0 + 0u]), c4_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c4_1 + fb[j0 + 1u]), c4_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c4_2 + fb[j0 + 2u]), c4_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c4_3 + fb[j0 + 3u]), c4_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c4_4 + fb[j0 + 4u]), c4_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c4_5 + fb[j0 + 5u]), c4_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c4_6 + fb[j0 + 6u]), c4_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c4_7 + fb[j0 + 7u]), c4_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c4_0 + fb[j0 + 0u])), c4_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c4_1 + fb[j0 + 1u])), c4_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c4_2 + fb[j0 + 2u])), c4_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c4_3 + fb[j0 + 3u])), c4_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c4_4 + fb[j0 + 4u])), c4_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c4_5 + fb[j0 + 5u])), c4_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c4_6 + fb[j0 + 6u])), c4_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c4_7 + fb[j0 + 7u])), c4_7, p.split != 0u); }
     }
     if (i0 + 5u < p.m) {
         let row = part + (i0 + 5u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c5_0 + fb[j0 + 0u]), c5_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c5_1 + fb[j0 + 1u]), c5_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c5_2 + fb[j0 + 2u]), c5_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c5_3 + fb[j0 + 3u]), c5_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c5_4 + fb[j0 + 4u]), c5_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c5_5 + fb[j0 + 5u]), c5_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c5_6 + fb[j0 + 6u]), c5_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c5_7 + fb[j0 + 7u]), c5_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c5_0 + fb[j0 + 0u])), c5_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c5_1 + fb[j0 + 1u])), c5_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c5_2 + fb[j0 + 2u])), c5_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c5_3 + fb[j0 + 3u])), c5_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c5_4 + fb[j0 + 4u])), c5_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c5_5 + fb[j0 + 5u])), c5_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c5_6 + fb[j0 + 6u])), c5_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c5_7 + fb[j0 + 7u])), c5_7, p.split != 0u); }
     }
     if (i0 + 6u < p.m) {
         let row = part + (i0 + 6u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c6_0 + fb[j0 + 0u]), c6_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c6_1 + fb[j0 + 1u]), c6_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c6_2 + fb[j0 + 2u]), c6_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c6_3 + fb[j0 + 3u]), c6_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c6_4 + fb[j0 + 4u]), c6_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c6_5 + fb[j0 + 5u]), c6_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c6_6 + fb[j0 + 6u]), c6_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c6_7 + fb[j0 + 7u]), c6_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c6_0 + fb[j0 + 0u])), c6_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c6_1 + fb[j0 + 1u])), c6_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c6_2 + fb[j0 + 2u])), c6_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c6_3 + fb[j0 + 3u])), c6_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c6_4 + fb[j0 + 4u])), c6_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c6_5 + fb[j0 + 5u])), c6_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c6_6 + fb[j0 + 6u])), c6_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c6_7 + fb[j0 + 7u])), c6_7, p.split != 0u); }
     }
     if (i0 + 7u < p.m) {
         let row = part + (i0 + 7u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c7_0 + fb[j0 + 0u]), c7_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c7_1 + fb[j0 + 1u]), c7_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c7_2 + fb[j0 + 2u]), c7_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c7_3 + fb[j0 + 3u]), c7_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c7_4 + fb[j0 + 4u]), c7_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c7_5 + fb[j0 + 5u]), c7_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c7_6 + fb[j0 + 6u]), c7_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c7_7 + fb[j0 + 7u]), c7_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c7_0 + fb[j0 + 0u])), c7_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c7_1 + fb[j0 + 1u])), c7_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c7_2 + fb[j0 + 2u])), c7_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c7_3 + fb[j0 + 3u])), c7_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c7_4 + fb[j0 + 4u])), c7_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c7_5 + fb[j0 + 5u])), c7_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c7_6 + fb[j0 + 6u])), c7_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c7_7 + fb[j0 + 7u])), c7_7, p.split != 0u); }
     }
     if (i0 + 8u < p.m) {
         let row = part + (i0 + 8u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c8_0 + fb[j0 + 0u]), c8_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c8_1 + fb[j0 + 1u]), c8_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c8_2 + fb[j0 + 2u]), c8_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c8_3 + fb[j0 + 3u]), c8_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c8_4 + fb[j0 + 4u]), c8_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c8_5 + fb[j0 + 5u]), c8_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c8_6 + fb[j0 + 6u]), c8_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c8_7 + fb[j0 + 7u]), c8_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c8_0 + fb[j0 + 0u])), c8_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c8_1 + fb[j0 + 1u])), c8_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c8_2 + fb[j0 + 2u])), c8_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c8_3 + fb[j0 + 3u])), c8_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c8_4 + fb[j0 + 4u])), c8_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c8_5 + fb[j0 + 5u])), c8_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c8_6 + fb[j0 + 6u])), c8_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c8_7 + fb[j0 + 7u])), c8_7, p.split != 0u); }
     }
     if (i0 + 9u < p.m) {
         let row = part + (i0 + 9u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c9_0 + fb[j0 + 0u]), c9_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c9_1 + fb[j0 + 1u]), c9_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c9_2 + fb[j0 + 2u]), c9_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c9_3 + fb[j0 + 3u]), c9_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c9_4 + fb[j0 + 4u]), c9_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c9_5 + fb[j0 + 5u]), c9_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c9_6 + fb[j0 + 6u]), c9_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c9_7 + fb[j0 + 7u]), c9_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c9_0 + fb[j0 + 0u])), c9_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c9_1 + fb[j0 + 1u])), c9_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c9_2 + fb[j0 + 2u])), c9_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c9_3 + fb[j0 + 3u])), c9_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c9_4 + fb[j0 + 4u])), c9_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c9_5 + fb[j0 + 5u])), c9_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c9_6 + fb[j0 + 6u])), c9_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c9_7 + fb[j0 + 7u])), c9_7, p.split != 0u); }
     }
     if (i0 + 10u < p.m) {
         let row = part + (i0 + 10u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c10_0 + fb[j0 + 0u]), c10_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c10_1 + fb[j0 + 1u]), c10_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c10_2 + fb[j0 + 2u]), c10_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c10_3 + fb[j0 + 3u]), c10_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c10_4 + fb[j0 + 4u]), c10_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c10_5 + fb[j0 + 5u]), c10_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c10_6 + fb[j0 + 6u]), c10_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c10_7 + fb[j0 + 7u]), c10_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c10_0 + fb[j0 + 0u])), c10_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c10_1 + fb[j0 + 1u])), c10_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c10_2 + fb[j0 + 2u])), c10_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c10_3 + fb[j0 + 3u])), c10_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c10_4 + fb[j0 + 4u])), c10_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c10_5 + fb[j0 + 5u])), c10_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c10_6 + fb[j0 + 6u])), c10_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c10_7 + fb[j0 + 7u])), c10_7, p.split != 0u); }
     }
     if (i0 + 11u < p.m) {
         let row = part + (i0 + 11u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c11_0 + fb[j0 + 0u]), c11_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c11_1 + fb[j0 + 1u]), c11_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c11_2 + fb[j0 + 2u]), c11_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c11_3 + fb[j0 + 3u]), c11_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c11_4 + fb[j0 + 4u]), c11_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c11_5 + fb[j0 + 5u]), c11_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c11_6 + fb[j0 + 6u]), c11_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c11_7 + fb[j0 + 7u]), c11_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c11_0 + fb[j0 + 0u])), c11_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c11_1 + fb[j0 + 1u])), c11_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c11_2 + fb[j0 + 2u])), c11_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c11_3 + fb[j0 + 3u])), c11_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c11_4 + fb[j0 + 4u])), c11_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c11_5 + fb[j0 + 5u])), c11_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c11_6 + fb[j0 + 6u])), c11_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c11_7 + fb[j0 + 7u])), c11_7, p.split != 0u); }
     }
     if (i0 + 12u < p.m) {
         let row = part + (i0 + 12u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c12_0 + fb[j0 + 0u]), c12_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c12_1 + fb[j0 + 1u]), c12_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c12_2 + fb[j0 + 2u]), c12_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c12_3 + fb[j0 + 3u]), c12_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c12_4 + fb[j0 + 4u]), c12_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c12_5 + fb[j0 + 5u]), c12_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c12_6 + fb[j0 + 6u]), c12_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c12_7 + fb[j0 + 7u]), c12_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c12_0 + fb[j0 + 0u])), c12_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c12_1 + fb[j0 + 1u])), c12_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c12_2 + fb[j0 + 2u])), c12_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c12_3 + fb[j0 + 3u])), c12_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c12_4 + fb[j0 + 4u])), c12_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c12_5 + fb[j0 + 5u])), c12_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c12_6 + fb[j0 + 6u])), c12_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c12_7 + fb[j0 + 7u])), c12_7, p.split != 0u); }
     }
     if (i0 + 13u < p.m) {
         let row = part + (i0 + 13u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c13_0 + fb[j0 + 0u]), c13_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c13_1 + fb[j0 + 1u]), c13_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c13_2 + fb[j0 + 2u]), c13_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c13_3 + fb[j0 + 3u]), c13_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c13_4 + fb[j0 + 4u]), c13_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c13_5 + fb[j0 + 5u]), c13_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c13_6 + fb[j0 + 6u]), c13_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c13_7 + fb[j0 + 7u]), c13_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c13_0 + fb[j0 + 0u])), c13_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c13_1 + fb[j0 + 1u])), c13_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c13_2 + fb[j0 + 2u])), c13_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c13_3 + fb[j0 + 3u])), c13_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c13_4 + fb[j0 + 4u])), c13_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c13_5 + fb[j0 + 5u])), c13_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c13_6 + fb[j0 + 6u])), c13_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c13_7 + fb[j0 + 7u])), c13_7, p.split != 0u); }
     }
     if (i0 + 14u < p.m) {
         let row = part + (i0 + 14u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c14_0 + fb[j0 + 0u]), c14_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c14_1 + fb[j0 + 1u]), c14_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c14_2 + fb[j0 + 2u]), c14_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c14_3 + fb[j0 + 3u]), c14_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c14_4 + fb[j0 + 4u]), c14_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c14_5 + fb[j0 + 5u]), c14_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c14_6 + fb[j0 + 6u]), c14_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c14_7 + fb[j0 + 7u]), c14_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c14_0 + fb[j0 + 0u])), c14_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c14_1 + fb[j0 + 1u])), c14_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c14_2 + fb[j0 + 2u])), c14_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c14_3 + fb[j0 + 3u])), c14_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c14_4 + fb[j0 + 4u])), c14_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c14_5 + fb[j0 + 5u])), c14_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c14_6 + fb[j0 + 6u])), c14_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c14_7 + fb[j0 + 7u])), c14_7, p.split != 0u); }
     }
     if (i0 + 15u < p.m) {
         let row = part + (i0 + 15u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c15_0 + fb[j0 + 0u]), c15_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c15_1 + fb[j0 + 1u]), c15_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c15_2 + fb[j0 + 2u]), c15_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c15_3 + fb[j0 + 3u]), c15_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c15_4 + fb[j0 + 4u]), c15_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c15_5 + fb[j0 + 5u]), c15_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c15_6 + fb[j0 + 6u]), c15_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c15_7 + fb[j0 + 7u]), c15_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c15_0 + fb[j0 + 0u])), c15_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c15_1 + fb[j0 + 1u])), c15_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c15_2 + fb[j0 + 2u])), c15_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c15_3 + fb[j0 + 3u])), c15_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c15_4 + fb[j0 + 4u])), c15_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c15_5 + fb[j0 + 5u])), c15_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c15_6 + fb[j0 + 6u])), c15_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c15_7 + fb[j0 + 7u])), c15_7, p.split != 0u); }
     }
     if (i0 + 16u < p.m) {
         let row = part + (i0 + 16u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c16_0 + fb[j0 + 0u]), c16_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c16_1 + fb[j0 + 1u]), c16_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c16_2 + fb[j0 + 2u]), c16_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c16_3 + fb[j0 + 3u]), c16_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c16_4 + fb[j0 + 4u]), c16_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c16_5 + fb[j0 + 5u]), c16_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c16_6 + fb[j0 + 6u]), c16_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c16_7 + fb[j0 + 7u]), c16_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c16_0 + fb[j0 + 0u])), c16_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c16_1 + fb[j0 + 1u])), c16_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c16_2 + fb[j0 + 2u])), c16_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c16_3 + fb[j0 + 3u])), c16_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c16_4 + fb[j0 + 4u])), c16_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c16_5 + fb[j0 + 5u])), c16_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c16_6 + fb[j0 + 6u])), c16_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c16_7 + fb[j0 + 7u])), c16_7, p.split != 0u); }
     }
     if (i0 + 17u < p.m) {
         let row = part + (i0 + 17u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c17_0 + fb[j0 + 0u]), c17_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c17_1 + fb[j0 + 1u]), c17_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c17_2 + fb[j0 + 2u]), c17_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c17_3 + fb[j0 + 3u]), c17_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c17_4 + fb[j0 + 4u]), c17_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c17_5 + fb[j0 + 5u]), c17_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c17_6 + fb[j0 + 6u]), c17_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c17_7 + fb[j0 + 7u]), c17_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c17_0 + fb[j0 + 0u])), c17_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c17_1 + fb[j0 + 1u])), c17_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c17_2 + fb[j0 + 2u])), c17_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c17_3 + fb[j0 + 3u])), c17_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c17_4 + fb[j0 + 4u])), c17_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c17_5 + fb[j0 + 5u])), c17_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c17_6 + fb[j0 + 6u])), c17_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c17_7 + fb[j0 + 7u])), c17_7, p.split != 0u); }
     }
     if (i0 + 18u < p.m) {
         let row = part + (i0 + 18u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c18_0 + fb[j0 + 0u]), c18_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c18_1 + fb[j0 + 1u]), c18_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c18_2 + fb[j0 + 2u]), c18_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c18_3 + fb[j0 + 3u]), c18_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c18_4 + fb[j0 + 4u]), c18_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c18_5 + fb[j0 + 5u]), c18_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c18_6 + fb[j0 + 6u]), c18_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c18_7 + fb[j0 + 7u]), c18_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c18_0 + fb[j0 + 0u])), c18_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c18_1 + fb[j0 + 1u])), c18_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c18_2 + fb[j0 + 2u])), c18_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c18_3 + fb[j0 + 3u])), c18_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c18_4 + fb[j0 + 4u])), c18_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c18_5 + fb[j0 + 5u])), c18_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c18_6 + fb[j0 + 6u])), c18_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c18_7 + fb[j0 + 7u])), c18_7, p.split != 0u); }
     }
     if (i0 + 19u < p.m) {
         let row = part + (i0 + 19u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c19_0 + fb[j0 + 0u]), c19_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c19_1 + fb[j0 + 1u]), c19_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c19_2 + fb[j0 + 2u]), c19_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c19_3 + fb[j0 + 3u]), c19_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c19_4 + fb[j0 + 4u]), c19_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c19_5 + fb[j0 + 5u]), c19_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c19_6 + fb[j0 + 6u]), c19_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c19_7 + fb[j0 + 7u]), c19_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c19_0 + fb[j0 + 0u])), c19_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c19_1 + fb[j0 + 1u])), c19_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c19_2 + fb[j0 + 2u])), c19_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c19_3 + fb[j0 + 3u])), c19_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c19_4 + fb[j0 + 4u])), c19_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c19_5 + fb[j0 + 5u])), c19_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c19_6 + fb[j0 + 6u])), c19_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c19_7 + fb[j0 + 7u])), c19_7, p.split != 0u); }
     }
     if (i0 + 20u < p.m) {
         let row = part + (i0 + 20u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c20_0 + fb[j0 + 0u]), c20_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c20_1 + fb[j0 + 1u]), c20_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c20_2 + fb[j0 + 2u]), c20_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c20_3 + fb[j0 + 3u]), c20_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c20_4 + fb[j0 + 4u]), c20_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c20_5 + fb[j0 + 5u]), c20_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c20_6 + fb[j0 + 6u]), c20_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c20_7 + fb[j0 + 7u]), c20_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c20_0 + fb[j0 + 0u])), c20_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c20_1 + fb[j0 + 1u])), c20_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c20_2 + fb[j0 + 2u])), c20_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c20_3 + fb[j0 + 3u])), c20_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c20_4 + fb[j0 + 4u])), c20_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c20_5 + fb[j0 + 5u])), c20_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c20_6 + fb[j0 + 6u])), c20_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c20_7 + fb[j0 + 7u])), c20_7, p.split != 0u); }
     }
     if (i0 + 21u < p.m) {
         let row = part + (i0 + 21u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c21_0 + fb[j0 + 0u]), c21_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c21_1 + fb[j0 + 1u]), c21_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c21_2 + fb[j0 + 2u]), c21_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c21_3 + fb[j0 + 3u]), c21_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c21_4 + fb[j0 + 4u]), c21_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c21_5 + fb[j0 + 5u]), c21_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c21_6 + fb[j0 + 6u]), c21_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c21_7 + fb[j0 + 7u]), c21_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c21_0 + fb[j0 + 0u])), c21_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c21_1 + fb[j0 + 1u])), c21_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c21_2 + fb[j0 + 2u])), c21_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c21_3 + fb[j0 + 3u])), c21_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c21_4 + fb[j0 + 4u])), c21_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c21_5 + fb[j0 + 5u])), c21_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c21_6 + fb[j0 + 6u])), c21_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c21_7 + fb[j0 + 7u])), c21_7, p.split != 0u); }
     }
     if (i0 + 22u < p.m) {
         let row = part + (i0 + 22u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c22_0 + fb[j0 + 0u]), c22_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c22_1 + fb[j0 + 1u]), c22_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c22_2 + fb[j0 + 2u]), c22_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c22_3 + fb[j0 + 3u]), c22_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c22_4 + fb[j0 + 4u]), c22_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c22_5 + fb[j0 + 5u]), c22_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c22_6 + fb[j0 + 6u]), c22_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c22_7 + fb[j0 + 7u]), c22_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c22_0 + fb[j0 + 0u])), c22_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c22_1 + fb[j0 + 1u])), c22_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c22_2 + fb[j0 + 2u])), c22_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c22_3 + fb[j0 + 3u])), c22_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c22_4 + fb[j0 + 4u])), c22_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c22_5 + fb[j0 + 5u])), c22_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c22_6 + fb[j0 + 6u])), c22_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c22_7 + fb[j0 + 7u])), c22_7, p.split != 0u); }
     }
     if (i0 + 23u < p.m) {
         let row = part + (i0 + 23u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c23_0 + fb[j0 + 0u]), c23_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c23_1 + fb[j0 + 1u]), c23_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c23_2 + fb[j0 + 2u]), c23_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c23_3 + fb[j0 + 3u]), c23_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c23_4 + fb[j0 + 4u]), c23_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c23_5 + fb[j0 + 5u]), c23_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c23_6 + fb[j0 + 6u]), c23_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c23_7 + fb[j0 + 7u]), c23_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c23_0 + fb[j0 + 0u])), c23_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c23_1 + fb[j0 + 1u])), c23_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c23_2 + fb[j0 + 2u])), c23_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c23_3 + fb[j0 + 3u])), c23_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c23_4 + fb[j0 + 4u])), c23_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c23_5 + fb[j0 + 5u])), c23_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c23_6 + fb[j0 + 6u])), c23_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c23_7 + fb[j0 + 7u])), c23_7, p.split != 0u); }
     }
     if (i0 + 24u < p.m) {
         let row = part + (i0 + 24u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c24_0 + fb[j0 + 0u]), c24_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c24_1 + fb[j0 + 1u]), c24_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c24_2 + fb[j0 + 2u]), c24_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c24_3 + fb[j0 + 3u]), c24_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c24_4 + fb[j0 + 4u]), c24_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c24_5 + fb[j0 + 5u]), c24_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c24_6 + fb[j0 + 6u]), c24_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c24_7 + fb[j0 + 7u]), c24_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c24_0 + fb[j0 + 0u])), c24_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c24_1 + fb[j0 + 1u])), c24_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c24_2 + fb[j0 + 2u])), c24_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c24_3 + fb[j0 + 3u])), c24_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c24_4 + fb[j0 + 4u])), c24_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c24_5 + fb[j0 + 5u])), c24_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c24_6 + fb[j0 + 6u])), c24_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c24_7 + fb[j0 + 7u])), c24_7, p.split != 0u); }
     }
     if (i0 + 25u < p.m) {
         let row = part + (i0 + 25u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c25_0 + fb[j0 + 0u]), c25_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c25_1 + fb[j0 + 1u]), c25_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c25_2 + fb[j0 + 2u]), c25_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c25_3 + fb[j0 + 3u]), c25_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c25_4 + fb[j0 + 4u]), c25_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c25_5 + fb[j0 + 5u]), c25_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c25_6 + fb[j0 + 6u]), c25_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c25_7 + fb[j0 + 7u]), c25_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c25_0 + fb[j0 + 0u])), c25_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c25_1 + fb[j0 + 1u])), c25_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c25_2 + fb[j0 + 2u])), c25_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c25_3 + fb[j0 + 3u])), c25_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c25_4 + fb[j0 + 4u])), c25_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c25_5 + fb[j0 + 5u])), c25_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c25_6 + fb[j0 + 6u])), c25_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c25_7 + fb[j0 + 7u])), c25_7, p.split != 0u); }
     }
     if (i0 + 26u < p.m) {
         let row = part + (i0 + 26u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c26_0 + fb[j0 + 0u]), c26_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c26_1 + fb[j0 + 1u]), c26_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c26_2 + fb[j0 + 2u]), c26_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c26_3 + fb[j0 + 3u]), c26_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c26_4 + fb[j0 + 4u]), c26_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c26_5 + fb[j0 + 5u]), c26_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c26_6 + fb[j0 + 6u]), c26_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c26_7 + fb[j0 + 7u]), c26_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c26_0 + fb[j0 + 0u])), c26_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c26_1 + fb[j0 + 1u])), c26_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c26_2 + fb[j0 + 2u])), c26_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c26_3 + fb[j0 + 3u])), c26_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c26_4 + fb[j0 + 4u])), c26_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c26_5 + fb[j0 + 5u])), c26_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c26_6 + fb[j0 + 6u])), c26_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c26_7 + fb[j0 + 7u])), c26_7, p.split != 0u); }
     }
     if (i0 + 27u < p.m) {
         let row = part + (i0 + 27u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c27_0 + fb[j0 + 0u]), c27_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c27_1 + fb[j0 + 1u]), c27_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c27_2 + fb[j0 + 2u]), c27_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c27_3 + fb[j0 + 3u]), c27_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c27_4 + fb[j0 + 4u]), c27_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c27_5 + fb[j0 + 5u]), c27_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c27_6 + fb[j0 + 6u]), c27_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c27_7 + fb[j0 + 7u]), c27_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c27_0 + fb[j0 + 0u])), c27_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c27_1 + fb[j0 + 1u])), c27_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c27_2 + fb[j0 + 2u])), c27_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c27_3 + fb[j0 + 3u])), c27_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c27_4 + fb[j0 + 4u])), c27_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c27_5 + fb[j0 + 5u])), c27_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c27_6 + fb[j0 + 6u])), c27_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c27_7 + fb[j0 + 7u])), c27_7, p.split != 0u); }
     }
     if (i0 + 28u < p.m) {
         let row = part + (i0 + 28u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c28_0 + fb[j0 + 0u]), c28_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c28_1 + fb[j0 + 1u]), c28_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c28_2 + fb[j0 + 2u]), c28_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c28_3 + fb[j0 + 3u]), c28_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c28_4 + fb[j0 + 4u]), c28_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c28_5 + fb[j0 + 5u]), c28_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c28_6 + fb[j0 + 6u]), c28_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c28_7 + fb[j0 + 7u]), c28_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c28_0 + fb[j0 + 0u])), c28_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c28_1 + fb[j0 + 1u])), c28_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c28_2 + fb[j0 + 2u])), c28_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c28_3 + fb[j0 + 3u])), c28_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c28_4 + fb[j0 + 4u])), c28_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c28_5 + fb[j0 + 5u])), c28_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c28_6 + fb[j0 + 6u])), c28_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c28_7 + fb[j0 + 7u])), c28_7, p.split != 0u); }
     }
     if (i0 + 29u < p.m) {
         let row = part + (i0 + 29u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c29_0 + fb[j0 + 0u]), c29_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c29_1 + fb[j0 + 1u]), c29_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c29_2 + fb[j0 + 2u]), c29_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c29_3 + fb[j0 + 3u]), c29_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c29_4 + fb[j0 + 4u]), c29_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c29_5 + fb[j0 + 5u]), c29_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c29_6 + fb[j0 + 6u]), c29_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c29_7 + fb[j0 + 7u]), c29_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c29_0 + fb[j0 + 0u])), c29_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c29_1 + fb[j0 + 1u])), c29_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c29_2 + fb[j0 + 2u])), c29_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c29_3 + fb[j0 + 3u])), c29_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c29_4 + fb[j0 + 4u])), c29_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c29_5 + fb[j0 + 5u])), c29_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c29_6 + fb[j0 + 6u])), c29_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c29_7 + fb[j0 + 7u])), c29_7, p.split != 0u); }
     }
     if (i0 + 30u < p.m) {
         let row = part + (i0 + 30u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c30_0 + fb[j0 + 0u]), c30_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c30_1 + fb[j0 + 1u]), c30_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c30_2 + fb[j0 + 2u]), c30_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c30_3 + fb[j0 + 3u]), c30_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c30_4 + fb[j0 + 4u]), c30_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c30_5 + fb[j0 + 5u]), c30_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c30_6 + fb[j0 + 6u]), c30_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c30_7 + fb[j0 + 7u]), c30_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c30_0 + fb[j0 + 0u])), c30_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c30_1 + fb[j0 + 1u])), c30_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c30_2 + fb[j0 + 2u])), c30_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c30_3 + fb[j0 + 3u])), c30_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c30_4 + fb[j0 + 4u])), c30_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c30_5 + fb[j0 + 5u])), c30_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c30_6 + fb[j0 + 6u])), c30_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c30_7 + fb[j0 + 7u])), c30_7, p.split != 0u); }
     }
     if (i0 + 31u < p.m) {
         let row = part + (i0 + 31u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c31_0 + fb[j0 + 0u]), c31_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c31_1 + fb[j0 + 1u]), c31_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c31_2 + fb[j0 + 2u]), c31_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c31_3 + fb[j0 + 3u]), c31_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c31_4 + fb[j0 + 4u]), c31_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c31_5 + fb[j0 + 5u]), c31_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c31_6 + fb[j0 + 6u]), c31_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c31_7 + fb[j0 + 7u]), c31_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c31_0 + fb[j0 + 0u])), c31_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c31_1 + fb[j0 + 1u])), c31_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c31_2 + fb[j0 + 2u])), c31_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c31_3 + fb[j0 + 3u])), c31_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c31_4 + fb[j0 + 4u])), c31_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c31_5 + fb[j0 + 5u])), c31_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c31_6 + fb[j0 + 6u])), c31_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c31_7 + fb[j0 + 7u])), c31_7, p.split != 0u); }
     }
     if (i0 + 32u < p.m) {
         let row = part + (i0 + 32u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c32_0 + fb[j0 + 0u]), c32_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c32_1 + fb[j0 + 1u]), c32_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c32_2 + fb[j0 + 2u]), c32_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c32_3 + fb[j0 + 3u]), c32_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c32_4 + fb[j0 + 4u]), c32_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c32_5 + fb[j0 + 5u]), c32_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c32_6 + fb[j0 + 6u]), c32_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c32_7 + fb[j0 + 7u]), c32_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c32_0 + fb[j0 + 0u])), c32_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c32_1 + fb[j0 + 1u])), c32_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c32_2 + fb[j0 + 2u])), c32_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c32_3 + fb[j0 + 3u])), c32_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c32_4 + fb[j0 + 4u])), c32_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c32_5 + fb[j0 + 5u])), c32_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c32_6 + fb[j0 + 6u])), c32_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c32_7 + fb[j0 + 7u])), c32_7, p.split != 0u); }
     }
     if (i0 + 33u < p.m) {
         let row = part + (i0 + 33u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c33_0 + fb[j0 + 0u]), c33_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c33_1 + fb[j0 + 1u]), c33_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c33_2 + fb[j0 + 2u]), c33_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c33_3 + fb[j0 + 3u]), c33_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c33_4 + fb[j0 + 4u]), c33_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c33_5 + fb[j0 + 5u]), c33_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c33_6 + fb[j0 + 6u]), c33_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c33_7 + fb[j0 + 7u]), c33_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c33_0 + fb[j0 + 0u])), c33_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c33_1 + fb[j0 + 1u])), c33_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c33_2 + fb[j0 + 2u])), c33_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c33_3 + fb[j0 + 3u])), c33_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c33_4 + fb[j0 + 4u])), c33_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c33_5 + fb[j0 + 5u])), c33_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c33_6 + fb[j0 + 6u])), c33_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c33_7 + fb[j0 + 7u])), c33_7, p.split != 0u); }
     }
     if (i0 + 34u < p.m) {
         let row = part + (i0 + 34u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c34_0 + fb[j0 + 0u]), c34_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c34_1 + fb[j0 + 1u]), c34_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c34_2 + fb[j0 + 2u]), c34_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c34_3 + fb[j0 + 3u]), c34_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c34_4 + fb[j0 + 4u]), c34_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c34_5 + fb[j0 + 5u]), c34_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c34_6 + fb[j0 + 6u]), c34_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c34_7 + fb[j0 + 7u]), c34_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c34_0 + fb[j0 + 0u])), c34_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c34_1 + fb[j0 + 1u])), c34_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c34_2 + fb[j0 + 2u])), c34_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c34_3 + fb[j0 + 3u])), c34_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c34_4 + fb[j0 + 4u])), c34_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c34_5 + fb[j0 + 5u])), c34_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c34_6 + fb[j0 + 6u])), c34_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c34_7 + fb[j0 + 7u])), c34_7, p.split != 0u); }
     }
     if (i0 + 35u < p.m) {
         let row = part + (i0 + 35u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c35_0 + fb[j0 + 0u]), c35_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c35_1 + fb[j0 + 1u]), c35_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c35_2 + fb[j0 + 2u]), c35_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c35_3 + fb[j0 + 3u]), c35_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c35_4 + fb[j0 + 4u]), c35_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c35_5 + fb[j0 + 5u]), c35_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c35_6 + fb[j0 + 6u]), c35_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c35_7 + fb[j0 + 7u]), c35_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c35_0 + fb[j0 + 0u])), c35_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c35_1 + fb[j0 + 1u])), c35_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c35_2 + fb[j0 + 2u])), c35_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c35_3 + fb[j0 + 3u])), c35_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c35_4 + fb[j0 + 4u])), c35_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c35_5 + fb[j0 + 5u])), c35_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c35_6 + fb[j0 + 6u])), c35_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c35_7 + fb[j0 + 7u])), c35_7, p.split != 0u); }
     }
     if (i0 + 36u < p.m) {
         let row = part + (i0 + 36u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c36_0 + fb[j0 + 0u]), c36_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c36_1 + fb[j0 + 1u]), c36_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c36_2 + fb[j0 + 2u]), c36_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c36_3 + fb[j0 + 3u]), c36_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c36_4 + fb[j0 + 4u]), c36_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c36_5 + fb[j0 + 5u]), c36_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c36_6 + fb[j0 + 6u]), c36_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c36_7 + fb[j0 + 7u]), c36_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c36_0 + fb[j0 + 0u])), c36_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c36_1 + fb[j0 + 1u])), c36_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c36_2 + fb[j0 + 2u])), c36_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c36_3 + fb[j0 + 3u])), c36_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c36_4 + fb[j0 + 4u])), c36_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c36_5 + fb[j0 + 5u])), c36_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c36_6 + fb[j0 + 6u])), c36_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c36_7 + fb[j0 + 7u])), c36_7, p.split != 0u); }
     }
     if (i0 + 37u < p.m) {
         let row = part + (i0 + 37u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c37_0 + fb[j0 + 0u]), c37_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c37_1 + fb[j0 + 1u]), c37_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c37_2 + fb[j0 + 2u]), c37_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c37_3 + fb[j0 + 3u]), c37_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c37_4 + fb[j0 + 4u]), c37_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c37_5 + fb[j0 + 5u]), c37_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c37_6 + fb[j0 + 6u]), c37_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c37_7 + fb[j0 + 7u]), c37_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c37_0 + fb[j0 + 0u])), c37_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c37_1 + fb[j0 + 1u])), c37_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c37_2 + fb[j0 + 2u])), c37_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c37_3 + fb[j0 + 3u])), c37_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c37_4 + fb[j0 + 4u])), c37_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c37_5 + fb[j0 + 5u])), c37_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c37_6 + fb[j0 + 6u])), c37_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c37_7 + fb[j0 + 7u])), c37_7, p.split != 0u); }
     }
     if (i0 + 38u < p.m) {
         let row = part + (i0 + 38u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c38_0 + fb[j0 + 0u]), c38_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c38_1 + fb[j0 + 1u]), c38_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c38_2 + fb[j0 + 2u]), c38_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c38_3 + fb[j0 + 3u]), c38_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c38_4 + fb[j0 + 4u]), c38_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c38_5 + fb[j0 + 5u]), c38_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c38_6 + fb[j0 + 6u]), c38_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c38_7 + fb[j0 + 7u]), c38_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c38_0 + fb[j0 + 0u])), c38_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c38_1 + fb[j0 + 1u])), c38_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c38_2 + fb[j0 + 2u])), c38_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c38_3 + fb[j0 + 3u])), c38_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c38_4 + fb[j0 + 4u])), c38_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c38_5 + fb[j0 + 5u])), c38_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c38_6 + fb[j0 + 6u])), c38_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c38_7 + fb[j0 + 7u])), c38_7, p.split != 0u); }
     }
     if (i0 + 39u < p.m) {
         let row = part + (i0 + 39u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c39_0 + fb[j0 + 0u]), c39_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c39_1 + fb[j0 + 1u]), c39_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c39_2 + fb[j0 + 2u]), c39_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c39_3 + fb[j0 + 3u]), c39_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c39_4 + fb[j0 + 4u]), c39_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c39_5 + fb[j0 + 5u]), c39_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c39_6 + fb[j0 + 6u]), c39_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c39_7 + fb[j0 + 7u]), c39_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c39_0 + fb[j0 + 0u])), c39_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c39_1 + fb[j0 + 1u])), c39_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c39_2 + fb[j0 + 2u])), c39_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c39_3 + fb[j0 + 3u])), c39_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c39_4 + fb[j0 + 4u])), c39_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c39_5 + fb[j0 + 5u])), c39_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c39_6 + fb[j0 + 6u])), c39_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c39_7 + fb[j0 + 7u])), c39_7, p.split != 0u); }
     }
     if (i0 + 40u < p.m) {
         let row = part + (i0 + 40u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c40_0 + fb[j0 + 0u]), c40_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c40_1 + fb[j0 + 1u]), c40_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c40_2 + fb[j0 + 2u]), c40_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c40_3 + fb[j0 + 3u]), c40_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c40_4 + fb[j0 + 4u]), c40_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c40_5 + fb[j0 + 5u]), c40_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c40_6 + fb[j0 + 6u]), c40_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c40_7 + fb[j0 + 7u]), c40_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c40_0 + fb[j0 + 0u])), c40_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c40_1 + fb[j0 + 1u])), c40_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c40_2 + fb[j0 + 2u])), c40_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c40_3 + fb[j0 + 3u])), c40_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c40_4 + fb[j0 + 4u])), c40_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c40_5 + fb[j0 + 5u])), c40_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c40_6 + fb[j0 + 6u])), c40_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c40_7 + fb[j0 + 7u])), c40_7, p.split != 0u); }
     }
     if (i0 + 41u < p.m) {
         let row = part + (i0 + 41u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c41_0 + fb[j0 + 0u]), c41_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c41_1 + fb[j0 + 1u]), c41_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c41_2 + fb[j0 + 2u]), c41_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c41_3 + fb[j0 + 3u]), c41_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c41_4 + fb[j0 + 4u]), c41_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c41_5 + fb[j0 + 5u]), c41_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c41_6 + fb[j0 + 6u]), c41_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c41_7 + fb[j0 + 7u]), c41_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c41_0 + fb[j0 + 0u])), c41_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c41_1 + fb[j0 + 1u])), c41_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c41_2 + fb[j0 + 2u])), c41_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c41_3 + fb[j0 + 3u])), c41_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c41_4 + fb[j0 + 4u])), c41_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c41_5 + fb[j0 + 5u])), c41_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c41_6 + fb[j0 + 6u])), c41_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c41_7 + fb[j0 + 7u])), c41_7, p.split != 0u); }
     }
     if (i0 + 42u < p.m) {
         let row = part + (i0 + 42u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c42_0 + fb[j0 + 0u]), c42_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c42_1 + fb[j0 + 1u]), c42_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c42_2 + fb[j0 + 2u]), c42_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c42_3 + fb[j0 + 3u]), c42_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c42_4 + fb[j0 + 4u]), c42_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c42_5 + fb[j0 + 5u]), c42_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c42_6 + fb[j0 + 6u]), c42_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c42_7 + fb[j0 + 7u]), c42_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c42_0 + fb[j0 + 0u])), c42_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c42_1 + fb[j0 + 1u])), c42_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c42_2 + fb[j0 + 2u])), c42_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c42_3 + fb[j0 + 3u])), c42_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c42_4 + fb[j0 + 4u])), c42_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c42_5 + fb[j0 + 5u])), c42_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c42_6 + fb[j0 + 6u])), c42_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c42_7 + fb[j0 + 7u])), c42_7, p.split != 0u); }
     }
     if (i0 + 43u < p.m) {
         let row = part + (i0 + 43u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c43_0 + fb[j0 + 0u]), c43_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c43_1 + fb[j0 + 1u]), c43_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c43_2 + fb[j0 + 2u]), c43_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c43_3 + fb[j0 + 3u]), c43_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c43_4 + fb[j0 + 4u]), c43_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c43_5 + fb[j0 + 5u]), c43_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c43_6 + fb[j0 + 6u]), c43_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c43_7 + fb[j0 + 7u]), c43_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c43_0 + fb[j0 + 0u])), c43_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c43_1 + fb[j0 + 1u])), c43_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c43_2 + fb[j0 + 2u])), c43_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c43_3 + fb[j0 + 3u])), c43_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c43_4 + fb[j0 + 4u])), c43_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c43_5 + fb[j0 + 5u])), c43_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c43_6 + fb[j0 + 6u])), c43_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c43_7 + fb[j0 + 7u])), c43_7, p.split != 0u); }
     }
     if (i0 + 44u < p.m) {
         let row = part + (i0 + 44u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c44_0 + fb[j0 + 0u]), c44_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c44_1 + fb[j0 + 1u]), c44_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c44_2 + fb[j0 + 2u]), c44_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c44_3 + fb[j0 + 3u]), c44_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c44_4 + fb[j0 + 4u]), c44_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c44_5 + fb[j0 + 5u]), c44_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c44_6 + fb[j0 + 6u]), c44_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c44_7 + fb[j0 + 7u]), c44_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c44_0 + fb[j0 + 0u])), c44_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c44_1 + fb[j0 + 1u])), c44_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c44_2 + fb[j0 + 2u])), c44_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c44_3 + fb[j0 + 3u])), c44_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c44_4 + fb[j0 + 4u])), c44_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c44_5 + fb[j0 + 5u])), c44_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c44_6 + fb[j0 + 6u])), c44_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c44_7 + fb[j0 + 7u])), c44_7, p.split != 0u); }
     }
     if (i0 + 45u < p.m) {
         let row = part + (i0 + 45u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c45_0 + fb[j0 + 0u]), c45_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c45_1 + fb[j0 + 1u]), c45_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c45_2 + fb[j0 + 2u]), c45_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c45_3 + fb[j0 + 3u]), c45_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c45_4 + fb[j0 + 4u]), c45_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c45_5 + fb[j0 + 5u]), c45_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c45_6 + fb[j0 + 6u]), c45_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c45_7 + fb[j0 + 7u]), c45_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c45_0 + fb[j0 + 0u])), c45_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c45_1 + fb[j0 + 1u])), c45_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c45_2 + fb[j0 + 2u])), c45_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c45_3 + fb[j0 + 3u])), c45_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c45_4 + fb[j0 + 4u])), c45_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c45_5 + fb[j0 + 5u])), c45_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c45_6 + fb[j0 + 6u])), c45_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c45_7 + fb[j0 + 7u])), c45_7, p.split != 0u); }
     }
     if (i0 + 46u < p.m) {
         let row = part + (i0 + 46u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c46_0 + fb[j0 + 0u]), c46_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c46_1 + fb[j0 + 1u]), c46_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c46_2 + fb[j0 + 2u]), c46_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c46_3 + fb[j0 + 3u]), c46_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c46_4 + fb[j0 + 4u]), c46_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c46_5 + fb[j0 + 5u]), c46_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c46_6 + fb[j0 + 6u]), c46_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c46_7 + fb[j0 + 7u]), c46_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c46_0 + fb[j0 + 0u])), c46_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c46_1 + fb[j0 + 1u])), c46_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c46_2 + fb[j0 + 2u])), c46_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c46_3 + fb[j0 + 3u])), c46_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c46_4 + fb[j0 + 4u])), c46_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c46_5 + fb[j0 + 5u])), c46_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c46_6 + fb[j0 + 6u])), c46_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c46_7 + fb[j0 + 7u])), c46_7, p.split != 0u); }
     }
     if (i0 + 47u < p.m) {
         let row = part + (i0 + 47u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c47_0 + fb[j0 + 0u]), c47_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c47_1 + fb[j0 + 1u]), c47_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c47_2 + fb[j0 + 2u]), c47_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c47_3 + fb[j0 + 3u]), c47_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c47_4 + fb[j0 + 4u]), c47_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c47_5 + fb[j0 + 5u]), c47_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c47_6 + fb[j0 + 6u]), c47_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c47_7 + fb[j0 + 7u]), c47_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c47_0 + fb[j0 + 0u])), c47_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c47_1 + fb[j0 + 1u])), c47_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c47_2 + fb[j0 + 2u])), c47_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c47_3 + fb[j0 + 3u])), c47_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c47_4 + fb[j0 + 4u])), c47_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c47_5 + fb[j0 + 5u])), c47_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c47_6 + fb[j0 + 6u])), c47_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c47_7 + fb[j0 + 7u])), c47_7, p.split != 0u); }
     }
     if (i0 + 48u < p.m) {
         let row = part + (i0 + 48u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c48_0 + fb[j0 + 0u]), c48_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c48_1 + fb[j0 + 1u]), c48_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c48_2 + fb[j0 + 2u]), c48_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c48_3 + fb[j0 + 3u]), c48_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c48_4 + fb[j0 + 4u]), c48_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c48_5 + fb[j0 + 5u]), c48_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c48_6 + fb[j0 + 6u]), c48_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c48_7 + fb[j0 + 7u]), c48_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c48_0 + fb[j0 + 0u])), c48_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c48_1 + fb[j0 + 1u])), c48_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c48_2 + fb[j0 + 2u])), c48_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c48_3 + fb[j0 + 3u])), c48_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c48_4 + fb[j0 + 4u])), c48_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c48_5 + fb[j0 + 5u])), c48_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c48_6 + fb[j0 + 6u])), c48_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c48_7 + fb[j0 + 7u])), c48_7, p.split != 0u); }
     }
     if (i0 + 49u < p.m) {
         let row = part + (i0 + 49u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c49_0 + fb[j0 + 0u]), c49_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c49_1 + fb[j0 + 1u]), c49_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c49_2 + fb[j0 + 2u]), c49_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c49_3 + fb[j0 + 3u]), c49_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c49_4 + fb[j0 + 4u]), c49_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c49_5 + fb[j0 + 5u]), c49_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c49_6 + fb[j0 + 6u]), c49_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c49_7 + fb[j0 + 7u]), c49_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c49_0 + fb[j0 + 0u])), c49_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c49_1 + fb[j0 + 1u])), c49_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c49_2 + fb[j0 + 2u])), c49_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c49_3 + fb[j0 + 3u])), c49_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c49_4 + fb[j0 + 4u])), c49_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c49_5 + fb[j0 + 5u])), c49_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c49_6 + fb[j0 + 6u])), c49_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c49_7 + fb[j0 + 7u])), c49_7, p.split != 0u); }
     }
     if (i0 + 50u < p.m) {
         let row = part + (i0 + 50u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c50_0 + fb[j0 + 0u]), c50_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c50_1 + fb[j0 + 1u]), c50_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c50_2 + fb[j0 + 2u]), c50_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c50_3 + fb[j0 + 3u]), c50_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c50_4 + fb[j0 + 4u]), c50_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c50_5 + fb[j0 + 5u]), c50_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c50_6 + fb[j0 + 6u]), c50_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c50_7 + fb[j0 + 7u]), c50_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c50_0 + fb[j0 + 0u])), c50_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c50_1 + fb[j0 + 1u])), c50_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c50_2 + fb[j0 + 2u])), c50_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c50_3 + fb[j0 + 3u])), c50_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c50_4 + fb[j0 + 4u])), c50_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c50_5 + fb[j0 + 5u])), c50_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c50_6 + fb[j0 + 6u])), c50_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c50_7 + fb[j0 + 7u])), c50_7, p.split != 0u); }
     }
     if (i0 + 51u < p.m) {
         let row = part + (i0 + 51u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c51_0 + fb[j0 + 0u]), c51_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c51_1 + fb[j0 + 1u]), c51_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c51_2 + fb[j0 + 2u]), c51_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c51_3 + fb[j0 + 3u]), c51_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c51_4 + fb[j0 + 4u]), c51_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c51_5 + fb[j0 + 5u]), c51_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c51_6 + fb[j0 + 6u]), c51_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c51_7 + fb[j0 + 7u]), c51_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c51_0 + fb[j0 + 0u])), c51_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c51_1 + fb[j0 + 1u])), c51_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c51_2 + fb[j0 + 2u])), c51_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c51_3 + fb[j0 + 3u])), c51_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c51_4 + fb[j0 + 4u])), c51_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c51_5 + fb[j0 + 5u])), c51_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c51_6 + fb[j0 + 6u])), c51_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c51_7 + fb[j0 + 7u])), c51_7, p.split != 0u); }
     }
     if (i0 + 52u < p.m) {
         let row = part + (i0 + 52u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c52_0 + fb[j0 + 0u]), c52_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c52_1 + fb[j0 + 1u]), c52_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c52_2 + fb[j0 + 2u]), c52_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c52_3 + fb[j0 + 3u]), c52_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c52_4 + fb[j0 + 4u]), c52_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c52_5 + fb[j0 + 5u]), c52_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c52_6 + fb[j0 + 6u]), c52_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c52_7 + fb[j0 + 7u]), c52_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c52_0 + fb[j0 + 0u])), c52_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c52_1 + fb[j0 + 1u])), c52_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c52_2 + fb[j0 + 2u])), c52_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c52_3 + fb[j0 + 3u])), c52_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c52_4 + fb[j0 + 4u])), c52_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c52_5 + fb[j0 + 5u])), c52_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c52_6 + fb[j0 + 6u])), c52_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c52_7 + fb[j0 + 7u])), c52_7, p.split != 0u); }
     }
     if (i0 + 53u < p.m) {
         let row = part + (i0 + 53u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c53_0 + fb[j0 + 0u]), c53_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c53_1 + fb[j0 + 1u]), c53_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c53_2 + fb[j0 + 2u]), c53_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c53_3 + fb[j0 + 3u]), c53_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c53_4 + fb[j0 + 4u]), c53_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c53_5 + fb[j0 + 5u]), c53_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c53_6 + fb[j0 + 6u]), c53_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c53_7 + fb[j0 + 7u]), c53_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c53_0 + fb[j0 + 0u])), c53_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c53_1 + fb[j0 + 1u])), c53_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c53_2 + fb[j0 + 2u])), c53_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c53_3 + fb[j0 + 3u])), c53_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c53_4 + fb[j0 + 4u])), c53_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c53_5 + fb[j0 + 5u])), c53_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c53_6 + fb[j0 + 6u])), c53_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c53_7 + fb[j0 + 7u])), c53_7, p.split != 0u); }
     }
     if (i0 + 54u < p.m) {
         let row = part + (i0 + 54u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c54_0 + fb[j0 + 0u]), c54_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c54_1 + fb[j0 + 1u]), c54_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c54_2 + fb[j0 + 2u]), c54_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c54_3 + fb[j0 + 3u]), c54_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c54_4 + fb[j0 + 4u]), c54_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c54_5 + fb[j0 + 5u]), c54_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c54_6 + fb[j0 + 6u]), c54_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c54_7 + fb[j0 + 7u]), c54_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c54_0 + fb[j0 + 0u])), c54_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c54_1 + fb[j0 + 1u])), c54_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c54_2 + fb[j0 + 2u])), c54_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c54_3 + fb[j0 + 3u])), c54_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c54_4 + fb[j0 + 4u])), c54_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c54_5 + fb[j0 + 5u])), c54_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c54_6 + fb[j0 + 6u])), c54_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c54_7 + fb[j0 + 7u])), c54_7, p.split != 0u); }
     }
     if (i0 + 55u < p.m) {
         let row = part + (i0 + 55u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c55_0 + fb[j0 + 0u]), c55_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c55_1 + fb[j0 + 1u]), c55_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c55_2 + fb[j0 + 2u]), c55_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c55_3 + fb[j0 + 3u]), c55_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c55_4 + fb[j0 + 4u]), c55_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c55_5 + fb[j0 + 5u]), c55_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c55_6 + fb[j0 + 6u]), c55_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c55_7 + fb[j0 + 7u]), c55_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c55_0 + fb[j0 + 0u])), c55_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c55_1 + fb[j0 + 1u])), c55_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c55_2 + fb[j0 + 2u])), c55_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c55_3 + fb[j0 + 3u])), c55_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c55_4 + fb[j0 + 4u])), c55_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c55_5 + fb[j0 + 5u])), c55_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c55_6 + fb[j0 + 6u])), c55_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c55_7 + fb[j0 + 7u])), c55_7, p.split != 0u); }
     }
     if (i0 + 56u < p.m) {
         let row = part + (i0 + 56u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c56_0 + fb[j0 + 0u]), c56_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c56_1 + fb[j0 + 1u]), c56_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c56_2 + fb[j0 + 2u]), c56_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c56_3 + fb[j0 + 3u]), c56_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c56_4 + fb[j0 + 4u]), c56_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c56_5 + fb[j0 + 5u]), c56_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c56_6 + fb[j0 + 6u]), c56_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c56_7 + fb[j0 + 7u]), c56_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c56_0 + fb[j0 + 0u])), c56_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c56_1 + fb[j0 + 1u])), c56_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c56_2 + fb[j0 + 2u])), c56_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c56_3 + fb[j0 + 3u])), c56_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c56_4 + fb[j0 + 4u])), c56_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c56_5 + fb[j0 + 5u])), c56_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c56_6 + fb[j0 + 6u])), c56_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c56_7 + fb[j0 + 7u])), c56_7, p.split != 0u); }
     }
     if (i0 + 57u < p.m) {
         let row = part + (i0 + 57u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c57_0 + fb[j0 + 0u]), c57_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c57_1 + fb[j0 + 1u]), c57_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c57_2 + fb[j0 + 2u]), c57_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c57_3 + fb[j0 + 3u]), c57_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c57_4 + fb[j0 + 4u]), c57_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c57_5 + fb[j0 + 5u]), c57_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c57_6 + fb[j0 + 6u]), c57_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c57_7 + fb[j0 + 7u]), c57_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c57_0 + fb[j0 + 0u])), c57_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c57_1 + fb[j0 + 1u])), c57_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c57_2 + fb[j0 + 2u])), c57_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c57_3 + fb[j0 + 3u])), c57_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c57_4 + fb[j0 + 4u])), c57_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c57_5 + fb[j0 + 5u])), c57_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c57_6 + fb[j0 + 6u])), c57_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c57_7 + fb[j0 + 7u])), c57_7, p.split != 0u); }
     }
     if (i0 + 58u < p.m) {
         let row = part + (i0 + 58u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c58_0 + fb[j0 + 0u]), c58_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c58_1 + fb[j0 + 1u]), c58_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c58_2 + fb[j0 + 2u]), c58_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c58_3 + fb[j0 + 3u]), c58_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c58_4 + fb[j0 + 4u]), c58_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c58_5 + fb[j0 + 5u]), c58_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c58_6 + fb[j0 + 6u]), c58_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c58_7 + fb[j0 + 7u]), c58_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c58_0 + fb[j0 + 0u])), c58_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c58_1 + fb[j0 + 1u])), c58_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c58_2 + fb[j0 + 2u])), c58_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c58_3 + fb[j0 + 3u])), c58_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c58_4 + fb[j0 + 4u])), c58_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c58_5 + fb[j0 + 5u])), c58_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c58_6 + fb[j0 + 6u])), c58_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c58_7 + fb[j0 + 7u])), c58_7, p.split != 0u); }
     }
     if (i0 + 59u < p.m) {
         let row = part + (i0 + 59u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c59_0 + fb[j0 + 0u]), c59_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c59_1 + fb[j0 + 1u]), c59_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c59_2 + fb[j0 + 2u]), c59_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c59_3 + fb[j0 + 3u]), c59_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c59_4 + fb[j0 + 4u]), c59_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c59_5 + fb[j0 + 5u]), c59_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c59_6 + fb[j0 + 6u]), c59_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c59_7 + fb[j0 + 7u]), c59_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c59_0 + fb[j0 + 0u])), c59_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c59_1 + fb[j0 + 1u])), c59_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c59_2 + fb[j0 + 2u])), c59_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c59_3 + fb[j0 + 3u])), c59_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c59_4 + fb[j0 + 4u])), c59_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c59_5 + fb[j0 + 5u])), c59_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c59_6 + fb[j0 + 6u])), c59_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c59_7 + fb[j0 + 7u])), c59_7, p.split != 0u); }
     }
     if (i0 + 60u < p.m) {
         let row = part + (i0 + 60u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c60_0 + fb[j0 + 0u]), c60_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c60_1 + fb[j0 + 1u]), c60_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c60_2 + fb[j0 + 2u]), c60_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c60_3 + fb[j0 + 3u]), c60_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c60_4 + fb[j0 + 4u]), c60_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c60_5 + fb[j0 + 5u]), c60_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c60_6 + fb[j0 + 6u]), c60_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c60_7 + fb[j0 + 7u]), c60_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c60_0 + fb[j0 + 0u])), c60_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c60_1 + fb[j0 + 1u])), c60_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c60_2 + fb[j0 + 2u])), c60_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c60_3 + fb[j0 + 3u])), c60_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c60_4 + fb[j0 + 4u])), c60_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c60_5 + fb[j0 + 5u])), c60_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c60_6 + fb[j0 + 6u])), c60_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c60_7 + fb[j0 + 7u])), c60_7, p.split != 0u); }
     }
     if (i0 + 61u < p.m) {
         let row = part + (i0 + 61u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c61_0 + fb[j0 + 0u]), c61_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c61_1 + fb[j0 + 1u]), c61_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c61_2 + fb[j0 + 2u]), c61_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c61_3 + fb[j0 + 3u]), c61_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c61_4 + fb[j0 + 4u]), c61_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c61_5 + fb[j0 + 5u]), c61_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c61_6 + fb[j0 + 6u]), c61_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c61_7 + fb[j0 + 7u]), c61_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c61_0 + fb[j0 + 0u])), c61_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c61_1 + fb[j0 + 1u])), c61_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c61_2 + fb[j0 + 2u])), c61_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c61_3 + fb[j0 + 3u])), c61_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c61_4 + fb[j0 + 4u])), c61_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c61_5 + fb[j0 + 5u])), c61_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c61_6 + fb[j0 + 6u])), c61_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c61_7 + fb[j0 + 7u])), c61_7, p.split != 0u); }
     }
     if (i0 + 62u < p.m) {
         let row = part + (i0 + 62u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c62_0 + fb[j0 + 0u]), c62_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c62_1 + fb[j0 + 1u]), c62_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c62_2 + fb[j0 + 2u]), c62_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c62_3 + fb[j0 + 3u]), c62_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c62_4 + fb[j0 + 4u]), c62_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c62_5 + fb[j0 + 5u]), c62_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c62_6 + fb[j0 + 6u]), c62_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c62_7 + fb[j0 + 7u]), c62_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c62_0 + fb[j0 + 0u])), c62_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c62_1 + fb[j0 + 1u])), c62_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c62_2 + fb[j0 + 2u])), c62_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c62_3 + fb[j0 + 3u])), c62_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c62_4 + fb[j0 + 4u])), c62_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c62_5 + fb[j0 + 5u])), c62_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c62_6 + fb[j0 + 6u])), c62_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c62_7 + fb[j0 + 7u])), c62_7, p.split != 0u); }
     }
     if (i0 + 63u < p.m) {
         let row = part + (i0 + 63u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c63_0 + fb[j0 + 0u]), c63_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c63_1 + fb[j0 + 1u]), c63_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c63_2 + fb[j0 + 2u]), c63_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c63_3 + fb[j0 + 3u]), c63_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c63_4 + fb[j0 + 4u]), c63_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c63_5 + fb[j0 + 5u]), c63_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c63_6 + fb[j0 + 6u]), c63_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c63_7 + fb[j0 + 7u]), c63_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c63_0 + fb[j0 + 0u])), c63_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c63_1 + fb[j0 + 1u])), c63_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c63_2 + fb[j0 + 2u])), c63_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c63_3 + fb[j0 + 3u])), c63_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c63_4 + fb[j0 + 4u])), c63_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c63_5 + fb[j0 + 5u])), c63_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c63_6 + fb[j0 + 6u])), c63_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c63_7 + fb[j0 + 7u])), c63_7, p.split != 0u); }
     }
 }
 
@@ -5801,707 +5804,707 @@ fn cpu_fwd_tex(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup
     let part = wid.z * p.m * p.n;
     if (i0 + 0u < p.m) {
         let row = part + (i0 + 0u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c0_0 + fb[j0 + 0u]), c0_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c0_1 + fb[j0 + 1u]), c0_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c0_2 + fb[j0 + 2u]), c0_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c0_3 + fb[j0 + 3u]), c0_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c0_4 + fb[j0 + 4u]), c0_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c0_5 + fb[j0 + 5u]), c0_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c0_6 + fb[j0 + 6u]), c0_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c0_7 + fb[j0 + 7u]), c0_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c0_0 + fb[j0 + 0u])), c0_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c0_1 + fb[j0 + 1u])), c0_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c0_2 + fb[j0 + 2u])), c0_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c0_3 + fb[j0 + 3u])), c0_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c0_4 + fb[j0 + 4u])), c0_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c0_5 + fb[j0 + 5u])), c0_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c0_6 + fb[j0 + 6u])), c0_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c0_7 + fb[j0 + 7u])), c0_7, p.split != 0u); }
     }
     if (i0 + 1u < p.m) {
         let row = part + (i0 + 1u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c1_0 + fb[j0 + 0u]), c1_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c1_1 + fb[j0 + 1u]), c1_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c1_2 + fb[j0 + 2u]), c1_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c1_3 + fb[j0 + 3u]), c1_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c1_4 + fb[j0 + 4u]), c1_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c1_5 + fb[j0 + 5u]), c1_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c1_6 + fb[j0 + 6u]), c1_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c1_7 + fb[j0 + 7u]), c1_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c1_0 + fb[j0 + 0u])), c1_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c1_1 + fb[j0 + 1u])), c1_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c1_2 + fb[j0 + 2u])), c1_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c1_3 + fb[j0 + 3u])), c1_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c1_4 + fb[j0 + 4u])), c1_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c1_5 + fb[j0 + 5u])), c1_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c1_6 + fb[j0 + 6u])), c1_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c1_7 + fb[j0 + 7u])), c1_7, p.split != 0u); }
     }
     if (i0 + 2u < p.m) {
         let row = part + (i0 + 2u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c2_0 + fb[j0 + 0u]), c2_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c2_1 + fb[j0 + 1u]), c2_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c2_2 + fb[j0 + 2u]), c2_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c2_3 + fb[j0 + 3u]), c2_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c2_4 + fb[j0 + 4u]), c2_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c2_5 + fb[j0 + 5u]), c2_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c2_6 + fb[j0 + 6u]), c2_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c2_7 + fb[j0 + 7u]), c2_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c2_0 + fb[j0 + 0u])), c2_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c2_1 + fb[j0 + 1u])), c2_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c2_2 + fb[j0 + 2u])), c2_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c2_3 + fb[j0 + 3u])), c2_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c2_4 + fb[j0 + 4u])), c2_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c2_5 + fb[j0 + 5u])), c2_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c2_6 + fb[j0 + 6u])), c2_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c2_7 + fb[j0 + 7u])), c2_7, p.split != 0u); }
     }
     if (i0 + 3u < p.m) {
         let row = part + (i0 + 3u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c3_0 + fb[j0 + 0u]), c3_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c3_1 + fb[j0 + 1u]), c3_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c3_2 + fb[j0 + 2u]), c3_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c3_3 + fb[j0 + 3u]), c3_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c3_4 + fb[j0 + 4u]), c3_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c3_5 + fb[j0 + 5u]), c3_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c3_6 + fb[j0 + 6u]), c3_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c3_7 + fb[j0 + 7u]), c3_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c3_0 + fb[j0 + 0u])), c3_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c3_1 + fb[j0 + 1u])), c3_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c3_2 + fb[j0 + 2u])), c3_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c3_3 + fb[j0 + 3u])), c3_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c3_4 + fb[j0 + 4u])), c3_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c3_5 + fb[j0 + 5u])), c3_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c3_6 + fb[j0 + 6u])), c3_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c3_7 + fb[j0 + 7u])), c3_7, p.split != 0u); }
     }
     if (i0 + 4u < p.m) {
         let row = part + (i0 + 4u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c4_0 + fb[j0 + 0u]), c4_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c4_1 + fb[j0 + 1u]), c4_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c4_2 + fb[j0 + 2u]), c4_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c4_3 + fb[j0 + 3u]), c4_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c4_4 + fb[j0 + 4u]), c4_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c4_5 + fb[j0 + 5u]), c4_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c4_6 + fb[j0 + 6u]), c4_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c4_7 + fb[j0 + 7u]), c4_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c4_0 + fb[j0 + 0u])), c4_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c4_1 + fb[j0 + 1u])), c4_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c4_2 + fb[j0 + 2u])), c4_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c4_3 + fb[j0 + 3u])), c4_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c4_4 + fb[j0 + 4u])), c4_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c4_5 + fb[j0 + 5u])), c4_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c4_6 + fb[j0 + 6u])), c4_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c4_7 + fb[j0 + 7u])), c4_7, p.split != 0u); }
     }
     if (i0 + 5u < p.m) {
         let row = part + (i0 + 5u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c5_0 + fb[j0 + 0u]), c5_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c5_1 + fb[j0 + 1u]), c5_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c5_2 + fb[j0 + 2u]), c5_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c5_3 + fb[j0 + 3u]), c5_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c5_4 + fb[j0 + 4u]), c5_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c5_5 + fb[j0 + 5u]), c5_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c5_6 + fb[j0 + 6u]), c5_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c5_7 + fb[j0 + 7u]), c5_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c5_0 + fb[j0 + 0u])), c5_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c5_1 + fb[j0 + 1u])), c5_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c5_2 + fb[j0 + 2u])), c5_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c5_3 + fb[j0 + 3u])), c5_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c5_4 + fb[j0 + 4u])), c5_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c5_5 + fb[j0 + 5u])), c5_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c5_6 + fb[j0 + 6u])), c5_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c5_7 + fb[j0 + 7u])), c5_7, p.split != 0u); }
     }
     if (i0 + 6u < p.m) {
         let row = part + (i0 + 6u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c6_0 + fb[j0 + 0u]), c6_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c6_1 + fb[j0 + 1u]), c6_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c6_2 + fb[j0 + 2u]), c6_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c6_3 + fb[j0 + 3u]), c6_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c6_4 + fb[j0 + 4u]), c6_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c6_5 + fb[j0 + 5u]), c6_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c6_6 + fb[j0 + 6u]), c6_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c6_7 + fb[j0 + 7u]), c6_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c6_0 + fb[j0 + 0u])), c6_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c6_1 + fb[j0 + 1u])), c6_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c6_2 + fb[j0 + 2u])), c6_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c6_3 + fb[j0 + 3u])), c6_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c6_4 + fb[j0 + 4u])), c6_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c6_5 + fb[j0 + 5u])), c6_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c6_6 + fb[j0 + 6u])), c6_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c6_7 + fb[j0 + 7u])), c6_7, p.split != 0u); }
     }
     if (i0 + 7u < p.m) {
         let row = part + (i0 + 7u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c7_0 + fb[j0 + 0u]), c7_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c7_1 + fb[j0 + 1u]), c7_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c7_2 + fb[j0 + 2u]), c7_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c7_3 + fb[j0 + 3u]), c7_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c7_4 + fb[j0 + 4u]), c7_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c7_5 + fb[j0 + 5u]), c7_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c7_6 + fb[j0 + 6u]), c7_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c7_7 + fb[j0 + 7u]), c7_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c7_0 + fb[j0 + 0u])), c7_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c7_1 + fb[j0 + 1u])), c7_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c7_2 + fb[j0 + 2u])), c7_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c7_3 + fb[j0 + 3u])), c7_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c7_4 + fb[j0 + 4u])), c7_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c7_5 + fb[j0 + 5u])), c7_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c7_6 + fb[j0 + 6u])), c7_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c7_7 + fb[j0 + 7u])), c7_7, p.split != 0u); }
     }
     if (i0 + 8u < p.m) {
         let row = part + (i0 + 8u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c8_0 + fb[j0 + 0u]), c8_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c8_1 + fb[j0 + 1u]), c8_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c8_2 + fb[j0 + 2u]), c8_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c8_3 + fb[j0 + 3u]), c8_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c8_4 + fb[j0 + 4u]), c8_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c8_5 + fb[j0 + 5u]), c8_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c8_6 + fb[j0 + 6u]), c8_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c8_7 + fb[j0 + 7u]), c8_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c8_0 + fb[j0 + 0u])), c8_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c8_1 + fb[j0 + 1u])), c8_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c8_2 + fb[j0 + 2u])), c8_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c8_3 + fb[j0 + 3u])), c8_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c8_4 + fb[j0 + 4u])), c8_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c8_5 + fb[j0 + 5u])), c8_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c8_6 + fb[j0 + 6u])), c8_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c8_7 + fb[j0 + 7u])), c8_7, p.split != 0u); }
     }
     if (i0 + 9u < p.m) {
         let row = part + (i0 + 9u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c9_0 + fb[j0 + 0u]), c9_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c9_1 + fb[j0 + 1u]), c9_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c9_2 + fb[j0 + 2u]), c9_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c9_3 + fb[j0 + 3u]), c9_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c9_4 + fb[j0 + 4u]), c9_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c9_5 + fb[j0 + 5u]), c9_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c9_6 + fb[j0 + 6u]), c9_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c9_7 + fb[j0 + 7u]), c9_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c9_0 + fb[j0 + 0u])), c9_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c9_1 + fb[j0 + 1u])), c9_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c9_2 + fb[j0 + 2u])), c9_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c9_3 + fb[j0 + 3u])), c9_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c9_4 + fb[j0 + 4u])), c9_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c9_5 + fb[j0 + 5u])), c9_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c9_6 + fb[j0 + 6u])), c9_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c9_7 + fb[j0 + 7u])), c9_7, p.split != 0u); }
     }
     if (i0 + 10u < p.m) {
         let row = part + (i0 + 10u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c10_0 + fb[j0 + 0u]), c10_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c10_1 + fb[j0 + 1u]), c10_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c10_2 + fb[j0 + 2u]), c10_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c10_3 + fb[j0 + 3u]), c10_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c10_4 + fb[j0 + 4u]), c10_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c10_5 + fb[j0 + 5u]), c10_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c10_6 + fb[j0 + 6u]), c10_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c10_7 + fb[j0 + 7u]), c10_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c10_0 + fb[j0 + 0u])), c10_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c10_1 + fb[j0 + 1u])), c10_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c10_2 + fb[j0 + 2u])), c10_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c10_3 + fb[j0 + 3u])), c10_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c10_4 + fb[j0 + 4u])), c10_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c10_5 + fb[j0 + 5u])), c10_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c10_6 + fb[j0 + 6u])), c10_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c10_7 + fb[j0 + 7u])), c10_7, p.split != 0u); }
     }
     if (i0 + 11u < p.m) {
         let row = part + (i0 + 11u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c11_0 + fb[j0 + 0u]), c11_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c11_1 + fb[j0 + 1u]), c11_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c11_2 + fb[j0 + 2u]), c11_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c11_3 + fb[j0 + 3u]), c11_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c11_4 + fb[j0 + 4u]), c11_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c11_5 + fb[j0 + 5u]), c11_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c11_6 + fb[j0 + 6u]), c11_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c11_7 + fb[j0 + 7u]), c11_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c11_0 + fb[j0 + 0u])), c11_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c11_1 + fb[j0 + 1u])), c11_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c11_2 + fb[j0 + 2u])), c11_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c11_3 + fb[j0 + 3u])), c11_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c11_4 + fb[j0 + 4u])), c11_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c11_5 + fb[j0 + 5u])), c11_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c11_6 + fb[j0 + 6u])), c11_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c11_7 + fb[j0 + 7u])), c11_7, p.split != 0u); }
     }
     if (i0 + 12u < p.m) {
         let row = part + (i0 + 12u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c12_0 + fb[j0 + 0u]), c12_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c12_1 + fb[j0 + 1u]), c12_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c12_2 + fb[j0 + 2u]), c12_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c12_3 + fb[j0 + 3u]), c12_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c12_4 + fb[j0 + 4u]), c12_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c12_5 + fb[j0 + 5u]), c12_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c12_6 + fb[j0 + 6u]), c12_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c12_7 + fb[j0 + 7u]), c12_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c12_0 + fb[j0 + 0u])), c12_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c12_1 + fb[j0 + 1u])), c12_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c12_2 + fb[j0 + 2u])), c12_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c12_3 + fb[j0 + 3u])), c12_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c12_4 + fb[j0 + 4u])), c12_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c12_5 + fb[j0 + 5u])), c12_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c12_6 + fb[j0 + 6u])), c12_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c12_7 + fb[j0 + 7u])), c12_7, p.split != 0u); }
     }
     if (i0 + 13u < p.m) {
         let row = part + (i0 + 13u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c13_0 + fb[j0 + 0u]), c13_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c13_1 + fb[j0 + 1u]), c13_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c13_2 + fb[j0 + 2u]), c13_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c13_3 + fb[j0 + 3u]), c13_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c13_4 + fb[j0 + 4u]), c13_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c13_5 + fb[j0 + 5u]), c13_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c13_6 + fb[j0 + 6u]), c13_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c13_7 + fb[j0 + 7u]), c13_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c13_0 + fb[j0 + 0u])), c13_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c13_1 + fb[j0 + 1u])), c13_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c13_2 + fb[j0 + 2u])), c13_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c13_3 + fb[j0 + 3u])), c13_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c13_4 + fb[j0 + 4u])), c13_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c13_5 + fb[j0 + 5u])), c13_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c13_6 + fb[j0 + 6u])), c13_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c13_7 + fb[j0 + 7u])), c13_7, p.split != 0u); }
     }
     if (i0 + 14u < p.m) {
         let row = part + (i0 + 14u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c14_0 + fb[j0 + 0u]), c14_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c14_1 + fb[j0 + 1u]), c14_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c14_2 + fb[j0 + 2u]), c14_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c14_3 + fb[j0 + 3u]), c14_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c14_4 + fb[j0 + 4u]), c14_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c14_5 + fb[j0 + 5u]), c14_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c14_6 + fb[j0 + 6u]), c14_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c14_7 + fb[j0 + 7u]), c14_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c14_0 + fb[j0 + 0u])), c14_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c14_1 + fb[j0 + 1u])), c14_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c14_2 + fb[j0 + 2u])), c14_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c14_3 + fb[j0 + 3u])), c14_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c14_4 + fb[j0 + 4u])), c14_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c14_5 + fb[j0 + 5u])), c14_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c14_6 + fb[j0 + 6u])), c14_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c14_7 + fb[j0 + 7u])), c14_7, p.split != 0u); }
     }
     if (i0 + 15u < p.m) {
         let row = part + (i0 + 15u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c15_0 + fb[j0 + 0u]), c15_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c15_1 + fb[j0 + 1u]), c15_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c15_2 + fb[j0 + 2u]), c15_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c15_3 + fb[j0 + 3u]), c15_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c15_4 + fb[j0 + 4u]), c15_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c15_5 + fb[j0 + 5u]), c15_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c15_6 + fb[j0 + 6u]), c15_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c15_7 + fb[j0 + 7u]), c15_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c15_0 + fb[j0 + 0u])), c15_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c15_1 + fb[j0 + 1u])), c15_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c15_2 + fb[j0 + 2u])), c15_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c15_3 + fb[j0 + 3u])), c15_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c15_4 + fb[j0 + 4u])), c15_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c15_5 + fb[j0 + 5u])), c15_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c15_6 + fb[j0 + 6u])), c15_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c15_7 + fb[j0 + 7u])), c15_7, p.split != 0u); }
     }
     if (i0 + 16u < p.m) {
         let row = part + (i0 + 16u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c16_0 + fb[j0 + 0u]), c16_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c16_1 + fb[j0 + 1u]), c16_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c16_2 + fb[j0 + 2u]), c16_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c16_3 + fb[j0 + 3u]), c16_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c16_4 + fb[j0 + 4u]), c16_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c16_5 + fb[j0 + 5u]), c16_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c16_6 + fb[j0 + 6u]), c16_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c16_7 + fb[j0 + 7u]), c16_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c16_0 + fb[j0 + 0u])), c16_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c16_1 + fb[j0 + 1u])), c16_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c16_2 + fb[j0 + 2u])), c16_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c16_3 + fb[j0 + 3u])), c16_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c16_4 + fb[j0 + 4u])), c16_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c16_5 + fb[j0 + 5u])), c16_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c16_6 + fb[j0 + 6u])), c16_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c16_7 + fb[j0 + 7u])), c16_7, p.split != 0u); }
     }
     if (i0 + 17u < p.m) {
         let row = part + (i0 + 17u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c17_0 + fb[j0 + 0u]), c17_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c17_1 + fb[j0 + 1u]), c17_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c17_2 + fb[j0 + 2u]), c17_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c17_3 + fb[j0 + 3u]), c17_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c17_4 + fb[j0 + 4u]), c17_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c17_5 + fb[j0 + 5u]), c17_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c17_6 + fb[j0 + 6u]), c17_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c17_7 + fb[j0 + 7u]), c17_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c17_0 + fb[j0 + 0u])), c17_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c17_1 + fb[j0 + 1u])), c17_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c17_2 + fb[j0 + 2u])), c17_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c17_3 + fb[j0 + 3u])), c17_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c17_4 + fb[j0 + 4u])), c17_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c17_5 + fb[j0 + 5u])), c17_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c17_6 + fb[j0 + 6u])), c17_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c17_7 + fb[j0 + 7u])), c17_7, p.split != 0u); }
     }
     if (i0 + 18u < p.m) {
         let row = part + (i0 + 18u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c18_0 + fb[j0 + 0u]), c18_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c18_1 + fb[j0 + 1u]), c18_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c18_2 + fb[j0 + 2u]), c18_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c18_3 + fb[j0 + 3u]), c18_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c18_4 + fb[j0 + 4u]), c18_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c18_5 + fb[j0 + 5u]), c18_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c18_6 + fb[j0 + 6u]), c18_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c18_7 + fb[j0 + 7u]), c18_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c18_0 + fb[j0 + 0u])), c18_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c18_1 + fb[j0 + 1u])), c18_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c18_2 + fb[j0 + 2u])), c18_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c18_3 + fb[j0 + 3u])), c18_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c18_4 + fb[j0 + 4u])), c18_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c18_5 + fb[j0 + 5u])), c18_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c18_6 + fb[j0 + 6u])), c18_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c18_7 + fb[j0 + 7u])), c18_7, p.split != 0u); }
     }
     if (i0 + 19u < p.m) {
         let row = part + (i0 + 19u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c19_0 + fb[j0 + 0u]), c19_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c19_1 + fb[j0 + 1u]), c19_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c19_2 + fb[j0 + 2u]), c19_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c19_3 + fb[j0 + 3u]), c19_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c19_4 + fb[j0 + 4u]), c19_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c19_5 + fb[j0 + 5u]), c19_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c19_6 + fb[j0 + 6u]), c19_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c19_7 + fb[j0 + 7u]), c19_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c19_0 + fb[j0 + 0u])), c19_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c19_1 + fb[j0 + 1u])), c19_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c19_2 + fb[j0 + 2u])), c19_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c19_3 + fb[j0 + 3u])), c19_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c19_4 + fb[j0 + 4u])), c19_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c19_5 + fb[j0 + 5u])), c19_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c19_6 + fb[j0 + 6u])), c19_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c19_7 + fb[j0 + 7u])), c19_7, p.split != 0u); }
     }
     if (i0 + 20u < p.m) {
         let row = part + (i0 + 20u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c20_0 + fb[j0 + 0u]), c20_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c20_1 + fb[j0 + 1u]), c20_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c20_2 + fb[j0 + 2u]), c20_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c20_3 + fb[j0 + 3u]), c20_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c20_4 + fb[j0 + 4u]), c20_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c20_5 + fb[j0 + 5u]), c20_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c20_6 + fb[j0 + 6u]), c20_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c20_7 + fb[j0 + 7u]), c20_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c20_0 + fb[j0 + 0u])), c20_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c20_1 + fb[j0 + 1u])), c20_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c20_2 + fb[j0 + 2u])), c20_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c20_3 + fb[j0 + 3u])), c20_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c20_4 + fb[j0 + 4u])), c20_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c20_5 + fb[j0 + 5u])), c20_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c20_6 + fb[j0 + 6u])), c20_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c20_7 + fb[j0 + 7u])), c20_7, p.split != 0u); }
     }
     if (i0 + 21u < p.m) {
         let row = part + (i0 + 21u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c21_0 + fb[j0 + 0u]), c21_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c21_1 + fb[j0 + 1u]), c21_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c21_2 + fb[j0 + 2u]), c21_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c21_3 + fb[j0 + 3u]), c21_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c21_4 + fb[j0 + 4u]), c21_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c21_5 + fb[j0 + 5u]), c21_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c21_6 + fb[j0 + 6u]), c21_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c21_7 + fb[j0 + 7u]), c21_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c21_0 + fb[j0 + 0u])), c21_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c21_1 + fb[j0 + 1u])), c21_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c21_2 + fb[j0 + 2u])), c21_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c21_3 + fb[j0 + 3u])), c21_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c21_4 + fb[j0 + 4u])), c21_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c21_5 + fb[j0 + 5u])), c21_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c21_6 + fb[j0 + 6u])), c21_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c21_7 + fb[j0 + 7u])), c21_7, p.split != 0u); }
     }
     if (i0 + 22u < p.m) {
         let row = part + (i0 + 22u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c22_0 + fb[j0 + 0u]), c22_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c22_1 + fb[j0 + 1u]), c22_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c22_2 + fb[j0 + 2u]), c22_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c22_3 + fb[j0 + 3u]), c22_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c22_4 + fb[j0 + 4u]), c22_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c22_5 + fb[j0 + 5u]), c22_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c22_6 + fb[j0 + 6u]), c22_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c22_7 + fb[j0 + 7u]), c22_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c22_0 + fb[j0 + 0u])), c22_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c22_1 + fb[j0 + 1u])), c22_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c22_2 + fb[j0 + 2u])), c22_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c22_3 + fb[j0 + 3u])), c22_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c22_4 + fb[j0 + 4u])), c22_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c22_5 + fb[j0 + 5u])), c22_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c22_6 + fb[j0 + 6u])), c22_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c22_7 + fb[j0 + 7u])), c22_7, p.split != 0u); }
     }
     if (i0 + 23u < p.m) {
         let row = part + (i0 + 23u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c23_0 + fb[j0 + 0u]), c23_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c23_1 + fb[j0 + 1u]), c23_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c23_2 + fb[j0 + 2u]), c23_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c23_3 + fb[j0 + 3u]), c23_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c23_4 + fb[j0 + 4u]), c23_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c23_5 + fb[j0 + 5u]), c23_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c23_6 + fb[j0 + 6u]), c23_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c23_7 + fb[j0 + 7u]), c23_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c23_0 + fb[j0 + 0u])), c23_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c23_1 + fb[j0 + 1u])), c23_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c23_2 + fb[j0 + 2u])), c23_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c23_3 + fb[j0 + 3u])), c23_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c23_4 + fb[j0 + 4u])), c23_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c23_5 + fb[j0 + 5u])), c23_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c23_6 + fb[j0 + 6u])), c23_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c23_7 + fb[j0 + 7u])), c23_7, p.split != 0u); }
     }
     if (i0 + 24u < p.m) {
         let row = part + (i0 + 24u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c24_0 + fb[j0 + 0u]), c24_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c24_1 + fb[j0 + 1u]), c24_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c24_2 + fb[j0 + 2u]), c24_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c24_3 + fb[j0 + 3u]), c24_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c24_4 + fb[j0 + 4u]), c24_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c24_5 + fb[j0 + 5u]), c24_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c24_6 + fb[j0 + 6u]), c24_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c24_7 + fb[j0 + 7u]), c24_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c24_0 + fb[j0 + 0u])), c24_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c24_1 + fb[j0 + 1u])), c24_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c24_2 + fb[j0 + 2u])), c24_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c24_3 + fb[j0 + 3u])), c24_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c24_4 + fb[j0 + 4u])), c24_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c24_5 + fb[j0 + 5u])), c24_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c24_6 + fb[j0 + 6u])), c24_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c24_7 + fb[j0 + 7u])), c24_7, p.split != 0u); }
     }
     if (i0 + 25u < p.m) {
         let row = part + (i0 + 25u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c25_0 + fb[j0 + 0u]), c25_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c25_1 + fb[j0 + 1u]), c25_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c25_2 + fb[j0 + 2u]), c25_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c25_3 + fb[j0 + 3u]), c25_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c25_4 + fb[j0 + 4u]), c25_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c25_5 + fb[j0 + 5u]), c25_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c25_6 + fb[j0 + 6u]), c25_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c25_7 + fb[j0 + 7u]), c25_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c25_0 + fb[j0 + 0u])), c25_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c25_1 + fb[j0 + 1u])), c25_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c25_2 + fb[j0 + 2u])), c25_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c25_3 + fb[j0 + 3u])), c25_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c25_4 + fb[j0 + 4u])), c25_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c25_5 + fb[j0 + 5u])), c25_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c25_6 + fb[j0 + 6u])), c25_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c25_7 + fb[j0 + 7u])), c25_7, p.split != 0u); }
     }
     if (i0 + 26u < p.m) {
         let row = part + (i0 + 26u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c26_0 + fb[j0 + 0u]), c26_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c26_1 + fb[j0 + 1u]), c26_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c26_2 + fb[j0 + 2u]), c26_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c26_3 + fb[j0 + 3u]), c26_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c26_4 + fb[j0 + 4u]), c26_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c26_5 + fb[j0 + 5u]), c26_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c26_6 + fb[j0 + 6u]), c26_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c26_7 + fb[j0 + 7u]), c26_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c26_0 + fb[j0 + 0u])), c26_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c26_1 + fb[j0 + 1u])), c26_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c26_2 + fb[j0 + 2u])), c26_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c26_3 + fb[j0 + 3u])), c26_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c26_4 + fb[j0 + 4u])), c26_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c26_5 + fb[j0 + 5u])), c26_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c26_6 + fb[j0 + 6u])), c26_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c26_7 + fb[j0 + 7u])), c26_7, p.split != 0u); }
     }
     if (i0 + 27u < p.m) {
         let row = part + (i0 + 27u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c27_0 + fb[j0 + 0u]), c27_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c27_1 + fb[j0 + 1u]), c27_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c27_2 + fb[j0 + 2u]), c27_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c27_3 + fb[j0 + 3u]), c27_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c27_4 + fb[j0 + 4u]), c27_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c27_5 + fb[j0 + 5u]), c27_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c27_6 + fb[j0 + 6u]), c27_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c27_7 + fb[j0 + 7u]), c27_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c27_0 + fb[j0 + 0u])), c27_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c27_1 + fb[j0 + 1u])), c27_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c27_2 + fb[j0 + 2u])), c27_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c27_3 + fb[j0 + 3u])), c27_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c27_4 + fb[j0 + 4u])), c27_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c27_5 + fb[j0 + 5u])), c27_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c27_6 + fb[j0 + 6u])), c27_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c27_7 + fb[j0 + 7u])), c27_7, p.split != 0u); }
     }
     if (i0 + 28u < p.m) {
         let row = part + (i0 + 28u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c28_0 + fb[j0 + 0u]), c28_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c28_1 + fb[j0 + 1u]), c28_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c28_2 + fb[j0 + 2u]), c28_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c28_3 + fb[j0 + 3u]), c28_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c28_4 + fb[j0 + 4u]), c28_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c28_5 + fb[j0 + 5u]), c28_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c28_6 + fb[j0 + 6u]), c28_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c28_7 + fb[j0 + 7u]), c28_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c28_0 + fb[j0 + 0u])), c28_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c28_1 + fb[j0 + 1u])), c28_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c28_2 + fb[j0 + 2u])), c28_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c28_3 + fb[j0 + 3u])), c28_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c28_4 + fb[j0 + 4u])), c28_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c28_5 + fb[j0 + 5u])), c28_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c28_6 + fb[j0 + 6u])), c28_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c28_7 + fb[j0 + 7u])), c28_7, p.split != 0u); }
     }
     if (i0 + 29u < p.m) {
         let row = part + (i0 + 29u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c29_0 + fb[j0 + 0u]), c29_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c29_1 + fb[j0 + 1u]), c29_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c29_2 + fb[j0 + 2u]), c29_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c29_3 + fb[j0 + 3u]), c29_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c29_4 + fb[j0 + 4u]), c29_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c29_5 + fb[j0 + 5u]), c29_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c29_6 + fb[j0 + 6u]), c29_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c29_7 + fb[j0 + 7u]), c29_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c29_0 + fb[j0 + 0u])), c29_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c29_1 + fb[j0 + 1u])), c29_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c29_2 + fb[j0 + 2u])), c29_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c29_3 + fb[j0 + 3u])), c29_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c29_4 + fb[j0 + 4u])), c29_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c29_5 + fb[j0 + 5u])), c29_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c29_6 + fb[j0 + 6u])), c29_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c29_7 + fb[j0 + 7u])), c29_7, p.split != 0u); }
     }
     if (i0 + 30u < p.m) {
         let row = part + (i0 + 30u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c30_0 + fb[j0 + 0u]), c30_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c30_1 + fb[j0 + 1u]), c30_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c30_2 + fb[j0 + 2u]), c30_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c30_3 + fb[j0 + 3u]), c30_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c30_4 + fb[j0 + 4u]), c30_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c30_5 + fb[j0 + 5u]), c30_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c30_6 + fb[j0 + 6u]), c30_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c30_7 + fb[j0 + 7u]), c30_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c30_0 + fb[j0 + 0u])), c30_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c30_1 + fb[j0 + 1u])), c30_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c30_2 + fb[j0 + 2u])), c30_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c30_3 + fb[j0 + 3u])), c30_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c30_4 + fb[j0 + 4u])), c30_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c30_5 + fb[j0 + 5u])), c30_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c30_6 + fb[j0 + 6u])), c30_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c30_7 + fb[j0 + 7u])), c30_7, p.split != 0u); }
     }
     if (i0 + 31u < p.m) {
         let row = part + (i0 + 31u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c31_0 + fb[j0 + 0u]), c31_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c31_1 + fb[j0 + 1u]), c31_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c31_2 + fb[j0 + 2u]), c31_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c31_3 + fb[j0 + 3u]), c31_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c31_4 + fb[j0 + 4u]), c31_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c31_5 + fb[j0 + 5u]), c31_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c31_6 + fb[j0 + 6u]), c31_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c31_7 + fb[j0 + 7u]), c31_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c31_0 + fb[j0 + 0u])), c31_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c31_1 + fb[j0 + 1u])), c31_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c31_2 + fb[j0 + 2u])), c31_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c31_3 + fb[j0 + 3u])), c31_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c31_4 + fb[j0 + 4u])), c31_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c31_5 + fb[j0 + 5u])), c31_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c31_6 + fb[j0 + 6u])), c31_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c31_7 + fb[j0 + 7u])), c31_7, p.split != 0u); }
     }
     if (i0 + 32u < p.m) {
         let row = part + (i0 + 32u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c32_0 + fb[j0 + 0u]), c32_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c32_1 + fb[j0 + 1u]), c32_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c32_2 + fb[j0 + 2u]), c32_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c32_3 + fb[j0 + 3u]), c32_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c32_4 + fb[j0 + 4u]), c32_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c32_5 + fb[j0 + 5u]), c32_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c32_6 + fb[j0 + 6u]), c32_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c32_7 + fb[j0 + 7u]), c32_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c32_0 + fb[j0 + 0u])), c32_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c32_1 + fb[j0 + 1u])), c32_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c32_2 + fb[j0 + 2u])), c32_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c32_3 + fb[j0 + 3u])), c32_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c32_4 + fb[j0 + 4u])), c32_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c32_5 + fb[j0 + 5u])), c32_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c32_6 + fb[j0 + 6u])), c32_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c32_7 + fb[j0 + 7u])), c32_7, p.split != 0u); }
     }
     if (i0 + 33u < p.m) {
         let row = part + (i0 + 33u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c33_0 + fb[j0 + 0u]), c33_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c33_1 + fb[j0 + 1u]), c33_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c33_2 + fb[j0 + 2u]), c33_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c33_3 + fb[j0 + 3u]), c33_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c33_4 + fb[j0 + 4u]), c33_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c33_5 + fb[j0 + 5u]), c33_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c33_6 + fb[j0 + 6u]), c33_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c33_7 + fb[j0 + 7u]), c33_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c33_0 + fb[j0 + 0u])), c33_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c33_1 + fb[j0 + 1u])), c33_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c33_2 + fb[j0 + 2u])), c33_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c33_3 + fb[j0 + 3u])), c33_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c33_4 + fb[j0 + 4u])), c33_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c33_5 + fb[j0 + 5u])), c33_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c33_6 + fb[j0 + 6u])), c33_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c33_7 + fb[j0 + 7u])), c33_7, p.split != 0u); }
     }
     if (i0 + 34u < p.m) {
         let row = part + (i0 + 34u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c34_0 + fb[j0 + 0u]), c34_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c34_1 + fb[j0 + 1u]), c34_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c34_2 + fb[j0 + 2u]), c34_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c34_3 + fb[j0 + 3u]), c34_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c34_4 + fb[j0 + 4u]), c34_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c34_5 + fb[j0 + 5u]), c34_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c34_6 + fb[j0 + 6u]), c34_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c34_7 + fb[j0 + 7u]), c34_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c34_0 + fb[j0 + 0u])), c34_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c34_1 + fb[j0 + 1u])), c34_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c34_2 + fb[j0 + 2u])), c34_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c34_3 + fb[j0 + 3u])), c34_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c34_4 + fb[j0 + 4u])), c34_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c34_5 + fb[j0 + 5u])), c34_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c34_6 + fb[j0 + 6u])), c34_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c34_7 + fb[j0 + 7u])), c34_7, p.split != 0u); }
     }
     if (i0 + 35u < p.m) {
         let row = part + (i0 + 35u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c35_0 + fb[j0 + 0u]), c35_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c35_1 + fb[j0 + 1u]), c35_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c35_2 + fb[j0 + 2u]), c35_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c35_3 + fb[j0 + 3u]), c35_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c35_4 + fb[j0 + 4u]), c35_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c35_5 + fb[j0 + 5u]), c35_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c35_6 + fb[j0 + 6u]), c35_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c35_7 + fb[j0 + 7u]), c35_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c35_0 + fb[j0 + 0u])), c35_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c35_1 + fb[j0 + 1u])), c35_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c35_2 + fb[j0 + 2u])), c35_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c35_3 + fb[j0 + 3u])), c35_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c35_4 + fb[j0 + 4u])), c35_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c35_5 + fb[j0 + 5u])), c35_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c35_6 + fb[j0 + 6u])), c35_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c35_7 + fb[j0 + 7u])), c35_7, p.split != 0u); }
     }
     if (i0 + 36u < p.m) {
         let row = part + (i0 + 36u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c36_0 + fb[j0 + 0u]), c36_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c36_1 + fb[j0 + 1u]), c36_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c36_2 + fb[j0 + 2u]), c36_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c36_3 + fb[j0 + 3u]), c36_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c36_4 + fb[j0 + 4u]), c36_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c36_5 + fb[j0 + 5u]), c36_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c36_6 + fb[j0 + 6u]), c36_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c36_7 + fb[j0 + 7u]), c36_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c36_0 + fb[j0 + 0u])), c36_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c36_1 + fb[j0 + 1u])), c36_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c36_2 + fb[j0 + 2u])), c36_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c36_3 + fb[j0 + 3u])), c36_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c36_4 + fb[j0 + 4u])), c36_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c36_5 + fb[j0 + 5u])), c36_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c36_6 + fb[j0 + 6u])), c36_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c36_7 + fb[j0 + 7u])), c36_7, p.split != 0u); }
     }
     if (i0 + 37u < p.m) {
         let row = part + (i0 + 37u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c37_0 + fb[j0 + 0u]), c37_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c37_1 + fb[j0 + 1u]), c37_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c37_2 + fb[j0 + 2u]), c37_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c37_3 + fb[j0 + 3u]), c37_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c37_4 + fb[j0 + 4u]), c37_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c37_5 + fb[j0 + 5u]), c37_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c37_6 + fb[j0 + 6u]), c37_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c37_7 + fb[j0 + 7u]), c37_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c37_0 + fb[j0 + 0u])), c37_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c37_1 + fb[j0 + 1u])), c37_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c37_2 + fb[j0 + 2u])), c37_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c37_3 + fb[j0 + 3u])), c37_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c37_4 + fb[j0 + 4u])), c37_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c37_5 + fb[j0 + 5u])), c37_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c37_6 + fb[j0 + 6u])), c37_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c37_7 + fb[j0 + 7u])), c37_7, p.split != 0u); }
     }
     if (i0 + 38u < p.m) {
         let row = part + (i0 + 38u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c38_0 + fb[j0 + 0u]), c38_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c38_1 + fb[j0 + 1u]), c38_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c38_2 + fb[j0 + 2u]), c38_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c38_3 + fb[j0 + 3u]), c38_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c38_4 + fb[j0 + 4u]), c38_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c38_5 + fb[j0 + 5u]), c38_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c38_6 + fb[j0 + 6u]), c38_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c38_7 + fb[j0 + 7u]), c38_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c38_0 + fb[j0 + 0u])), c38_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c38_1 + fb[j0 + 1u])), c38_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c38_2 + fb[j0 + 2u])), c38_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c38_3 + fb[j0 + 3u])), c38_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c38_4 + fb[j0 + 4u])), c38_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c38_5 + fb[j0 + 5u])), c38_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c38_6 + fb[j0 + 6u])), c38_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c38_7 + fb[j0 + 7u])), c38_7, p.split != 0u); }
     }
     if (i0 + 39u < p.m) {
         let row = part + (i0 + 39u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c39_0 + fb[j0 + 0u]), c39_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c39_1 + fb[j0 + 1u]), c39_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c39_2 + fb[j0 + 2u]), c39_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c39_3 + fb[j0 + 3u]), c39_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c39_4 + fb[j0 + 4u]), c39_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c39_5 + fb[j0 + 5u]), c39_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c39_6 + fb[j0 + 6u]), c39_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c39_7 + fb[j0 + 7u]), c39_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c39_0 + fb[j0 + 0u])), c39_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c39_1 + fb[j0 + 1u])), c39_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c39_2 + fb[j0 + 2u])), c39_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c39_3 + fb[j0 + 3u])), c39_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c39_4 + fb[j0 + 4u])), c39_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c39_5 + fb[j0 + 5u])), c39_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c39_6 + fb[j0 + 6u])), c39_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c39_7 + fb[j0 + 7u])), c39_7, p.split != 0u); }
     }
     if (i0 + 40u < p.m) {
         let row = part + (i0 + 40u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c40_0 + fb[j0 + 0u]), c40_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c40_1 + fb[j0 + 1u]), c40_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c40_2 + fb[j0 + 2u]), c40_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c40_3 + fb[j0 + 3u]), c40_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c40_4 + fb[j0 + 4u]), c40_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c40_5 + fb[j0 + 5u]), c40_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c40_6 + fb[j0 + 6u]), c40_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c40_7 + fb[j0 + 7u]), c40_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c40_0 + fb[j0 + 0u])), c40_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c40_1 + fb[j0 + 1u])), c40_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c40_2 + fb[j0 + 2u])), c40_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c40_3 + fb[j0 + 3u])), c40_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c40_4 + fb[j0 + 4u])), c40_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c40_5 + fb[j0 + 5u])), c40_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c40_6 + fb[j0 + 6u])), c40_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c40_7 + fb[j0 + 7u])), c40_7, p.split != 0u); }
     }
     if (i0 + 41u < p.m) {
         let row = part + (i0 + 41u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c41_0 + fb[j0 + 0u]), c41_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c41_1 + fb[j0 + 1u]), c41_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c41_2 + fb[j0 + 2u]), c41_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c41_3 + fb[j0 + 3u]), c41_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c41_4 + fb[j0 + 4u]), c41_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c41_5 + fb[j0 + 5u]), c41_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c41_6 + fb[j0 + 6u]), c41_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c41_7 + fb[j0 + 7u]), c41_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c41_0 + fb[j0 + 0u])), c41_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c41_1 + fb[j0 + 1u])), c41_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c41_2 + fb[j0 + 2u])), c41_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c41_3 + fb[j0 + 3u])), c41_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c41_4 + fb[j0 + 4u])), c41_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c41_5 + fb[j0 + 5u])), c41_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c41_6 + fb[j0 + 6u])), c41_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c41_7 + fb[j0 + 7u])), c41_7, p.split != 0u); }
     }
     if (i0 + 42u < p.m) {
         let row = part + (i0 + 42u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c42_0 + fb[j0 + 0u]), c42_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c42_1 + fb[j0 + 1u]), c42_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c42_2 + fb[j0 + 2u]), c42_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c42_3 + fb[j0 + 3u]), c42_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c42_4 + fb[j0 + 4u]), c42_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c42_5 + fb[j0 + 5u]), c42_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c42_6 + fb[j0 + 6u]), c42_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c42_7 + fb[j0 + 7u]), c42_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c42_0 + fb[j0 + 0u])), c42_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c42_1 + fb[j0 + 1u])), c42_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c42_2 + fb[j0 + 2u])), c42_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c42_3 + fb[j0 + 3u])), c42_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c42_4 + fb[j0 + 4u])), c42_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c42_5 + fb[j0 + 5u])), c42_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c42_6 + fb[j0 + 6u])), c42_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c42_7 + fb[j0 + 7u])), c42_7, p.split != 0u); }
     }
     if (i0 + 43u < p.m) {
         let row = part + (i0 + 43u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c43_0 + fb[j0 + 0u]), c43_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c43_1 + fb[j0 + 1u]), c43_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c43_2 + fb[j0 + 2u]), c43_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c43_3 + fb[j0 + 3u]), c43_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c43_4 + fb[j0 + 4u]), c43_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c43_5 + fb[j0 + 5u]), c43_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c43_6 + fb[j0 + 6u]), c43_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c43_7 + fb[j0 + 7u]), c43_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c43_0 + fb[j0 + 0u])), c43_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c43_1 + fb[j0 + 1u])), c43_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c43_2 + fb[j0 + 2u])), c43_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c43_3 + fb[j0 + 3u])), c43_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c43_4 + fb[j0 + 4u])), c43_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c43_5 + fb[j0 + 5u])), c43_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c43_6 + fb[j0 + 6u])), c43_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c43_7 + fb[j0 + 7u])), c43_7, p.split != 0u); }
     }
     if (i0 + 44u < p.m) {
         let row = part + (i0 + 44u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c44_0 + fb[j0 + 0u]), c44_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c44_1 + fb[j0 + 1u]), c44_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c44_2 + fb[j0 + 2u]), c44_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c44_3 + fb[j0 + 3u]), c44_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c44_4 + fb[j0 + 4u]), c44_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c44_5 + fb[j0 + 5u]), c44_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c44_6 + fb[j0 + 6u]), c44_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c44_7 + fb[j0 + 7u]), c44_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c44_0 + fb[j0 + 0u])), c44_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c44_1 + fb[j0 + 1u])), c44_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c44_2 + fb[j0 + 2u])), c44_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c44_3 + fb[j0 + 3u])), c44_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c44_4 + fb[j0 + 4u])), c44_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c44_5 + fb[j0 + 5u])), c44_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c44_6 + fb[j0 + 6u])), c44_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c44_7 + fb[j0 + 7u])), c44_7, p.split != 0u); }
     }
     if (i0 + 45u < p.m) {
         let row = part + (i0 + 45u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c45_0 + fb[j0 + 0u]), c45_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c45_1 + fb[j0 + 1u]), c45_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c45_2 + fb[j0 + 2u]), c45_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c45_3 + fb[j0 + 3u]), c45_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c45_4 + fb[j0 + 4u]), c45_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c45_5 + fb[j0 + 5u]), c45_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c45_6 + fb[j0 + 6u]), c45_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c45_7 + fb[j0 + 7u]), c45_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c45_0 + fb[j0 + 0u])), c45_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c45_1 + fb[j0 + 1u])), c45_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c45_2 + fb[j0 + 2u])), c45_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c45_3 + fb[j0 + 3u])), c45_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c45_4 + fb[j0 + 4u])), c45_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c45_5 + fb[j0 + 5u])), c45_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c45_6 + fb[j0 + 6u])), c45_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c45_7 + fb[j0 + 7u])), c45_7, p.split != 0u); }
     }
     if (i0 + 46u < p.m) {
         let row = part + (i0 + 46u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c46_0 + fb[j0 + 0u]), c46_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c46_1 + fb[j0 + 1u]), c46_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c46_2 + fb[j0 + 2u]), c46_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c46_3 + fb[j0 + 3u]), c46_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c46_4 + fb[j0 + 4u]), c46_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c46_5 + fb[j0 + 5u]), c46_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c46_6 + fb[j0 + 6u]), c46_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c46_7 + fb[j0 + 7u]), c46_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c46_0 + fb[j0 + 0u])), c46_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c46_1 + fb[j0 + 1u])), c46_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c46_2 + fb[j0 + 2u])), c46_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c46_3 + fb[j0 + 3u])), c46_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c46_4 + fb[j0 + 4u])), c46_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c46_5 + fb[j0 + 5u])), c46_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c46_6 + fb[j0 + 6u])), c46_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c46_7 + fb[j0 + 7u])), c46_7, p.split != 0u); }
     }
     if (i0 + 47u < p.m) {
         let row = part + (i0 + 47u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c47_0 + fb[j0 + 0u]), c47_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c47_1 + fb[j0 + 1u]), c47_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c47_2 + fb[j0 + 2u]), c47_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c47_3 + fb[j0 + 3u]), c47_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c47_4 + fb[j0 + 4u]), c47_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c47_5 + fb[j0 + 5u]), c47_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c47_6 + fb[j0 + 6u]), c47_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c47_7 + fb[j0 + 7u]), c47_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c47_0 + fb[j0 + 0u])), c47_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c47_1 + fb[j0 + 1u])), c47_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c47_2 + fb[j0 + 2u])), c47_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c47_3 + fb[j0 + 3u])), c47_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c47_4 + fb[j0 + 4u])), c47_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c47_5 + fb[j0 + 5u])), c47_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c47_6 + fb[j0 + 6u])), c47_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c47_7 + fb[j0 + 7u])), c47_7, p.split != 0u); }
     }
     if (i0 + 48u < p.m) {
         let row = part + (i0 + 48u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c48_0 + fb[j0 + 0u]), c48_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c48_1 + fb[j0 + 1u]), c48_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c48_2 + fb[j0 + 2u]), c48_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c48_3 + fb[j0 + 3u]), c48_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c48_4 + fb[j0 + 4u]), c48_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c48_5 + fb[j0 + 5u]), c48_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c48_6 + fb[j0 + 6u]), c48_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c48_7 + fb[j0 + 7u]), c48_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c48_0 + fb[j0 + 0u])), c48_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c48_1 + fb[j0 + 1u])), c48_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c48_2 + fb[j0 + 2u])), c48_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c48_3 + fb[j0 + 3u])), c48_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c48_4 + fb[j0 + 4u])), c48_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c48_5 + fb[j0 + 5u])), c48_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c48_6 + fb[j0 + 6u])), c48_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c48_7 + fb[j0 + 7u])), c48_7, p.split != 0u); }
     }
     if (i0 + 49u < p.m) {
         let row = part + (i0 + 49u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c49_0 + fb[j0 + 0u]), c49_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c49_1 + fb[j0 + 1u]), c49_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c49_2 + fb[j0 + 2u]), c49_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c49_3 + fb[j0 + 3u]), c49_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c49_4 + fb[j0 + 4u]), c49_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c49_5 + fb[j0 + 5u]), c49_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c49_6 + fb[j0 + 6u]), c49_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c49_7 + fb[j0 + 7u]), c49_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c49_0 + fb[j0 + 0u])), c49_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c49_1 + fb[j0 + 1u])), c49_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c49_2 + fb[j0 + 2u])), c49_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c49_3 + fb[j0 + 3u])), c49_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c49_4 + fb[j0 + 4u])), c49_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c49_5 + fb[j0 + 5u])), c49_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c49_6 + fb[j0 + 6u])), c49_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c49_7 + fb[j0 + 7u])), c49_7, p.split != 0u); }
     }
     if (i0 + 50u < p.m) {
         let row = part + (i0 + 50u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c50_0 + fb[j0 + 0u]), c50_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c50_1 + fb[j0 + 1u]), c50_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c50_2 + fb[j0 + 2u]), c50_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c50_3 + fb[j0 + 3u]), c50_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c50_4 + fb[j0 + 4u]), c50_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c50_5 + fb[j0 + 5u]), c50_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c50_6 + fb[j0 + 6u]), c50_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c50_7 + fb[j0 + 7u]), c50_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c50_0 + fb[j0 + 0u])), c50_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c50_1 + fb[j0 + 1u])), c50_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c50_2 + fb[j0 + 2u])), c50_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c50_3 + fb[j0 + 3u])), c50_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c50_4 + fb[j0 + 4u])), c50_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c50_5 + fb[j0 + 5u])), c50_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c50_6 + fb[j0 + 6u])), c50_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c50_7 + fb[j0 + 7u])), c50_7, p.split != 0u); }
     }
     if (i0 + 51u < p.m) {
         let row = part + (i0 + 51u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c51_0 + fb[j0 + 0u]), c51_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c51_1 + fb[j0 + 1u]), c51_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c51_2 + fb[j0 + 2u]), c51_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c51_3 + fb[j0 + 3u]), c51_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c51_4 + fb[j0 + 4u]), c51_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c51_5 + fb[j0 + 5u]), c51_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c51_6 + fb[j0 + 6u]), c51_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c51_7 + fb[j0 + 7u]), c51_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c51_0 + fb[j0 + 0u])), c51_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c51_1 + fb[j0 + 1u])), c51_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c51_2 + fb[j0 + 2u])), c51_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c51_3 + fb[j0 + 3u])), c51_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c51_4 + fb[j0 + 4u])), c51_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c51_5 + fb[j0 + 5u])), c51_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c51_6 + fb[j0 + 6u])), c51_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c51_7 + fb[j0 + 7u])), c51_7, p.split != 0u); }
     }
     if (i0 + 52u < p.m) {
         let row = part + (i0 + 52u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c52_0 + fb[j0 + 0u]), c52_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c52_1 + fb[j0 + 1u]), c52_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c52_2 + fb[j0 + 2u]), c52_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c52_3 + fb[j0 + 3u]), c52_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c52_4 + fb[j0 + 4u]), c52_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c52_5 + fb[j0 + 5u]), c52_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c52_6 + fb[j0 + 6u]), c52_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c52_7 + fb[j0 + 7u]), c52_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c52_0 + fb[j0 + 0u])), c52_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c52_1 + fb[j0 + 1u])), c52_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c52_2 + fb[j0 + 2u])), c52_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c52_3 + fb[j0 + 3u])), c52_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c52_4 + fb[j0 + 4u])), c52_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c52_5 + fb[j0 + 5u])), c52_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c52_6 + fb[j0 + 6u])), c52_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c52_7 + fb[j0 + 7u])), c52_7, p.split != 0u); }
     }
     if (i0 + 53u < p.m) {
         let row = part + (i0 + 53u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c53_0 + fb[j0 + 0u]), c53_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c53_1 + fb[j0 + 1u]), c53_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c53_2 + fb[j0 + 2u]), c53_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c53_3 + fb[j0 + 3u]), c53_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c53_4 + fb[j0 + 4u]), c53_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c53_5 + fb[j0 + 5u]), c53_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c53_6 + fb[j0 + 6u]), c53_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c53_7 + fb[j0 + 7u]), c53_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c53_0 + fb[j0 + 0u])), c53_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c53_1 + fb[j0 + 1u])), c53_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c53_2 + fb[j0 + 2u])), c53_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c53_3 + fb[j0 + 3u])), c53_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c53_4 + fb[j0 + 4u])), c53_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c53_5 + fb[j0 + 5u])), c53_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c53_6 + fb[j0 + 6u])), c53_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c53_7 + fb[j0 + 7u])), c53_7, p.split != 0u); }
     }
     if (i0 + 54u < p.m) {
         let row = part + (i0 + 54u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c54_0 + fb[j0 + 0u]), c54_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c54_1 + fb[j0 + 1u]), c54_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c54_2 + fb[j0 + 2u]), c54_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c54_3 + fb[j0 + 3u]), c54_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c54_4 + fb[j0 + 4u]), c54_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c54_5 + fb[j0 + 5u]), c54_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c54_6 + fb[j0 + 6u]), c54_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c54_7 + fb[j0 + 7u]), c54_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c54_0 + fb[j0 + 0u])), c54_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c54_1 + fb[j0 + 1u])), c54_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c54_2 + fb[j0 + 2u])), c54_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c54_3 + fb[j0 + 3u])), c54_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c54_4 + fb[j0 + 4u])), c54_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c54_5 + fb[j0 + 5u])), c54_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c54_6 + fb[j0 + 6u])), c54_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c54_7 + fb[j0 + 7u])), c54_7, p.split != 0u); }
     }
     if (i0 + 55u < p.m) {
         let row = part + (i0 + 55u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c55_0 + fb[j0 + 0u]), c55_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c55_1 + fb[j0 + 1u]), c55_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c55_2 + fb[j0 + 2u]), c55_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c55_3 + fb[j0 + 3u]), c55_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c55_4 + fb[j0 + 4u]), c55_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c55_5 + fb[j0 + 5u]), c55_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c55_6 + fb[j0 + 6u]), c55_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c55_7 + fb[j0 + 7u]), c55_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c55_0 + fb[j0 + 0u])), c55_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c55_1 + fb[j0 + 1u])), c55_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c55_2 + fb[j0 + 2u])), c55_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c55_3 + fb[j0 + 3u])), c55_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c55_4 + fb[j0 + 4u])), c55_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c55_5 + fb[j0 + 5u])), c55_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c55_6 + fb[j0 + 6u])), c55_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c55_7 + fb[j0 + 7u])), c55_7, p.split != 0u); }
     }
     if (i0 + 56u < p.m) {
         let row = part + (i0 + 56u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c56_0 + fb[j0 + 0u]), c56_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c56_1 + fb[j0 + 1u]), c56_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c56_2 + fb[j0 + 2u]), c56_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c56_3 + fb[j0 + 3u]), c56_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c56_4 + fb[j0 + 4u]), c56_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c56_5 + fb[j0 + 5u]), c56_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c56_6 + fb[j0 + 6u]), c56_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c56_7 + fb[j0 + 7u]), c56_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c56_0 + fb[j0 + 0u])), c56_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c56_1 + fb[j0 + 1u])), c56_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c56_2 + fb[j0 + 2u])), c56_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c56_3 + fb[j0 + 3u])), c56_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c56_4 + fb[j0 + 4u])), c56_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c56_5 + fb[j0 + 5u])), c56_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c56_6 + fb[j0 + 6u])), c56_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c56_7 + fb[j0 + 7u])), c56_7, p.split != 0u); }
     }
     if (i0 + 57u < p.m) {
         let row = part + (i0 + 57u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c57_0 + fb[j0 + 0u]), c57_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c57_1 + fb[j0 + 1u]), c57_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c57_2 + fb[j0 + 2u]), c57_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c57_3 + fb[j0 + 3u]), c57_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c57_4 + fb[j0 + 4u]), c57_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c57_5 + fb[j0 + 5u]), c57_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c57_6 + fb[j0 + 6u]), c57_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c57_7 + fb[j0 + 7u]), c57_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c57_0 + fb[j0 + 0u])), c57_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c57_1 + fb[j0 + 1u])), c57_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c57_2 + fb[j0 + 2u])), c57_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c57_3 + fb[j0 + 3u])), c57_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c57_4 + fb[j0 + 4u])), c57_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c57_5 + fb[j0 + 5u])), c57_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c57_6 + fb[j0 + 6u])), c57_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c57_7 + fb[j0 + 7u])), c57_7, p.split != 0u); }
     }
     if (i0 + 58u < p.m) {
         let row = part + (i0 + 58u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c58_0 + fb[j0 + 0u]), c58_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c58_1 + fb[j0 + 1u]), c58_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c58_2 + fb[j0 + 2u]), c58_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c58_3 + fb[j0 + 3u]), c58_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c58_4 + fb[j0 + 4u]), c58_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c58_5 + fb[j0 + 5u]), c58_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c58_6 + fb[j0 + 6u]), c58_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c58_7 + fb[j0 + 7u]), c58_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c58_0 + fb[j0 + 0u])), c58_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c58_1 + fb[j0 + 1u])), c58_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c58_2 + fb[j0 + 2u])), c58_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c58_3 + fb[j0 + 3u])), c58_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c58_4 + fb[j0 + 4u])), c58_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c58_5 + fb[j0 + 5u])), c58_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c58_6 + fb[j0 + 6u])), c58_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c58_7 + fb[j0 + 7u])), c58_7, p.split != 0u); }
     }
     if (i0 + 59u < p.m) {
         let row = part + (i0 + 59u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c59_0 + fb[j0 + 0u]), c59_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c59_1 + fb[j0 + 1u]), c59_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c59_2 + fb[j0 + 2u]), c59_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c59_3 + fb[j0 + 3u]), c59_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c59_4 + fb[j0 + 4u]), c59_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c59_5 + fb[j0 + 5u]), c59_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c59_6 + fb[j0 + 6u]), c59_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c59_7 + fb[j0 + 7u]), c59_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c59_0 + fb[j0 + 0u])), c59_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c59_1 + fb[j0 + 1u])), c59_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c59_2 + fb[j0 + 2u])), c59_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c59_3 + fb[j0 + 3u])), c59_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c59_4 + fb[j0 + 4u])), c59_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c59_5 + fb[j0 + 5u])), c59_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c59_6 + fb[j0 + 6u])), c59_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c59_7 + fb[j0 + 7u])), c59_7, p.split != 0u); }
     }
     if (i0 + 60u < p.m) {
         let row = part + (i0 + 60u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c60_0 + fb[j0 + 0u]), c60_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c60_1 + fb[j0 + 1u]), c60_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c60_2 + fb[j0 + 2u]), c60_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c60_3 + fb[j0 + 3u]), c60_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c60_4 + fb[j0 + 4u]), c60_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c60_5 + fb[j0 + 5u]), c60_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c60_6 + fb[j0 + 6u]), c60_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c60_7 + fb[j0 + 7u]), c60_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c60_0 + fb[j0 + 0u])), c60_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c60_1 + fb[j0 + 1u])), c60_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c60_2 + fb[j0 + 2u])), c60_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c60_3 + fb[j0 + 3u])), c60_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c60_4 + fb[j0 + 4u])), c60_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c60_5 + fb[j0 + 5u])), c60_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c60_6 + fb[j0 + 6u])), c60_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c60_7 + fb[j0 + 7u])), c60_7, p.split != 0u); }
     }
     if (i0 + 61u < p.m) {
         let row = part + (i0 + 61u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c61_0 + fb[j0 + 0u]), c61_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c61_1 + fb[j0 + 1u]), c61_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c61_2 + fb[j0 + 2u]), c61_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c61_3 + fb[j0 + 3u]), c61_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c61_4 + fb[j0 + 4u]), c61_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c61_5 + fb[j0 + 5u]), c61_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c61_6 + fb[j0 + 6u]), c61_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c61_7 + fb[j0 + 7u]), c61_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c61_0 + fb[j0 + 0u])), c61_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c61_1 + fb[j0 + 1u])), c61_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c61_2 + fb[j0 + 2u])), c61_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c61_3 + fb[j0 + 3u])), c61_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c61_4 + fb[j0 + 4u])), c61_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c61_5 + fb[j0 + 5u])), c61_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c61_6 + fb[j0 + 6u])), c61_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c61_7 + fb[j0 + 7u])), c61_7, p.split != 0u); }
     }
     if (i0 + 62u < p.m) {
         let row = part + (i0 + 62u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c62_0 + fb[j0 + 0u]), c62_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c62_1 + fb[j0 + 1u]), c62_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c62_2 + fb[j0 + 2u]), c62_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c62_3 + fb[j0 + 3u]), c62_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c62_4 + fb[j0 + 4u]), c62_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c62_5 + fb[j0 + 5u]), c62_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c62_6 + fb[j0 + 6u]), c62_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c62_7 + fb[j0 + 7u]), c62_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c62_0 + fb[j0 + 0u])), c62_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c62_1 + fb[j0 + 1u])), c62_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c62_2 + fb[j0 + 2u])), c62_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c62_3 + fb[j0 + 3u])), c62_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c62_4 + fb[j0 + 4u])), c62_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c62_5 + fb[j0 + 5u])), c62_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c62_6 + fb[j0 + 6u])), c62_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c62_7 + fb[j0 + 7u])), c62_7, p.split != 0u); }
     }
     if (i0 + 63u < p.m) {
         let row = part + (i0 + 63u) * p.n;
-        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(c63_0 + fb[j0 + 0u]), c63_0, p.split != 0u); }
-        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(c63_1 + fb[j0 + 1u]), c63_1, p.split != 0u); }
-        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(c63_2 + fb[j0 + 2u]), c63_2, p.split != 0u); }
-        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(c63_3 + fb[j0 + 3u]), c63_3, p.split != 0u); }
-        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(c63_4 + fb[j0 + 4u]), c63_4, p.split != 0u); }
-        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(c63_5 + fb[j0 + 5u]), c63_5, p.split != 0u); }
-        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(c63_6 + fb[j0 + 6u]), c63_6, p.split != 0u); }
-        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(c63_7 + fb[j0 + 7u]), c63_7, p.split != 0u); }
+        if (j0 + 0u < p.n) { fout[row + j0 + 0u] = select(act_fwd(relu_if(c63_0 + fb[j0 + 0u])), c63_0, p.split != 0u); }
+        if (j0 + 1u < p.n) { fout[row + j0 + 1u] = select(act_fwd(relu_if(c63_1 + fb[j0 + 1u])), c63_1, p.split != 0u); }
+        if (j0 + 2u < p.n) { fout[row + j0 + 2u] = select(act_fwd(relu_if(c63_2 + fb[j0 + 2u])), c63_2, p.split != 0u); }
+        if (j0 + 3u < p.n) { fout[row + j0 + 3u] = select(act_fwd(relu_if(c63_3 + fb[j0 + 3u])), c63_3, p.split != 0u); }
+        if (j0 + 4u < p.n) { fout[row + j0 + 4u] = select(act_fwd(relu_if(c63_4 + fb[j0 + 4u])), c63_4, p.split != 0u); }
+        if (j0 + 5u < p.n) { fout[row + j0 + 5u] = select(act_fwd(relu_if(c63_5 + fb[j0 + 5u])), c63_5, p.split != 0u); }
+        if (j0 + 6u < p.n) { fout[row + j0 + 6u] = select(act_fwd(relu_if(c63_6 + fb[j0 + 6u])), c63_6, p.split != 0u); }
+        if (j0 + 7u < p.n) { fout[row + j0 + 7u] = select(act_fwd(relu_if(c63_7 + fb[j0 + 7u])), c63_7, p.split != 0u); }
     }
 }
 

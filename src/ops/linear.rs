@@ -27,7 +27,7 @@
 //! activation. No atomics, fixed order: results are bitwise reproducible for a given adapter and
 //! plan. The bias gradient is summed inside the weight-gradient kernel (S is g there).
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, ensure, Context as _, Result};
 
 use super::Activation;
 use crate::gpu::timing::KernelBench;
@@ -124,7 +124,10 @@ struct MmParams {
     kc: u32,
     /// 1: write raw partial sums for splitk_reduce; 0: write the finished output
     split: u32,
-    _pad: [u32; 3],
+    /// the forward activation code (0 none, 1 relu, 2 sigmoid): the register kernels apply relu
+    /// from here and only sigmoid through the ACT override (see `record_matmul`)
+    act: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -548,13 +551,39 @@ fn record_matmul(
     binds: &[crate::gpu::kernels::Bind],
 ) -> Result<()> {
     let kc = chunk_len(k, pl.chunks, pl.variant);
+    let act = consts
+        .iter()
+        .find(|(name, _)| *name == "ACT")
+        .map_or(0, |&(_, code)| code as u32);
     let params = MmParams {
         m: m as u32,
         n: n as u32,
         k: k as u32,
         kc: kc as u32,
         split: (pl.chunks > 1) as u32,
-        _pad: [0; 3],
+        act,
+        _pad: [0; 2],
+    };
+    // The register kernels take relu from the uniform (a branch-free select) and only sigmoid
+    // from the ACT override: llvmpipe takes ~16 s to compile one of them (measured: cpu_fwd_tex
+    // at 16x512 -> 200), and an override per activation made the VAE compile its forward kernel
+    // three times. Sigmoid stays an override because llvmpipe runs both sides of every branch:
+    // a uniform sigmoid branch cost the ACT-none layers ~25% (its exp per output). Their
+    // backward passes always run with ACT none (g is formed first: `stored_g`).
+    let sigmoid = [("ACT", Activation::Sigmoid.code() as f64)];
+    let consts = match pl.variant {
+        Variant::Registers => {
+            ensure!(
+                pass == Pass::Forward || act == 0,
+                "linear: the register kernels' backward passes take a formed g (ACT none)"
+            );
+            if act == Activation::Sigmoid.code() {
+                &sigmoid[..]
+            } else {
+                &[][..]
+            }
+        }
+        Variant::Tiled => consts,
     };
     let z = pl.chunks as u32;
     let mut binds = binds.to_vec();
@@ -850,9 +879,11 @@ pub fn cpu_wgsl() -> String {
     // naga 30 rejects `enable subgroups;` (unimplemented) but accepts the subgroup builtins
     // when the device has Features::SUBGROUP, which plan() checks before choosing this shader.
     o += "\n";
-    o += "struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }\n";
+    o += "struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, act: u32, _p1: u32, _p2: u32 }\n";
     o += "@group(0) @binding(0) var<uniform> p: Params;\n";
     o += "//!include act\n\n";
+    o += "// relu when the uniform says so (p.act 1); sigmoid comes from the ACT override (linear.rs)\n";
+    o += "fn relu_if(v: f32) -> f32 { return select(v, max(v, 0.0), p.act == 1u); }\n\n";
     o += "// forward: S = x [m][k], P = W [n][k], then bias; out = y or partials [chunk][m][n]\n";
     o += "@group(0) @binding(1) var<storage, read> fx: array<f32>;\n";
     o += "@group(0) @binding(2) var<storage, read> fw: array<f32>;\n";
@@ -1108,7 +1139,7 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
         let _ = writeln!(w, "        let row = part + (i0 + {r}u) * p.n;");
         for t in 0..tn {
             let v = if pass == Pass::Forward {
-                format!("select(act_fwd(c{r}_{t} + fb[j0 + {t}u]), c{r}_{t}, p.split != 0u)")
+                format!("select(act_fwd(relu_if(c{r}_{t} + fb[j0 + {t}u])), c{r}_{t}, p.split != 0u)")
             } else {
                 format!("c{r}_{t}")
             };
