@@ -813,3 +813,21 @@ impl Program {
         gpu.wait()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flat copies hold their floats in whole rows, and their row count is a power of two, so
+    /// llvmpipe compiles each texture-reading kernel once whatever the lengths it is bound with.
+    #[test]
+    fn flat_texture_rows_are_enough_and_a_power_of_two() {
+        let row = FLAT_TEXTURE_WIDTH * 4; // floats per row
+        for len in [4, 8, row - 4, row, row + 4, 3 * row, 5 * row + 8, 512 * 200, 16384 * 512] {
+            let rows = flat_texture_rows(len);
+            assert!(rows.is_power_of_two(), "{len}: {rows} rows");
+            assert!(rows * row >= len, "{len}: {rows} rows hold only {}", rows * row);
+            assert!(rows == 1 || (rows / 2) * row < len, "{len}: {rows} rows, half would do");
+        }
+    }
+}
