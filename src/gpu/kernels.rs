@@ -31,7 +31,10 @@ pub const FLAT_TEXTURE_WIDTH: usize = 4096;
 /// (the VAE's first training steps: 82 -> 56 s of compiling, measured in the divergence test).
 /// The cost: at most twice the texture memory, of which only the copied rows are touched.
 pub fn flat_texture_rows(len: usize) -> usize {
-    (len / 4).div_ceil(FLAT_TEXTURE_WIDTH).max(1).next_power_of_two()
+    (len / 4)
+        .div_ceil(FLAT_TEXTURE_WIDTH)
+        .max(1)
+        .next_power_of_two()
 }
 
 impl Gpu {
@@ -823,11 +826,28 @@ mod tests {
     #[test]
     fn flat_texture_rows_are_enough_and_a_power_of_two() {
         let row = FLAT_TEXTURE_WIDTH * 4; // floats per row
-        for len in [4, 8, row - 4, row, row + 4, 3 * row, 5 * row + 8, 512 * 200, 16384 * 512] {
+        for len in [
+            4,
+            8,
+            row - 4,
+            row,
+            row + 4,
+            3 * row,
+            5 * row + 8,
+            512 * 200,
+            16384 * 512,
+        ] {
             let rows = flat_texture_rows(len);
             assert!(rows.is_power_of_two(), "{len}: {rows} rows");
-            assert!(rows * row >= len, "{len}: {rows} rows hold only {}", rows * row);
-            assert!(rows == 1 || (rows / 2) * row < len, "{len}: {rows} rows, half would do");
+            assert!(
+                rows * row >= len,
+                "{len}: {rows} rows hold only {}",
+                rows * row
+            );
+            assert!(
+                rows == 1 || (rows / 2) * row < len,
+                "{len}: {rows} rows, half would do"
+            );
         }
     }
 }

@@ -1139,7 +1139,9 @@ fn cpu_entry(pass: Pass, tm: usize, tn: usize, tex: bool) -> String {
         let _ = writeln!(w, "        let row = part + (i0 + {r}u) * p.n;");
         for t in 0..tn {
             let v = if pass == Pass::Forward {
-                format!("select(act_fwd(relu_if(c{r}_{t} + fb[j0 + {t}u])), c{r}_{t}, p.split != 0u)")
+                format!(
+                    "select(act_fwd(relu_if(c{r}_{t} + fb[j0 + {t}u])), c{r}_{t}, p.split != 0u)"
+                )
             } else {
                 format!("c{r}_{t}")
             };
