@@ -56,46 +56,21 @@ fn row26(t: Tile, r: i32, q: ptr<function, array<vec4<f32>, 26>>) {
     (*q)[24] = quant(t, r, c + 24);
     (*q)[25] = quant(t, r, c + 25);
 }
-fn row38(t: Tile, r: i32, q: ptr<function, array<vec4<f32>, 38>>) {
-    let c = t.c0 - 3;
-    (*q)[0] = quant(t, r, c + 0);
-    (*q)[1] = quant(t, r, c + 1);
-    (*q)[2] = quant(t, r, c + 2);
-    (*q)[3] = quant(t, r, c + 3);
-    (*q)[4] = quant(t, r, c + 4);
-    (*q)[5] = quant(t, r, c + 5);
-    (*q)[6] = quant(t, r, c + 6);
-    (*q)[7] = quant(t, r, c + 7);
-    (*q)[8] = quant(t, r, c + 8);
-    (*q)[9] = quant(t, r, c + 9);
-    (*q)[10] = quant(t, r, c + 10);
-    (*q)[11] = quant(t, r, c + 11);
-    (*q)[12] = quant(t, r, c + 12);
-    (*q)[13] = quant(t, r, c + 13);
-    (*q)[14] = quant(t, r, c + 14);
-    (*q)[15] = quant(t, r, c + 15);
-    (*q)[16] = quant(t, r, c + 16);
-    (*q)[17] = quant(t, r, c + 17);
-    (*q)[18] = quant(t, r, c + 18);
-    (*q)[19] = quant(t, r, c + 19);
-    (*q)[20] = quant(t, r, c + 20);
-    (*q)[21] = quant(t, r, c + 21);
-    (*q)[22] = quant(t, r, c + 22);
-    (*q)[23] = quant(t, r, c + 23);
-    (*q)[24] = quant(t, r, c + 24);
-    (*q)[25] = quant(t, r, c + 25);
-    (*q)[26] = quant(t, r, c + 26);
-    (*q)[27] = quant(t, r, c + 27);
-    (*q)[28] = quant(t, r, c + 28);
-    (*q)[29] = quant(t, r, c + 29);
-    (*q)[30] = quant(t, r, c + 30);
-    (*q)[31] = quant(t, r, c + 31);
-    (*q)[32] = quant(t, r, c + 32);
-    (*q)[33] = quant(t, r, c + 33);
-    (*q)[34] = quant(t, r, c + 34);
-    (*q)[35] = quant(t, r, c + 35);
-    (*q)[36] = quant(t, r, c + 36);
-    (*q)[37] = quant(t, r, c + 37);
+// 4 pixels of row r of x or y, columns c0 - 4 + 4i .. c0 - 1 + 4i, the row and each column
+// clamped into the image (the box-only pass's loads)
+fn texel_x(t: Tile, r: i32, i: i32) -> vec4<f32> {
+    let row = t.img + u32(clamp(r, 0, i32(p.h) - 1)) * p.w;
+    let c = t.c0 - 4 + 4 * i;
+    let wl = i32(p.w) - 1;
+    return vec4<f32>(x[row + u32(clamp(c, 0, wl))], x[row + u32(clamp(c + 1, 0, wl))],
+        x[row + u32(clamp(c + 2, 0, wl))], x[row + u32(clamp(c + 3, 0, wl))]);
+}
+fn texel_y(t: Tile, r: i32, i: i32) -> vec4<f32> {
+    let row = t.img + u32(clamp(r, 0, i32(p.h) - 1)) * p.w;
+    let c = t.c0 - 4 + 4 * i;
+    let wl = i32(p.w) - 1;
+    return vec4<f32>(y[row + u32(clamp(c, 0, wl))], y[row + u32(clamp(c + 1, 0, wl))],
+        y[row + u32(clamp(c + 2, 0, wl))], y[row + u32(clamp(c + 3, 0, wl))]);
 }
 
 // Ring of horizontal window sums of the last 11 input rows, per slot and output column:

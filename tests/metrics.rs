@@ -426,3 +426,17 @@ fn metrics_cmd_files_and_folders() {
     assert!(e.contains("two image files or two folders"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn box_shader_file_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/metrics_box_core.wgsl");
+    let want = metrics::box_core_wgsl();
+    if std::env::var_os("FACEGPU_REGEN").is_some() {
+        std::fs::write(path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        have == want,
+        "shaders/metrics_box_core.wgsl is stale: run FACEGPU_REGEN=1 cargo test --test metrics box_shader"
+    );
+}
