@@ -79,6 +79,10 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         // 3x3 s2 p1 op1, 3 input channels (two per weight-gradient invocation), 5 output
         // channels (a partial channel block): backward_weight takes conv_wgrad_s2k3_cpu
         convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1),
+        // 3x3 s2 p1 op1, 12 input channels, one output channel: backward_input and
+        // backward_weight take the hand-written kernels once per group of 8 input channels
+        // (8 + 4) on lavapipe
+        convt(2, 12, 4, 8, 1, 3, 3, 2, 1, 1),
     ];
     shapes
         .into_iter()

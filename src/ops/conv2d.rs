@@ -301,13 +301,17 @@ pub(crate) fn wgrad_cpu(
 ) -> Result<bool> {
     // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side: the
     // hand-written kernel (CO * CIB <= 8 slots); else the generated-loop one where it fits
-    let (entry, cib, consts) = if rec.gpu.is_cpu()
+    let s2k3 = rec.gpu.is_cpu()
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
-        && g.w_out % 4 == 0
-        && g.c_out <= 8
-    {
+        && g.w_out % 4 == 0;
+    if s2k3 && g.c_in == 1 && g.c_out > 8 && g.c_out <= 16 {
+        // one quads-side input channel: once per group of 8 quads-side channels (conv-vae's
+        // first layer and last layer, 16 channels, where the generic kernel took ~0.3 s a step)
+        return wgrad_s2k3_groups(rec, g, act, transposed, [a, aa, b, ba], dw, db);
+    }
+    let (entry, cib, consts) = if s2k3 && g.c_out <= 8 {
         let cib = if g.c_out <= 4 { 2.min(g.c_in) } else { 1 };
         let consts = vec![
             ("ACT", act.code() as f64),
@@ -353,6 +357,65 @@ pub(crate) fn wgrad_cpu(
         [chunks.div_ceil(WG) as u32, 1, ncib as u32],
     )?;
     reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw, db)?;
+    Ok(true)
+}
+
+/// [`wgrad_cpu`]'s hand-written 3x3 stride-2 kernel for one footprint-side channel and more
+/// than 8 quads-side channels: per group of up to 8, the kernel (CO_ALL / CO_OFF pick the
+/// group's channels of the quads side) and its reduction into temporaries, copied into the
+/// group's rows of dw and, for a Conv2d, its biases (a ConvTranspose2d's bias is summed over the
+/// footprint side, the same in every group: group 0's is kept).
+fn wgrad_s2k3_groups(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    transposed: bool,
+    [a, aa, b, ba]: [&Tensor; 4],
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<bool> {
+    let (aa, ba) = if act == Activation::None {
+        (a, b)
+    } else {
+        (aa, ba)
+    };
+    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
+    let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
+    let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, 1);
+    let taps = g.c_in * 9;
+    for co0 in (0..g.c_out).step_by(8) {
+        let cb = 8.min(g.c_out - co0);
+        let n_w = cb * taps;
+        let n_b = if transposed { g.c_in } else { cb };
+        let stride = (n_w + n_b).next_multiple_of(4);
+        let part = rec.gpu.storage((stride * chunks * 4) as u64);
+        let consts = [
+            ("ACT", act.code() as f64),
+            ("CI", g.c_in as f64),
+            ("CO", cb as f64),
+            ("CIB2", 1.0),
+            ("TRANSPOSED", transposed as u32 as f64),
+            ("CO_ALL", g.c_out as f64),
+            ("CO_OFF", co0 as f64),
+        ];
+        rec.dispatch_with(
+            shader,
+            "conv_wgrad_s2k3_cpu",
+            &consts,
+            &g.params(chunks, stride),
+            &[a.clone(), aa.clone(), b.clone(), (&part).into(), ba.clone()],
+            [chunks.div_ceil(WG) as u32, 1, 1],
+        )?;
+        let dw_g = rec.gpu.zeros(&[n_w]);
+        let db_g = rec.gpu.zeros(&[n_b]);
+        reduce4_partials(rec, &part, chunks, stride, n_w, n_b, &dw_g, &db_g)?;
+        rec.copy(&dw_g.buf, 0, &dw.buf, (co0 * taps * 4) as u64, dw_g.bytes());
+        if !transposed {
+            rec.copy(&db_g.buf, 0, &db.buf, (co0 * 4) as u64, db_g.bytes());
+        } else if co0 == 0 {
+            rec.copy(&db_g.buf, 0, &db.buf, 0, db_g.bytes());
+        }
+    }
     Ok(true)
 }
 
@@ -417,15 +480,37 @@ pub(crate) fn cpu_inputs(
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
 /// weight updates between replays are seen).
 pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) -> wgpu::Buffer {
-    let u = rec.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    let u = empty_weights_ubo(rec);
+    rec.copy(&w.buf, 0, &u, 0, w.bytes());
+    if let Some(b) = b {
+        rec.copy(&b.buf, 0, &u, w.bytes(), b.bytes());
+    }
+    u
+}
+
+fn empty_weights_ubo(rec: &Recorder) -> wgpu::Buffer {
+    rec.gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("conv weights"),
         size: (UBO_FLOATS * 4) as u64,
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    });
-    rec.copy(&w.buf, 0, &u, 0, w.bytes());
+    })
+}
+
+/// [`weights_ubo`] of output channels `rows` only, for a Conv2d weight [c_out, ...] and bias
+/// [c_out]: their weights, then their biases.
+pub(crate) fn weights_ubo_rows(
+    rec: &mut Recorder,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    rows: std::ops::Range<usize>,
+) -> wgpu::Buffer {
+    let u = empty_weights_ubo(rec);
+    let per_row = w.bytes() / w.shape[0] as u64;
+    let wn = per_row * rows.len() as u64;
+    rec.copy(&w.buf, per_row * rows.start as u64, &u, 0, wn);
     if let Some(b) = b {
-        rec.copy(&b.buf, 0, &u, w.bytes(), b.bytes());
+        rec.copy(&b.buf, 4 * rows.start as u64, &u, wn, 4 * rows.len() as u64);
     }
     u
 }
@@ -484,37 +569,55 @@ pub(crate) fn gather_conv(
     consts.push(("GRAD_IN", grad_in as u32 as f64));
     let wn = w.len() + if grad_in { 0 } else { b.len() };
     // 3x3 stride 2 pad 1, input twice the output, output rows of quad pairs: the hand-written
-    // kernel
+    // kernel, once per group of up to 8 output channels
+    let groups = g.c_out.div_ceil(8);
     if rec.gpu.is_cpu()
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
         && g.w_out % 8 == 0
-        && g.c_out <= 8
-        && wn <= UBO_FLOATS
+        // more than 8 output channels (groups) only from one input channel: conv-vae's first
+        // layer and its last layer's input gradient (1 -> 16), where the matrix-product path
+        // ran at about 0.5 GFLOP/s (9 taps per row)
+        && (g.c_out <= 8 || (g.c_in == 1 && g.c_out <= 16))
+        && wn.div_ceil(groups) <= UBO_FLOATS
     {
-        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
         // binding 5: the OUT_ACT source (the kernel declares it whatever OUT_ACT is)
         let (out_act, oa) = match then {
             Some((a, t)) => (a, t),
             None => (Activation::None, xa),
         };
-        consts.extend([
-            ("CI", g.c_in as f64),
-            ("CO", g.c_out as f64),
-            ("OUT_ACT", out_act.code() as f64),
-        ]);
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
         let (shader, ins) = cpu_inputs(rec, &[x, xa, oa], CPU_SHADERS);
         let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-        return rec.dispatch_with(
-            shader,
-            "conv_forward_s2k3_cpu",
-            &consts,
-            &g.params(0, 0),
-            &[xb, (&ubo).into(), xab, out.into(), oab],
-            [items.div_ceil(WG) as u32, 1, g.batch as u32],
-        );
+        for co0 in (0..g.c_out).step_by(8) {
+            let rows = co0..(co0 + 8).min(g.c_out);
+            let ubo = weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows.clone());
+            let mut consts = consts.clone();
+            consts.extend([
+                ("CI", g.c_in as f64),
+                ("CO", rows.len() as f64),
+                ("OUT_ACT", out_act.code() as f64),
+            ]);
+            if groups > 1 {
+                consts.extend([("CO_ALL", g.c_out as f64), ("CO_OFF", co0 as f64)]);
+            }
+            rec.dispatch_with(
+                shader,
+                "conv_forward_s2k3_cpu",
+                &consts,
+                &g.params(0, 0),
+                &[
+                    xb.clone(),
+                    (&ubo).into(),
+                    xab.clone(),
+                    out.into(),
+                    oab.clone(),
+                ],
+                [items.div_ceil(WG) as u32, 1, g.batch as u32],
+            )?;
+        }
+        return Ok(());
     }
     if then.is_some() {
         return then_separately(rec, then, out, |rec, out| {
