@@ -78,6 +78,9 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         // one input channel, 12 output channels: forward and backward_weight take the
         // hand-written kernels once per group of 8 channels (8 + 4) on lavapipe
         conv(2, 1, 8, 16, 12, 3, 3, 2, 1),
+        // 12 input channels, input twice the output: backward_input takes convt_s2k3_all_cpu
+        // once per group of 8 of its 12 output channels (8 + 4) on lavapipe
+        conv(2, 12, 8, 8, 3, 3, 3, 2, 1),
     ];
     shapes
         .into_iter()
@@ -304,6 +307,8 @@ fn backward_input_then_matches_reference() {
         conv(2, 8, 64, 64, 4, 3, 3, 2, 1),
         // 2 input channels: convt_s2k3_cpu
         conv(1, 2, 6, 16, 3, 3, 3, 2, 1),
+        // 12 input channels: convt_s2k3_all_cpu once per group of 8
+        conv(2, 12, 8, 8, 3, 3, 3, 2, 1),
         // the separate pass
         conv(3, 3, 10, 7, 5, 3, 3, 2, 0),
     ];

@@ -83,6 +83,9 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         // backward_weight take the hand-written kernels once per group of 8 input channels
         // (8 + 4) on lavapipe
         convt(2, 12, 4, 8, 1, 3, 3, 2, 1, 1),
+        // 3x3 s2 p1 op1, 12 output channels: forward takes convt_s2k3_all_cpu once per group
+        // of 8 (8 + 4) on lavapipe
+        convt(2, 3, 3, 4, 12, 3, 3, 2, 1, 1),
     ];
     shapes
         .into_iter()
@@ -322,6 +325,8 @@ fn backward_input_then_matches_reference() {
     let cases = [
         // the seed AE's dec1 at batch 2: conv_forward_s2k3_cpu on CPU adapters
         convt(2, 8, 64, 64, 1, 3, 3, 2, 1, 1),
+        // 12 input channels: conv_forward_s2k3_cpu once per group of 8
+        convt(2, 12, 4, 8, 1, 3, 3, 2, 1, 1),
         // the separate pass
         convt(3, 3, 5, 7, 2, 3, 3, 2, 1, 0),
     ];

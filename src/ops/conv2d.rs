@@ -488,7 +488,7 @@ pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) ->
     u
 }
 
-fn empty_weights_ubo(rec: &Recorder) -> wgpu::Buffer {
+pub(crate) fn empty_weights_ubo(rec: &Recorder) -> wgpu::Buffer {
     rec.gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("conv weights"),
         size: (UBO_FLOATS * 4) as u64,

@@ -171,6 +171,35 @@ fn ubo_kernel(gpu: &Gpu, g: &Geom, wn: usize) -> Option<UboKernel> {
     })
 }
 
+/// The uniform weight buffer of output channels co0 .. co0 + cb of a ConvTranspose2d weight
+/// [c_in, c_out, 3, 3] (and bias): per input channel its cb x 9 weights, then the cb biases, as
+/// convt_s2k3_all_cpu reads a layer of cb output channels.
+fn group_weights_ubo(
+    rec: &mut Recorder,
+    g: &Geom,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    co0: usize,
+    cb: usize,
+) -> wgpu::Buffer {
+    let u = super::conv2d::empty_weights_ubo(rec);
+    let row = (cb * 9 * 4) as u64;
+    for ci in 0..g.c_in {
+        let src = ((ci * g.c_out + co0) * 9 * 4) as u64;
+        rec.copy(&w.buf, src, &u, ci as u64 * row, row);
+    }
+    if let Some(b) = b {
+        rec.copy(
+            &b.buf,
+            (co0 * 4) as u64,
+            &u,
+            g.c_in as u64 * row,
+            (cb * 4) as u64,
+        );
+    }
+    u
+}
+
 /// Transposed gather conv (conv_transpose2d.wgsl convt_forward, or convt_forward_cpu on
 /// software adapters) of geometry `g` (weight
 /// [c_in, c_out, kh, kw]). Forward: `out = act(convT(x, w) + b)`. With `grad_in`:
@@ -200,6 +229,53 @@ pub(crate) fn gather_convt(
         x
     };
     let wn = w.len() + if grad_in { 0 } else { b.len() };
+    // 3x3 stride 2 pad 1 with more than 8 output channels: the all-channels kernel once per
+    // group of 8 (conv-vae's middle layers, whose matrix-product path stored 9 values per
+    // output for col2im to add up)
+    if rec.gpu.is_cpu()
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.w_out == 2 * g.w_in
+        && g.h_out == 2 * g.h_in
+        && g.w_in % 4 == 0
+        && g.c_out > 8
+        && g.c_in * 8 * 9 + 8 <= UBO_FLOATS
+    {
+        let (out_act, oa) = match then {
+            Some((a, t)) => (a, t),
+            None => (Activation::None, xa),
+        };
+        let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, oa], S2K3_SHADERS);
+        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+        for co0 in (0..g.c_out).step_by(8) {
+            let cb = 8.min(g.c_out - co0);
+            let ubo = group_weights_ubo(rec, g, w, (!grad_in).then_some(b), co0, cb);
+            let consts = [
+                ("ACT", act.code() as f64),
+                ("GRAD_IN", grad_in as u32 as f64),
+                ("CI", g.c_in as f64),
+                ("CO", cb as f64),
+                ("OUT_ACT", out_act.code() as f64),
+                ("CO_ALL", g.c_out as f64),
+                ("CO_OFF", co0 as f64),
+            ];
+            let items = g.h_in * g.w_in / 4;
+            rec.dispatch_with(
+                shader,
+                "convt_s2k3_all_cpu",
+                &consts,
+                &g.params(0, 0),
+                &[
+                    xb.clone(),
+                    (&ubo).into(),
+                    xab.clone(),
+                    out.into(),
+                    oab.clone(),
+                ],
+                [items.div_ceil(WG) as u32, 1, g.batch as u32],
+            )?;
+        }
+        return Ok(());
+    }
     if let Some(UboKernel {
         entry,
         geometry,
