@@ -75,9 +75,9 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         conv(1, 3, 6, 16, 2, 3, 3, 2, 1),
         // 5 input channels: backward_input takes convt_s2k3_all_cpu on lavapipe
         conv(3, 5, 6, 8, 3, 3, 3, 2, 1),
-        // one input channel, 12 output channels: forward and backward_weight take the
+        // 12 output channels, input twice the output: forward and backward_weight take the
         // hand-written kernels once per group of 8 channels (8 + 4) on lavapipe
-        conv(2, 1, 8, 16, 12, 3, 3, 2, 1),
+        conv(2, 3, 8, 16, 12, 3, 3, 2, 1),
         // 12 input channels, input twice the output: backward_input takes convt_s2k3_all_cpu
         // once per group of 8 of its 12 output channels (8 + 4) on lavapipe
         conv(2, 12, 8, 8, 3, 3, 3, 2, 1),

@@ -79,10 +79,9 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         // 3x3 s2 p1 op1, 3 input channels (two per weight-gradient invocation), 5 output
         // channels (a partial channel block): backward_weight takes conv_wgrad_s2k3_cpu
         convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1),
-        // 3x3 s2 p1 op1, 12 input channels, one output channel: backward_input and
-        // backward_weight take the hand-written kernels once per group of 8 input channels
-        // (8 + 4) on lavapipe
-        convt(2, 12, 4, 8, 1, 3, 3, 2, 1, 1),
+        // 3x3 s2 p1 op1, 12 input channels: backward_input and backward_weight take the
+        // hand-written kernels once per group of 8 input channels (8 + 4) on lavapipe
+        convt(2, 12, 4, 8, 3, 3, 3, 2, 1, 1),
         // 3x3 s2 p1 op1, 12 output channels: forward takes convt_s2k3_all_cpu once per group
         // of 8 (8 + 4) on lavapipe
         convt(2, 3, 3, 4, 12, 3, 3, 2, 1, 1),
@@ -326,7 +325,7 @@ fn backward_input_then_matches_reference() {
         // the seed AE's dec1 at batch 2: conv_forward_s2k3_cpu on CPU adapters
         convt(2, 8, 64, 64, 1, 3, 3, 2, 1, 1),
         // 12 input channels: conv_forward_s2k3_cpu once per group of 8
-        convt(2, 12, 4, 8, 1, 3, 3, 2, 1, 1),
+        convt(2, 12, 4, 8, 3, 3, 3, 2, 1, 1),
         // the separate pass
         convt(3, 3, 5, 7, 2, 3, 3, 2, 1, 0),
     ];

@@ -306,9 +306,9 @@ pub(crate) fn wgrad_cpu(
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
         && g.w_out % 4 == 0;
-    if s2k3 && g.c_in == 1 && g.c_out > 8 && g.c_out <= 16 {
-        // one quads-side input channel: once per group of 8 quads-side channels (conv-vae's
-        // first layer and last layer, 16 channels, where the generic kernel took ~0.3 s a step)
+    if s2k3 && g.c_out > 8 && g.c_in * 8 * 9 + g.c_in.max(8) <= UBO_FLOATS {
+        // once per group of 8 quads-side channels (conv-vae's and ae-wide's 16- and 32-channel
+        // layers, where the generic kernel or the matrix products took 0.1-0.4 s a step)
         return wgrad_s2k3_groups(rec, g, act, transposed, [a, aa, b, ba], dw, db);
     }
     let (entry, cib, consts) = if s2k3 && g.c_out <= 8 {
@@ -360,8 +360,8 @@ pub(crate) fn wgrad_cpu(
     Ok(true)
 }
 
-/// [`wgrad_cpu`]'s hand-written 3x3 stride-2 kernel for one footprint-side channel and more
-/// than 8 quads-side channels: per group of up to 8, the kernel (CO_ALL / CO_OFF pick the
+/// [`wgrad_cpu`]'s hand-written 3x3 stride-2 kernel for more than 8 quads-side channels: per
+/// group of up to 8, the kernel (one footprint-side channel per workgroup row z; CO_ALL / CO_OFF pick the
 /// group's channels of the quads side) and its reduction into temporaries, copied into the
 /// group's rows of dw and, for a Conv2d, its biases (a ConvTranspose2d's bias is summed over the
 /// footprint side, the same in every group: group 0's is kept).
@@ -381,7 +381,7 @@ fn wgrad_s2k3_groups(
     };
     let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
     let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
-    let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, 1);
+    let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, g.c_in);
     let taps = g.c_in * 9;
     for co0 in (0..g.c_out).step_by(8) {
         let cb = 8.min(g.c_out - co0);
@@ -404,7 +404,7 @@ fn wgrad_s2k3_groups(
             &consts,
             &g.params(chunks, stride),
             &[a.clone(), aa.clone(), b.clone(), (&part).into(), ba.clone()],
-            [chunks.div_ceil(WG) as u32, 1, 1],
+            [chunks.div_ceil(WG) as u32, 1, g.c_in as u32],
         )?;
         let dw_g = rec.gpu.zeros(&[n_w]);
         let db_g = rec.gpu.zeros(&[n_b]);
@@ -576,10 +576,10 @@ pub(crate) fn gather_conv(
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
         && g.w_out % 8 == 0
-        // more than 8 output channels (groups) only from one input channel: conv-vae's first
-        // layer and its last layer's input gradient (1 -> 16), where the matrix-product path
-        // ran at about 0.5 GFLOP/s (9 taps per row)
-        && (g.c_out <= 8 || (g.c_in == 1 && g.c_out <= 16))
+        // more than 8 output channels in groups (conv-vae's and ae-wide's 16- and 32-channel
+        // layers, where the matrix-product path ran at 0.5-5 GFLOP/s and im2col moved 9
+        // values per input); the input-channel loop is not unrolled beyond 32
+        && (g.c_out <= 8 || g.c_in <= 32)
         && wn.div_ceil(groups) <= UBO_FLOATS
     {
         // binding 5: the OUT_ACT source (the kernel declares it whatever OUT_ACT is)
