@@ -17,8 +17,9 @@
 
 override CI: u32 = 1u;
 override CO: u32 = 1u;
-// conv_forward_s2k3_cpu and conv_wgrad_s2k3_cpu take output (quads-side) channels CO_OFF .. CO_OFF
-// + CO of CO_ALL (0: CO), so a layer with more than 8 of them runs them once per group of 8
+// conv_forward_cpu, conv_forward_s2k3_cpu and conv_wgrad_s2k3_cpu take output (quads-side)
+// channels CO_OFF .. CO_OFF + CO of CO_ALL (0: CO), so a layer with more than 8 of them runs
+// them once per group of 8
 override CO_ALL: u32 = 0u;
 override CO_OFF: u32 = 0u;
 // footprint of 4 adjacent outputs along a row: 3*S + KW <= FWMAX
@@ -93,7 +94,7 @@ fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
                 let b = uw_at(CO * CI * KH * KW + co);
                 v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
             }
-            uy[(n * CO + co) * plane + q] = v;
+            uy[(n * select(CO_ALL, CO, CO_ALL == 0u) + CO_OFF + co) * plane + q] = v;
         }
     }
 }

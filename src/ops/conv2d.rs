@@ -624,23 +624,37 @@ pub(crate) fn gather_conv(
             gather_conv(rec, g, act, grad_in, x, w, b, xa, out, None)
         });
     }
-    if cpu_path_fits(rec.gpu, g, w.len() + if grad_in { 0 } else { b.len() }) {
-        let ubo = weights_ubo(rec, w, (!grad_in).then_some(b));
-        consts.extend([("CI", g.c_in as f64), ("CO", g.c_out as f64)]);
+    // once per group of up to 8 output channels (ae-wide's 1 -> 16 first layer)
+    let group = Geom {
+        c_out: g.c_out.min(MAXCB),
+        ..*g
+    };
+    let group_wn = (w.len() + if grad_in { 0 } else { b.len() }) / g.c_out * group.c_out;
+    if cpu_path_fits(rec.gpu, &group, group_wn) {
         let (shader, ins) = cpu_inputs(rec, &[x, xa], CPU_SHADERS);
         let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
-        return rec.dispatch_with(
-            shader,
-            "conv_forward_cpu",
-            &consts,
-            &g.params(0, 0),
-            &[xb, (&ubo).into(), xab, out.into()],
-            [
-                (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
-                1,
-                g.batch as u32,
-            ],
-        );
+        for co0 in (0..g.c_out).step_by(MAXCB) {
+            let rows = co0..(co0 + MAXCB).min(g.c_out);
+            let ubo = weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows.clone());
+            let mut consts = consts.clone();
+            consts.extend([("CI", g.c_in as f64), ("CO", rows.len() as f64)]);
+            if g.c_out > MAXCB {
+                consts.extend([("CO_ALL", g.c_out as f64), ("CO_OFF", co0 as f64)]);
+            }
+            rec.dispatch_with(
+                shader,
+                "conv_forward_cpu",
+                &consts,
+                &g.params(0, 0),
+                &[xb.clone(), (&ubo).into(), xab.clone(), out.into()],
+                [
+                    (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
+                    1,
+                    g.batch as u32,
+                ],
+            )?;
+        }
+        return Ok(());
     }
     if super::conv_gemm::fits(rec.gpu, g) {
         return super::conv_gemm::conv(rec, g, act, grad_in, x, w, b, xa, out);
