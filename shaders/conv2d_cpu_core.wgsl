@@ -17,11 +17,9 @@
 
 override CI: u32 = 1u;
 override CO: u32 = 1u;
-// conv_forward_cpu, conv_forward_s2k3_cpu and conv_wgrad_s2k3_cpu take output (quads-side)
-// channels CO_OFF .. CO_OFF + CO of CO_ALL (0: CO), so a layer with more than 8 of them runs
-// them once per group of 8
-override CO_ALL: u32 = 0u;
-override CO_OFF: u32 = 0u;
+// conv_forward_cpu, conv_forward_s2k3_cpu and conv_wgrad_s2k3_cpu compute output (quads-side)
+// channels p.co_off .. p.co_off + CO of p.c_out, so a layer with more than 8 of them runs them
+// once per group of 8 (one pipeline for all groups of 8)
 // footprint of 4 adjacent outputs along a row: 3*S + KW <= FWMAX
 const FWMAX: u32 = 16u;
 const QW: u32 = 1024u;
@@ -94,7 +92,7 @@ fn conv_forward_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
                 let b = uw_at(CO * CI * KH * KW + co);
                 v = vec4<f32>(act_fwd(v.x + b), act_fwd(v.y + b), act_fwd(v.z + b), act_fwd(v.w + b));
             }
-            uy[(n * select(CO_ALL, CO, CO_ALL == 0u) + CO_OFF + co) * plane + q] = v;
+            uy[(n * p.c_out + p.co_off + co) * plane + q] = v;
         }
     }
 }
@@ -396,7 +394,7 @@ fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
         let oy = r / wq;
         let qx = r % wq;
         var g = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
-        let gi = (n * select(CO_ALL, CO, CO_ALL == 0u) + CO_OFF) * plane + r;
+        let gi = (n * p.c_out + p.co_off) * plane + r;
         if (CO > 0u) { g[0] = quad_g(gi); }
         if (CO > 1u) { g[1] = quad_g(gi + plane); }
         if (CO > 2u) { g[2] = quad_g(gi + 2u * plane); }
@@ -574,8 +572,7 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     }
     let plane = p.h_out * wq;
     let oy = 2u * qy;
-    let co_all = select(CO_ALL, CO, CO_ALL == 0u);
-    let i = (n * co_all + CO_OFF) * plane + oy * wq + 2u * g;
+    let i = (n * p.c_out + p.co_off) * plane + oy * wq + 2u * g;
     out8_store(tl, i, plane);
     out8_store(tr, i + 1u, plane);
     if (oy + 1u < p.h_out) {

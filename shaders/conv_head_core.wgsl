@@ -15,7 +15,8 @@ struct Params {
     chunks: u32,
     // reduce: values per partial
     stride_part: u32,
-    _p0: u32,
+    // the first output channel a grouped software kernel computes (conv2d.rs: groups of 8)
+    co_off: u32,
     _p1: u32,
     _p2: u32,
 }

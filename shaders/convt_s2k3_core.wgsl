@@ -9,10 +9,8 @@
 
 override CI: u32 = 1u;
 override CO: u32 = 1u;
-// convt_s2k3_all_cpu computes output channels CO_OFF .. CO_OFF + CO of CO_ALL (0: CO), so a layer
-// with more than 8 of them runs it once per group of 8
-override CO_ALL: u32 = 0u;
-override CO_OFF: u32 = 0u;
+// convt_s2k3_all_cpu computes output channels p.co_off .. p.co_off + CO of p.c_out, so a layer
+// with more than 8 of them runs it once per group of 8 (one pipeline for all groups of 8)
 const TQW: u32 = 1024u;
 
 @group(0) @binding(2) var<uniform> tw: array<vec4<f32>, TQW>;
@@ -224,7 +222,7 @@ fn convt_s2k3_all_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(wo
     let acc = s2x8_item(n, qy, qg, wiq);
     let wq = p.w_out / 4u;
     let plane = p.h_out * wq;
-    let r = ((n * select(CO_ALL, CO, CO_ALL == 0u) + CO_OFF) * p.h_out + 2u * qy) * wq + 2u * qg;
+    let r = ((n * p.c_out + p.co_off) * p.h_out + 2u * qy) * wq + 2u * qg;
     let nb = CI * CO * 9u;
     if (CO > 0u) { s2_store(acc.b0, r, 2u * qy, wq, tw_at(nb)); }
     if (CO > 1u) { s2_store(acc.b1, r + plane, 2u * qy, wq, tw_at(nb + 1u)); }

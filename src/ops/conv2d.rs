@@ -116,7 +116,10 @@ pub(crate) struct Params {
     w_out: u32,
     chunks: u32,
     stride_part: u32,
-    _pad: [u32; 3],
+    /// the first output channel of a group (the hand-written software kernels run layers
+    /// with more than 8 output channels once per group of 8); 0 otherwise
+    co_off: u32,
+    _pad: [u32; 2],
 }
 
 /// Workgroup size of every conv kernel.
@@ -167,6 +170,15 @@ impl Geom {
         self.batch * self.c_out * self.h_out * self.w_out
     }
 
+    /// [`Geom::params`] of the group of output channels from `co_off` (the kernels run once per
+    /// group of 8).
+    pub fn group_params(&self, chunks: usize, stride_part: usize, co_off: usize) -> Params {
+        Params {
+            co_off: co_off as u32,
+            ..self.params(chunks, stride_part)
+        }
+    }
+
     pub fn params(&self, chunks: usize, stride_part: usize) -> Params {
         Params {
             batch: self.batch as u32,
@@ -178,7 +190,8 @@ impl Geom {
             w_out: self.w_out as u32,
             chunks: chunks as u32,
             stride_part: stride_part as u32,
-            _pad: [0; 3],
+            co_off: 0,
+            _pad: [0; 2],
         }
     }
 
@@ -340,14 +353,7 @@ pub(crate) fn wgrad_cpu(
     // each chunk's partials padded to whole vec4s for wgrad_reduce4
     let stride = (n_w + n_b).next_multiple_of(4);
     let part = rec.gpu.storage((stride * chunks * 4) as u64);
-    // with no activation the act' sources are not read: bind operands copied anyway
-    let (aa, ba) = if act == Activation::None {
-        (a, b)
-    } else {
-        (aa, ba)
-    };
-    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
-    let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
+    let (shader, [a, aa, b, ba]) = wgrad_binds(rec, act, [a, aa, b, ba]);
     rec.dispatch_with(
         shader,
         entry,
@@ -360,8 +366,25 @@ pub(crate) fn wgrad_cpu(
     Ok(true)
 }
 
+/// The software weight-gradient kernels' shader and input bindings (quads side a and its act'
+/// source aa, footprint side b and its act' source ba): with no activation the act' sources are
+/// not read, so the operands themselves are bound in their place (no extra copies).
+fn wgrad_binds(
+    rec: &mut Recorder,
+    act: Activation,
+    [a, aa, b, ba]: [&Tensor; 4],
+) -> (&'static str, [Bind; 4]) {
+    let (aa, ba) = if act == Activation::None {
+        (a, b)
+    } else {
+        (aa, ba)
+    };
+    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
+    (shader, <[Bind; 4]>::try_from(ins).expect("four inputs"))
+}
+
 /// [`wgrad_cpu`]'s hand-written 3x3 stride-2 kernel for more than 8 quads-side channels: per
-/// group of up to 8, the kernel (one footprint-side channel per workgroup row z; CO_ALL / CO_OFF pick the
+/// group of up to 8, the kernel (one footprint-side channel per workgroup row z; p.co_off picks the
 /// group's channels of the quads side) and its reduction into temporaries, copied into the
 /// group's rows of dw and, for a Conv2d, its biases (a ConvTranspose2d's bias is summed over the
 /// footprint side, the same in every group: group 0's is kept).
@@ -374,13 +397,7 @@ fn wgrad_s2k3_groups(
     dw: &Tensor,
     db: &Tensor,
 ) -> Result<bool> {
-    let (aa, ba) = if act == Activation::None {
-        (a, b)
-    } else {
-        (aa, ba)
-    };
-    let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
-    let [a, aa, b, ba] = <[Bind; 4]>::try_from(ins).expect("four inputs");
+    let (shader, [a, aa, b, ba]) = wgrad_binds(rec, act, [a, aa, b, ba]);
     let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, g.c_in);
     let taps = g.c_in * 9;
     for co0 in (0..g.c_out).step_by(8) {
@@ -395,14 +412,12 @@ fn wgrad_s2k3_groups(
             ("CO", cb as f64),
             ("CIB2", 1.0),
             ("TRANSPOSED", transposed as u32 as f64),
-            ("CO_ALL", g.c_out as f64),
-            ("CO_OFF", co0 as f64),
         ];
         rec.dispatch_with(
             shader,
             "conv_wgrad_s2k3_cpu",
             &consts,
-            &g.params(chunks, stride),
+            &g.group_params(chunks, stride, co0),
             &[a.clone(), aa.clone(), b.clone(), (&part).into(), ba.clone()],
             [chunks.div_ceil(WG) as u32, 1, g.c_in as u32],
         )?;
@@ -599,14 +614,11 @@ pub(crate) fn gather_conv(
                 ("CO", rows.len() as f64),
                 ("OUT_ACT", out_act.code() as f64),
             ]);
-            if groups > 1 {
-                consts.extend([("CO_ALL", g.c_out as f64), ("CO_OFF", co0 as f64)]);
-            }
             rec.dispatch_with(
                 shader,
                 "conv_forward_s2k3_cpu",
                 &consts,
-                &g.params(0, 0),
+                &g.group_params(0, 0, co0),
                 &[
                     xb.clone(),
                     (&ubo).into(),
@@ -638,14 +650,11 @@ pub(crate) fn gather_conv(
             let ubo = weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows.clone());
             let mut consts = consts.clone();
             consts.extend([("CI", g.c_in as f64), ("CO", rows.len() as f64)]);
-            if g.c_out > MAXCB {
-                consts.extend([("CO_ALL", g.c_out as f64), ("CO_OFF", co0 as f64)]);
-            }
             rec.dispatch_with(
                 shader,
                 "conv_forward_cpu",
                 &consts,
-                &g.params(0, 0),
+                &g.group_params(0, 0, co0),
                 &[xb.clone(), (&ubo).into(), xab.clone(), out.into()],
                 [
                     (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
@@ -696,7 +705,8 @@ pub(crate) fn reduce_partials(
         w_out: 0,
         chunks: chunks as u32,
         stride_part: stride as u32,
-        _pad: [0; 3],
+        co_off: 0,
+        _pad: [0; 2],
     };
     let len = stride * chunks;
     let src: Bind = if rec.texture_reads() && rec.gpu.flat_texture_fits(len) {

@@ -255,15 +255,13 @@ pub(crate) fn gather_convt(
                 ("CI", g.c_in as f64),
                 ("CO", cb as f64),
                 ("OUT_ACT", out_act.code() as f64),
-                ("CO_ALL", g.c_out as f64),
-                ("CO_OFF", co0 as f64),
             ];
             let items = g.h_in * g.w_in / 4;
             rec.dispatch_with(
                 shader,
                 "convt_s2k3_all_cpu",
                 &consts,
-                &g.params(0, 0),
+                &g.group_params(0, 0, co0),
                 &[
                     xb.clone(),
                     (&ubo).into(),
