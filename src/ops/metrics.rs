@@ -583,14 +583,9 @@ pub fn box_core_wgsl() -> String {
         let (ti, c) = texel(j);
         load_texel_once(w, &mut loaded, ti, &[("x", "r"), ("y", "r")]);
         let _ = writeln!(w, "    let q{j} = box_quant(t, x{ti}.{c}, y{ti}.{c});");
-        if j == 6 {
-            let _ = writeln!(w, "    var s = q0 + q1 + q2 + q3 + q4 + q5 + q6;");
-        } else if j > 6 {
-            let _ = writeln!(w, "    s += q{j} - q{};", j - 7);
-        }
+        window_sum_step(w, j);
         if j >= 6 {
             let k = j - 6;
-            let _ = writeln!(w, "    (*v).v[{k}] += s;");
             let _ = writeln!(w, "    se += select(0.0, q{}.w, t.c0 + {k} < w);", k + 3);
         }
     }
@@ -615,11 +610,7 @@ pub fn box_core_wgsl() -> String {
             w,
             "    let q{j} = dquant(t, xi{ti}.{c}, yi{ti}.{c}, xo{ti}.{c}, yo{ti}.{c});"
         );
-        if j == 6 {
-            let _ = writeln!(w, "    var s = q0 + q1 + q2 + q3 + q4 + q5 + q6;");
-        } else if j > 6 {
-            let _ = writeln!(w, "    s += q{j} - q{};", j - 7);
-        }
+        window_sum_step(w, j);
         if j >= 6 {
             let k = j - 6;
             let col = if k == 0 {
@@ -627,7 +618,6 @@ pub fn box_core_wgsl() -> String {
             } else {
                 format!("t.c0 + {k}")
             };
-            let _ = writeln!(w, "    (*v).v[{k}] += s;");
             let _ = writeln!(w, "    ss += box_px((*v).v[{k}], {col}, t);");
             let (mi, mc) = texel(k + 3);
             let _ = writeln!(
@@ -699,6 +689,20 @@ pub fn box_core_wgsl() -> String {
         ],
     );
     o
+}
+
+/// After q{j}: the horizontal 7-window sum s of the column j - 6 (once q0 .. q6 exist, then
+/// sliding by one column) and, from there on, added into the carried sums v.
+fn window_sum_step(w: &mut String, j: usize) {
+    use std::fmt::Write as _;
+    if j == 6 {
+        let _ = writeln!(w, "    var s = q0 + q1 + q2 + q3 + q4 + q5 + q6;");
+    } else if j > 6 {
+        let _ = writeln!(w, "    s += q{j} - q{};", j - 7);
+    }
+    if j >= 6 {
+        let _ = writeln!(w, "    (*v).v[{}] += s;", j - 6);
+    }
 }
 
 /// Writes `let {name}{i} = texel_x/y(t, {row}, i);` for each (name, row) not loaded yet: each
