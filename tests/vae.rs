@@ -43,9 +43,9 @@ fn host_eps(seed: u64, n: usize, t: u32) -> Vec<f64> {
 
 /// Latent shape for n values: [batch, latent] with an odd batch where n allows.
 fn shape(n: usize) -> Vec<usize> {
-    if n % 200 == 0 {
+    if n.is_multiple_of(200) {
         vec![n / 200, 200]
-    } else if n % 7 == 0 {
+    } else if n.is_multiple_of(7) {
         vec![n / 7, 7]
     } else {
         vec![1, n]

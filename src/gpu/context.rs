@@ -259,7 +259,7 @@ pub fn adapter_reports() -> Vec<AdapterReport> {
                 device_type: format!("{:?}", i.device_type),
                 driver: i.driver.clone(),
                 driver_info: i.driver_info.clone(),
-                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+                max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
                 max_buffer_size: l.max_buffer_size,
                 max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
                 max_compute_workgroup_size: [

@@ -292,7 +292,7 @@ impl<'g> Recorder<'g> {
             self.params.resize(off + size as usize, 0);
             Some((off as u64, size))
         };
-        if groups.iter().any(|&g| g == 0) {
+        if groups.contains(&0) {
             return Ok(()); // nothing to do (empty tensor)
         }
         for b in binds {

@@ -67,7 +67,7 @@ impl Gpu {
 
     /// A raw storage buffer holding `bytes` (u8 images, u32 indices, ...), padded to 4 bytes.
     pub fn upload_bytes(&self, bytes: &[u8]) -> wgpu::Buffer {
-        if bytes.len() % 4 == 0 && !bytes.is_empty() {
+        if bytes.len().is_multiple_of(4) && !bytes.is_empty() {
             self.buffer_init(bytes, TENSOR_USAGE)
         } else {
             let mut v = bytes.to_vec();

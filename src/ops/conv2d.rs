@@ -266,8 +266,8 @@ const CPU_MAX_UNROLL: usize = 2048;
 /// output channels in one invocation, a 4-pixel footprint of at most 16 and a short unroll.
 fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
     gpu.is_cpu()
-        && g.w_out % 4 == 0
-        && g.w_in % 4 == 0
+        && g.w_out.is_multiple_of(4)
+        && g.w_in.is_multiple_of(4)
         && g.c_out <= MAXCB
         && 3 * g.stride + g.kw <= 16
         && wn <= UBO_FLOATS
@@ -284,12 +284,12 @@ fn cpu_wgrad_fits(gpu: &Gpu, g: &Geom, transposed: bool) -> Option<usize> {
     let off = (4 - g.pad % 4) % 4;
     let (s, p) = (g.stride, g.pad);
     let fits = gpu.is_cpu()
-        && g.w_out % 4 == 0
-        && g.w_in % 4 == 0
+        && g.w_out.is_multiple_of(4)
+        && g.w_in.is_multiple_of(4)
         && g.c_out <= MAXCB
         && g.kh <= 3
         && g.kh * g.kw <= 9
-        && (off + 3 * s + g.kw + 3) / 4 <= 4
+        && (off + 3 * s + g.kw).div_ceil(4) <= 4
         && (!transposed
             || (p + s <= g.kh && p + s <= g.kw && g.h_in <= s * g.h_out && g.w_in <= s * g.w_out));
     fits.then(|| g.c_in.div_ceil(g.c_in.div_ceil(4)))
@@ -318,7 +318,7 @@ pub(crate) fn wgrad_cpu(
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
-        && g.w_out % 4 == 0;
+        && g.w_out.is_multiple_of(4);
     if s2k3 && g.c_out > 8 && g.c_in * 8 * 9 + g.c_in.max(8) <= UBO_FLOATS {
         // once per group of 8 quads-side channels (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the generic kernel or the matrix products took 0.1-0.4 s a step)
@@ -590,7 +590,7 @@ pub(crate) fn gather_conv(
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
         && g.h_in == 2 * g.h_out
         && g.w_in == 2 * g.w_out
-        && g.w_out % 8 == 0
+        && g.w_out.is_multiple_of(8)
         // more than 8 output channels in groups (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the matrix-product path ran at 0.5-5 GFLOP/s and im2col moved 9
         // values per input); the input-channel loop is not unrolled beyond 32

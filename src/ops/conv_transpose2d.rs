@@ -120,7 +120,7 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
     let fdiv = |a: isize| a.div_euclid(s as isize);
     let cols = fdiv(3 + g.pad as isize) - fdiv(g.pad as isize - g.kw as isize + 1) + 1;
     gpu.is_cpu()
-        && g.w_out % 4 == 0
+        && g.w_out.is_multiple_of(4)
         && matches!(s, 1 | 2 | 4)
         && s * g.c_out <= 16
         // fewer accumulators measured slower than the generic kernel on llvmpipe
@@ -152,10 +152,11 @@ fn ubo_kernel(gpu: &Gpu, g: &Geom, wn: usize) -> Option<UboKernel> {
         && g.w_out == 2 * g.w_in
         && g.h_out == 2 * g.h_in
         && wn <= UBO_FLOATS;
-    let (entry, geometry, items, channels) = if s2k3 && g.w_in % 8 == 0 && 2 * g.c_out < 8 {
+    let (entry, geometry, items, channels) = if s2k3 && g.w_in.is_multiple_of(8) && 2 * g.c_out < 8
+    {
         let items = g.h_in.div_ceil(2) * g.w_in / 8;
         ("convt_s2k3_cpu", false, items, g.c_out)
-    } else if s2k3 && g.w_in % 4 == 0 && (4..=8).contains(&g.c_out) {
+    } else if s2k3 && g.w_in.is_multiple_of(4) && (4..=8).contains(&g.c_out) {
         ("convt_s2k3_all_cpu", false, g.h_in * g.w_in / 4, 1)
     } else if cpu_path_fits(gpu, g, wn) {
         let items = g.h_out.div_ceil(g.stride) * g.w_out / 4;
@@ -236,7 +237,7 @@ pub(crate) fn gather_convt(
         && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
         && g.w_out == 2 * g.w_in
         && g.h_out == 2 * g.h_in
-        && g.w_in % 4 == 0
+        && g.w_in.is_multiple_of(4)
         && g.c_out > 8
         && g.c_in * 8 * 9 + 8 <= UBO_FLOATS
     {

@@ -498,7 +498,7 @@ fn form_g(
 ) -> Result<wgpu::Buffer> {
     let len = dy.len();
     let g = rec.gpu.storage((len * 4) as u64);
-    let tex = len % 4 == 0 && textures && rec.gpu.flat_texture_fits(len);
+    let tex = len.is_multiple_of(4) && textures && rec.gpu.flat_texture_fits(len);
     let (entry, items, binds) = if tex {
         let tdy = rec.flat_texture(&dy.buf, len);
         let ty = rec.flat_texture(&y.buf, len);

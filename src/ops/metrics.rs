@@ -126,7 +126,7 @@ pub enum Reads {
 /// compile took 99 s (measured with 37x192 images; 37x256 and 130x64 compile in about 2 s).
 pub fn textures_fit(gpu: &Gpu, n: usize, h: usize, w: usize) -> bool {
     let l = &gpu.limits;
-    w % 64 == 0
+    w.is_multiple_of(64)
         && (w / 4).is_power_of_two()
         && h <= l.max_texture_dimension_2d as usize
         && w / 4 <= l.max_texture_dimension_2d as usize

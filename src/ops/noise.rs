@@ -66,7 +66,7 @@ pub fn add(
     if x.len() != y.len() {
         bail!("noise: x has {} elements, y {}", x.len(), y.len());
     }
-    if row_len == 0 || x.len() % row_len != 0 {
+    if row_len == 0 || !x.len().is_multiple_of(row_len) {
         bail!(
             "noise: {} elements are not whole rows of {row_len}",
             x.len()

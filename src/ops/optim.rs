@@ -95,7 +95,7 @@ pub fn adam(
         return Ok(());
     }
     // 4 parameters per invocation where the length allows
-    let (entry, n) = if n % 4 == 0 {
+    let (entry, n) = if n.is_multiple_of(4) {
         ("adam4", n / 4)
     } else {
         ("adam", n)

@@ -73,7 +73,7 @@ pub fn sum_rows_mapped(
     if rows == 0 {
         bail!("sum: the output tensor is empty");
     }
-    if total % rows != 0 {
+    if !total.is_multiple_of(rows) {
         bail!(
             "sum: input shape {:?} ({total} values) does not split into {rows} rows (output shape {:?})",
             a.shape,
@@ -99,7 +99,7 @@ pub fn sum_rows_mapped(
     let mut src2: Bind = b.into();
     let mut map = map;
     // the first pass reads vec4s when every row starts on a multiple of 4
-    let mut vec4 = n % 4 == 0 && n > 0;
+    let mut vec4 = n.is_multiple_of(4) && n > 0;
     loop {
         let (len, chunk) = if vec4 { (n / 4, CHUNK / 4) } else { (n, CHUNK) };
         let m = len.div_ceil(chunk).max(1);

@@ -47,7 +47,7 @@ fn same_size(what: &str, ts: &[&Tensor]) -> Result<usize> {
 
 /// The entry for `n` elements: the vec4 form ("4" suffix, n / 4 invocations) when n allows.
 fn entry(name: &str, n: usize) -> (String, usize) {
-    if n % 4 == 0 {
+    if n.is_multiple_of(4) {
         (format!("{name}4"), n / 4)
     } else {
         (name.to_string(), n)
