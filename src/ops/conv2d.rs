@@ -605,31 +605,16 @@ pub(crate) fn gather_conv(
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
         let (shader, ins) = cpu_inputs(rec, &[x, xa, oa], CPU_SHADERS);
         let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-        for co0 in (0..g.c_out).step_by(8) {
-            let rows = co0..(co0 + 8).min(g.c_out);
-            let ubo = weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows.clone());
-            let mut consts = consts.clone();
-            consts.extend([
-                ("CI", g.c_in as f64),
-                ("CO", rows.len() as f64),
-                ("OUT_ACT", out_act.code() as f64),
-            ]);
-            rec.dispatch_with(
-                shader,
-                "conv_forward_s2k3_cpu",
-                &consts,
-                &g.group_params(0, 0, co0),
-                &[
-                    xb.clone(),
-                    (&ubo).into(),
-                    xab.clone(),
-                    out.into(),
-                    oab.clone(),
-                ],
-                [items.div_ceil(WG) as u32, 1, g.batch as u32],
-            )?;
-        }
-        return Ok(());
+        consts.extend([("CI", g.c_in as f64), ("OUT_ACT", out_act.code() as f64)]);
+        return dispatch_channel_groups(
+            rec,
+            g,
+            (shader, "conv_forward_s2k3_cpu"),
+            &consts,
+            [xb, xab, out.into(), oab],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+            |rec, rows| weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows),
+        );
     }
     if then.is_some() {
         return then_separately(rec, then, out, |rec, out| {
@@ -645,25 +630,20 @@ pub(crate) fn gather_conv(
     if cpu_path_fits(rec.gpu, &group, group_wn) {
         let (shader, ins) = cpu_inputs(rec, &[x, xa], CPU_SHADERS);
         let [xb, xab] = <[Bind; 2]>::try_from(ins).expect("two inputs");
-        for co0 in (0..g.c_out).step_by(MAXCB) {
-            let rows = co0..(co0 + MAXCB).min(g.c_out);
-            let ubo = weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows.clone());
-            let mut consts = consts.clone();
-            consts.extend([("CI", g.c_in as f64), ("CO", rows.len() as f64)]);
-            rec.dispatch_with(
-                shader,
-                "conv_forward_cpu",
-                &consts,
-                &g.group_params(0, 0, co0),
-                &[xb.clone(), (&ubo).into(), xab.clone(), out.into()],
-                [
-                    (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
-                    1,
-                    g.batch as u32,
-                ],
-            )?;
-        }
-        return Ok(());
+        consts.push(("CI", g.c_in as f64));
+        return dispatch_channel_groups(
+            rec,
+            g,
+            (shader, "conv_forward_cpu"),
+            &consts,
+            [xb, xab, out.into()],
+            [
+                (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
+                1,
+                g.batch as u32,
+            ],
+            |rec, rows| weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows),
+        );
     }
     if super::conv_gemm::fits(rec.gpu, g) {
         return super::conv_gemm::conv(rec, g, act, grad_in, x, w, b, xa, out);
@@ -682,6 +662,38 @@ pub(crate) fn gather_conv(
             g.batch as u32,
         ],
     )
+}
+
+/// Dispatches `entry` once per group of up to 8 (MAXCB) of g's output channels: override CO =
+/// the group's size, the group's first channel in the parameters (`co_off`), its weights at
+/// binding 2 from `ubo(rec, channels)`, `binds` at 1 and 3, 4, ... The hand-written software
+/// kernels hold at most 8 output channels per invocation.
+pub(crate) fn dispatch_channel_groups<const N: usize>(
+    rec: &mut Recorder,
+    g: &Geom,
+    (shader, entry): (&str, &str),
+    consts: &[(&str, f64)],
+    binds: [Bind; N],
+    grid: [u32; 3],
+    ubo: impl Fn(&mut Recorder, std::ops::Range<usize>) -> wgpu::Buffer,
+) -> Result<()> {
+    for co0 in (0..g.c_out).step_by(MAXCB) {
+        let rows = co0..(co0 + MAXCB).min(g.c_out);
+        let mut consts = consts.to_vec();
+        consts.push(("CO", rows.len() as f64));
+        let u = ubo(rec, rows);
+        let mut all = binds.to_vec();
+        all.insert(1, (&u).into());
+        rec.dispatch_with(
+            shader,
+            entry,
+            &consts,
+            &g.group_params(0, 0, co0),
+            &all,
+            grid,
+        )?;
+    }
+    Ok(())
 }
 
 /// Sums `chunks` partials of `n_w + n_b` values in a fixed order into dw (n_w) and db (n_b).

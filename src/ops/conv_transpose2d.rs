@@ -172,7 +172,7 @@ fn ubo_kernel(gpu: &Gpu, g: &Geom, wn: usize) -> Option<UboKernel> {
     })
 }
 
-/// The uniform weight buffer of output channels co0 .. co0 + cb of a ConvTranspose2d weight
+/// The uniform weight buffer of output channels `rows` (co0 .. co0 + cb) of a ConvTranspose2d weight
 /// [c_in, c_out, 3, 3] (and bias): per input channel its cb x 9 weights, then the cb biases, as
 /// convt_s2k3_all_cpu reads a layer of cb output channels.
 fn group_weights_ubo(
@@ -180,9 +180,9 @@ fn group_weights_ubo(
     g: &Geom,
     w: &Tensor,
     b: Option<&Tensor>,
-    co0: usize,
-    cb: usize,
+    rows: std::ops::Range<usize>,
 ) -> wgpu::Buffer {
+    let (co0, cb) = (rows.start, rows.len());
     let u = super::conv2d::empty_weights_ubo(rec);
     let row = (cb * 9 * 4) as u64;
     for ci in 0..g.c_in {
@@ -247,33 +247,22 @@ pub(crate) fn gather_convt(
         };
         let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, oa], S2K3_SHADERS);
         let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-        for co0 in (0..g.c_out).step_by(8) {
-            let cb = 8.min(g.c_out - co0);
-            let ubo = group_weights_ubo(rec, g, w, (!grad_in).then_some(b), co0, cb);
-            let consts = [
-                ("ACT", act.code() as f64),
-                ("GRAD_IN", grad_in as u32 as f64),
-                ("CI", g.c_in as f64),
-                ("CO", cb as f64),
-                ("OUT_ACT", out_act.code() as f64),
-            ];
-            let items = g.h_in * g.w_in / 4;
-            rec.dispatch_with(
-                shader,
-                "convt_s2k3_all_cpu",
-                &consts,
-                &g.group_params(0, 0, co0),
-                &[
-                    xb.clone(),
-                    (&ubo).into(),
-                    xab.clone(),
-                    out.into(),
-                    oab.clone(),
-                ],
-                [items.div_ceil(WG) as u32, 1, g.batch as u32],
-            )?;
-        }
-        return Ok(());
+        let consts = [
+            ("ACT", act.code() as f64),
+            ("GRAD_IN", grad_in as u32 as f64),
+            ("CI", g.c_in as f64),
+            ("OUT_ACT", out_act.code() as f64),
+        ];
+        let items = g.h_in * g.w_in / 4;
+        return super::conv2d::dispatch_channel_groups(
+            rec,
+            g,
+            (shader, "convt_s2k3_all_cpu"),
+            &consts,
+            [xb, xab, out.into(), oab],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+            |rec, rows| group_weights_ubo(rec, g, w, (!grad_in).then_some(b), rows),
+        );
     }
     if let Some(UboKernel {
         entry,
