@@ -283,6 +283,7 @@ fn uid() -> u32 {
 fn main() -> ExitCode {
     #[cfg(unix)]
     quiet_wayland_probe();
+    context::spread_software_threads();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("error,wgpu_hal=off"),
     )

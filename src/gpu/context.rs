@@ -66,6 +66,37 @@ fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// Worker threads per core that [`spread_software_threads`] gives llvmpipe.
+pub const SOFTWARE_THREADS_PER_CORE: usize = 4;
+
+/// Gives Mesa's software adapter (llvmpipe / lavapipe) several worker threads per core
+/// (LP_NUM_THREADS, when the user has not set it). llvmpipe splits each dispatch's workgroups
+/// into one contiguous share per worker thread, one thread per core by default; on a machine
+/// shared with other work, a share whose thread is preempted holds up the whole dispatch while
+/// the other cores idle. Smaller shares even that out: measured with `facegpu bench` on 2 cores
+/// (README, Speed). Other drivers ignore the variable.
+///
+/// Call it first thing in `main`, before any thread starts: it sets a process environment
+/// variable, which the driver reads when the adapter is enumerated.
+pub fn spread_software_threads() {
+    if std::env::var_os("LP_NUM_THREADS").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::set_var(
+        "LP_NUM_THREADS",
+        (cores * SOFTWARE_THREADS_PER_CORE).to_string(),
+    );
+}
+
+/// llvmpipe's worker threads as LP_NUM_THREADS sets them (else one per core), for reports.
+pub fn software_threads() -> usize {
+    std::env::var("LP_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Every adapter wgpu can see for the given backends.
 pub fn all_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     pollster::block_on(instance_for(backends).enumerate_adapters(backends))
@@ -193,9 +224,15 @@ impl Gpu {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
-    /// A one-line name for reports: "llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan / Mesa 22.3.6".
+    /// A one-line name for reports: "llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan / Mesa 22.3.6",
+    /// and llvmpipe's worker threads (they change its speed; see [`spread_software_threads`]).
     pub fn describe(&self) -> String {
-        describe(&self.info)
+        let name = describe(&self.info);
+        if self.is_cpu() && self.info.name.contains("llvmpipe") {
+            format!("{name} / {} worker threads", software_threads())
+        } else {
+            name
+        }
     }
 
     /// Waits until everything submitted so far has finished.
