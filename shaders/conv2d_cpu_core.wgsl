@@ -580,3 +580,127 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         out8_store(br, i + wq + 1u, plane);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// conv_forward_s2k3_wgrad_cpu: conv_forward_s2k3_cpu as the input gradient of a ConvTranspose2d
+// with one output channel (GRAD_IN, CI = 1: the footprint is that layer's output gradient g;
+// OUT_ACT: times act' of the layer's input x, read at binding 5), fused with the same layer's
+// weight gradient (conv_wgrad_s2k3_cpu's TRANSPOSED sums: x quads against footprints of g).
+// Both read the same values: the footprints of g, and x, which the OUT_ACT epilogue loads
+// anyway. Each invocation walks items lane, lane + p.chunks, ... (an item is one of
+// conv_forward_s2k3_cpu's invocations: 2 output rows by 2 quads, all CO channels), stores their
+// outputs and adds CO x 9 weight sums and the bias sum (each value of g once: the footprint
+// rows and columns an item owns), stored as partials at binding 6 (p.stride_part floats per
+// lane: weights co * 9 + tap, the bias, zeros), summed by conv2d.wgsl's wgrad_reduce4. That
+// saves the weight gradient's own pass over g and x (the seed AE's last layer). Needs
+// h_in = 2 h_out, w_in = 2 w_out, h_out even and w_out % 8 == 0 (the host checks).
+
+@group(0) @binding(6) var<storage, read_write> fpart: array<f32>;
+
+// One channel's outputs at the item's 4 quads (at i, i + 1, i + wq, i + wq + 1): stored times
+// act'(x), and x added against the 4 footprints into the channel's weight sums.
+fn fused_channel(s: Taps9, i: u32, wq: u32, o0: vec4<f32>, o1: vec4<f32>, o2: vec4<f32>, o3: vec4<f32>, f0: Foot, f1: Foot, f2: Foot, f3: Foot) -> Taps9 {
+    let a = ld_fa(i);
+    let b = ld_fa(i + 1u);
+    let c = ld_fa(i + wq);
+    let d = ld_fa(i + wq + 1u);
+    uy[i] = o0 * act_grad4_code(OUT_ACT, a);
+    uy[i + 1u] = o1 * act_grad4_code(OUT_ACT, b);
+    uy[i + wq] = o2 * act_grad4_code(OUT_ACT, c);
+    uy[i + wq + 1u] = o3 * act_grad4_code(OUT_ACT, d);
+    var r = taps9_add(s, a, f0);
+    r = taps9_add(r, b, f1);
+    r = taps9_add(r, c, f2);
+    return taps9_add(r, d, f3);
+}
+
+fn fused_store(s: Taps9, co: u32, base: u32) {
+    if (co >= CO) { return; }
+    let o = base + co * 9u;
+    fpart[o] = s.t0;
+    fpart[o + 1u] = s.t1;
+    fpart[o + 2u] = s.t2;
+    fpart[o + 3u] = s.t3;
+    fpart[o + 4u] = s.t4;
+    fpart[o + 5u] = s.t5;
+    fpart[o + 6u] = s.t6;
+    fpart[o + 7u] = s.t7;
+    fpart[o + 8u] = s.t8;
+}
+
+// the sum of the footprint values a row's quad owns: columns 8*qx .. 8*qx + 7 (k1 holds the even
+// ones, k2 the odd)
+fn owned(r: Row3) -> f32 {
+    return hsum(r.k1 + r.k2);
+}
+
+@compute @workgroup_size(64)
+fn conv_forward_s2k3_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let lane = gid.x;
+    if (lane >= p.chunks) { return; }
+    let wq = p.w_out / 4u;
+    let ng = wq / 2u;
+    let per_img = (p.h_out / 2u) * ng;
+    let wiq = p.w_in / 4u;
+    let plane = p.h_out * wq;
+    let z = vec4<f32>(0.0);
+    let z8 = Out8(z, z, z, z, z, z, z, z);
+    let z9 = Taps9(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    var s0 = z9;
+    var s1 = z9;
+    var s2 = z9;
+    var s3 = z9;
+    var s4 = z9;
+    var s5 = z9;
+    var s6 = z9;
+    var s7 = z9;
+    var bias = 0.0;
+    for (var q = lane; q < p.batch * per_img; q += p.chunks) {
+        let n = q / per_img;
+        let qy = (q % per_img) / ng;
+        let g = q % ng;
+        // input rows y0 - 1 .. y0 + 3 of the one input channel (all inside but the first)
+        let y0 = 4u * qy;
+        let ip = n * p.h_in;
+        let r0 = in_row2q((ip + max(y0, 1u) - 1u) * wiq, g, y0 > 0u);
+        let r1 = in_row2q((ip + y0) * wiq, g, true);
+        let r2 = in_row2q((ip + y0 + 1u) * wiq, g, true);
+        let r3 = in_row2q((ip + y0 + 2u) * wiq, g, true);
+        let r4 = in_row2q((ip + y0 + 3u) * wiq, g, true);
+        // footprints: top-left, top-right, bottom-left, bottom-right quad
+        let ftl = Foot(r0.a, r1.a, r2.a);
+        let ftr = Foot(r0.b, r1.b, r2.b);
+        let fbl = Foot(r2.a, r3.a, r4.a);
+        let fbr = Foot(r2.b, r3.b, r4.b);
+        let tl = out8_add(z8, ftl, 0u);
+        let tr = out8_add(z8, ftr, 0u);
+        let bl = out8_add(z8, fbl, 0u);
+        let br = out8_add(z8, fbr, 0u);
+        let i = (n * p.c_out + p.co_off) * plane + 2u * qy * wq + 2u * g;
+        if (CO > 0u) { s0 = fused_channel(s0, i, wq, tl.c0, tr.c0, bl.c0, br.c0, ftl, ftr, fbl, fbr); }
+        if (CO > 1u) { s1 = fused_channel(s1, i + plane, wq, tl.c1, tr.c1, bl.c1, br.c1, ftl, ftr, fbl, fbr); }
+        if (CO > 2u) { s2 = fused_channel(s2, i + 2u * plane, wq, tl.c2, tr.c2, bl.c2, br.c2, ftl, ftr, fbl, fbr); }
+        if (CO > 3u) { s3 = fused_channel(s3, i + 3u * plane, wq, tl.c3, tr.c3, bl.c3, br.c3, ftl, ftr, fbl, fbr); }
+        if (CO > 4u) { s4 = fused_channel(s4, i + 4u * plane, wq, tl.c4, tr.c4, bl.c4, br.c4, ftl, ftr, fbl, fbr); }
+        if (CO > 5u) { s5 = fused_channel(s5, i + 5u * plane, wq, tl.c5, tr.c5, bl.c5, br.c5, ftl, ftr, fbl, fbr); }
+        if (CO > 6u) { s6 = fused_channel(s6, i + 6u * plane, wq, tl.c6, tr.c6, bl.c6, br.c6, ftl, ftr, fbl, fbr); }
+        if (CO > 7u) { s7 = fused_channel(s7, i + 7u * plane, wq, tl.c7, tr.c7, bl.c7, br.c7, ftl, ftr, fbl, fbr); }
+        // the item owns input rows y0 .. y0 + 3 of its 16 columns
+        bias += (owned(r1.a) + owned(r2.a) + owned(r3.a) + owned(r4.a))
+            + (owned(r1.b) + owned(r2.b) + owned(r3.b) + owned(r4.b));
+    }
+    let base = lane * p.stride_part;
+    fused_store(s0, 0u, base);
+    fused_store(s1, 1u, base);
+    fused_store(s2, 2u, base);
+    fused_store(s3, 3u, base);
+    fused_store(s4, 4u, base);
+    fused_store(s5, 5u, base);
+    fused_store(s6, 6u, base);
+    fused_store(s7, 7u, base);
+    fpart[base + CO * 9u] = bias;
+    // the padding up to p.stride_part: zeros, so the reduction's whole vec4s add nothing
+    for (var k = CO * 9u + 1u; k < p.stride_part; k++) {
+        fpart[base + k] = 0.0;
+    }
+}

@@ -369,6 +369,88 @@ fn backward_input_then_matches_reference() {
     facegpu::gpu::with_texture_reads(false, || run(0, &cases[0], Activation::Relu));
 }
 
+/// backward_fused: the input gradient (times then'(x), x the layer's input) and the weight
+/// gradient of a one-output-channel 3x3 stride-2 transposed conv in one pass, against the
+/// float64 reference (bound REL, as every test here), through textures and buffers. On GPUs,
+/// and for shapes the kernel does not take, it declines and records nothing.
+#[test]
+fn backward_fused_matches_reference() {
+    let cases = [
+        // the seed AE's dec1 at batch 2
+        convt(2, 8, 64, 64, 1, 3, 3, 2, 1, 1),
+        // odd batch, non-square, input channels not multiples of 4
+        convt(3, 3, 4, 8, 1, 3, 3, 2, 1, 1),
+        convt(1, 5, 6, 16, 1, 3, 3, 2, 1, 1),
+    ];
+    let run = |k: usize, c: &ConvT, act: Activation, then: Activation| -> bool {
+        let d = data(c, 1000 + k as u64);
+        let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+        let s = lib_shape(c);
+        let dx = poisoned(&s.in_shape());
+        let dw = poisoned(&s.weight_shape());
+        let db = poisoned(&[c.c_out]);
+        let mut rec = gpu().record();
+        let fused = conv_transpose2d::backward_fused(
+            &mut rec,
+            &s,
+            act,
+            &upload(&y, &s.out_shape()),
+            &upload(&d.dy, &s.out_shape()),
+            &upload(&d.x, &s.in_shape()),
+            &upload(&d.w, &s.weight_shape()),
+            then,
+            &dx,
+            &dw,
+            &db,
+        )
+        .unwrap();
+        rec.run().unwrap();
+        let got: Vec<f64> = [read(&dx), read(&dw), read(&db)].concat();
+        if !fused {
+            assert!(got.iter().all(|v| v.is_nan()), "declined: nothing recorded");
+            return false;
+        }
+        let g = r::pre_grad(act, &y, &d.dy);
+        let ga = r::abs(&g);
+        // x in [-1, 1]: relu's mask varies element by element
+        let want = r::pre_grad(then, &d.x, &c.backward_input(&g, &d.w));
+        let mag = r::pre_grad(then, &d.x, &c.backward_input(&ga, &r::abs(&d.w)));
+        let what = format!("backward_fused {c:?} {act:?} then {then:?}");
+        r::assert_within(&format!("{what} dx"), &read(&dx), &want, &mag, REL);
+        let (dw_want, db_want) = c.backward_weight(&g, &d.x);
+        let (dw_mag, db_mag) = c.backward_weight(&ga, &r::abs(&d.x));
+        r::assert_within(&format!("{what} dw"), &read(&dw), &dw_want, &dw_mag, REL);
+        r::assert_within(&format!("{what} db"), &read(&db), &db_want, &db_mag, REL);
+        true
+    };
+    for (k, c) in cases.iter().enumerate() {
+        for (act, then) in [
+            (Activation::None, Activation::Relu),
+            (Activation::Sigmoid, Activation::None),
+            (Activation::Relu, Activation::Sigmoid),
+        ] {
+            let fused = run(k, c, act, then);
+            assert_eq!(fused, gpu().is_cpu(), "fused on software adapters only");
+        }
+    }
+    if gpu().is_cpu() {
+        assert!(facegpu::gpu::with_texture_reads(false, || run(
+            1,
+            &cases[1],
+            Activation::Sigmoid,
+            Activation::Relu
+        )));
+    }
+    // two output channels, an odd number of input-gradient rows, 9 input channels: declined
+    for c in [
+        convt(2, 3, 4, 8, 2, 3, 3, 2, 1, 1),
+        convt(1, 3, 3, 8, 1, 3, 3, 2, 1, 1),
+        convt(1, 9, 4, 8, 1, 3, 3, 2, 1, 1),
+    ] {
+        assert!(!run(7, &c, Activation::None, Activation::Relu), "{c:?}");
+    }
+}
+
 /// The last layer with the MSE loss folded in (training): g = 2 scale (y - t) act'(y) and
 /// loss = scale * sum (y - t)^2 against the float64 reference, and bit for bit / within 1e-6 the
 /// separate forward, loss::mse_grad_act and loss::mse (the same float32 operations on the same

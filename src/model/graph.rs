@@ -506,6 +506,14 @@ fn layer_backward(
             }
         }
         LayerShape::ConvT(s) => {
+            if let Some(dx) = &n.d_input {
+                let then_act = then.map_or(Activation::None, |(a, _)| a);
+                if conv_transpose2d::backward_fused(
+                    rec, &s, act, y, dy, x, w, then_act, dx, dw, db,
+                )? {
+                    return Ok(false);
+                }
+            }
             conv_transpose2d::backward_weight(rec, &s, act, y, dy, x, dw, db)?;
             if let Some(dx) = &n.d_input {
                 conv_transpose2d::backward_input_then(rec, &s, act, y, dy, w, dx, then)?;

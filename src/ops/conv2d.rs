@@ -912,6 +912,66 @@ pub fn backward_input_into_wgrad_below(
     )
 }
 
+/// A ConvTranspose2d's input gradient fused with its weight gradient
+/// (`conv_forward_s2k3_wgrad_cpu`), for `g` = the transposed layer's input gradient as a conv
+/// (g.c_in: the layer's one output channel; dy its output gradient, y its output for act',
+/// x its input): dx = conv(g', w) * then_act'(x) and the layer's dw, db, in one pass over g'
+/// and x. Ok(false), nothing recorded, where the kernel does not take `g`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn convt_grads_fused(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    dy: &Tensor,
+    y: &Tensor,
+    w: &Tensor,
+    x: &Tensor,
+    then_act: Activation,
+    grads: (&Tensor, &Tensor, &Tensor),
+) -> Result<bool> {
+    let fits = rec.gpu.is_cpu()
+        && g.c_in == 1
+        && g.c_out <= MAXCB
+        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
+        && g.h_in == 2 * g.h_out
+        && g.w_in == 2 * g.w_out
+        && g.h_out.is_multiple_of(2)
+        && g.w_out.is_multiple_of(8)
+        && w.len() <= UBO_FLOATS;
+    if !fits {
+        return Ok(false);
+    }
+    let (dx, dw, db) = grads;
+    // the act' source of the footprint, read by the kernel only with an activation
+    let ya = if act != Activation::None { y } else { dy };
+    let mut consts = g.overrides(act);
+    consts.extend([
+        ("GRAD_IN", 1.0),
+        ("CI", 1.0),
+        ("CO", g.c_out as f64),
+        ("OUT_ACT", then_act.code() as f64),
+    ]);
+    let items = g.batch * (g.h_out / 2) * (g.w_out / 8);
+    let chunks = wgrad_chunks(rec.gpu, items, 1);
+    // partials: c_out x 9 weights, the bias, padded to whole vec4s for wgrad_reduce4
+    let (n_w, n_b) = (g.c_out * 9, 1);
+    let stride = (n_w + n_b).next_multiple_of(4);
+    let part = rec.gpu.storage((stride * chunks * 4) as u64);
+    let ubo = weights_ubo(rec, w, None);
+    let (shader, ins) = cpu_inputs(rec, &[dy, ya, x], CPU_SHADERS);
+    let [dyb, yab, xb] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+    rec.dispatch_with(
+        shader,
+        "conv_forward_s2k3_wgrad_cpu",
+        &consts,
+        &g.params(chunks, stride),
+        &[dyb, (&ubo).into(), yab, dx.into(), xb, (&part).into()],
+        [chunks.div_ceil(WG) as u32, 1, 1],
+    )?;
+    reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw, db)?;
+    Ok(true)
+}
+
 /// The input gradient's operands: y and dy of the output's size, w of the weights'.
 fn check_input_grad(s: &Conv2dShape, g: &Geom, y: &Tensor, dy: &Tensor, w: &Tensor) -> Result<()> {
     check_len("conv2d backward_input y", y, g.out_len(), &s.out_shape())?;

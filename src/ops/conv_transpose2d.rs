@@ -561,6 +561,49 @@ pub fn backward_input_then(
     super::conv2d::gather_conv(rec, &g.swapped(), act, true, dy, w, w, y, dx, then)
 }
 
+/// [`backward_input_then`] (with `then` = (then_act, x)) and [`backward_weight`] in one pass,
+/// where a hand-written kernel takes the layer: one output channel, 3x3, stride 2, padding 1,
+/// output twice the input (output_padding 1), at most 8 input channels, on software adapters
+/// (the seed AE's last layer). Both gradients read the same values, the output gradient's
+/// footprints and the input x, so the weight gradient's own pass is saved. Elsewhere it
+/// records nothing and returns Ok(false): the caller runs the two.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_fused(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    then_act: Activation,
+    dx: &Tensor,
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<bool> {
+    s.check()?;
+    let g = s.geom();
+    let wn: usize = s.weight_shape().iter().product();
+    for (what, t, want, shape) in [
+        ("y", y, g.out_len(), s.out_shape().to_vec()),
+        ("dy", dy, g.out_len(), s.out_shape().to_vec()),
+        ("x", x, g.in_len(), s.in_shape().to_vec()),
+        ("dx", dx, g.in_len(), s.in_shape().to_vec()),
+        ("w", w, wn, s.weight_shape().to_vec()),
+        ("dw", dw, wn, s.weight_shape().to_vec()),
+        ("db", db, s.c_out, vec![s.c_out]),
+    ] {
+        check_len(
+            &format!("conv_transpose2d backward_fused {what}"),
+            t,
+            want,
+            &shape,
+        )?;
+    }
+    // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
+    super::conv2d::convt_grads_fused(rec, &g.swapped(), act, dy, y, w, x, then_act, (dx, dw, db))
+}
+
 /// dw and db (both overwritten), with g as above.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_weight(
