@@ -762,6 +762,29 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
             bytes: 2.0 * ny + nx + nw + nb,
             program: rec.finish()?,
         });
+        // both gradients in one pass, as training runs them where the kernel takes the layer
+        // (dx times relu'(x), as for a layer after a ReLU)
+        let mut rec = gpu.record();
+        if backward_fused(
+            &mut rec,
+            &s,
+            act,
+            &y,
+            &dy,
+            &x,
+            &w,
+            Activation::Relu,
+            &dx,
+            &dw,
+            &db,
+        )? {
+            out.push(KernelBench {
+                name: format!("conv_transpose2d backward_fused (input and weight) {name} ({desc})"),
+                flops: 2.0 * flops,
+                bytes: 2.0 * ny + 2.0 * nx + 2.0 * nw + nb,
+                program: rec.finish()?,
+            });
+        }
     }
     Ok(out)
 }
