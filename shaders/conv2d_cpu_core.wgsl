@@ -539,6 +539,31 @@ fn out8_store(o: Out8, i: u32, plane: u32) {
     if (CO > 7u) { uy[i + 7u * plane] = out_act(o.c7, 7u, i + 7u * plane); }
 }
 
+// an invocation's four output quads: top-left, top-right, bottom-left, bottom-right
+struct Out8x4 {
+    tl: Out8,
+    tr: Out8,
+    bl: Out8,
+    br: Out8,
+}
+
+// input channel ci's taps (input rows y0 - 1 .. y0 + 3) added to the four quads
+fn s2k3_ci(o: Out8x4, n: u32, y0: u32, g: u32, wiq: u32, ci: u32) -> Out8x4 {
+    let plane = (n * CI + ci) * p.h_in;
+    let hl = p.h_in - 1u;
+    let r0 = in_row2q((plane + min(max(y0, 1u) - 1u, hl)) * wiq, g, y0 > 0u);
+    let r1 = in_row2q((plane + min(y0, hl)) * wiq, g, y0 < p.h_in);
+    let r2 = in_row2q((plane + min(y0 + 1u, hl)) * wiq, g, y0 + 1u < p.h_in);
+    let r3 = in_row2q((plane + min(y0 + 2u, hl)) * wiq, g, y0 + 2u < p.h_in);
+    let r4 = in_row2q((plane + min(y0 + 3u, hl)) * wiq, g, y0 + 3u < p.h_in);
+    return Out8x4(
+        out8_add(o.tl, Foot(r0.a, r1.a, r2.a), ci),
+        out8_add(o.tr, Foot(r0.b, r1.b, r2.b), ci),
+        out8_add(o.bl, Foot(r2.a, r3.a, r4.a), ci),
+        out8_add(o.br, Foot(r2.b, r3.b, r4.b), ci),
+    );
+}
+
 @compute @workgroup_size(64)
 fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let wq = p.w_out / 4u;
@@ -551,33 +576,33 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let wiq = p.w_in / 4u;
     let y0 = 4u * qy;
     let z = vec4<f32>(0.0);
-    // quads: top-left, top-right, bottom-left, bottom-right
-    var tl = Out8(z, z, z, z, z, z, z, z);
-    var tr = tl;
-    var bl = tl;
-    var br = tl;
-    for (var ci = 0u; ci < CI; ci++) {
-        let plane = (n * CI + ci) * p.h_in;
-        let hl = p.h_in - 1u;
-        // input rows y0 - 1 .. y0 + 3
-        let r0 = in_row2q((plane + min(max(y0, 1u) - 1u, hl)) * wiq, g, y0 > 0u);
-        let r1 = in_row2q((plane + min(y0, hl)) * wiq, g, y0 < p.h_in);
-        let r2 = in_row2q((plane + min(y0 + 1u, hl)) * wiq, g, y0 + 1u < p.h_in);
-        let r3 = in_row2q((plane + min(y0 + 2u, hl)) * wiq, g, y0 + 2u < p.h_in);
-        let r4 = in_row2q((plane + min(y0 + 3u, hl)) * wiq, g, y0 + 3u < p.h_in);
-        tl = out8_add(tl, Foot(r0.a, r1.a, r2.a), ci);
-        tr = out8_add(tr, Foot(r0.b, r1.b, r2.b), ci);
-        bl = out8_add(bl, Foot(r2.a, r3.a, r4.a), ci);
-        br = out8_add(br, Foot(r2.b, r3.b, r4.b), ci);
+    let z8 = Out8(z, z, z, z, z, z, z, z);
+    var o = Out8x4(z8, z8, z8, z8);
+    // up to 8 input channels written out, so that every weight offset is a constant (as in
+    // convt_s2k3_core.wgsl's s2x8_item: llvmpipe loads a loop-varying uniform lane by lane)
+    if (CI <= 8u) {
+        if (CI > 0u) { o = s2k3_ci(o, n, y0, g, wiq, 0u); }
+        if (CI > 1u) { o = s2k3_ci(o, n, y0, g, wiq, 1u); }
+        if (CI > 2u) { o = s2k3_ci(o, n, y0, g, wiq, 2u); }
+        if (CI > 3u) { o = s2k3_ci(o, n, y0, g, wiq, 3u); }
+        if (CI > 4u) { o = s2k3_ci(o, n, y0, g, wiq, 4u); }
+        if (CI > 5u) { o = s2k3_ci(o, n, y0, g, wiq, 5u); }
+        if (CI > 6u) { o = s2k3_ci(o, n, y0, g, wiq, 6u); }
+        if (CI > 7u) { o = s2k3_ci(o, n, y0, g, wiq, 7u); }
+    } else {
+        // more channels: a loop (unrolled, 16 or 32 channels took llvmpipe seconds more to compile)
+        for (var ci = 0u; ci < CI; ci++) {
+            o = s2k3_ci(o, n, y0, g, wiq, ci);
+        }
     }
     let plane = p.h_out * wq;
     let oy = 2u * qy;
     let i = (n * p.c_out + p.co_off) * plane + oy * wq + 2u * g;
-    out8_store(tl, i, plane);
-    out8_store(tr, i + 1u, plane);
+    out8_store(o.tl, i, plane);
+    out8_store(o.tr, i + 1u, plane);
     if (oy + 1u < p.h_out) {
-        out8_store(bl, i + wq, plane);
-        out8_store(br, i + wq + 1u, plane);
+        out8_store(o.bl, i + wq, plane);
+        out8_store(o.br, i + wq + 1u, plane);
     }
 }
 

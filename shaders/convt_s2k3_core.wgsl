@@ -96,62 +96,90 @@ fn s2_out_act(v: vec4<f32>, i: u32) -> vec4<f32> {
 // LOSS: the partial sums of (y - t)^2, one per invocation [batch][c_out][qh * nb]
 @group(0) @binding(6) var<storage, read_write> tloss: array<f32>;
 
+// row pairs A (output rows 2*y0, +1) and B (2*y0 + 2, +3) by column blocks L (output columns
+// 16*qg .. +7) and R (+8 .. +15)
+struct S2x4 {
+    al: S2Block,
+    ar: S2Block,
+    bl: S2Block,
+    br: S2Block,
+}
+
+// input channel ci's taps (input rows y0 .. y0 + 2) added to output channel co's blocks
+fn s2_ci(o: S2x4, n: u32, y0: u32, qg: u32, wiq: u32, co: u32, ci: u32) -> S2x4 {
+    let z = vec4<f32>(0.0);
+    let ok1 = y0 + 1u < p.h_in;
+    let ok2 = y0 + 2u < p.h_in;
+    let ok_c = 2u * qg + 2u < wiq;
+    let plane = (n * CI + ci) * p.h_in;
+    let i0 = (plane + y0) * wiq + 2u * qg;
+    let i1 = (plane + min(y0 + 1u, p.h_in - 1u)) * wiq + 2u * qg;
+    let i2 = (plane + min(y0 + 2u, p.h_in - 1u)) * wiq + 2u * qg;
+    // row k: vec4s u (columns 8*qg ..), v (+4 ..) and the first value of the next (c)
+    let u0 = s_in4(i0);
+    let v0 = s_in4(i0 + 1u);
+    let c0 = select(0.0, s_in4(select(i0, i0 + 2u, ok_c)).x, ok_c);
+    let u1 = select(z, s_in4(i1), ok1);
+    let v1 = select(z, s_in4(i1 + 1u), ok1);
+    let c1 = select(0.0, s_in4(select(i1, i1 + 2u, ok_c)).x, ok_c && ok1);
+    let u2 = select(z, s_in4(i2), ok2);
+    let v2 = select(z, s_in4(i2 + 1u), ok2);
+    let c2 = select(0.0, s_in4(select(i2, i2 + 2u, ok_c)).x, ok_c && ok2);
+    // shifted by one column
+    let su0 = vec4<f32>(u0.y, u0.z, u0.w, v0.x);
+    let sv0 = vec4<f32>(v0.y, v0.z, v0.w, c0);
+    let su1 = vec4<f32>(u1.y, u1.z, u1.w, v1.x);
+    let sv1 = vec4<f32>(v1.y, v1.z, v1.w, c1);
+    let su2 = vec4<f32>(u2.y, u2.z, u2.w, v2.x);
+    let sv2 = vec4<f32>(v2.y, v2.z, v2.w, c2);
+    let wb = (ci * CO + co) * 9u;
+    return S2x4(
+        s2_taps(o.al, u0, su0, u1, su1, wb),
+        s2_taps(o.ar, v0, sv0, v1, sv1, wb),
+        s2_taps(o.bl, u1, su1, u2, su2, wb),
+        s2_taps(o.br, v1, sv1, v2, sv2, wb),
+    );
+}
+
 @compute @workgroup_size(64)
 fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let wiq = p.w_in / 4u;
     let nb = wiq / 2u;
     let qh = (p.h_in + 1u) / 2u;
     if (gid.x >= qh * nb) { return; }
-    let co = wid.y;
+    // one output channel: a constant, so the weight offsets are too
+    let co = select(wid.y, 0u, CO == 1u);
     let n = wid.z;
     let qy = gid.x / nb;
     let qg = gid.x % nb;
     let y0 = 2u * qy;
-    let ok1 = y0 + 1u < p.h_in;
-    let ok2 = y0 + 2u < p.h_in;
-    let ok_c = 2u * qg + 2u < wiq;
     let z = vec4<f32>(0.0);
-    // row pairs A (output rows 2*y0, +1) and B (2*y0 + 2, +3) by column blocks L (output columns
-    // 16*qg .. +7) and R (+8 .. +15)
-    var al = S2Block(z, z, z, z);
-    var ar = S2Block(z, z, z, z);
-    var bl = S2Block(z, z, z, z);
-    var br = S2Block(z, z, z, z);
-    for (var ci = 0u; ci < CI; ci++) {
-        let plane = (n * CI + ci) * p.h_in;
-        let i0 = (plane + y0) * wiq + 2u * qg;
-        let i1 = (plane + min(y0 + 1u, p.h_in - 1u)) * wiq + 2u * qg;
-        let i2 = (plane + min(y0 + 2u, p.h_in - 1u)) * wiq + 2u * qg;
-        // row k: vec4s u (columns 8*qg ..), v (+4 ..) and the first value of the next (c)
-        let u0 = s_in4(i0);
-        let v0 = s_in4(i0 + 1u);
-        let c0 = select(0.0, s_in4(select(i0, i0 + 2u, ok_c)).x, ok_c);
-        let u1 = select(z, s_in4(i1), ok1);
-        let v1 = select(z, s_in4(i1 + 1u), ok1);
-        let c1 = select(0.0, s_in4(select(i1, i1 + 2u, ok_c)).x, ok_c && ok1);
-        let u2 = select(z, s_in4(i2), ok2);
-        let v2 = select(z, s_in4(i2 + 1u), ok2);
-        let c2 = select(0.0, s_in4(select(i2, i2 + 2u, ok_c)).x, ok_c && ok2);
-        // shifted by one column
-        let su0 = vec4<f32>(u0.y, u0.z, u0.w, v0.x);
-        let sv0 = vec4<f32>(v0.y, v0.z, v0.w, c0);
-        let su1 = vec4<f32>(u1.y, u1.z, u1.w, v1.x);
-        let sv1 = vec4<f32>(v1.y, v1.z, v1.w, c1);
-        let su2 = vec4<f32>(u2.y, u2.z, u2.w, v2.x);
-        let sv2 = vec4<f32>(v2.y, v2.z, v2.w, c2);
-        let wb = (ci * CO + co) * 9u;
-        al = s2_taps(al, u0, su0, u1, su1, wb);
-        ar = s2_taps(ar, v0, sv0, v1, sv1, wb);
-        bl = s2_taps(bl, u1, su1, u2, su2, wb);
-        br = s2_taps(br, v1, sv1, v2, sv2, wb);
+    let zb = S2Block(z, z, z, z);
+    var o = S2x4(zb, zb, zb, zb);
+    // up to 8 input channels written out, so that every weight offset is a constant where co
+    // is (one output channel): llvmpipe loads a loop-varying uniform lane by lane
+    if (CI <= 8u) {
+        if (CI > 0u) { o = s2_ci(o, n, y0, qg, wiq, co, 0u); }
+        if (CI > 1u) { o = s2_ci(o, n, y0, qg, wiq, co, 1u); }
+        if (CI > 2u) { o = s2_ci(o, n, y0, qg, wiq, co, 2u); }
+        if (CI > 3u) { o = s2_ci(o, n, y0, qg, wiq, co, 3u); }
+        if (CI > 4u) { o = s2_ci(o, n, y0, qg, wiq, co, 4u); }
+        if (CI > 5u) { o = s2_ci(o, n, y0, qg, wiq, co, 5u); }
+        if (CI > 6u) { o = s2_ci(o, n, y0, qg, wiq, co, 6u); }
+        if (CI > 7u) { o = s2_ci(o, n, y0, qg, wiq, co, 7u); }
+    } else {
+        // more channels: a loop (unrolled, 16 or 32 channels took llvmpipe seconds more to compile)
+        for (var ci = 0u; ci < CI; ci++) {
+            o = s2_ci(o, n, y0, qg, wiq, co, ci);
+        }
     }
     let bias = tw_at(CI * CO * 9u + co);
     let wq = p.w_out / 4u;
     let r = ((n * CO + co) * p.h_out + 2u * y0) * wq + 4u * qg;
-    s2_store(al, r, 2u * y0, wq, bias);
-    s2_store(ar, r + 2u, 2u * y0, wq, bias);
-    s2_store(bl, r + 2u * wq, 2u * y0 + 2u, wq, bias);
-    s2_store(br, r + 2u * wq + 2u, 2u * y0 + 2u, wq, bias);
+    s2_store(o.al, r, 2u * y0, wq, bias);
+    s2_store(o.ar, r + 2u, 2u * y0, wq, bias);
+    s2_store(o.bl, r + 2u * wq, 2u * y0 + 2u, wq, bias);
+    s2_store(o.br, r + 2u * wq + 2u, 2u * y0 + 2u, wq, bias);
     if (LOSS) {
         tloss[(n * CO + co) * qh * nb + gid.x] = loss_acc;
     }
@@ -189,25 +217,46 @@ fn s2x8_add(o: S2x8, a0: vec4<f32>, s0: vec4<f32>, a1: vec4<f32>, s1: vec4<f32>,
     return r;
 }
 
-// all output channels of one invocation: input rows qy, qy + 1, columns 4*qg .. 4*qg + 4 of
-// image n, over every input channel
-fn s2x8_item(n: u32, qy: u32, qg: u32, wiq: u32) -> S2x8 {
+// input channel ci's taps added to all output channels: input rows qy, qy + 1, columns 4*qg ..
+// 4*qg + 4 of image n
+fn s2x8_ci(o: S2x8, n: u32, qy: u32, qg: u32, wiq: u32, ci: u32) -> S2x8 {
     let has_next_col = qg + 1u < wiq;
     let has_next_row = qy + 1u < p.h_in;
     let z = vec4<f32>(0.0);
+    let plane = (n * CI + ci) * p.h_in;
+    let i0 = (plane + qy) * wiq + qg;
+    let i1 = (plane + min(qy + 1u, p.h_in - 1u)) * wiq + qg;
+    let a0 = s_in4(i0);
+    let b0 = select(0.0, s_in4(select(i0, i0 + 1u, has_next_col)).x, has_next_col);
+    let a1 = select(z, s_in4(i1), has_next_row);
+    let b1 = select(0.0, s_in4(select(i1, i1 + 1u, has_next_col)).x, has_next_col && has_next_row);
+    let s0 = vec4<f32>(a0.y, a0.z, a0.w, b0);
+    let s1 = vec4<f32>(a1.y, a1.z, a1.w, b1);
+    return s2x8_add(o, a0, s0, a1, s1, ci);
+}
+
+// all output channels of one invocation, over every input channel. Up to 8 input channels are
+// written out, so that every weight offset is a constant: llvmpipe loads a uniform at an offset
+// that varies with a loop lane by lane (a rolled loop over 4 channels spent most of its
+// instructions there; written out, the seed AE's dec0 forward ran ~1.6x as fast).
+fn s2x8_item(n: u32, qy: u32, qg: u32, wiq: u32) -> S2x8 {
+    let z = vec4<f32>(0.0);
     let zb = S2Block(z, z, z, z);
     var acc = S2x8(zb, zb, zb, zb, zb, zb, zb, zb);
-    for (var ci = 0u; ci < CI; ci++) {
-        let plane = (n * CI + ci) * p.h_in;
-        let i0 = (plane + qy) * wiq + qg;
-        let i1 = (plane + min(qy + 1u, p.h_in - 1u)) * wiq + qg;
-        let a0 = s_in4(i0);
-        let b0 = select(0.0, s_in4(select(i0, i0 + 1u, has_next_col)).x, has_next_col);
-        let a1 = select(z, s_in4(i1), has_next_row);
-        let b1 = select(0.0, s_in4(select(i1, i1 + 1u, has_next_col)).x, has_next_col && has_next_row);
-        let s0 = vec4<f32>(a0.y, a0.z, a0.w, b0);
-        let s1 = vec4<f32>(a1.y, a1.z, a1.w, b1);
-        acc = s2x8_add(acc, a0, s0, a1, s1, ci);
+    if (CI <= 8u) {
+        if (CI > 0u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 0u); }
+        if (CI > 1u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 1u); }
+        if (CI > 2u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 2u); }
+        if (CI > 3u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 3u); }
+        if (CI > 4u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 4u); }
+        if (CI > 5u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 5u); }
+        if (CI > 6u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 6u); }
+        if (CI > 7u) { acc = s2x8_ci(acc, n, qy, qg, wiq, 7u); }
+    } else {
+        // more channels: a loop (unrolled, 16 or 32 channels took llvmpipe seconds more to compile)
+        for (var ci = 0u; ci < CI; ci++) {
+            acc = s2x8_ci(acc, n, qy, qg, wiq, ci);
+        }
     }
     return acc;
 }
