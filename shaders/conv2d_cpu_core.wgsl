@@ -137,7 +137,8 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     var acc: array<array<array<f32, WTAP>, WCI>, WCO>;
     var db: array<vec4<f32>, WCO>;
     var dbt: array<f32, WCI>;
-    for (var q = chunk; q < p.batch * plane; q += p.chunks) {
+    let run = lane_items(chunk, p.batch * plane);
+    for (var q = run.x; q < run.y; q += run.z) {
         let n = q / plane;
         let r = q % plane;
         let oy = r / wq;
@@ -388,7 +389,8 @@ fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
     var s7 = z9;
     var db = array<vec4<f32>, 8>(z, z, z, z, z, z, z, z);
     var dbt = vec2<f32>(0.0);
-    for (var q = chunk; q < p.batch * plane; q += p.chunks) {
+    let run = lane_items(chunk, p.batch * plane);
+    for (var q = run.x; q < run.y; q += run.z) {
         let n = q / plane;
         let r = q % plane;
         let oy = r / wq;
@@ -680,7 +682,8 @@ fn conv_forward_s2k3_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
     var s6 = z9;
     var s7 = z9;
     var bias = 0.0;
-    for (var q = lane; q < p.batch * per_img; q += p.chunks) {
+    let run = lane_items(lane, p.batch * per_img);
+    for (var q = run.x; q < run.y; q += run.z) {
         let n = q / per_img;
         let qy = (q % per_img) / ng;
         let g = q % ng;

@@ -43,3 +43,17 @@ const MAXCB: u32 = 8u;
 const MAXW: u32 = 160u;
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+// The items a weight-gradient lane sums (kernels that walk items, p.chunks lanes): (first, end,
+// step). Each group of 8 lanes (one SIMD vector on CPU adapters) walks its own contiguous run of
+// the `total` items, its lanes on adjacent items, so its loads stream through memory; with items
+// lane, lane + p.chunks, ... every step jumped to another page and llvmpipe waited on memory.
+// A last group of fewer than 8 lanes steps by its lane count, so every item is summed once.
+fn lane_items(lane: u32, total: u32) -> vec3<u32> {
+    let groups = (p.chunks + 7u) / 8u;
+    let g = lane / 8u;
+    let step = min(8u, p.chunks - 8u * g);
+    let len = (total + groups - 1u) / groups;
+    let lo = min(g * len, total);
+    return vec3<u32>(lo + lane % 8u, min(lo + len, total), step);
+}

@@ -394,7 +394,8 @@ fn convt_s2k3_all_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
     var s5 = zw;
     var s6 = zw;
     var s7 = zw;
-    for (var q = lane; q < p.batch * per_img; q += p.chunks) {
+    let run = lane_items(lane, p.batch * per_img);
+    for (var q = run.x; q < run.y; q += run.z) {
         let n = q / per_img;
         let qy = (q % per_img) / wiq;
         let qg = q % wiq;
