@@ -997,7 +997,8 @@ fn noise_statistics_reproducibility_and_clipping() {
             b.batch_ids(k),
         )
     };
-    let unclipped = Some(NoiseSpec { sigma, clip: false });
+    let spec = NoiseSpec { sigma, clip: false };
+    let unclipped = Some(spec);
     let (clean, noisy, ids) = run(BatcherConfig::train(3, 5, unclipped), 0, 0);
     let d: Vec<f64> = noisy
         .iter()
@@ -1066,17 +1067,7 @@ fn noise_statistics_reproducibility_and_clipping() {
     for (r, &id) in ids.iter().enumerate() {
         gpu.write(&xs[r], &clean[r * PIXELS..(r + 1) * PIXELS])
             .unwrap();
-        facegpu::ops::noise::add(
-            &mut rec,
-            &xs[r],
-            &ys[r],
-            PIXELS,
-            id as u32,
-            unclipped.unwrap(),
-            5,
-            0,
-        )
-        .unwrap();
+        facegpu::ops::noise::add(&mut rec, &xs[r], &ys[r], PIXELS, id as u32, spec, 5, 0).unwrap();
     }
     rec.run().unwrap();
     for (r, yt) in ys.iter().enumerate() {

@@ -5,6 +5,7 @@
 //! - random reals: bound |got - want| <= 1e-6 * Σ|x| + 1e-7 |want|. The rigorous worst case
 //!   of three passes of <= 256-term sums is ~541 u Σ|x| = 3.2e-5 Σ|x| (u = 2^-24); rounding
 //!   errors of random data grow like the square root of the term count (~40 u).
+//!
 //! And the same bits on every run, and for a replayed program.
 mod common;
 mod reference;

@@ -85,6 +85,7 @@ fn glyph(c: char) -> [u8; 7] {
 }
 
 /// Burns `text` into a gray image at (x, y), `scale` pixels per font dot.
+#[allow(clippy::too_many_arguments)]
 fn draw_text(
     img: &mut [u8],
     w: usize,

@@ -395,6 +395,7 @@ fn head_shade(f: &Face, u: f64, v: f64) -> f64 {
 /// coordinates). Thickness t at the middle, thinning to the ends; `bias` > 0 thickens the
 /// s < 0 end (brows: thick inside).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn stroke(u: f64, v: f64, cx: f64, cy: f64, w: f64, k: f64, t: f64, bias: f64) -> f64 {
     let s = (u - cx) / w;
     if !(-1.0..=1.0).contains(&s) {

@@ -7,6 +7,9 @@ use super::spec::ModelSpec;
 use crate::gpu::{Gpu, Tensor};
 use crate::ops::rng;
 
+/// A tensor read back to the host: (name, shape, values).
+pub type HostTensor = (String, Vec<usize>, Vec<f32>);
+
 /// One parameter tensor (a layer's weight or bias).
 pub struct Param {
     /// PyTorch name, e.g. "encoder.0.weight".
@@ -96,7 +99,7 @@ impl Params {
     }
 
     /// Reads every parameter back: (name, shape, values).
-    pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn to_host(&self, gpu: &Gpu) -> Result<Vec<HostTensor>> {
         self.list
             .iter()
             .map(|p| Ok((p.name.clone(), p.value.shape.clone(), gpu.read(&p.value)?)))
@@ -104,7 +107,7 @@ impl Params {
     }
 
     /// Reads Adam's moments back: ("{name}.m" / "{name}.v", shape, values).
-    pub fn moments_to_host(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn moments_to_host(&self, gpu: &Gpu) -> Result<Vec<HostTensor>> {
         let mut out = Vec::new();
         for p in &self.list {
             out.push((format!("{}.m", p.name), p.m.shape.clone(), gpu.read(&p.m)?));
