@@ -82,11 +82,14 @@ pub fn spread_software_threads() {
     if std::env::var_os("LP_NUM_THREADS").is_some() {
         return;
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::env::set_var(
         "LP_NUM_THREADS",
-        (cores * SOFTWARE_THREADS_PER_CORE).to_string(),
+        (cores() * SOFTWARE_THREADS_PER_CORE).to_string(),
     );
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// llvmpipe's worker threads as LP_NUM_THREADS sets them (else one per core), for reports.
@@ -94,7 +97,7 @@ pub fn software_threads() -> usize {
     std::env::var("LP_NUM_THREADS")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(cores)
 }
 
 /// Every adapter wgpu can see for the given backends.

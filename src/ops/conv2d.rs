@@ -134,6 +134,21 @@ pub(crate) const MAXACC: usize = 64;
 pub(crate) const MAX_STRIDE: usize = 8;
 
 impl Geom {
+    /// 3x3, stride 2, padding 1 with the input exactly twice the output: the shape the
+    /// hand-written software conv kernels (`*_s2k3_cpu`) take.
+    pub(crate) fn s2k3_halves(&self) -> bool {
+        (self.kh, self.kw, self.stride, self.pad) == (3, 3, 2, 1)
+            && self.h_in == 2 * self.h_out
+            && self.w_in == 2 * self.w_out
+    }
+
+    /// The same with the output twice the input (a transposed conv's forward geometry).
+    pub(crate) fn s2k3_doubles(&self) -> bool {
+        (self.kh, self.kw, self.stride, self.pad) == (3, 3, 2, 1)
+            && self.h_out == 2 * self.h_in
+            && self.w_out == 2 * self.w_in
+    }
+
     pub fn conv(s: &Conv2dShape) -> Geom {
         Geom {
             batch: s.batch,
@@ -314,11 +329,7 @@ pub(crate) fn wgrad_cpu(
 ) -> Result<bool> {
     // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side: the
     // hand-written kernel (CO * CIB <= 8 slots); else the generated-loop one where it fits
-    let s2k3 = rec.gpu.is_cpu()
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.h_in == 2 * g.h_out
-        && g.w_in == 2 * g.w_out
-        && g.w_out.is_multiple_of(4);
+    let s2k3 = rec.gpu.is_cpu() && g.s2k3_halves() && g.w_out.is_multiple_of(4);
     if s2k3 && g.c_out > 8 && g.c_in * 8 * 9 + g.c_in.max(8) <= UBO_FLOATS {
         // once per group of 8 quads-side channels (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the generic kernel or the matrix products took 0.1-0.4 s a step)
@@ -587,9 +598,7 @@ pub(crate) fn gather_conv(
     // kernel, once per group of up to 8 output channels
     let groups = g.c_out.div_ceil(8);
     if rec.gpu.is_cpu()
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.h_in == 2 * g.h_out
-        && g.w_in == 2 * g.w_out
+        && g.s2k3_halves()
         && g.w_out.is_multiple_of(8)
         // more than 8 output channels in groups (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the matrix-product path ran at 0.5-5 GFLOP/s and im2col moved 9
@@ -870,11 +879,8 @@ pub fn backward_input_into_wgrad_below(
     s.check()?;
     below.check()?;
     let g = Geom::conv(s);
-    let fits = below.c_in == 1
-        && (below.kh, below.kw, below.stride, below.pad) == (3, 3, 2, 1)
-        && below.h_in == 2 * below.h_out()
-        && below.w_in == 2 * below.w_out()
-        && below.out_shape() == s.in_shape();
+    let fits =
+        below.c_in == 1 && Geom::conv(below).s2k3_halves() && below.out_shape() == s.in_shape();
     if !fits {
         return Ok(false);
     }
@@ -932,9 +938,7 @@ pub(crate) fn convt_grads_fused(
     let fits = rec.gpu.is_cpu()
         && g.c_in == 1
         && g.c_out <= MAXCB
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.h_in == 2 * g.h_out
-        && g.w_in == 2 * g.w_out
+        && g.s2k3_halves()
         && g.h_out.is_multiple_of(2)
         && g.w_out.is_multiple_of(8)
         && w.len() <= UBO_FLOATS;

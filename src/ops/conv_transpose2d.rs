@@ -147,11 +147,7 @@ struct UboKernel {
 /// stride 2 pad 1 with output_padding 1 the hand-written kernels, for few output channels (one
 /// per workgroup row) or 4..8 (all per invocation); else the generated-loop one where it fits.
 fn ubo_kernel(gpu: &Gpu, g: &Geom, wn: usize) -> Option<UboKernel> {
-    let s2k3 = gpu.is_cpu()
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.w_out == 2 * g.w_in
-        && g.h_out == 2 * g.h_in
-        && wn <= UBO_FLOATS;
+    let s2k3 = gpu.is_cpu() && g.s2k3_doubles() && wn <= UBO_FLOATS;
     let (entry, geometry, items, channels) = if s2k3 && g.w_in.is_multiple_of(8) && 2 * g.c_out < 8
     {
         let items = g.h_in.div_ceil(2) * g.w_in / 8;
@@ -234,9 +230,7 @@ pub(crate) fn gather_convt(
     // group of 8 (conv-vae's middle layers, whose matrix-product path stored 9 values per
     // output for col2im to add up)
     if rec.gpu.is_cpu()
-        && (g.kh, g.kw, g.stride, g.pad) == (3, 3, 2, 1)
-        && g.w_out == 2 * g.w_in
-        && g.h_out == 2 * g.h_in
+        && g.s2k3_doubles()
         && g.w_in.is_multiple_of(4)
         && g.c_out > 8
         && g.c_in * 8 * 9 + 8 <= UBO_FLOATS
