@@ -52,6 +52,8 @@ pub struct Gpu {
     pub features: wgpu::Features,
     pub(crate) pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     pub(crate) modules: Mutex<HashMap<String, wgpu::ShaderModule>>,
+    /// Tensor buffers that flat textures alias (lavapipe only; see [`super::alias`]).
+    pub(crate) aliases: Option<super::alias::Registry>,
 }
 
 fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
@@ -206,7 +208,9 @@ impl Gpu {
                 info.name, info.backend
             )
         })?;
+        let aliases = super::alias::Registry::for_device(&device, &info);
         Ok(Gpu {
+            aliases,
             device,
             queue,
             info,
@@ -221,6 +225,23 @@ impl Gpu {
     /// without workgroup barriers rather than shared-memory tiles.
     pub fn is_cpu(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Whether large tensor buffers are also flat textures (lavapipe; see [`super::alias`]).
+    pub fn aliases_tensors(&self) -> bool {
+        self.aliases.is_some()
+    }
+
+    /// The flat texture aliasing `buf`, if it has one.
+    pub fn texture_alias(&self, buf: &wgpu::Buffer) -> Option<wgpu::TextureView> {
+        self.aliases.as_ref()?.view(buf)
+    }
+
+    /// This device with tensors made as plain buffers, read through texture copies again
+    /// (to compare both paths; `FACEGPU_NO_ALIAS=1` does it for a whole run).
+    pub fn without_aliases(mut self) -> Gpu {
+        self.aliases = None;
+        self
     }
 
     pub fn has_timestamps(&self) -> bool {

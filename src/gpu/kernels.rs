@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use wgpu::util::DeviceExt;
 
 use super::{shaders, Gpu};
@@ -20,6 +20,10 @@ pub fn grid_1d(n: u64, wg: u32) -> [u32; 3] {
         [groups.div_ceil(y) as u32, y as u32, 1]
     }
 }
+
+/// Kernels that may read a buffer through its aliasing flat texture ([`super::alias`]) while
+/// writing it: each invocation reads only the elements it then writes.
+const ELEMENTWISE_IN_PLACE: &[&str] = &["adam4_tex"];
 
 /// Width in texels of [`Recorder::flat_texture`] copies (`FLAT_W` in shaders/flat_texture.wgsl).
 pub const FLAT_TEXTURE_WIDTH: usize = 4096;
@@ -298,6 +302,20 @@ impl<'g> Recorder<'g> {
         for b in binds {
             if let Bind::Buffer { buf, .. } = b {
                 self.flat_copies.retain(|(c, _, _)| c != buf);
+                // a texture aliasing a buffer the kernel writes shows the writes: only a kernel
+                // where each invocation reads just what it writes may bind both
+                let aliased = self.gpu.texture_alias(buf);
+                if let Some(v) = aliased {
+                    let both = binds
+                        .iter()
+                        .any(|t| matches!(t, Bind::Texture(tv) if *tv == v));
+                    if both && !ELEMENTWISE_IN_PLACE.contains(&entry) {
+                        bail!(
+                            "{shader}:{entry} binds a buffer and the texture aliasing it; \
+                             it is not in ELEMENTWISE_IN_PLACE (src/gpu/kernels.rs)"
+                        );
+                    }
+                }
             }
         }
         self.ops.push(Pending::Dispatch {
@@ -384,7 +402,13 @@ impl<'g> Recorder<'g> {
     /// per float, so kernels bound by their loads read such copies on CPU adapters.
     /// A copy made earlier in the recording is reused while nothing has bound or written `buf`
     /// since (a forward input read again by the weight gradient, a loss target, ...).
+    /// On lavapipe a tensor buffer made large enough is its own flat texture: no copy at all.
     pub fn flat_texture(&mut self, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
+        if let Some((n, view)) = self.gpu.aliases.as_ref().and_then(|a| a.view_len(buf)) {
+            if n >= len {
+                return view;
+            }
+        }
         if let Some((_, _, view)) = self
             .flat_copies
             .iter()

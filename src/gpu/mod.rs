@@ -6,6 +6,7 @@
 //! - 1-D grids larger than 65535 workgroups are split over x and y by [`grid_1d`]; a shader
 //!   recovers its linear index as `gid.x + gid.y * nwg.x * WG` (see shaders/common.wgsl).
 
+pub mod alias;
 pub mod autotune;
 pub mod context;
 pub mod kernels;

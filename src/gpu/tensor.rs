@@ -6,7 +6,7 @@ use wgpu::util::DeviceExt;
 use super::Gpu;
 
 /// Usage every tensor buffer gets: bindable as storage, copyable both ways.
-const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 
@@ -38,12 +38,7 @@ impl Gpu {
     /// A zero-filled tensor.
     pub fn zeros(&self, shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: padded(n as u64 * 4),
-            usage: TENSOR_USAGE,
-            mapped_at_creation: false,
-        });
+        let buf = self.storage(n as u64 * 4);
         Tensor {
             buf,
             shape: shape.to_vec(),
@@ -59,8 +54,16 @@ impl Gpu {
                 data.len()
             );
         }
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if let Some(buf) = self.aliased(bytes.len() as u64) {
+            self.queue.write_buffer(&buf, 0, bytes);
+            return Ok(Tensor {
+                buf,
+                shape: shape.to_vec(),
+            });
+        }
         Ok(Tensor {
-            buf: self.buffer_init(bytemuck::cast_slice(data), TENSOR_USAGE),
+            buf: self.buffer_init(bytes, TENSOR_USAGE),
             shape: shape.to_vec(),
         })
     }
@@ -87,12 +90,25 @@ impl Gpu {
 
     /// An uninitialised (zeroed) raw storage buffer of at least `bytes` bytes.
     pub fn storage(&self, bytes: u64) -> wgpu::Buffer {
+        if let Some(buf) = self.aliased(bytes) {
+            // wgpu takes a buffer made outside it as initialised: zero it here
+            self.queue.write_buffer(&buf, 0, &vec![0u8; bytes as usize]);
+            return buf;
+        }
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: padded(bytes),
             usage: TENSOR_USAGE,
             mapped_at_creation: false,
         })
+    }
+
+    /// A tensor buffer of `bytes` that a flat texture aliases (see [`super::alias`]), where
+    /// this adapter supports that and the size suits; contents undefined.
+    fn aliased(&self, bytes: u64) -> Option<wgpu::Buffer> {
+        self.aliases
+            .as_ref()?
+            .create(&self.device, bytes, TENSOR_USAGE)
     }
 
     fn buffer_init(&self, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {

@@ -1,0 +1,290 @@
+//! Tensor buffers that a texture aliases, on lavapipe: a kernel writes the buffer, the next
+//! reads the same memory as a read-only storage texture, and no copy runs between them.
+//!
+//! Why: texture-reading kernels on CPU adapters read [`super::Recorder::flat_texture`] copies
+//! (a storage-buffer load costs llvmpipe several times a texel load), and lavapipe does those
+//! buffer-to-texture copies on its one queue thread while the compute threads wait: about
+//! 9 ms of the seed AE's 60 ms step (`bench train --profile`). llvmpipe lays out a 2D texture
+//! linearly, so a [`FLAT_TEXTURE_WIDTH`]-texel-wide rgba32float image bound to the buffer's
+//! memory holds float i at texel i / 4, exactly the flat copy's layout.
+//!
+//! Only on lavapipe (Vulkan, llvmpipe driver), where commands run one after another on the
+//! queue thread and image layouts are not acted on, and only when the driver reports the row
+//! pitch that layout needs (checked once, on a probe image). `FACEGPU_NO_ALIAS=1` turns it
+//! off (to compare, or should a driver differ). wgpu tracks the buffer and the texture as two
+//! resources; kernels only ever write the buffer and read the texture.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ash::vk;
+use ash::vk::Handle;
+use wgpu::hal::api::Vulkan;
+
+use super::kernels::{flat_texture_rows, FLAT_TEXTURE_WIDTH};
+
+/// Floats below which a tensor is not aliased: one texture row. Smaller copies cost little,
+/// and each aliased image takes at least 4 rows (llvmpipe aligns heights to 4).
+pub const MIN_ALIAS_FLOATS: usize = FLAT_TEXTURE_WIDTH * 4;
+
+/// The aliased buffers alive on one device: their views, by the Vulkan buffer handle.
+#[derive(Default)]
+pub struct Registry {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    views: HashMap<u64, (usize, wgpu::TextureView)>,
+    /// Handles of buffers destroyed since the last look (their callback cannot drop a wgpu
+    /// view itself: it runs inside wgpu's own destruction).
+    dead: Vec<u64>,
+}
+
+impl State {
+    /// Drops the views of destroyed buffers; returns them so they drop outside the lock.
+    fn purge(&mut self) -> Vec<(usize, wgpu::TextureView)> {
+        let dead = std::mem::take(&mut self.dead);
+        dead.iter().filter_map(|h| self.views.remove(h)).collect()
+    }
+}
+
+/// One allocation that a buffer and an image share; freed once both are destroyed.
+struct Memory {
+    device: ash::Device,
+    memory: vk::DeviceMemory,
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        unsafe { self.device.free_memory(self.memory, None) };
+    }
+}
+
+fn hal_handle(buf: &wgpu::Buffer) -> Option<u64> {
+    let hal = unsafe { buf.as_hal::<Vulkan>() }?;
+    Some(unsafe { hal.raw_handle() }.as_raw())
+}
+
+impl Registry {
+    /// A registry for `device` when it is lavapipe and an aliased probe image has the flat
+    /// layout; else None (callers then copy as before).
+    pub fn for_device(device: &wgpu::Device, info: &wgpu::AdapterInfo) -> Option<Registry> {
+        let lavapipe = info.backend == wgpu::Backend::Vulkan
+            && info.device_type == wgpu::DeviceType::Cpu
+            && (info.driver.contains("llvmpipe") || info.name.contains("llvmpipe"));
+        if !lavapipe || std::env::var_os("FACEGPU_NO_ALIAS").is_some_and(|v| v != "0") {
+            return None;
+        }
+        let reg = Registry::default();
+        // the probe: one aliased pair, its layout checked inside `create`
+        reg.create(
+            device,
+            (MIN_ALIAS_FLOATS * 4) as u64,
+            super::tensor::TENSOR_USAGE,
+        )?;
+        Some(reg)
+    }
+
+    /// The texture view aliasing `buf`, when `buf` was made by [`Registry::create`].
+    pub fn view(&self, buf: &wgpu::Buffer) -> Option<wgpu::TextureView> {
+        self.view_len(buf).map(|(_, v)| v)
+    }
+
+    /// [`Registry::view`] and the floats the buffer holds.
+    pub fn view_len(&self, buf: &wgpu::Buffer) -> Option<(usize, wgpu::TextureView)> {
+        let handle = hal_handle(buf)?;
+        let (found, dropped) = {
+            let mut st = self.state.lock().unwrap();
+            let dropped = st.purge();
+            let found = st.views.get(&handle).cloned();
+            (found, dropped)
+        };
+        drop(dropped);
+        found
+    }
+
+    /// A buffer of `bytes` (a multiple of 16, at least [`MIN_ALIAS_FLOATS`] floats) whose
+    /// memory an rgba32float texture [`FLAT_TEXTURE_WIDTH`] texels wide also binds. None when
+    /// the driver refuses any step or lays the image out otherwise.
+    pub fn create(
+        &self,
+        device: &wgpu::Device,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Option<wgpu::Buffer> {
+        let floats = (bytes / 4) as usize;
+        if !bytes.is_multiple_of(16) || floats < MIN_ALIAS_FLOATS {
+            return None;
+        }
+        let rows = flat_texture_rows(floats) as u32;
+        let width = FLAT_TEXTURE_WIDTH as u32;
+        let hal_device = unsafe { device.as_hal::<Vulkan>() }?;
+        let raw = hal_device.raw_device().clone();
+        let instance = hal_device.shared_instance().raw_instance();
+
+        let buffer_info = vk::BufferCreateInfo::default()
+            .size(bytes)
+            .usage(
+                vk::BufferUsageFlags::STORAGE_BUFFER
+                    | vk::BufferUsageFlags::TRANSFER_SRC
+                    | vk::BufferUsageFlags::TRANSFER_DST,
+            )
+            .sharing_mode(vk::SharingMode::EXCLUSIVE);
+        let image_info = vk::ImageCreateInfo::default()
+            .image_type(vk::ImageType::TYPE_2D)
+            .format(vk::Format::R32G32B32A32_SFLOAT)
+            .extent(vk::Extent3D {
+                width,
+                height: rows,
+                depth: 1,
+            })
+            .mip_levels(1)
+            .array_layers(1)
+            .samples(vk::SampleCountFlags::TYPE_1)
+            .tiling(vk::ImageTiling::LINEAR)
+            .usage(
+                vk::ImageUsageFlags::STORAGE
+                    | vk::ImageUsageFlags::TRANSFER_SRC
+                    | vk::ImageUsageFlags::TRANSFER_DST,
+            )
+            .sharing_mode(vk::SharingMode::EXCLUSIVE)
+            .initial_layout(vk::ImageLayout::UNDEFINED);
+        let buffer = unsafe { raw.create_buffer(&buffer_info, None) }.ok()?;
+        let image = match unsafe { raw.create_image(&image_info, None) } {
+            Ok(i) => i,
+            Err(_) => {
+                unsafe { raw.destroy_buffer(buffer, None) };
+                return None;
+            }
+        };
+        let give_up = |raw: &ash::Device| unsafe {
+            raw.destroy_image(image, None);
+            raw.destroy_buffer(buffer, None);
+        };
+        let layout = unsafe {
+            raw.get_image_subresource_layout(
+                image,
+                vk::ImageSubresource {
+                    aspect_mask: vk::ImageAspectFlags::COLOR,
+                    mip_level: 0,
+                    array_layer: 0,
+                },
+            )
+        };
+        let (breq, ireq) = unsafe {
+            (
+                raw.get_buffer_memory_requirements(buffer),
+                raw.get_image_memory_requirements(image),
+            )
+        };
+        let props = unsafe {
+            instance.get_physical_device_memory_properties(hal_device.raw_physical_device())
+        };
+        let types = breq.memory_type_bits & ireq.memory_type_bits;
+        let type_index = (0..props.memory_type_count).find(|&i| types & (1 << i) != 0);
+        let flat = layout.offset == 0 && layout.row_pitch == u64::from(width) * 16;
+        let (Some(type_index), true) = (type_index, flat) else {
+            give_up(&raw);
+            return None;
+        };
+        let alloc = vk::MemoryAllocateInfo::default()
+            .allocation_size(breq.size.max(ireq.size))
+            .memory_type_index(type_index);
+        let Ok(memory) = (unsafe { raw.allocate_memory(&alloc, None) }) else {
+            give_up(&raw);
+            return None;
+        };
+        let memory = Arc::new(Memory {
+            device: raw.clone(),
+            memory,
+        });
+        let bound = unsafe {
+            raw.bind_buffer_memory(buffer, memory.memory, 0).is_ok()
+                && raw.bind_image_memory(image, memory.memory, 0).is_ok()
+        };
+        if !bound {
+            give_up(&raw);
+            return None;
+        }
+
+        // wgpu owns neither handle: each callback destroys its own, the last frees the memory
+        let handle = buffer.as_raw();
+        let (dev_b, mem_b, state) = (raw.clone(), memory.clone(), self.state.clone());
+        let hal_buffer = unsafe {
+            wgpu::hal::vulkan::Buffer::from_raw_externally_owned(
+                buffer,
+                Box::new(move || {
+                    dev_b.destroy_buffer(buffer, None);
+                    drop(mem_b);
+                    state.lock().unwrap().dead.push(handle);
+                }),
+            )
+        };
+        let (dev_i, mem_i) = (raw.clone(), memory);
+        let size = wgpu::Extent3d {
+            width,
+            height: rows,
+            depth_or_array_layers: 1,
+        };
+        let hal_texture = unsafe {
+            hal_device.texture_from_raw(
+                image,
+                &wgpu::hal::TextureDescriptor {
+                    label: Some("aliased flat texture"),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUses::STORAGE_READ_ONLY | wgpu::TextureUses::COPY_DST,
+                    memory_flags: wgpu::hal::MemoryFlags::empty(),
+                    view_formats: vec![],
+                },
+                Some(Box::new(move || {
+                    dev_i.destroy_image(image, None);
+                    drop(mem_i);
+                })),
+                wgpu::hal::vulkan::TextureMemory::External,
+            )
+        };
+        drop(hal_device);
+        let buf = unsafe {
+            device.create_buffer_from_hal::<Vulkan>(
+                hal_buffer,
+                &wgpu::BufferDescriptor {
+                    label: Some("aliased tensor"),
+                    size: bytes,
+                    usage,
+                    mapped_at_creation: false,
+                },
+            )
+        };
+        let texture = unsafe {
+            device.create_texture_from_hal::<Vulkan>(
+                hal_texture,
+                &wgpu::TextureDescriptor {
+                    label: Some("aliased flat texture"),
+                    size,
+                    mip_level_count: 1,
+                    sample_count: 1,
+                    dimension: wgpu::TextureDimension::D2,
+                    format: wgpu::TextureFormat::Rgba32Float,
+                    usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                    view_formats: &[],
+                },
+                // wgpu then moves it to the storage layout before its first use
+                wgpu::TextureUses::UNINITIALIZED,
+            )
+        };
+        let view = texture.create_view(&Default::default());
+        let dropped = {
+            let mut st = self.state.lock().unwrap();
+            let dropped = st.purge();
+            st.views.insert(handle, (floats, view));
+            dropped
+        };
+        drop(dropped);
+        Some(buf)
+    }
+}

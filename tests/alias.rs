@@ -1,0 +1,108 @@
+//! On lavapipe, large tensor buffers are also flat textures (src/gpu/alias.rs): a kernel reads
+//! what the one before it wrote with no copy between them. What a kernel reads through an
+//! alias is what was written in the same program, new tensors are zero, and training gives the
+//! same numbers, bit for bit, with and without aliases (same seed, same adapter).
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use common::{gpu, read, upload, Rng};
+use facegpu::gpu::{BackendChoice, Gpu};
+use facegpu::ops::{elementwise, reduce};
+use facegpu::train::{self, Quiet, Reg, TrainOptions};
+
+fn aliasing() -> bool {
+    if !gpu().aliases_tensors() {
+        eprintln!(
+            "skipped: this adapter does not alias tensors (lavapipe only, FACEGPU_NO_ALIAS unset)"
+        );
+    }
+    gpu().aliases_tensors()
+}
+
+#[test]
+fn aliased_tensors_start_at_zero_and_read_as_written() {
+    if !aliasing() {
+        return;
+    }
+    let gpu = gpu();
+    // three whole texture rows and part of a fourth: rows not a power of two
+    let n = 3 * 16384 + 4 * 123;
+    let y = gpu.zeros(&[n]);
+    assert!(
+        gpu.texture_alias(&y.buf).is_some(),
+        "a tensor of {n} floats is aliased"
+    );
+    assert!(read(&y).iter().all(|&v| v == 0.0), "a new tensor is zero");
+    let small = gpu.zeros(&[1000]);
+    assert!(
+        gpu.texture_alias(&small.buf).is_none(),
+        "small tensors are plain buffers"
+    );
+
+    // y += 2a by one kernel, then the sum of y by a kernel that reads y's alias, one program:
+    // a stale or separate texture would give 0 or the old sum
+    let a = Rng::new(5).vec(n, -1.0, 1.0);
+    let ta = upload(&a, &[n]);
+    let out = gpu.zeros(&[1]);
+    let mut rec = gpu.record();
+    elementwise::axpy(&mut rec, 2.0, &ta, &y).unwrap();
+    reduce::sum(&mut rec, &y, &out, 1.0).unwrap();
+    rec.run().unwrap();
+    let want: f64 = a.iter().map(|v| 2.0 * v).sum();
+    let got = read(&out)[0];
+    // float32 sums of 50k terms of size ~1: error ~1e-3 absolute
+    assert!(
+        (got - want).abs() < 1e-2,
+        "sum through the alias {got} != {want}"
+    );
+}
+
+#[test]
+fn training_is_the_same_with_and_without_aliases() {
+    if !aliasing() {
+        return;
+    }
+    let plain: &'static Gpu = Box::leak(Box::new(
+        Gpu::new(BackendChoice::Auto).unwrap().without_aliases(),
+    ));
+    assert!(!plain.aliases_tensors());
+    let run = |gpu: &Gpu, out: &std::path::Path| {
+        let o = TrainOptions {
+            model: "ae".into(),
+            dataset: None,
+            synthetic_count: 160,
+            epochs: 1,
+            batch: 16,
+            lr: 1e-3,
+            seed: 3,
+            reg: Reg::L1l2,
+            l1: 1e-5,
+            l2: 1e-5,
+            noise: Some(0.1),
+            clip: true,
+            denoise: false,
+            kl_weight: 1.0,
+            patience: None,
+            split: [0.7, 0.1, 0.2],
+            strict: false,
+            out: out.to_path_buf(),
+            cache: Default::default(),
+        };
+        let s = train::train(gpu, &o, false, &mut Quiet, Arc::new(AtomicBool::new(false))).unwrap();
+        let w = facegpu::model::checkpoint::load(&out.join("last.safetensors")).unwrap();
+        (
+            s.epochs
+                .iter()
+                .map(|e| (e.train_loss, e.val_loss))
+                .collect::<Vec<_>>(),
+            w.tensors,
+        )
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let with = run(gpu(), a.path());
+    let without = run(plain, b.path());
+    assert_eq!(with.0, without.0, "losses");
+    assert_eq!(with.1, without.1, "weights");
+}
