@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::{gpu, read, upload, Rng};
 use facegpu::gpu::{BackendChoice, Gpu};
-use facegpu::ops::{elementwise, reduce};
+use facegpu::ops::{elementwise, metrics, reduce};
 use facegpu::train::{self, Quiet, Reg, TrainOptions};
 
 fn aliasing() -> bool {
@@ -57,6 +57,50 @@ fn aliased_tensors_start_at_zero_and_read_as_written() {
         (got - want).abs() < 1e-2,
         "sum through the alias {got} != {want}"
     );
+}
+
+/// The metrics' box pass reads a batch through a 2D-array texture over the tensor's memory:
+/// the same numbers as reading the buffers (one kernel, two ways of loading).
+#[test]
+fn metrics_read_batches_through_array_aliases() {
+    if !aliasing() {
+        return;
+    }
+    let (n, h, w) = (5, 128, 128);
+    let mut rng = Rng::new(9);
+    let a = rng.vec(n * h * w, 0.0, 1.0);
+    let b: Vec<f64> = a
+        .iter()
+        .map(|v| (v + rng.uniform(-0.1, 0.1)).clamp(0.0, 1.0))
+        .collect();
+    let (ta, tb) = (upload(&a, &[n, 1, h, w]), upload(&b, &[n, 1, h, w]));
+    let extent = [(w / 4) as u32, h as u32, n as u32];
+    assert!(
+        gpu().texture_alias_shaped(&ta.buf, extent).is_some(),
+        "the batch is aliased"
+    );
+    let run = |reads| {
+        let out = gpu().zeros(&[n, 4]);
+        gpu().fill(&out, f32::NAN);
+        let mut rec = gpu().record();
+        let opts = metrics::Options {
+            gaussian: false,
+            reads,
+        };
+        metrics::record_opts(&mut rec, &ta, &tb, &out, opts).unwrap();
+        rec.run().unwrap();
+        read(&out)
+    };
+    let (tex, buf) = (run(metrics::Reads::Textures), run(metrics::Reads::Buffers));
+    for i in 0..n {
+        for j in 0..3 {
+            assert_eq!(
+                tex[i * 4 + j].to_bits(),
+                buf[i * 4 + j].to_bits(),
+                "image {i} value {j}"
+            );
+        }
+    }
 }
 
 #[test]

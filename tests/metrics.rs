@@ -67,6 +67,10 @@ fn matches_reference() {
         // the texture path's shapes (widths 64 * 2^k): non-square, odd batch, odd height
         (3, 37, 256, 0.05),
         (2, 130, 64, 0.1),
+        // batches large enough that on lavapipe the textures are the tensors' own memory
+        // (gpu::alias): whole 4-row groups, and a height llvmpipe pads (copied instead)
+        (5, 128, 128, 0.1),
+        (4, 130, 128, 0.1),
     ] {
         let (a, b) = random_pair(n as u64 * 1000 + h as u64 + w as u64, n, h, w, noise);
         let got = run_poisoned(&a, &b, n, h, w);

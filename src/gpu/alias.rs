@@ -27,7 +27,7 @@ use super::kernels::{flat_texture_rows, FLAT_TEXTURE_WIDTH};
 /// and each aliased image takes at least 4 rows (llvmpipe aligns heights to 4).
 pub const MIN_ALIAS_FLOATS: usize = FLAT_TEXTURE_WIDTH * 4;
 
-/// The aliased buffers alive on one device: their views, by the Vulkan buffer handle.
+/// The aliased buffers alive on one device, by their Vulkan buffer handle.
 #[derive(Default)]
 pub struct Registry {
     state: Arc<Mutex<State>>,
@@ -35,24 +35,36 @@ pub struct Registry {
 
 #[derive(Default)]
 struct State {
-    views: HashMap<u64, (usize, wgpu::TextureView)>,
+    entries: HashMap<u64, Entry>,
     /// Handles of buffers destroyed since the last look (their callback cannot drop a wgpu
     /// view itself: it runs inside wgpu's own destruction).
     dead: Vec<u64>,
 }
 
+/// One aliased buffer: its memory, the flat view made with it, and other images made over
+/// the same memory on request (the metrics' per-image 2D arrays).
+#[derive(Clone)]
+struct Entry {
+    floats: usize,
+    memory: Arc<Memory>,
+    flat: wgpu::TextureView,
+    shaped: Vec<([u32; 3], wgpu::Texture)>,
+}
+
 impl State {
-    /// Drops the views of destroyed buffers; returns them so they drop outside the lock.
-    fn purge(&mut self) -> Vec<(usize, wgpu::TextureView)> {
+    /// Drops the entries of destroyed buffers; returns them so they drop outside the lock.
+    fn purge(&mut self) -> Vec<Entry> {
         let dead = std::mem::take(&mut self.dead);
-        dead.iter().filter_map(|h| self.views.remove(h)).collect()
+        dead.iter().filter_map(|h| self.entries.remove(h)).collect()
     }
 }
 
-/// One allocation that a buffer and an image share; freed once both are destroyed.
+/// One allocation that a buffer and its images share; freed once all are destroyed.
 struct Memory {
     device: ash::Device,
     memory: vk::DeviceMemory,
+    size: u64,
+    type_index: u32,
 }
 
 impl Drop for Memory {
@@ -64,6 +76,117 @@ impl Drop for Memory {
 fn hal_handle(buf: &wgpu::Buffer) -> Option<u64> {
     let hal = unsafe { buf.as_hal::<Vulkan>() }?;
     Some(unsafe { hal.raw_handle() }.as_raw())
+}
+
+/// An unbound linear rgba32float image of `extent` whose rows and layers lie back to back
+/// (texel (x, y, layer) at ((layer * height + y) * width + x) * 16 bytes), and its memory
+/// requirements; None where the driver lays it out otherwise.
+fn packed_image(
+    raw: &ash::Device,
+    extent: [u32; 3],
+) -> Option<(vk::Image, vk::MemoryRequirements)> {
+    let [width, height, layers] = extent;
+    let info = vk::ImageCreateInfo::default()
+        .image_type(vk::ImageType::TYPE_2D)
+        .format(vk::Format::R32G32B32A32_SFLOAT)
+        .extent(vk::Extent3D {
+            width,
+            height,
+            depth: 1,
+        })
+        .mip_levels(1)
+        .array_layers(layers)
+        .samples(vk::SampleCountFlags::TYPE_1)
+        .tiling(vk::ImageTiling::LINEAR)
+        .usage(
+            vk::ImageUsageFlags::STORAGE
+                | vk::ImageUsageFlags::TRANSFER_SRC
+                | vk::ImageUsageFlags::TRANSFER_DST,
+        )
+        .sharing_mode(vk::SharingMode::EXCLUSIVE)
+        .initial_layout(vk::ImageLayout::UNDEFINED);
+    let image = unsafe { raw.create_image(&info, None) }.ok()?;
+    let layout = unsafe {
+        raw.get_image_subresource_layout(
+            image,
+            vk::ImageSubresource {
+                aspect_mask: vk::ImageAspectFlags::COLOR,
+                mip_level: 0,
+                array_layer: 0,
+            },
+        )
+    };
+    let row = u64::from(width) * 16;
+    let packed = layout.offset == 0
+        && layout.row_pitch == row
+        && (layers == 1 || layout.array_pitch == row * u64::from(height));
+    if !packed {
+        unsafe { raw.destroy_image(image, None) };
+        return None;
+    }
+    Some((image, unsafe { raw.get_image_memory_requirements(image) }))
+}
+
+/// Binds `image` (of `extent`) to `memory` at offset 0 and hands it to wgpu as a texture that
+/// kernels bind as a read-only storage texture. wgpu owns neither the image nor the memory:
+/// the callback destroys the image and lets go of the memory.
+fn wrap_image(
+    device: &wgpu::Device,
+    hal_device: &wgpu::hal::vulkan::Device,
+    image: vk::Image,
+    memory: &Arc<Memory>,
+    extent: [u32; 3],
+) -> Option<wgpu::Texture> {
+    let raw = hal_device.raw_device().clone();
+    if unsafe { raw.bind_image_memory(image, memory.memory, 0) }.is_err() {
+        unsafe { raw.destroy_image(image, None) };
+        return None;
+    }
+    let size = wgpu::Extent3d {
+        width: extent[0],
+        height: extent[1],
+        depth_or_array_layers: extent[2],
+    };
+    let label = Some("aliased texture");
+    let mem = memory.clone();
+    let hal_texture = unsafe {
+        hal_device.texture_from_raw(
+            image,
+            &wgpu::hal::TextureDescriptor {
+                label,
+                size,
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUses::STORAGE_READ_ONLY | wgpu::TextureUses::COPY_DST,
+                memory_flags: wgpu::hal::MemoryFlags::empty(),
+                view_formats: vec![],
+            },
+            Some(Box::new(move || {
+                raw.destroy_image(image, None);
+                drop(mem);
+            })),
+            wgpu::hal::vulkan::TextureMemory::External,
+        )
+    };
+    Some(unsafe {
+        device.create_texture_from_hal::<Vulkan>(
+            hal_texture,
+            &wgpu::TextureDescriptor {
+                label,
+                size,
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            },
+            // wgpu then moves it to the storage layout before its first use
+            wgpu::TextureUses::UNINITIALIZED,
+        )
+    })
 }
 
 impl Registry {
@@ -86,22 +209,57 @@ impl Registry {
         Some(reg)
     }
 
-    /// The texture view aliasing `buf`, when `buf` was made by [`Registry::create`].
-    pub fn view(&self, buf: &wgpu::Buffer) -> Option<wgpu::TextureView> {
-        self.view_len(buf).map(|(_, v)| v)
-    }
-
-    /// [`Registry::view`] and the floats the buffer holds.
-    pub fn view_len(&self, buf: &wgpu::Buffer) -> Option<(usize, wgpu::TextureView)> {
+    fn entry(&self, buf: &wgpu::Buffer) -> Option<Entry> {
         let handle = hal_handle(buf)?;
         let (found, dropped) = {
             let mut st = self.state.lock().unwrap();
             let dropped = st.purge();
-            let found = st.views.get(&handle).cloned();
-            (found, dropped)
+            (st.entries.get(&handle).cloned(), dropped)
         };
         drop(dropped);
         found
+    }
+
+    /// The flat texture view aliasing `buf`, when `buf` was made by [`Registry::create`].
+    pub fn view(&self, buf: &wgpu::Buffer) -> Option<wgpu::TextureView> {
+        self.entry(buf).map(|e| e.flat)
+    }
+
+    /// [`Registry::view`] and the floats the buffer holds.
+    pub fn view_len(&self, buf: &wgpu::Buffer) -> Option<(usize, wgpu::TextureView)> {
+        self.entry(buf).map(|e| (e.floats, e.flat))
+    }
+
+    /// An rgba32float texture of `extent` = [width, height, layers] over `buf`'s memory, rows
+    /// and layers back to back (a batch of images, 4 pixels per texel, a layer each), made on
+    /// first request and kept with the buffer. None when `buf` is not aliased, the texture
+    /// would reach past its memory or the driver lays it out otherwise.
+    pub fn texture(
+        &self,
+        device: &wgpu::Device,
+        buf: &wgpu::Buffer,
+        extent: [u32; 3],
+    ) -> Option<wgpu::Texture> {
+        let handle = hal_handle(buf)?;
+        let entry = self.entry(buf)?;
+        if let Some((_, t)) = entry.shaped.iter().find(|(e, _)| *e == extent) {
+            return Some(t.clone());
+        }
+        let hal_device = unsafe { device.as_hal::<Vulkan>() }?;
+        let raw = hal_device.raw_device().clone();
+        let (image, req) = packed_image(&raw, extent)?;
+        if req.size > entry.memory.size
+            || req.memory_type_bits & (1 << entry.memory.type_index) == 0
+        {
+            unsafe { raw.destroy_image(image, None) };
+            return None;
+        }
+        let tex = wrap_image(device, &hal_device, image, &entry.memory, extent)?;
+        drop(hal_device);
+        if let Some(e) = self.state.lock().unwrap().entries.get_mut(&handle) {
+            e.shaped.push((extent, tex.clone()));
+        }
+        Some(tex)
     }
 
     /// A buffer of `bytes` (a multiple of 16, at least [`MIN_ALIAS_FLOATS`] floats) whose
@@ -117,8 +275,11 @@ impl Registry {
         if !bytes.is_multiple_of(16) || floats < MIN_ALIAS_FLOATS {
             return None;
         }
-        let rows = flat_texture_rows(floats) as u32;
-        let width = FLAT_TEXTURE_WIDTH as u32;
+        let extent = [
+            FLAT_TEXTURE_WIDTH as u32,
+            flat_texture_rows(floats) as u32,
+            1,
+        ];
         let hal_device = unsafe { device.as_hal::<Vulkan>() }?;
         let raw = hal_device.raw_device().clone();
         let instance = hal_device.shared_instance().raw_instance();
@@ -131,65 +292,27 @@ impl Registry {
                     | vk::BufferUsageFlags::TRANSFER_DST,
             )
             .sharing_mode(vk::SharingMode::EXCLUSIVE);
-        let image_info = vk::ImageCreateInfo::default()
-            .image_type(vk::ImageType::TYPE_2D)
-            .format(vk::Format::R32G32B32A32_SFLOAT)
-            .extent(vk::Extent3D {
-                width,
-                height: rows,
-                depth: 1,
-            })
-            .mip_levels(1)
-            .array_layers(1)
-            .samples(vk::SampleCountFlags::TYPE_1)
-            .tiling(vk::ImageTiling::LINEAR)
-            .usage(
-                vk::ImageUsageFlags::STORAGE
-                    | vk::ImageUsageFlags::TRANSFER_SRC
-                    | vk::ImageUsageFlags::TRANSFER_DST,
-            )
-            .sharing_mode(vk::SharingMode::EXCLUSIVE)
-            .initial_layout(vk::ImageLayout::UNDEFINED);
         let buffer = unsafe { raw.create_buffer(&buffer_info, None) }.ok()?;
-        let image = match unsafe { raw.create_image(&image_info, None) } {
-            Ok(i) => i,
-            Err(_) => {
-                unsafe { raw.destroy_buffer(buffer, None) };
-                return None;
-            }
+        let Some((image, ireq)) = packed_image(&raw, extent) else {
+            unsafe { raw.destroy_buffer(buffer, None) };
+            return None;
         };
         let give_up = |raw: &ash::Device| unsafe {
             raw.destroy_image(image, None);
             raw.destroy_buffer(buffer, None);
         };
-        let layout = unsafe {
-            raw.get_image_subresource_layout(
-                image,
-                vk::ImageSubresource {
-                    aspect_mask: vk::ImageAspectFlags::COLOR,
-                    mip_level: 0,
-                    array_layer: 0,
-                },
-            )
-        };
-        let (breq, ireq) = unsafe {
-            (
-                raw.get_buffer_memory_requirements(buffer),
-                raw.get_image_memory_requirements(image),
-            )
-        };
+        let breq = unsafe { raw.get_buffer_memory_requirements(buffer) };
         let props = unsafe {
             instance.get_physical_device_memory_properties(hal_device.raw_physical_device())
         };
         let types = breq.memory_type_bits & ireq.memory_type_bits;
-        let type_index = (0..props.memory_type_count).find(|&i| types & (1 << i) != 0);
-        let flat = layout.offset == 0 && layout.row_pitch == u64::from(width) * 16;
-        let (Some(type_index), true) = (type_index, flat) else {
+        let Some(type_index) = (0..props.memory_type_count).find(|&i| types & (1 << i) != 0) else {
             give_up(&raw);
             return None;
         };
+        let size = breq.size.max(ireq.size);
         let alloc = vk::MemoryAllocateInfo::default()
-            .allocation_size(breq.size.max(ireq.size))
+            .allocation_size(size)
             .memory_type_index(type_index);
         let Ok(memory) = (unsafe { raw.allocate_memory(&alloc, None) }) else {
             give_up(&raw);
@@ -198,54 +321,30 @@ impl Registry {
         let memory = Arc::new(Memory {
             device: raw.clone(),
             memory,
+            size,
+            type_index,
         });
-        let bound = unsafe {
-            raw.bind_buffer_memory(buffer, memory.memory, 0).is_ok()
-                && raw.bind_image_memory(image, memory.memory, 0).is_ok()
-        };
-        if !bound {
+        if unsafe { raw.bind_buffer_memory(buffer, memory.memory, 0) }.is_err() {
             give_up(&raw);
             return None;
         }
+        let Some(texture) = wrap_image(device, &hal_device, image, &memory, extent) else {
+            unsafe { raw.destroy_buffer(buffer, None) };
+            return None;
+        };
 
-        // wgpu owns neither handle: each callback destroys its own, the last frees the memory
+        // wgpu owns neither the buffer nor the memory: the callback destroys the buffer, lets
+        // go of the memory and marks the entry for removal
         let handle = buffer.as_raw();
-        let (dev_b, mem_b, state) = (raw.clone(), memory.clone(), self.state.clone());
+        let (dev, mem, state) = (raw.clone(), memory.clone(), self.state.clone());
         let hal_buffer = unsafe {
             wgpu::hal::vulkan::Buffer::from_raw_externally_owned(
                 buffer,
                 Box::new(move || {
-                    dev_b.destroy_buffer(buffer, None);
-                    drop(mem_b);
+                    dev.destroy_buffer(buffer, None);
+                    drop(mem);
                     state.lock().unwrap().dead.push(handle);
                 }),
-            )
-        };
-        let (dev_i, mem_i) = (raw.clone(), memory);
-        let size = wgpu::Extent3d {
-            width,
-            height: rows,
-            depth_or_array_layers: 1,
-        };
-        let hal_texture = unsafe {
-            hal_device.texture_from_raw(
-                image,
-                &wgpu::hal::TextureDescriptor {
-                    label: Some("aliased flat texture"),
-                    size,
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba32Float,
-                    usage: wgpu::TextureUses::STORAGE_READ_ONLY | wgpu::TextureUses::COPY_DST,
-                    memory_flags: wgpu::hal::MemoryFlags::empty(),
-                    view_formats: vec![],
-                },
-                Some(Box::new(move || {
-                    dev_i.destroy_image(image, None);
-                    drop(mem_i);
-                })),
-                wgpu::hal::vulkan::TextureMemory::External,
             )
         };
         drop(hal_device);
@@ -260,28 +359,16 @@ impl Registry {
                 },
             )
         };
-        let texture = unsafe {
-            device.create_texture_from_hal::<Vulkan>(
-                hal_texture,
-                &wgpu::TextureDescriptor {
-                    label: Some("aliased flat texture"),
-                    size,
-                    mip_level_count: 1,
-                    sample_count: 1,
-                    dimension: wgpu::TextureDimension::D2,
-                    format: wgpu::TextureFormat::Rgba32Float,
-                    usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
-                    view_formats: &[],
-                },
-                // wgpu then moves it to the storage layout before its first use
-                wgpu::TextureUses::UNINITIALIZED,
-            )
+        let entry = Entry {
+            floats,
+            memory,
+            flat: texture.create_view(&Default::default()),
+            shaped: Vec::new(),
         };
-        let view = texture.create_view(&Default::default());
         let dropped = {
             let mut st = self.state.lock().unwrap();
             let dropped = st.purge();
-            st.views.insert(handle, (floats, view));
+            st.entries.insert(handle, entry);
             dropped
         };
         drop(dropped);

@@ -237,6 +237,16 @@ impl Gpu {
         self.aliases.as_ref()?.view(buf)
     }
 
+    /// A texture of `extent` = [width, height, layers] (rgba32float, rows and layers back to
+    /// back) over `buf`'s own memory, if `buf` is aliased ([`super::alias`]).
+    pub fn texture_alias_shaped(
+        &self,
+        buf: &wgpu::Buffer,
+        extent: [u32; 3],
+    ) -> Option<wgpu::Texture> {
+        self.aliases.as_ref()?.texture(&self.device, buf, extent)
+    }
+
     /// This device with tensors made as plain buffers, read through texture copies again
     /// (to compare both paths; `FACEGPU_NO_ALIAS=1` does it for a whole run).
     pub fn without_aliases(mut self) -> Gpu {

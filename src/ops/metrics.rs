@@ -135,11 +135,20 @@ pub fn textures_fit(gpu: &Gpu, n: usize, h: usize, w: usize) -> bool {
 
 /// An rgba32float 2D-array texture holding `t`'s n images (4 pixels per texel), filled by a
 /// recorded copy, and its view.
+/// On lavapipe, for a tensor large enough to be aliased, the texture is its own memory and no
+/// copy is recorded (`gpu::alias`).
 fn texture_of(rec: &mut Recorder, t: &Tensor, n: usize, h: usize, w: usize) -> wgpu::TextureView {
-    let tex = rec
-        .gpu
-        .copy_texture("metrics images", (w / 4) as u32, h as u32, n as u32);
-    rec.copy_to_texture(&t.buf, &tex, (w * 4) as u32);
+    let extent = [(w / 4) as u32, h as u32, n as u32];
+    let tex = match rec.gpu.texture_alias_shaped(&t.buf, extent) {
+        Some(tex) => tex,
+        None => {
+            let tex = rec
+                .gpu
+                .copy_texture("metrics images", extent[0], extent[1], extent[2]);
+            rec.copy_to_texture(&t.buf, &tex, (w * 4) as u32);
+            tex
+        }
+    };
     tex.create_view(&wgpu::TextureViewDescriptor {
         dimension: Some(wgpu::TextureViewDimension::D2Array),
         ..Default::default()
