@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use common::{gpu, read, upload, Rng};
+use facegpu::data::{Batcher, BatcherConfig, Dataset, NoiseSpec, Residency, Source};
 use facegpu::gpu::{BackendChoice, Gpu};
 use facegpu::ops::{elementwise, metrics, reduce};
 use facegpu::train::{self, Quiet, Reg, TrainOptions};
@@ -76,7 +77,9 @@ fn metrics_read_batches_through_array_aliases() {
     let (ta, tb) = (upload(&a, &[n, 1, h, w]), upload(&b, &[n, 1, h, w]));
     let extent = [(w / 4) as u32, h as u32, n as u32];
     assert!(
-        gpu().texture_alias_shaped(&ta.buf, extent).is_some(),
+        gpu()
+            .texture_alias_shaped(&ta.buf, extent, wgpu::TextureFormat::Rgba32Float)
+            .is_some(),
         "the batch is aliased"
     );
     let run = |reads| {
@@ -101,6 +104,73 @@ fn metrics_read_batches_through_array_aliases() {
             );
         }
     }
+}
+
+/// The batch gather reads the faces' u8 words through an rgba32uint texture over the store's
+/// memory: every byte value (random faces), clean and noisy, the same bits as the buffer path.
+#[test]
+fn the_gather_reads_faces_through_a_word_texture() {
+    if !aliasing() {
+        return;
+    }
+    let plain = Gpu::new(BackendChoice::Auto).unwrap().without_aliases();
+    let n = 20; // >= 16 faces: the store is aliased
+    let mut rng = Rng::new(4);
+    let pixels: Vec<u8> = (0..n * 16384)
+        .map(|_| (rng.next_u64() >> 56) as u8)
+        .collect();
+    let ds = Dataset::from_pixels(
+        pixels,
+        (0..n).map(|i| format!("f{i:02}.png")).collect(),
+        Source::Folder { dir: "mem".into() },
+    )
+    .unwrap();
+    let rows: Vec<usize> = (0..n).collect();
+    let gather = |gpu: &Gpu| {
+        let noise = NoiseSpec {
+            sigma: 0.1,
+            clip: true,
+        };
+        let mut cfg = BatcherConfig::eval(8, 3, Some(noise));
+        cfg.residency = Residency::Resident;
+        let mut b = Batcher::new(gpu, &ds, &rows, cfg).unwrap();
+        let mut rec = gpu.record();
+        b.record(&mut rec).unwrap();
+        let prog = rec.finish().unwrap();
+        let labels: Vec<String> = prog
+            .profile(gpu, 1)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        let mut out = Vec::new();
+        for k in 0..b.batches() {
+            b.set_batch(gpu, k).unwrap();
+            prog.run(gpu).unwrap();
+            out.push(gpu.read(&b.clean).unwrap());
+            out.push(gpu.read(b.noisy.as_ref().unwrap()).unwrap());
+        }
+        (labels, out)
+    };
+    let (tex_labels, tex) = gather(gpu());
+    let (buf_labels, buf) = gather(&plain);
+    assert!(
+        tex_labels.iter().any(|l| l.starts_with("batch_tex:")),
+        "{tex_labels:?}"
+    );
+    assert!(
+        buf_labels.iter().all(|l| !l.starts_with("batch_tex:")),
+        "{buf_labels:?}"
+    );
+    for (i, (a, b)) in tex.iter().zip(&buf).enumerate() {
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "output {i}"
+        );
+    }
+    // and the values are pixel / 255
+    let first: Vec<f32> = ds.image(0).iter().map(|&v| v as f32 / 255.0).collect();
+    assert_eq!(&tex[0][..16384], &first[..]);
 }
 
 #[test]

@@ -27,6 +27,7 @@ use anyhow::{bail, Context as _, Result};
 use super::dataset::Pixels;
 use super::split::epoch_order;
 use super::{Dataset, PIXELS};
+use crate::gpu::kernels::{flat_texture_rows, Bind, FLAT_TEXTURE_WIDTH};
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 pub use crate::ops::noise::NoiseSpec;
 use crate::ops::noise::{self, EVAL_STREAM};
@@ -324,10 +325,27 @@ impl Batcher {
                 key_lo: key[0],
                 key_hi: key[1],
             };
+            // on lavapipe the chunk's memory read as words through a texture (gpu::alias)
+            let extent = [
+                FLAT_TEXTURE_WIDTH as u32,
+                flat_texture_rows(c.rows * PIXELS / 4) as u32,
+                1,
+            ];
+            let words = rec
+                .texture_reads()
+                .then(|| {
+                    rec.gpu
+                        .texture_alias_shaped(&c.buf, extent, wgpu::TextureFormat::Rgba32Uint)
+                })
+                .flatten();
+            let (shader, data): (_, Bind) = match &words {
+                Some(t) => ("batch_tex", (&t.create_view(&Default::default())).into()),
+                None => ("batch", (&c.buf).into()),
+            };
             let mut binds = vec![
                 (&self.state).into(),
                 (&self.order).into(),
-                (&c.buf).into(),
+                data,
                 (&self.lut).into(),
                 (&self.clean).into(),
             ];
@@ -339,7 +357,7 @@ impl Batcher {
                 None => "gather",
             };
             rec.dispatch(
-                "batch",
+                shader,
                 entry,
                 &params,
                 &binds,

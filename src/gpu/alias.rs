@@ -48,7 +48,7 @@ struct Entry {
     floats: usize,
     memory: Arc<Memory>,
     flat: wgpu::TextureView,
-    shaped: Vec<([u32; 3], wgpu::Texture)>,
+    shaped: Vec<([u32; 3], wgpu::TextureFormat, wgpu::Texture)>,
 }
 
 impl State {
@@ -78,17 +78,27 @@ fn hal_handle(buf: &wgpu::Buffer) -> Option<u64> {
     Some(unsafe { hal.raw_handle() }.as_raw())
 }
 
-/// An unbound linear rgba32float image of `extent` whose rows and layers lie back to back
+/// The Vulkan format of the two 16-byte texel formats aliases come in.
+fn vk_format(format: wgpu::TextureFormat) -> Option<vk::Format> {
+    match format {
+        wgpu::TextureFormat::Rgba32Float => Some(vk::Format::R32G32B32A32_SFLOAT),
+        wgpu::TextureFormat::Rgba32Uint => Some(vk::Format::R32G32B32A32_UINT),
+        _ => None,
+    }
+}
+
+/// An unbound linear image (16-byte texels) of `extent` whose rows and layers lie back to back
 /// (texel (x, y, layer) at ((layer * height + y) * width + x) * 16 bytes), and its memory
 /// requirements; None where the driver lays it out otherwise.
 fn packed_image(
     raw: &ash::Device,
     extent: [u32; 3],
+    format: wgpu::TextureFormat,
 ) -> Option<(vk::Image, vk::MemoryRequirements)> {
     let [width, height, layers] = extent;
     let info = vk::ImageCreateInfo::default()
         .image_type(vk::ImageType::TYPE_2D)
-        .format(vk::Format::R32G32B32A32_SFLOAT)
+        .format(vk_format(format)?)
         .extent(vk::Extent3D {
             width,
             height,
@@ -136,6 +146,7 @@ fn wrap_image(
     image: vk::Image,
     memory: &Arc<Memory>,
     extent: [u32; 3],
+    format: wgpu::TextureFormat,
 ) -> Option<wgpu::Texture> {
     let raw = hal_device.raw_device().clone();
     if unsafe { raw.bind_image_memory(image, memory.memory, 0) }.is_err() {
@@ -158,7 +169,7 @@ fn wrap_image(
                 mip_level_count: 1,
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
+                format,
                 usage: wgpu::TextureUses::STORAGE_READ_ONLY | wgpu::TextureUses::COPY_DST,
                 memory_flags: wgpu::hal::MemoryFlags::empty(),
                 view_formats: vec![],
@@ -179,7 +190,7 @@ fn wrap_image(
                 mip_level_count: 1,
                 sample_count: 1,
                 dimension: wgpu::TextureDimension::D2,
-                format: wgpu::TextureFormat::Rgba32Float,
+                format,
                 usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_DST,
                 view_formats: &[],
             },
@@ -230,34 +241,39 @@ impl Registry {
         self.entry(buf).map(|e| (e.floats, e.flat))
     }
 
-    /// An rgba32float texture of `extent` = [width, height, layers] over `buf`'s memory, rows
-    /// and layers back to back (a batch of images, 4 pixels per texel, a layer each), made on
-    /// first request and kept with the buffer. None when `buf` is not aliased, the texture
-    /// would reach past its memory or the driver lays it out otherwise.
+    /// A texture of `extent` = [width, height, layers] and `format` (rgba32float or
+    /// rgba32uint) over `buf`'s memory, rows and layers back to back (a batch of images, 4
+    /// pixels per texel, a layer each; or u8 faces read as words), made on first request and
+    /// kept with the buffer. None when `buf` is not aliased, the texture would reach past its
+    /// memory or the driver lays it out otherwise.
     pub fn texture(
         &self,
         device: &wgpu::Device,
         buf: &wgpu::Buffer,
         extent: [u32; 3],
+        format: wgpu::TextureFormat,
     ) -> Option<wgpu::Texture> {
         let handle = hal_handle(buf)?;
         let entry = self.entry(buf)?;
-        if let Some((_, t)) = entry.shaped.iter().find(|(e, _)| *e == extent) {
+        let same = |(e, f, _): &&([u32; 3], wgpu::TextureFormat, wgpu::Texture)| {
+            *e == extent && *f == format
+        };
+        if let Some((_, _, t)) = entry.shaped.iter().find(same) {
             return Some(t.clone());
         }
         let hal_device = unsafe { device.as_hal::<Vulkan>() }?;
         let raw = hal_device.raw_device().clone();
-        let (image, req) = packed_image(&raw, extent)?;
+        let (image, req) = packed_image(&raw, extent, format)?;
         if req.size > entry.memory.size
             || req.memory_type_bits & (1 << entry.memory.type_index) == 0
         {
             unsafe { raw.destroy_image(image, None) };
             return None;
         }
-        let tex = wrap_image(device, &hal_device, image, &entry.memory, extent)?;
+        let tex = wrap_image(device, &hal_device, image, &entry.memory, extent, format)?;
         drop(hal_device);
         if let Some(e) = self.state.lock().unwrap().entries.get_mut(&handle) {
-            e.shaped.push((extent, tex.clone()));
+            e.shaped.push((extent, format, tex.clone()));
         }
         Some(tex)
     }
@@ -293,7 +309,8 @@ impl Registry {
             )
             .sharing_mode(vk::SharingMode::EXCLUSIVE);
         let buffer = unsafe { raw.create_buffer(&buffer_info, None) }.ok()?;
-        let Some((image, ireq)) = packed_image(&raw, extent) else {
+        let flat = wgpu::TextureFormat::Rgba32Float;
+        let Some((image, ireq)) = packed_image(&raw, extent, flat) else {
             unsafe { raw.destroy_buffer(buffer, None) };
             return None;
         };
@@ -328,7 +345,7 @@ impl Registry {
             give_up(&raw);
             return None;
         }
-        let Some(texture) = wrap_image(device, &hal_device, image, &memory, extent) else {
+        let Some(texture) = wrap_image(device, &hal_device, image, &memory, extent, flat) else {
             unsafe { raw.destroy_buffer(buffer, None) };
             return None;
         };

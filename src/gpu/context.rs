@@ -237,14 +237,18 @@ impl Gpu {
         self.aliases.as_ref()?.view(buf)
     }
 
-    /// A texture of `extent` = [width, height, layers] (rgba32float, rows and layers back to
-    /// back) over `buf`'s own memory, if `buf` is aliased ([`super::alias`]).
+    /// A texture of `extent` = [width, height, layers] and `format` (rgba32float or
+    /// rgba32uint; rows and layers back to back) over `buf`'s own memory, if `buf` is aliased
+    /// ([`super::alias`]).
     pub fn texture_alias_shaped(
         &self,
         buf: &wgpu::Buffer,
         extent: [u32; 3],
+        format: wgpu::TextureFormat,
     ) -> Option<wgpu::Texture> {
-        self.aliases.as_ref()?.texture(&self.device, buf, extent)
+        self.aliases
+            .as_ref()?
+            .texture(&self.device, buf, extent, format)
     }
 
     /// This device with tensors made as plain buffers, read through texture copies again

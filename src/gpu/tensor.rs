@@ -91,8 +91,11 @@ impl Gpu {
     /// An uninitialised (zeroed) raw storage buffer of at least `bytes` bytes.
     pub fn storage(&self, bytes: u64) -> wgpu::Buffer {
         if let Some(buf) = self.aliased(bytes) {
-            // wgpu takes a buffer made outside it as initialised: zero it here
-            self.queue.write_buffer(&buf, 0, &vec![0u8; bytes as usize]);
+            // wgpu takes a buffer made outside it as initialised: zero it here (a fill on the
+            // queue, not a host-side zero vector: dataset chunks reach 1 GiB)
+            let mut enc = self.device.create_command_encoder(&Default::default());
+            enc.clear_buffer(&buf, 0, None);
+            self.queue.submit([enc.finish()]);
             return buf;
         }
         self.device.create_buffer(&wgpu::BufferDescriptor {

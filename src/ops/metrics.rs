@@ -139,7 +139,10 @@ pub fn textures_fit(gpu: &Gpu, n: usize, h: usize, w: usize) -> bool {
 /// copy is recorded (`gpu::alias`).
 fn texture_of(rec: &mut Recorder, t: &Tensor, n: usize, h: usize, w: usize) -> wgpu::TextureView {
     let extent = [(w / 4) as u32, h as u32, n as u32];
-    let tex = match rec.gpu.texture_alias_shaped(&t.buf, extent) {
+    let tex = match rec
+        .gpu
+        .texture_alias_shaped(&t.buf, extent, wgpu::TextureFormat::Rgba32Float)
+    {
         Some(tex) => tex,
         None => {
             let tex = rec
