@@ -328,7 +328,8 @@ fn backward_of_a_layer_matches_reference() {
 
 #[test]
 fn vae_like_shape_matches_reference() {
-    // the encoder's long reduction (d_in 16384) at small batch, default plan and forced splits
+    // the encoder's long reduction (d_in 16384) at small batch, default plan and forced splits;
+    // W (2^20 floats) is read through the texture over its own memory on lavapipe (gpu::alias)
     let c = case(4, 16384, 64, Activation::Relu, 7);
     check_reference(&c);
     let y_ref = r::forward(c.act.code(), &c.x, &c.w, &c.b, 4, 16384, 64);

@@ -409,6 +409,11 @@ impl<'g> Recorder<'g> {
                 return view;
             }
         }
+        self.flat_texture_copy(buf, len)
+    }
+
+    /// [`Recorder::flat_texture`], always as a copy.
+    pub fn flat_texture_copy(&mut self, buf: &wgpu::Buffer, len: usize) -> wgpu::TextureView {
         if let Some((_, _, view)) = self
             .flat_copies
             .iter()

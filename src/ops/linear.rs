@@ -104,6 +104,11 @@ const CPU_KSTEP: usize = 8;
 const CPU_WG: usize = 8;
 /// Width in texels of the texture copies the `_tex` kernels read.
 const PTEX_WIDTH: usize = crate::gpu::kernels::FLAT_TEXTURE_WIDTH;
+/// Operands under this many floats are read from a copy even where the tensor is its own
+/// texture (gpu::alias): measured on lavapipe, the 200 -> 512 layer's backward products ran
+/// 1.2x slower reading through the alias than copy plus read (the reason is not known); the
+/// large products are faster through it (49 against 52-54 ms for 16384 -> 512).
+const ALIAS_MIN: usize = 1 << 20;
 /// Tiled kernel: output tile and K step.
 const TILE: usize = 64;
 const TILE_K: usize = 16;
@@ -600,7 +605,12 @@ fn record_matmul(
                     let crate::gpu::kernels::Bind::Buffer { buf, .. } = &binds[i] else {
                         bail!("linear: S and P must be buffer bindings");
                     };
-                    binds[i] = (&rec.flat_texture(&buf.clone(), len)).into();
+                    let view = if len < ALIAS_MIN {
+                        rec.flat_texture_copy(&buf.clone(), len)
+                    } else {
+                        rec.flat_texture(&buf.clone(), len)
+                    };
+                    binds[i] = (&view).into();
                 }
                 if pass != Pass::Forward {
                     binds.remove(1); // y: g is already formed (stored_g)
