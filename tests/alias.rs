@@ -41,6 +41,14 @@ fn aliased_tensors_start_at_zero_and_read_as_written() {
         gpu.texture_alias(&small.buf).is_none(),
         "small tensors are plain buffers"
     );
+    // more than 16,384 rows of 4096 texels (lavapipe's texture limit): a plain buffer (its
+    // pages are never touched, so this costs no memory)
+    let huge = gpu.zeros(&[(1 << 28) + 4]);
+    assert!(
+        gpu.texture_alias(&huge.buf).is_none(),
+        "a 1 GiB tensor is a plain buffer"
+    );
+    drop(huge);
 
     // y += 2a by one kernel, then the sum of y by a kernel that reads y's alias, one program:
     // a stale or separate texture would give 0 or the old sum

@@ -73,6 +73,16 @@ impl Drop for Memory {
     }
 }
 
+/// Whether the device takes a 2D (array) texture of `extent` (the driver is not asked to
+/// make one it does not support).
+fn within_limits(device: &wgpu::Device, extent: [u32; 3]) -> bool {
+    let l = device.limits();
+    extent[0] <= l.max_texture_dimension_2d
+        && extent[1] <= l.max_texture_dimension_2d
+        && extent[2] <= l.max_texture_array_layers
+        && extent.iter().all(|&e| e > 0)
+}
+
 fn hal_handle(buf: &wgpu::Buffer) -> Option<u64> {
     let hal = unsafe { buf.as_hal::<Vulkan>() }?;
     Some(unsafe { hal.raw_handle() }.as_raw())
@@ -253,6 +263,9 @@ impl Registry {
         extent: [u32; 3],
         format: wgpu::TextureFormat,
     ) -> Option<wgpu::Texture> {
+        if !within_limits(device, extent) {
+            return None;
+        }
         let handle = hal_handle(buf)?;
         let entry = self.entry(buf)?;
         let same = |(e, f, _): &&([u32; 3], wgpu::TextureFormat, wgpu::Texture)| {
@@ -291,11 +304,15 @@ impl Registry {
         if !bytes.is_multiple_of(16) || floats < MIN_ALIAS_FLOATS {
             return None;
         }
+        let rows = flat_texture_rows(floats);
         let extent = [
             FLAT_TEXTURE_WIDTH as u32,
-            flat_texture_rows(floats) as u32,
+            rows.min(u32::MAX as usize) as u32,
             1,
         ];
+        if !within_limits(device, extent) {
+            return None; // more rows than a texture holds: a plain buffer, read through copies
+        }
         let hal_device = unsafe { device.as_hal::<Vulkan>() }?;
         let raw = hal_device.raw_device().clone();
         let instance = hal_device.shared_instance().raw_instance();
