@@ -9,8 +9,8 @@
 //! memory holds float i at texel i / 4, exactly the flat copy's layout.
 //!
 //! Only on lavapipe (Vulkan, llvmpipe driver), where commands run one after another on the
-//! queue thread and image layouts are not acted on, and only when the driver reports the row
-//! pitch that layout needs (checked once, on a probe image). `FACEGPU_NO_ALIAS=1` turns it
+//! queue thread and image layouts are not acted on, and only where the driver reports the
+//! layout needed (row pitch, layer pitch: checked for every image, and on a probe at start). `FACEGPU_NO_ALIAS=1` turns it
 //! off (to compare, or should a driver differ). wgpu tracks the buffer and the texture as two
 //! resources; kernels only ever write the buffer and read the texture.
 
@@ -231,7 +231,10 @@ impl Registry {
     }
 
     fn entry(&self, buf: &wgpu::Buffer) -> Option<Entry> {
-        let handle = hal_handle(buf)?;
+        self.entry_of(hal_handle(buf)?)
+    }
+
+    fn entry_of(&self, handle: u64) -> Option<Entry> {
         let (found, dropped) = {
             let mut st = self.state.lock().unwrap();
             let dropped = st.purge();
@@ -267,7 +270,7 @@ impl Registry {
             return None;
         }
         let handle = hal_handle(buf)?;
-        let entry = self.entry(buf)?;
+        let entry = self.entry_of(handle)?;
         let same = |(e, f, _): &&([u32; 3], wgpu::TextureFormat, wgpu::Texture)| {
             *e == extent && *f == format
         };
