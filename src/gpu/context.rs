@@ -263,14 +263,17 @@ impl Gpu {
     }
 
     /// A one-line name for reports: "llvmpipe (LLVM 15.0.6, 256 bits) / Vulkan / Mesa 22.3.6",
-    /// and llvmpipe's worker threads (they change its speed; see [`spread_software_threads`]).
+    /// llvmpipe's worker threads (they change its speed; see [`spread_software_threads`]) and
+    /// whether tensors are their own textures ([`super::alias`]).
     pub fn describe(&self) -> String {
-        let name = describe(&self.info);
+        let mut name = describe(&self.info);
         if self.is_cpu() && self.info.name.contains("llvmpipe") {
-            format!("{name} / {} worker threads", software_threads())
-        } else {
-            name
+            name += &format!(" / {} worker threads", software_threads());
         }
+        if self.aliases_tensors() {
+            name += " / textures over tensors";
+        }
+        name
     }
 
     /// Waits until everything submitted so far has finished.
