@@ -146,7 +146,8 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
         var g: array<vec4<f32>, WCO>;
         for (var co = 0u; co < WCO; co++) {
             if (co < CO) {
-                let i = (n * CO + co) * plane + r;
+                // channel co of the group p.co_off .. p.co_off + CO (groups of up to 8)
+                let i = (n * p.c_out + p.co_off + co) * plane + r;
                 if (TRANSPOSED) {
                     g[co] = ld_dy(i);
                 } else {

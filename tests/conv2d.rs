@@ -79,7 +79,7 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         // hand-written kernels once per group of 8 channels (8 + 4) on lavapipe
         conv(2, 3, 8, 16, 12, 3, 3, 2, 1),
         // stride 1, 12 output channels, widths multiples of 4: forward takes conv_forward_cpu
-        // once per group of 8 channels (8 + 4) on lavapipe
+        // and backward_weight conv_wgrad_cpu once per group of 8 channels (8 + 4) on lavapipe
         conv(1, 2, 6, 8, 12, 3, 3, 1, 1),
         // 12 input channels, input twice the output: backward_input takes convt_s2k3_all_cpu
         // once per group of 8 of its 12 output channels (8 + 4) on lavapipe

@@ -345,6 +345,13 @@ pub(crate) fn wgrad_cpu(
             ("TRANSPOSED", transposed as u32 as f64),
         ];
         ("conv_wgrad_s2k3_cpu", cib, consts)
+    } else if !transposed
+        && g.c_out > MAXCB
+        && cpu_wgrad_fits(rec.gpu, &Geom { c_out: MAXCB, ..*g }, false).is_some()
+    {
+        // more than 8 output channels (ae-wide's first layer, 1 -> 16 at stride 1, where the
+        // generic kernel took ~0.9 s a step): once per group of 8
+        return wgrad_cpu_groups(rec, g, act, [a, aa, b, ba], dw, db);
     } else if let Some(cib) = cpu_wgrad_fits(rec.gpu, g, transposed) {
         let mut consts = g.overrides(act);
         consts.extend([
@@ -392,6 +399,53 @@ fn wgrad_binds(
     };
     let (shader, ins) = cpu_inputs(rec, &[a, aa, b, ba], CPU_SHADERS);
     (shader, <[Bind; 4]>::try_from(ins).expect("four inputs"))
+}
+
+/// [`wgrad_cpu`]'s conv_wgrad_cpu for a Conv2d with more than 8 output channels: per group of
+/// up to 8 (p.co_off picks the group's channels of dy), the kernel and its reduction into
+/// temporaries, copied into the group's rows of dw and its biases.
+fn wgrad_cpu_groups(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    [a, aa, b, ba]: [&Tensor; 4],
+    dw: &Tensor,
+    db: &Tensor,
+) -> Result<bool> {
+    let (shader, [a, aa, b, ba]) = wgrad_binds(rec, act, [a, aa, b, ba]);
+    let taps = g.c_in * g.kh * g.kw;
+    for co0 in (0..g.c_out).step_by(MAXCB) {
+        let cb = MAXCB.min(g.c_out - co0);
+        let Some(cib) = cpu_wgrad_fits(rec.gpu, &Geom { c_out: cb, ..*g }, false) else {
+            bail!("conv2d: a group of {cb} output channels no longer fits conv_wgrad_cpu");
+        };
+        let ncib = g.c_in.div_ceil(cib);
+        let chunks = wgrad_chunks(rec.gpu, g.batch * g.h_out * g.w_out / 4, ncib);
+        let (n_w, n_b) = (cb * taps, cb);
+        let stride = (n_w + n_b).next_multiple_of(4);
+        let part = rec.gpu.storage((stride * chunks * 4) as u64);
+        let mut consts = g.overrides(act);
+        consts.extend([
+            ("CI", g.c_in as f64),
+            ("CO", cb as f64),
+            ("CIB", cib as f64),
+            ("TRANSPOSED", 0.0),
+        ]);
+        rec.dispatch_with(
+            shader,
+            "conv_wgrad_cpu",
+            &consts,
+            &g.group_params(chunks, stride, co0),
+            &[a.clone(), aa.clone(), b.clone(), (&part).into(), ba.clone()],
+            [chunks.div_ceil(WG) as u32, 1, ncib as u32],
+        )?;
+        let dw_g = rec.gpu.zeros(&[n_w]);
+        let db_g = rec.gpu.zeros(&[n_b]);
+        reduce4_partials(rec, &part, chunks, stride, n_w, n_b, &dw_g, &db_g)?;
+        rec.copy(&dw_g.buf, 0, &dw.buf, (co0 * taps * 4) as u64, dw_g.bytes());
+        rec.copy(&db_g.buf, 0, &db.buf, (co0 * 4) as u64, db_g.bytes());
+    }
+    Ok(true)
 }
 
 /// [`wgrad_cpu`]'s hand-written 3x3 stride-2 kernel for more than 8 quads-side channels: per
