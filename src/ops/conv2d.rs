@@ -598,11 +598,11 @@ pub(crate) fn weights_ubo_rows(
 /// A backward input gradient's result multiplied by act' of the previous layer (`Some((act,
 /// its output))`), so that layer's backward starts from g = dx * act'(x): see
 /// [`backward_input_then`]. The 3x3 stride-2 software-adapter kernels do it in their epilogue
-/// (OUT_ACT); every other path writes a temporary and runs the activation's backward kernel.
+/// (OUT_ACT); every other path writes a temporary and forms the product by a separate pass.
 pub type Then<'a> = Option<(Activation, &'a Tensor)>;
 
-/// Records `kernel(out')` and then out = out' * act'(t) for `then` = Some((act, t)) through the
-/// activation's backward kernel (the paths without the fused epilogue).
+/// Records `kernel(out')` and then out = out' * act'(t) for `then` = Some((act, t)) by a
+/// separate pass (the paths without the fused epilogue).
 pub(crate) fn then_separately(
     rec: &mut Recorder,
     then: Then,
@@ -613,7 +613,10 @@ pub(crate) fn then_separately(
         Some((act, t)) if act != Activation::None => {
             let tmp = rec.gpu.zeros(&out.shape);
             kernel(rec, &tmp)?;
-            super::activation::backward(rec, act, t, &tmp, out)
+            // linear's g = dy * act'(y): it reads texture copies (or aliases) on CPU adapters,
+            // where the activation kernel's storage-buffer loads took ae-wide 0.27 s a step
+            let textures = rec.texture_reads();
+            super::linear::form_g_into(rec, act, t, &tmp, &out.buf, textures)
         }
         _ => kernel(rec, out),
     }

@@ -501,8 +501,22 @@ fn form_g(
     dy: &Tensor,
     textures: bool,
 ) -> Result<wgpu::Buffer> {
+    let g = rec.gpu.storage((dy.len() * 4) as u64);
+    form_g_into(rec, act, y, dy, &g, textures)?;
+    Ok(g)
+}
+
+/// [`form_g`] into `g` (at least dy's length): also what a conv's backward pass runs for
+/// `then` where its kernel has no epilogue for it (conv2d::then_separately).
+pub(crate) fn form_g_into(
+    rec: &mut Recorder,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    g: &wgpu::Buffer,
+    textures: bool,
+) -> Result<()> {
     let len = dy.len();
-    let g = rec.gpu.storage((len * 4) as u64);
     let tex = len.is_multiple_of(4) && textures && rec.gpu.flat_texture_fits(len);
     let (entry, items, binds) = if tex {
         let tdy = rec.flat_texture(&dy.buf, len);
@@ -510,10 +524,10 @@ fn form_g(
         (
             "form_g4_tex",
             len / 4,
-            [(&tdy).into(), (&ty).into(), (&g).into()],
+            [(&tdy).into(), (&ty).into(), g.into()],
         )
     } else {
-        ("form_g", len, [dy.into(), y.into(), (&g).into()])
+        ("form_g", len, [dy.into(), y.into(), g.into()])
     };
     let params = ReduceParams {
         len: items as u32,
@@ -529,7 +543,7 @@ fn form_g(
         &binds,
         crate::gpu::grid_1d(items as u64, REDUCE_WG),
     )?;
-    Ok(g)
+    Ok(())
 }
 
 /// Where the matmul writes: the output itself, or a scratch buffer of `chunks` partials.
