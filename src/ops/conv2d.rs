@@ -439,13 +439,40 @@ fn wgrad_cpu_groups(
             &[a.clone(), aa.clone(), b.clone(), (&part).into(), ba.clone()],
             [chunks.div_ceil(WG) as u32, 1, ncib as u32],
         )?;
-        let dw_g = rec.gpu.zeros(&[n_w]);
-        let db_g = rec.gpu.zeros(&[n_b]);
-        reduce4_partials(rec, &part, chunks, stride, n_w, n_b, &dw_g, &db_g)?;
-        rec.copy(&dw_g.buf, 0, &dw.buf, (co0 * taps * 4) as u64, dw_g.bytes());
-        rec.copy(&db_g.buf, 0, &db.buf, (co0 * 4) as u64, db_g.bytes());
+        let part = (&part, chunks, stride);
+        reduce_group_into(
+            rec,
+            part,
+            (n_w, n_b),
+            dw,
+            (co0 * taps) as u64,
+            db,
+            Some(co0 as u64),
+        )?;
     }
     Ok(true)
+}
+
+/// Sums a channel group's weight-gradient partials (`part` = (buffer, chunks, stride)) into
+/// temporaries of n_w weights and n_b biases, then copies them into `dw` from float `w_at` and,
+/// with `b_at`, into `db` from float `b_at`.
+fn reduce_group_into(
+    rec: &mut Recorder,
+    (part, chunks, stride): (&wgpu::Buffer, usize, usize),
+    (n_w, n_b): (usize, usize),
+    dw: &Tensor,
+    w_at: u64,
+    db: &Tensor,
+    b_at: Option<u64>,
+) -> Result<()> {
+    let dw_g = rec.gpu.zeros(&[n_w]);
+    let db_g = rec.gpu.zeros(&[n_b]);
+    reduce4_partials(rec, part, chunks, stride, n_w, n_b, &dw_g, &db_g)?;
+    rec.copy(&dw_g.buf, 0, &dw.buf, w_at * 4, dw_g.bytes());
+    if let Some(at) = b_at {
+        rec.copy(&db_g.buf, 0, &db.buf, at * 4, db_g.bytes());
+    }
+    Ok(())
 }
 
 /// [`wgrad_cpu`]'s hand-written 3x3 stride-2 kernel for more than 8 quads-side channels: per
@@ -486,15 +513,14 @@ fn wgrad_s2k3_groups(
             &[a.clone(), aa.clone(), b.clone(), (&part).into(), ba.clone()],
             [chunks.div_ceil(WG) as u32, 1, g.c_in as u32],
         )?;
-        let dw_g = rec.gpu.zeros(&[n_w]);
-        let db_g = rec.gpu.zeros(&[n_b]);
-        reduce4_partials(rec, &part, chunks, stride, n_w, n_b, &dw_g, &db_g)?;
-        rec.copy(&dw_g.buf, 0, &dw.buf, (co0 * taps * 4) as u64, dw_g.bytes());
-        if !transposed {
-            rec.copy(&db_g.buf, 0, &db.buf, (co0 * 4) as u64, db_g.bytes());
-        } else if co0 == 0 {
-            rec.copy(&db_g.buf, 0, &db.buf, 0, db_g.bytes());
-        }
+        // a ConvTranspose2d's bias (summed over the footprint side) is the same in every group
+        let b_at = if !transposed {
+            Some(co0 as u64)
+        } else {
+            (co0 == 0).then_some(0)
+        };
+        let part = (&part, chunks, stride);
+        reduce_group_into(rec, part, (n_w, n_b), dw, (co0 * taps) as u64, db, b_at)?;
     }
     Ok(true)
 }
