@@ -264,6 +264,10 @@ fn conv_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
 // CO * CIB <= 8). Grid: x = chunks, z = footprint channel block.
 
 override CIB2: u32 = 1u;
+// S1: the same sums for 3x3, stride 1, padding 1 with both sides the same size (ae-wide's
+// stride-1 layers): footprint rows oy - 1 .. oy + 1, 3 vec4 loads each (row3_s1), and with
+// TRANSPOSED each quad owns its own columns of footprint row oy
+override S1: bool = false;
 
 struct Row3 {
     k0: vec4<f32>,
@@ -324,8 +328,28 @@ fn row3(rbase: u32, qx: u32, ok: bool) -> Row3 {
     return Row3(vec4<f32>(pw, u.y, u.w, v.y), vec4<f32>(u.x, u.z, v.x, v.z), vec4<f32>(u.y, u.w, v.y, v.w));
 }
 
+// S1 (stride 1, the footprint side the size of the quads side): the three taps of footprint row
+// rbase at the quad's columns 4*qx - 1 + kx ..: its vec4 U, the last value of the one before and
+// the first of the one after
+fn row3_s1(rbase: u32, qx: u32, wiq: u32, ok: bool) -> Row3 {
+    let z = vec4<f32>(0.0);
+    let u = select(z, foot4(rbase + qx), ok);
+    let pw = select(0.0, foot4(rbase + max(qx, 1u) - 1u).w, ok && qx > 0u);
+    let nx = select(0.0, foot4(rbase + min(qx + 1u, wiq - 1u)).x, ok && qx + 1u < wiq);
+    return Row3(vec4<f32>(pw, u.x, u.y, u.z), u, vec4<f32>(u.y, u.z, u.w, nx));
+}
+
 fn foot(n: u32, ci: u32, oy: u32, qx: u32, wiq: u32) -> Foot {
     let plane = (n * CI + ci) * p.h_in;
+    if (S1) {
+        // footprint rows oy - 1 .. oy + 1
+        let hl = p.h_in - 1u;
+        return Foot(
+            row3_s1((plane + max(oy, 1u) - 1u) * wiq, qx, wiq, oy > 0u),
+            row3_s1((plane + oy) * wiq, qx, wiq, true),
+            row3_s1((plane + min(oy + 1u, hl)) * wiq, qx, wiq, oy + 1u < p.h_in),
+        );
+    }
     let r1 = 2u * oy;
     return Foot(
         row3((plane + max(r1, 1u) - 1u) * wiq, qx, oy > 0u),
@@ -419,7 +443,11 @@ fn conv_wgrad_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(w
         let fa = foot(n, cia, oy, qx, wiq);
         var fb = fa;
         if (CIB2 > 1u) { fb = foot(n, cib, oy, qx, wiq); }
-        if (TRANSPOSED) {
+        if (TRANSPOSED && S1) {
+            // owned footprint values: row oy, columns 4*qx .. 4*qx + 3 (k1)
+            dbt.x += hsum(fa.r1.k1);
+            dbt.y += hsum(fb.r1.k1);
+        } else if (TRANSPOSED) {
             // owned footprint values: rows 2*oy, 2*oy + 1, columns 8*qx .. 8*qx + 7 (k1 holds
             // the even columns, k2 the odd ones)
             dbt.x += hsum(fa.r1.k1 + fa.r1.k2 + fa.r2.k1 + fa.r2.k2);
@@ -499,25 +527,40 @@ fn in_row2q(rbase: u32, g: u32, ok: bool) -> Row2q {
     );
 }
 
+// TW: the weights are a transposed conv's, [CI][CO][3][3] per group (conv_transpose2d.rs
+// group_weights_ubo), used flipped in both directions: the correlation that a stride-1 padding-1
+// ConvTranspose2d (and so Conv2d's input gradient) computes. A compile-time choice, so every
+// weight offset stays a constant.
+override TW: bool = false;
+
+// weight tap k of the 9 at wb (tap 8 - k with TW)
+fn w_tap(wb: u32, k: u32) -> f32 {
+    return uw_at(select(wb + k, wb + 8u - k, TW));
+}
+
 // sum over the 9 taps of footprint f with the weights at wb
 fn tap9(f: Foot, wb: u32) -> vec4<f32> {
-    return f.r0.k0 * uw_at(wb) + f.r0.k1 * uw_at(wb + 1u) + f.r0.k2 * uw_at(wb + 2u)
-        + f.r1.k0 * uw_at(wb + 3u) + f.r1.k1 * uw_at(wb + 4u) + f.r1.k2 * uw_at(wb + 5u)
-        + f.r2.k0 * uw_at(wb + 6u) + f.r2.k1 * uw_at(wb + 7u) + f.r2.k2 * uw_at(wb + 8u);
+    return f.r0.k0 * w_tap(wb, 0u) + f.r0.k1 * w_tap(wb, 1u) + f.r0.k2 * w_tap(wb, 2u)
+        + f.r1.k0 * w_tap(wb, 3u) + f.r1.k1 * w_tap(wb, 4u) + f.r1.k2 * w_tap(wb, 5u)
+        + f.r2.k0 * w_tap(wb, 6u) + f.r2.k1 * w_tap(wb, 7u) + f.r2.k2 * w_tap(wb, 8u);
+}
+
+// the first of the 9 weights of output channel co and input channel ci
+fn w_base(co: u32, ci: u32) -> u32 {
+    if (TW) { return (ci * CO + co) * 9u; }
+    return (co * CI + ci) * 9u;
 }
 
 fn out8_add(o: Out8, f: Foot, ci: u32) -> Out8 {
     var r = o;
-    let s = CI * 9u;
-    let wb = ci * 9u;
-    if (CO > 0u) { r.c0 += tap9(f, wb); }
-    if (CO > 1u) { r.c1 += tap9(f, wb + s); }
-    if (CO > 2u) { r.c2 += tap9(f, wb + 2u * s); }
-    if (CO > 3u) { r.c3 += tap9(f, wb + 3u * s); }
-    if (CO > 4u) { r.c4 += tap9(f, wb + 4u * s); }
-    if (CO > 5u) { r.c5 += tap9(f, wb + 5u * s); }
-    if (CO > 6u) { r.c6 += tap9(f, wb + 6u * s); }
-    if (CO > 7u) { r.c7 += tap9(f, wb + 7u * s); }
+    if (CO > 0u) { r.c0 += tap9(f, w_base(0u, ci)); }
+    if (CO > 1u) { r.c1 += tap9(f, w_base(1u, ci)); }
+    if (CO > 2u) { r.c2 += tap9(f, w_base(2u, ci)); }
+    if (CO > 3u) { r.c3 += tap9(f, w_base(3u, ci)); }
+    if (CO > 4u) { r.c4 += tap9(f, w_base(4u, ci)); }
+    if (CO > 5u) { r.c5 += tap9(f, w_base(5u, ci)); }
+    if (CO > 6u) { r.c6 += tap9(f, w_base(6u, ci)); }
+    if (CO > 7u) { r.c7 += tap9(f, w_base(7u, ci)); }
     return r;
 }
 
@@ -567,6 +610,43 @@ fn s2k3_ci(o: Out8x4, n: u32, y0: u32, g: u32, wiq: u32, ci: u32) -> Out8x4 {
     );
 }
 
+// S1: stride 1 with the input the size of the output (ae-wide's first and last layers, and with
+// TW their input gradients): the same items (2 output rows by 2 quads), input rows 2*qy - 1 ..
+// 2*qy + 2, each read as 4 vec4 loads for the 2 quads (their 2 vec4s, the last value of the one
+// before and the first of the one after)
+fn in_row2q_s1(rbase: u32, g: u32, wiq: u32, ok: bool) -> Row2q {
+    let z = vec4<f32>(0.0);
+    let i = rbase + 2u * g;
+    let u0 = select(z, u_in(i), ok);
+    let u1 = select(z, u_in(i + 1u), ok);
+    let pw = select(0.0, u_in(max(i, 1u) - 1u).w, ok && g > 0u);
+    let nx = select(0.0, u_in(min(i + 2u, rbase + wiq - 1u)).x, ok && 2u * g + 2u < wiq);
+    return Row2q(
+        Row3(vec4<f32>(pw, u0.x, u0.y, u0.z), u0, vec4<f32>(u0.y, u0.z, u0.w, u1.x)),
+        Row3(vec4<f32>(u0.w, u1.x, u1.y, u1.z), u1, vec4<f32>(u1.y, u1.z, u1.w, nx)),
+    );
+}
+
+fn s1k3_ci(o: Out8x4, n: u32, y0: u32, g: u32, wiq: u32, ci: u32) -> Out8x4 {
+    let plane = (n * CI + ci) * p.h_in;
+    let hl = p.h_in - 1u;
+    let r0 = in_row2q_s1((plane + max(y0, 1u) - 1u) * wiq, g, wiq, y0 > 0u);
+    let r1 = in_row2q_s1((plane + min(y0, hl)) * wiq, g, wiq, y0 < p.h_in);
+    let r2 = in_row2q_s1((plane + min(y0 + 1u, hl)) * wiq, g, wiq, y0 + 1u < p.h_in);
+    let r3 = in_row2q_s1((plane + min(y0 + 2u, hl)) * wiq, g, wiq, y0 + 2u < p.h_in);
+    return Out8x4(
+        out8_add(o.tl, Foot(r0.a, r1.a, r2.a), ci),
+        out8_add(o.tr, Foot(r0.b, r1.b, r2.b), ci),
+        out8_add(o.bl, Foot(r1.a, r2.a, r3.a), ci),
+        out8_add(o.br, Foot(r1.b, r2.b, r3.b), ci),
+    );
+}
+
+fn k3_ci(o: Out8x4, n: u32, y0: u32, g: u32, wiq: u32, ci: u32) -> Out8x4 {
+    if (S1) { return s1k3_ci(o, n, y0, g, wiq, ci); }
+    return s2k3_ci(o, n, y0, g, wiq, ci);
+}
+
 @compute @workgroup_size(64)
 fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let wq = p.w_out / 4u;
@@ -577,25 +657,25 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let qy = gid.x / ng;
     let g = gid.x % ng;
     let wiq = p.w_in / 4u;
-    let y0 = 4u * qy;
+    let y0 = select(4u * qy, 2u * qy, S1);
     let z = vec4<f32>(0.0);
     let z8 = Out8(z, z, z, z, z, z, z, z);
     var o = Out8x4(z8, z8, z8, z8);
     // up to 8 input channels written out, so that every weight offset is a constant (as in
     // convt_s2k3_core.wgsl's s2x8_item: llvmpipe loads a loop-varying uniform lane by lane)
     if (CI <= 8u) {
-        if (CI > 0u) { o = s2k3_ci(o, n, y0, g, wiq, 0u); }
-        if (CI > 1u) { o = s2k3_ci(o, n, y0, g, wiq, 1u); }
-        if (CI > 2u) { o = s2k3_ci(o, n, y0, g, wiq, 2u); }
-        if (CI > 3u) { o = s2k3_ci(o, n, y0, g, wiq, 3u); }
-        if (CI > 4u) { o = s2k3_ci(o, n, y0, g, wiq, 4u); }
-        if (CI > 5u) { o = s2k3_ci(o, n, y0, g, wiq, 5u); }
-        if (CI > 6u) { o = s2k3_ci(o, n, y0, g, wiq, 6u); }
-        if (CI > 7u) { o = s2k3_ci(o, n, y0, g, wiq, 7u); }
+        if (CI > 0u) { o = k3_ci(o, n, y0, g, wiq, 0u); }
+        if (CI > 1u) { o = k3_ci(o, n, y0, g, wiq, 1u); }
+        if (CI > 2u) { o = k3_ci(o, n, y0, g, wiq, 2u); }
+        if (CI > 3u) { o = k3_ci(o, n, y0, g, wiq, 3u); }
+        if (CI > 4u) { o = k3_ci(o, n, y0, g, wiq, 4u); }
+        if (CI > 5u) { o = k3_ci(o, n, y0, g, wiq, 5u); }
+        if (CI > 6u) { o = k3_ci(o, n, y0, g, wiq, 6u); }
+        if (CI > 7u) { o = k3_ci(o, n, y0, g, wiq, 7u); }
     } else {
         // more channels: a loop (unrolled, 16 or 32 channels took llvmpipe seconds more to compile)
         for (var ci = 0u; ci < CI; ci++) {
-            o = s2k3_ci(o, n, y0, g, wiq, ci);
+            o = k3_ci(o, n, y0, g, wiq, ci);
         }
     }
     let plane = p.h_out * wq;

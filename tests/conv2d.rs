@@ -63,7 +63,7 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         conv(1, 2, 3, 131, 3, 3, 3, 2, 1),
         // input widths multiples of 4 and S * c_in in 8..=16: backward_input takes the CPU
         // transposed kernel (convt_forward_cpu) on lavapipe
-        conv(2, 8, 6, 8, 3, 3, 3, 1, 1),
+        conv(2, 8, 6, 12, 3, 3, 3, 1, 1),
         conv(1, 4, 9, 16, 5, 5, 5, 2, 2),
         conv(1, 16, 3, 4, 2, 1, 1, 1, 0),
         // widths in and out multiples of 4, 3x3, stride 2: backward_weight takes the CPU
@@ -78,9 +78,21 @@ fn odd_cases() -> Vec<(Conv, Activation)> {
         // 12 output channels, input twice the output: forward and backward_weight take the
         // hand-written kernels once per group of 8 channels (8 + 4) on lavapipe
         conv(2, 3, 8, 16, 12, 3, 3, 2, 1),
-        // stride 1, 12 output channels, widths multiples of 4: forward takes conv_forward_cpu
-        // and backward_weight conv_wgrad_cpu once per group of 8 channels (8 + 4) on lavapipe
-        conv(1, 2, 6, 8, 12, 3, 3, 1, 1),
+        // stride 1, a 1x3 kernel, 12 output channels, widths multiples of 4: forward takes
+        // conv_forward_cpu and backward_weight conv_wgrad_cpu once per group of 8 channels
+        // (8 + 4) on lavapipe
+        conv(1, 2, 6, 8, 12, 1, 3, 1, 1),
+        // 3x3 stride 1 pad 1, output width a multiple of 8: forward takes the hand-written
+        // kernel with S1 (5 output channels), backward_input the same with S1 and TW, and
+        // backward_weight conv_wgrad_s2k3_cpu with S1, on lavapipe
+        conv(2, 3, 6, 16, 5, 3, 3, 1, 1),
+        // the same as ae-wide's last layer (many input channels, one output, here an odd
+        // height): forward loops over the 12 input channels, backward_input runs once per
+        // group of 8 of its 12 output channels (8 + 4), backward_weight two input channels per
+        // invocation
+        conv(1, 12, 5, 8, 1, 3, 3, 1, 1),
+        // as ae-wide's first layer (1 -> 12): forward and backward_weight once per group of 8
+        conv(2, 1, 6, 8, 12, 3, 3, 1, 1),
         // 12 input channels, input twice the output: backward_input takes convt_s2k3_all_cpu
         // once per group of 8 of its 12 output channels (8 + 4) on lavapipe
         conv(2, 12, 8, 8, 3, 3, 3, 2, 1),
@@ -239,6 +251,8 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
         (conv(1, 1, 7, 8, 1, 1, 1, 1, 0), Activation::Relu),
         (conv(3, 3, 6, 8, 5, 3, 3, 2, 1), Activation::Sigmoid),
         (conv(1, 3, 6, 16, 2, 3, 3, 2, 1), Activation::Relu),
+        // the stride-1 variants (S1, TW)
+        (conv(2, 3, 6, 16, 5, 3, 3, 1, 1), Activation::Sigmoid),
         // enough pixels for the weight gradient's partials to come in many chunks (the
         // reduction's 4-chunk loop, not only its tail)
         (conv(1, 1, 64, 64, 3, 3, 3, 2, 1), Activation::Sigmoid),

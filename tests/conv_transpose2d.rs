@@ -85,6 +85,14 @@ fn odd_cases() -> Vec<(ConvT, Activation)> {
         // 3x3 s2 p1 op1, 12 output channels: forward takes convt_s2k3_all_cpu once per group
         // of 8 (8 + 4) on lavapipe
         convt(2, 3, 3, 4, 12, 3, 3, 2, 1, 1),
+        // 3x3 stride 1 pad 1 (output the size of the input), widths multiples of 8: forward
+        // takes Conv2d's hand-written kernel with S1 and TW, backward_input the same with S1,
+        // backward_weight conv_wgrad_s2k3_cpu with S1 and TRANSPOSED, on lavapipe; 12 input
+        // channels: forward loops over them, backward_input and backward_weight run once per
+        // group of 8 (8 + 4)
+        convt(2, 12, 4, 8, 3, 3, 3, 1, 1, 0),
+        // 12 output channels: forward once per group of 8 (8 + 4)
+        convt(1, 3, 4, 16, 12, 3, 3, 1, 1, 0),
     ];
     shapes
         .into_iter()
@@ -253,6 +261,8 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
         (convt(3, 5, 3, 4, 6, 3, 3, 2, 1, 1), Activation::Sigmoid),
         (convt(3, 3, 3, 4, 5, 3, 3, 2, 1, 1), Activation::Relu),
         (convt(3, 5, 3, 16, 2, 3, 3, 2, 1, 1), Activation::Sigmoid),
+        // stride 1 (S1, TW)
+        (convt(3, 3, 7, 8, 5, 3, 3, 1, 1, 0), Activation::Relu),
     ];
     facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {

@@ -142,6 +142,14 @@ impl Geom {
             && self.w_in == 2 * self.w_out
     }
 
+    /// 3x3, stride 1, padding 1 with the output the size of the input: the shape the
+    /// hand-written kernels also take (override S1; `ae-wide`'s first and last layers).
+    pub(crate) fn s1k3_same(&self) -> bool {
+        (self.kh, self.kw, self.stride, self.pad) == (3, 3, 1, 1)
+            && self.h_in == self.h_out
+            && self.w_in == self.w_out
+    }
+
     /// The same with the output twice the input (a transposed conv's forward geometry).
     pub(crate) fn s2k3_doubles(&self) -> bool {
         (self.kh, self.kw, self.stride, self.pad) == (3, 3, 2, 1)
@@ -327,9 +335,10 @@ pub(crate) fn wgrad_cpu(
     dw: &Tensor,
     db: &Tensor,
 ) -> Result<bool> {
-    // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side: the
-    // hand-written kernel (CO * CIB <= 8 slots); else the generated-loop one where it fits
-    let s2k3 = rec.gpu.is_cpu() && g.s2k3_halves() && g.w_out.is_multiple_of(4);
+    // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side, or stride 1
+    // with both the same size (S1): the hand-written kernel (CO * CIB <= 8 slots); else the
+    // generated-loop one where it fits
+    let s2k3 = rec.gpu.is_cpu() && (g.s2k3_halves() || g.s1k3_same()) && g.w_out.is_multiple_of(4);
     if s2k3 && g.c_out > 8 && g.c_in * 8 * 9 + g.c_in.max(8) <= UBO_FLOATS {
         // once per group of 8 quads-side channels (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the generic kernel or the matrix products took 0.1-0.4 s a step)
@@ -343,6 +352,7 @@ pub(crate) fn wgrad_cpu(
             ("CO", g.c_out as f64),
             ("CIB2", cib as f64),
             ("TRANSPOSED", transposed as u32 as f64),
+            ("S1", g.s1k3_same() as u32 as f64),
         ];
         ("conv_wgrad_s2k3_cpu", cib, consts)
     } else if !transposed
@@ -504,6 +514,7 @@ fn wgrad_s2k3_groups(
             ("CO", cb as f64),
             ("CIB2", 1.0),
             ("TRANSPOSED", transposed as u32 as f64),
+            ("S1", g.s1k3_same() as u32 as f64),
         ];
         rec.dispatch_with(
             shader,
@@ -561,7 +572,7 @@ pub(crate) fn reduce4_partials(
 }
 
 /// conv2d_cpu_core.wgsl's kernels reading storage buffers / texture copies.
-const CPU_SHADERS: (&str, &str) = ("conv2d", "conv2d_tex");
+pub(crate) const CPU_SHADERS: (&str, &str) = ("conv2d", "conv2d_tex");
 
 /// The shader of a software-adapter kernel family that comes in two files, `shaders` = (reads
 /// storage buffers, reads textures), and the input bindings: the texture file with flat copies
@@ -677,11 +688,11 @@ pub(crate) fn gather_conv(
     let mut consts = g.overrides(act);
     consts.push(("GRAD_IN", grad_in as u32 as f64));
     let wn = w.len() + if grad_in { 0 } else { b.len() };
-    // 3x3 stride 2 pad 1, input twice the output, output rows of quad pairs: the hand-written
-    // kernel, once per group of up to 8 output channels
+    // 3x3 stride 2 pad 1, input twice the output (or stride 1, the same size: S1), output rows
+    // of quad pairs: the hand-written kernel, once per group of up to 8 output channels
     let groups = g.c_out.div_ceil(8);
     if rec.gpu.is_cpu()
-        && g.s2k3_halves()
+        && (g.s2k3_halves() || g.s1k3_same())
         && g.w_out.is_multiple_of(8)
         // more than 8 output channels in groups (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the matrix-product path ran at 0.5-5 GFLOP/s and im2col moved 9
@@ -697,7 +708,11 @@ pub(crate) fn gather_conv(
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
         let (shader, ins) = cpu_inputs(rec, &[x, xa, oa], CPU_SHADERS);
         let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-        consts.extend([("CI", g.c_in as f64), ("OUT_ACT", out_act.code() as f64)]);
+        consts.extend([
+            ("CI", g.c_in as f64),
+            ("OUT_ACT", out_act.code() as f64),
+            ("S1", g.s1k3_same() as u32 as f64),
+        ]);
         return dispatch_channel_groups(
             rec,
             g,

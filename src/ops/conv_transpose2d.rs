@@ -226,6 +226,41 @@ pub(crate) fn gather_convt(
         x
     };
     let wn = w.len() + if grad_in { 0 } else { b.len() };
+    // 3x3 stride 1 pad 1, output the size of the input (ae-wide's last layer's input gradient):
+    // a correlation with the weight flipped and its channel roles swapped, which Conv2d's
+    // hand-written kernel computes with S1 and TW, once per group of up to 8 output channels
+    if rec.gpu.is_cpu()
+        && g.s1k3_same()
+        && g.w_out.is_multiple_of(8)
+        && (g.c_out <= 8 || g.c_in <= 32)
+        && g.c_in * 8 * 9 + 8 <= UBO_FLOATS
+    {
+        let (out_act, oa) = match then {
+            Some((a, t)) => (a, t),
+            None => (Activation::None, xa),
+        };
+        let (shader, ins) =
+            super::conv2d::cpu_inputs(rec, &[x, xa, oa], super::conv2d::CPU_SHADERS);
+        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+        let consts = [
+            ("ACT", act.code() as f64),
+            ("GRAD_IN", grad_in as u32 as f64),
+            ("CI", g.c_in as f64),
+            ("OUT_ACT", out_act.code() as f64),
+            ("S1", 1.0),
+            ("TW", 1.0),
+        ];
+        let items = g.h_out.div_ceil(2) * g.w_out / 8;
+        return super::conv2d::dispatch_channel_groups(
+            rec,
+            g,
+            (shader, "conv_forward_s2k3_cpu"),
+            &consts,
+            [xb, xab, out.into(), oab],
+            [items.div_ceil(WG) as u32, 1, g.batch as u32],
+            |rec, rows| group_weights_ubo(rec, g, w, (!grad_in).then_some(b), rows),
+        );
+    }
     // 3x3 stride 2 pad 1 with more than 8 output channels: the all-channels kernel once per
     // group of 8 (conv-vae's middle layers, whose matrix-product path stored 9 values per
     // output for col2im to add up)
