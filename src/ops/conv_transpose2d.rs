@@ -168,6 +168,45 @@ fn ubo_kernel(gpu: &Gpu, g: &Geom, wn: usize) -> Option<UboKernel> {
     })
 }
 
+/// Records a hand-written software kernel that takes all of a group's output channels per
+/// invocation (`entry` of the buffer / texture shader pair `shaders`), once per group of up to
+/// 8, with the weights in [`group_weights_ubo`]'s layout, the OUT_ACT epilogue of `then`, the
+/// overrides `extra` and `items` invocations per image.
+#[allow(clippy::too_many_arguments)]
+fn per_channel_group(
+    rec: &mut Recorder,
+    g: &Geom,
+    (shaders, entry): ((&'static str, &'static str), &str),
+    act: Activation,
+    grad_in: bool,
+    ([x, xa, w, b], out, then): ([&Tensor; 4], &Tensor, Then),
+    extra: &[(&str, f64)],
+    items: usize,
+) -> Result<()> {
+    let (out_act, oa) = match then {
+        Some((a, t)) => (a, t),
+        None => (Activation::None, xa),
+    };
+    let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, oa], shaders);
+    let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+    let mut consts = vec![
+        ("ACT", act.code() as f64),
+        ("GRAD_IN", grad_in as u32 as f64),
+        ("CI", g.c_in as f64),
+        ("OUT_ACT", out_act.code() as f64),
+    ];
+    consts.extend_from_slice(extra);
+    super::conv2d::dispatch_channel_groups(
+        rec,
+        g,
+        (shader, entry),
+        &consts,
+        [xb, xab, out.into(), oab],
+        [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        |rec, rows| group_weights_ubo(rec, g, w, (!grad_in).then_some(b), rows),
+    )
+}
+
 /// The uniform weight buffer of output channels `rows` (co0 .. co0 + cb) of a ConvTranspose2d weight
 /// [c_in, c_out, 3, 3] (and bias): per input channel its cb x 9 weights, then the cb biases, as
 /// convt_s2k3_all_cpu reads a layer of cb output channels.
@@ -235,30 +274,18 @@ pub(crate) fn gather_convt(
         && (g.c_out <= 8 || g.c_in <= 32)
         && g.c_in * 8 * 9 + 8 <= UBO_FLOATS
     {
-        let (out_act, oa) = match then {
-            Some((a, t)) => (a, t),
-            None => (Activation::None, xa),
-        };
-        let (shader, ins) =
-            super::conv2d::cpu_inputs(rec, &[x, xa, oa], super::conv2d::CPU_SHADERS);
-        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-        let consts = [
-            ("ACT", act.code() as f64),
-            ("GRAD_IN", grad_in as u32 as f64),
-            ("CI", g.c_in as f64),
-            ("OUT_ACT", out_act.code() as f64),
-            ("S1", 1.0),
-            ("TW", 1.0),
-        ];
+        let kernel = (super::conv2d::CPU_SHADERS, "conv_forward_s2k3_cpu");
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
-        return super::conv2d::dispatch_channel_groups(
+        let io = ([x, xa, w, b], out, then);
+        return per_channel_group(
             rec,
             g,
-            (shader, "conv_forward_s2k3_cpu"),
-            &consts,
-            [xb, xab, out.into(), oab],
-            [items.div_ceil(WG) as u32, 1, g.batch as u32],
-            |rec, rows| group_weights_ubo(rec, g, w, (!grad_in).then_some(b), rows),
+            kernel,
+            act,
+            grad_in,
+            io,
+            &[("S1", 1.0), ("TW", 1.0)],
+            items,
         );
     }
     // 3x3 stride 2 pad 1 with more than 8 output channels: the all-channels kernel once per
@@ -270,27 +297,17 @@ pub(crate) fn gather_convt(
         && g.c_out > 8
         && g.c_in * 8 * 9 + 8 <= UBO_FLOATS
     {
-        let (out_act, oa) = match then {
-            Some((a, t)) => (a, t),
-            None => (Activation::None, xa),
-        };
-        let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, oa], S2K3_SHADERS);
-        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-        let consts = [
-            ("ACT", act.code() as f64),
-            ("GRAD_IN", grad_in as u32 as f64),
-            ("CI", g.c_in as f64),
-            ("OUT_ACT", out_act.code() as f64),
-        ];
         let items = g.h_in * g.w_in / 4;
-        return super::conv2d::dispatch_channel_groups(
+        let io = ([x, xa, w, b], out, then);
+        return per_channel_group(
             rec,
             g,
-            (shader, "convt_s2k3_all_cpu"),
-            &consts,
-            [xb, xab, out.into(), oab],
-            [items.div_ceil(WG) as u32, 1, g.batch as u32],
-            |rec, rows| group_weights_ubo(rec, g, w, (!grad_in).then_some(b), rows),
+            (S2K3_SHADERS, "convt_s2k3_all_cpu"),
+            act,
+            grad_in,
+            io,
+            &[],
+            items,
         );
     }
     if let Some(UboKernel {
