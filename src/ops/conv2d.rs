@@ -338,13 +338,13 @@ pub(crate) fn wgrad_cpu(
     // 3x3 stride 2 pad 1 with the footprint side exactly twice the quads side, or stride 1
     // with both the same size (S1): the hand-written kernel (CO * CIB <= 8 slots); else the
     // generated-loop one where it fits
-    let s2k3 = rec.gpu.is_cpu() && (g.s2k3_halves() || g.s1k3_same()) && g.w_out.is_multiple_of(4);
-    if s2k3 && g.c_out > 8 && g.c_in * 8 * 9 + g.c_in.max(8) <= UBO_FLOATS {
+    let k3 = rec.gpu.is_cpu() && (g.s2k3_halves() || g.s1k3_same()) && g.w_out.is_multiple_of(4);
+    if k3 && g.c_out > 8 && g.c_in * 8 * 9 + g.c_in.max(8) <= UBO_FLOATS {
         // once per group of 8 quads-side channels (conv-vae's and ae-wide's 16- and 32-channel
         // layers, where the generic kernel or the matrix products took 0.1-0.4 s a step)
         return wgrad_s2k3_groups(rec, g, act, transposed, [a, aa, b, ba], dw, db);
     }
-    let (entry, cib, consts) = if s2k3 && g.c_out <= 8 {
+    let (entry, cib, consts) = if k3 && g.c_out <= 8 {
         let cib = if g.c_out <= 4 { 2.min(g.c_in) } else { 1 };
         let consts = vec![
             ("ACT", act.code() as f64),
