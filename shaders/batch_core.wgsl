@@ -60,6 +60,23 @@ fn locate(t: u32) -> vec3<u32> {
     return vec3<u32>(slot, w, row - p.first_row);
 }
 
+// the 4 vec4s of clean floats for face quad d, stored at q .. q + 3 and returned
+struct Words {
+    c0: vec4<f32>,
+    c1: vec4<f32>,
+    c2: vec4<f32>,
+    c3: vec4<f32>,
+}
+
+fn store_clean(q: u32, d: vec4<u32>) -> Words {
+    let c = Words(unit(d.x), unit(d.y), unit(d.z), unit(d.w));
+    clean[q] = c.c0;
+    clean[q + 1u] = c.c1;
+    clean[q + 2u] = c.c2;
+    clean[q + 3u] = c.c3;
+    return c;
+}
+
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = linear_index(gid, nwg, WG);
@@ -69,19 +86,14 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (l.z == 0xFFFFFFFFu) {
         if (p.chunk0 != 0u) {
             let z = vec4<f32>(0.0);
-            clean[q] = z;
-            clean[q + 1u] = z;
-            clean[q + 2u] = z;
-            clean[q + 3u] = z;
+            for (var j = 0u; j < 4u; j++) {
+                clean[q + j] = z;
+            }
         }
         return;
     }
     if (l.z == 0xFFFFFFFEu) { return; }
-    let d = face_quad(l.z * QUADS + l.y);
-    clean[q] = unit(d.x);
-    clean[q + 1u] = unit(d.y);
-    clean[q + 2u] = unit(d.z);
-    clean[q + 3u] = unit(d.w);
+    store_clean(q, face_quad(l.z * QUADS + l.y));
 }
 
 // pixels 4w..4w+3 share one Philox call: the same values as normal_at(key, pixel, id, stream)
@@ -109,19 +121,11 @@ fn gather_noisy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         return;
     }
     if (l.z == 0xFFFFFFFEu) { return; }
-    let d = face_quad(l.z * QUADS + l.y);
+    let c = store_clean(q, face_quad(l.z * QUADS + l.y));
     let id = order[2u * (st.start + l.x) + 1u];
     let w = 4u * l.y;
-    let c0 = unit(d.x);
-    let c1 = unit(d.y);
-    let c2 = unit(d.z);
-    let c3 = unit(d.w);
-    clean[q] = c0;
-    clean[q + 1u] = c1;
-    clean[q + 2u] = c2;
-    clean[q + 3u] = c3;
-    noisy[q] = noisy_word(c0, w, id);
-    noisy[q + 1u] = noisy_word(c1, w + 1u, id);
-    noisy[q + 2u] = noisy_word(c2, w + 2u, id);
-    noisy[q + 3u] = noisy_word(c3, w + 3u, id);
+    noisy[q] = noisy_word(c.c0, w, id);
+    noisy[q + 1u] = noisy_word(c.c1, w + 1u, id);
+    noisy[q + 2u] = noisy_word(c.c2, w + 2u, id);
+    noisy[q + 3u] = noisy_word(c.c3, w + 3u, id);
 }
