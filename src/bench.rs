@@ -1,9 +1,9 @@
 //! `facegpu bench`: kernel, training and metric benchmarks, each naming the adapter.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::gpu::timing::{time_program, KernelBench};
+use crate::gpu::timing::{time_program, BenchCases};
 use crate::gpu::Gpu;
 
 /// One measured kernel.
@@ -39,21 +39,27 @@ pub struct KernelReport {
     pub rows: Vec<KernelRow>,
 }
 
-/// The benchmark cases of every kernel family at the AE's and the VAE's shapes.
-pub fn kernel_cases(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
-    let mut all = Vec::new();
-    all.extend(crate::ops::conv2d::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::conv_transpose2d::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::linear::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::activation::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::loss::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::vae::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::reduce::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::optim::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::noise::bench_programs(gpu, batch)?);
-    all.extend(crate::ops::metrics::bench_programs(gpu, batch)?);
-    all.extend(crate::data::batcher::bench_programs(gpu, batch)?);
-    Ok(all)
+/// The benchmark cases of every kernel family at the AE's and the VAE's shapes whose name
+/// contains `filter` (all with None); only those are recorded and compiled, and `offered`
+/// names them all.
+pub fn kernel_cases<'g, 'f>(
+    gpu: &'g Gpu,
+    batch: usize,
+    filter: Option<&'f str>,
+) -> Result<BenchCases<'g, 'f>> {
+    let mut cases = BenchCases::new(gpu, filter);
+    crate::ops::conv2d::bench_cases(&mut cases, batch)?;
+    crate::ops::conv_transpose2d::bench_cases(&mut cases, batch)?;
+    crate::ops::linear::bench_cases(&mut cases, batch)?;
+    crate::ops::activation::bench_cases(&mut cases, batch)?;
+    crate::ops::loss::bench_cases(&mut cases, batch)?;
+    crate::ops::vae::bench_cases(&mut cases, batch)?;
+    crate::ops::reduce::bench_cases(&mut cases, batch)?;
+    crate::ops::optim::bench_cases(&mut cases, batch)?;
+    crate::ops::noise::bench_cases(&mut cases, batch)?;
+    crate::ops::metrics::bench_cases(&mut cases, batch)?;
+    crate::data::batcher::bench_cases(&mut cases, batch)?;
+    Ok(cases)
 }
 
 /// Times each case: warm-up, then the median of `rounds` batches of `reps` back-to-back runs.
@@ -64,10 +70,14 @@ pub fn bench_kernels(
     mut progress: impl FnMut(&KernelRow),
 ) -> Result<KernelReport> {
     let mut rows = Vec::new();
-    for case in kernel_cases(gpu, batch)? {
-        if filter.is_some_and(|f| !case.name.contains(f)) {
-            continue;
-        }
+    let all = kernel_cases(gpu, batch, filter)?;
+    if let (Some(f), true) = (filter, all.cases.is_empty()) {
+        bail!(
+            "no kernel name contains {f:?}; the names are:\n  {}",
+            all.offered.join("\n  ")
+        );
+    }
+    for case in all.cases {
         // aim for roughly 0.2 s per round from one probe run
         let probe = time_program(gpu, &case.program, 1, 1)?;
         let reps = ((0.2 / probe.seconds().max(1e-6)) as u32).clamp(1, 200);

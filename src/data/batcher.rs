@@ -567,13 +567,13 @@ fn upload_resident(
 
 /// The gather kernel at a batch of faces, with and without noise (a resident split of 1024
 /// synthetic-sized faces).
-pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<crate::gpu::timing::KernelBench>> {
+pub fn bench_cases(cases: &mut crate::gpu::timing::BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let n = batch.max(1024);
     let px: Vec<u8> = (0..n * PIXELS).map(|i| (i % 251) as u8).collect();
     let names = (0..n).map(|i| format!("bench/{i}")).collect();
     let ds = Dataset::from_pixels(px, names, super::Source::Synthetic { seed: 0, count: n })?;
     let rows: Vec<usize> = (0..n).collect();
-    let mut out = Vec::new();
     for noise in [
         None,
         Some(NoiseSpec {
@@ -581,19 +581,17 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<crate::gpu::timing:
             clip: true,
         }),
     ] {
-        let b = Batcher::new(gpu, &ds, &rows, BatcherConfig::train(batch, 0, noise))?;
-        let mut rec = gpu.record();
-        b.record(&mut rec)?;
         let outs = if noise.is_some() { 2.0 } else { 1.0 };
-        out.push(crate::gpu::timing::KernelBench {
-            name: format!(
-                "batch gather{} ({batch}x1x128x128 from u8)",
-                if noise.is_some() { " + noise" } else { "" }
-            ),
-            flops: 0.0,
-            bytes: (batch * PIXELS) as f64 * (1.0 + 4.0 * outs),
-            program: rec.finish()?,
-        });
+        let name = format!(
+            "batch gather{} ({batch}x1x128x128 from u8)",
+            if noise.is_some() { " + noise" } else { "" }
+        );
+        cases.add(
+            name,
+            0.0,
+            (batch * PIXELS) as f64 * (1.0 + 4.0 * outs),
+            |rec| Batcher::new(gpu, &ds, &rows, BatcherConfig::train(batch, 0, noise))?.record(rec),
+        )?;
     }
-    Ok(out)
+    Ok(())
 }

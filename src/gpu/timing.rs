@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use super::{Gpu, Program};
+use super::{Gpu, Program, Recorder};
 
 /// Seconds per run of a program.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -122,4 +122,67 @@ pub struct KernelBench {
     /// Bytes a minimal implementation must read and write per run.
     pub bytes: f64,
     pub program: Program,
+}
+
+/// The cases of `facegpu bench kernels`, collected family by family. A case is recorded (so its
+/// shaders compiled: seconds each on a software adapter) only when the filter keeps its name.
+pub struct BenchCases<'g, 'f> {
+    pub gpu: &'g Gpu,
+    filter: Option<&'f str>,
+    pub cases: Vec<KernelBench>,
+    /// The name of every case offered, kept or not.
+    pub offered: Vec<String>,
+}
+
+impl<'g, 'f> BenchCases<'g, 'f> {
+    /// Keeps the cases whose name contains `filter` (all with None).
+    pub fn new(gpu: &'g Gpu, filter: Option<&'f str>) -> Self {
+        BenchCases {
+            gpu,
+            filter,
+            cases: Vec::new(),
+            offered: Vec::new(),
+        }
+    }
+
+    pub fn wants(&self, name: &str) -> bool {
+        self.filter.is_none_or(|f| name.contains(f))
+    }
+
+    /// Records case `name` (`flops` and `bytes` per run) when the filter keeps it.
+    pub fn add(
+        &mut self,
+        name: String,
+        flops: f64,
+        bytes: f64,
+        record: impl FnOnce(&mut Recorder<'g>) -> Result<()>,
+    ) -> Result<()> {
+        self.add_if(name, flops, bytes, |rec| record(rec).map(|()| true))
+    }
+
+    /// As [`Self::add`] for a kernel that may not take this shape on this adapter: `record`
+    /// says whether it recorded anything, and the case is left out when it did not.
+    pub fn add_if(
+        &mut self,
+        name: String,
+        flops: f64,
+        bytes: f64,
+        record: impl FnOnce(&mut Recorder<'g>) -> Result<bool>,
+    ) -> Result<()> {
+        self.offered.push(name.clone());
+        if !self.wants(&name) {
+            return Ok(());
+        }
+        let mut rec = self.gpu.record();
+        if record(&mut rec)? {
+            let program = rec.finish()?;
+            self.cases.push(KernelBench {
+                name,
+                flops,
+                bytes,
+                program,
+            });
+        }
+        Ok(())
+    }
 }

@@ -76,10 +76,8 @@ pub fn backward(
 }
 
 /// The standalone activation kernels at the AE's largest activation (batch x 8 x 64 x 64).
-pub fn bench_programs(
-    gpu: &crate::gpu::Gpu,
-    batch: usize,
-) -> Result<Vec<crate::gpu::timing::KernelBench>> {
+pub fn bench_cases(cases: &mut crate::gpu::timing::BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let n = batch * 8 * 64 * 64;
     let x = gpu.upload(
         &(0..n)
@@ -89,24 +87,19 @@ pub fn bench_programs(
     )?;
     let y = gpu.zeros(&[n]);
     let dx = gpu.zeros(&[n]);
-    let mut out = Vec::new();
     for act in [Activation::Relu, Activation::Sigmoid] {
-        let mut rec = gpu.record();
-        forward(&mut rec, act, &x, &y)?;
-        out.push(crate::gpu::timing::KernelBench {
-            name: format!("{act:?} forward ({batch}x8x64x64)").to_lowercase(),
-            flops: n as f64,
-            bytes: 8.0 * n as f64,
-            program: rec.finish()?,
-        });
-        let mut rec = gpu.record();
-        backward(&mut rec, act, &y, &x, &dx)?;
-        out.push(crate::gpu::timing::KernelBench {
-            name: format!("{act:?} backward ({batch}x8x64x64)").to_lowercase(),
-            flops: 2.0 * n as f64,
-            bytes: 12.0 * n as f64,
-            program: rec.finish()?,
-        });
+        cases.add(
+            format!("{act:?} forward ({batch}x8x64x64)").to_lowercase(),
+            n as f64,
+            8.0 * n as f64,
+            |rec| forward(rec, act, &x, &y),
+        )?;
+        cases.add(
+            format!("{act:?} backward ({batch}x8x64x64)").to_lowercase(),
+            2.0 * n as f64,
+            12.0 * n as f64,
+            |rec| backward(rec, act, &y, &x, &dx),
+        )?;
     }
-    Ok(out)
+    Ok(())
 }

@@ -14,7 +14,7 @@ use anyhow::{bail, ensure, Result};
 
 use super::Activation;
 use crate::gpu::kernels::Bind;
-use crate::gpu::timing::KernelBench;
+use crate::gpu::timing::{BenchCases, KernelBench};
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -1171,7 +1171,16 @@ pub fn ae_shapes(batch: usize) -> [(&'static str, Conv2dShape, Activation); 2] {
 
 /// One program per (layer, pass) at the seed AE's conv shapes, inputs filled with random values.
 pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
-    let mut out = Vec::new();
+    let mut cases = BenchCases::new(gpu, None);
+    bench_cases(&mut cases, batch)?;
+    Ok(cases.cases)
+}
+
+/// The bench cases of [`bench_programs`], and the fused pass training runs for the seed AE's
+/// enc1 (its input gradient times relu' of enc0's output, with enc0's weight gradient).
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
+    let [(_, s0, act0), _] = ae_shapes(batch);
     for (name, s, act) in ae_shapes(batch) {
         let x = bench_fill(gpu, &s.in_shape(), 1)?;
         let w = bench_fill(gpu, &s.weight_shape(), 2)?;
@@ -1184,44 +1193,73 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
         let (nx, nw, ny) = (x.bytes() as f64, w.bytes() as f64, y.bytes() as f64);
         let nb = b.bytes() as f64;
         let flops = 2.0 * s.macs();
-        let desc = format!(
-            "{}x{}x{}x{} -> {}x{}x{}, {}x{} s{} p{}",
-            s.batch,
-            s.c_in,
-            s.h_in,
-            s.w_in,
-            s.c_out,
-            s.h_out(),
-            s.w_out(),
-            s.kh,
-            s.kw,
-            s.stride,
-            s.pad
-        );
-        let mut rec = gpu.record();
-        forward(&mut rec, &s, &x, &w, &b, &y, act)?;
-        out.push(KernelBench {
-            name: format!("conv2d forward {name} ({desc})"),
+        let desc = bench_desc(&s);
+        cases.add(
+            format!("conv2d forward {name} ({desc})"),
             flops,
-            bytes: nx + nw + nb + ny,
-            program: rec.finish()?,
-        });
-        let mut rec = gpu.record();
-        backward_input(&mut rec, &s, act, &y, &dy, &w, &dx)?;
-        out.push(KernelBench {
-            name: format!("conv2d backward_input {name} ({desc})"),
+            nx + nw + nb + ny,
+            |rec| forward(rec, &s, &x, &w, &b, &y, act),
+        )?;
+        cases.add(
+            format!("conv2d backward_input {name} ({desc})"),
             flops,
-            bytes: 2.0 * ny + nw + nx,
-            program: rec.finish()?,
-        });
-        let mut rec = gpu.record();
-        backward_weight(&mut rec, &s, act, &y, &dy, &x, &dw, &db)?;
-        out.push(KernelBench {
-            name: format!("conv2d backward_weight {name} ({desc})"),
+            2.0 * ny + nw + nx,
+            |rec| backward_input(rec, &s, act, &y, &dy, &w, &dx),
+        )?;
+        cases.add(
+            format!("conv2d backward_weight {name} ({desc})"),
             flops,
-            bytes: 2.0 * ny + nx + nw + nb,
-            program: rec.finish()?,
-        });
+            2.0 * ny + nx + nw + nb,
+            |rec| backward_weight(rec, &s, act, &y, &dy, &x, &dw, &db),
+        )?;
+        if name == "ae.enc1" {
+            // dx = enc0's output gradient times relu'(x), never stored: enc0's weight gradient
+            // is summed from it in the same pass (reads enc0's input x0 too)
+            let x0 = bench_fill(gpu, &s0.in_shape(), 6)?;
+            let dw0 = gpu.zeros(&s0.weight_shape());
+            let db0 = gpu.zeros(&[s0.c_out]);
+            let n0 = x0.bytes() as f64 + 4.0 * (dw0.len() + db0.len()) as f64;
+            cases.add_if(
+                format!(
+                    "conv2d backward_input {name} fused with ae.enc0 backward_weight ({desc}; {})",
+                    bench_desc(&s0)
+                ),
+                flops + 2.0 * s0.macs(),
+                2.0 * ny + nw + nx + n0,
+                |rec| {
+                    backward_input_into_wgrad_below(
+                        rec,
+                        &s,
+                        act,
+                        &y,
+                        &dy,
+                        &w,
+                        (act0, &x),
+                        &s0,
+                        &x0,
+                        &dw0,
+                        &db0,
+                    )
+                },
+            )?;
+        }
     }
-    Ok(out)
+    Ok(())
+}
+
+fn bench_desc(s: &Conv2dShape) -> String {
+    format!(
+        "{}x{}x{}x{} -> {}x{}x{}, {}x{} s{} p{}",
+        s.batch,
+        s.c_in,
+        s.h_in,
+        s.w_in,
+        s.c_out,
+        s.h_out(),
+        s.w_out(),
+        s.kh,
+        s.kw,
+        s.stride,
+        s.pad
+    )
 }

@@ -16,7 +16,7 @@ use super::conv2d::{
 };
 use super::Activation;
 use crate::gpu::kernels::Bind;
-use crate::gpu::timing::KernelBench;
+use crate::gpu::timing::{BenchCases, KernelBench};
 use crate::gpu::{Gpu, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -756,7 +756,16 @@ pub fn ae_shapes(batch: usize) -> [(&'static str, ConvTranspose2dShape, Activati
 
 /// One program per (layer, pass) at the seed AE's transposed-conv shapes, random inputs.
 pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
-    let mut out = Vec::new();
+    let mut cases = BenchCases::new(gpu, None);
+    bench_cases(&mut cases, batch)?;
+    Ok(cases.cases)
+}
+
+/// The bench cases of [`bench_programs`], and the fused passes training runs where the
+/// adapter has them: dec0's input gradient times relu' of the latent, dec1's forward with the
+/// MSE gradient folded in, dec1's two gradients in one pass.
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     for (name, s, act) in ae_shapes(batch) {
         let x = bench_fill(gpu, &s.in_shape(), 1)?;
         let w = bench_fill(gpu, &s.weight_shape(), 2)?;
@@ -784,53 +793,77 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
             s.pad,
             s.output_padding
         );
-        let mut rec = gpu.record();
-        forward(&mut rec, &s, &x, &w, &b, &y, act)?;
-        out.push(KernelBench {
-            name: format!("conv_transpose2d forward {name} ({desc})"),
+        cases.add(
+            format!("conv_transpose2d forward {name} ({desc})"),
             flops,
-            bytes: nx + nw + nb + ny,
-            program: rec.finish()?,
-        });
-        let mut rec = gpu.record();
-        backward_input(&mut rec, &s, act, &y, &dy, &w, &dx)?;
-        out.push(KernelBench {
-            name: format!("conv_transpose2d backward_input {name} ({desc})"),
+            nx + nw + nb + ny,
+            |rec| forward(rec, &s, &x, &w, &b, &y, act),
+        )?;
+        cases.add(
+            format!("conv_transpose2d backward_input {name} ({desc})"),
             flops,
-            bytes: 2.0 * ny + nw + nx,
-            program: rec.finish()?,
-        });
-        let mut rec = gpu.record();
-        backward_weight(&mut rec, &s, act, &y, &dy, &x, &dw, &db)?;
-        out.push(KernelBench {
-            name: format!("conv_transpose2d backward_weight {name} ({desc})"),
+            2.0 * ny + nw + nx,
+            |rec| backward_input(rec, &s, act, &y, &dy, &w, &dx),
+        )?;
+        cases.add(
+            format!("conv_transpose2d backward_weight {name} ({desc})"),
             flops,
-            bytes: 2.0 * ny + nx + nw + nb,
-            program: rec.finish()?,
-        });
+            2.0 * ny + nx + nw + nb,
+            |rec| backward_weight(rec, &s, act, &y, &dy, &x, &dw, &db),
+        )?;
+        if name == "ae.dec0" {
+            // as training runs it: dx times relu' of the layer's input (the latent, x here)
+            cases.add(
+                format!("conv_transpose2d backward_input then relu' {name} ({desc})"),
+                flops,
+                2.0 * ny + nw + 2.0 * nx,
+                |rec| {
+                    backward_input_then(
+                        rec,
+                        &s,
+                        act,
+                        &y,
+                        &dy,
+                        &w,
+                        &dx,
+                        Some((Activation::Relu, &x)),
+                    )
+                },
+            )?;
+        }
+        if name == "ae.dec1" {
+            // the last layer's forward writing the MSE gradient (and the loss) instead of y
+            let (g, loss) = (gpu.zeros(&s.out_shape()), gpu.zeros(&[1]));
+            let scale = 1.0 / s.out_shape().iter().product::<usize>() as f32;
+            cases.add_if(
+                format!("conv_transpose2d forward with the mse loss and gradient {name} ({desc})"),
+                flops,
+                nx + nw + nb + 2.0 * ny,
+                |rec| forward_mse_grad(rec, &s, &x, &w, &b, act, &y, &g, &loss, scale),
+            )?;
+        }
         // both gradients in one pass, as training runs them where the kernel takes the layer
         // (dx times relu'(x), as for a layer after a ReLU)
-        let mut rec = gpu.record();
-        if backward_fused(
-            &mut rec,
-            &s,
-            act,
-            &y,
-            &dy,
-            &x,
-            &w,
-            Activation::Relu,
-            &dx,
-            &dw,
-            &db,
-        )? {
-            out.push(KernelBench {
-                name: format!("conv_transpose2d backward_fused (input and weight) {name} ({desc})"),
-                flops: 2.0 * flops,
-                bytes: 2.0 * ny + 2.0 * nx + 2.0 * nw + nb,
-                program: rec.finish()?,
-            });
-        }
+        cases.add_if(
+            format!("conv_transpose2d backward_fused (input and weight) {name} ({desc})"),
+            2.0 * flops,
+            2.0 * ny + 2.0 * nx + 2.0 * nw + nb,
+            |rec| {
+                backward_fused(
+                    rec,
+                    &s,
+                    act,
+                    &y,
+                    &dy,
+                    &x,
+                    &w,
+                    Activation::Relu,
+                    &dx,
+                    &dw,
+                    &db,
+                )
+            },
+        )?;
     }
-    Ok(out)
+    Ok(())
 }

@@ -30,7 +30,7 @@
 use anyhow::{bail, ensure, Context as _, Result};
 
 use super::Activation;
-use crate::gpu::timing::KernelBench;
+use crate::gpu::timing::BenchCases;
 use crate::gpu::{Gpu, Recorder, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -730,14 +730,12 @@ fn random(gpu: &Gpu, n: usize, seed: u64, scale: f32) -> Result<Tensor> {
     gpu.upload(&v, &[n])
 }
 
-/// One program per (VAE layer, pass) at `batch`, inputs filled with random values; flops count
-/// 2 per multiply-add of the matmul, bytes what a minimal implementation reads and writes.
-pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
-    bench_programs_opt(gpu, batch, Options::default())
-}
-
-pub fn bench_programs_opt(gpu: &Gpu, batch: usize, opts: Options) -> Result<Vec<KernelBench>> {
-    let mut out = Vec::new();
+/// The bench cases of `facegpu bench kernels`: each (VAE layer, pass) at `batch`, inputs filled
+/// with random values; flops count 2 per multiply-add of the matmul, bytes what a minimal
+/// implementation reads and writes.
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let opts = Options::default();
+    let gpu = cases.gpu;
     for (li, (name, d_in, d_out, act)) in vae_layers().into_iter().enumerate() {
         let s = LinearShape { batch, d_in, d_out };
         let seed = 100 * li as u64;
@@ -754,40 +752,32 @@ pub fn bench_programs_opt(gpu: &Gpu, batch: usize, opts: Options) -> Result<Vec<
         let g_bytes = if act == Activation::None { 1.0 } else { 2.0 } * f * (batch * d_out) as f64;
         for pass in [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight] {
             let pl = plan(gpu, &s, pass, opts);
-            let mut rec = gpu.record();
+            let name = format!(
+                "linear {} {name} (batch {batch}, {:?}, {} chunk{})",
+                match pass {
+                    Pass::Forward => "forward",
+                    Pass::BackwardInput => "backward_input",
+                    Pass::BackwardWeight => "backward_weight",
+                },
+                pl.variant,
+                pl.chunks,
+                if pl.chunks == 1 { "" } else { "s" }
+            );
             let bytes = match pass {
-                Pass::Forward => {
-                    forward_opt(&mut rec, &s, &x, &w, &b, &y, act, opts)?;
-                    f * (batch * d_in + d_out * d_in + d_out + batch * d_out) as f64
-                }
-                Pass::BackwardInput => {
-                    backward_input_opt(&mut rec, &s, act, &y, &dy, &w, &dx, opts)?;
-                    g_bytes + f * (d_out * d_in + batch * d_in) as f64
-                }
-                Pass::BackwardWeight => {
-                    backward_weight_opt(&mut rec, &s, act, &y, &dy, &x, &dw, &db, opts)?;
-                    g_bytes + f * (batch * d_in + d_out * d_in + d_out) as f64
-                }
+                Pass::Forward => f * (batch * d_in + d_out * d_in + d_out + batch * d_out) as f64,
+                Pass::BackwardInput => g_bytes + f * (d_out * d_in + batch * d_in) as f64,
+                Pass::BackwardWeight => g_bytes + f * (batch * d_in + d_out * d_in + d_out) as f64,
             };
-            out.push(KernelBench {
-                name: format!(
-                    "linear {} {name} (batch {batch}, {:?}, {} chunk{})",
-                    match pass {
-                        Pass::Forward => "forward",
-                        Pass::BackwardInput => "backward_input",
-                        Pass::BackwardWeight => "backward_weight",
-                    },
-                    pl.variant,
-                    pl.chunks,
-                    if pl.chunks == 1 { "" } else { "s" }
-                ),
-                flops,
-                bytes,
-                program: rec.finish()?,
-            });
+            cases.add(name, flops, bytes, |rec| match pass {
+                Pass::Forward => forward_opt(rec, &s, &x, &w, &b, &y, act, opts),
+                Pass::BackwardInput => backward_input_opt(rec, &s, act, &y, &dy, &w, &dx, opts),
+                Pass::BackwardWeight => {
+                    backward_weight_opt(rec, &s, act, &y, &dy, &x, &dw, &db, opts)
+                }
+            })?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Measures the number of K chunks for each VAE layer and pass at `batch` on this adapter

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 
-use crate::gpu::timing::KernelBench;
-use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::gpu::timing::BenchCases;
+use crate::gpu::{grid_1d, Recorder, Tensor};
 use crate::ops::reduce::{self, Map};
 use crate::ops::Activation;
 
@@ -105,30 +105,24 @@ pub fn mse_grad_act(
 }
 
 /// Benchmarks at the seed shape: MSE and its gradient over a batch of 128x128 images.
-pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let n = batch * 16384;
     let p = gpu.upload(&vec![0.25f32; n], &[batch, 1, 128, 128])?;
     let t = gpu.upload(&vec![0.75f32; n], &[batch, 1, 128, 128])?;
     let d = gpu.zeros(&[batch, 1, 128, 128]);
     let out = gpu.zeros(&[1]);
-    let mut rec = gpu.record();
-    mse(&mut rec, &p, &t, &out, 1.0 / n as f32)?;
-    let fwd = rec.finish()?;
-    let mut rec = gpu.record();
-    mse_grad(&mut rec, &p, &t, &d, 1.0 / n as f32)?;
-    let bwd = rec.finish()?;
-    Ok(vec![
-        KernelBench {
-            name: format!("mse forward ({batch}x16384 -> 1)"),
-            flops: 3.0 * n as f64,
-            bytes: 8.0 * n as f64,
-            program: fwd,
-        },
-        KernelBench {
-            name: format!("mse backward ({batch}x16384)"),
-            flops: 2.0 * n as f64,
-            bytes: 12.0 * n as f64,
-            program: bwd,
-        },
-    ])
+    // the mean; the sum is the same kernel with scale 1
+    cases.add(
+        format!("mse forward ({batch}x16384 -> 1)"),
+        3.0 * n as f64,
+        8.0 * n as f64,
+        |rec| mse(rec, &p, &t, &out, 1.0 / n as f32),
+    )?;
+    cases.add(
+        format!("mse backward ({batch}x16384)"),
+        2.0 * n as f64,
+        12.0 * n as f64,
+        |rec| mse_grad(rec, &p, &t, &d, 1.0 / n as f32),
+    )
 }

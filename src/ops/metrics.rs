@@ -18,7 +18,7 @@
 
 use anyhow::{bail, ensure, Result};
 
-use crate::gpu::timing::KernelBench;
+use crate::gpu::timing::{BenchCases, KernelBench};
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
 /// Output columns per invocation of the Gaussian pass (`K` in shaders/metrics.wgsl) and of the
@@ -489,6 +489,14 @@ fn bench_images(n: usize, h: usize, w: usize) -> (Vec<f32>, Vec<f32>) {
 /// The fused metrics on a batch of 128x128 images, inputs filled: what `facegpu bench metrics`
 /// times (images/s = batch / seconds per run).
 pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+    let mut cases = BenchCases::new(gpu, None);
+    bench_cases(&mut cases, batch)?;
+    Ok(cases.cases)
+}
+
+/// The bench case of [`bench_programs`].
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let (h, w) = (128, 128);
     ensure!(
         batch > 0,
@@ -498,18 +506,16 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
     let at = gpu.upload(&a, &[batch, 1, h, w])?;
     let bt = gpu.upload(&b, &[batch, 1, h, w])?;
     let out = gpu.zeros(&[batch, 4]);
-    let mut rec = gpu.record();
-    record(&mut rec, &at, &bt, &out)?;
     let px = (batch * h * w) as f64;
-    Ok(vec![KernelBench {
-        name: format!("metrics mse+psnr+ssim+ssim_gaussian ({batch}x1x{h}x{w})"),
+    cases.add(
+        format!("metrics mse+psnr+ssim+ssim_gaussian ({batch}x1x{h}x{w})"),
         // per pixel, as a separable implementation counts them: 5 for s, d and their squares,
         // 2 x (4 x 7 box + 4 x 11 x 2 Gaussian) window sums, 2 x ~20 for the SSIM formulas,
         // 2 for the squared error
-        flops: px * (5.0 + 2.0 * (28.0 + 88.0) + 40.0 + 2.0),
-        bytes: px * 8.0 + batch as f64 * 16.0,
-        program: rec.finish()?,
-    }])
+        px * (5.0 + 2.0 * (28.0 + 88.0) + 40.0 + 2.0),
+        px * 8.0 + batch as f64 * 16.0,
+        |rec| record(rec, &at, &bt, &out),
+    )
 }
 
 // ------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::gpu::{grid_1d, Recorder, Tensor};
 use crate::ops::rng;
 
 /// The noise stream evaluation uses (training uses the epoch, which never gets this high).
@@ -97,31 +97,22 @@ pub fn add(
 }
 
 /// The noise kernel at a batch of faces (batch x 1 x 128 x 128).
-pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<crate::gpu::timing::KernelBench>> {
+pub fn bench_cases(cases: &mut crate::gpu::timing::BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let n = batch * 128 * 128;
     let x = gpu.upload(
         &(0..n).map(|i| (i % 251) as f32 / 250.0).collect::<Vec<_>>(),
         &[batch, 1, 128, 128],
     )?;
     let y = gpu.zeros(&[batch, 1, 128, 128]);
-    let mut rec = gpu.record();
-    add(
-        &mut rec,
-        &x,
-        &y,
-        128 * 128,
-        0,
-        NoiseSpec {
-            sigma: 0.1,
-            clip: true,
-        },
-        0,
-        0,
-    )?;
-    Ok(vec![crate::gpu::timing::KernelBench {
-        name: format!("noise add ({batch}x1x128x128)"),
-        flops: 0.0,
-        bytes: 8.0 * n as f64,
-        program: rec.finish()?,
-    }])
+    let spec = NoiseSpec {
+        sigma: 0.1,
+        clip: true,
+    };
+    cases.add(
+        format!("noise add ({batch}x1x128x128)"),
+        0.0,
+        8.0 * n as f64,
+        |rec| add(rec, &x, &y, 128 * 128, 0, spec, 0, 0),
+    )
 }

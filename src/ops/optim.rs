@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 
-use crate::gpu::timing::KernelBench;
-use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::gpu::timing::BenchCases;
+use crate::gpu::{grid_1d, Recorder, Tensor};
 use crate::ops::reduce::{self, Map};
 use crate::ops::step::{StepState, StepValues};
 
@@ -176,9 +176,11 @@ pub fn l2_penalty(rec: &mut Recorder, param: &Tensor, out: &Tensor, l2: f32) -> 
     reduce::sum_rows_mapped(rec, Map::Square, param, None, out, 0.5 * l2)
 }
 
-/// Benchmarks: one Adam step over the VAE's 17,102,224 parameters as one tensor and over the
-/// AE's 741, and the L1 penalty over the VAE's. `batch` does not change these shapes.
-pub fn bench_programs(gpu: &Gpu, _batch: usize) -> Result<Vec<KernelBench>> {
+/// Benchmarks: one Adam step over the VAE's 17,102,224 parameters as one tensor (plain, with
+/// weight decay and L1, and AdamW) and over the AE's 741, and the L1 penalty over the VAE's.
+/// `batch` does not change these shapes.
+pub fn bench_cases(cases: &mut BenchCases, _batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let step = StepState::new(
         gpu,
         StepValues {
@@ -188,32 +190,45 @@ pub fn bench_programs(gpu: &Gpu, _batch: usize) -> Result<Vec<KernelBench>> {
             _pad: 0,
         },
     );
-    let cfg = AdamConfig::default();
-    let mut benches = Vec::new();
     for (what, n) in [("VAE", 17_102_224usize), ("AE", 741)] {
         let w = gpu.upload(&vec![0.01f32; n], &[n])?;
         let g = gpu.upload(&vec![0.001f32; n], &[n])?;
         let m = gpu.zeros(&[n]);
         let v = gpu.zeros(&[n]);
-        let mut rec = gpu.record();
-        adam(&mut rec, &cfg, &w, &g, &m, &v, &step)?;
-        benches.push(KernelBench {
-            name: format!("adam step ({what}, {n} params)"),
-            flops: 16.0 * n as f64,
-            bytes: 28.0 * n as f64, // read w g m v, write w m v
-            program: rec.finish()?,
-        });
+        // plain Adam, then (VAE) the regularized updates training runs: Adam with weight decay
+        // and L1 (--reg l1l2: coupled, in the gradient) and AdamW (decoupled decay)
+        let mut configs = vec![("adam step", AdamConfig::default())];
+        if what == "VAE" {
+            let reg = AdamConfig {
+                weight_decay: 1e-5,
+                l1: 1e-5,
+                ..AdamConfig::default()
+            };
+            let adamw = AdamConfig {
+                weight_decay: 1e-2,
+                decoupled: true,
+                ..AdamConfig::default()
+            };
+            configs.push(("adam step with weight decay and l1", reg));
+            configs.push(("adamw step", adamw));
+        }
+        for (label, cfg) in configs {
+            cases.add(
+                format!("{label} ({what}, {n} params)"),
+                16.0 * n as f64,
+                28.0 * n as f64, // read w g m v, write w m v
+                |rec| adam(rec, &cfg, &w, &g, &m, &v, &step),
+            )?;
+        }
         if what == "VAE" {
             let out = gpu.zeros(&[1]);
-            let mut rec = gpu.record();
-            l1_penalty(&mut rec, &w, &out, 1e-5)?;
-            benches.push(KernelBench {
-                name: format!("l1 penalty ({what}, {n} params)"),
-                flops: 2.0 * n as f64,
-                bytes: 4.0 * n as f64,
-                program: rec.finish()?,
-            });
+            cases.add(
+                format!("l1 penalty ({what}, {n} params)"),
+                2.0 * n as f64,
+                4.0 * n as f64,
+                |rec| l1_penalty(rec, &w, &out, 1e-5),
+            )?;
         }
     }
-    Ok(benches)
+    Ok(())
 }

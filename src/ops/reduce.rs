@@ -5,8 +5,8 @@
 use anyhow::{bail, Result};
 
 use crate::gpu::kernels::Bind;
-use crate::gpu::timing::KernelBench;
-use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::gpu::timing::BenchCases;
+use crate::gpu::{grid_1d, Recorder, Tensor};
 
 /// Values each invocation of a pass adds up. 256 keeps a 2M-element sum at three passes
 /// (2M -> 8192 -> 32 -> 1) with enough invocations in the first to fill a GPU; a vec4 first
@@ -147,27 +147,22 @@ pub fn sum_rows_mapped(
 }
 
 /// Benchmarks at the seed shapes: the sum over a batch of 128x128 images and the per-image sums.
-pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let n = batch * 16384;
     let x = gpu.upload(&vec![0.5f32; n], &[batch, 16384])?;
     let one = gpu.zeros(&[1]);
     let rows = gpu.zeros(&[batch]);
-    let mut out = Vec::new();
-    let mut rec = gpu.record();
-    sum(&mut rec, &x, &one, 1.0)?;
-    out.push(KernelBench {
-        name: format!("reduce sum ({batch}x16384 -> 1)"),
-        flops: n as f64,
-        bytes: 4.0 * n as f64,
-        program: rec.finish()?,
-    });
-    let mut rec = gpu.record();
-    sum_rows(&mut rec, &x, &rows, 1.0)?;
-    out.push(KernelBench {
-        name: format!("reduce sum_rows ({batch}x16384 -> {batch})"),
-        flops: n as f64,
-        bytes: 4.0 * (n + batch) as f64,
-        program: rec.finish()?,
-    });
-    Ok(out)
+    cases.add(
+        format!("reduce sum ({batch}x16384 -> 1)"),
+        n as f64,
+        4.0 * n as f64,
+        |rec| sum(rec, &x, &one, 1.0),
+    )?;
+    cases.add(
+        format!("reduce sum_rows ({batch}x16384 -> {batch})"),
+        n as f64,
+        4.0 * (n + batch) as f64,
+        |rec| sum_rows(rec, &x, &rows, 1.0),
+    )
 }

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Result};
 
-use crate::gpu::timing::KernelBench;
-use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::gpu::timing::BenchCases;
+use crate::gpu::{grid_1d, Recorder, Tensor};
 use crate::ops::reduce::{self, Map};
 use crate::ops::rng;
 use crate::ops::step::{StepState, StepValues};
@@ -173,7 +173,8 @@ pub fn kl_grad_accumulate(
 
 /// Benchmarks at the seed shape (batch x 200 latents): reparam forward and backward, KL and
 /// its gradient.
-pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
+pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
+    let gpu = cases.gpu;
     let shape = [batch, 200];
     let n = batch * 200;
     let mu = gpu.upload(&vec![0.1f32; n], &shape)?;
@@ -193,38 +194,28 @@ pub fn bench_programs(gpu: &Gpu, batch: usize) -> Result<Vec<KernelBench>> {
         },
     );
     let nf = n as f64;
-    let mut benches = Vec::new();
-    let mut rec = gpu.record();
-    reparam_forward(&mut rec, &mu, &lv, &z, &eps, 1, &step)?;
-    benches.push(KernelBench {
-        name: format!("reparam forward ({batch}x200)"),
-        flops: 60.0 * nf, // ~ Philox (shared by 4) + Box-Muller + exp
-        bytes: 16.0 * nf,
-        program: rec.finish()?,
-    });
-    let mut rec = gpu.record();
-    reparam_backward(&mut rec, &z, &lv, &eps, &dmu, &dlv)?;
-    benches.push(KernelBench {
-        name: format!("reparam backward ({batch}x200)"),
-        flops: 5.0 * nf,
-        bytes: 20.0 * nf,
-        program: rec.finish()?,
-    });
-    let mut rec = gpu.record();
-    kl(&mut rec, &mu, &lv, &out, 1.0 / batch as f32)?;
-    benches.push(KernelBench {
-        name: format!("kl forward ({batch}x200 -> 1)"),
-        flops: 6.0 * nf,
-        bytes: 8.0 * nf,
-        program: rec.finish()?,
-    });
-    let mut rec = gpu.record();
-    kl_grad_accumulate(&mut rec, &mu, &lv, &dmu, &dlv, 1.0 / batch as f32)?;
-    benches.push(KernelBench {
-        name: format!("kl backward ({batch}x200)"),
-        flops: 5.0 * nf,
-        bytes: 24.0 * nf,
-        program: rec.finish()?,
-    });
-    Ok(benches)
+    cases.add(
+        format!("reparam forward ({batch}x200)"),
+        60.0 * nf, // ~ Philox (shared by 4) + Box-Muller + exp
+        16.0 * nf,
+        |rec| reparam_forward(rec, &mu, &lv, &z, &eps, 1, &step),
+    )?;
+    cases.add(
+        format!("reparam backward ({batch}x200)"),
+        5.0 * nf,
+        20.0 * nf,
+        |rec| reparam_backward(rec, &z, &lv, &eps, &dmu, &dlv),
+    )?;
+    cases.add(
+        format!("kl forward ({batch}x200 -> 1)"),
+        6.0 * nf,
+        8.0 * nf,
+        |rec| kl(rec, &mu, &lv, &out, 1.0 / batch as f32),
+    )?;
+    cases.add(
+        format!("kl backward ({batch}x200)"),
+        5.0 * nf,
+        24.0 * nf,
+        |rec| kl_grad_accumulate(rec, &mu, &lv, &dmu, &dlv, 1.0 / batch as f32),
+    )
 }
