@@ -152,3 +152,73 @@ fn profile_inside_a_step_lists_dispatches_and_copies() {
     // 1 warm-up + 3 runs, each adding 2 to b
     assert_eq!(g.read(&b).unwrap(), vec![8.0; 100]);
 }
+
+/// `facegpu bench kernels --filter TEXT` records and times only the cases whose name contains
+/// TEXT (here one cheap kernel at batch 2), every case has its own name, the fused passes
+/// training runs are among them, and a filter that matches nothing is an error that lists the
+/// names.
+#[test]
+fn bench_kernels_times_only_the_filtered_cases() {
+    let g = gpu();
+    let r = facegpu::bench::bench_kernels(g, 2, Some("mse forward"), |_| {}).unwrap();
+    assert_eq!(r.rows.len(), 1, "{:?}", r.rows);
+    let row = &r.rows[0];
+    assert!(row.name.starts_with("mse forward (2x16384"), "{}", row.name);
+    assert!(
+        row.ms_per_call > 0.0 && row.gflops > 0.0 && row.gbps > 0.0,
+        "{row:?}"
+    );
+    assert!(r.adapter.contains(&g.describe()));
+
+    let all = facegpu::bench::kernel_cases(g, 2, Some("matches no kernel")).unwrap();
+    assert!(all.cases.is_empty());
+    let mut names = all.offered.clone();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), all.offered.len(), "duplicate bench names");
+    for part in [
+        "conv2d backward_input ae.enc1 fused with ae.enc0 backward_weight",
+        "conv_transpose2d forward with the mse loss and gradient ae.dec1",
+        "conv_transpose2d backward_fused (input and weight) ae.dec1",
+        "adamw step (VAE",
+        "linear backward_weight dec.out",
+        "batch gather + noise",
+    ] {
+        assert!(
+            all.offered.iter().any(|n| n.contains(part)),
+            "no bench case named like {part:?}"
+        );
+    }
+    let e = facegpu::bench::bench_kernels(g, 2, Some("matches no kernel"), |_| {}).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("\"matches no kernel\"") && msg.contains("mse forward"),
+        "{msg}"
+    );
+}
+
+/// No adapter for what was asked: the error names the fix for that case (another adapter name,
+/// another backend on this platform), exits 1 and does not panic.
+#[test]
+fn missing_adapter_errors_name_the_fix() {
+    let run = |envs: &[(&str, &str)], backend: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_facegpu"))
+            .args(["bench", "metrics", "--batch", "1", "--backend", backend])
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let err = run(&[("WGPU_ADAPTER_NAME", "no such adapter here")], "auto");
+    assert!(
+        err.contains("\"no such adapter here\"") && err.contains("facegpu info"),
+        "{err}"
+    );
+    if !cfg!(target_vendor = "apple") {
+        let err = run(&[], "metal");
+        assert!(err.contains("only on macOS"), "{err}");
+    }
+}

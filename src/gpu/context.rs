@@ -145,7 +145,7 @@ impl Gpu {
             if let Ok(env) = std::env::var("WGPU_BACKEND") {
                 choice = parse_env_backend(&env).with_context(|| {
                     format!(
-                        "WGPU_BACKEND={env:?} is not a backend; use vulkan, metal, dx12, gl or cpu"
+                        "WGPU_BACKEND={env:?} is not a backend; use one of vulkan, metal, dx12, gl or cpu (a list such as vulkan,gl is not taken: --backend auto already tries them all)"
                     )
                 })?;
             }
@@ -169,15 +169,27 @@ impl Gpu {
             (type_rank(i.device_type), backend_rank(i.backend))
         });
         let Some(adapter) = adapters.into_iter().next() else {
-            let what = match (choice, &name_filter) {
-                (_, Some(f)) => format!("no adapter whose name contains {f:?} (WGPU_ADAPTER_NAME)"),
+            // the fix depends on what was asked for: a name filter or a platform's own API
+            // need another choice, not another driver
+            match (choice, &name_filter) {
+                (_, Some(f)) => bail!(
+                    "no adapter whose name contains {f:?} (WGPU_ADAPTER_NAME){}: `facegpu info` lists the adapters and their names; unset WGPU_ADAPTER_NAME to take any",
+                    if choice == BackendChoice::Auto { String::new() } else { format!(" for backend {choice:?}") }
+                ),
+                (BackendChoice::Metal, _) if !cfg!(target_vendor = "apple") => bail!(
+                    "no adapter found for backend Metal: Metal exists only on macOS and iOS; here use --backend vulkan, gl or cpu (or auto)"
+                ),
+                (BackendChoice::Dx12, _) if !cfg!(windows) => bail!(
+                    "no adapter found for backend Dx12: DirectX 12 exists only on Windows; here use --backend vulkan, gl or cpu (or auto)"
+                ),
                 (BackendChoice::Cpu, _) => {
-                    "no software adapter (lavapipe/llvmpipe) found".to_string()
+                    bail!("no software adapter (lavapipe/llvmpipe) found: {NO_ADAPTER_HELP}")
                 }
-                (BackendChoice::Auto, _) => "no GPU or software adapter found".to_string(),
-                (c, _) => format!("no adapter found for backend {c:?}"),
-            };
-            bail!("{what}: {NO_ADAPTER_HELP}");
+                (BackendChoice::Auto, _) => {
+                    bail!("no GPU or software adapter found: {NO_ADAPTER_HELP}")
+                }
+                (c, _) => bail!("no adapter found for backend {c:?}: {NO_ADAPTER_HELP}"),
+            }
         };
         let info = adapter.get_info();
         if choice == BackendChoice::Auto && info.device_type == wgpu::DeviceType::Cpu {
