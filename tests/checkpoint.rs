@@ -632,3 +632,58 @@ fn fixture_ae_forward_matches_pytorch() {
     common::assert_close("latent vs PyTorch", &z, &tz, 0.0, 1e-5);
     common::assert_close("output vs PyTorch", &y, &ty, 0.0, 1e-5);
 }
+
+/// facegpu's own forward pass (the GPU kernels of src/model/graph.rs, the AE with z = the
+/// encoder output as `eval` runs it: Latent::Mean) on the fixture checkpoint, loaded with the
+/// crate's loader, matches PyTorch's output. Bound 1e-5 absolute: the kernels compute in f32
+/// from the same f32 weights (rounding over at most 72-term sums of O(1) values is ~1e-6);
+/// a layout or padding mistake gives O(0.1) errors, as in the float64 test above.
+#[test]
+fn fixture_gpu_forward_matches_pytorch() {
+    use facegpu::model::graph::{Graph, Latent};
+    use facegpu::model::params::Params;
+    use facegpu::model::registry;
+    use facegpu::ops::step::{StepState, StepValues};
+    let gpu = common::gpu();
+    let dir = fixture_dir();
+    let ck = load_expecting(&dir.join("ae_fixture.safetensors"), "ae", &expected("ae")).unwrap();
+    let spec = registry::model("ae").unwrap();
+    let params = Params::from_host(gpu, &spec, &ck.tensors).unwrap();
+    let x = fixture_input();
+    let input = gpu.upload(&x, &[2, 1, 128, 128]).unwrap();
+    let g = Graph::new(gpu, &spec, &params, 2, input.clone(), input, Latent::Mean).unwrap();
+    gpu.fill(&g.output, f32::NAN); // an unwritten element fails
+    let step = StepState::new(
+        gpu,
+        StepValues {
+            t: 1,
+            epoch: 0,
+            lr: 0.0,
+            _pad: 0,
+        },
+    );
+    let mut rec = gpu.record();
+    g.record_forward(&mut rec, &params, 0, &step, 1.0).unwrap();
+    rec.run().unwrap();
+    let z = common::read(g.latent());
+    let y = common::read(&g.output);
+
+    let text = std::fs::read_to_string(dir.join("ae_torch_output.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let get = |k: &str| -> Vec<f64> { serde_json::from_value(v[k].clone()).unwrap() };
+    let (tz, ty) = (get("latent"), get("output"));
+    let max_err = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    eprintln!(
+        "max |facegpu GPU - PyTorch| on {}: latent {:.2e}, output {:.2e}",
+        gpu.describe(),
+        max_err(&z, &tz),
+        max_err(&y, &ty)
+    );
+    common::assert_close("GPU latent vs PyTorch", &z, &tz, 0.0, 1e-5);
+    common::assert_close("GPU output vs PyTorch", &y, &ty, 0.0, 1e-5);
+}
