@@ -62,6 +62,70 @@ where
     Ok(())
 }
 
+/// Copy `from` to `to` atomically, as [`write_atomic`] writes: the copy is streamed into a temp
+/// file beside `to`, fsynced, then renamed over `to` (the directory entry synced after), so a
+/// crash leaves the old `to` or a complete copy, never a partial one.
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let mut src = File::open(from).map_err(|e| {
+        anyhow!(
+            "cannot copy {} to {}: cannot read it ({e})",
+            from.display(),
+            to.display()
+        )
+    })?;
+    write_atomic_with(to, |w| io::copy(&mut src, w).map(|_| ()))
+}
+
+/// Makes `dir` ready to receive a command's outputs, before any slow work: creates it when
+/// missing, and fails with a message naming `flag`, the path and the fix when it is a file,
+/// lies under a file, or cannot be written.
+pub fn ensure_output_dir(dir: &Path, flag: &str) -> Result<()> {
+    // the nearest part of the path that exists must be a folder
+    let mut existing = Some(dir);
+    while let Some(p) = existing {
+        if p.as_os_str().is_empty() || fs::symlink_metadata(p).is_ok() {
+            break;
+        }
+        existing = p.parent();
+    }
+    if let Some(p) = existing.filter(|p| !p.as_os_str().is_empty()) {
+        if !p.is_dir() {
+            return Err(anyhow!(
+                "{flag} {}: {} is a file, not a folder; pass a folder path for the outputs (it is created when missing)",
+                dir.display(),
+                if p == dir { "it".to_string() } else { p.display().to_string() }
+            ));
+        }
+    }
+    fs::create_dir_all(dir).map_err(|e| {
+        anyhow!(
+            "{flag} {}: cannot create this folder ({e}); pass a folder you can write to",
+            dir.display()
+        )
+    })?;
+    // a probe file: an unwritable folder fails now, not when the first output is written
+    let probe = dir.join(format!(
+        ".facegpu-write-test-{}{TEMP_SUFFIX}",
+        std::process::id()
+    ));
+    match OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)
+    {
+        Ok(f) => {
+            drop(f);
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(anyhow!(
+            "{flag} {}: cannot write into this folder ({e}); fix its permissions or pass another {flag}",
+            dir.display()
+        )),
+    }
+}
+
 /// The directory a relative or absolute path lives in ("." for a bare file name).
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {

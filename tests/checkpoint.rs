@@ -166,6 +166,80 @@ fn optim_state_round_trip_beside_checkpoint() {
     assert!(e.contains("model.optim.safetensors"), "{e}");
 }
 
+/// Weights and optimizer state written by the same save pass (optimizer t = steps + 1, same
+/// epoch); a pair from different saves is refused with both file names and what each holds.
+#[test]
+fn check_pair_refuses_files_from_different_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, o) = (
+        dir.path().join("last.safetensors"),
+        dir.path().join("last.optim.safetensors"),
+    );
+    let mut meta = CheckpointMeta::new("ae", 2, 0);
+    meta.step = 14;
+    let st = |t: u64, epoch: usize| OptimState {
+        t,
+        epoch,
+        tensors: vec![],
+        extra: json!(null),
+    };
+    checkpoint::check_pair(&w, &meta, &o, &st(15, 2)).unwrap();
+    for (t, epoch) in [(8, 1), (15, 1), (14, 2), (16, 2)] {
+        let e = format!(
+            "{:#}",
+            checkpoint::check_pair(&w, &meta, &o, &st(t, epoch)).unwrap_err()
+        );
+        assert!(
+            e.contains(&format!("{} (epoch 2, 14 steps)", w.display()))
+                && e.contains(&format!("{} (epoch {epoch}, {} steps)", o.display(), t - 1))
+                && e.contains("not written together"),
+            "{e}"
+        );
+    }
+}
+
+/// The `best` copy: a complete copy under the final name, no temp file left, the source named
+/// when it cannot be read. And an output folder that is a file, or lies under one, is refused
+/// with the path and the fix; a missing one is created.
+#[test]
+fn copy_atomic_and_output_dir_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+    std::fs::write(&a, &bytes).unwrap();
+    std::fs::write(&b, b"old").unwrap();
+    facegpu::fsutil::copy_atomic(&a, &b).unwrap();
+    assert_eq!(std::fs::read(&b).unwrap(), bytes);
+    assert_eq!(names(dir.path()), vec!["a.bin", "b.bin"]);
+    let missing = dir.path().join("missing.bin");
+    let e = format!(
+        "{:#}",
+        facegpu::fsutil::copy_atomic(&missing, &b).unwrap_err()
+    );
+    assert!(e.contains(&missing.display().to_string()), "{e}");
+    assert_eq!(std::fs::read(&b).unwrap(), bytes);
+
+    use facegpu::fsutil::ensure_output_dir;
+    let e = format!("{:#}", ensure_output_dir(&a, "--out").unwrap_err());
+    assert!(
+        e.contains(&format!(
+            "--out {}: it is a file, not a folder",
+            a.display()
+        )),
+        "{e}"
+    );
+    let under = a.join("run");
+    let e = format!("{:#}", ensure_output_dir(&under, "--out").unwrap_err());
+    assert!(
+        e.contains(&format!("{} is a file, not a folder", a.display())),
+        "{e}"
+    );
+    let new = dir.path().join("new/run");
+    ensure_output_dir(&new, "--out").unwrap();
+    assert!(new.is_dir());
+    assert!(names(&new).is_empty(), "the write probe is left behind");
+}
+
 #[test]
 fn atomic_write_leaves_no_temp_file() {
     let dir = tempfile::tempdir().unwrap();

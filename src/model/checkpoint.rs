@@ -288,6 +288,34 @@ pub fn load_optim(path: &Path) -> Result<OptimState> {
     })
 }
 
+/// Checks that optimizer state `st` (read from `optim`) was written together with the weights
+/// whose metadata is `meta` (read from `weights`). `facegpu train` writes the two files one
+/// after the other, with `meta.step` = optimizer steps taken and `st.t` = the next step (so
+/// `st.t == meta.step + 1`) and the same epoch; a run killed between the two writes leaves a
+/// pair that disagrees, and resuming from it would silently not be exact.
+pub fn check_pair(
+    weights: &Path,
+    meta: &CheckpointMeta,
+    optim: &Path,
+    st: &OptimState,
+) -> Result<()> {
+    if st.t == meta.step + 1 && st.epoch == meta.epoch {
+        return Ok(());
+    }
+    bail!(
+        "{} (epoch {}, {} steps) and {} (epoch {}, {} steps) were not written together: \
+         the run was stopped between writing the two, so it cannot be resumed exactly; \
+         start it again with a new --out (the weights in {} can still be evaluated with `facegpu eval --checkpoint`)",
+        weights.display(),
+        meta.epoch,
+        meta.step,
+        optim.display(),
+        st.epoch,
+        st.t.saturating_sub(1),
+        weights.display()
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // safetensors plumbing shared by both file kinds
 
