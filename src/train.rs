@@ -76,6 +76,9 @@ impl TrainOptions {
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
         }
+        if self.patience == Some(0) {
+            bail!("--patience 0 would stop after the first epoch whatever the loss does: give N >= 1 (stop after N epochs without a better validation loss), or leave --patience out");
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("--lr must be a positive number, got {}", self.lr);
         }
@@ -341,6 +344,14 @@ pub fn train(
 ) -> Result<TrainSummary> {
     opts.validate()?;
     let spec = registry::model(&opts.model)?;
+    // a bad --out is found now, not after the data has been loaded
+    if resume && !opts.out.is_dir() {
+        bail!(
+            "--resume {}: no such folder; point it at the --out folder of a run",
+            opts.out.display()
+        );
+    }
+    fsutil::ensure_output_dir(&opts.out, if resume { "--resume" } else { "--out" })?;
     let ds = data::load(&opts.data_options())?;
     let fractions = SplitFractions::new(opts.split[0], opts.split[1], opts.split[2])?;
     let split = Split::new(&ds, fractions, opts.seed)?;
@@ -351,8 +362,6 @@ pub fn train(
             opts.batch
         );
     }
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create the output folder {}", opts.out.display()))?;
 
     // parameters and position: fresh, or from the last checkpoint of this run
     let (params, mut pos) = if resume {
@@ -378,10 +387,22 @@ pub fn train(
             bail!("--resume: the dataset's split changed since {} was written (files added, removed or changed)", last.display());
         }
         let params = Params::from_host(gpu, &spec, &ck.tensors)?;
-        let st = checkpoint::load_optim(&checkpoint::optim_path(&last))?;
+        let optim = checkpoint::optim_path(&last);
+        let st = checkpoint::load_optim(&optim)?;
+        // weights and optimizer state are two files: both must come from the same save
+        checkpoint::check_pair(&last, &ck.meta, &optim, &st)?;
         params.moments_from_host(gpu, &st.tensors)?;
         let pos: Position = serde_json::from_value(st.extra.clone())
             .context("optimizer state has no training position")?;
+        if pos.epoch > opts.epochs {
+            bail!(
+                "--epochs {}: the run in {} has already done {} epochs; give --epochs {} or more, or leave --epochs out to finish the run's own count",
+                opts.epochs,
+                opts.out.display(),
+                pos.epoch,
+                pos.epoch
+            );
+        }
         (params, pos)
     } else {
         (
@@ -440,6 +461,16 @@ pub fn train(
     let steps = batcher.batches();
     let mut interrupted = false;
     let mut stopped_early = false;
+    // what last.safetensors holds: (epochs done, batch of the next), None when not written
+    let mut saved_at = resume.then_some((pos.epoch, pos.batch));
+    if resume && pos.epoch >= opts.epochs {
+        progress.note(&format!(
+            "the run in {} has done its {} epochs; give --epochs N (more than {}) to train longer",
+            opts.out.display(),
+            pos.epoch,
+            pos.epoch
+        ));
+    }
     while pos.epoch < opts.epochs {
         let epoch = pos.epoch;
         progress.epoch_start(epoch, opts.epochs, steps);
@@ -470,7 +501,7 @@ pub fn train(
             if last_report.elapsed().as_secs_f64() > 0.5 || k + 1 == steps {
                 let (r, kl) = sums.read(gpu)?; // waits for the queue
                 let loss = (r + kl) / (k + 1) as f64;
-                check_finite(loss, epoch, &opts.out)?;
+                check_finite(loss, epoch, &opts.out, saved_at)?;
                 let ips = ((k + 1 - first) * opts.batch) as f64 / t0.elapsed().as_secs_f64();
                 progress.step(k + 1, loss, ips);
                 last_report = Instant::now();
@@ -480,6 +511,8 @@ pub fn train(
         pos.recon_sum = r as f32;
         pos.kl_sum = kl as f32;
         if interrupted {
+            // never save a diverged state as the one to resume from
+            check_finite((r + kl) / pos.batch as f64, epoch, &opts.out, saved_at)?;
             save(
                 gpu,
                 &opts.out.join(LAST),
@@ -500,9 +533,9 @@ pub fn train(
         }
         let seconds = t0.elapsed().as_secs_f64();
         let train_loss = (r + kl) / steps as f64;
-        check_finite(train_loss, epoch, &opts.out)?;
+        check_finite(train_loss, epoch, &opts.out, saved_at)?;
         let val_loss = val.loss(gpu)?;
-        check_finite(val_loss, epoch, &opts.out)?;
+        check_finite(val_loss, epoch, &opts.out, saved_at)?;
         let rec = EpochRecord {
             epoch: epoch + 1,
             train_loss,
@@ -532,18 +565,10 @@ pub fn train(
             &split,
             &pos,
         )?;
+        saved_at = Some((pos.epoch, 0));
         if best {
-            std::fs::copy(
-                opts.out.join(LAST),
-                opts.out.join(BEST).with_extension("tmp"),
-            )
-            .and_then(|_| {
-                std::fs::rename(
-                    opts.out.join(BEST).with_extension("tmp"),
-                    opts.out.join(BEST),
-                )
-            })
-            .with_context(|| format!("writing {}", opts.out.join(BEST).display()))?;
+            // temp file, fsync, rename: a crash leaves the previous best or this one
+            fsutil::copy_atomic(&opts.out.join(LAST), &opts.out.join(BEST))?;
         }
         write_curves(&opts.out, &spec, &pos.history, ds.is_synthetic())?;
         progress.epoch_end(&rec, best);
@@ -572,15 +597,37 @@ pub fn train(
 #[derive(Default, Deserialize)]
 struct SplitInfoJson(serde_json::Value);
 
-fn check_finite(loss: f64, epoch: usize, out: &Path) -> Result<()> {
-    if !loss.is_finite() {
-        bail!(
-            "the loss became {loss} in epoch {}: training diverged (try a lower --lr); the last good checkpoint stays in {}",
-            epoch + 1,
-            out.display()
-        );
+/// Fails when the loss is no longer a number, naming the checkpoint that is left: `saved_at`
+/// is what last.safetensors holds (epochs done, batch of the next), None before any save.
+fn check_finite(
+    loss: f64,
+    epoch: usize,
+    out: &Path,
+    saved_at: Option<(usize, usize)>,
+) -> Result<()> {
+    if loss.is_finite() {
+        return Ok(());
     }
-    Ok(())
+    let left = match saved_at {
+        None => format!(
+            "no epoch finished, so no checkpoint was written: only {} (the weights before the first step) is in {}",
+            INIT,
+            out.display()
+        ),
+        Some((done, 0)) => format!(
+            "the last good checkpoint is {} (epoch {done})",
+            out.join(LAST).display()
+        ),
+        Some((done, batch)) => format!(
+            "the last good checkpoint is {} (epoch {}, batch {batch}, saved when interrupted)",
+            out.join(LAST).display(),
+            done + 1
+        ),
+    };
+    bail!(
+        "the loss became {loss} in epoch {}: training diverged (try a lower --lr); {left}",
+        epoch + 1
+    )
 }
 
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {

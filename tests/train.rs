@@ -106,6 +106,38 @@ fn ae_learns_and_writes_its_outputs() {
         .unwrap();
     assert_eq!(init.tensors, drawn);
     assert_ne!(init.tensors, weights(&dir.path().join("last.safetensors")));
+
+    // resuming for fewer epochs than are done is an error, not a silent no-op
+    let quiet = || Arc::new(AtomicBool::new(false));
+    let mut fewer = o.clone();
+    fewer.epochs = 3;
+    let e = format!(
+        "{:#}",
+        train::train(gpu(), &fewer, true, &mut Quiet, quiet()).unwrap_err()
+    );
+    assert!(
+        e.contains("--epochs 3") && e.contains("already done 4 epochs"),
+        "{e}"
+    );
+    // weights and optimizer state from different saves (a kill between the two writes: here
+    // the optimizer state of epoch 3 beside the weights of epoch 4) are refused, naming both
+    let optim = dir.path().join("last.optim.safetensors");
+    let mut st = checkpoint::load_optim(&optim).unwrap();
+    st.epoch -= 1;
+    st.t -= 7;
+    checkpoint::save_optim(&optim, &st).unwrap();
+    let mut more = o.clone();
+    more.epochs = 5;
+    let e = format!(
+        "{:#}",
+        train::train(gpu(), &more, true, &mut Quiet, quiet()).unwrap_err()
+    );
+    assert!(
+        e.contains("last.safetensors (epoch 4, 28 steps)")
+            && e.contains("last.optim.safetensors (epoch 3, 21 steps)")
+            && e.contains("not written together"),
+        "{e}"
+    );
 }
 
 /// Same seed, same adapter: the same losses and the same weights, bit for bit.
@@ -252,6 +284,36 @@ fn bad_options_are_clear_errors() {
         train::train(gpu(), &opts("ae", other.path()), true, &mut Quiet, quiet()).unwrap_err()
     );
     assert!(e.contains("--resume"), "{e}");
+    // --patience 0 would stop after epoch 1 whatever the loss did
+    let mut o = opts("ae", dir.path());
+    o.patience = Some(0);
+    let e = format!(
+        "{:#}",
+        train::train(gpu(), &o, false, &mut Quiet, quiet()).unwrap_err()
+    );
+    assert!(e.contains("--patience") && e.contains("N >= 1"), "{e}");
+    // an --out that is a file, or lies under one, is named before any data is loaded
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    for out in [file.clone(), file.join("run")] {
+        let o = opts("ae", &out);
+        let e = format!(
+            "{:#}",
+            train::train(gpu(), &o, false, &mut Quiet, quiet()).unwrap_err()
+        );
+        assert!(
+            e.contains(&format!("--out {}", out.display()))
+                && e.contains(&format!(
+                    "{} is a file, not a folder",
+                    if out == file {
+                        "it".into()
+                    } else {
+                        file.display().to_string()
+                    }
+                )),
+            "{e}"
+        );
+    }
 }
 
 /// A folder of image files (here PNGs drawn by `facegpu synth`) trains like the embedded set:
@@ -286,7 +348,8 @@ fn trains_on_a_folder_of_images() {
 }
 
 /// A loss that stops being a number ends training with a message that says what happened and
-/// that the last good checkpoint stays.
+/// which checkpoint is left: none but the initial weights when it happens in epoch 1, else
+/// last.safetensors of the last finished epoch.
 #[test]
 fn divergence_stops_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -305,4 +368,36 @@ fn divergence_stops_with_a_clear_error() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("diverged") && e.contains("--lr"), "{e}");
+    assert!(
+        e.contains("in epoch 1")
+            && e.contains("no epoch finished")
+            && e.contains("only init.safetensors"),
+        "{e}"
+    );
+    // one good epoch, then a resume at an absurd rate: last.safetensors of epoch 1 is left
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts("vae", dir.path());
+    o.epochs = 1;
+    o.synthetic_count = 64;
+    run(&o);
+    o.epochs = 3;
+    o.lr = 1e30;
+    let e = train::train(
+        gpu(),
+        &o,
+        true,
+        &mut Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err()
+    .to_string();
+    let last = dir.path().join("last.safetensors");
+    assert!(
+        e.contains("in epoch 2")
+            && e.contains(&format!(
+                "last good checkpoint is {} (epoch 1)",
+                last.display()
+            )),
+        "{e}"
+    );
 }
