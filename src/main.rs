@@ -138,12 +138,12 @@ struct DataSel {
     /// Any unreadable or non-image file is an error instead of being skipped.
     #[arg(long)]
     strict: bool,
-    /// How many synthetic faces to draw when there is no --dataset.
-    #[arg(long, default_value_t = facegpu::data::dataset::DEFAULT_SYNTHETIC_COUNT)]
-    synthetic_count: usize,
-    /// Train/val/test fractions.
-    #[arg(long, default_value = "0.7,0.1,0.2")]
-    split: SplitFractions,
+    /// How many synthetic faces to draw when there is no --dataset [default: 2000].
+    #[arg(long, allow_negative_numbers = true)]
+    synthetic_count: Option<usize>,
+    /// Train/val/test fractions [default: 0.7,0.1,0.2].
+    #[arg(long, allow_hyphen_values = true)]
+    split: Option<SplitFractions>,
     /// Where to keep the decoded-dataset cache (default: ~/.cache/facegpu).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -160,32 +160,50 @@ impl DataSel {
             (None, false) => CacheChoice::Default,
         }
     }
+    fn synthetic_count(&self) -> usize {
+        self.synthetic_count
+            .unwrap_or(facegpu::data::dataset::DEFAULT_SYNTHETIC_COUNT)
+    }
+    fn split(&self) -> SplitFractions {
+        self.split.unwrap_or_default()
+    }
 }
 
+/// Training options. Those that define a run are Options so that `--resume` can tell a flag
+/// given on the command line from its default (and refuse one that differs from the run's).
+/// Numbers accept a leading minus (floats also `-1e-5`: allow_hyphen_values), so `--lr -1`
+/// reaches the validation that explains it instead of clap's "unexpected argument".
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// ae, vae, ae-wide or conv-vae.
-    #[arg(long, default_value = "ae")]
-    model: String,
+    /// ae, vae, ae-wide or conv-vae [default: ae].
+    #[arg(long)]
+    model: Option<String>,
     #[command(flatten)]
     data: DataSel,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 128)]
-    batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Weight regularization: L2 is Adam's weight decay, L1 adds l1*sum|w| to the loss.
-    #[arg(long, value_enum, default_value = "none")]
-    reg: facegpu::train::Reg,
-    #[arg(long, default_value_t = 1e-5)]
-    l1: f32,
-    #[arg(long, default_value_t = 1e-5)]
-    l2: f32,
+    /// Epochs in all [default: 10; with --resume: the run's own count].
+    #[arg(long, allow_negative_numbers = true)]
+    epochs: Option<usize>,
+    /// Images per step [default: 128].
+    #[arg(long, allow_negative_numbers = true)]
+    batch: Option<usize>,
+    /// Adam's learning rate [default: 1e-3].
+    #[arg(long, allow_hyphen_values = true)]
+    lr: Option<f32>,
+    /// Seed of the weights, split, shuffles and noise [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    seed: Option<u64>,
+    /// Weight regularization: L2 is Adam's weight decay, L1 adds l1*sum|w| to the loss
+    /// [default: none].
+    #[arg(long, value_enum)]
+    reg: Option<facegpu::train::Reg>,
+    /// L1 weight, used by --reg l1 and l1l2 [default: 1e-5].
+    #[arg(long, allow_hyphen_values = true)]
+    l1: Option<f32>,
+    /// L2 weight (Adam's weight decay), used by --reg l2 and l1l2 [default: 1e-5].
+    #[arg(long, allow_hyphen_values = true)]
+    l2: Option<f32>,
     /// Train on inputs with Gaussian noise of this sigma.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     noise: Option<f32>,
     /// Keep noisy inputs unclipped (default: clipped to [0, 1]).
     #[arg(long)]
@@ -193,16 +211,18 @@ struct TrainArgs {
     /// Noisy input, clean target.
     #[arg(long)]
     denoise: bool,
-    /// Weight of the KL term (VAE).
-    #[arg(long, default_value_t = 1.0)]
-    kl_weight: f32,
-    /// Stop after this many epochs without a better validation loss.
-    #[arg(long)]
+    /// Weight of the KL term (the VAEs) [default: 1].
+    #[arg(long, allow_hyphen_values = true)]
+    kl_weight: Option<f32>,
+    /// Stop after N >= 1 epochs without a better validation loss.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     patience: Option<usize>,
-    /// Output folder (checkpoints, metrics.csv, loss.png, config.json, reconstructions.png).
-    #[arg(long, default_value = "runs/train")]
-    out: PathBuf,
-    /// Continue the run in this folder (its config; --epochs may raise the total).
+    /// Output folder (checkpoints, metrics.csv, loss.png, config.json, reconstructions.png)
+    /// [default: runs/train].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this folder with its own settings; only --epochs (to change the
+    /// total), --patience, --backend and the cache flags may be given with it.
     #[arg(long)]
     resume: Option<PathBuf>,
     #[command(flatten)]
@@ -221,17 +241,17 @@ struct EvalArgs {
     #[arg(long, default_value = "test")]
     split: String,
     /// Add Gaussian noise of this sigma (fixed by the seed) to the inputs.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     noise: Option<f32>,
     #[arg(long)]
     no_clip: bool,
     /// Seed of the evaluation noise (default: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// VAE: sample z instead of using z = mu.
     #[arg(long)]
     sample: bool,
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true)]
     batch: usize,
     /// Write results.json, per_image.csv, histograms and a grid here.
     #[arg(long)]
@@ -289,7 +309,7 @@ fn main() -> ExitCode {
     )
     .init();
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("facegpu: error: {e:#}");
             ExitCode::FAILURE
@@ -297,10 +317,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.cmd {
+/// Exit status of a training run stopped by Ctrl-C after writing its resumable checkpoint
+/// (128 + SIGINT, as shells report a command ended by Ctrl-C).
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Cmd::Train(a) = cli.cmd {
+        return train(a);
+    }
+    run_other(cli.cmd).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_other(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
         Cmd::Info { json, backend } => info(json, backend.backend),
-        Cmd::Train(a) => train(a),
+        Cmd::Train(a) => train(a).map(|_| ()),
         Cmd::Eval(a) => eval(a),
         Cmd::Compare { results } => {
             print!("{}", facegpu::eval::compare(&results)?);
@@ -513,51 +544,24 @@ impl facegpu::train::Progress for Bars {
     }
 }
 
-fn train(a: TrainArgs) -> anyhow::Result<()> {
-    use facegpu::train::TrainOptions;
-    let gpu = Gpu::new(a.backend.backend)?;
+fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
     let (opts, resume) = match &a.resume {
-        Some(dir) => {
-            let cfg = dir.join("config.json");
-            let text = std::fs::read_to_string(&cfg).map_err(|e| {
-                anyhow::anyhow!(
-                    "--resume {}: cannot read {} ({e}); point it at the --out folder of a run",
-                    dir.display(),
-                    cfg.display()
-                )
-            })?;
-            let mut o: TrainOptions = serde_json::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{} is not a facegpu config: {e}", cfg.display()))?;
-            o.epochs = a.epochs.max(o.epochs);
-            o.out = dir.clone();
-            o.cache = a.data.cache();
-            (o, true)
+        Some(dir) => (resume_options(&a, dir)?, true),
+        None => {
+            let opts = new_options(&a);
+            for w in ineffective_flags(&a, &opts) {
+                eprintln!("facegpu: warning: {w}");
+            }
+            (opts, false)
         }
-        None => (
-            TrainOptions {
-                cache: a.data.cache(),
-                model: a.model,
-                dataset: a.data.dataset,
-                synthetic_count: a.data.synthetic_count,
-                epochs: a.epochs,
-                batch: a.batch,
-                lr: a.lr,
-                seed: a.seed,
-                reg: a.reg,
-                l1: a.l1,
-                l2: a.l2,
-                noise: a.noise,
-                clip: !a.no_clip,
-                denoise: a.denoise,
-                kl_weight: a.kl_weight,
-                patience: a.patience,
-                split: a.data.split.as_array(),
-                strict: a.data.strict,
-                out: a.out,
-            },
-            false,
-        ),
     };
+    // bad options are reported before the adapter starts
+    opts.validate()?;
+    let gpu = Gpu::new(a.backend.backend)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    // Ctrl-C: finish the step in flight, write a resumable checkpoint, exit with 130
+    let _ = ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst));
     eprintln!(
         "facegpu: training {} on {} ({})",
         opts.model,
@@ -566,20 +570,206 @@ fn train(a: TrainArgs) -> anyhow::Result<()> {
             .map_or("synthetic faces".to_string(), |d| d.display().to_string()),
         gpu.describe()
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    // Ctrl-C: finish the step in flight, write a resumable checkpoint, exit cleanly
-    let _ = ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst));
     let summary = facegpu::train::train(&gpu, &opts, resume, &mut Bars { bar: None }, stop)?;
-    if !summary.interrupted {
-        println!(
-            "best validation loss {:.6} at epoch {}; outputs in {}",
-            summary.best_val_loss,
-            summary.best_epoch,
-            summary.out.display()
+    if summary.interrupted {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    println!(
+        "best validation loss {:.6} at epoch {}; outputs in {}",
+        summary.best_val_loss,
+        summary.best_epoch,
+        summary.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The options of a new run: the flags given, defaults for the rest.
+fn new_options(a: &TrainArgs) -> facegpu::train::TrainOptions {
+    facegpu::train::TrainOptions {
+        cache: a.data.cache(),
+        model: a.model.clone().unwrap_or_else(|| "ae".into()),
+        dataset: a.data.dataset.clone(),
+        synthetic_count: a.data.synthetic_count(),
+        epochs: a.epochs.unwrap_or(10),
+        batch: a.batch.unwrap_or(128),
+        lr: a.lr.unwrap_or(1e-3),
+        seed: a.seed.unwrap_or(0),
+        reg: a.reg.unwrap_or(facegpu::train::Reg::None),
+        l1: a.l1.unwrap_or(1e-5),
+        l2: a.l2.unwrap_or(1e-5),
+        noise: a.noise,
+        clip: !a.no_clip,
+        denoise: a.denoise,
+        kl_weight: a.kl_weight.unwrap_or(1.0),
+        patience: a.patience,
+        split: a.data.split().as_array(),
+        strict: a.data.strict,
+        out: a.out.clone().unwrap_or_else(|| "runs/train".into()),
+    }
+}
+
+/// Flags given that the run will not use (one line each, printed as warnings).
+fn ineffective_flags(a: &TrainArgs, o: &facegpu::train::TrainOptions) -> Vec<String> {
+    use facegpu::train::Reg;
+    let mut w = Vec::new();
+    if a.l1.is_some() && !matches!(o.reg, Reg::L1 | Reg::L1l2) {
+        w.push(format!(
+            "--l1 has no effect with --reg {} (it weighs the L1 term of --reg l1 and l1l2)",
+            reg_name(o.reg)
+        ));
+    }
+    if a.l2.is_some() && !matches!(o.reg, Reg::L2 | Reg::L1l2) {
+        w.push(format!(
+            "--l2 has no effect with --reg {} (it is the weight decay of --reg l2 and l1l2)",
+            reg_name(o.reg)
+        ));
+    }
+    if a.kl_weight.is_some() && facegpu::model::registry::model(&o.model).is_ok_and(|s| !s.is_vae())
+    {
+        w.push(format!(
+            "--kl-weight has no effect on {}: an autoencoder has no KL term (vae and conv-vae do)",
+            o.model
+        ));
+    }
+    if a.no_clip && o.noise.is_none() {
+        w.push("--no-clip has no effect without --noise SIGMA".into());
+    }
+    w
+}
+
+fn reg_name(r: facegpu::train::Reg) -> String {
+    use clap::ValueEnum;
+    r.to_possible_value()
+        .map_or_else(|| format!("{r:?}"), |v| v.get_name().to_string())
+}
+
+/// The options of the run in `dir` (its config.json) for `--resume`. Flags that define the run
+/// are refused when they differ from the saved value (a resumed run keeps its settings);
+/// --epochs changes the total, --patience the early stop; --backend and the cache flags
+/// concern this machine only.
+fn resume_options(
+    a: &TrainArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<facegpu::train::TrainOptions> {
+    use std::fmt::Display;
+    let cfg = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg).map_err(|e| {
+        anyhow::anyhow!(
+            "--resume {}: cannot read {} ({e}); point it at the --out folder of a run",
+            dir.display(),
+            cfg.display()
+        )
+    })?;
+    let mut o: facegpu::train::TrainOptions = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a facegpu config: {e}", cfg.display()))?;
+    let mut clashes: Vec<String> = Vec::new();
+    // a flag given with --resume must equal the run's value
+    fn check(clashes: &mut Vec<String>, flag: &str, given: Option<String>, saved: String) {
+        if let Some(g) = given {
+            if g != saved {
+                clashes.push(format!("{flag} {g} (the run has {saved})"));
+            }
+        }
+    }
+    fn show<T: Display>(v: Option<&T>) -> Option<String> {
+        v.map(|v| v.to_string())
+    }
+    let same_dir = |p: &std::path::Path, q: &std::path::Path| {
+        p == q || matches!((p.canonicalize(), q.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    check(&mut clashes, "--model", a.model.clone(), o.model.clone());
+    let saved_dataset = o
+        .dataset
+        .as_ref()
+        .map_or("synthetic faces, no --dataset".to_string(), |d| {
+            d.display().to_string()
+        });
+    match (&a.data.dataset, &o.dataset) {
+        (Some(g), Some(s)) if same_dir(g, s) => {}
+        (Some(g), _) => clashes.push(format!(
+            "--dataset {} (the run has {saved_dataset})",
+            g.display()
+        )),
+        _ => {}
+    }
+    check(
+        &mut clashes,
+        "--synthetic-count",
+        show(a.data.synthetic_count.as_ref()),
+        o.synthetic_count.to_string(),
+    );
+    let saved_split = facegpu::data::SplitFractions::new(o.split[0], o.split[1], o.split[2])
+        .map_or_else(|_| format!("{:?}", o.split), |f| f.to_string());
+    check(
+        &mut clashes,
+        "--split",
+        show(a.data.split.as_ref()),
+        saved_split,
+    );
+    check(
+        &mut clashes,
+        "--batch",
+        show(a.batch.as_ref()),
+        o.batch.to_string(),
+    );
+    check(&mut clashes, "--lr", show(a.lr.as_ref()), o.lr.to_string());
+    check(
+        &mut clashes,
+        "--seed",
+        show(a.seed.as_ref()),
+        o.seed.to_string(),
+    );
+    check(&mut clashes, "--reg", a.reg.map(reg_name), reg_name(o.reg));
+    check(&mut clashes, "--l1", show(a.l1.as_ref()), o.l1.to_string());
+    check(&mut clashes, "--l2", show(a.l2.as_ref()), o.l2.to_string());
+    check(
+        &mut clashes,
+        "--noise",
+        show(a.noise.as_ref()),
+        o.noise.map_or("no noise".into(), |s| s.to_string()),
+    );
+    check(
+        &mut clashes,
+        "--kl-weight",
+        show(a.kl_weight.as_ref()),
+        o.kl_weight.to_string(),
+    );
+    if a.no_clip && o.clip {
+        clashes.push("--no-clip (the run clips its noisy inputs)".into());
+    }
+    if a.denoise && !o.denoise {
+        clashes.push("--denoise (the run does not denoise)".into());
+    }
+    if a.data.strict && !o.strict {
+        clashes.push("--strict (the run was not strict)".into());
+    }
+    if let Some(out) = &a.out {
+        if !same_dir(out, dir) {
+            clashes.push(format!(
+                "--out {} (a resumed run writes into its own folder, {})",
+                out.display(),
+                dir.display()
+            ));
+        }
+    }
+    if !clashes.is_empty() {
+        anyhow::bail!(
+            "--resume {} continues the run with the settings saved in {}; these flags differ from them: {}. \
+             Drop them (only --epochs, --patience, --backend and the cache flags may change), or start a new run with another --out",
+            dir.display(),
+            cfg.display(),
+            clashes.join("; ")
         );
     }
-    Ok(())
+    if let Some(e) = a.epochs {
+        o.epochs = e; // train() refuses fewer than the epochs already done
+    }
+    if a.patience.is_some() {
+        o.patience = a.patience;
+    }
+    o.out = dir.to_path_buf();
+    o.cache = a.data.cache();
+    Ok(o)
 }
 
 fn eval(a: EvalArgs) -> anyhow::Result<()> {
@@ -608,16 +798,20 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
 fn data(a: DataArgs) -> anyhow::Result<()> {
     let opts = facegpu::data::DataOptions {
         cache: a.data.cache(),
-        dataset: a.data.dataset,
+        synthetic_count: a.data.synthetic_count(),
+        dataset: a.data.dataset.clone(),
         strict: a.data.strict,
-        synthetic_count: a.data.synthetic_count,
         ..Default::default()
     };
     std::fs::create_dir_all(&a.out).map_err(|e| {
         anyhow::anyhow!("cannot create the output folder {} ({e})", a.out.display())
     })?;
-    let r =
-        facegpu::data::data_report(&opts, a.data.split, a.seed, Some(&a.out.join("faces.png")))?;
+    let r = facegpu::data::data_report(
+        &opts,
+        a.data.split(),
+        a.seed,
+        Some(&a.out.join("faces.png")),
+    )?;
     print!("{r}");
     Ok(())
 }

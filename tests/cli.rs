@@ -91,3 +91,245 @@ fn bench_tune_refuses_an_empty_batch() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("--batch"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// train
+
+/// Negative numbers reach the program's own checks (not clap's "unexpected argument '-1'"),
+/// `--patience 0` is refused, and a bad --out is named before any data is loaded.
+#[test]
+fn train_and_eval_explain_bad_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let file_s = file.to_str().unwrap();
+    let nope = dir.path().join("none.safetensors");
+    for (args, want) in [
+        (
+            vec!["train", "--lr", "-1"],
+            "--lr must be a positive number, got -1",
+        ),
+        (
+            vec!["train", "--noise", "-0.1"],
+            "--noise must be a sigma >= 0, got -0.1",
+        ),
+        (vec!["train", "--l2", "-1e-5"], "--l2 must be >= 0"),
+        (vec!["train", "--patience", "0"], "N >= 1"),
+        (
+            vec![
+                "eval",
+                "--noise",
+                "-0.1",
+                "--checkpoint",
+                nope.to_str().unwrap(),
+            ],
+            "--noise must be a sigma >= 0, got -0.1",
+        ),
+        (vec!["train", "--out", file_s], "is a file, not a folder"),
+    ] {
+        let (code, out, err) = facegpu(&args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+    }
+    let (_, _, err) = facegpu(&["train", "--out", file_s]);
+    assert!(err.contains(file_s), "{err}");
+    assert!(file.is_file());
+}
+
+/// Flags the run would not use are named in one warning line each.
+#[test]
+fn train_warns_about_flags_without_effect() {
+    // --epochs 0 ends the command right after the warnings
+    let (code, _, err) = facegpu(&[
+        "train",
+        "--kl-weight",
+        "2",
+        "--l1",
+        "1e-4",
+        "--reg",
+        "l2",
+        "--l2",
+        "1e-4",
+        "--no-clip",
+        "--epochs",
+        "0",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 3, "{err}");
+    for w in ["--kl-weight", "--l1", "--no-clip"] {
+        assert!(warnings.iter().any(|l| l.contains(w)), "{w}: {err}");
+    }
+    assert!(err.contains("--epochs must be at least 1"), "{err}");
+    let (_, _, err) = facegpu(&[
+        "train",
+        "--model",
+        "vae",
+        "--kl-weight",
+        "2",
+        "--epochs",
+        "0",
+    ]);
+    assert!(!err.contains("warning:"), "{err}");
+}
+
+/// A run's settings, as `facegpu train` saves them in config.json.
+fn saved_config(dir: &std::path::Path) {
+    let o = facegpu::train::TrainOptions {
+        model: "ae".into(),
+        dataset: None,
+        synthetic_count: 40,
+        epochs: 2,
+        batch: 8,
+        lr: 1e-3,
+        seed: 3,
+        reg: facegpu::train::Reg::None,
+        l1: 1e-5,
+        l2: 1e-5,
+        noise: None,
+        clip: true,
+        denoise: false,
+        kl_weight: 1.0,
+        patience: None,
+        split: [0.7, 0.1, 0.2],
+        strict: false,
+        out: dir.to_path_buf(),
+        cache: Default::default(),
+    };
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&o).unwrap(),
+    )
+    .unwrap();
+}
+
+/// With --resume the run keeps its settings: a flag that differs from the saved value is an
+/// error naming the flag and that value; the same value, --epochs and --patience are accepted.
+#[test]
+fn resume_refuses_flags_that_change_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    saved_config(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (code, _, err) = facegpu(&[
+        "train",
+        "--resume",
+        d,
+        "--lr",
+        "0.01",
+        "--model",
+        "vae",
+        "--batch",
+        "8",
+        "--noise",
+        "0.1",
+        "--out",
+        other.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    for want in [
+        "--lr 0.01 (the run has 0.001)",
+        "--model vae (the run has ae)",
+        "--noise 0.1 (the run has no noise)",
+        "--out",
+        "config.json",
+    ] {
+        assert!(err.contains(want), "want {want:?} in: {err}");
+    }
+    assert!(
+        !err.contains("--batch"),
+        "--batch 8 is the run's own: {err}"
+    );
+    // the same values, --epochs and --patience pass the check (and stop at the missing
+    // checkpoint: this folder holds only a config)
+    let (code, _, err) = facegpu(&[
+        "train",
+        "--resume",
+        d,
+        "--lr",
+        "1e-3",
+        "--seed",
+        "3",
+        "--epochs",
+        "5",
+        "--patience",
+        "2",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        !err.contains("differ") && err.contains("no checkpoint to continue from"),
+        "{err}"
+    );
+}
+
+/// Ctrl-C writes a resumable checkpoint and exits with 130; `--resume DIR` then finishes the
+/// run's own epochs (2 here, not the default 10) and keeps its config; asking for fewer epochs
+/// than are done is an error.
+#[test]
+fn interrupted_run_exits_130_and_resumes_to_its_own_epochs() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_facegpu"))
+        .args([
+            "train",
+            "--synthetic-count",
+            "40",
+            "--batch",
+            "8",
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            d,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the Ctrl-C handler is in place before this line is printed
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut err = String::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        err += &l;
+        err += "\n";
+        if l.starts_with("facegpu: training") {
+            break;
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for l in lines {
+        err += &l.unwrap();
+        err += "\n";
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: saved") && err.contains(&format!("--resume {d}")),
+        "{err}"
+    );
+    assert!(dir.path().join("last.optim.safetensors").is_file());
+
+    let (code, out, err) = facegpu(&["train", "--resume", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "2 epochs, not 10: {csv}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["epochs"], 2, "{cfg}");
+
+    let (code, _, err) = facegpu(&["train", "--resume", d, "--epochs", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--epochs 1") && err.contains("already done 2 epochs"),
+        "{err}"
+    );
+}
