@@ -465,7 +465,7 @@ pub fn train(
     let mut saved_at = resume.then_some((pos.epoch, pos.batch));
     if resume && pos.epoch >= opts.epochs {
         progress.note(&format!(
-            "the run in {} has done its {} epochs; give --epochs N (more than {}) to train longer",
+            "the run in {} is already complete ({} epochs done); give --epochs N above {} to train longer",
             opts.out.display(),
             pos.epoch,
             pos.epoch
