@@ -2,10 +2,12 @@
 //! against their references, computed on the GPU in batches (ops::metrics), with per-pair rows
 //! and a summary (mean, median, std of each metric).
 //!
-//! REF and DIST are two image files, or two folders: then every image in REF is paired with the
-//! same-named file in DIST. Images are decoded to 8-bit gray with the image crate's `to_luma8`
-//! (Rec. 709 weights on colour inputs; PIL's `convert("L")` uses Rec. 601 weights, so colour
-//! inputs may differ from a PIL pipeline by a gray level) and scaled to [0, 1] (data_range 1).
+//! REF and DIST are two image files, or two folders: then every image under REF, in any
+//! sub-folder, is paired with the file at the same relative path under DIST. Images are
+//! what the dataset loader reads (any format the `image` crate decodes, recognised by content
+//! or extension; hidden files are left out), turned to 8-bit gray exactly as the dataset does
+//! it ([`crate::data::decode::to_gray`]: PIL's `convert('L')` weights on colour images), kept at
+//! their own size (no crop or resize) and scaled to [0, 1] (data_range 1).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,8 @@ pub const DEFAULT_BATCH: usize = 256;
 /// One reference/distorted pair and its metrics.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PairRow {
+    /// The pair's name: its path relative to the folders, or the reference's file name.
+    pub name: String,
     pub reference: String,
     pub distorted: String,
     pub width: usize,
@@ -36,58 +40,106 @@ pub struct MetricsReport {
     pub summary: Summary,
 }
 
-const EXTENSIONS: &[&str] = &[
-    "png", "jpg", "jpeg", "bmp", "pgm", "ppm", "tif", "tiff", "webp",
-];
-
+/// Whether the loader takes `p` for an image: an extension the `image` crate knows, or
+/// content that starts with an image signature (as the dataset loader decides).
 fn is_image(p: &Path) -> bool {
-    p.extension()
+    let known_ext = p
+        .extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .and_then(image::ImageFormat::from_extension)
+        .is_some();
+    known_ext || {
+        use std::io::Read as _;
+        let mut head = [0u8; 64];
+        std::fs::File::open(p)
+            .and_then(|mut f| f.read(&mut head))
+            .is_ok_and(|n| n > 0 && image::guess_format(&head[..n]).is_ok())
+    }
 }
 
-/// The (reference, distorted) file pairs for two files or two folders of same-named images
-/// (sorted by name).
+/// Relative paths ('/'-separated, sorted) of the images under `dir`, in sub-folders too.
+fn images_under(dir: &Path) -> Result<Vec<String>> {
+    std::fs::read_dir(dir).with_context(|| {
+        format!(
+            "cannot list the folder {}: check the path and its permissions",
+            dir.display()
+        )
+    })?;
+    let walk = crate::data::scan::walk(dir)?;
+    Ok(walk
+        .files
+        .into_iter()
+        .filter(|f| is_image(&f.path))
+        .map(|f| f.rel)
+        .collect())
+}
+
+/// The (reference, distorted) file pairs for two files, or two folders of images at the same
+/// relative paths (sorted by path).
 pub fn pair_paths(reference: &Path, distorted: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    Ok(pairs(reference, distorted)?
+        .into_iter()
+        .map(|(_, r, d)| (r, d))
+        .collect())
+}
+
+/// [`pair_paths`] with each pair's name: the relative path in folder mode, else the file name.
+fn pairs(reference: &Path, distorted: &Path) -> Result<Vec<(String, PathBuf, PathBuf)>> {
     match (reference.is_dir(), distorted.is_dir()) {
         (false, false) => {
             for p in [reference, distorted] {
-                ensure!(p.is_file(), "{}: no such file or folder", p.display());
+                ensure!(
+                    p.is_file(),
+                    "{}: no such file or folder; give two image files or two folders of images",
+                    p.display()
+                );
             }
-            Ok(vec![(reference.to_path_buf(), distorted.to_path_buf())])
+            let name = reference
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| reference.display().to_string());
+            Ok(vec![(
+                name,
+                reference.to_path_buf(),
+                distorted.to_path_buf(),
+            )])
         }
         (true, true) => {
-            let mut names: Vec<_> = std::fs::read_dir(reference)
-                .with_context(|| format!("reading the folder {}", reference.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image(p))
-                .filter_map(|p| p.file_name().map(|n| n.to_owned()))
-                .collect();
-            names.sort();
+            let names = images_under(reference)?;
             ensure!(
                 !names.is_empty(),
-                "{}: no images ({}) in this folder",
-                reference.display(),
-                EXTENSIONS.join(", ")
+                "{}: no images in this folder or its sub-folders (facegpu reads PNG, JPEG, PGM/PPM, BMP, TIFF, WebP, GIF, TGA and more); \
+                 give two image files or two folders of images",
+                reference.display()
             );
             let missing: Vec<_> = names
                 .iter()
                 .filter(|n| !distorted.join(n).is_file())
-                .map(|n| n.to_string_lossy().into_owned())
+                .cloned()
                 .collect();
             if !missing.is_empty() {
                 bail!(
-                    "{} has no image named like {} of {}: {}{}; both folders must hold the same file names",
+                    "{} has no file at {} of the {} image path{} of {}: {}{}; both folders must hold the same relative paths \
+                     (file names with their extensions, sub-folders included)",
                     distorted.display(),
                     missing.len(),
+                    names.len(),
+                    if names.len() == 1 { "" } else { "s" },
                     reference.display(),
                     missing[..missing.len().min(5)].join(", "),
-                    if missing.len() > 5 { ", ..." } else { "" }
+                    if missing.len() > 5 {
+                        format!(" and {} more", missing.len() - 5)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(names
-                .iter()
-                .map(|n| (reference.join(n), distorted.join(n)))
+                .into_iter()
+                .map(|n| {
+                    let (r, d) = (reference.join(&n), distorted.join(&n));
+                    (n, r, d)
+                })
                 .collect())
         }
         _ => bail!(
@@ -100,11 +152,21 @@ pub fn pair_paths(reference: &Path, distorted: &Path) -> Result<Vec<(PathBuf, Pa
     }
 }
 
-/// Decodes an image to 8-bit gray and scales it to [0, 1]: (pixels, height, width).
+/// Decodes an image to 8-bit gray as the dataset loader does ([`crate::data::decode::to_gray`]:
+/// PIL's `convert('L')` on colour) and scales it to [0, 1]: (pixels, height, width).
 pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
-    let img = image::open(path)
-        .with_context(|| format!("{}: cannot decode this image", path.display()))?
-        .to_luma8();
+    let decoded = image::ImageReader::open(path)
+        .with_context(|| format!("{}: cannot open this file", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot read this file", path.display()))?
+        .decode()
+        .with_context(|| {
+            format!(
+                "{}: cannot decode this image (damaged, or not an image?); remove it or give another file",
+                path.display()
+            )
+        })?;
+    let img = crate::data::decode::to_gray(&decoded);
     let (w, h) = img.dimensions();
     Ok((
         img.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
@@ -117,7 +179,7 @@ pub fn load_gray(path: &Path) -> Result<(Vec<f32>, usize, usize)> {
 /// at most `batch` images; each batch is read back once.
 pub fn run(gpu: &Gpu, reference: &Path, distorted: &Path, batch: usize) -> Result<MetricsReport> {
     ensure!(batch > 0, "metrics: the batch size must be at least 1");
-    let paths = pair_paths(reference, distorted)?;
+    let paths = pairs(reference, distorted)?;
     let mut pairs = Vec::with_capacity(paths.len());
     // pending batch: its pairs, size and pixels
     let mut pend: Vec<PairRow> = Vec::new();
@@ -139,7 +201,7 @@ pub fn run(gpu: &Gpu, reference: &Path, distorted: &Path, batch: usize) -> Resul
         }
         Ok(())
     };
-    for (rp, dp) in &paths {
+    for (name, rp, dp) in &paths {
         let (r, h, w) = load_gray(rp)?;
         let (d, dh, dw) = load_gray(dp)?;
         ensure!(
@@ -161,6 +223,7 @@ pub fn run(gpu: &Gpu, reference: &Path, distorted: &Path, batch: usize) -> Resul
         ra.extend_from_slice(&r);
         da.extend_from_slice(&d);
         pend.push(PairRow {
+            name: name.clone(),
             reference: rp.display().to_string(),
             distorted: dp.display().to_string(),
             width: w,
@@ -191,14 +254,10 @@ pub fn format_text(rep: &MetricsReport) -> String {
             "image", "mse", "psnr_db", "ssim", "ssim_g"
         );
         for p in &rep.pairs {
-            let name = Path::new(&p.reference)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| p.reference.clone());
             let m = &p.metrics;
             s += &format!(
                 "{:<40} {:>12.6e} {:>9.3} {:>8.5} {:>8.5}\n",
-                name, m.mse, m.psnr, m.ssim, m.ssim_gaussian
+                p.name, m.mse, m.psnr, m.ssim, m.ssim_gaussian
             );
         }
     }

@@ -1,5 +1,6 @@
 //! `eval` on checkpoints trained here: clean and noisy conditions, the same numbers twice,
-//! the outputs written, and clear errors for bad checkpoints and options.
+//! the outputs written, and clear errors for bad checkpoints and options; and `metrics` (the
+//! dataset's gray conversion, folders with sub-folders).
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -206,4 +207,126 @@ fn bad_checkpoints_and_options_are_clear_errors() {
     if let Some(dir) = facegpu::data::cache::default_dir() {
         let _ = std::fs::remove_file(facegpu::data::cache::path_for(&dir, other.path()));
     }
+}
+
+/// Colour images are scored after the dataset's own gray conversion (PIL's convert('L')), not
+/// Rec. 709.
+#[test]
+fn metrics_turns_colour_to_gray_as_the_dataset_does() {
+    use facegpu::data::decode::luma_pil;
+    use facegpu::metrics_cmd;
+    let dir = tempfile::tempdir().unwrap();
+    // saturated colours, where PIL's and Rec. 709's weights differ by many gray levels
+    let colour = |seed: u32| {
+        image::RgbImage::from_fn(24, 20, |x, y| {
+            let v = (x * 37 + y * 101 + seed * 59) % 256;
+            match (x + y + seed) % 3 {
+                0 => image::Rgb([v as u8, 0, 255 - v as u8]),
+                1 => image::Rgb([0, v as u8, 40]),
+                _ => image::Rgb([255, (v / 2) as u8, v as u8]),
+            }
+        })
+    };
+    let (a, b) = (colour(1), colour(2));
+    a.save(dir.path().join("a.png")).unwrap();
+    b.save(dir.path().join("b.png")).unwrap();
+    let (px, h, w) = metrics_cmd::load_gray(&dir.path().join("a.png")).unwrap();
+    assert_eq!((h, w), (20, 24));
+    for (i, p) in a.pixels().enumerate() {
+        let want = luma_pil(p[0], p[1], p[2]) as f32 / 255.0;
+        assert_eq!(px[i], want, "pixel {i}");
+    }
+    let pil = |img: &image::RgbImage| -> Vec<f32> {
+        img.pixels()
+            .map(|p| luma_pil(p[0], p[1], p[2]) as f32 / 255.0)
+            .collect()
+    };
+    let rep = metrics_cmd::run(
+        gpu(),
+        &dir.path().join("a.png"),
+        &dir.path().join("b.png"),
+        4,
+    )
+    .unwrap();
+    let want = facegpu::ops::metrics::compute(gpu(), &pil(&a), &pil(&b), 1, 20, 24).unwrap();
+    assert_eq!(rep.pairs[0].metrics, want[0]);
+    // and not what Rec. 709 gives
+    let r709 = |img: &image::RgbImage| -> Vec<f32> {
+        image::DynamicImage::ImageRgb8(img.clone())
+            .to_luma8()
+            .pixels()
+            .map(|p| p[0] as f32 / 255.0)
+            .collect()
+    };
+    let other = facegpu::ops::metrics::compute(gpu(), &r709(&a), &r709(&b), 1, 20, 24).unwrap();
+    assert_ne!(rep.pairs[0].metrics.mse, other[0].mse);
+}
+
+/// Folder mode pairs images at the same relative paths, sub-folders included (ORL's layout),
+/// takes every format the dataset loader takes, and names a missing partner by its path.
+#[test]
+fn metrics_folders_with_sub_folders_and_every_format() {
+    use facegpu::metrics_cmd;
+    let dir = tempfile::tempdir().unwrap();
+    let (rdir, ddir) = (dir.path().join("ref"), dir.path().join("dist"));
+    let img = |seed: u32| {
+        image::GrayImage::from_fn(16, 14, |x, y| {
+            image::Luma([((x * 13 + y * 7 + seed * 31) % 256) as u8])
+        })
+    };
+    for (rel, fmt) in [
+        ("s1/1.png", image::ImageFormat::Png),
+        ("s1/2.gif", image::ImageFormat::Gif),
+        ("s2/1.tga", image::ImageFormat::Tga),
+        ("top.pgm", image::ImageFormat::Pnm),
+    ] {
+        for (d, seed) in [(&rdir, 1), (&ddir, 2)] {
+            let p = d.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            // GIF stores colour only: the same gray in R, G and B
+            let im = image::DynamicImage::ImageLuma8(img(seed));
+            let im = if fmt == image::ImageFormat::Gif {
+                image::DynamicImage::ImageRgb8(im.to_rgb8())
+            } else {
+                im
+            };
+            im.save_with_format(&p, fmt).unwrap();
+        }
+    }
+    std::fs::write(rdir.join("s1").join("notes.txt"), "not an image").unwrap();
+    let rep = metrics_cmd::run(gpu(), &rdir, &ddir, 3).unwrap();
+    let names: Vec<&str> = rep.pairs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["s1/1.png", "s1/2.gif", "s2/1.tga", "top.pgm"]);
+    assert!(rep.pairs.iter().all(|p| p.metrics.mse > 0.0));
+    assert!(metrics_cmd::format_text(&rep).contains("s2/1.tga"));
+    // a missing partner in a sub-folder is named by its relative path
+    std::fs::remove_file(ddir.join("s2").join("1.tga")).unwrap();
+    let e = format!(
+        "{:#}",
+        metrics_cmd::run(gpu(), &rdir, &ddir, 3).unwrap_err()
+    );
+    assert!(
+        e.contains("s2/1.tga") && e.contains("same relative paths"),
+        "{e}"
+    );
+    // a folder with no image anywhere below it
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(empty.join("sub")).unwrap();
+    let e = format!(
+        "{:#}",
+        metrics_cmd::run(gpu(), &empty, &ddir, 3).unwrap_err()
+    );
+    assert!(
+        e.contains("no images in this folder or its sub-folders"),
+        "{e}"
+    );
+    // an undecodable file named like an image is named
+    std::fs::write(rdir.join("s1").join("bad.png"), b"not a png").unwrap();
+    std::fs::write(ddir.join("s1").join("bad.png"), b"not a png").unwrap();
+    std::fs::copy(rdir.join("s2/1.tga"), ddir.join("s2/1.tga")).unwrap();
+    let e = format!(
+        "{:#}",
+        metrics_cmd::run(gpu(), &rdir, &ddir, 3).unwrap_err()
+    );
+    assert!(e.contains("bad.png") && e.contains("cannot decode"), "{e}");
 }
