@@ -712,7 +712,7 @@ fn save_weights(
     more: impl FnOnce(&mut CheckpointMeta) -> Result<()>,
 ) -> Result<()> {
     let mut meta = CheckpointMeta::new(spec.name, epoch, opts.seed);
-    meta.options = serde_json::to_value(opts)?;
+    meta.options = crate::eval::recorded_options(opts)?;
     meta.split = serde_json::to_value(&split.info)?;
     meta.adapter = gpu.describe();
     more(&mut meta)?;

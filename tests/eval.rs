@@ -1,6 +1,8 @@
 //! `eval` on checkpoints trained here: clean and noisy conditions, the same numbers twice,
-//! the outputs written, and clear errors for bad checkpoints and options; and `metrics` (the
-//! dataset's gray conversion, folders with sub-folders).
+//! the outputs written (what they say was evaluated), the dataset found however its path is
+//! spelled and refused with the changed files named when its split differs, clear errors for
+//! bad checkpoints and options; `compare`; and `metrics` (the dataset's gray conversion,
+//! folders with sub-folders).
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -96,18 +98,36 @@ fn every_model_evaluates_clean_and_noisy() {
             r.conditions[2].summary.mse.mean > r.conditions[0].summary.mse.mean * 0.999,
             "{model}"
         );
-        for f in [
-            "results.json",
-            "per_image.csv",
-            "hist_mse.png",
-            "hist_psnr.png",
-            "hist_ssim.png",
-            "grid.png",
-        ] {
+        let mut files = vec![
+            "results.json".to_string(),
+            "per_image.csv".into(),
+            "grid.png".into(),
+        ];
+        for key in ["clean", "noisy_vs_input", "noisy_vs_clean"] {
+            files.extend(eval::histogram_files(key));
+        }
+        for f in &files {
             assert!(out.path().join(f).is_file(), "{model}: {f} missing");
         }
         let csv = std::fs::read_to_string(out.path().join("per_image.csv")).unwrap();
         assert_eq!(csv.lines().count(), 1 + 3 * 16, "{model}");
+        // rows name the condition and the face (synthetic faces by their index), not numbers
+        let rows: Vec<Vec<&str>> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        for (i, key) in ["clean", "noisy_vs_input", "noisy_vs_clean"]
+            .iter()
+            .enumerate()
+        {
+            let block = &rows[i * 16..(i + 1) * 16];
+            assert!(block.iter().all(|r| r[0] == *key), "{model}: {csv}");
+            assert!(
+                block.iter().all(|r| r[1].starts_with("synthetic/0/")),
+                "{csv}"
+            );
+        }
         let expect_latent = if model.contains("vae") {
             200
         } else {
@@ -207,6 +227,327 @@ fn bad_checkpoints_and_options_are_clear_errors() {
     if let Some(dir) = facegpu::data::cache::default_dir() {
         let _ = std::fs::remove_file(facegpu::data::cache::path_for(&dir, other.path()));
     }
+}
+
+/// `p` as a path relative to the working directory ("../../tmp/x"), which resolves only from
+/// here.
+fn relative_from_cwd(p: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let p = p.canonicalize().unwrap();
+    let mut rel = PathBuf::new();
+    for _ in cwd.components().skip(1) {
+        rel.push("..");
+    }
+    rel.push(p.strip_prefix("/").unwrap());
+    rel
+}
+
+/// Removes the default cache's file for a temporary folder (eval caches folders as training
+/// does), whatever spelling of the folder it was loaded by.
+fn forget_cache(folder: &Path) {
+    if let Some(dir) = facegpu::data::cache::default_dir() {
+        let _ = std::fs::remove_file(facegpu::data::cache::path_for(&dir, folder));
+    }
+}
+
+/// A run of `ae` on a folder of 40 faces in `root/faces`, trained with the folder named by a
+/// path relative to the working directory; the checkpoint lies in `root/run`.
+fn trained_on_folder(root: &Path) -> PathBuf {
+    let faces = root.join("faces");
+    facegpu::data::write_synth(40, 7, &faces).unwrap();
+    let o = TrainOptions {
+        model: "ae".into(),
+        dataset: Some(relative_from_cwd(&faces)),
+        synthetic_count: 0,
+        epochs: 1,
+        batch: 8,
+        lr: 1e-3,
+        seed: 5,
+        reg: Reg::None,
+        l1: 0.0,
+        l2: 0.0,
+        noise: None,
+        clip: true,
+        denoise: false,
+        kl_weight: 1.0,
+        patience: None,
+        split: [0.6, 0.2, 0.2],
+        strict: false,
+        out: root.join("run"),
+        cache: facegpu::data::CacheChoice::Off,
+    };
+    train::train(
+        gpu(),
+        &o,
+        false,
+        &mut Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    root.join("run").join("best.safetensors")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// The folder a checkpoint was trained on is the same folder however its path is spelled
+/// (trailing slash, `.` and `..` components, relative or absolute) or wherever an identical
+/// copy lies; training records it as an absolute path, so eval without --dataset finds it.
+#[test]
+fn the_training_folder_is_accepted_however_it_is_spelled() {
+    let root = tempfile::tempdir().unwrap();
+    let ck = trained_on_folder(root.path());
+    let faces = root.path().join("faces");
+    // recorded absolute, the folder itself (not the relative spelling training was given)
+    let meta = facegpu::model::checkpoint::load(&ck).unwrap().meta;
+    let recorded = PathBuf::from(meta.options["dataset"].as_str().unwrap());
+    assert!(recorded.is_absolute(), "{recorded:?}");
+    assert_eq!(recorded, faces.canonicalize().unwrap());
+
+    let copy = root.path().join("copy");
+    copy_dir(&faces, &copy);
+    let base = eval::evaluate(gpu(), &opts(&ck)).unwrap();
+    assert_eq!(base.images, 8);
+    for spelling in [
+        PathBuf::from(format!("{}/", faces.display())),
+        root.path().join(".").join("faces"),
+        root.path().join("run").join("..").join("faces"),
+        relative_from_cwd(&faces),
+        faces.canonicalize().unwrap(),
+        copy.clone(),
+    ] {
+        let mut o = opts(&ck);
+        o.dataset = Some(spelling.clone());
+        let r = eval::evaluate(gpu(), &o)
+            .unwrap_or_else(|e| panic!("--dataset {}: {e:#}", spelling.display()));
+        assert_eq!(
+            serde_json::to_string(&r.conditions).unwrap(),
+            serde_json::to_string(&base.conditions).unwrap(),
+            "{spelling:?}"
+        );
+    }
+    forget_cache(&faces);
+    forget_cache(&copy);
+}
+
+/// A checkpoint that recorded its folder relative to where training ran (as facegpu did
+/// before) is evaluated from another working directory: the folder is found from where the
+/// checkpoint lies; when it is nowhere, the error asks for --dataset without blaming one.
+#[test]
+fn a_relative_recorded_folder_is_found_from_the_checkpoint() {
+    let root = tempfile::tempdir().unwrap();
+    let ck = trained_on_folder(root.path());
+    let mut c = facegpu::model::checkpoint::load(&ck).unwrap();
+    // as if trained in root with `--dataset faces --out run`
+    c.meta.options["dataset"] = "faces".into();
+    c.meta.options["out"] = "run".into();
+    let old = root.path().join("run").join("old.safetensors");
+    facegpu::model::checkpoint::save(&old, &c).unwrap();
+    let r = eval::evaluate(gpu(), &opts(&old)).unwrap();
+    assert_eq!(r.images, 8);
+    assert_eq!(
+        r.dataset.as_deref(),
+        Some(
+            root.path()
+                .join("faces")
+                .canonicalize()
+                .unwrap()
+                .to_str()
+                .unwrap()
+        )
+    );
+    // nowhere to be found
+    c.meta.options["dataset"] = "gone/faces".into();
+    facegpu::model::checkpoint::save(&old, &c).unwrap();
+    let e = format!("{:#}", eval::evaluate(gpu(), &opts(&old)).unwrap_err());
+    assert!(
+        e.contains("gone/faces") && e.contains("pass --dataset"),
+        "{e}"
+    );
+    assert!(!e.contains("check the path given to --dataset"), "{e}");
+    forget_cache(&root.path().join("faces"));
+}
+
+/// A folder whose files changed since training is refused, naming the files added and
+/// removed; the advice depends on whether it is the folder training used.
+#[test]
+fn a_changed_folder_is_refused_with_the_changed_files_named() {
+    let root = tempfile::tempdir().unwrap();
+    let ck = trained_on_folder(root.path());
+    let faces = root.path().join("faces");
+    let mut names: Vec<String> = std::fs::read_dir(&faces)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    names.sort();
+    // a copy with one file removed and seven added (five named, then a count)
+    let copy = root.path().join("copy");
+    copy_dir(&faces, &copy);
+    std::fs::remove_file(copy.join(&names[3])).unwrap();
+    for i in 0..7 {
+        std::fs::copy(faces.join(&names[0]), copy.join(format!("zz_new_{i}.png"))).unwrap();
+    }
+    let mut o = opts(&ck);
+    o.dataset = Some(copy.clone());
+    let e = format!("{:#}", eval::evaluate(gpu(), &o).unwrap_err());
+    assert!(e.contains("split"), "{e}");
+    assert!(
+        e.contains("7 files not in the training run's split")
+            && e.contains("zz_new_0.png")
+            && e.contains("zz_new_4.png")
+            && !e.contains("zz_new_5.png")
+            && e.contains("and 2 more"),
+        "{e}"
+    );
+    assert!(
+        e.contains("1 file of the training run's split missing") && e.contains(&names[3]),
+        "{e}"
+    );
+    assert!(
+        e.contains("pass --dataset with the folder it was trained on"),
+        "{e}"
+    );
+    assert!(!e.contains("file lists differ"), "{e}");
+    // the training folder itself, changed: no advice to use the same folder
+    std::fs::remove_file(faces.join(&names[5])).unwrap();
+    let e = format!("{:#}", eval::evaluate(gpu(), &opts(&ck)).unwrap_err());
+    assert!(e.contains(&names[5]), "{e}");
+    assert!(e.contains("this is the folder it was trained on"), "{e}");
+    assert!(!e.contains("pass --dataset with the folder"), "{e}");
+    forget_cache(&faces);
+    forget_cache(&copy);
+}
+
+/// The terminal report says what was evaluated; with noise it is one table with a column per
+/// condition (rows: metric and statistic); without, the seeds' table as before.
+#[test]
+fn the_report_says_what_was_evaluated_and_puts_noisy_beside_clean() {
+    let ck = trained("ae");
+    let mut o = opts(&ck);
+    let clean = eval::evaluate(gpu(), &o).unwrap();
+    let m = eval::markdown(&clean);
+    assert!(m.contains("the test split (16 images)"), "{m}");
+    assert!(m.contains("SYNTHETIC"), "{m}");
+    assert!(m.contains("noise: none") && m.contains("seed 3"), "{m}");
+    let head = m.lines().find(|l| l.starts_with("| metric")).unwrap();
+    let cols: Vec<&str> = head.split('|').map(str::trim).collect();
+    assert_eq!(cols, ["", "metric", "mean", "median", "std", ""], "{m}");
+    assert_eq!(m.matches("| metric").count(), 1, "{m}");
+    assert_eq!(m.matches("PSNR of the mean MSE").count(), 1, "{m}");
+
+    o.noise = Some(0.1);
+    o.seed = Some(11);
+    let noisy = eval::evaluate(gpu(), &o).unwrap();
+    let m = eval::markdown(&noisy);
+    assert!(
+        m.contains("sigma 0.1") && m.contains("clipped to [0, 1]"),
+        "{m}"
+    );
+    assert!(m.contains("seed 11"), "{m}");
+    let tables: Vec<&str> = m.lines().filter(|l| l.starts_with("| metric")).collect();
+    assert_eq!(tables.len(), 1, "one table: {m}");
+    for h in [
+        "statistic",
+        "clean",
+        "noisy: vs noisy input",
+        "noisy: vs clean face",
+    ] {
+        assert!(tables[0].contains(h), "{m}");
+    }
+    let body: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| metric") && !l.starts_with("| -"))
+        .collect();
+    assert_eq!(body.len(), 4 * 3, "4 metrics x mean, median, std: {m}");
+    assert!(body.iter().any(|l| l.contains("SSIM (Gaussian)")), "{m}");
+    // the cells are the conditions' own numbers, side by side
+    let psnr_mean = body.iter().find(|l| l.contains("PSNR (dB)")).unwrap();
+    for c in &noisy.conditions {
+        assert!(
+            psnr_mean.contains(&format!("{:.3}", c.summary.psnr.mean)),
+            "{psnr_mean}"
+        );
+    }
+    let line = m
+        .lines()
+        .find(|l| l.starts_with("PSNR of the mean MSE"))
+        .unwrap();
+    for c in &noisy.conditions {
+        assert!(
+            line.contains(&format!("{:.3}", c.summary.psnr_of_mean_mse)),
+            "{line}"
+        );
+    }
+}
+
+/// results.json records the seed, sigma, clip, data and split; compare tells a 0.1 run from
+/// a 0.3 one, shows the PSNR of the mean MSE, marks synthetic results, and still reads files
+/// written before those fields existed.
+#[test]
+fn results_and_compare_say_sigma_seed_and_data() {
+    let ck = trained("ae");
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for sigma in [0.1f32, 0.3] {
+        let mut o = opts(&ck);
+        o.noise = Some(sigma);
+        o.out = Some(dir.path().join(format!("s{sigma}")));
+        eval::evaluate(gpu(), &o).unwrap();
+        paths.push(dir.path().join(format!("s{sigma}")).join("results.json"));
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&paths[1]).unwrap()).unwrap();
+    assert_eq!(j["sigma"].as_f64().unwrap() as f32, 0.3);
+    assert_eq!(j["seed"], 3);
+    assert_eq!(j["clip"], true);
+    assert_eq!(j["split"], "test");
+    assert_eq!(j["images"], 16);
+    assert_eq!(j["synthetic"], true);
+    assert!(j["dataset"].is_null(), "{j}");
+    assert!(j["source"].as_str().unwrap().contains("SYNTHETIC"), "{j}");
+    assert_eq!(j["conditions"][2]["key"], "noisy_vs_clean");
+
+    let table = eval::compare(&paths).unwrap();
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains("ae (")).collect();
+    assert_eq!(rows.len(), 6, "{table}");
+    let sigma_of = |row: &str| row.split('|').nth(4).unwrap().trim().to_string();
+    assert_eq!(
+        rows.iter().map(|r| sigma_of(r)).collect::<Vec<_>>(),
+        ["0", "0.1", "0.1", "0", "0.3", "0.3"],
+        "{table}"
+    );
+    assert!(table.contains("PSNR of mean MSE"), "{table}");
+    assert!(rows.iter().all(|r| r.contains("SYNTHETIC")), "{table}");
+    let r: eval::EvalResults =
+        serde_json::from_str(&std::fs::read_to_string(&paths[0]).unwrap()).unwrap();
+    assert!(rows[1].contains(&format!("{:.3}", r.conditions[1].summary.psnr_of_mean_mse)));
+
+    // an older results.json: "noise" for sigma, no seed, clip, source or condition keys
+    let mut old = j.clone();
+    let o = old.as_object_mut().unwrap();
+    o.insert("noise".into(), o["sigma"].clone());
+    for k in ["sigma", "seed", "clip", "source", "dataset"] {
+        o.remove(k);
+    }
+    for c in o["conditions"].as_array_mut().unwrap() {
+        c.as_object_mut().unwrap().remove("key");
+    }
+    let old_path = dir.path().join("old.json");
+    std::fs::write(&old_path, serde_json::to_string(&old).unwrap()).unwrap();
+    let table = eval::compare(&[old_path]).unwrap();
+    let sigmas: Vec<String> = table
+        .lines()
+        .filter(|l| l.contains("ae ("))
+        .map(|r| r.split('|').nth(4).unwrap().trim().to_string())
+        .collect();
+    assert_eq!(sigmas, ["0", "0.3", "0.3"], "{table}");
+    assert!(table.contains("noisy: vs clean face"), "{table}");
 }
 
 /// Colour images are scored after the dataset's own gray conversion (PIL's convert('L')), not
