@@ -835,12 +835,18 @@ pub fn compare(paths: &[PathBuf]) -> Result<String> {
             )
         })?;
         synthetic |= r.synthetic;
-        let data = format!(
-            "{}{} ({})",
-            if r.synthetic { "SYNTHETIC " } else { "" },
-            r.split,
-            r.images
-        );
+        // "lfw test (1448)", "SYNTHETIC test (16)"
+        let folder = r
+            .dataset
+            .as_deref()
+            .and_then(|d| Path::new(d).file_name())
+            .map(|n| format!("{} ", n.to_string_lossy()))
+            .unwrap_or_default();
+        let data = if r.synthetic {
+            format!("SYNTHETIC {} ({})", r.split, r.images)
+        } else {
+            format!("{folder}{} ({})", r.split, r.images)
+        };
         for c in &r.conditions {
             let noisy =
                 c.key.starts_with("noisy") || (c.key.is_empty() && c.name.contains("noisy"));

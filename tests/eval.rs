@@ -311,8 +311,22 @@ fn the_training_folder_is_accepted_however_it_is_spelled() {
 
     let copy = root.path().join("copy");
     copy_dir(&faces, &copy);
-    let base = eval::evaluate(gpu(), &opts(&ck)).unwrap();
+    let out = root.path().join("eval");
+    let mut o = opts(&ck);
+    o.out = Some(out.clone());
+    let base = eval::evaluate(gpu(), &o).unwrap();
     assert_eq!(base.images, 8);
+    // the faces by file name; compare names the folder
+    let csv = std::fs::read_to_string(out.join("per_image.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.starts_with("clean,synthetic-") && l.contains(".png,")),
+        "{csv}"
+    );
+    let table = eval::compare(&[out.join("results.json")]).unwrap();
+    assert!(table.contains("| faces test (8) "), "{table}");
+    assert!(!table.contains("SYNTHETIC"), "{table}");
     for spelling in [
         PathBuf::from(format!("{}/", faces.display())),
         root.path().join(".").join("faces"),
