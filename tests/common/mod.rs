@@ -122,3 +122,44 @@ pub fn check_grad_fd(
         );
     }
 }
+
+/// Up to `samples` distinct coordinates of an n-vector for a finite-difference check: all of
+/// them when n <= samples, else the first and the last (borders) and the rest drawn from a
+/// seeded generator, so that no regular stride aliases with the layout (always the same column
+/// of an image, say). Sorted.
+pub fn fd_samples(n: usize, samples: usize, seed: u64) -> Vec<usize> {
+    if n <= samples {
+        return (0..n).collect();
+    }
+    let mut rng = Rng::new(seed);
+    let mut picked = std::collections::BTreeSet::from([0, n - 1]);
+    while picked.len() < samples.max(2) {
+        picked.insert((rng.next_u64() % n as u64) as usize);
+    }
+    picked.into_iter().collect()
+}
+
+/// [`check_grad_fd`] at the coordinates [`fd_samples`] picks: |analytic - central difference
+/// (h = 1e-6)| <= atol + rtol * |difference| at each.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn check_grad_fd_sampled(
+    what: &str,
+    f: &dyn Fn(&[f64]) -> f64,
+    x: &[f64],
+    grad: &[f64],
+    samples: usize,
+    seed: u64,
+    rtol: f64,
+    atol: f64,
+) {
+    assert_eq!(x.len(), grad.len(), "{what}: gradient length");
+    for i in fd_samples(x.len(), samples, seed) {
+        let fd = finite_diff(f, x, i, 1e-6);
+        let g = grad[i];
+        assert!(
+            (g - fd).abs() <= atol + rtol * fd.abs(),
+            "{what}: d/dx[{i}] analytic {g} vs finite difference {fd}"
+        );
+    }
+}
