@@ -201,7 +201,15 @@ fn check_forward(c: &Conv, act: Activation, seed: u64) {
     r::assert_within(&format!("forward {c:?} {act:?}"), &got, &want, &mag, REL);
 }
 
-fn check_backward(c: &Conv, act: Activation, seed: u64) {
+/// One case's inputs and the GPU's gradients, for [`check_fd`] after [`check_backward`].
+struct Grads {
+    d: Data,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+    db: Vec<f64>,
+}
+
+fn check_backward(c: &Conv, act: Activation, seed: u64) -> Grads {
     let d = data(c, seed);
     let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
     let (dx, dw, db) = gpu_backward(c, act, &d, &y);
@@ -218,6 +226,60 @@ fn check_backward(c: &Conv, act: Activation, seed: u64) {
     let (dw_mag, db_mag) = c.backward_weight(&ga, &r::abs(&d.x));
     r::assert_within(&format!("dw {c:?} {act:?}"), &dw, &dw_want, &dw_mag, REL);
     r::assert_within(&format!("db {c:?} {act:?}"), &db, &db_want, &db_mag, REL);
+    Grads { d, dx, dw, db }
+}
+
+/// Finite-difference samples per gradient (dx, dw; db is checked whole).
+const FD_SAMPLES: usize = 24;
+/// Bound of every finite-difference check here: |GPU - FD| <= FD_RTOL |FD| + FD_ATOL
+/// (float32 gradients of sums of at most a few hundred terms, ~1e-6 relative; the float64
+/// central differences, h = 1e-6, are accurate to ~1e-9).
+const FD_RTOL: f64 = 1e-4;
+const FD_ATOL: f64 = 1e-5;
+
+/// The GPU's dx, dw, db of [`check_backward`] against central differences of the float64
+/// reference loss L = sum(dy * act(conv(x, w) + b)): FD_SAMPLES elements of dx and dw (the
+/// first, the last, the rest at seeded random places) and all of db.
+fn check_fd(c: &Conv, act: Activation, g: &Grads, seed: u64) {
+    let d = &g.d;
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        c.forward(x, w, b, act)
+            .iter()
+            .zip(&d.dy)
+            .map(|(a, b)| a * b)
+            .sum()
+    };
+    let what = format!("{c:?} {act:?}: finite differences");
+    check_grad_fd_sampled(
+        &format!("dx {what}"),
+        &|x| loss(x, &d.w, &d.b),
+        &d.x,
+        &g.dx,
+        FD_SAMPLES,
+        seed,
+        FD_RTOL,
+        FD_ATOL,
+    );
+    check_grad_fd_sampled(
+        &format!("dw {what}"),
+        &|w| loss(&d.x, w, &d.b),
+        &d.w,
+        &g.dw,
+        FD_SAMPLES,
+        seed + 1,
+        FD_RTOL,
+        FD_ATOL,
+    );
+    check_grad_fd_sampled(
+        &format!("db {what}"),
+        &|b| loss(&d.x, &d.w, b),
+        &d.b,
+        &g.db,
+        c.c_out,
+        seed + 2,
+        FD_RTOL,
+        FD_ATOL,
+    );
 }
 
 #[test]
@@ -227,10 +289,15 @@ fn forward_matches_reference() {
     }
 }
 
+/// Every odd shape's dx, dw, db against the reference (bound REL of the magnitude) and, the
+/// same GPU outputs, against central differences of the reference loss ([`check_fd`]: bound
+/// FD_RTOL |FD| + FD_ATOL), so that each specialised kernel the shapes route to (see
+/// `odd_cases`) is checked against finite differences too.
 #[test]
 fn backward_matches_reference() {
     for (i, (c, act)) in odd_cases().into_iter().enumerate() {
-        check_backward(&c, act, 100 + i as u64);
+        let g = check_backward(&c, act, 100 + i as u64);
+        check_fd(&c, act, &g, 1000 + 10 * i as u64);
     }
 }
 
@@ -315,8 +382,10 @@ fn backward_matches_finite_differences() {
 
 /// backward_input_then: dx times act'(t) of a previous layer's output t, against the reference
 /// dx * act'(t) (t in [-1, 1] for relu so the mask varies element by element, in [0, 1] for
-/// sigmoid, whose outputs those are). The hand-written 3x3 stride-2 kernels apply it in their
-/// epilogue (convt_s2k3_all_cpu, convt_s2k3_cpu; reading textures and buffers); the other shape takes the separate pass.
+/// sigmoid, whose outputs those are; bound REL of the magnitude) and against central
+/// differences of the composed reference loss (bound FD_RTOL |FD| + FD_ATOL). The
+/// hand-written 3x3 stride-2 kernels apply it in their epilogue (convt_s2k3_all_cpu,
+/// convt_s2k3_cpu; reading textures and buffers); the other shape takes the separate pass.
 #[test]
 fn backward_input_then_matches_reference() {
     let cases = [
@@ -335,27 +404,13 @@ fn backward_input_then_matches_reference() {
         let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
         let lo = if then == Activation::Relu { -1.0 } else { 0.0 };
         let t = r::f32_round(&Rng::new(800 + k as u64).vec(c.in_len(), lo, 1.0));
-        let s = lib_shape(c);
-        let dx = poisoned(&s.in_shape());
-        let mut rec = gpu().record();
-        conv2d::backward_input_then(
-            &mut rec,
-            &s,
-            act,
-            &upload(&y, &s.out_shape()),
-            &upload(&d.dy, &s.out_shape()),
-            &upload(&d.w, &s.weight_shape()),
-            &dx,
-            Some((then, &upload(&t, &s.in_shape()))),
-        )
-        .unwrap();
-        rec.run().unwrap();
+        let dx = gpu_backward_input_then(c, act, &y, &d, then, &t);
         let g = r::pre_grad(act, &y, &d.dy);
         let want = r::pre_grad(then, &t, &c.backward_input(&g, &d.w));
         let mag = r::pre_grad(then, &t, &c.backward_input(&r::abs(&g), &r::abs(&d.w)));
         r::assert_within(
             &format!("backward_input_then {c:?} {act:?} then {then:?}"),
-            &read(&dx),
+            &dx,
             &want,
             &mag,
             REL,
@@ -367,12 +422,72 @@ fn backward_input_then_matches_reference() {
         }
     }
     facegpu::gpu::with_texture_reads(false, || run(0, &cases[0], Activation::Relu));
+    // Finite differences (the same kernels, already compiled): with this layer's input the
+    // previous layer's output x = then(z), the kernel's dx * then'(x) is dL/dz of the composed
+    // reference loss L(z) = sum(dy * act(conv(then(z), w) + b)); FD_SAMPLES elements, bound
+    // FD_RTOL |FD| + FD_ATOL.
+    for (k, c) in cases.iter().enumerate() {
+        for then in [Activation::Relu, Activation::Sigmoid] {
+            let d = data(c, 700 + k as u64);
+            let act = ACTS[k % 3];
+            let z = r::f32_round(&Rng::new(850 + k as u64).vec(c.in_len(), -2.0, 2.0));
+            let x = r::f32_round(&r::apply(then, &z));
+            let y = r::f32_round(&c.forward(&x, &d.w, &d.b, act));
+            let dz = gpu_backward_input_then(c, act, &y, &d, then, &x);
+            let loss = |z: &[f64]| -> f64 {
+                c.forward(&r::apply(then, z), &d.w, &d.b, act)
+                    .iter()
+                    .zip(&d.dy)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            };
+            check_grad_fd_sampled(
+                &format!("backward_input_then {c:?} {act:?} then {then:?}: finite differences"),
+                &loss,
+                &z,
+                &dz,
+                FD_SAMPLES,
+                870 + k as u64,
+                FD_RTOL,
+                FD_ATOL,
+            );
+        }
+    }
+}
+
+/// conv2d::backward_input_then's dx for the forward output y, with then = (then, t).
+fn gpu_backward_input_then(
+    c: &Conv,
+    act: Activation,
+    y: &[f64],
+    d: &Data,
+    then: Activation,
+    t: &[f64],
+) -> Vec<f64> {
+    let s = lib_shape(c);
+    let dx = poisoned(&s.in_shape());
+    let mut rec = gpu().record();
+    conv2d::backward_input_then(
+        &mut rec,
+        &s,
+        act,
+        &upload(y, &s.out_shape()),
+        &upload(&d.dy, &s.out_shape()),
+        &upload(&d.w, &s.weight_shape()),
+        &dx,
+        Some((then, &upload(t, &s.in_shape()))),
+    )
+    .unwrap();
+    rec.run().unwrap();
+    read(&dx)
 }
 
 /// The input gradient of a layer fused with the weight gradient of the 1-channel 3x3 stride-2
 /// conv below it (its g = dx * act'(y0) never stored): dw0 and db0 against the float64
-/// reference (error bound REL of the magnitude, as every conv test), through textures and
-/// buffers; on GPUs, and where `below` does not fit, it declines and records nothing.
+/// reference (error bound REL of the magnitude, as every conv test) and against central
+/// differences of the two layers' reference loss (FD_SAMPLES of dw0, all of db0; bound
+/// FD_RTOL |FD| + FD_ATOL), through textures and buffers; on GPUs, and where `below` does not
+/// fit, it declines and records nothing.
 #[test]
 fn backward_input_into_wgrad_below_matches_reference() {
     let cases = [
@@ -426,8 +541,39 @@ fn backward_input_into_wgrad_below_matches_reference() {
         let (dw_want, db_want) = below.backward_weight(&g0, &d0.x);
         let (dw_mag, db_mag) = below.backward_weight(&g0_mag, &r::abs(&d0.x));
         let what = format!("into_wgrad_below {below:?} {c:?} {act:?}");
-        r::assert_within(&format!("{what} dw0"), &read(&dw0), &dw_want, &dw_mag, REL);
-        r::assert_within(&format!("{what} db0"), &read(&db0), &db_want, &db_mag, REL);
+        let (dw0, db0) = (read(&dw0), read(&db0));
+        r::assert_within(&format!("{what} dw0"), &dw0, &dw_want, &dw_mag, REL);
+        r::assert_within(&format!("{what} db0"), &db0, &db_want, &db_mag, REL);
+        // the same outputs against central differences of the two layers' reference loss
+        // L(w0, b0) = sum(dy * act(conv(relu(conv(x0, w0) + b0), w) + b))
+        let loss = |w0: &[f64], b0: &[f64]| -> f64 {
+            let y0 = below.forward(&d0.x, w0, b0, Activation::Relu);
+            c.forward(&y0, &d.w, &d.b, act)
+                .iter()
+                .zip(&d.dy)
+                .map(|(a, b)| a * b)
+                .sum()
+        };
+        check_grad_fd_sampled(
+            &format!("{what} dw0: finite differences"),
+            &|w0| loss(w0, &d0.b),
+            &d0.w,
+            &dw0,
+            FD_SAMPLES,
+            960 + k as u64,
+            FD_RTOL,
+            FD_ATOL,
+        );
+        check_grad_fd_sampled(
+            &format!("{what} db0: finite differences"),
+            &|b0| loss(&d0.w, b0),
+            &d0.b,
+            &db0,
+            below.c_out,
+            970 + k as u64,
+            FD_RTOL,
+            FD_ATOL,
+        );
         true
     };
     for (k, (below, c)) in cases.iter().enumerate() {
@@ -572,7 +718,9 @@ fn bench_ae_shapes() {
 /// Layers with many channels run as matrix products (ops::conv_gemm) on software adapters, in
 /// chunks of images when a column matrix would be large. With the chunk limit lowered to two
 /// images' columns, a batch of 5 runs as chunks of 2, 2 and 1; all three passes must still
-/// match the reference (weight gradients summed over the chunks).
+/// match the reference (weight gradients summed over the chunks), and the backward passes
+/// (im2col / col2im around the linear kernels) central differences of the reference loss
+/// ([`check_fd`]: bound FD_RTOL |FD| + FD_ATOL).
 #[test]
 fn products_in_chunks_match_reference() {
     let c = conv(5, 8, 7, 9, 17, 3, 3, 2, 1);
@@ -587,8 +735,10 @@ fn products_in_chunks_match_reference() {
     let per_image = s.h_out() * s.w_out() * c.c_in * 9 * 4;
     facegpu::ops::conv_gemm::set_col_limit(2 * per_image);
     check_forward(&c, Activation::Relu, 400);
-    check_backward(&c, Activation::Sigmoid, 401);
+    let g = check_backward(&c, Activation::Sigmoid, 401);
     facegpu::ops::conv_gemm::set_col_limit(128 << 20);
+    check_fd(&c, Activation::Sigmoid, &g, 1401);
     // and in one chunk
-    check_backward(&c, Activation::None, 402);
+    let g = check_backward(&c, Activation::None, 402);
+    check_fd(&c, Activation::None, &g, 1402);
 }
