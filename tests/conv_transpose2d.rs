@@ -208,7 +208,15 @@ fn check_forward(c: &ConvT, act: Activation, seed: u64) {
     r::assert_within(&format!("forward {c:?} {act:?}"), &got, &want, &mag, REL);
 }
 
-fn check_backward(c: &ConvT, act: Activation, seed: u64) {
+/// One case's inputs and the GPU's gradients, for [`check_fd`] after [`check_backward`].
+struct Grads {
+    d: Data,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+    db: Vec<f64>,
+}
+
+fn check_backward(c: &ConvT, act: Activation, seed: u64) -> Grads {
     let d = data(c, seed);
     let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
     let (dx, dw, db) = gpu_backward(c, act, &d, &y);
@@ -225,6 +233,59 @@ fn check_backward(c: &ConvT, act: Activation, seed: u64) {
     let (dw_mag, db_mag) = c.backward_weight(&ga, &r::abs(&d.x));
     r::assert_within(&format!("dw {c:?} {act:?}"), &dw, &dw_want, &dw_mag, REL);
     r::assert_within(&format!("db {c:?} {act:?}"), &db, &db_want, &db_mag, REL);
+    Grads { d, dx, dw, db }
+}
+
+/// Finite-difference samples per gradient (dx, dw; db is checked whole).
+const FD_SAMPLES: usize = 24;
+/// Bound of every finite-difference check here: |GPU - FD| <= FD_RTOL |FD| + FD_ATOL
+/// (float32 gradients of sums of at most a few hundred terms, ~1e-6 relative; the float64
+/// central differences, h = 1e-6, are accurate to ~1e-9).
+const FD_RTOL: f64 = 1e-4;
+const FD_ATOL: f64 = 1e-5;
+
+/// sum(dy * v): the reference loss whose gradients the backward passes compute.
+fn dot(v: &[f64], dy: &[f64]) -> f64 {
+    v.iter().zip(dy).map(|(a, b)| a * b).sum()
+}
+
+/// The GPU's dx, dw, db of [`check_backward`] against central differences of the float64
+/// reference loss L = sum(dy * act(convT(x, w) + b)): FD_SAMPLES elements of dx and dw (the
+/// first, the last, the rest at seeded random places) and all of db.
+fn check_fd(c: &ConvT, act: Activation, g: &Grads, seed: u64) {
+    let d = &g.d;
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&c.forward(x, w, b, act), &d.dy);
+    let what = format!("{c:?} {act:?}: finite differences");
+    check_grad_fd_sampled(
+        &format!("dx {what}"),
+        &|x| loss(x, &d.w, &d.b),
+        &d.x,
+        &g.dx,
+        FD_SAMPLES,
+        seed,
+        FD_RTOL,
+        FD_ATOL,
+    );
+    check_grad_fd_sampled(
+        &format!("dw {what}"),
+        &|w| loss(&d.x, w, &d.b),
+        &d.w,
+        &g.dw,
+        FD_SAMPLES,
+        seed + 1,
+        FD_RTOL,
+        FD_ATOL,
+    );
+    check_grad_fd_sampled(
+        &format!("db {what}"),
+        &|b| loss(&d.x, &d.w, b),
+        &d.b,
+        &g.db,
+        c.c_out,
+        seed + 2,
+        FD_RTOL,
+        FD_ATOL,
+    );
 }
 
 #[test]
@@ -234,10 +295,15 @@ fn forward_matches_reference() {
     }
 }
 
+/// Every odd shape's dx, dw, db against the reference (bound REL of the magnitude) and, the
+/// same GPU outputs, against central differences of the reference loss ([`check_fd`]: bound
+/// FD_RTOL |FD| + FD_ATOL), so that each specialised kernel the shapes route to (see
+/// `odd_cases`) is checked against finite differences too.
 #[test]
 fn backward_matches_reference() {
     for (i, (c, act)) in odd_cases().into_iter().enumerate() {
-        check_backward(&c, act, 100 + i as u64);
+        let g = check_backward(&c, act, 100 + i as u64);
+        check_fd(&c, act, &g, 1000 + 10 * i as u64);
     }
 }
 
@@ -327,8 +393,10 @@ fn backward_matches_finite_differences() {
 
 /// backward_input_then: dx times act'(t) of a previous layer's output t, against the reference
 /// dx * act'(t) (t in [-1, 1] for relu so the mask varies element by element, in [0, 1] for
-/// sigmoid, whose outputs those are). The hand-written 3x3 stride-2 kernels apply it in their
-/// epilogue (conv_forward_s2k3_cpu; reading textures and buffers); the other shape takes the separate pass.
+/// sigmoid, whose outputs those are; bound REL of the magnitude) and against central
+/// differences of the composed reference loss (bound FD_RTOL |FD| + FD_ATOL). The
+/// hand-written 3x3 stride-2 kernels apply it in their epilogue (conv_forward_s2k3_cpu;
+/// reading textures and buffers); the other shape takes the separate pass.
 #[test]
 fn backward_input_then_matches_reference() {
     let cases = [
@@ -345,27 +413,13 @@ fn backward_input_then_matches_reference() {
         let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
         let lo = if then == Activation::Relu { -1.0 } else { 0.0 };
         let t = r::f32_round(&Rng::new(800 + k as u64).vec(c.in_len(), lo, 1.0));
-        let s = lib_shape(c);
-        let dx = poisoned(&s.in_shape());
-        let mut rec = gpu().record();
-        conv_transpose2d::backward_input_then(
-            &mut rec,
-            &s,
-            act,
-            &upload(&y, &s.out_shape()),
-            &upload(&d.dy, &s.out_shape()),
-            &upload(&d.w, &s.weight_shape()),
-            &dx,
-            Some((then, &upload(&t, &s.in_shape()))),
-        )
-        .unwrap();
-        rec.run().unwrap();
+        let dx = gpu_backward_input_then(c, act, &y, &d, then, &t);
         let g = r::pre_grad(act, &y, &d.dy);
         let want = r::pre_grad(then, &t, &c.backward_input(&g, &d.w));
         let mag = r::pre_grad(then, &t, &c.backward_input(&r::abs(&g), &r::abs(&d.w)));
         r::assert_within(
             &format!("backward_input_then {c:?} {act:?} then {then:?}"),
-            &read(&dx),
+            &dx,
             &want,
             &mag,
             REL,
@@ -377,12 +431,64 @@ fn backward_input_then_matches_reference() {
         }
     }
     facegpu::gpu::with_texture_reads(false, || run(0, &cases[0], Activation::Relu));
+    // Finite differences (the same kernels, already compiled): with this layer's input the
+    // previous layer's output x = then(z), the kernel's dx * then'(x) is dL/dz of the composed
+    // reference loss L(z) = sum(dy * act(convT(then(z), w) + b)); FD_SAMPLES elements, bound
+    // FD_RTOL |FD| + FD_ATOL.
+    for (k, c) in cases.iter().enumerate() {
+        for then in [Activation::Relu, Activation::Sigmoid] {
+            let d = data(c, 700 + k as u64);
+            let act = ACTS[k % 3];
+            let z = r::f32_round(&Rng::new(850 + k as u64).vec(c.in_len(), -2.0, 2.0));
+            let x = r::f32_round(&r::apply(then, &z));
+            let y = r::f32_round(&c.forward(&x, &d.w, &d.b, act));
+            let dz = gpu_backward_input_then(c, act, &y, &d, then, &x);
+            check_grad_fd_sampled(
+                &format!("backward_input_then {c:?} {act:?} then {then:?}: finite differences"),
+                &|z| dot(&c.forward(&r::apply(then, z), &d.w, &d.b, act), &d.dy),
+                &z,
+                &dz,
+                FD_SAMPLES,
+                870 + k as u64,
+                FD_RTOL,
+                FD_ATOL,
+            );
+        }
+    }
+}
+
+/// conv_transpose2d::backward_input_then's dx for the forward output y, with then = (then, t).
+fn gpu_backward_input_then(
+    c: &ConvT,
+    act: Activation,
+    y: &[f64],
+    d: &Data,
+    then: Activation,
+    t: &[f64],
+) -> Vec<f64> {
+    let s = lib_shape(c);
+    let dx = poisoned(&s.in_shape());
+    let mut rec = gpu().record();
+    conv_transpose2d::backward_input_then(
+        &mut rec,
+        &s,
+        act,
+        &upload(y, &s.out_shape()),
+        &upload(&d.dy, &s.out_shape()),
+        &upload(&d.w, &s.weight_shape()),
+        &dx,
+        Some((then, &upload(t, &s.in_shape()))),
+    )
+    .unwrap();
+    rec.run().unwrap();
+    read(&dx)
 }
 
 /// backward_fused: the input gradient (times then'(x), x the layer's input) and the weight
 /// gradient of a one-output-channel 3x3 stride-2 transposed conv in one pass, against the
-/// float64 reference (bound REL, as every test here), through textures and buffers. On GPUs,
-/// and for shapes the kernel does not take, it declines and records nothing.
+/// float64 reference (bound REL, as every test here) and against central differences of the
+/// composed reference loss (bound FD_RTOL |FD| + FD_ATOL), through textures and buffers. On
+/// GPUs, and for shapes the kernel does not take, it declines and records nothing.
 #[test]
 fn backward_fused_matches_reference() {
     let cases = [
@@ -395,42 +501,20 @@ fn backward_fused_matches_reference() {
     let run = |k: usize, c: &ConvT, act: Activation, then: Activation| -> bool {
         let d = data(c, 1000 + k as u64);
         let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
-        let s = lib_shape(c);
-        let dx = poisoned(&s.in_shape());
-        let dw = poisoned(&s.weight_shape());
-        let db = poisoned(&[c.c_out]);
-        let mut rec = gpu().record();
-        let fused = conv_transpose2d::backward_fused(
-            &mut rec,
-            &s,
-            act,
-            &upload(&y, &s.out_shape()),
-            &upload(&d.dy, &s.out_shape()),
-            &upload(&d.x, &s.in_shape()),
-            &upload(&d.w, &s.weight_shape()),
-            then,
-            &dx,
-            &dw,
-            &db,
-        )
-        .unwrap();
-        rec.run().unwrap();
-        let got: Vec<f64> = [read(&dx), read(&dw), read(&db)].concat();
-        if !fused {
-            assert!(got.iter().all(|v| v.is_nan()), "declined: nothing recorded");
+        let Some((dx, dw, db)) = gpu_backward_fused(c, act, &y, &d, then) else {
             return false;
-        }
+        };
         let g = r::pre_grad(act, &y, &d.dy);
         let ga = r::abs(&g);
         // x in [-1, 1]: relu's mask varies element by element
         let want = r::pre_grad(then, &d.x, &c.backward_input(&g, &d.w));
         let mag = r::pre_grad(then, &d.x, &c.backward_input(&ga, &r::abs(&d.w)));
         let what = format!("backward_fused {c:?} {act:?} then {then:?}");
-        r::assert_within(&format!("{what} dx"), &read(&dx), &want, &mag, REL);
+        r::assert_within(&format!("{what} dx"), &dx, &want, &mag, REL);
         let (dw_want, db_want) = c.backward_weight(&g, &d.x);
         let (dw_mag, db_mag) = c.backward_weight(&ga, &r::abs(&d.x));
-        r::assert_within(&format!("{what} dw"), &read(&dw), &dw_want, &dw_mag, REL);
-        r::assert_within(&format!("{what} db"), &read(&db), &db_want, &db_mag, REL);
+        r::assert_within(&format!("{what} dw"), &dw, &dw_want, &dw_mag, REL);
+        r::assert_within(&format!("{what} db"), &db, &db_want, &db_mag, REL);
         true
     };
     for (k, c) in cases.iter().enumerate() {
@@ -451,6 +535,61 @@ fn backward_fused_matches_reference() {
             Activation::Relu
         )));
     }
+    // Finite differences where it fuses (the same kernels, already compiled): with the input
+    // the previous layer's output x = then(z), the kernel's dx is dL/dz and dw, db the weight
+    // and bias gradients of the reference loss L(z, w, b) = sum(dy * act(convT(then(z), w) +
+    // b)); FD_SAMPLES elements of dx and dw, all of db, bound FD_RTOL |FD| + FD_ATOL.
+    if gpu().is_cpu() {
+        for (k, c) in cases.iter().enumerate() {
+            for (act, then) in [
+                (Activation::None, Activation::Relu),
+                (Activation::Sigmoid, Activation::None),
+                (Activation::Relu, Activation::Sigmoid),
+            ] {
+                let d = data(c, 1000 + k as u64);
+                let z = r::f32_round(&Rng::new(1050 + k as u64).vec(c.in_len(), -2.0, 2.0));
+                let d = Data {
+                    x: r::f32_round(&r::apply(then, &z)),
+                    ..d
+                };
+                let y = r::f32_round(&c.forward(&d.x, &d.w, &d.b, act));
+                let (dz, dw, db) = gpu_backward_fused(c, act, &y, &d, then).expect("fused");
+                let loss = |x: &[f64], w: &[f64], b: &[f64]| dot(&c.forward(x, w, b, act), &d.dy);
+                let what =
+                    format!("backward_fused {c:?} {act:?} then {then:?}: finite differences");
+                check_grad_fd_sampled(
+                    &format!("{what} dx"),
+                    &|z| loss(&r::apply(then, z), &d.w, &d.b),
+                    &z,
+                    &dz,
+                    FD_SAMPLES,
+                    1060 + k as u64,
+                    FD_RTOL,
+                    FD_ATOL,
+                );
+                check_grad_fd_sampled(
+                    &format!("{what} dw"),
+                    &|w| loss(&d.x, w, &d.b),
+                    &d.w,
+                    &dw,
+                    FD_SAMPLES,
+                    1070 + k as u64,
+                    FD_RTOL,
+                    FD_ATOL,
+                );
+                check_grad_fd_sampled(
+                    &format!("{what} db"),
+                    &|b| loss(&d.x, &d.w, b),
+                    &d.b,
+                    &db,
+                    c.c_out,
+                    1080 + k as u64,
+                    FD_RTOL,
+                    FD_ATOL,
+                );
+            }
+        }
+    }
     // two output channels, an odd number of input-gradient rows, 9 input channels: declined
     for c in [
         convt(2, 3, 4, 8, 2, 3, 3, 2, 1, 1),
@@ -459,6 +598,46 @@ fn backward_fused_matches_reference() {
     ] {
         assert!(!run(7, &c, Activation::None, Activation::Relu), "{c:?}");
     }
+}
+
+/// conv_transpose2d::backward_fused's (dx, dw, db) for the forward output y, or None where it
+/// declines (and then it must have recorded nothing).
+fn gpu_backward_fused(
+    c: &ConvT,
+    act: Activation,
+    y: &[f64],
+    d: &Data,
+    then: Activation,
+) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let s = lib_shape(c);
+    let dx = poisoned(&s.in_shape());
+    let dw = poisoned(&s.weight_shape());
+    let db = poisoned(&[c.c_out]);
+    let mut rec = gpu().record();
+    let fused = conv_transpose2d::backward_fused(
+        &mut rec,
+        &s,
+        act,
+        &upload(y, &s.out_shape()),
+        &upload(&d.dy, &s.out_shape()),
+        &upload(&d.x, &s.in_shape()),
+        &upload(&d.w, &s.weight_shape()),
+        then,
+        &dx,
+        &dw,
+        &db,
+    )
+    .unwrap();
+    rec.run().unwrap();
+    let (dx, dw, db) = (read(&dx), read(&dw), read(&db));
+    if !fused {
+        assert!(
+            dx.iter().chain(&dw).chain(&db).all(|v| v.is_nan()),
+            "declined: nothing recorded"
+        );
+        return None;
+    }
+    Some((dx, dw, db))
 }
 
 /// The last layer with the MSE loss folded in (training): g = 2 scale (y - t) act'(y) and
@@ -682,7 +861,9 @@ fn bench_ae_shapes() {
 
 /// As conv2d's test of the same name: a transposed conv with many channels runs as matrix
 /// products in chunks of 2, 2 and 1 images when the column limit is lowered, and all three
-/// passes (the bias gradient by per-image channel sums) still match the reference.
+/// passes (the bias gradient by per-image channel sums) still match the reference, and the
+/// backward passes central differences of the reference loss ([`check_fd`]: bound FD_RTOL
+/// |FD| + FD_ATOL).
 #[test]
 fn products_in_chunks_match_reference() {
     let c = convt(5, 17, 4, 5, 8, 3, 3, 2, 1, 1);
@@ -697,7 +878,9 @@ fn products_in_chunks_match_reference() {
     let per_image = c.h_in * c.w_in * c.c_out * 9 * 4;
     facegpu::ops::conv_gemm::set_col_limit(2 * per_image);
     check_forward(&c, Activation::Sigmoid, 500);
-    check_backward(&c, Activation::Relu, 501);
+    let g = check_backward(&c, Activation::Relu, 501);
     facegpu::ops::conv_gemm::set_col_limit(128 << 20);
-    check_backward(&c, Activation::None, 502);
+    check_fd(&c, Activation::Relu, &g, 1501);
+    let g = check_backward(&c, Activation::None, 502);
+    check_fd(&c, Activation::None, &g, 1502);
 }
