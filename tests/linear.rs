@@ -177,6 +177,7 @@ fn odd_shapes_match_reference() {
     }
 }
 
+/// Bounds: [`bound`] against the reference, [`check_fd`]'s against finite differences.
 #[test]
 fn operands_from_textures_and_from_buffers_match_reference() {
     // the register kernels read S and P from texture copies where rows start on whole texels;
@@ -204,7 +205,67 @@ fn operands_from_textures_and_from_buffers_match_reference() {
         for textures in [Some(true), Some(false)] {
             check_reference_with(&c, textures);
         }
+        // the texture kernels (cpu_bwd_in_tex, cpu_bwd_w_tex, and g formed by form_g4_tex
+        // where there is an activation) against finite differences too
+        for split in SPLITS {
+            let o = Options {
+                textures: Some(true),
+                ..opts(Variant::Registers, split)
+            };
+            let dx = gpu_backward_input(&c, o);
+            let (dw, db) = gpu_backward_weight(&c, o);
+            check_fd(
+                &c,
+                &format!("textures split {split}"),
+                &dx,
+                &dw,
+                &db,
+                i as u64,
+            );
+        }
     }
+}
+
+/// Finite-difference samples of dx and dW in [`check_fd`] (db: up to this many as well).
+const FD_SAMPLES: usize = 24;
+
+/// dx, dW, db of case `c` against central differences of the float64 loss L = sum(dy *
+/// act(x W^T + b)) at FD_SAMPLES elements each (the first, the last, the rest at seeded
+/// random places). Bound: rel 1e-4 + abs 1e-5 (float32 sums of at most a few hundred terms
+/// of size <= 1 err by ~1e-6; the differences, h = 1e-6, by ~1e-9).
+fn check_fd(c: &Case, tag: &str, dx: &[f64], dw: &[f64], db: &[f64], seed: u64) {
+    let tag = format!("{:?} {:?} {tag}: finite differences", c.s, c.act);
+    let seed = 1000 + 10 * seed;
+    check_grad_fd_sampled(
+        &format!("dx {tag}"),
+        &|x| loss(c, x, &c.w, &c.b),
+        &c.x,
+        dx,
+        FD_SAMPLES,
+        seed,
+        1e-4,
+        1e-5,
+    );
+    check_grad_fd_sampled(
+        &format!("dW {tag}"),
+        &|w| loss(c, &c.x, w, &c.b),
+        &c.w,
+        dw,
+        FD_SAMPLES,
+        seed + 1,
+        1e-4,
+        1e-5,
+    );
+    check_grad_fd_sampled(
+        &format!("db {tag}"),
+        &|b| loss(c, &c.x, &c.w, b),
+        &c.b,
+        db,
+        FD_SAMPLES,
+        seed + 2,
+        1e-4,
+        1e-5,
+    );
 }
 
 #[test]
@@ -280,7 +341,8 @@ fn gradients_match_finite_differences() {
 
 /// `linear::backward` (what training runs): both products of a layer, g = dy * act'(y) formed
 /// once for the two where both use the register kernels, with texture reads on and off, and
-/// without dx (a first layer). Shapes of the tests above, so no new kernel variants compile.
+/// without dx (a first layer), against the reference ([`bound`]) and finite differences
+/// ([`check_fd`]'s bound). Shapes of the tests above, so no new kernel variants compile.
 #[test]
 fn backward_of_a_layer_matches_reference() {
     for (i, &(bt, di, dd, act)) in [
@@ -313,11 +375,15 @@ fn backward_of_a_layer_matches_reference() {
                     rec.run().unwrap();
                 });
                 let (rt, at) = bound(s.batch);
-                assert_close(&format!("dW {tag}"), &read(&dw), &dw_ref, rt, at);
-                assert_close(&format!("db {tag}"), &read(&db), &db_ref, rt, at);
+                let (dw, db) = (read(&dw), read(&db));
+                assert_close(&format!("dW {tag}"), &dw, &dw_ref, rt, at);
+                assert_close(&format!("db {tag}"), &db, &db_ref, rt, at);
                 if with_dx {
                     let (rt, at) = bound(s.d_out);
-                    assert_close(&format!("dx {tag}"), &read(&dx), &dx_ref, rt, at);
+                    let dx = read(&dx);
+                    assert_close(&format!("dx {tag}"), &dx, &dx_ref, rt, at);
+                    let what = format!("linear::backward textures {textures}");
+                    check_fd(&c, &what, &dx, &dw, &db, 20 + i as u64);
                 } else {
                     assert!(read(&dx).iter().all(|v| v.is_nan()), "dx written: {tag}");
                 }
@@ -341,6 +407,94 @@ fn vae_like_shape_matches_reference() {
         rt,
         at,
     );
+}
+
+/// The VAE's own layer shapes at batch 2: enc.fc 16384 -> 512 (relu) and dec.out 512 -> 16384
+/// (sigmoid), forward and the training path's backward (`linear::backward`, dx included) with
+/// the default plan, and with K forced into 1 and 7 chunks: against the float64 reference,
+/// bound [`bound`] of each pass's K (16384 for enc.fc's forward and dec.out's dx, where the
+/// split-K chunks and their reduction do the work), its absolute part scaled by the largest
+/// term: weights are drawn at PyTorch's scale (|w| <= 1/sqrt(d_in), so that sigmoid does not
+/// saturate and the gradients stay nonzero), which makes the terms of y and dx at most
+/// 1/sqrt(d_in) (x, dy in [-1, 1], act' <= 1); those of dW and db at most 1.
+#[test]
+fn vae_layer_shapes_match_reference() {
+    for (i, &(d_in, d_out, act)) in [
+        (16384, 512, Activation::Relu),
+        (512, 16384, Activation::Sigmoid),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let batch = 2;
+        let mut c = case(batch, d_in, d_out, act, 300 + i as u64);
+        let scale = 1.0 / (d_in as f64).sqrt();
+        for w in c.w.iter_mut() {
+            *w = (*w * scale) as f32 as f64;
+        }
+        let s = c.s;
+        let code = act.code();
+        c.y = r::forward(code, &c.x, &c.w, &c.b, batch, d_in, d_out)
+            .into_iter()
+            .map(|v| v as f32 as f64)
+            .collect();
+        let y_ref = r::forward(code, &c.x, &c.w, &c.b, batch, d_in, d_out);
+        let dx_ref = r::backward_input(code, &c.y, &c.dy, &c.w, batch, d_in, d_out);
+        let (dw_ref, db_ref) = r::backward_weight(code, &c.y, &c.dy, &c.x, batch, d_in, d_out);
+        let g = r::grad_out(code, &c.y, &c.dy);
+        assert!(
+            g.iter().filter(|v| v.abs() > 1e-3).count() > g.len() / 4,
+            "{s:?}: most of g should be well away from 0"
+        );
+        for split in [None, Some(1), Some(7)] {
+            let o = Options {
+                split_k: split,
+                ..Options::default()
+            };
+            let chunks: Vec<usize> = [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight]
+                .iter()
+                .map(|&p| linear::plan(gpu(), &s, p, o).chunks)
+                .collect();
+            if split == Some(7) {
+                let p = if d_in > d_out {
+                    Pass::Forward
+                } else {
+                    Pass::BackwardInput
+                };
+                assert!(linear::plan(gpu(), &s, p, o).chunks > 1, "{s:?} {p:?}");
+            }
+            let tag = format!("{s:?} {act:?} split {split:?} (chunks {chunks:?})");
+            let (rt, at) = bound(d_in);
+            assert_close(
+                &format!("y {tag}"),
+                &gpu_forward(&c, o),
+                &y_ref,
+                rt,
+                at * scale,
+            );
+            let (dx, dw, db) = if split.is_none() {
+                // what training runs
+                let y = upload(&c.y, &[batch, d_out]);
+                let dy = upload(&c.dy, &[batch, d_out]);
+                let x = upload(&c.x, &[batch, d_in]);
+                let w = upload(&c.w, &[d_out, d_in]);
+                let (dw, db) = (poisoned(&[d_out, d_in]), poisoned(&[d_out]));
+                let dx = poisoned(&[batch, d_in]);
+                let mut rec = gpu().record();
+                linear::backward(&mut rec, &s, act, &y, &dy, &x, &w, &dw, &db, Some(&dx)).unwrap();
+                rec.run().unwrap();
+                (read(&dx), read(&dw), read(&db))
+            } else {
+                let (dw, db) = gpu_backward_weight(&c, o);
+                (gpu_backward_input(&c, o), dw, db)
+            };
+            let (rt, at) = bound(d_out);
+            assert_close(&format!("dx {tag}"), &dx, &dx_ref, rt, at * scale);
+            let (rt, at) = bound(batch);
+            assert_close(&format!("dW {tag}"), &dw, &dw_ref, rt, at);
+            assert_close(&format!("db {tag}"), &db, &db_ref, rt, at);
+        }
+    }
 }
 
 #[test]
