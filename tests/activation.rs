@@ -93,6 +93,28 @@ fn sigmoid_backward_matches_finite_differences() {
     check_grad_fd("sigmoid backward", &f, &x, &got, 33, 1e-4, 1e-6);
 }
 
+/// relu_backward against central differences of L(x) = sum dy * relu(x): dL/dx = [x > 0] dy,
+/// from the forward output y = relu(x). x in [-2, 2] with |x| >= 1e-3, far from the kink
+/// (h = 1e-6), so the differences are exact up to float64 rounding (~1e-9); the kernel's
+/// value is dy or 0 exactly. Bound: rel 1e-4 + abs 1e-6, as the sigmoid test's.
+#[test]
+fn relu_backward_matches_finite_differences() {
+    let x: Vec<f64> = Rng::new(11)
+        .vec(257, -2.0, 2.0)
+        .into_iter()
+        .map(|v| if v.abs() < 1e-3 { v + 1e-2 } else { v })
+        .collect();
+    let x: Vec<f64> = x.iter().map(|&v| v as f32 as f64).collect();
+    let dy: Vec<f64> = Rng::new(12)
+        .vec(257, -1.0, 1.0)
+        .iter()
+        .map(|&v| v as f32 as f64)
+        .collect();
+    let f = |x: &[f64]| r::relu(x).iter().zip(&dy).map(|(a, b)| a * b).sum::<f64>();
+    let got = run_backward(Activation::Relu, &r::relu(&x), &dy);
+    check_grad_fd("relu backward", &f, &x, &got, 257, 1e-4, 1e-6);
+}
+
 #[test]
 fn none_records_nothing() {
     let mut rec = gpu().record();

@@ -152,6 +152,62 @@ fn mse_grad_matches_finite_differences() {
     );
 }
 
+/// The vec4 gradient kernels (n a multiple of 4: mse_grad4, and on software adapters
+/// mse_grad4_tex reading texture copies; both taken here with texture reads on and off) against
+/// central differences of the float64 loss at every element: mse_grad of L(p) = scale * sum
+/// (p - t)^2, and mse_grad_act (relu, sigmoid) of the composed L(z) = scale * sum (act(z) -
+/// t)^2, pred = act(z) the last layer's output and z its pre-activation (what the gradient is
+/// taken with respect to). n = 288 (batch 3 of 8x12 images), scale 1/n (the mean). Bound: rel
+/// 1e-6 + abs 1e-8, as the scalar test: the GPU value is a few float32 roundings (~2e-7
+/// relative; pred rounded to float32 moves it by < 2 scale * 3e-8 = 2e-10); the differences
+/// err by < n * 2^-53 * L / h ~ 2e-9 (summation) plus ~1e-12 (truncation, h = 1e-6).
+#[test]
+fn mse_grad_vec4_kernels_match_finite_differences() {
+    use facegpu::ops::Activation;
+    let n = 3 * 8 * 12;
+    let scale = 1.0 / n as f32;
+    let t = f32s(Rng::new(960).vec(n, 0.0, 1.0));
+    let acts = [Activation::None, Activation::Relu, Activation::Sigmoid];
+    for (k, act) in acts.into_iter().enumerate() {
+        // pre-activations: relu's mask varies element by element, sigmoid's outputs spread
+        let z = f32s(Rng::new(970 + k as u64).vec(n, -1.0, 1.0));
+        let apply = |z: &[f64]| -> Vec<f64> {
+            z.iter()
+                .map(|&v| match act {
+                    Activation::None => v,
+                    Activation::Relu => v.max(0.0),
+                    Activation::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+                })
+                .collect()
+        };
+        let p = f32s(apply(&z));
+        let f = |z: &[f64]| r::mse(&apply(z), &t, scale as f64);
+        for textures in [true, false] {
+            let got = facegpu::gpu::with_texture_reads(textures, || {
+                let d = poisoned(&[n]);
+                let mut rec = gpu().record();
+                let (pt, tt) = (upload(&p, &[n]), upload(&t, &[n]));
+                if act == Activation::None {
+                    loss::mse_grad(&mut rec, &pt, &tt, &d, scale).unwrap();
+                } else {
+                    loss::mse_grad_act(&mut rec, &pt, &tt, &d, scale, act).unwrap();
+                }
+                rec.run().unwrap();
+                read(&d)
+            });
+            check_grad_fd(
+                &format!("mse_grad {act:?} n={n} textures {textures}"),
+                &f,
+                &z,
+                &got,
+                n,
+                1e-6,
+                1e-8,
+            );
+        }
+    }
+}
+
 #[test]
 fn mismatched_shapes_are_refused() {
     let a = upload(&[1.0; 6], &[2, 3]);
