@@ -1078,3 +1078,49 @@ fn noise_statistics_reproducibility_and_clipping() {
         );
     }
 }
+
+/// The standalone noise kernel with clipping on and rows of 37 values (not a multiple of 4:
+/// each row's last quad is partial): y = clamp(x + sigma * normal(seed, row_base + r, stream,
+/// p), 0, 1) at every element against the float64 host mirror (`noise::normal`), bound 5e-5
+/// (the unclipped test's 1e-5 at sigma 0.1, scaled to sigma 0.5; clamping cannot widen it).
+/// Every value lies in [0, 1], both ends are reached, and none is left unwritten (NaN).
+#[test]
+fn noise_kernel_clips_and_matches_the_host_mirror_on_partial_quads() {
+    use facegpu::ops::noise;
+    let gpu = common::gpu();
+    let (rows, row_len, row_base, stream, seed) = (3usize, 37usize, 11u32, 4u32, 5u64);
+    let sigma = 0.5f32;
+    let x: Vec<f32> = common::Rng::new(31)
+        .vec(rows * row_len, 0.0, 1.0)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let xt = gpu.upload(&x, &[rows, row_len]).unwrap();
+    let yt = gpu.zeros(&[rows, row_len]);
+    gpu.fill(&yt, f32::NAN);
+    let spec = NoiseSpec { sigma, clip: true };
+    let mut rec = gpu.record();
+    noise::add(&mut rec, &xt, &yt, row_len, row_base, spec, seed, stream).unwrap();
+    rec.run().unwrap();
+    let y = read_f32(&yt);
+    assert!(
+        y.iter().all(|v| (0.0..=1.0).contains(v)),
+        "values outside [0, 1] (or unwritten): {y:?}"
+    );
+    assert!(
+        y.contains(&0.0) && y.contains(&1.0),
+        "clipped at both ends: {y:?}"
+    );
+    for r in 0..rows {
+        for p in 0..row_len {
+            let i = r * row_len + p;
+            let z = noise::normal(seed, row_base + r as u32, stream, p as u32);
+            let want = (x[i] as f64 + sigma as f64 * z).clamp(0.0, 1.0);
+            assert!(
+                (y[i] as f64 - want).abs() < 5e-5,
+                "row {r} element {p}: {} vs {want}",
+                y[i]
+            );
+        }
+    }
+}
