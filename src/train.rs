@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::batcher::{Batcher, BatcherConfig, NoiseSpec};
-use crate::data::split::{Split, SplitFractions};
+use crate::data::split::{Split, SplitFractions, SplitInfo};
 use crate::data::{self, Dataset};
 use crate::gpu::{Gpu, Program, Tensor};
 use crate::model::checkpoint::{self, Checkpoint, CheckpointMeta, OptimState};
@@ -380,11 +380,17 @@ pub fn train(
                 spec.name
             );
         }
-        let saved: SplitInfoJson =
-            serde_json::from_value(ck.meta.split.clone()).unwrap_or_default();
-        let now = serde_json::to_value(&split.info)?;
-        if !saved.0.is_null() && saved.0 != now {
-            bail!("--resume: the dataset's split changed since {} was written (files added, removed or changed)", last.display());
+        // the same split (names and parts), wherever the folder is and however its path is
+        // spelled (the recorded `source` is not compared)
+        if let Ok(saved) = serde_json::from_value::<SplitInfo>(ck.meta.split.clone()) {
+            let diffs = saved.differences(&split.info);
+            if !diffs.is_empty() {
+                bail!(
+                    "--resume: the dataset's split changed since {} was written: {}",
+                    last.display(),
+                    diffs.join("; ")
+                );
+            }
         }
         let params = Params::from_host(gpu, &spec, &ck.tensors)?;
         let optim = checkpoint::optim_path(&last);
@@ -594,8 +600,6 @@ pub fn train(
     })
 }
 
-#[derive(Default, Deserialize)]
-struct SplitInfoJson(serde_json::Value);
 
 /// Fails when the loss is no longer a number, naming the checkpoint that is left: `saved_at`
 /// is what last.safetensors holds (epochs done, batch of the next), None before any save.

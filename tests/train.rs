@@ -317,7 +317,8 @@ fn bad_options_are_clear_errors() {
 }
 
 /// A folder of image files (here PNGs drawn by `facegpu synth`) trains like the embedded set:
-/// the split lists name the files, and nothing says "synthetic" in the config's dataset.
+/// the split lists name the files, nothing says "synthetic" in the config's dataset, and a
+/// resume that spells the folder's path another way continues it.
 #[test]
 fn trains_on_a_folder_of_images() {
     let faces = tempfile::tempdir().unwrap();
@@ -345,6 +346,19 @@ fn trains_on_a_folder_of_images() {
     assert!((27..=29).contains(&train.len()), "{}", train.len());
     assert!(train.iter().all(|p| Path::new(p).is_file()), "{train:?}");
     assert_eq!(split["info"]["synthetic"], serde_json::Value::Bool(false));
+    // a resume may name the same folder another way ("DIR/."): the split is the same
+    let mut more = o.clone();
+    more.dataset = Some(faces.path().join("."));
+    more.epochs = 2;
+    let r = train::train(
+        gpu(),
+        &more,
+        true,
+        &mut Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    assert_eq!(r.epochs.len(), 2);
 }
 
 /// A loss that stops being a number ends training with a message that says what happened and
