@@ -600,7 +600,6 @@ pub fn train(
     })
 }
 
-
 /// Fails when the loss is no longer a number, naming the checkpoint that is left: `saved_at`
 /// is what last.safetensors holds (epochs done, batch of the next), None before any save.
 fn check_finite(
