@@ -313,7 +313,8 @@ fn ae_shapes_match_reference() {
 fn cpu_kernels_read_buffers_and_textures_alike() {
     // on CPU adapters the software kernels read flat texture copies of their inputs by default
     // (the tests above); here the shapes that take them (conv_forward_cpu, conv_wgrad_cpu and
-    // the hand-written 3x3 stride-2 pair) again, reading the storage buffers instead
+    // the hand-written 3x3 stride-2 pair) again, reading the storage buffers instead; the
+    // backward outputs also against finite differences ([`check_fd`]'s bound)
     let cases = [
         (conv(1, 1, 7, 8, 1, 1, 1, 1, 0), Activation::Relu),
         (conv(3, 3, 6, 8, 5, 3, 3, 2, 1), Activation::Sigmoid),
@@ -327,7 +328,8 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
     facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {
             check_forward(c, *act, 400 + i as u64);
-            check_backward(c, *act, 500 + i as u64);
+            let g = check_backward(c, *act, 500 + i as u64);
+            check_fd(c, *act, &g, 1500 + 10 * i as u64);
         }
     });
 }

@@ -321,7 +321,8 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
     // kernels shared with Conv2d (conv2d.wgsl: backward_input as conv_forward_cpu, the weight
     // gradient as conv_wgrad*_cpu with TRANSPOSED) read flat texture copies of their inputs by
     // default (the tests above); here shapes that take them again, reading the storage buffers
-    // instead (convt_s2k3_all_cpu for 4..8 output channels, convt_s2k3_cpu for 2)
+    // instead (convt_s2k3_all_cpu for 4..8 output channels, convt_s2k3_cpu for 2); the
+    // backward outputs also against finite differences ([`check_fd`]'s bound)
     let cases = [
         (convt(1, 1, 7, 4, 1, 1, 1, 1, 0, 0), Activation::None),
         (convt(3, 5, 3, 4, 6, 3, 3, 2, 1, 1), Activation::Sigmoid),
@@ -333,7 +334,8 @@ fn cpu_kernels_read_buffers_and_textures_alike() {
     facegpu::gpu::with_texture_reads(false, || {
         for (i, (c, act)) in cases.iter().enumerate() {
             check_forward(c, *act, 400 + i as u64);
-            check_backward(c, *act, 500 + i as u64);
+            let g = check_backward(c, *act, 500 + i as u64);
+            check_fd(c, *act, &g, 1500 + 10 * i as u64);
         }
     });
 }
