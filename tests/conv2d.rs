@@ -229,17 +229,8 @@ fn check_backward(c: &Conv, act: Activation, seed: u64) -> Grads {
     Grads { d, dx, dw, db }
 }
 
-/// Finite-difference samples per gradient (dx, dw; db is checked whole).
-const FD_SAMPLES: usize = 24;
-/// Bound of every finite-difference check here: |GPU - FD| <= FD_RTOL |FD| + FD_ATOL
-/// (float32 gradients of sums of at most a few hundred terms, ~1e-6 relative; the float64
-/// central differences, h = 1e-6, are accurate to ~1e-9).
-const FD_RTOL: f64 = 1e-4;
-const FD_ATOL: f64 = 1e-5;
-
 /// The GPU's dx, dw, db of [`check_backward`] against central differences of the float64
-/// reference loss L = sum(dy * act(conv(x, w) + b)): FD_SAMPLES elements of dx and dw (the
-/// first, the last, the rest at seeded random places) and all of db.
+/// reference loss L = sum(dy * act(conv(x, w) + b)) ([`check_layer_grads_fd`]).
 fn check_fd(c: &Conv, act: Activation, g: &Grads, seed: u64) {
     let d = &g.d;
     let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
@@ -249,36 +240,14 @@ fn check_fd(c: &Conv, act: Activation, g: &Grads, seed: u64) {
             .map(|(a, b)| a * b)
             .sum()
     };
-    let what = format!("{c:?} {act:?}: finite differences");
-    check_grad_fd_sampled(
-        &format!("dx {what}"),
-        &|x| loss(x, &d.w, &d.b),
+    check_layer_grads_fd(
+        &format!("{c:?} {act:?}"),
+        &loss,
         &d.x,
-        &g.dx,
-        FD_SAMPLES,
-        seed,
-        FD_RTOL,
-        FD_ATOL,
-    );
-    check_grad_fd_sampled(
-        &format!("dw {what}"),
-        &|w| loss(&d.x, w, &d.b),
         &d.w,
-        &g.dw,
-        FD_SAMPLES,
-        seed + 1,
-        FD_RTOL,
-        FD_ATOL,
-    );
-    check_grad_fd_sampled(
-        &format!("db {what}"),
-        &|b| loss(&d.x, &d.w, b),
         &d.b,
-        &g.db,
-        c.c_out,
-        seed + 2,
-        FD_RTOL,
-        FD_ATOL,
+        (&g.dx, &g.dw, &g.db),
+        seed,
     );
 }
 

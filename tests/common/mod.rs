@@ -163,3 +163,34 @@ pub fn check_grad_fd_sampled(
         );
     }
 }
+
+/// Finite-difference samples per gradient in [`check_layer_grads_fd`] (dx, dw; db whole).
+pub const FD_SAMPLES: usize = 24;
+/// Bound of the layers' finite-difference checks: |GPU - FD| <= FD_RTOL |FD| + FD_ATOL
+/// (float32 gradients of sums of at most a few hundred terms, ~1e-6 relative; the float64
+/// central differences, h = 1e-6, are accurate to ~1e-9).
+pub const FD_RTOL: f64 = 1e-4;
+pub const FD_ATOL: f64 = 1e-5;
+
+/// A layer's GPU gradients `dx`, `dw`, `db` against central differences of the float64
+/// reference `loss(x, w, b)` at (`x`, `w`, `b`): FD_SAMPLES elements of dx and dw (the first,
+/// the last, the rest at places seeded by `seed`) and all of db, within FD_RTOL / FD_ATOL.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub fn check_layer_grads_fd(
+    what: &str,
+    loss: &dyn Fn(&[f64], &[f64], &[f64]) -> f64,
+    x: &[f64],
+    w: &[f64],
+    b: &[f64],
+    (dx, dw, db): (&[f64], &[f64], &[f64]),
+    seed: u64,
+) {
+    let what = format!("{what}: finite differences");
+    let fd = |name: &str, f: &dyn Fn(&[f64]) -> f64, v: &[f64], g: &[f64], n, s| {
+        check_grad_fd_sampled(&format!("{name} {what}"), f, v, g, n, s, FD_RTOL, FD_ATOL)
+    };
+    fd("dx", &|x| loss(x, w, b), x, dx, FD_SAMPLES, seed);
+    fd("dw", &|w| loss(x, w, b), w, dw, FD_SAMPLES, seed + 1);
+    fd("db", &|b| loss(x, w, b), b, db, b.len(), seed + 2);
+}
