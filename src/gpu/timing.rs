@@ -145,9 +145,6 @@ impl<'g, 'f> BenchCases<'g, 'f> {
         }
     }
 
-    pub fn wants(&self, name: &str) -> bool {
-        self.filter.is_none_or(|f| name.contains(f))
-    }
 
     /// Records case `name` (`flops` and `bytes` per run) when the filter keeps it.
     pub fn add(
@@ -170,7 +167,7 @@ impl<'g, 'f> BenchCases<'g, 'f> {
         record: impl FnOnce(&mut Recorder<'g>) -> Result<bool>,
     ) -> Result<()> {
         self.offered.push(name.clone());
-        if !self.wants(&name) {
+        if !self.filter.is_none_or(|f| name.contains(f)) {
             return Ok(());
         }
         let mut rec = self.gpu.record();
