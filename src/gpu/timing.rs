@@ -145,7 +145,6 @@ impl<'g, 'f> BenchCases<'g, 'f> {
         }
     }
 
-
     /// Records case `name` (`flops` and `bytes` per run) when the filter keeps it.
     pub fn add(
         &mut self,
