@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The seed project's two PyTorch models, exactly, with the parameter names facegpu uses.
+"""The seed project's two PyTorch models, exactly, and facegpu's two stronger variants
+(`ae-wide`, `conv-vae`), with the parameter names facegpu uses.
 
 facegpu checkpoints (.safetensors) store each parameter under the name and in the layout that
 `state_dict()` of these modules has, so
@@ -91,8 +92,79 @@ class VAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
-MODELS = {"ae": AE, "vae": VAE}
-PARAM_COUNTS = {"ae": 741, "vae": 17_102_224}
+class AEWide(nn.Module):
+    """facegpu's `ae-wide` (src/model/registry.rs): the seed AE's 4x32x32 latent, wider and one
+    layer deeper on each side, with a stride-1 conv at full resolution first and last."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=1, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 4, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(4, 32, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 1, 3, stride=1, padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+class ConvVAE(nn.Module):
+    """facegpu's `conv-vae`: the seed VAE's 200-value latent behind convs that shrink 128 -> 16
+    (16x16x16 = 4096 values, flattened in NCHW order), and the mirror image after it."""
+
+    def __init__(self, latent=200):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        self.fc_mu = nn.Linear(16 * 16 * 16, latent)
+        self.fc_logvar = nn.Linear(16 * 16 * 16, latent)
+        self.fc_dec = nn.Linear(latent, 16 * 16 * 16)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(16, 32, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),
+            nn.Sigmoid(),
+        )
+
+    def encode(self, x):
+        h = self.encoder(x.reshape(-1, 1, IMAGE, IMAGE)).flatten(1)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def reparameterize(self, mu, logvar):
+        std = torch.exp(0.5 * logvar)
+        return mu + torch.randn_like(std) * std
+
+    def decode(self, z):
+        h = torch.relu(self.fc_dec(z)).reshape(-1, 16, 16, 16)
+        return self.decoder(h)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+MODELS = {"ae": AE, "vae": VAE, "ae-wide": AEWide, "conv-vae": ConvVAE}
+PARAM_COUNTS = {"ae": 741, "vae": 17_102_224, "ae-wide": 11_909, "conv-vae": 2_480_929}
 
 
 def names(model):

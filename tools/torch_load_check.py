@@ -5,14 +5,14 @@ This is the proof that facegpu's names and layouts are PyTorch's: the weights go
 `load_state_dict(strict=True)` (any missing, extra or misshapen tensor is an error) and the
 outputs are saved for tests/checkpoint.rs to compare with its own forward pass.
 
-    python tools/torch_load_check.py CKPT.safetensors [--model ae|vae]
+    python tools/torch_load_check.py CKPT.safetensors [--model ae|vae|ae-wide|conv-vae]
         [--input INPUT.safetensors] [--out OUT.json]
 
 --model   defaults to the checkpoint's own metadata ("model").
 --input   a safetensors file with a tensor "input" of shape [N, 1, 128, 128]; default: two
           images from a fixed formula (printed in the JSON as "input_source").
 --out     JSON with: model, torch_version, param names/shapes, input shape, "latent"
-          (AE: encoder output; VAE: mu), "output" (AE: reconstruction; VAE: decode(mu), no
+          (AEs: encoder output; VAEs: mu), "output" (AEs: reconstruction; VAEs: decode(mu), no
           sampling), all computed in float64 from the f32 weights, flattened row-major; plus the
           largest difference of a float32 run from the float64 one.
 Without --out the summary is printed only.
@@ -47,19 +47,20 @@ def formula_input(n=2):
 def run(model, x):
     """(latent, output) of the deterministic forward pass."""
     with torch.no_grad():
-        if hasattr(model, "encoder"):
+        if not hasattr(model, "encode"):  # the AEs
             z = model.encoder(x)
             return z, model.decoder(z)
-        mu, _logvar = model.encode(x)
+        mu, _logvar = model.encode(x)  # the VAEs: decode the mean, as `facegpu eval` does
         return mu, model.decode(mu).reshape(x.shape)
 
 
 def main():
-    ap = argparse.ArgumentParser(description="load a facegpu checkpoint into the seed PyTorch model")
+    ap = argparse.ArgumentParser(description="load a facegpu checkpoint into its PyTorch model")
     ap.add_argument("checkpoint")
     ap.add_argument("--model", choices=sorted(MODELS))
     ap.add_argument("--input")
     ap.add_argument("--out")
+    ap.add_argument("--digits", type=int, default=10, help="significant digits kept in --out")
     args = ap.parse_args()
 
     with safe_open(args.checkpoint, framework="pt") as f:
@@ -68,7 +69,7 @@ def main():
         print(f"warning: {args.checkpoint} has no facegpu metadata; loading it anyway", file=sys.stderr)
     name = args.model or meta.get("model")
     if name not in MODELS:
-        sys.exit(f"cannot tell the model of {args.checkpoint}; pass --model ae or --model vae")
+        sys.exit(f"cannot tell the model of {args.checkpoint}; pass --model (one of {', '.join(MODELS)})")
 
     state = load_file(args.checkpoint)
     model = MODELS[name]()
@@ -105,9 +106,10 @@ def main():
             "output_shape": list(y64.shape),
             "dtype": "float64 forward from the f32 weights and f32 input",
             "max_abs_diff_f32_vs_f64": diff,
-            # 10 significant digits: far below the tests' 1e-5 tolerance, keeps the file small.
-            "latent": [float(f"{v:.10g}") for v in z64.flatten().tolist()],
-            "output": [float(f"{v:.10g}") for v in y64.flatten().tolist()],
+            # --digits significant digits (10; 8 for the larger models' fixtures): far below the
+            # tests' tolerances, keeps the files small.
+            "latent": [float(f"{v:.{args.digits}g}") for v in z64.flatten().tolist()],
+            "output": [float(f"{v:.{args.digits}g}") for v in y64.flatten().tolist()],
         }
         with open(args.out, "w") as f:
             json.dump(out, f, separators=(",", ":"))
