@@ -270,11 +270,14 @@ fn backward_matches_reference() {
     }
 }
 
+/// The seed AE's layers at their own shapes (128x128 in, batch 2): the kernels training runs,
+/// against the reference and, the same GPU gradients, against central differences.
 #[test]
 fn ae_shapes_match_reference() {
     for (i, (c, act)) in ae_cases().into_iter().enumerate() {
         check_forward(&c, act, 200 + i as u64);
-        check_backward(&c, act, 300 + i as u64);
+        let g = check_backward(&c, act, 300 + i as u64);
+        check_fd(&c, act, &g, 2000 + 10 * i as u64);
     }
 }
 
