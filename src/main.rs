@@ -470,9 +470,20 @@ fn info(json: bool, backend: BackendChoice) -> anyhow::Result<()> {
     }
     for (i, r) in reports.iter().enumerate() {
         println!("adapter {i}: {}", r.name);
+        // the GL backend leaves `driver` empty and puts the version in `driver_info`
+        let driver = [r.driver.as_str(), r.driver_info.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let driver = if driver.is_empty() {
+            "(not reported)".to_string()
+        } else {
+            driver
+        };
         println!(
-            "  backend {} | type {} | driver {} {}",
-            r.backend, r.device_type, r.driver, r.driver_info
+            "  backend {} | type {} | driver {driver}",
+            r.backend, r.device_type
         );
         println!(
             "  max storage binding {} MiB | max buffer {} MiB | max workgroup invocations {} | max workgroup size {:?}",
