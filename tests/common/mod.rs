@@ -172,6 +172,9 @@ pub const FD_SAMPLES: usize = 24;
 pub const FD_RTOL: f64 = 1e-4;
 pub const FD_ATOL: f64 = 1e-5;
 
+/// A layer's float64 reference loss of its input, weights and bias.
+pub type LayerLoss<'a> = &'a dyn Fn(&[f64], &[f64], &[f64]) -> f64;
+
 /// A layer's GPU gradients `dx`, `dw`, `db` against central differences of the float64
 /// reference `loss(x, w, b)` at (`x`, `w`, `b`): FD_SAMPLES elements of dx and dw (the first,
 /// the last, the rest at places seeded by `seed`) and all of db, within FD_RTOL / FD_ATOL.
@@ -179,7 +182,7 @@ pub const FD_ATOL: f64 = 1e-5;
 #[track_caller]
 pub fn check_layer_grads_fd(
     what: &str,
-    loss: &dyn Fn(&[f64], &[f64], &[f64]) -> f64,
+    loss: LayerLoss,
     x: &[f64],
     w: &[f64],
     b: &[f64],
