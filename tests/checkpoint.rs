@@ -708,12 +708,6 @@ fn fixture_ae_forward_matches_pytorch() {
         - ty.iter().cloned().fold(f64::INFINITY, f64::min);
     assert!(spread > 0.05, "fixture output nearly constant ({spread})");
     assert!(tz.contains(&0.0) && tz.iter().any(|&a| a > 0.1));
-    let max_err = |a: &[f64], b: &[f64]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max)
-    };
     eprintln!(
         "max |ours - PyTorch|: latent {:.2e}, output {:.2e}",
         max_err(&z, &tz),
@@ -723,26 +717,27 @@ fn fixture_ae_forward_matches_pytorch() {
     common::assert_close("output vs PyTorch", &y, &ty, 0.0, 1e-5);
 }
 
-/// facegpu's own forward pass (the GPU kernels of src/model/graph.rs, the AE with z = the
-/// encoder output as `eval` runs it: Latent::Mean) on the fixture checkpoint, loaded with the
-/// crate's loader, matches PyTorch's output. Bound 1e-5 absolute: the kernels compute in f32
-/// from the same f32 weights (rounding over at most 72-term sums of O(1) values is ~1e-6);
-/// a layout or padding mistake gives O(0.1) errors, as in the float64 test above.
-#[test]
-fn fixture_gpu_forward_matches_pytorch() {
+/// The largest absolute difference of two equally long slices.
+fn max_err(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// facegpu's GPU forward of `model` with weights `tensors` on fixture_input() as `eval` runs it
+/// (a VAE decodes its mean): (latent, output), the output poisoned with NaN beforehand so an
+/// unwritten element fails.
+fn gpu_forward(model: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> (Vec<f64>, Vec<f64>) {
     use facegpu::model::graph::{Graph, Latent};
     use facegpu::model::params::Params;
-    use facegpu::model::registry;
     use facegpu::ops::step::{StepState, StepValues};
     let gpu = common::gpu();
-    let dir = fixture_dir();
-    let ck = load_expecting(&dir.join("ae_fixture.safetensors"), "ae", &expected("ae")).unwrap();
-    let spec = registry::model("ae").unwrap();
-    let params = Params::from_host(gpu, &spec, &ck.tensors).unwrap();
-    let x = fixture_input();
-    let input = gpu.upload(&x, &[2, 1, 128, 128]).unwrap();
+    let spec = facegpu::model::registry::model(model).unwrap();
+    let params = Params::from_host(gpu, &spec, tensors).unwrap();
+    let input = gpu.upload(&fixture_input(), &[2, 1, 128, 128]).unwrap();
     let g = Graph::new(gpu, &spec, &params, 2, input.clone(), input, Latent::Mean).unwrap();
-    gpu.fill(&g.output, f32::NAN); // an unwritten element fails
+    gpu.fill(&g.output, f32::NAN);
     let step = StepState::new(
         gpu,
         StepValues {
@@ -755,19 +750,25 @@ fn fixture_gpu_forward_matches_pytorch() {
     let mut rec = gpu.record();
     g.record_forward(&mut rec, &params, 0, &step, 1.0).unwrap();
     rec.run().unwrap();
-    let z = common::read(g.latent());
-    let y = common::read(&g.output);
+    (common::read(g.latent()), common::read(&g.output))
+}
+
+/// facegpu's own forward pass (the GPU kernels of src/model/graph.rs, the AE with z = the
+/// encoder output as `eval` runs it: Latent::Mean) on the fixture checkpoint, loaded with the
+/// crate's loader, matches PyTorch's output. Bound 1e-5 absolute: the kernels compute in f32
+/// from the same f32 weights (rounding over at most 72-term sums of O(1) values is ~1e-6);
+/// a layout or padding mistake gives O(0.1) errors, as in the float64 test above.
+#[test]
+fn fixture_gpu_forward_matches_pytorch() {
+    let gpu = common::gpu();
+    let dir = fixture_dir();
+    let ck = load_expecting(&dir.join("ae_fixture.safetensors"), "ae", &expected("ae")).unwrap();
+    let (z, y) = gpu_forward("ae", &ck.tensors);
 
     let text = std::fs::read_to_string(dir.join("ae_torch_output.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let get = |k: &str| -> Vec<f64> { serde_json::from_value(v[k].clone()).unwrap() };
     let (tz, ty) = (get("latent"), get("output"));
-    let max_err = |a: &[f64], b: &[f64]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max)
-    };
     eprintln!(
         "max |facegpu GPU - PyTorch| on {}: latent {:.2e}, output {:.2e}",
         gpu.describe(),
@@ -828,19 +829,14 @@ fn write_variant_fixtures() {
 /// linear layers, padding) gives O(0.1) errors. The JSON keeps 8 significant digits.
 #[test]
 fn variant_gpu_forward_matches_pytorch() {
-    use facegpu::model::graph::{Graph, Latent};
-    use facegpu::model::params::Params;
-    use facegpu::model::registry;
-    use facegpu::ops::step::{StepState, StepValues};
     let gpu = common::gpu();
     let tmp = tempfile::tempdir().unwrap();
-    let x = fixture_input();
     for m in VARIANTS {
         let text =
             std::fs::read_to_string(fixture_dir().join(format!("{m}_torch_output.json"))).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["load_state_dict"], "strict=True ok");
-        let spec = registry::model(m).unwrap();
+        let spec = facegpu::model::registry::model(m).unwrap();
         let path = tmp.path().join(format!("{m}.safetensors"));
         save(&path, &variant_checkpoint(m)).unwrap();
         let ck = load_expecting(&path, m, &spec.tensor_shapes()).unwrap();
@@ -848,24 +844,7 @@ fn variant_gpu_forward_matches_pytorch() {
             serde_json::from_value(v["params"].clone()).unwrap();
         assert_eq!(torch_params, spec.tensor_shapes(), "{m}");
 
-        let params = Params::from_host(gpu, &spec, &ck.tensors).unwrap();
-        let input = gpu.upload(&x, &[2, 1, 128, 128]).unwrap();
-        let g = Graph::new(gpu, &spec, &params, 2, input.clone(), input, Latent::Mean).unwrap();
-        gpu.fill(&g.output, f32::NAN); // an unwritten element fails
-        let step = StepState::new(
-            gpu,
-            StepValues {
-                t: 1,
-                epoch: 0,
-                lr: 0.0,
-                _pad: 0,
-            },
-        );
-        let mut rec = gpu.record();
-        g.record_forward(&mut rec, &params, 0, &step, 1.0).unwrap();
-        rec.run().unwrap();
-        let z = common::read(g.latent());
-        let y = common::read(&g.output);
+        let (z, y) = gpu_forward(m, &ck.tensors);
 
         let get = |k: &str| -> Vec<f64> { serde_json::from_value(v[k].clone()).unwrap() };
         let (tz, ty) = (get("latent"), get("output"));
@@ -877,12 +856,6 @@ fn variant_gpu_forward_matches_pytorch() {
             spread > 0.05,
             "{m}: fixture output nearly constant ({spread})"
         );
-        let max_err = |a: &[f64], b: &[f64]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0.0, f64::max)
-        };
         eprintln!(
             "{m}: max |facegpu GPU - PyTorch| on {}: latent {:.2e}, output {:.2e}",
             gpu.describe(),
