@@ -294,15 +294,7 @@ pub fn bench_train(
             input,
             Latent::Sample,
         )?;
-        let step = StepState::new(
-            gpu,
-            StepValues {
-                t: 1,
-                epoch: 0,
-                lr: 1e-3,
-                _pad: 0,
-            },
-        );
+        let step = StepState::new(gpu, StepValues::first(1e-3));
         let prog = {
             let mut rec = gpu.record();
             batcher.record(&mut rec)?;

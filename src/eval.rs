@@ -424,15 +424,7 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
     } else {
         Latent::Mean
     };
-    let step = StepState::new(
-        gpu,
-        StepValues {
-            t: 1,
-            epoch: 0,
-            lr: 0.0,
-            _pad: 0,
-        },
-    );
+    let step = StepState::new(gpu, StepValues::first(0.0));
     // clean input -> clean target; noisy input -> (noisy, clean) targets
     let clean_g = Graph::new(
         gpu,

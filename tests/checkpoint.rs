@@ -738,15 +738,7 @@ fn gpu_forward(model: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> (Vec<
     let input = gpu.upload(&fixture_input(), &[2, 1, 128, 128]).unwrap();
     let g = Graph::new(gpu, &spec, &params, 2, input.clone(), input, Latent::Mean).unwrap();
     gpu.fill(&g.output, f32::NAN);
-    let step = StepState::new(
-        gpu,
-        StepValues {
-            t: 1,
-            epoch: 0,
-            lr: 0.0,
-            _pad: 0,
-        },
-    );
+    let step = StepState::new(gpu, StepValues::first(0.0));
     let mut rec = gpu.record();
     g.record_forward(&mut rec, &params, 0, &step, 1.0).unwrap();
     rec.run().unwrap();

@@ -25,15 +25,7 @@ fn model_on_random_batch(model: &str, rng: &mut Rng) -> (ModelSpec, Params, Grap
         )
         .unwrap();
     let graph = Graph::new(g, &spec, &params, batch, x.clone(), x, Latent::Sample).unwrap();
-    let step = StepState::new(
-        g,
-        StepValues {
-            t: 1,
-            epoch: 0,
-            lr: 0.0,
-            _pad: 0,
-        },
-    );
+    let step = StepState::new(g, StepValues::first(0.0));
     (spec, params, graph, step)
 }
 

@@ -181,15 +181,7 @@ pub fn l2_penalty(rec: &mut Recorder, param: &Tensor, out: &Tensor, l2: f32) -> 
 /// `batch` does not change these shapes.
 pub fn bench_cases(cases: &mut BenchCases, _batch: usize) -> Result<()> {
     let gpu = cases.gpu;
-    let step = StepState::new(
-        gpu,
-        StepValues {
-            t: 1,
-            epoch: 0,
-            lr: 1e-3,
-            _pad: 0,
-        },
-    );
+    let step = StepState::new(gpu, StepValues::first(1e-3));
     for (what, n) in [("VAE", 17_102_224usize), ("AE", 741)] {
         let w = gpu.upload(&vec![0.01f32; n], &[n])?;
         let g = gpu.upload(&vec![0.001f32; n], &[n])?;

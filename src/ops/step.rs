@@ -12,6 +12,19 @@ pub struct StepValues {
     pub _pad: u32,
 }
 
+impl StepValues {
+    /// The first optimizer step (t = 1, epoch 0) at learning rate `lr`: what a program that is
+    /// timed or run once (evaluation, benchmarks, tests) binds; lr 0 where no update runs.
+    pub fn first(lr: f32) -> StepValues {
+        StepValues {
+            t: 1,
+            epoch: 0,
+            lr,
+            _pad: 0,
+        }
+    }
+}
+
 /// A 16-byte storage buffer kernels bind read-only.
 pub struct StepState {
     pub buf: wgpu::Buffer,

@@ -184,15 +184,7 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
     let dmu = gpu.zeros(&shape);
     let dlv = gpu.zeros(&shape);
     let out = gpu.zeros(&[1]);
-    let step = StepState::new(
-        gpu,
-        StepValues {
-            t: 1,
-            epoch: 0,
-            lr: 1e-3,
-            _pad: 0,
-        },
-    );
+    let step = StepState::new(gpu, StepValues::first(1e-3));
     let nf = n as f64;
     cases.add(
         format!("reparam forward ({batch}x200)"),
