@@ -25,12 +25,16 @@ from seed_models import AE, VAE
 
 def faces(folder, n):
     from PIL import Image
-    names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".png", ".pgm", ".jpg")))
+    if not os.path.isdir(folder):
+        raise SystemExit(f"--faces {folder}: not a folder; pass a folder of face images or drop --faces")
+    # sub-folders too (ORL keeps each person's faces in one)
+    names = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+                   if f.lower().endswith((".png", ".pgm", ".jpg", ".jpeg")))
     if len(names) < n:
         raise SystemExit(f"{folder}: {len(names)} images, need {n}; pass a folder with more or drop --faces")
     imgs = []
     for f in names[:n]:
-        im = Image.open(os.path.join(folder, f)).convert("L").resize((128, 128))
+        im = Image.open(f).convert("L").resize((128, 128))
         imgs.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).float() / 255.0)
     return torch.stack(imgs).reshape(n, 1, 128, 128)
 
