@@ -596,26 +596,29 @@ fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
 
 /// The options of a new run: the flags given, defaults for the rest.
 fn new_options(a: &TrainArgs) -> facegpu::train::TrainOptions {
+    let d = facegpu::train::TrainOptions::new(
+        a.model.as_deref().unwrap_or("ae"),
+        a.out.clone().unwrap_or_else(|| "runs/train".into()),
+    );
     facegpu::train::TrainOptions {
         cache: a.data.cache(),
-        model: a.model.clone().unwrap_or_else(|| "ae".into()),
         dataset: a.data.dataset.clone(),
         synthetic_count: a.data.synthetic_count(),
-        epochs: a.epochs.unwrap_or(10),
-        batch: a.batch.unwrap_or(128),
-        lr: a.lr.unwrap_or(1e-3),
-        seed: a.seed.unwrap_or(0),
-        reg: a.reg.unwrap_or(facegpu::train::Reg::None),
-        l1: a.l1.unwrap_or(1e-5),
-        l2: a.l2.unwrap_or(1e-5),
+        epochs: a.epochs.unwrap_or(d.epochs),
+        batch: a.batch.unwrap_or(d.batch),
+        lr: a.lr.unwrap_or(d.lr),
+        seed: a.seed.unwrap_or(d.seed),
+        reg: a.reg.unwrap_or(d.reg),
+        l1: a.l1.unwrap_or(d.l1),
+        l2: a.l2.unwrap_or(d.l2),
         noise: a.noise,
         clip: !a.no_clip,
         denoise: a.denoise,
-        kl_weight: a.kl_weight.unwrap_or(1.0),
+        kl_weight: a.kl_weight.unwrap_or(d.kl_weight),
         patience: a.patience,
         split: a.data.split().as_array(),
         strict: a.data.strict,
-        out: a.out.clone().unwrap_or_else(|| "runs/train".into()),
+        ..d
     }
 }
 

@@ -68,6 +68,33 @@ pub struct TrainOptions {
 }
 
 impl TrainOptions {
+    /// A run of `model` into `out` with every other setting at its default: what
+    /// `facegpu train --model MODEL --out OUT` does (the embedded synthetic faces, 10 epochs,
+    /// batch 128, Adam at lr 1e-3, seed 0, no regularizer or noise, split 70/10/20).
+    pub fn new(model: &str, out: impl Into<PathBuf>) -> TrainOptions {
+        TrainOptions {
+            model: model.into(),
+            dataset: None,
+            synthetic_count: data::dataset::DEFAULT_SYNTHETIC_COUNT,
+            epochs: 10,
+            batch: 128,
+            lr: 1e-3,
+            seed: 0,
+            reg: Reg::None,
+            l1: 1e-5,
+            l2: 1e-5,
+            noise: None,
+            clip: true,
+            denoise: false,
+            kl_weight: 1.0,
+            patience: None,
+            split: SplitFractions::default().as_array(),
+            strict: false,
+            out: out.into(),
+            cache: Default::default(),
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         registry::model(&self.model)?;
         if self.batch == 0 {

@@ -192,25 +192,13 @@ fn training_is_the_same_with_and_without_aliases() {
     assert!(!plain.aliases_tensors());
     let run = |gpu: &Gpu, out: &std::path::Path| {
         let o = TrainOptions {
-            model: "ae".into(),
-            dataset: None,
             synthetic_count: 160,
             epochs: 1,
             batch: 16,
-            lr: 1e-3,
             seed: 3,
             reg: Reg::L1l2,
-            l1: 1e-5,
-            l2: 1e-5,
             noise: Some(0.1),
-            clip: true,
-            denoise: false,
-            kl_weight: 1.0,
-            patience: None,
-            split: [0.7, 0.1, 0.2],
-            strict: false,
-            out: out.to_path_buf(),
-            cache: Default::default(),
+            ..TrainOptions::new("ae", out)
         };
         let s = train::train(gpu, &o, false, &mut Quiet, Arc::new(AtomicBool::new(false))).unwrap();
         let w = facegpu::model::checkpoint::load(&out.join("last.safetensors")).unwrap();

@@ -179,25 +179,11 @@ fn train_warns_about_flags_without_effect() {
 /// A run's settings, as `facegpu train` saves them in config.json.
 fn saved_config(dir: &std::path::Path) {
     let o = facegpu::train::TrainOptions {
-        model: "ae".into(),
-        dataset: None,
         synthetic_count: 40,
         epochs: 2,
         batch: 8,
-        lr: 1e-3,
         seed: 3,
-        reg: facegpu::train::Reg::None,
-        l1: 1e-5,
-        l2: 1e-5,
-        noise: None,
-        clip: true,
-        denoise: false,
-        kl_weight: 1.0,
-        patience: None,
-        split: [0.7, 0.1, 0.2],
-        strict: false,
-        out: dir.to_path_buf(),
-        cache: Default::default(),
+        ..facegpu::train::TrainOptions::new("ae", dir)
     };
     std::fs::write(
         dir.join("config.json"),

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use common::gpu;
 use facegpu::data::Part;
 use facegpu::eval::{self, EvalOptions};
-use facegpu::train::{self, Quiet, Reg, TrainOptions};
+use facegpu::train::{self, Quiet, TrainOptions};
 
 /// One small trained run per model, shared by the tests of this binary.
 fn trained(model: &'static str) -> PathBuf {
@@ -25,25 +25,12 @@ fn trained(model: &'static str) -> PathBuf {
     }
     let t = tempfile::tempdir().unwrap();
     let o = TrainOptions {
-        model: model.into(),
-        dataset: None,
         synthetic_count: 80,
         epochs: 1,
         batch: 16,
-        lr: 1e-3,
         seed: 3,
-        reg: Reg::None,
-        l1: 1e-5,
-        l2: 1e-5,
-        noise: None,
-        clip: true,
-        denoise: false,
-        kl_weight: 1.0,
-        patience: None,
         split: [0.6, 0.2, 0.2],
-        strict: false,
-        out: t.path().to_path_buf(),
-        cache: Default::default(),
+        ..TrainOptions::new(model, t.path())
     };
     train::train(
         gpu(),
@@ -256,25 +243,16 @@ fn trained_on_folder(root: &Path) -> PathBuf {
     let faces = root.join("faces");
     facegpu::data::write_synth(40, 7, &faces).unwrap();
     let o = TrainOptions {
-        model: "ae".into(),
         dataset: Some(relative_from_cwd(&faces)),
         synthetic_count: 0,
         epochs: 1,
         batch: 8,
-        lr: 1e-3,
         seed: 5,
-        reg: Reg::None,
         l1: 0.0,
         l2: 0.0,
-        noise: None,
-        clip: true,
-        denoise: false,
-        kl_weight: 1.0,
-        patience: None,
         split: [0.6, 0.2, 0.2],
-        strict: false,
-        out: root.join("run"),
         cache: facegpu::data::CacheChoice::Off,
+        ..TrainOptions::new("ae", root.join("run"))
     };
     train::train(
         gpu(),

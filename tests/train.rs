@@ -13,25 +13,11 @@ use facegpu::train::{self, EpochRecord, Progress, Quiet, Reg, TrainOptions};
 
 fn opts(model: &str, out: &Path) -> TrainOptions {
     TrainOptions {
-        model: model.into(),
-        dataset: None,
         synthetic_count: 160,
         epochs: 2,
         batch: 16,
-        lr: 1e-3,
         seed: 7,
-        reg: Reg::None,
-        l1: 1e-5,
-        l2: 1e-5,
-        noise: None,
-        clip: true,
-        denoise: false,
-        kl_weight: 1.0,
-        patience: None,
-        split: [0.7, 0.1, 0.2],
-        strict: false,
-        out: out.to_path_buf(),
-        cache: Default::default(),
+        ..TrainOptions::new(model, out)
     }
 }
 
