@@ -1193,7 +1193,7 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
         let (nx, nw, ny) = (x.bytes() as f64, w.bytes() as f64, y.bytes() as f64);
         let nb = b.bytes() as f64;
         let flops = 2.0 * s.macs();
-        let desc = bench_desc(&s);
+        let desc = shape_desc(&s);
         cases.add(
             format!("conv2d forward {name} ({desc})"),
             flops,
@@ -1222,7 +1222,7 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
             cases.add_if(
                 format!(
                     "conv2d backward_input {name} fused with ae.enc0 backward_weight ({desc}; {})",
-                    bench_desc(&s0)
+                    shape_desc(&s0)
                 ),
                 flops + 2.0 * s0.macs(),
                 2.0 * ny + nw + nx + n0,
@@ -1247,19 +1247,27 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
     Ok(())
 }
 
-fn bench_desc(s: &Conv2dShape) -> String {
-    format!(
-        "{}x{}x{}x{} -> {}x{}x{}, {}x{} s{} p{}",
-        s.batch,
-        s.c_in,
-        s.h_in,
-        s.w_in,
-        s.c_out,
-        s.h_out(),
-        s.w_out(),
-        s.kh,
-        s.kw,
+/// "NxCxHxW -> CxHxW, KHxKW sS pP": a conv-like layer's shape as the bench tables name it
+/// (ConvTranspose2d appends its output padding).
+pub(crate) fn bench_desc(
+    input: [usize; 4],
+    output: [usize; 3],
+    kernel: [usize; 2],
+    stride: usize,
+    pad: usize,
+) -> String {
+    let [n, ci, hi, wi] = input;
+    let [co, ho, wo] = output;
+    let [kh, kw] = kernel;
+    format!("{n}x{ci}x{hi}x{wi} -> {co}x{ho}x{wo}, {kh}x{kw} s{stride} p{pad}")
+}
+
+fn shape_desc(s: &Conv2dShape) -> String {
+    bench_desc(
+        [s.batch, s.c_in, s.h_in, s.w_in],
+        [s.c_out, s.h_out(), s.w_out()],
+        [s.kh, s.kw],
         s.stride,
-        s.pad
+        s.pad,
     )
 }

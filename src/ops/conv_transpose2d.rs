@@ -779,18 +779,14 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
         let nb = b.bytes() as f64;
         let flops = 2.0 * s.macs();
         let desc = format!(
-            "{}x{}x{}x{} -> {}x{}x{}, {}x{} s{} p{} op{}",
-            s.batch,
-            s.c_in,
-            s.h_in,
-            s.w_in,
-            s.c_out,
-            s.h_out(),
-            s.w_out(),
-            s.kh,
-            s.kw,
-            s.stride,
-            s.pad,
+            "{} op{}",
+            super::conv2d::bench_desc(
+                [s.batch, s.c_in, s.h_in, s.w_in],
+                [s.c_out, s.h_out(), s.w_out()],
+                [s.kh, s.kw],
+                s.stride,
+                s.pad
+            ),
             s.output_padding
         );
         cases.add(
