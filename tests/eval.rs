@@ -6,13 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use common::gpu;
 use facegpu::data::Part;
 use facegpu::eval::{self, EvalOptions};
-use facegpu::train::{self, Quiet, TrainOptions};
+use facegpu::train::TrainOptions;
 
 /// One small trained run per model, shared by the tests of this binary.
 fn trained(model: &'static str) -> PathBuf {
@@ -32,14 +31,7 @@ fn trained(model: &'static str) -> PathBuf {
         split: [0.6, 0.2, 0.2],
         ..TrainOptions::new(model, t.path())
     };
-    train::train(
-        gpu(),
-        &o,
-        false,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
+    common::train_quietly(&o);
     let p = t.path().join("best.safetensors");
     d.push((model, t));
     p
@@ -254,14 +246,7 @@ fn trained_on_folder(root: &Path) -> PathBuf {
         cache: facegpu::data::CacheChoice::Off,
         ..TrainOptions::new("ae", root.join("run"))
     };
-    train::train(
-        gpu(),
-        &o,
-        false,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
+    common::train_quietly(&o);
     root.join("run").join("best.safetensors")
 }
 

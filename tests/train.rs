@@ -22,14 +22,7 @@ fn opts(model: &str, out: &Path) -> TrainOptions {
 }
 
 fn run(o: &TrainOptions) -> train::TrainSummary {
-    train::train(
-        gpu(),
-        o,
-        false,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap()
+    common::train_quietly(o)
 }
 
 fn losses(h: &[EpochRecord]) -> Vec<(f64, f64)> {

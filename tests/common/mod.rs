@@ -6,6 +6,20 @@ use std::sync::OnceLock;
 
 use facegpu::gpu::{BackendChoice, Gpu, Tensor};
 
+/// A training run on the shared GPU with no progress output and no interrupt, to its end.
+pub fn train_quietly(o: &facegpu::train::TrainOptions) -> facegpu::train::TrainSummary {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    facegpu::train::train(
+        gpu(),
+        o,
+        false,
+        &mut facegpu::train::Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap()
+}
+
 /// The GPU every test in a binary shares (`auto`: a real GPU if present, else lavapipe).
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
