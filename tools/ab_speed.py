@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compare the training speed of two facegpu builds on this machine, as the guide asks: in one
+"""Compare the training speed of two facegpu builds on this machine the way the README's speed tables do: in one
 run, alternating, as per-pair ratios, with medians. This machine's speed moves by up to
 1.5-1.8x from hour to hour and about 10% from one run to the next, so a number from another
 hour (or one run of each) decides nothing.
