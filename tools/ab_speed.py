@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Compare the training speed of two facegpu builds on this machine the way the README's speed tables do: in one
-run, alternating, as per-pair ratios, with medians. This machine's speed moves by up to
-1.5-1.8x from hour to hour and about 10% from one run to the next, so a number from another
-hour (or one run of each) decides nothing.
+"""Compare the training speed of two facegpu builds on this machine the way the README's speed
+tables do: in one run, alternating, as per-pair ratios, with medians. This machine's speed moves
+by up to 1.5-1.8x from hour to hour and about 10% from one run to the next, so a number from
+another hour (or one run of each) decides nothing.
 
     cp target/release/facegpu /tmp/facegpu_before      # build A
     # ... change, cargo build --release ...             # build B
@@ -38,15 +38,18 @@ def images_per_s(binary, model, steps, extra):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Arguments after -- go to both runs, e.g. -- --backend vulkan.")
     ap.add_argument("a", help="the facegpu binary to compare against (A)")
     ap.add_argument("b", help="the facegpu binary being tried (B)")
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--model", default="ae")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--json", metavar="OUT", help="also write the pairs and medians to OUT")
-    ap.add_argument("extra", nargs="*", help="after --: arguments for both runs")
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = ap.parse_args(argv[:cut])
+    args.extra = argv[cut + 1:]  # after --: arguments for both runs
     if args.pairs < 1 or args.steps < 1:
         raise SystemExit("--pairs and --steps must be at least 1")
 
