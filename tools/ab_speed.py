@@ -32,7 +32,7 @@ def images_per_s(binary, model, steps, extra):
     try:
         report = json.loads(r.stdout)
         row = next(x for x in report["rows"] if x["model"] == model)
-    except (ValueError, KeyError, StopIteration):
+    except (ValueError, KeyError, TypeError, StopIteration):
         raise SystemExit(f"{' '.join(cmd)}: no {model} row in its --json output; is {binary} a facegpu build?")
     return row["images_per_s"], report["adapter"]
 
@@ -52,6 +52,10 @@ def main():
     args.extra = argv[cut + 1:]  # after --: arguments for both runs
     if args.pairs < 1 or args.steps < 1:
         raise SystemExit("--pairs and --steps must be at least 1")
+    # before the runs, not after minutes of them
+    out_dir = os.path.dirname(os.path.abspath(args.json)) if args.json else None
+    if out_dir and not os.access(out_dir, os.W_OK):
+        raise SystemExit(f"--json {args.json}: cannot write in {out_dir}; give a path in a writable folder")
 
     pairs, adapters = [], set()
     print(f"{args.model}: images/s, A = {args.a}, B = {args.b}")
@@ -74,10 +78,13 @@ def main():
     if len(adapters) > 1:
         print("warning: the two builds ran on different adapters; the ratio compares those too", file=sys.stderr)
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump({"model": args.model, "steps": args.steps, "adapters": sorted(adapters),
-                       "pairs": pairs, "median": med}, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        try:
+            with open(args.json + ".tmp", "w") as f:
+                json.dump({"model": args.model, "steps": args.steps, "adapters": sorted(adapters),
+                           "pairs": pairs, "median": med}, f, indent=2)
+            os.replace(args.json + ".tmp", args.json)
+        except OSError as e:
+            raise SystemExit(f"--json {args.json}: {e.strerror}; the results are printed above")
 
 
 if __name__ == "__main__":
