@@ -69,6 +69,11 @@ pub fn bench_kernels(
     filter: Option<&str>,
     mut progress: impl FnMut(&KernelRow),
 ) -> Result<KernelReport> {
+    anyhow::ensure!(batch > 0, "--batch must be at least 1");
+    // the cases run at the seed AE's and the seed VAE's shapes
+    for name in ["ae", "vae"] {
+        crate::model::registry::model(name)?.check_batch(gpu, batch)?;
+    }
     let mut rows = Vec::new();
     let all = kernel_cases(gpu, batch, filter)?;
     if let (Some(f), true) = (filter, all.cases.is_empty()) {
@@ -146,6 +151,7 @@ pub struct MetricsReport {
 pub fn bench_metrics(gpu: &Gpu, batch: usize) -> Result<MetricsReport> {
     use crate::ops::metrics;
     anyhow::ensure!(batch > 0, "--batch must be at least 1");
+    gpu.check_batch(batch, crate::model::spec::INPUT_DIMS, "the image batch")?;
     let n = batch * 128 * 128;
     // two different smooth images so SSIM's arithmetic is exercised as in eval
     let a: Vec<f32> = (0..n)
@@ -274,6 +280,9 @@ pub fn bench_train(
         batch > 0 && steps > 0,
         "--batch and --steps must be at least 1"
     );
+    for &name in models {
+        registry::model(name)?.check_batch(gpu, batch)?;
+    }
     let ds = data::load(&DataOptions {
         synthetic_count: (batch * 4).max(256),
         ..Default::default()

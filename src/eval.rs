@@ -414,6 +414,7 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
     }
     let seed = opts.seed.unwrap_or(topts.seed);
     let batch = opts.batch.min(rows.len());
+    spec.check_batch(gpu, batch)?;
     let noise = opts.noise.map(|sigma| NoiseSpec {
         sigma,
         clip: opts.clip,

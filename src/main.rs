@@ -424,6 +424,8 @@ fn run_other(cmd: Cmd) -> anyhow::Result<()> {
         } => {
             anyhow::ensure!(batch > 0, "--batch must be at least 1");
             let gpu = Gpu::new(backend.backend)?;
+            // the tuned products are the seed VAE's
+            facegpu::model::registry::model("vae")?.check_batch(&gpu, batch)?;
             println!("adapter: {}  (batch {batch})", gpu.describe());
             for (key, chunks) in facegpu::ops::linear::autotune(&gpu, batch)? {
                 println!("  {key} = {chunks}");

@@ -371,6 +371,7 @@ pub fn train(
 ) -> Result<TrainSummary> {
     opts.validate()?;
     let spec = registry::model(&opts.model)?;
+    spec.check_batch(gpu, opts.batch)?;
     // a bad --out is found now, not after the data has been loaded
     if resume && !opts.out.is_dir() {
         bail!(

@@ -94,6 +94,19 @@ fn bench_tune_refuses_an_empty_batch() {
     assert!(err.contains("--batch"), "{err}");
 }
 
+/// A batch too large for the adapter is refused before anything is allocated for it (it used
+/// to abort the process allocating a 6.5 TB batch), with the largest batch that fits.
+#[test]
+fn bench_train_refuses_a_batch_too_large_for_the_adapter() {
+    let (code, out, err) = facegpu(&["bench", "train", "--models", "ae", "--batch", "100000000"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("--batch 100000000 is too large") && err.contains("use --batch"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // train
 

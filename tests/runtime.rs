@@ -214,3 +214,56 @@ fn missing_adapter_errors_name_the_fix() {
         "{err}"
     );
 }
+
+/// A `--batch` whose largest tensor would not fit one storage-buffer binding is refused with
+/// the largest batch that fits (past it wgpu failed inside a kernel's binding, or the process
+/// aborted allocating the batch); that largest batch itself is accepted.
+#[test]
+fn batches_too_large_for_the_adapter_are_refused_with_the_limit() {
+    use facegpu::model::registry;
+    let g = gpu();
+    for &name in registry::MODEL_NAMES {
+        let spec = registry::model(name).unwrap();
+        let (dims, _) = spec.largest_tensor().unwrap();
+        let max = (g.max_tensor_bytes() / (dims.iter().product::<usize>() as u64 * 4)) as usize;
+        assert!(max >= 1, "{name}: one image must fit");
+        spec.check_batch(g, max).unwrap();
+        let err = spec.check_batch(g, max + 1).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("--batch {} is too large", max + 1))
+                && err.contains(&format!("use --batch {max} or less"))
+                && err.contains(name),
+            "{name}: {err}"
+        );
+    }
+    // the seed AE's largest tensor is its first layer's output (8x64x64, twice the input);
+    // the seed VAE's is the input itself
+    let ae = registry::model("ae").unwrap().largest_tensor().unwrap();
+    assert_eq!(ae, ([8, 64, 64], "encoder.0"));
+    let vae = registry::model("vae").unwrap().largest_tensor().unwrap();
+    assert_eq!(vae.0, [1, 128, 128]);
+}
+
+/// A dispatch past the adapter's workgroup limit is an error when it is recorded, naming the
+/// kernel and the limit, not a wgpu validation failure at submit.
+#[test]
+fn dispatches_past_the_workgroup_limit_are_refused() {
+    let max = gpu().limits.max_compute_workgroups_per_dimension;
+    let x = upload(&[1.0], &[1]);
+    let y = poisoned(&[1]);
+    let mut rec = gpu().record();
+    let err = rec
+        .dispatch(
+            "activation",
+            "relu_forward",
+            &[1u32, 0, 0, 0],
+            &[(&x).into(), (&y).into()],
+            [max + 1, 1, 1],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("activation:relu_forward") && err.contains(&format!("limit of {max}")),
+        "{err}"
+    );
+}

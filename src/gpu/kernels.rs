@@ -282,6 +282,14 @@ impl<'g> Recorder<'g> {
         binds: &[Bind],
         groups: [u32; 3],
     ) -> Result<()> {
+        // checked here, where the error can be a Result: wgpu's own check comes at submit
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            bail!(
+                "{shader}:{entry} needs {groups:?} workgroups, over this adapter's limit of {max} per dimension ({}); a smaller --batch needs fewer",
+                self.gpu.info.name
+            );
+        }
         let pipeline = self.gpu.pipeline(shader, entry, constants)?;
         let bytes = bytemuck::bytes_of(params);
         let params = if bytes.is_empty() {

@@ -35,6 +35,42 @@ fn padded(bytes: u64) -> u64 {
 }
 
 impl Gpu {
+    /// The most bytes one tensor may hold here: kernels bind every tensor whole, so it must fit
+    /// one storage-buffer binding as well as one buffer.
+    pub fn max_tensor_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Refuses a `--batch` whose largest tensor, `per_image` = [c, h, w] for each image (`what`
+    /// names it), would not fit [`Self::max_tensor_bytes`], before anything is allocated for it:
+    /// past the limit wgpu would fail deep inside a kernel's binding, or abort the process.
+    pub fn check_batch(&self, batch: usize, per_image: [usize; 3], what: &str) -> Result<()> {
+        let limit = self.max_tensor_bytes();
+        let image_bytes = per_image.iter().product::<usize>() as u64 * 4;
+        let max = limit / image_bytes.max(1);
+        if (batch as u64) <= max {
+            return Ok(());
+        }
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        let [c, h, w] = per_image;
+        if max == 0 {
+            bail!(
+                "{what} ({c}x{h}x{w} floats for one image, {:.1} MiB) is larger than this adapter's limit of {:.0} MiB per storage buffer ({}): this adapter cannot run it",
+                mib(image_bytes),
+                mib(limit),
+                self.info.name
+            );
+        }
+        bail!(
+            "--batch {batch} is too large here: {what} would be a [{batch}, {c}, {h}, {w}] tensor of {:.1} MiB, over this adapter's limit of {:.0} MiB per storage buffer ({}); use --batch {max} or less",
+            mib(image_bytes.saturating_mul(batch as u64)),
+            mib(limit),
+            self.info.name
+        )
+    }
+
     /// A zero-filled tensor.
     pub fn zeros(&self, shape: &[usize]) -> Tensor {
         let n: usize = shape.iter().product();

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 
+use crate::gpu::Gpu;
 use crate::ops::Activation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +162,45 @@ impl ModelSpec {
 
     pub fn is_vae(&self) -> bool {
         self.heads.is_some()
+    }
+
+    /// The largest tensor a training or evaluation step binds whole, for one image: the input
+    /// or a layer's output (each output's gradient has its shape too), with the layer's name.
+    pub fn largest_tensor(&self) -> Result<([usize; 3], &'static str)> {
+        let mut best = (INPUT_DIMS, "the input batch");
+        let mut consider = |d: [usize; 3], name: &'static str| {
+            if d.iter().product::<usize>() > best.0.iter().product::<usize>() {
+                best = (d, name);
+            }
+        };
+        let mut d = INPUT_DIMS;
+        for l in &self.encoder {
+            d = l.out_dims(d)?;
+            consider(d, l.name);
+        }
+        if let Some([mu, _]) = &self.heads {
+            d = mu.out_dims(d)?;
+            consider(d, mu.name);
+        }
+        for l in &self.decoder {
+            d = l.out_dims(d)?;
+            consider(d, l.name);
+        }
+        Ok(best)
+    }
+
+    /// Refuses a `--batch` too large for this model on `gpu` (see [`Gpu::check_batch`]).
+    pub fn check_batch(&self, gpu: &Gpu, batch: usize) -> Result<()> {
+        let (dims, layer) = self.largest_tensor()?;
+        let what = if layer.starts_with("the ") {
+            format!("{}'s largest tensor, {layer},", self.name)
+        } else {
+            format!(
+                "{}'s largest tensor, the output of layer {layer},",
+                self.name
+            )
+        };
+        gpu.check_batch(batch, dims, &what)
     }
 
     /// Dims after the encoder, the latent's dims, and the output dims; checks the chain fits
