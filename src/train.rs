@@ -383,6 +383,14 @@ pub fn train(
     let ds = data::load(&opts.data_options())?;
     let fractions = SplitFractions::new(opts.split[0], opts.split[1], opts.split[2])?;
     let split = Split::new(&ds, fractions, opts.seed)?;
+    if split.val.is_empty() {
+        bail!(
+            "--split {},{},{} leaves no validation faces, and training needs them (the validation loss each epoch picks the best checkpoint): give val a fraction above 0, e.g. --split 0.7,0.1,0.2",
+            opts.split[0],
+            opts.split[1],
+            opts.split[2]
+        );
+    }
     if split.train.len() < opts.batch {
         bail!(
             "the training split has {} faces, fewer than --batch {}: lower --batch or use more faces",

@@ -119,6 +119,8 @@ fn train_and_eval_explain_bad_numbers() {
     std::fs::write(&file, b"not a folder").unwrap();
     let file_s = file.to_str().unwrap();
     let nope = dir.path().join("none.safetensors");
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
     for (args, want) in [
         (
             vec!["train", "--lr", "-1"],
@@ -130,6 +132,18 @@ fn train_and_eval_explain_bad_numbers() {
         ),
         (vec!["train", "--l2", "-1e-5"], "--l2 must be >= 0"),
         (vec!["train", "--patience", "0"], "N >= 1"),
+        (
+            vec![
+                "train",
+                "--split",
+                "1,0,0",
+                "--synthetic-count",
+                "16",
+                "--out",
+                out_s,
+            ],
+            "--split 1,0,0 leaves no validation faces",
+        ),
         (
             vec![
                 "eval",
