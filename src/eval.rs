@@ -356,6 +356,10 @@ pub fn evaluate(gpu: &Gpu, opts: &EvalOptions) -> Result<EvalResults> {
     if opts.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    // a bad --out is found now, not after the evaluation
+    if let Some(out) = &opts.out {
+        fsutil::ensure_output_dir(out, "--out")?;
+    }
     let ck = checkpoint::load(&opts.checkpoint)?;
     let spec = registry::model(&ck.meta.model).with_context(|| {
         format!(

@@ -819,9 +819,7 @@ fn data(a: DataArgs) -> anyhow::Result<()> {
         strict: a.data.strict,
         ..Default::default()
     };
-    std::fs::create_dir_all(&a.out).map_err(|e| {
-        anyhow::anyhow!("cannot create the output folder {} ({e})", a.out.display())
-    })?;
+    facegpu::fsutil::ensure_output_dir(&a.out, "--out")?;
     let r = facegpu::data::data_report(
         &opts,
         a.data.split(),

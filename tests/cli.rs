@@ -155,6 +155,22 @@ fn train_and_eval_explain_bad_numbers() {
             "--noise must be a sigma >= 0, got -0.1",
         ),
         (vec!["train", "--out", file_s], "is a file, not a folder"),
+        // found before the evaluation or the drawing, not after it
+        (
+            vec![
+                "eval",
+                "--checkpoint",
+                nope.to_str().unwrap(),
+                "--out",
+                file_s,
+            ],
+            "is a file, not a folder",
+        ),
+        (
+            vec!["synth", "--count", "1", "--out", file_s],
+            "is a file, not a folder",
+        ),
+        (vec!["data", "--out", file_s], "is a file, not a folder"),
     ] {
         let (code, out, err) = facegpu(&args);
         assert_eq!(code, 1, "{args:?}: {out}{err}");

@@ -977,8 +977,7 @@ pub fn write_synth(count: usize, seed: u64, out_dir: &Path) -> Result<SynthRepor
         anyhow::bail!("--count 0: nothing to write; ask for at least one face");
     }
     let t0 = std::time::Instant::now();
-    std::fs::create_dir_all(out_dir)
-        .with_context(|| format!("cannot create the output folder {}", out_dir.display()))?;
+    crate::fsutil::ensure_output_dir(out_dir, "--out")?;
     std::fs::write(out_dir.join("README.txt"), SYNTH_README)
         .with_context(|| format!("cannot write into {}", out_dir.display()))?;
     (0..count).into_par_iter().try_for_each(|i| -> Result<()> {
