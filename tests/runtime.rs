@@ -239,9 +239,9 @@ fn batches_too_large_for_the_adapter_are_refused_with_the_limit() {
     // the seed AE's largest tensor is its first layer's output (8x64x64, twice the input);
     // the seed VAE's is the input itself
     let ae = registry::model("ae").unwrap().largest_tensor().unwrap();
-    assert_eq!(ae, ([8, 64, 64], "encoder.0"));
+    assert_eq!(ae, ([8, 64, 64], Some("encoder.0")));
     let vae = registry::model("vae").unwrap().largest_tensor().unwrap();
-    assert_eq!(vae.0, [1, 128, 128]);
+    assert_eq!(vae, ([1, 128, 128], None));
 }
 
 /// A dispatch past the adapter's workgroup limit is an error when it is recorded, naming the

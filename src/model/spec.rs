@@ -165,12 +165,12 @@ impl ModelSpec {
     }
 
     /// The largest tensor a training or evaluation step binds whole, for one image: the input
-    /// or a layer's output (each output's gradient has its shape too), with the layer's name.
-    pub fn largest_tensor(&self) -> Result<([usize; 3], &'static str)> {
-        let mut best = (INPUT_DIMS, "the input batch");
+    /// (layer None) or a layer's output (each output's gradient has its shape too).
+    pub fn largest_tensor(&self) -> Result<([usize; 3], Option<&'static str>)> {
+        let mut best = (INPUT_DIMS, None);
         let mut consider = |d: [usize; 3], name: &'static str| {
             if d.iter().product::<usize>() > best.0.iter().product::<usize>() {
-                best = (d, name);
+                best = (d, Some(name));
             }
         };
         let mut d = INPUT_DIMS;
@@ -192,15 +192,15 @@ impl ModelSpec {
     /// Refuses a `--batch` too large for this model on `gpu` (see [`Gpu::check_batch`]).
     pub fn check_batch(&self, gpu: &Gpu, batch: usize) -> Result<()> {
         let (dims, layer) = self.largest_tensor()?;
-        let what = if layer.starts_with("the ") {
-            format!("{}'s largest tensor, {layer},", self.name)
-        } else {
-            format!(
-                "{}'s largest tensor, the output of layer {layer},",
-                self.name
-            )
+        let tensor = match layer {
+            None => "the input batch".to_string(),
+            Some(l) => format!("the output of layer {l}"),
         };
-        gpu.check_batch(batch, dims, &what)
+        gpu.check_batch(
+            batch,
+            dims,
+            &format!("{}'s largest tensor, {tensor},", self.name),
+        )
     }
 
     /// Dims after the encoder, the latent's dims, and the output dims; checks the chain fits
