@@ -812,6 +812,18 @@ fn data_report_describes_the_dataset_and_writes_a_grid() {
     let text = r.to_string();
     assert!(text.starts_with("NOTE: using SYNTHETIC faces"), "{text}");
     assert!(text.contains("train 21, val 3, test 6"), "{text}");
+
+    // a folder too small for the split is still described; the split line says why it fails
+    let r = data::data_report(&opts(&dir, None), SplitFractions::default(), 0, None).unwrap();
+    let text = r.to_string();
+    assert!(text.contains("faces: 3 (8 files looked at)"), "{text}");
+    assert!(
+        r.split.is_none()
+            && text.contains("split: cannot be made")
+            && text.contains("the val part would be empty"),
+        "{text}"
+    );
+    assert!(serde_json::to_value(&r).unwrap()["split_error"].is_string());
 }
 
 // ---- on the GPU: the batcher and the noise ----

@@ -177,7 +177,10 @@ pub struct DataReport {
     pub skipped_by_reason: BTreeMap<String, usize>,
     /// Everything skipped, sorted by name.
     pub skipped: Vec<Skipped>,
-    pub split: SplitInfo,
+    /// The split `train` would make; None where it cannot be made (`split_error` says why):
+    /// the rest of the report still describes the folder.
+    pub split: Option<SplitInfo>,
+    pub split_error: Option<String>,
     pub cache: CacheState,
     pub load_seconds: f64,
     pub notes: Vec<String>,
@@ -199,7 +202,10 @@ pub fn data_report(
     let mut opts = opts.clone();
     opts.verbose = false; // the report says it all
     let ds = load(&opts)?;
-    let split = Split::new(&ds, fractions, seed)?;
+    let (split, split_error) = match Split::new(&ds, fractions, seed) {
+        Ok(s) => (Some(s.info), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
     let (sum, sum2) = ds
         .pixels()
         .chunks(1 << 16)
@@ -258,7 +264,8 @@ pub fn data_report(
             .map(|(r, n)| (r.describe().to_string(), n))
             .collect(),
         skipped: ds.summary.skipped.clone(),
-        split: split.info,
+        split,
+        split_error,
         cache: ds.load.cache.clone(),
         load_seconds: ds.load.seconds,
         notes: ds.load.notes.clone(),
@@ -296,19 +303,25 @@ impl fmt::Display for DataReport {
                 writeln!(f, "{line}")?;
             }
         }
-        let s = &self.split;
-        writeln!(
-            f,
-            "split (--seed {} --split {},{},{}): train {}, val {}, test {} (names hash {})",
-            s.seed,
-            s.fractions[0],
-            s.fractions[1],
-            s.fractions[2],
-            s.counts[0],
-            s.counts[1],
-            s.counts[2],
-            &s.paths_hash[..16]
-        )?;
+        match (&self.split, &self.split_error) {
+            (Some(s), _) => writeln!(
+                f,
+                "split (--seed {} --split {},{},{}): train {}, val {}, test {} (names hash {})",
+                s.seed,
+                s.fractions[0],
+                s.fractions[1],
+                s.fractions[2],
+                s.counts[0],
+                s.counts[1],
+                s.counts[2],
+                &s.paths_hash[..16]
+            )?,
+            (None, e) => writeln!(
+                f,
+                "split: cannot be made, so train would refuse this folder with this --split: {}",
+                e.as_deref().unwrap_or("unknown reason")
+            )?,
+        }
         writeln!(
             f,
             "pixels: mean {:.4}, std {:.4} (in [0, 1])",
