@@ -430,6 +430,13 @@ pub fn train(
         }
         let params = Params::from_host(gpu, &spec, &ck.tensors)?;
         let optim = checkpoint::optim_path(&last);
+        if !optim.is_file() {
+            bail!(
+                "--resume {}: the optimizer state {} is missing, so the run cannot continue exactly (Adam's moments and the position are in it); restore that file, or start the run again without --resume",
+                opts.out.display(),
+                optim.display()
+            );
+        }
         let st = checkpoint::load_optim(&optim)?;
         // weights and optimizer state are two files: both must come from the same save
         checkpoint::check_pair(&last, &ck.meta, &optim, &st)?;

@@ -338,6 +338,22 @@ fn trains_on_a_folder_of_images() {
     )
     .unwrap();
     assert_eq!(r.epochs.len(), 2);
+    // without the optimizer state the run cannot continue exactly: refused, saying so
+    std::fs::remove_file(dir.path().join("last.optim.safetensors")).unwrap();
+    more.epochs = 3;
+    let e = train::train(
+        gpu(),
+        &more,
+        true,
+        &mut Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("last.optim.safetensors is missing") && e.contains("without --resume"),
+        "{e}"
+    );
 }
 
 /// A loss that stops being a number ends training with a message that says what happened and
