@@ -25,6 +25,17 @@ fn run(o: &TrainOptions) -> train::TrainSummary {
     common::train_quietly(o)
 }
 
+/// A quiet run, fresh or resumed, that may fail.
+fn attempt(o: &TrainOptions, resume: bool) -> anyhow::Result<train::TrainSummary> {
+    train::train(
+        gpu(),
+        o,
+        resume,
+        &mut Quiet,
+        Arc::new(AtomicBool::new(false)),
+    )
+}
+
 fn losses(h: &[EpochRecord]) -> Vec<(f64, f64)> {
     h.iter().map(|r| (r.train_loss, r.val_loss)).collect()
 }
@@ -87,13 +98,9 @@ fn ae_learns_and_writes_its_outputs() {
     assert_ne!(init.tensors, weights(&dir.path().join("last.safetensors")));
 
     // resuming for fewer epochs than are done is an error, not a silent no-op
-    let quiet = || Arc::new(AtomicBool::new(false));
     let mut fewer = o.clone();
     fewer.epochs = 3;
-    let e = format!(
-        "{:#}",
-        train::train(gpu(), &fewer, true, &mut Quiet, quiet()).unwrap_err()
-    );
+    let e = format!("{:#}", attempt(&fewer, true).unwrap_err());
     assert!(
         e.contains("--epochs 3") && e.contains("already done 4 epochs"),
         "{e}"
@@ -107,10 +114,7 @@ fn ae_learns_and_writes_its_outputs() {
     checkpoint::save_optim(&optim, &st).unwrap();
     let mut more = o.clone();
     more.epochs = 5;
-    let e = format!(
-        "{:#}",
-        train::train(gpu(), &more, true, &mut Quiet, quiet()).unwrap_err()
-    );
+    let e = format!("{:#}", attempt(&more, true).unwrap_err());
     assert!(
         e.contains("last.safetensors (epoch 4, 28 steps)")
             && e.contains("last.optim.safetensors (epoch 3, 21 steps)")
@@ -179,14 +183,7 @@ fn resume_after_interrupt_is_exact() {
         let part = train::train(gpu(), &ob, false, &mut p, flag).unwrap();
         assert!(part.interrupted);
         assert_eq!(part.epochs.len(), 1);
-        let rest = train::train(
-            gpu(),
-            &ob,
-            true,
-            &mut Quiet,
-            Arc::new(AtomicBool::new(false)),
-        )
-        .unwrap();
+        let rest = attempt(&ob, true).unwrap();
         assert_eq!(losses(&rest.epochs), losses(&full.epochs), "{model}");
         // --resume leaves the run's initial weights as they were
         assert_eq!(
@@ -237,49 +234,35 @@ fn every_model_and_regularizer_trains() {
 #[test]
 fn bad_options_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let quiet = || Arc::new(AtomicBool::new(false));
     let mut o = opts("ae", dir.path());
     o.model = "resnet".into();
-    let e = train::train(gpu(), &o, false, &mut Quiet, quiet())
-        .unwrap_err()
-        .to_string();
+    let e = attempt(&o, false).unwrap_err().to_string();
     assert!(e.contains("unknown model") && e.contains("ae, vae"), "{e}");
     let mut o = opts("ae", dir.path());
     o.batch = 1000;
-    let e = format!(
-        "{:#}",
-        train::train(gpu(), &o, false, &mut Quiet, quiet()).unwrap_err()
-    );
+    let e = format!("{:#}", attempt(&o, false).unwrap_err());
     assert!(e.contains("--batch"), "{e}");
     let mut o = opts("ae", dir.path());
     o.noise = Some(-0.1);
-    let e = train::train(gpu(), &o, false, &mut Quiet, quiet())
-        .unwrap_err()
-        .to_string();
+    let e = attempt(&o, false).unwrap_err().to_string();
     assert!(e.contains("--noise"), "{e}");
     let other = tempfile::tempdir().unwrap();
     let e = format!(
         "{:#}",
-        train::train(gpu(), &opts("ae", other.path()), true, &mut Quiet, quiet()).unwrap_err()
+        attempt(&opts("ae", other.path()), true).unwrap_err()
     );
     assert!(e.contains("--resume"), "{e}");
     // --patience 0 would stop after epoch 1 whatever the loss did
     let mut o = opts("ae", dir.path());
     o.patience = Some(0);
-    let e = format!(
-        "{:#}",
-        train::train(gpu(), &o, false, &mut Quiet, quiet()).unwrap_err()
-    );
+    let e = format!("{:#}", attempt(&o, false).unwrap_err());
     assert!(e.contains("--patience") && e.contains("N >= 1"), "{e}");
     // an --out that is a file, or lies under one, is named before any data is loaded
     let file = dir.path().join("afile");
     std::fs::write(&file, b"x").unwrap();
     for out in [file.clone(), file.join("run")] {
         let o = opts("ae", &out);
-        let e = format!(
-            "{:#}",
-            train::train(gpu(), &o, false, &mut Quiet, quiet()).unwrap_err()
-        );
+        let e = format!("{:#}", attempt(&o, false).unwrap_err());
         assert!(
             e.contains(&format!("--out {}", out.display()))
                 && e.contains(&format!(
@@ -329,27 +312,12 @@ fn trains_on_a_folder_of_images() {
     let mut more = o.clone();
     more.dataset = Some(faces.path().join("."));
     more.epochs = 2;
-    let r = train::train(
-        gpu(),
-        &more,
-        true,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap();
+    let r = attempt(&more, true).unwrap();
     assert_eq!(r.epochs.len(), 2);
     // without the optimizer state the run cannot continue exactly: refused, saying so
     std::fs::remove_file(dir.path().join("last.optim.safetensors")).unwrap();
     more.epochs = 3;
-    let e = train::train(
-        gpu(),
-        &more,
-        true,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = attempt(&more, true).unwrap_err().to_string();
     assert!(
         e.contains("last.optim.safetensors is missing") && e.contains("without --resume"),
         "{e}"
@@ -367,15 +335,7 @@ fn divergence_stops_with_a_clear_error() {
     o.lr = 1e30;
     o.epochs = 3;
     o.synthetic_count = 64;
-    let e = train::train(
-        gpu(),
-        &o,
-        false,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = attempt(&o, false).unwrap_err().to_string();
     assert!(e.contains("diverged") && e.contains("--lr"), "{e}");
     assert!(
         e.contains("in epoch 1")
@@ -391,15 +351,7 @@ fn divergence_stops_with_a_clear_error() {
     run(&o);
     o.epochs = 3;
     o.lr = 1e30;
-    let e = train::train(
-        gpu(),
-        &o,
-        true,
-        &mut Quiet,
-        Arc::new(AtomicBool::new(false)),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = attempt(&o, true).unwrap_err().to_string();
     let last = dir.path().join("last.safetensors");
     assert!(
         e.contains("in epoch 2")
