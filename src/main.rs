@@ -455,12 +455,32 @@ fn run_other(cmd: Cmd) -> anyhow::Result<()> {
     }
 }
 
+/// The largest `--batch` of each model on an adapter with these limits (`Gpu::check_batch`).
+fn largest_batches(r: &context::AdapterReport) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    let limit = r.max_storage_buffer_binding_size.min(r.max_buffer_size);
+    facegpu::model::registry::MODEL_NAMES
+        .iter()
+        .map(|&m| Ok((m, facegpu::model::registry::model(m)?.max_batch(limit)?)))
+        .collect()
+}
+
 fn info(json: bool, backend: BackendChoice) -> anyhow::Result<()> {
     let reports = context::adapter_reports();
     let chosen = Gpu::new(backend).map(|g| g.describe());
     if json {
+        let mut adapters = Vec::new();
+        for r in &reports {
+            let mut v = serde_json::to_value(r)?;
+            v["largest_batch"] = serde_json::Value::Object(
+                largest_batches(r)?
+                    .into_iter()
+                    .map(|(m, n)| (m.to_string(), n.into()))
+                    .collect(),
+            );
+            adapters.push(v);
+        }
         let v = serde_json::json!({
-            "adapters": reports,
+            "adapters": adapters,
             "chosen": chosen.as_ref().ok(),
             "error": chosen.as_ref().err().map(|e| e.to_string()),
         });
@@ -500,6 +520,11 @@ fn info(json: bool, backend: BackendChoice) -> anyhow::Result<()> {
             yes(r.subgroups),
             yes(r.shader_f16)
         );
+        let batches: Vec<String> = largest_batches(r)?
+            .into_iter()
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+        println!("  largest --batch: {}", batches.join(" | "));
     }
     println!("chosen with --backend {backend:?}: {}", chosen?);
     Ok(())

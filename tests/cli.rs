@@ -36,11 +36,25 @@ fn info_json_is_valid_json() {
         v["adapters"].as_array().is_some_and(|a| !a.is_empty()),
         "{v}"
     );
+    let a = &v["adapters"][0];
+    assert!(a["max_storage_buffer_binding_size"].as_u64().unwrap() > 0);
+    // the seed AE's largest tensor is 8x64x64 floats an image (its first layer's output)
+    let limit = a["max_storage_buffer_binding_size"]
+        .as_u64()
+        .unwrap()
+        .min(a["max_buffer_size"].as_u64().unwrap());
+    assert_eq!(
+        a["largest_batch"]["ae"].as_u64(),
+        Some(limit / (8 * 64 * 64 * 4)),
+        "{a}"
+    );
+    let (_, text, _) = facegpu(&["info"]);
     assert!(
-        v["adapters"][0]["max_storage_buffer_binding_size"]
-            .as_u64()
-            .unwrap()
-            > 0
+        text.contains(&format!(
+            "largest --batch: ae {}",
+            limit / (8 * 64 * 64 * 4)
+        )),
+        "{text}"
     );
 }
 

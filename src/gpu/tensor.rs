@@ -34,6 +34,12 @@ fn padded(bytes: u64) -> u64 {
     bytes.max(4).next_multiple_of(4)
 }
 
+/// The largest batch whose tensor of `per_image` = [c, h, w] floats for each image fits in
+/// `limit_bytes` (see [`Gpu::max_tensor_bytes`]).
+pub fn max_batch_within(limit_bytes: u64, per_image: [usize; 3]) -> u64 {
+    limit_bytes / (per_image.iter().product::<usize>() as u64 * 4).max(1)
+}
+
 impl Gpu {
     /// The most bytes one tensor may hold here: kernels bind every tensor whole, so it must fit
     /// one storage-buffer binding as well as one buffer.
@@ -49,7 +55,7 @@ impl Gpu {
     pub fn check_batch(&self, batch: usize, per_image: [usize; 3], what: &str) -> Result<()> {
         let limit = self.max_tensor_bytes();
         let image_bytes = per_image.iter().product::<usize>() as u64 * 4;
-        let max = limit / image_bytes.max(1);
+        let max = max_batch_within(limit, per_image);
         if (batch as u64) <= max {
             return Ok(());
         }

@@ -189,6 +189,15 @@ impl ModelSpec {
         Ok(best)
     }
 
+    /// The largest `--batch` whose largest tensor fits `limit_bytes` (one storage-buffer binding;
+    /// [`Gpu::max_tensor_bytes`]).
+    pub fn max_batch(&self, limit_bytes: u64) -> Result<u64> {
+        Ok(crate::gpu::tensor::max_batch_within(
+            limit_bytes,
+            self.largest_tensor()?.0,
+        ))
+    }
+
     /// Refuses a `--batch` too large for this model on `gpu` (see [`Gpu::check_batch`]).
     pub fn check_batch(&self, gpu: &Gpu, batch: usize) -> Result<()> {
         let (dims, layer) = self.largest_tensor()?;
