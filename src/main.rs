@@ -457,7 +457,8 @@ fn run_other(cmd: Cmd) -> anyhow::Result<()> {
 
 /// The largest `--batch` of each model on an adapter with these limits (`Gpu::check_batch`).
 fn largest_batches(r: &context::AdapterReport) -> anyhow::Result<Vec<(&'static str, u64)>> {
-    let limit = r.max_storage_buffer_binding_size.min(r.max_buffer_size);
+    let limit =
+        facegpu::gpu::tensor::tensor_limit(r.max_storage_buffer_binding_size, r.max_buffer_size);
     facegpu::model::registry::MODEL_NAMES
         .iter()
         .map(|&m| Ok((m, facegpu::model::registry::model(m)?.max_batch(limit)?)))

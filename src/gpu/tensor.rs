@@ -34,6 +34,12 @@ fn padded(bytes: u64) -> u64 {
     bytes.max(4).next_multiple_of(4)
 }
 
+/// The most bytes one tensor may hold on an adapter with these limits: kernels bind every
+/// tensor whole, so it must fit one storage-buffer binding as well as one buffer.
+pub fn tensor_limit(max_storage_buffer_binding_size: u64, max_buffer_size: u64) -> u64 {
+    max_storage_buffer_binding_size.min(max_buffer_size)
+}
+
 /// The largest batch whose tensor of `per_image` = [c, h, w] floats for each image fits in
 /// `limit_bytes` (see [`Gpu::max_tensor_bytes`]).
 pub fn max_batch_within(limit_bytes: u64, per_image: [usize; 3]) -> u64 {
@@ -41,12 +47,12 @@ pub fn max_batch_within(limit_bytes: u64, per_image: [usize; 3]) -> u64 {
 }
 
 impl Gpu {
-    /// The most bytes one tensor may hold here: kernels bind every tensor whole, so it must fit
-    /// one storage-buffer binding as well as one buffer.
+    /// The most bytes one tensor may hold here ([`tensor_limit`]).
     pub fn max_tensor_bytes(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        tensor_limit(
+            self.limits.max_storage_buffer_binding_size,
+            self.limits.max_buffer_size,
+        )
     }
 
     /// Refuses a `--batch` whose largest tensor, `per_image` = [c, h, w] for each image (`what`
