@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Where llvmpipe's JIT-compiled kernels spend their time, by machine instruction: run a facegpu
+command under `perf record` and `gdb`, dump the code llvmpipe generated just before the process
+exits, and attribute the samples to its functions (one per kernel variant, unnamed) and to
+kinds of instructions.
+
+    python3 tools/jit_profile.py -- target/release/facegpu bench kernels --filter "conv2d forward ae.enc1"
+    python3 tools/jit_profile.py --top 8 -- target/release/facegpu bench train --models ae --steps 100
+
+Why: on the software adapter nearly all of a step's time is in code LLVM generated at run time,
+which perf shows only as "[JIT]" addresses, and whose cost depends on how llvmpipe translated
+each WGSL construct (a texel load becomes a per-lane gather, a storage-buffer store a per-lane
+loop, accumulators that do not fit the 32 vector registers stack spills). This shows how much.
+
+Per function it prints its size, its share of the samples in JIT code, and how its samples split into:
+  arith    vector multiplies and adds (the work the FLOP counts count)
+  spill    vector moves to and from the stack (values that did not fit in registers)
+  gather   per-lane lane extracts, inserts and sign extends (texel loads, per-lane stores)
+  other    everything else (address arithmetic, masks, shuffles, branches, scalar stores)
+Samples land on the instruction after a stalled one about as often as on it (skid), so read
+the split as a rough picture, not per instruction.
+
+Needs Linux with perf, gdb and objdump (binutils) on PATH; runs as a user allowed to perf and
+ptrace its own processes (root, or kernel.perf_event_paranoid <= 1). Output files go to a temp
+folder (--keep prints it). Needs only Python 3.
+"""
+import argparse, collections, os, re, shutil, subprocess, sys, tempfile
+
+GDB_DUMP = r'''
+import gdb, os
+out = os.environ["JIT_PROFILE_OUT"]
+gdb.execute("set pagination off")
+# llvmpipe frees a kernel's code when its pipeline goes (and all of it before exit): dump every
+# anonymous executable mapping whenever one is about to be unmapped, and at exit
+gdb.execute("catch syscall munmap exit_group")
+gdb.execute("run")
+pid = gdb.selected_inferior().pid
+dumped = {}
+
+def exec_regions():
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            # anonymous executable mappings: the JIT's code ([vdso] and files have a name)
+            if len(parts) == 5 and "x" in parts[1]:
+                lo, hi = parts[0].split("-")
+                yield int(lo, 16), int(hi, 16)
+
+def dump(lo, hi):
+    gdb.execute(f"dump binary memory {os.path.join(out, f'{lo:x}.bin')} {lo:#x} {hi:#x}")
+    dumped[lo] = hi
+
+while gdb.selected_inferior().pid:
+    try:
+        nr = int(gdb.parse_and_eval("$orig_rax"))
+        entry = int(gdb.parse_and_eval("$rax")) == -38  # -ENOSYS: stopped on the way in
+    except gdb.error:
+        break
+    if entry and nr == 231:  # exit_group
+        for lo, hi in exec_regions():
+            dump(lo, hi)
+        break
+    if entry and nr == 11:  # munmap(addr, len)
+        a = int(gdb.parse_and_eval("$rdi")) & (2**64 - 1)
+        n = int(gdb.parse_and_eval("$rsi"))
+        for lo, hi in exec_regions():
+            if lo < a + n and a < hi:
+                dump(lo, hi)
+    gdb.execute("continue")
+with open(os.path.join(out, "pid"), "w") as f:
+    f.write(str(pid))
+with open(os.path.join(out, "regions"), "w") as f:
+    for lo, hi in sorted(dumped.items()):
+        f.write(f"{lo:x} {hi:x}\n")
+gdb.execute("kill")
+'''
+
+INSN = re.compile(r"\s*([0-9a-f]+):\t[0-9a-f ]+\t(.*)")
+GATHER_OPS = {"vpextrd", "vpinsrd", "vinserti128", "vextracti128", "vinsertf128", "vextractf128",
+              "vmovd", "movslq", "vpextrq", "vpinsrq", "vextractps", "vinsertps"}
+
+
+def kind(text):
+    op = text.split()[0]
+    if op.startswith("v") and "(%rsp" in text and ("mov" in op):
+        return "spill"
+    if op.startswith("v") and re.match(r"v(fn?m(add|sub)\w*|mul|add|sub)(ps|ss)$", op):
+        return "arith"
+    if op in GATHER_OPS:
+        return "gather"
+    return "other"
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        raise SystemExit(f"jit_profile: `{tool}` is not on PATH; install it (Debian/Ubuntu: apt-get install -y "
+                         f"{ {'perf': 'linux-perf', 'gdb': 'gdb', 'objdump': 'binutils'}[tool] })")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--freq", type=int, default=2000, help="samples per second (default 2000)")
+    ap.add_argument("--top", type=int, default=12, help="functions to list (default 12)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder (perf.data, code dumps)")
+    ap.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to profile")
+    a = ap.parse_args()
+    cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if not cmd:
+        ap.error("give the command to profile after --, e.g. -- target/release/facegpu bench train --models ae")
+    for t in ("perf", "gdb", "objdump"):
+        need(t)
+    out = tempfile.mkdtemp(prefix="jit_profile.")
+    script = os.path.join(out, "dump.py")
+    with open(script, "w") as f:
+        f.write(GDB_DUMP)
+    env = dict(os.environ, JIT_PROFILE_OUT=out)
+    data = os.path.join(out, "perf.data")
+    r = subprocess.run(["perf", "record", "-F", str(a.freq), "-o", data, "--",
+                        "gdb", "-q", "-batch", "-x", script, "--args", *cmd],
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not os.path.exists(os.path.join(out, "regions")):
+        raise SystemExit(f"jit_profile: the command did not reach its exit under gdb (perf said: "
+                         f"{r.stderr.strip()[-400:]}); check that it runs on its own, and that perf and "
+                         f"ptrace are allowed (kernel.perf_event_paranoid, kernel.yama.ptrace_scope)")
+    pid = open(os.path.join(out, "pid")).read().strip()
+    regions = [tuple(int(x, 16) for x in l.split()) for l in open(os.path.join(out, "regions"))]
+
+    # every sample of the profiled process: (address, where)
+    s = subprocess.run(["perf", "script", "-i", data, "--pid", pid, "-F", "ip,dso"],
+                       capture_output=True, text=True).stdout
+    ips = collections.Counter()
+    where = collections.Counter()
+    for line in s.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) < 2:
+            continue
+        ip = int(parts[0], 16)
+        if any(lo <= ip < hi for lo, hi in regions):
+            ips[ip] += 1
+            where["JIT code (the kernels)"] += 1
+        else:
+            where[os.path.basename(parts[1].strip("()")) or "?"] += 1
+    total = sum(where.values())
+    if total == 0:
+        raise SystemExit("jit_profile: perf recorded no samples of the command")
+
+    # the JIT's instructions, cut into functions at each ret; code mapped again at an address
+    # already seen (a region unmapped and reused) is counted once, from its first dump
+    funcs = []  # [start, end, instructions, samples, Counter(kind -> samples), Counter(kind -> static)]
+    seen = set()
+    for lo, hi in regions:
+        asm = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", f"--adjust-vma={lo:#x}",
+                              os.path.join(out, f"{lo:x}.bin")], capture_output=True, text=True).stdout
+        cur = None
+        for line in asm.splitlines():
+            m = INSN.match(line)
+            if not m:
+                continue
+            addr, text = int(m.group(1), 16), m.group(2).strip()
+            if addr in seen:
+                continue
+            seen.add(addr)
+            if cur is None:
+                cur = [addr, addr, 0, 0, collections.Counter(), collections.Counter()]
+            k = kind(text)
+            n = ips.get(addr, 0)
+            cur[1] = addr
+            cur[2] += 1
+            cur[3] += n
+            cur[4][k] += n
+            cur[5][k] += 1
+            if text.startswith("ret"):
+                funcs.append(cur)
+                cur = None
+        if cur is not None:
+            funcs.append(cur)
+
+    print(f"{' '.join(cmd)}\n{total} samples at {a.freq}/s")
+    for w, n in where.most_common(6):
+        print(f"  {100 * n / total:5.1f}%  {w}")
+    kinds = ["arith", "spill", "gather", "other"]
+    jit = sum(f[3] for f in funcs) or 1
+    tot = collections.Counter()
+    for f in funcs:
+        tot.update(f[4])
+    print("JIT samples by kind: " + ", ".join(f"{k} {100 * tot[k] / jit:.0f}%" for k in kinds))
+    print(f"\n| function | code KB | instructions | share of JIT samples | {' | '.join(kinds)} |")
+    print("|---|---:|---:|---:|" + "---:|" * len(kinds))
+    for f in sorted(funcs, key=lambda f: -f[3])[: a.top]:
+        if f[3] == 0:
+            break
+        split = " | ".join(f"{100 * f[4][k] / f[3]:.0f}%" for k in kinds)
+        print(f"| {f[0]:#x} | {(f[1] - f[0]) / 1024:.0f} | {f[2]} | {100 * f[3] / jit:.1f}% | {split} |")
+    if a.keep:
+        print(f"\nkept: {out}")
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
