@@ -18,7 +18,9 @@ Per function it prints its size, its share of the samples in JIT code, and how i
   gather   per-lane lane extracts, inserts and sign extends (texel loads, per-lane stores)
   other    everything else (address arithmetic, masks, shuffles, branches, scalar stores)
 Samples land on the instruction after a stalled one about as often as on it (skid), so read
-the split as a rough picture, not per instruction.
+the split as a rough picture, not per instruction. The command runs slower under the profiler
+(gdb stops it at every munmap; a kernel `bench kernels` timed at 4.7 ms read 9.0 under it), so
+quote its own timings from a run without the profiler.
 
 Needs Linux with perf, gdb and objdump (binutils) on PATH; runs as a user allowed to perf and
 ptrace its own processes (root, or kernel.perf_event_paranoid <= 1). Output files go to a temp
@@ -30,10 +32,12 @@ GDB_DUMP = r'''
 import gdb, os
 out = os.environ["JIT_PROFILE_OUT"]
 gdb.execute("set pagination off")
+gdb.execute("set print thread-events off")
+gdb.execute("set print inferior-events off")
 # llvmpipe frees a kernel's code when its pipeline goes (and all of it before exit): dump every
 # anonymous executable mapping whenever one is about to be unmapped, and at exit
-gdb.execute("catch syscall munmap exit_group")
-gdb.execute("run")
+gdb.execute("catch syscall munmap exit_group", to_string=True)
+gdb.execute("run", to_string=True)
 pid = gdb.selected_inferior().pid
 dumped = {}
 
@@ -56,9 +60,11 @@ while gdb.selected_inferior().pid:
         entry = int(gdb.parse_and_eval("$rax")) == -38  # -ENOSYS: stopped on the way in
     except gdb.error:
         break
-    if entry and nr == 231:  # exit_group
+    if entry and nr == 231:  # exit_group(status)
         for lo, hi in exec_regions():
             dump(lo, hi)
+        with open(os.path.join(out, "status"), "w") as f:
+            f.write(str(int(gdb.parse_and_eval("$rdi"))))
         break
     if entry and nr == 11:  # munmap(addr, len)
         a = int(gdb.parse_and_eval("$rdi")) & (2**64 - 1)
@@ -66,13 +72,13 @@ while gdb.selected_inferior().pid:
         for lo, hi in exec_regions():
             if lo < a + n and a < hi:
                 dump(lo, hi)
-    gdb.execute("continue")
+    gdb.execute("continue", to_string=True)
 with open(os.path.join(out, "pid"), "w") as f:
     f.write(str(pid))
 with open(os.path.join(out, "regions"), "w") as f:
     for lo, hi in sorted(dumped.items()):
         f.write(f"{lo:x} {hi:x}\n")
-gdb.execute("kill")
+gdb.execute("kill", to_string=True)
 '''
 
 INSN = re.compile(r"\s*([0-9a-f]+):\t[0-9a-f ]+\t(.*)")
@@ -110,19 +116,38 @@ def main():
         ap.error("give the command to profile after --, e.g. -- target/release/facegpu bench train --models ae")
     for t in ("perf", "gdb", "objdump"):
         need(t)
+    if shutil.which(cmd[0]) is None:
+        raise SystemExit(f"jit_profile: cannot run {cmd[0]!r}: no such program; give a facegpu build's path "
+                         f"(cargo build --release: target/release/facegpu)")
     out = tempfile.mkdtemp(prefix="jit_profile.")
+    try:
+        profile(a, cmd, out)
+    finally:
+        if a.keep:
+            print(f"\nkept: {out}")
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def profile(a, cmd, out):
     script = os.path.join(out, "dump.py")
     with open(script, "w") as f:
         f.write(GDB_DUMP)
     env = dict(os.environ, JIT_PROFILE_OUT=out)
     data = os.path.join(out, "perf.data")
-    r = subprocess.run(["perf", "record", "-F", str(a.freq), "-o", data, "--",
-                        "gdb", "-q", "-batch", "-x", script, "--args", *cmd],
-                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the command's own output passes through (gdb's is dropped)
+    subprocess.run(["perf", "record", "-q", "-F", str(a.freq), "-o", data, "--",
+                    "gdb", "-q", "-batch", "-iex", "set logging file /dev/null", "-iex", "set logging redirect on",
+                    "-iex", "set logging enabled on", "-x", script, "--args", *cmd], env=env)
     if not os.path.exists(os.path.join(out, "regions")):
-        raise SystemExit(f"jit_profile: the command did not reach its exit under gdb (perf said: "
-                         f"{r.stderr.strip()[-400:]}); check that it runs on its own, and that perf and "
-                         f"ptrace are allowed (kernel.perf_event_paranoid, kernel.yama.ptrace_scope)")
+        raise SystemExit("jit_profile: the command did not reach its exit under gdb; check that it runs on "
+                         "its own, and that perf and ptrace are allowed (kernel.perf_event_paranoid, "
+                         "kernel.yama.ptrace_scope)")
+    path = os.path.join(out, "status")
+    status = open(path).read().strip() if os.path.exists(path) else "unknown (it did not exit by itself)"
+    if status != "0":
+        raise SystemExit(f"jit_profile: the command exited with status {status} (its messages are above); "
+                         f"profile a command that succeeds")
     pid = open(os.path.join(out, "pid")).read().strip()
     regions = [tuple(int(x, 16) for x in l.split()) for l in open(os.path.join(out, "regions"))]
 
@@ -192,10 +217,6 @@ def main():
             break
         split = " | ".join(f"{100 * f[4][k] / f[3]:.0f}%" for k in kinds)
         print(f"| {f[0]:#x} | {(f[1] - f[0]) / 1024:.0f} | {f[2]} | {100 * f[3] / jit:.1f}% | {split} |")
-    if a.keep:
-        print(f"\nkept: {out}")
-    else:
-        shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":
