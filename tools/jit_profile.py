@@ -170,9 +170,10 @@ def profile(a, cmd, out):
     if total == 0:
         raise SystemExit("jit_profile: perf recorded no samples of the command")
 
-    # the JIT's instructions, cut into functions at each ret; code mapped again at an address
-    # already seen (a region unmapped and reused) is counted once, from its first dump
-    funcs = []  # [start, end, instructions, samples, Counter(kind -> samples), Counter(kind -> static)]
+    # the JIT's instructions, cut into functions at each ret. A region's dump holds the last code
+    # it held; an address that two dumps cover (memory unmapped and mapped again) is read once,
+    # from the dump that starts lower
+    funcs = []  # [start, end, instructions, samples, Counter(kind -> samples)]
     seen = set()
     for lo, hi in regions:
         asm = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", f"--adjust-vma={lo:#x}",
@@ -187,14 +188,13 @@ def profile(a, cmd, out):
                 continue
             seen.add(addr)
             if cur is None:
-                cur = [addr, addr, 0, 0, collections.Counter(), collections.Counter()]
+                cur = [addr, addr, 0, 0, collections.Counter()]
             k = kind(text)
             n = ips.get(addr, 0)
             cur[1] = addr
             cur[2] += 1
             cur[3] += n
             cur[4][k] += n
-            cur[5][k] += 1
             if text.startswith("ret"):
                 funcs.append(cur)
                 cur = None
