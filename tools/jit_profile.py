@@ -35,11 +35,11 @@ gdb.execute("set pagination off")
 gdb.execute("set print thread-events off")
 gdb.execute("set print inferior-events off")
 # llvmpipe frees a kernel's code when its pipeline goes (and all of it before exit): dump every
-# anonymous executable mapping whenever one is about to be unmapped, and at exit
-gdb.execute("catch syscall munmap exit_group", to_string=True)
+# anonymous executable mapping whenever one is about to be unmapped or made writable, and at exit
+gdb.execute("catch syscall munmap mprotect exit_group", to_string=True)
 gdb.execute("run", to_string=True)
 pid = gdb.selected_inferior().pid
-dumped = {}
+dumps = []  # (start, end, file), in the order taken
 
 def exec_regions():
     with open(f"/proc/{pid}/maps") as f:
@@ -51,8 +51,9 @@ def exec_regions():
                 yield int(lo, 16), int(hi, 16)
 
 def dump(lo, hi):
-    gdb.execute(f"dump binary memory {os.path.join(out, f'{lo:x}.bin')} {lo:#x} {hi:#x}")
-    dumped[lo] = hi
+    path = os.path.join(out, f"{len(dumps)}.bin")
+    gdb.execute(f"dump binary memory {path} {lo:#x} {hi:#x}")
+    dumps.append((lo, hi, path))
 
 while gdb.selected_inferior().pid:
     try:
@@ -66,7 +67,7 @@ while gdb.selected_inferior().pid:
         with open(os.path.join(out, "status"), "w") as f:
             f.write(str(int(gdb.parse_and_eval("$rdi"))))
         break
-    if entry and nr == 11:  # munmap(addr, len)
+    if entry and nr in (10, 11):  # mprotect(addr, len, prot), munmap(addr, len)
         a = int(gdb.parse_and_eval("$rdi")) & (2**64 - 1)
         n = int(gdb.parse_and_eval("$rsi"))
         for lo, hi in exec_regions():
@@ -76,8 +77,8 @@ while gdb.selected_inferior().pid:
 with open(os.path.join(out, "pid"), "w") as f:
     f.write(str(pid))
 with open(os.path.join(out, "regions"), "w") as f:
-    for lo, hi in sorted(dumped.items()):
-        f.write(f"{lo:x} {hi:x}\n")
+    for lo, hi, path in dumps:
+        f.write(f"{lo:x} {hi:x} {path}\n")
 gdb.execute("kill", to_string=True)
 '''
 
@@ -149,7 +150,9 @@ def profile(a, cmd, out):
         raise SystemExit(f"jit_profile: the command exited with status {status} (its messages are above); "
                          f"profile a command that succeeds")
     pid = open(os.path.join(out, "pid")).read().strip()
-    regions = [tuple(int(x, 16) for x in l.split()) for l in open(os.path.join(out, "regions"))]
+    dumps = [(int(lo, 16), int(hi, 16), path)
+             for lo, hi, path in (l.split() for l in open(os.path.join(out, "regions")))]
+    regions = [(lo, hi) for lo, hi, _ in dumps]
 
     # every sample of the profiled process: (address, where)
     s = subprocess.run(["perf", "script", "-i", data, "--pid", pid, "-F", "ip,dso"],
@@ -165,19 +168,21 @@ def profile(a, cmd, out):
             ips[ip] += 1
             where["JIT code (the kernels)"] += 1
         else:
-            where[os.path.basename(parts[1].strip("()")) or "?"] += 1
+            name = os.path.basename(parts[1].strip("()")) or "?"
+            if name.startswith("perf-") and name.endswith(".map"):
+                name = "JIT code freed before it could be dumped (not in the table)"
+            where[name] += 1
     total = sum(where.values())
     if total == 0:
         raise SystemExit("jit_profile: perf recorded no samples of the command")
 
-    # the JIT's instructions, cut into functions at each ret. A region's dump holds the last code
-    # it held; an address that two dumps cover (memory unmapped and mapped again) is read once,
-    # from the dump that starts lower
+    # the JIT's instructions, cut into functions at each ret. An address that several dumps hold
+    # (memory freed and mapped again) is read once, from the latest dump
     funcs = []  # [start, end, instructions, samples, Counter(kind -> samples)]
     seen = set()
-    for lo, hi in regions:
-        asm = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", f"--adjust-vma={lo:#x}",
-                              os.path.join(out, f"{lo:x}.bin")], capture_output=True, text=True).stdout
+    for lo, hi, path in reversed(dumps):
+        asm = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", f"--adjust-vma={lo:#x}", path],
+                             capture_output=True, text=True).stdout
         cur = None
         for line in asm.splitlines():
             m = INSN.match(line)
