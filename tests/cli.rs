@@ -84,9 +84,28 @@ fn bad_wgpu_backend_env_is_explained() {
     assert!(err.contains("WGPU_BACKEND"), "{err}");
 }
 
+/// `--backend cpu` picks the software adapter where one is installed, and where none is (a GPU
+/// machine without lavapipe, seen on an NVIDIA H200) says so and how to get one, exit code 1.
 #[test]
 fn cpu_backend_picks_a_software_adapter() {
+    let (code, out, err) = facegpu(&["info", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let has_software = all["adapters"]
+        .as_array()
+        .expect("adapters list")
+        .iter()
+        .any(|a| a["device_type"] == "Cpu");
     let (code, out, err) = facegpu(&["info", "--backend", "cpu", "--json"]);
+    if !has_software {
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            err.contains("no software adapter") && err.contains("mesa-vulkan-drivers"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        return;
+    }
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let chosen = v["chosen"].as_str().unwrap_or_default().to_lowercase();
