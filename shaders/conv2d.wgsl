@@ -187,6 +187,38 @@ fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     wgrad_put(i, (s.x + s.y) + (s.z + s.w));
 }
 
+// wgrad_reduce_groups: the first of two levels where one level would be a long serial loop (a
+// GPU's weight gradient writes tens of thousands of partials; each wgrad_reduce lane would add
+// them all up alone). Lane j = g * stride + i sums partials g * GROUP .. (g + 1) * GROUP of
+// value i in chunk order into rsum[g][i]; wgrad_reduce then sums the groups in order. Fixed
+// order, no atomics: the same numbers every run.
+override GROUP: u32 = 64u;
+@group(0) @binding(2) var<storage, read_write> rsum: array<f32>;
+
+@compute @workgroup_size(64)
+fn wgrad_reduce_groups(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = linear_index(gid, nwg, WG);
+    let groups = (p.chunks + GROUP - 1u) / GROUP;
+    if (j >= groups * p.stride_part) { return; }
+    let g = j / p.stride_part;
+    let i = j % p.stride_part;
+    let end = min(g * GROUP + GROUP, p.chunks);
+    var s = vec4<f32>(0.0);
+    var c = g * GROUP;
+    for (; c + 4u <= end; c += 4u) {
+        s += vec4<f32>(
+            rpart[c * p.stride_part + i],
+            rpart[(c + 1u) * p.stride_part + i],
+            rpart[(c + 2u) * p.stride_part + i],
+            rpart[(c + 3u) * p.stride_part + i],
+        );
+    }
+    for (; c < end; c++) {
+        s.x += rpart[c * p.stride_part + i];
+    }
+    rsum[j] = (s.x + s.y) + (s.z + s.w);
+}
+
 // wgrad_reduce reading a flat texture copy of the partials (flat_texture.wgsl; value j is
 // component j % 4 of texel j / 4), for CPU adapters. Same additions in the same order.
 //!include flat_texture

@@ -716,3 +716,55 @@ fn products_in_chunks_match_reference() {
     let g = check_backward(&c, Activation::None, 402);
     check_fd(&c, Activation::None, &g, 1402);
 }
+
+/// The weight gradients' partial sums reduced in one level and in two (groups of G partials,
+/// then the groups: what GPUs run for long partial lists), against the float64 sum. Chunk
+/// counts that are and are not multiples of G, and a G of 1 (every partial its own group).
+#[test]
+fn partials_reduce_in_one_or_two_levels() {
+    let (n_w, n_b) = (75, 5);
+    let stride = n_w + n_b;
+    for (chunks, groups) in [
+        (1000, vec![None, Some(64), Some(7)]),
+        (128, vec![Some(64), Some(1)]),
+    ] {
+        let mut rng = Rng::new(chunks as u64);
+        let part = rng.vec(chunks * stride, -1.0, 1.0);
+        let part_t = upload(&part, &[chunks * stride]);
+        let part = to_f64(&to_f32(&part));
+        let want: Vec<f64> = (0..stride)
+            .map(|i| (0..chunks).map(|c| part[c * stride + i]).sum())
+            .collect();
+        let bound: Vec<f64> = (0..stride)
+            .map(|i| (0..chunks).map(|c| part[c * stride + i].abs()).sum())
+            .collect();
+        for group in groups {
+            let dw = poisoned(&[n_w]);
+            let db = poisoned(&[n_b]);
+            let mut rec = gpu().record();
+            conv2d::reduce_partials_in_groups(
+                &mut rec,
+                &part_t.buf,
+                chunks,
+                group,
+                n_w,
+                n_b,
+                &dw,
+                &db,
+            )
+            .unwrap();
+            rec.run().unwrap();
+            let got: Vec<f64> = read(&dw).into_iter().chain(read(&db)).collect();
+            for i in 0..stride {
+                let err = (got[i] - want[i]).abs();
+                assert!(
+                    err <= REL * bound[i],
+                    "chunks {chunks}, group {group:?}, value {i}: got {}, want {} (bound {})",
+                    got[i],
+                    want[i],
+                    REL * bound[i]
+                );
+            }
+        }
+    }
+}
