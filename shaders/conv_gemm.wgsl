@@ -1,5 +1,6 @@
-// Convolutions as matrix products (im2col / col2im), for layers with many channels on software
-// adapters: the linear kernels (linear_cpu.wgsl) do the arithmetic at matmul speed, and these
+// Convolutions as matrix products (im2col / col2im), for layers with many channels: the linear
+// kernels (linear_cpu.wgsl on software adapters, linear.wgsl's tiled ones on GPUs) do the
+// arithmetic at matmul speed, and these
 // kernels only move values between NCHW tensors and the products' row-major matrices.
 // Geometry is always a conv's: input [n, c, h, w] -> output planes ho x wo, KH x KW taps,
 // stride S, padding P; a transposed conv uses the conv it is the adjoint of.

@@ -1,4 +1,5 @@
-//! Convolutions as matrix products, for layers with many channels on software adapters.
+//! Convolutions as matrix products, for layers with many channels (on software adapters and on
+//! GPUs, where the products are the tiled linear kernels).
 //!
 //! The direct conv kernels keep one output block per invocation; with 16 or 32 channels their
 //! accumulators and tap loops no longer fit lavapipe's registers and they fall to ~0.2 GFLOP/s.
@@ -60,11 +61,11 @@ pub fn set_col_limit(bytes: usize) {
 }
 
 /// Whether a conv (conv view `g`: input side `in`, output side `out`) goes through products:
-/// software adapters with the linear CPU kernels, and enough channels on both sides of the
-/// product that it beats the direct kernels (measured: 16->32 3x3 was ~30x faster this way).
+/// GPUs and software adapters with the linear CPU kernels, and enough channels on both sides of
+/// the product that it beats the direct kernels (measured on lavapipe: 16->32 3x3 was ~30x
+/// faster this way; on an NVIDIA H200, `ae-wide` trained 2.1x and `conv-vae` 2.3x faster).
 pub(crate) fn fits(gpu: &Gpu, g: &Geom) -> bool {
-    gpu.is_cpu()
-        && linear::cpu_supported(gpu)
+    (!gpu.is_cpu() || linear::cpu_supported(gpu))
         && g.c_in.max(g.c_out) >= 16
         && g.c_in * g.kh * g.kw >= 9
         && g.c_out >= 4
