@@ -166,14 +166,12 @@ fn wgrad_put(i: u32, total: f32) {
     }
 }
 
-@compute @workgroup_size(64)
-fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg, WG);
-    if (i >= p.stride_part) { return; }
-    // four independent partial sums, combined in a fixed order, shorten the dependency chain
+// sum of value i over partials first .. end, in order: four independent running sums,
+// combined in a fixed order, shorten the dependency chain
+fn sum_partials(first: u32, end: u32, i: u32) -> f32 {
     var s = vec4<f32>(0.0);
-    var c = 0u;
-    for (; c + 4u <= p.chunks; c += 4u) {
+    var c = first;
+    for (; c + 4u <= end; c += 4u) {
         s += vec4<f32>(
             rpart[c * p.stride_part + i],
             rpart[(c + 1u) * p.stride_part + i],
@@ -181,10 +179,17 @@ fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             rpart[(c + 3u) * p.stride_part + i],
         );
     }
-    for (; c < p.chunks; c++) {
+    for (; c < end; c++) {
         s.x += rpart[c * p.stride_part + i];
     }
-    wgrad_put(i, (s.x + s.y) + (s.z + s.w));
+    return (s.x + s.y) + (s.z + s.w);
+}
+
+@compute @workgroup_size(64)
+fn wgrad_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_index(gid, nwg, WG);
+    if (i >= p.stride_part) { return; }
+    wgrad_put(i, sum_partials(0u, p.chunks, i));
 }
 
 // wgrad_reduce_groups: the first of two levels where one level would be a long serial loop (a
@@ -202,21 +207,7 @@ fn wgrad_reduce_groups(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     if (j >= groups * p.stride_part) { return; }
     let g = j / p.stride_part;
     let i = j % p.stride_part;
-    let end = min(g * GROUP + GROUP, p.chunks);
-    var s = vec4<f32>(0.0);
-    var c = g * GROUP;
-    for (; c + 4u <= end; c += 4u) {
-        s += vec4<f32>(
-            rpart[c * p.stride_part + i],
-            rpart[(c + 1u) * p.stride_part + i],
-            rpart[(c + 2u) * p.stride_part + i],
-            rpart[(c + 3u) * p.stride_part + i],
-        );
-    }
-    for (; c < end; c++) {
-        s.x += rpart[c * p.stride_part + i];
-    }
-    rsum[j] = (s.x + s.y) + (s.z + s.w);
+    rsum[j] = sum_partials(g * GROUP, min(g * GROUP + GROUP, p.chunks), i);
 }
 
 // wgrad_reduce reading a flat texture copy of the partials (flat_texture.wgsl; value j is

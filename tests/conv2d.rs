@@ -719,7 +719,9 @@ fn products_in_chunks_match_reference() {
 
 /// The weight gradients' partial sums reduced in one level and in two (groups of G partials,
 /// then the groups: what GPUs run for long partial lists), against the float64 sum. Chunk
-/// counts that are and are not multiples of G, and a G of 1 (every partial its own group).
+/// counts that are and are not multiples of G, and a G of 1 (every partial its own group);
+/// the last level reading the partials from buffers (GPUs) and, where the adapter uses them,
+/// from textures.
 #[test]
 fn partials_reduce_in_one_or_two_levels() {
     let (n_w, n_b) = (75, 5);
@@ -738,28 +740,31 @@ fn partials_reduce_in_one_or_two_levels() {
         let bound: Vec<f64> = (0..stride)
             .map(|i| (0..chunks).map(|c| part[c * stride + i].abs()).sum())
             .collect();
-        for group in groups {
+        for (group, textures) in groups.into_iter().flat_map(|g| [(g, false), (g, true)]) {
             let dw = poisoned(&[n_w]);
             let db = poisoned(&[n_b]);
-            let mut rec = gpu().record();
-            conv2d::reduce_partials_in_groups(
-                &mut rec,
-                &part_t.buf,
-                chunks,
-                group,
-                n_w,
-                n_b,
-                &dw,
-                &db,
-            )
-            .unwrap();
-            rec.run().unwrap();
+            facegpu::gpu::with_texture_reads(textures, || {
+                let mut rec = gpu().record();
+                conv2d::reduce_partials_in_groups(
+                    &mut rec,
+                    &part_t.buf,
+                    chunks,
+                    group,
+                    n_w,
+                    n_b,
+                    &dw,
+                    &db,
+                )
+                .unwrap();
+                rec.run().unwrap();
+            });
             let got: Vec<f64> = read(&dw).into_iter().chain(read(&db)).collect();
             for i in 0..stride {
                 let err = (got[i] - want[i]).abs();
                 assert!(
                     err <= REL * bound[i],
-                    "chunks {chunks}, group {group:?}, value {i}: got {}, want {} (bound {})",
+                    "chunks {chunks}, group {group:?}, textures {textures}, value {i}: got {}, \
+                     want {} (bound {})",
                     got[i],
                     want[i],
                     REL * bound[i]

@@ -839,32 +839,7 @@ pub fn reduce_partials_in_groups(
     db: &Tensor,
 ) -> Result<()> {
     let stride = n_w + n_b;
-    if let Some(g) = group.filter(|&g| g >= 1 && chunks > g) {
-        let groups = chunks.div_ceil(g);
-        let sums = rec.gpu.storage((groups * stride * 4) as u64);
-        let p = Params {
-            batch: 0,
-            c_in: 0,
-            h_in: 0,
-            w_in: 0,
-            c_out: n_b as u32,
-            h_out: 0,
-            w_out: 0,
-            chunks: chunks as u32,
-            stride_part: stride as u32,
-            co_off: 0,
-            _pad: [0; 2],
-        };
-        rec.dispatch_with(
-            "conv2d",
-            "wgrad_reduce_groups",
-            &[("GROUP", g as f64)],
-            &p,
-            &[part.into(), (&sums).into()],
-            grid_1d((groups * stride) as u64, WG as u32),
-        )?;
-        return reduce_partials_in_groups(rec, &sums, groups, None, n_w, n_b, dw, db);
-    }
+    // chunks partials of stride values, n_b of them biases
     let p = Params {
         batch: 0,
         c_in: 0,
@@ -878,6 +853,19 @@ pub fn reduce_partials_in_groups(
         co_off: 0,
         _pad: [0; 2],
     };
+    if let Some(g) = group.filter(|&g| g >= 1 && chunks > g) {
+        let groups = chunks.div_ceil(g);
+        let sums = rec.gpu.storage((groups * stride * 4) as u64);
+        rec.dispatch_with(
+            "conv2d",
+            "wgrad_reduce_groups",
+            &[("GROUP", g as f64)],
+            &p,
+            &[part.into(), (&sums).into()],
+            grid_1d((groups * stride) as u64, WG as u32),
+        )?;
+        return reduce_partials_in_groups(rec, &sums, groups, None, n_w, n_b, dw, db);
+    }
     let len = stride * chunks;
     let src: Bind = if rec.texture_reads() && rec.gpu.flat_texture_fits(len) {
         (&rec.flat_texture(part, len)).into()
