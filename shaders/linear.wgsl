@@ -5,13 +5,14 @@
 //   tiled_bw   dW = g^T x, db:       S = g [k][m] (k=batch), P = x [k][n]
 // with g = dy * act'(y) formed while loading. 64x64 output tiles staged through workgroup
 // memory in steps of 16 k, 16x16 threads with 4x4 outputs each (rows ly + 16r, columns
-// lx + 16c, so that neighbouring threads read neighbouring words). The 4x4 block is four named
-// vec4 accumulators updated inline: written as an array behind a pointer into a helper
-// function, the same kernels ran 27-30x slower on an NVIDIA H200 (Vulkan; 331 against 9,000+
-// GFLOP/s). The tiles' rows are padded to 65 words, so that the loaders' transposing stores
-// (k fastest in memory, row fastest in the tile) do not hit one memory bank 16 times. wid.z is the K chunk: with
+// lx + 16c, so that neighbouring threads read neighbouring words). wid.z is the K chunk: with
 // p.split != 0 each chunk writes raw partial sums to out[chunk][m][n] and splitk_reduce adds
 // them in chunk order (deterministic, no atomics), then the bias and activation.
+// The 4x4 block is four named vec4 accumulators, updated inline in each kernel (the same
+// seven lines three times, on purpose): written as an array behind a pointer into a helper
+// function, the same kernels ran 27-30x slower on an NVIDIA H200 (Vulkan; 331 against 9,000+
+// GFLOP/s). The tiles' rows are padded to 65 words, so that the loaders' transposing stores
+// (k fastest in memory, row fastest in the tile) do not hit one memory bank 16 times.
 //!include common
 
 struct Params { m: u32, n: u32, k: u32, kc: u32, split: u32, _p0: u32, _p1: u32, _p2: u32 }
