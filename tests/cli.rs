@@ -43,17 +43,11 @@ fn info_json_is_valid_json() {
         .as_u64()
         .unwrap()
         .min(a["max_buffer_size"].as_u64().unwrap());
-    assert_eq!(
-        a["largest_batch"]["ae"].as_u64(),
-        Some(limit / (8 * 64 * 64 * 4)),
-        "{a}"
-    );
+    let ae_max = limit / (8 * 64 * 64 * 4);
+    assert_eq!(a["largest_batch"]["ae"].as_u64(), Some(ae_max), "{a}");
     let (_, text, _) = facegpu(&["info"]);
     assert!(
-        text.contains(&format!(
-            "largest --batch: ae {}",
-            limit / (8 * 64 * 64 * 4)
-        )),
+        text.contains(&format!("largest --batch: ae {ae_max}")),
         "{text}"
     );
 }
