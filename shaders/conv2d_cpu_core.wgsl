@@ -516,11 +516,21 @@ struct Row2q {
 fn in_row2q(rbase: u32, g: u32, ok: bool) -> Row2q {
     let z = vec4<f32>(0.0);
     let i = rbase + 4u * g;
-    let u0 = select(z, u_in(i), ok);
-    let v0 = select(z, u_in(i + 1u), ok);
-    let u1 = select(z, u_in(i + 2u), ok);
-    let v1 = select(z, u_in(i + 3u), ok);
-    let pw = select(0.0, u_in(max(i, 1u) - 1u).w, ok && g > 0u);
+    // the batch read from the faces' store (faces.wgsl): the 4 vec4s are one texel there
+    var f = Face16(z, z, z, z);
+    var pw = 0.0;
+    if (FACES0 && !GRAD_IN) {
+        f = face16(i);
+        pw = face_last(max(i, 1u) - 1u);
+    } else {
+        f = Face16(u_in(i), u_in(i + 1u), u_in(i + 2u), u_in(i + 3u));
+        pw = u_in(max(i, 1u) - 1u).w;
+    }
+    let u0 = select(z, f.a, ok);
+    let v0 = select(z, f.b, ok);
+    let u1 = select(z, f.c, ok);
+    let v1 = select(z, f.d, ok);
+    pw = select(0.0, pw, ok && g > 0u);
     return Row2q(
         Row3(vec4<f32>(pw, u0.y, u0.w, v0.y), vec4<f32>(u0.x, u0.z, v0.x, v0.z), vec4<f32>(u0.y, u0.w, v0.y, v0.w)),
         Row3(vec4<f32>(v0.w, u1.y, u1.w, v1.y), vec4<f32>(u1.x, u1.z, v1.x, v1.z), vec4<f32>(u1.y, u1.w, v1.y, v1.w)),
@@ -654,6 +664,7 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let qh = (p.h_out + 1u) / 2u;
     if (gid.x >= qh * ng) { return; }
     let n = wid.z;
+    if (FACES0) { face_image(n); }
     let qy = gid.x / ng;
     let g = gid.x % ng;
     let wiq = p.w_in / 4u;

@@ -302,4 +302,5 @@ fn ld_oa(i: u32) -> vec4<f32> { return soa4[i]; }
 @group(0) @binding(6) var<storage, read> sx0: array<vec4<f32>>;
 fn ld_x0(i: u32) -> vec4<f32> { return sx0[i]; }
 
+//!include faces_off
 //!include convt_s2k3_core

@@ -150,6 +150,7 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     // one output channel: a constant, so the weight offsets are too
     let co = select(wid.y, 0u, CO == 1u);
     let n = wid.z;
+    if (FACES2) { face_image(n); }
     let qy = gid.x / nb;
     let qg = gid.x % nb;
     let y0 = 2u * qy;
@@ -397,6 +398,7 @@ fn convt_s2k3_all_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
     let run = lane_items(lane, p.batch * per_img);
     for (var q = run.x; q < run.y; q += run.z) {
         let n = q / per_img;
+        if (FACES3) { face_image(n); }
         let qy = (q % per_img) / wiq;
         let qg = q % wiq;
         let acc = s2x8_item(n, qy, qg, wiq);

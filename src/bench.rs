@@ -306,7 +306,7 @@ pub fn bench_train(
         let step = StepState::new(gpu, StepValues::first(1e-3));
         let prog = {
             let mut rec = gpu.record();
-            batcher.record(&mut rec)?;
+            batcher.record_elidable(&mut rec)?;
             graph.record_forward_backward(&mut rec, &params, 0, &step, 1.0)?;
             graph.record_update(&mut rec, &params, &AdamConfig::default(), &step)?;
             rec.finish()?

@@ -499,7 +499,7 @@ pub fn train(
     let adam = opts.adam();
     let step_prog = {
         let mut rec = gpu.record();
-        batcher.record(&mut rec)?;
+        batcher.record_elidable(&mut rec)?;
         graph.record_forward_backward(&mut rec, &params, opts.seed, &step_state, opts.kl_weight)?;
         sums.record(&mut rec, &graph, 1.0)?;
         graph.record_update(&mut rec, &params, &adam, &step_state)?;

@@ -27,7 +27,7 @@ use anyhow::{bail, Context as _, Result};
 use super::dataset::Pixels;
 use super::split::epoch_order;
 use super::{Dataset, PIXELS};
-use crate::gpu::kernels::{flat_texture_rows, Bind, FLAT_TEXTURE_WIDTH};
+use crate::gpu::kernels::{flat_texture_rows, Bind, FaceBatch, FLAT_TEXTURE_WIDTH};
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 pub use crate::ops::noise::NoiseSpec;
 use crate::ops::noise::{self, EVAL_STREAM};
@@ -309,6 +309,34 @@ impl Batcher {
     /// Records the gather (one dispatch per chunk) into a program; it reads the batch to make
     /// from the state buffer, so the program can be replayed for every batch.
     pub fn record(&self, rec: &mut Recorder) -> Result<()> {
+        self.record_gather(rec).map(|_| ())
+    }
+
+    /// [`Batcher::record`] for a program that reads `clean` only inside itself (a training
+    /// step): where the kernels can read the batch straight from the faces' store (software
+    /// adapters with texture aliases, one chunk, no noise, whole batches), they are told so
+    /// ([`Recorder::read_faces`]), and the gather is dropped when the program is finished if no
+    /// kernel read `clean` after all. `clean` is then never written: read nothing from it.
+    pub fn record_elidable(&self, rec: &mut Recorder) -> Result<()> {
+        let words = self.record_gather(rec)?;
+        // (shaders/faces.wgsl reads every slot as a face: batches are whole with drop_last)
+        if let (Some(words), None, [_], true) =
+            (words, &self.noisy, &self.chunks[..], self.cfg.drop_last)
+        {
+            rec.elide_if_unread(&self.clean.buf);
+            rec.read_faces(FaceBatch {
+                tensor: self.clean.clone(),
+                words,
+                order: self.order.clone(),
+                state: self.state.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the gather; returns the last chunk's words texture where it read one.
+    fn record_gather(&self, rec: &mut Recorder) -> Result<Option<wgpu::TextureView>> {
+        let mut last_words = None;
         let key = noise::key(self.cfg.seed);
         let (sigma, clip) = self
             .cfg
@@ -338,8 +366,9 @@ impl Batcher {
                         .texture_alias_shaped(&c.buf, extent, wgpu::TextureFormat::Rgba32Uint)
                 })
                 .flatten();
-            let (shader, data): (_, Bind) = match &words {
-                Some(t) => ("batch_tex", (&t.create_view(&Default::default())).into()),
+            last_words = words.map(|t| t.create_view(&Default::default()));
+            let (shader, data): (_, Bind) = match &last_words {
+                Some(v) => ("batch_tex", v.into()),
                 None => ("batch", (&c.buf).into()),
             };
             let mut binds = vec![
@@ -364,7 +393,7 @@ impl Batcher {
                 grid_1d((self.cfg.batch * WORDS / 4) as u64, 256), // 4 words per invocation
             )?;
         }
-        Ok(())
+        Ok(last_words)
     }
 
     /// Starts epoch `epoch`: draws its order from (seed, epoch) (identity without shuffle)

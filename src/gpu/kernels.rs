@@ -63,6 +63,13 @@ impl Gpu {
         })
     }
 
+    /// A 1x1 rgba32float storage texture for a binding a kernel declares but does not read
+    /// (an input that shaders/faces.wgsl reads from the faces' store instead).
+    pub fn placeholder_texture(&self) -> wgpu::TextureView {
+        self.copy_texture("unread input", 1, 1, 1)
+            .create_view(&Default::default())
+    }
+
     /// Whether `len` floats can be read through [`Recorder::flat_texture`]: whole texels, and
     /// rows (rounded up to a power of two) within the adapter's texture height.
     pub fn flat_texture_fits(&self, len: usize) -> bool {
@@ -129,6 +136,8 @@ impl Gpu {
             ops: Vec::new(),
             params: Vec::new(),
             flat_copies: Vec::new(),
+            faces: None,
+            elidable: Vec::new(),
         }
     }
 }
@@ -142,6 +151,8 @@ pub enum Bind {
         size: Option<u64>,
     },
     Texture(wgpu::TextureView),
+    /// No resource: the binding number is left out (a kernel that does not declare it).
+    Skip,
 }
 
 impl From<&wgpu::Buffer> for Bind {
@@ -256,7 +267,27 @@ pub struct Recorder<'g> {
     /// floats copied, view). A buffer bound as a buffer by a later dispatch (it may write it) or
     /// written by a copy drops out, so a later read copies it again.
     flat_copies: Vec<(wgpu::Buffer, usize, wgpu::TextureView)>,
+    /// The batch the kernels that can may read straight from the faces' store ([`FaceBatch`]).
+    faces: Option<FaceBatch>,
+    /// Ops that only write a buffer, dropped by `finish` when no later op reads it: (index in
+    /// `ops`, the buffer).
+    elidable: Vec<(usize, wgpu::Buffer)>,
 }
+
+/// A training batch that kernels can read straight from the faces' u8 store (shaders/faces.wgsl)
+/// instead of from `tensor`, the float batch a gather would write: the store's words as an
+/// rgba32uint texture, the epoch's order and the per-step state the gather reads. Made by
+/// `data::Batcher::record_elidable`.
+#[derive(Clone, Debug)]
+pub struct FaceBatch {
+    pub tensor: super::Tensor,
+    pub words: wgpu::TextureView,
+    pub order: wgpu::Buffer,
+    pub state: wgpu::Buffer,
+}
+
+/// The bindings of [`FaceBatch`] in shaders/faces.wgsl: 7, 8 and 9.
+pub const FACE_BINDINGS: std::ops::RangeInclusive<u32> = 7..=9;
 
 impl<'g> Recorder<'g> {
     /// Records one dispatch of `entry` in shaders/`shader`.wgsl. `params` (any Pod struct
@@ -403,6 +434,39 @@ impl<'g> Recorder<'g> {
         texture_reads(self.gpu)
     }
 
+    /// Lets the kernels that can (see [`Recorder::faces_for`]) read `faces.tensor` straight from
+    /// the faces' store.
+    pub fn read_faces(&mut self, faces: FaceBatch) {
+        self.faces = Some(faces);
+    }
+
+    /// The face batch `t` stands for, where [`Recorder::read_faces`] named it.
+    pub fn faces_for(&self, t: &super::Tensor) -> Option<&FaceBatch> {
+        self.faces.as_ref().filter(|f| f.tensor.buf == t.buf)
+    }
+
+    /// Marks the op recorded last (one that only writes `buf`) as dropped by `finish` if no
+    /// later op reads `buf`: as a buffer, through its texture alias, or by a copy.
+    pub fn elide_if_unread(&mut self, buf: &wgpu::Buffer) {
+        if let Some(last) = self.ops.len().checked_sub(1) {
+            self.elidable.push((last, buf.clone()));
+        }
+    }
+
+    /// Whether an op after `from` reads `buf` (or may: a buffer binding can be a read).
+    fn read_after(&self, from: usize, buf: &wgpu::Buffer) -> bool {
+        let alias = self.gpu.texture_alias(buf);
+        self.ops[from + 1..].iter().any(|op| match op {
+            Pending::Dispatch { binds, .. } => binds.iter().any(|b| match b {
+                Bind::Buffer { buf: b, .. } => b == buf,
+                Bind::Texture(v) => alias.as_ref() == Some(v),
+                Bind::Skip => false,
+            }),
+            Pending::Copy { src, .. } => src == buf,
+            Pending::ToTexture(c) => c.src == *buf,
+        })
+    }
+
     /// A flat rgba32float copy of the first `len` floats of `buf` (len a multiple of 4; see
     /// [`Gpu::flat_texture_fits`]), [`FLAT_TEXTURE_WIDTH`] texels wide: texel i holds floats
     /// 4i .. 4i + 4. Why: on llvmpipe (Mesa 22.3) a storage-buffer load costs ~4 ns per float
@@ -450,8 +514,17 @@ impl<'g> Recorder<'g> {
     }
 
     /// Builds bind groups and the parameter buffer once; the program can then run many times.
-    pub fn finish(self) -> Result<Program> {
+    pub fn finish(mut self) -> Result<Program> {
         let gpu = self.gpu;
+        let mut dropped: Vec<usize> = std::mem::take(&mut self.elidable)
+            .into_iter()
+            .filter(|(i, buf)| !self.read_after(*i, buf))
+            .map(|(i, _)| i)
+            .collect();
+        dropped.sort_unstable();
+        for i in dropped.into_iter().rev() {
+            self.ops.remove(i);
+        }
         let uniform = (!self.params.is_empty()).then(|| {
             gpu.device
                 .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -484,6 +557,9 @@ impl<'g> Recorder<'g> {
                         });
                     }
                     for (i, b) in binds.iter().enumerate() {
+                        if matches!(b, Bind::Skip) {
+                            continue;
+                        }
                         entries.push(wgpu::BindGroupEntry {
                             binding: i as u32 + 1,
                             resource: match b {
@@ -495,6 +571,7 @@ impl<'g> Recorder<'g> {
                                     })
                                 }
                                 Bind::Texture(view) => wgpu::BindingResource::TextureView(view),
+                                Bind::Skip => unreachable!("skipped above"),
                             },
                         });
                     }

@@ -13,7 +13,7 @@
 use anyhow::{bail, ensure, Result};
 
 use super::Activation;
-use crate::gpu::kernels::Bind;
+use crate::gpu::kernels::{Bind, FaceBatch, FACE_BINDINGS};
 use crate::gpu::timing::{BenchCases, KernelBench};
 use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
 
@@ -594,6 +594,72 @@ pub(crate) fn cpu_inputs(
     (shaders.1, binds)
 }
 
+/// [`cpu_inputs`] for kernels whose inputs at `face_slots` may be the training batch that
+/// `Recorder::read_faces` lets kernels read straight from the faces' store (shaders/faces.wgsl):
+/// where one is, the family's faces file (`faces_shader`, the texture file's kernels with
+/// faces.wgsl) with override FACESk set for each such slot k, an unread placeholder texture in
+/// that slot (and in `unread_slots`, those the kernel does not read with these overrides), and
+/// the face bindings to append with [`push_face_binds`]; else `cpu_inputs`.
+pub(crate) fn cpu_inputs_faces(
+    rec: &mut Recorder,
+    inputs: &[&Tensor],
+    shaders: (&'static str, &'static str),
+    faces_shader: &'static str,
+    (face_slots, unread_slots): (&[usize], &[usize]),
+) -> FaceInputs {
+    let (shader, mut binds) = cpu_inputs(rec, inputs, shaders);
+    let faces = face_slots
+        .iter()
+        .find_map(|&k| rec.faces_for(inputs[k]).cloned());
+    let Some(faces) = faces.filter(|_| shader == shaders.1) else {
+        return FaceInputs {
+            shader,
+            binds,
+            consts: Vec::new(),
+            faces: None,
+        };
+    };
+    let mut consts = Vec::new();
+    for (k, t) in inputs.iter().enumerate() {
+        let read = face_slots.contains(&k);
+        if t.buf == faces.tensor.buf && (read || unread_slots.contains(&k)) {
+            if read {
+                let name = FACE_OVERRIDES[k].expect("faces.wgsl has an override for this slot");
+                consts.push((name, 1.0));
+            }
+            binds[k] = (&rec.gpu.placeholder_texture()).into();
+        }
+    }
+    FaceInputs {
+        shader: faces_shader,
+        binds,
+        consts,
+        faces: Some(faces),
+    }
+}
+
+/// What [`cpu_inputs_faces`] chose: the shader file, the input bindings, the FACESk overrides
+/// and the face batch whose bindings [`push_face_binds`] appends (None: no input is one).
+pub(crate) struct FaceInputs {
+    pub shader: &'static str,
+    pub binds: Vec<Bind>,
+    pub consts: Vec<(&'static str, f64)>,
+    pub faces: Option<FaceBatch>,
+}
+
+/// faces.wgsl's override per input slot (the slots the callers read faces at).
+const FACE_OVERRIDES: [Option<&str>; 4] = [Some("FACES0"), None, Some("FACES2"), Some("FACES3")];
+
+/// Appends `faces`' bindings (7, 8, 9; skipping any up to 6 that `binds` lacks), where
+/// `inserted` more bindings go in before them later ([`dispatch_channel_groups`]: 1, the weights).
+pub(crate) fn push_face_binds(binds: &mut Vec<Bind>, faces: Option<&FaceBatch>, inserted: usize) {
+    if let Some(f) = faces {
+        let first = *FACE_BINDINGS.start() as usize;
+        binds.resize(first - 1 - inserted, Bind::Skip);
+        binds.extend([(&f.words).into(), (&f.order).into(), (&f.state).into()]);
+    }
+}
+
 /// A uniform buffer holding `w` then `b`, refreshed by a copy each time the program runs (so
 /// weight updates between replays are seen).
 pub(crate) fn weights_ubo(rec: &mut Recorder, w: &Tensor, b: Option<&Tensor>) -> wgpu::Buffer {
@@ -706,19 +772,36 @@ pub(crate) fn gather_conv(
             None => (Activation::None, xa),
         };
         let items = g.h_out.div_ceil(2) * g.w_out / 8;
-        let (shader, ins) = cpu_inputs(rec, &[x, xa, oa], CPU_SHADERS);
+        // x may be the batch, read from the faces' store (the network's first layer); the
+        // forward reads no act' sources (xa, oa: x in their place)
+        let unread: &[usize] = if grad_in { &[] } else { &[1, 2] };
+        let FaceInputs {
+            shader,
+            binds: ins,
+            consts: face_consts,
+            faces,
+        } = cpu_inputs_faces(
+            rec,
+            &[x, xa, oa],
+            CPU_SHADERS,
+            "conv2d_faces",
+            (&[0], unread),
+        );
         let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
         consts.extend([
             ("CI", g.c_in as f64),
             ("OUT_ACT", out_act.code() as f64),
             ("S1", g.s1k3_same() as u32 as f64),
         ]);
+        consts.extend(face_consts);
+        let mut binds = vec![xb, xab, out.into(), oab];
+        push_face_binds(&mut binds, faces.as_ref(), 1);
         return dispatch_channel_groups(
             rec,
             g,
             (shader, "conv_forward_s2k3_cpu"),
             &consts,
-            [xb, xab, out.into(), oab],
+            &binds,
             [items.div_ceil(WG) as u32, 1, g.batch as u32],
             |rec, rows| weights_ubo_rows(rec, w, (!grad_in).then_some(b), rows),
         );
@@ -743,7 +826,7 @@ pub(crate) fn gather_conv(
             g,
             (shader, "conv_forward_cpu"),
             &consts,
-            [xb, xab, out.into()],
+            &[xb, xab, out.into()],
             [
                 (g.h_out * g.w_out / 4).div_ceil(WG) as u32,
                 1,
@@ -775,12 +858,12 @@ pub(crate) fn gather_conv(
 /// the group's size, the group's first channel in the parameters (`co_off`), its weights at
 /// binding 2 from `ubo(rec, channels)`, `binds` at 1 and 3, 4, ... The hand-written software
 /// kernels hold at most 8 output channels per invocation.
-pub(crate) fn dispatch_channel_groups<const N: usize>(
+pub(crate) fn dispatch_channel_groups(
     rec: &mut Recorder,
     g: &Geom,
     (shader, entry): (&str, &str),
     consts: &[(&str, f64)],
-    binds: [Bind; N],
+    binds: &[Bind],
     grid: [u32; 3],
     ubo: impl Fn(&mut Recorder, std::ops::Range<usize>) -> wgpu::Buffer,
 ) -> Result<()> {
@@ -874,7 +957,7 @@ pub fn reduce_partials_in_groups(
     };
     let entry = match src {
         Bind::Texture(_) => "wgrad_reduce_tex",
-        Bind::Buffer { .. } => "wgrad_reduce",
+        _ => "wgrad_reduce",
     };
     rec.dispatch(
         "conv2d",

@@ -11,8 +11,8 @@
 use anyhow::{ensure, Result};
 
 use super::conv2d::{
-    bench_fill, channel_blocks, reduce_partials, then_separately, weights_ubo, wgrad_blocks,
-    wgrad_chunks, Geom, Then, MAXACC, MAXCB, UBO_FLOATS, WG,
+    bench_fill, channel_blocks, push_face_binds, reduce_partials, then_separately, weights_ubo,
+    wgrad_blocks, wgrad_chunks, FaceInputs, Geom, Then, MAXACC, MAXCB, UBO_FLOATS, WG,
 };
 use super::Activation;
 use crate::gpu::kernels::Bind;
@@ -132,6 +132,8 @@ fn cpu_path_fits(gpu: &Gpu, g: &Geom, wn: usize) -> bool {
 
 /// convt_s2k3_core.wgsl's kernels reading storage buffers / texture copies.
 const S2K3_SHADERS: (&str, &str) = ("conv_transpose2d", "conv_transpose2d_tex");
+/// The texture file's kernels with inputs that can be the batch read from the faces' store.
+const FACES_SHADER: &str = "conv_transpose2d_faces";
 
 /// A software-adapter kernel with the weights in a uniform buffer.
 struct UboKernel {
@@ -201,7 +203,7 @@ fn per_channel_group(
         g,
         (shader, entry),
         &consts,
-        [xb, xab, out.into(), oab],
+        &[xb, xab, out.into(), oab],
         [items.div_ceil(WG) as u32, 1, g.batch as u32],
         |rec, rows| group_weights_ubo(rec, g, w, (!grad_in).then_some(b), rows),
     )
@@ -427,14 +429,28 @@ pub(crate) fn convt_into_wgrad_below(
     let (n_w, n_b) = (g.c_out * 9, g.c_out);
     let stride = (n_w + n_b).next_multiple_of(4);
     let part = rec.gpu.storage((stride * chunks * 4) as u64);
-    let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, xa, then.1, x0], S2K3_SHADERS);
+    // x0 may be the batch, read from the faces' store (below is the network's first layer)
+    let FaceInputs {
+        shader,
+        binds: ins,
+        consts: face_consts,
+        faces,
+    } = super::conv2d::cpu_inputs_faces(
+        rec,
+        &[x, xa, then.1, x0],
+        S2K3_SHADERS,
+        FACES_SHADER,
+        (&[3], &[]),
+    );
     let [xb, xab, oab, x0b] = <[Bind; 4]>::try_from(ins).expect("four inputs");
+    let mut binds = vec![xb, (&ubo).into(), xab, (&part).into(), oab, x0b];
+    push_face_binds(&mut binds, faces.as_ref(), 0);
     rec.dispatch_with(
         shader,
         "convt_s2k3_all_wgrad_cpu",
-        &consts,
+        &[&consts[..], &face_consts].concat(),
         &g.params(chunks, stride),
-        &[xb, (&ubo).into(), xab, (&part).into(), oab, x0b],
+        &binds,
         [chunks.div_ceil(WG) as u32, 1, 1],
     )?;
     super::conv2d::reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw0, db0)?;
@@ -530,16 +546,30 @@ pub fn forward_mse_grad(
         ("LOSS", 1.0),
         ("LOSS_K", (2.0 * scale) as f64),
     ];
-    // the target is read where the backward passes read the OUT_ACT source
-    let (shader, ins) = super::conv2d::cpu_inputs(rec, &[x, x, target], S2K3_SHADERS);
+    // the target is read where the backward passes read the OUT_ACT source; it may be the
+    // batch, read from the faces' store
+    let FaceInputs {
+        shader,
+        binds: ins,
+        consts: face_consts,
+        faces,
+    } = super::conv2d::cpu_inputs_faces(
+        rec,
+        &[x, x, target],
+        S2K3_SHADERS,
+        FACES_SHADER,
+        (&[2], &[]),
+    );
     let [xb, xab, tb] = <[Bind; 3]>::try_from(ins).expect("three inputs");
     let partials = rec.gpu.zeros(&[s.batch * s.c_out * k.items]);
+    let mut binds = vec![xb, (&ubo).into(), xab, g.into(), tb, (&partials).into()];
+    push_face_binds(&mut binds, faces.as_ref(), 0);
     rec.dispatch_with(
         shader,
         k.entry,
-        &consts,
+        &[&consts[..], &face_consts].concat(),
         &geo.params(0, 0),
-        &[xb, (&ubo).into(), xab, g.into(), tb, (&partials).into()],
+        &binds,
         k.grid,
     )?;
     super::reduce::sum(rec, &partials, loss, scale)?;
