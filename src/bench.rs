@@ -304,13 +304,10 @@ pub fn bench_train(
             Latent::Sample,
         )?;
         let step = StepState::new(gpu, StepValues::first(1e-3));
-        let prog = {
-            let mut rec = gpu.record();
-            batcher.record_elidable(&mut rec)?;
-            graph.record_forward_backward(&mut rec, &params, 0, &step, 1.0)?;
-            graph.record_update(&mut rec, &params, &AdamConfig::default(), &step)?;
-            rec.finish()?
-        };
+        let prog = batcher.record_step(gpu, |rec| {
+            graph.record_forward_backward(rec, &params, 0, &step, 1.0)?;
+            graph.record_update(rec, &params, &AdamConfig::default(), &step)
+        })?;
         batcher.begin_epoch(gpu, 0)?;
         let mut t = 1u32;
         let mut run = |n: usize| -> Result<f64> {

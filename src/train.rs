@@ -497,14 +497,11 @@ pub fn train(
     )?;
     let sums = Sums::new(gpu);
     let adam = opts.adam();
-    let step_prog = {
-        let mut rec = gpu.record();
-        batcher.record_elidable(&mut rec)?;
-        graph.record_forward_backward(&mut rec, &params, opts.seed, &step_state, opts.kl_weight)?;
-        sums.record(&mut rec, &graph, 1.0)?;
-        graph.record_update(&mut rec, &params, &adam, &step_state)?;
-        rec.finish()?
-    };
+    let step_prog = batcher.record_step(gpu, |rec| {
+        graph.record_forward_backward(rec, &params, opts.seed, &step_state, opts.kl_weight)?;
+        sums.record(rec, &graph, 1.0)?;
+        graph.record_update(rec, &params, &adam, &step_state)
+    })?;
     let mut val = Evaluator::new(gpu, &spec, &params, &ds, &split.val, opts, &step_state)?;
 
     let steps = batcher.batches();

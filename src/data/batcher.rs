@@ -28,7 +28,7 @@ use super::dataset::Pixels;
 use super::split::epoch_order;
 use super::{Dataset, PIXELS};
 use crate::gpu::kernels::{flat_texture_rows, Bind, FaceBatch, FLAT_TEXTURE_WIDTH};
-use crate::gpu::{grid_1d, Gpu, Recorder, Tensor};
+use crate::gpu::{grid_1d, Gpu, Program, Recorder, Tensor};
 pub use crate::ops::noise::NoiseSpec;
 use crate::ops::noise::{self, EVAL_STREAM};
 
@@ -312,12 +312,35 @@ impl Batcher {
         self.record_gather(rec).map(|_| ())
     }
 
+    /// A training step's program: the batch, then `body` (forward, backward, update). Where
+    /// every kernel that reads the batch can read it straight from the faces' store
+    /// ([`Batcher::record_elidable`]), the gather is left out; else (some kernel reads the
+    /// float batch) the step is recorded again with the gather and no kernel reading the
+    /// faces, which would decode them for nothing.
+    pub fn record_step(
+        &self,
+        gpu: &Gpu,
+        body: impl Fn(&mut Recorder) -> Result<()>,
+    ) -> Result<Program> {
+        let mut rec = gpu.record();
+        let faces = self.record_elidable(&mut rec)?;
+        body(&mut rec)?;
+        if !faces || rec.drops_every_elidable() {
+            return rec.finish();
+        }
+        let mut rec = gpu.record();
+        self.record(&mut rec)?;
+        body(&mut rec)?;
+        rec.finish()
+    }
+
     /// [`Batcher::record`] for a program that reads `clean` only inside itself (a training
     /// step): where the kernels can read the batch straight from the faces' store (software
     /// adapters with texture aliases, one chunk, no noise, whole batches), they are told so
-    /// ([`Recorder::read_faces`]), and the gather is dropped when the program is finished if no
-    /// kernel read `clean` after all. `clean` is then never written: read nothing from it.
-    pub fn record_elidable(&self, rec: &mut Recorder) -> Result<()> {
+    /// ([`Recorder::read_faces`]; returns true), and the gather is dropped when the program is
+    /// finished if no kernel read `clean` after all. `clean` is then never written: read
+    /// nothing from it.
+    pub fn record_elidable(&self, rec: &mut Recorder) -> Result<bool> {
         let words = self.record_gather(rec)?;
         // (shaders/faces.wgsl reads every slot as a face: batches are whole with drop_last)
         if let (Some(words), None, [_], true) =
@@ -330,8 +353,9 @@ impl Batcher {
                 order: self.order.clone(),
                 state: self.state.clone(),
             });
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Records the gather; returns the last chunk's words texture where it read one.

@@ -453,6 +453,14 @@ impl<'g> Recorder<'g> {
         }
     }
 
+    /// Whether `finish` would drop every op marked with [`Recorder::elide_if_unread`] (true
+    /// when none is marked).
+    pub fn drops_every_elidable(&self) -> bool {
+        self.elidable
+            .iter()
+            .all(|(i, buf)| !self.read_after(*i, buf))
+    }
+
     /// Whether an op after `from` reads `buf` (or may: a buffer binding can be a read).
     fn read_after(&self, from: usize, buf: &wgpu::Buffer) -> bool {
         let alias = self.gpu.texture_alias(buf);
