@@ -446,7 +446,9 @@ impl<'g> Recorder<'g> {
     }
 
     /// Marks the op recorded last (one that only writes `buf`) as dropped by `finish` if no
-    /// later op reads `buf`: as a buffer, through its texture alias, or by a copy.
+    /// later op reads `buf`: as a buffer, through its flat texture alias, or by a copy. (A
+    /// shaped alias, [`Gpu::texture_alias_shaped`], is another view that this cannot see: do
+    /// not mark a buffer that one reads.)
     pub fn elide_if_unread(&mut self, buf: &wgpu::Buffer) {
         if let Some(last) = self.ops.len().checked_sub(1) {
             self.elidable.push((last, buf.clone()));
