@@ -222,7 +222,9 @@ impl TextureCopy {
 enum Pending {
     Dispatch {
         label: String,
-        pipeline: Arc<wgpu::ComputePipeline>,
+        /// (shader, entry, override constants): the pipeline, made by `finish`, so that a
+        /// recording that is dropped compiles nothing (`data::Batcher::record_step`)
+        kernel: (String, String, Vec<(String, f64)>),
         params: Option<(u64, u64)>,
         binds: Vec<Bind>,
         groups: [u32; 3],
@@ -292,6 +294,7 @@ pub const FACE_BINDINGS: std::ops::RangeInclusive<u32> = 7..=9;
 impl<'g> Recorder<'g> {
     /// Records one dispatch of `entry` in shaders/`shader`.wgsl. `params` (any Pod struct
     /// matching the shader's `Params`, or `&()` for none) binds at 0, `binds` at 1, 2, ...
+    /// (The pipeline is made, or taken from the cache, by [`Recorder::finish`].)
     pub fn dispatch<P: bytemuck::Pod>(
         &mut self,
         shader: &str,
@@ -321,7 +324,6 @@ impl<'g> Recorder<'g> {
                 self.gpu.info.name
             );
         }
-        let pipeline = self.gpu.pipeline(shader, entry, constants)?;
         let bytes = bytemuck::bytes_of(params);
         let params = if bytes.is_empty() {
             None
@@ -359,7 +361,11 @@ impl<'g> Recorder<'g> {
         }
         self.ops.push(Pending::Dispatch {
             label: format!("{shader}:{entry} {groups:?}"),
-            pipeline,
+            kernel: (
+                shader.to_string(),
+                entry.to_string(),
+                constants.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
+            ),
             params,
             binds: binds.to_vec(),
             groups,
@@ -549,11 +555,14 @@ impl<'g> Recorder<'g> {
             ops.push(match op {
                 Pending::Dispatch {
                     label,
-                    pipeline,
+                    kernel: (shader, entry, constants),
                     params,
                     binds,
                     groups,
                 } => {
+                    let constants: Vec<(&str, f64)> =
+                        constants.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                    let pipeline = gpu.pipeline(&shader, &entry, &constants)?;
                     let layout = pipeline.get_bind_group_layout(0);
                     let mut entries = Vec::new();
                     if let (Some((off, size)), Some(u)) = (params, &uniform) {
