@@ -775,31 +775,26 @@ pub(crate) fn gather_conv(
         // x may be the batch, read from the faces' store (the network's first layer); the
         // forward reads no act' sources (xa, oa: x in their place)
         let unread: &[usize] = if grad_in { &[] } else { &[1, 2] };
-        let FaceInputs {
-            shader,
-            binds: ins,
-            consts: face_consts,
-            faces,
-        } = cpu_inputs_faces(
+        let ins = cpu_inputs_faces(
             rec,
             &[x, xa, oa],
             CPU_SHADERS,
             "conv2d_faces",
             (&[0], unread),
         );
-        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+        let [xb, xab, oab] = <[Bind; 3]>::try_from(ins.binds).expect("three inputs");
         consts.extend([
             ("CI", g.c_in as f64),
             ("OUT_ACT", out_act.code() as f64),
             ("S1", g.s1k3_same() as u32 as f64),
         ]);
-        consts.extend(face_consts);
+        consts.extend(ins.consts);
         let mut binds = vec![xb, xab, out.into(), oab];
-        push_face_binds(&mut binds, faces.as_ref(), 1);
+        push_face_binds(&mut binds, ins.faces.as_ref(), 1);
         return dispatch_channel_groups(
             rec,
             g,
-            (shader, "conv_forward_s2k3_cpu"),
+            (ins.shader, "conv_forward_s2k3_cpu"),
             &consts,
             &binds,
             [items.div_ceil(WG) as u32, 1, g.batch as u32],

@@ -11,8 +11,9 @@
 use anyhow::{ensure, Result};
 
 use super::conv2d::{
-    bench_fill, channel_blocks, push_face_binds, reduce_partials, then_separately, weights_ubo,
-    wgrad_blocks, wgrad_chunks, FaceInputs, Geom, Then, MAXACC, MAXCB, UBO_FLOATS, WG,
+    bench_fill, channel_blocks, cpu_inputs_faces, push_face_binds, reduce_partials,
+    then_separately, weights_ubo, wgrad_blocks, wgrad_chunks, Geom, Then, MAXACC, MAXCB,
+    UBO_FLOATS, WG,
 };
 use super::Activation;
 use crate::gpu::kernels::Bind;
@@ -430,25 +431,20 @@ pub(crate) fn convt_into_wgrad_below(
     let stride = (n_w + n_b).next_multiple_of(4);
     let part = rec.gpu.storage((stride * chunks * 4) as u64);
     // x0 may be the batch, read from the faces' store (below is the network's first layer)
-    let FaceInputs {
-        shader,
-        binds: ins,
-        consts: face_consts,
-        faces,
-    } = super::conv2d::cpu_inputs_faces(
+    let ins = cpu_inputs_faces(
         rec,
         &[x, xa, then.1, x0],
         S2K3_SHADERS,
         FACES_SHADER,
         (&[3], &[]),
     );
-    let [xb, xab, oab, x0b] = <[Bind; 4]>::try_from(ins).expect("four inputs");
+    let [xb, xab, oab, x0b] = <[Bind; 4]>::try_from(ins.binds).expect("four inputs");
     let mut binds = vec![xb, (&ubo).into(), xab, (&part).into(), oab, x0b];
-    push_face_binds(&mut binds, faces.as_ref(), 0);
+    push_face_binds(&mut binds, ins.faces.as_ref(), 0);
     rec.dispatch_with(
-        shader,
+        ins.shader,
         "convt_s2k3_all_wgrad_cpu",
-        &[&consts[..], &face_consts].concat(),
+        &[&consts[..], &ins.consts].concat(),
         &g.params(chunks, stride),
         &binds,
         [chunks.div_ceil(WG) as u32, 1, 1],
@@ -548,26 +544,21 @@ pub fn forward_mse_grad(
     ];
     // the target is read where the backward passes read the OUT_ACT source; it may be the
     // batch, read from the faces' store
-    let FaceInputs {
-        shader,
-        binds: ins,
-        consts: face_consts,
-        faces,
-    } = super::conv2d::cpu_inputs_faces(
+    let ins = cpu_inputs_faces(
         rec,
         &[x, x, target],
         S2K3_SHADERS,
         FACES_SHADER,
         (&[2], &[]),
     );
-    let [xb, xab, tb] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+    let [xb, xab, tb] = <[Bind; 3]>::try_from(ins.binds).expect("three inputs");
     let partials = rec.gpu.zeros(&[s.batch * s.c_out * k.items]);
     let mut binds = vec![xb, (&ubo).into(), xab, g.into(), tb, (&partials).into()];
-    push_face_binds(&mut binds, faces.as_ref(), 0);
+    push_face_binds(&mut binds, ins.faces.as_ref(), 0);
     rec.dispatch_with(
-        shader,
+        ins.shader,
         k.entry,
-        &[&consts[..], &face_consts].concat(),
+        &[&consts[..], &ins.consts].concat(),
         &geo.params(0, 0),
         &binds,
         k.grid,
