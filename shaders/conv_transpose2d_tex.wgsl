@@ -1,3 +1,4 @@
-// conv_transpose2d.wgsl's 3x3 stride-2 software-adapter kernels reading flat texture copies (conv_transpose2d_tex_core.wgsl).
+// conv_transpose2d.wgsl's 3x3 stride-2 software-adapter kernels reading flat texture copies
+// (conv_transpose2d_tex_core.wgsl).
 //!include faces_off
 //!include conv_transpose2d_tex_core

@@ -20,14 +20,16 @@ struct FaceState {
 @group(0) @binding(9) var<uniform> face_st: FaceState;
 
 override FACES0: bool = false;
+override FACES2: bool = false;
+override FACES3: bool = false;
+
+// 16 pixels, one texel of the store, as 4 vec4s
 struct Face16 {
     a: vec4<f32>,
     b: vec4<f32>,
     c: vec4<f32>,
     d: vec4<f32>,
 }
-override FACES2: bool = false;
-override FACES3: bool = false;
 
 // the first texel of the image the loads read, set by face_image (a storage load is a per-lane
 // loop on llvmpipe, and llvmpipe runs both sides of a branch: so once per item, not per load)
@@ -76,6 +78,5 @@ fn face16(i: u32) -> Face16 {
 
 // the last value of vec4 i
 fn face_last(i: u32) -> f32 {
-    let k = i32(face_texel(i)[i & 3u] >> 24u);
-    return f32(k * 32896) * (1.0 / 8388608.0) + f32(k) * bitcast<f32>(0x33808081u);
+    return face_word(face_texel(i)[i & 3u]).w;
 }
