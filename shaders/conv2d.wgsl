@@ -317,4 +317,5 @@ fn ld_f(i: u32) -> vec4<f32> { return vx[i]; }
 fn ld_fa(i: u32) -> vec4<f32> { return vxa[i]; }
 
 //!include faces_off
+//!include below_off
 //!include conv2d_cpu_core

@@ -303,4 +303,5 @@ fn ld_oa(i: u32) -> vec4<f32> { return soa4[i]; }
 fn ld_x0(i: u32) -> vec4<f32> { return sx0[i]; }
 
 //!include faces_off
+//!include below_off
 //!include convt_s2k3_core

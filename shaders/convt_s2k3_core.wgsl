@@ -125,6 +125,49 @@ fn s2_ci(o: S2x4, n: u32, y0: u32, qg: u32, wiq: u32, co: u32, ci: u32) -> S2x4 
     let u2 = select(z, s_in4(i2), ok2);
     let v2 = select(z, s_in4(i2 + 1u), ok2);
     let c2 = select(0.0, s_in4(select(i2, i2 + 2u, ok_c)).x, ok_c && ok2);
+    return s2_rows(o, S2Rows(u0, v0, c0, u1, v1, c1, u2, v2, c2), (ci * CO + co) * 9u);
+}
+
+// Input rows y0 .. y0 + 2 of one channel at columns 8*qg .. 8*qg + 8: vec4s u (columns 8*qg ..),
+// v (+4 ..) and the first value of the next (c), zeros outside the input
+struct S2Rows {
+    u0: vec4<f32>,
+    v0: vec4<f32>,
+    c0: f32,
+    u1: vec4<f32>,
+    v1: vec4<f32>,
+    c1: f32,
+    u2: vec4<f32>,
+    v2: vec4<f32>,
+    c2: f32,
+}
+
+// RECOMP (below.wgsl): input channel ci's rows, the layer below's output recomputed from its
+// input at the item (y0 = 2*qy: the layer below's input row qy, quad qg)
+fn s2_rows_below(x: BelowIn4, y0: u32, qg: u32, wiq: u32, ci: u32) -> S2Rows {
+    let z = vec4<f32>(0.0);
+    let ok1 = y0 + 1u < p.h_in;
+    let ok2 = y0 + 2u < p.h_in;
+    let ok_c = 2u * qg + 2u < wiq;
+    let b = below_out(x, ci, CI);
+    return S2Rows(
+        b.r0a, b.r0b, select(0.0, b.c.x, ok_c),
+        select(z, b.r1a, ok1), select(z, b.r1b, ok1), select(0.0, b.c.y, ok_c && ok1),
+        select(z, b.r2a, ok2), select(z, b.r2b, ok2), select(0.0, b.c.z, ok_c && ok2),
+    );
+}
+
+// the taps of one input channel's rows (weights at wb) added to output channel co's blocks
+fn s2_rows(o: S2x4, x: S2Rows, wb: u32) -> S2x4 {
+    let u0 = x.u0;
+    let v0 = x.v0;
+    let c0 = x.c0;
+    let u1 = x.u1;
+    let v1 = x.v1;
+    let c1 = x.c1;
+    let u2 = x.u2;
+    let v2 = x.v2;
+    let c2 = x.c2;
     // shifted by one column
     let su0 = vec4<f32>(u0.y, u0.z, u0.w, v0.x);
     let sv0 = vec4<f32>(v0.y, v0.z, v0.w, c0);
@@ -132,7 +175,6 @@ fn s2_ci(o: S2x4, n: u32, y0: u32, qg: u32, wiq: u32, co: u32, ci: u32) -> S2x4 
     let sv1 = vec4<f32>(v1.y, v1.z, v1.w, c1);
     let su2 = vec4<f32>(u2.y, u2.z, u2.w, v2.x);
     let sv2 = vec4<f32>(v2.y, v2.z, v2.w, c2);
-    let wb = (ci * CO + co) * 9u;
     return S2x4(
         s2_taps(o.al, u0, su0, u1, su1, wb),
         s2_taps(o.ar, v0, sv0, v1, sv1, wb),
@@ -159,7 +201,18 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     var o = S2x4(zb, zb, zb, zb);
     // up to 8 input channels written out, so that every weight offset is a constant where co
     // is (one output channel): llvmpipe loads a loop-varying uniform lane by lane
-    if (CI <= 8u) {
+    if (RECOMP) {
+        // the input is the layer below's output (CI <= 8 channels), recomputed from its input
+        let x = below_in4(n, qy, qg, p.h_in / 2u, wiq / 2u);
+        if (CI > 0u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 0u), co * 9u); }
+        if (CI > 1u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 1u), (CO + co) * 9u); }
+        if (CI > 2u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 2u), (2u * CO + co) * 9u); }
+        if (CI > 3u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 3u), (3u * CO + co) * 9u); }
+        if (CI > 4u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 4u), (4u * CO + co) * 9u); }
+        if (CI > 5u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 5u), (5u * CO + co) * 9u); }
+        if (CI > 6u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 6u), (6u * CO + co) * 9u); }
+        if (CI > 7u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 7u), (7u * CO + co) * 9u); }
+    } else if (CI <= 8u) {
         if (CI > 0u) { o = s2_ci(o, n, y0, qg, wiq, co, 0u); }
         if (CI > 1u) { o = s2_ci(o, n, y0, qg, wiq, co, 1u); }
         if (CI > 2u) { o = s2_ci(o, n, y0, qg, wiq, co, 2u); }

@@ -600,6 +600,7 @@ fn gpu_backward_fused(
         &dx,
         &dw,
         &db,
+        None,
     )
     .unwrap();
     rec.run().unwrap();
@@ -656,9 +657,10 @@ fn forward_mse_grad_matches_reference_and_separate_passes() {
         let tt = upload(&t, &s.out_shape());
         let (g, l) = (poisoned(&s.out_shape()), poisoned(&[1]));
         let mut rec = gpu().record();
-        let folded =
-            conv_transpose2d::forward_mse_grad(&mut rec, &s, &x, &w, &b, *act, &tt, &g, &l, scale)
-                .unwrap();
+        let folded = conv_transpose2d::forward_mse_grad(
+            &mut rec, &s, &x, &w, &b, *act, &tt, &g, &l, scale, None,
+        )
+        .unwrap();
         rec.run().unwrap();
         assert_eq!(folded, *fold, "{c:?}: folded");
         if !folded {
@@ -765,6 +767,7 @@ fn bad_shapes_are_errors() {
         &y,
         &one,
         1.0,
+        None,
     )
     .unwrap_err();
     assert!(e.to_string().contains("forward_mse_grad target"), "{e}");
@@ -779,6 +782,7 @@ fn bad_shapes_are_errors() {
         &y,
         &b,
         1.0,
+        None,
     )
     .unwrap_err();
     assert!(e.to_string().contains("forward_mse_grad loss"), "{e}");

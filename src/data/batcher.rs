@@ -325,7 +325,7 @@ impl Batcher {
         let mut rec = gpu.record();
         let faces = self.record_elidable(&mut rec)?;
         body(&mut rec)?;
-        if !faces || rec.drops_every_elidable() {
+        if !faces || rec.drops_elidable(&self.clean.buf) {
             return rec.finish();
         }
         let mut rec = gpu.record();

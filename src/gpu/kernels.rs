@@ -461,12 +461,13 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    /// Whether `finish` would drop every op marked with [`Recorder::elide_if_unread`] (true
-    /// when none is marked).
-    pub fn drops_every_elidable(&self) -> bool {
+    /// Whether `finish` would drop the ops marked with [`Recorder::elide_if_unread`] for `buf`
+    /// (true when none is marked).
+    pub fn drops_elidable(&self, buf: &wgpu::Buffer) -> bool {
         self.elidable
             .iter()
-            .all(|(i, buf)| !self.read_after(*i, buf))
+            .filter(|(_, b)| b == buf)
+            .all(|(i, b)| !self.read_after(*i, b))
     }
 
     /// Whether an op after `from` reads `buf` (or may: a buffer binding can be a read).
@@ -698,6 +699,17 @@ pub struct Program {
 }
 
 impl Program {
+    /// Each dispatch's label ("shader:entry [groups]"), in order.
+    pub fn labels(&self) -> Vec<&str> {
+        self.ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Dispatch { label, .. } => Some(label.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn dispatches(&self) -> usize {
         self.ops
             .iter()

@@ -304,6 +304,11 @@ impl Graph {
             layer_forward(rec, n, self.batch, params)?;
         }
         if fold {
+            // where the last layer's kernels recompute its input (the layer below's output:
+            // self.below), nothing reads that output and the layer below's forward is dropped
+            if let (Some(_), Some(n)) = (self.below(params), rest.last()) {
+                rec.elide_if_unread(&n.output.buf);
+            }
             if let LayerShape::ConvT(s) = layer_shape(last, self.batch) {
                 let folded = conv_transpose2d::forward_mse_grad(
                     rec,
@@ -316,6 +321,7 @@ impl Graph {
                     &self.d_output,
                     &self.recon_loss,
                     self.recon_scale(),
+                    self.below(params).as_ref(),
                 )?;
                 if folded {
                     return Ok(true);
@@ -351,8 +357,12 @@ impl Graph {
                 self.decoder.last().expect("decoder has layers").spec.act,
             )?;
         }
-        for n in self.decoder.iter().rev() {
-            layer_backward(rec, n, self.batch, params, None)?;
+        // a training step's last layer recomputes its input, whose forward is then dropped
+        // (`forward`); a backward recorded on its own reads the stored input
+        let below = self.below(params).filter(|_| loss_grad_formed);
+        for (i, n) in self.decoder.iter().enumerate().rev() {
+            let recompute = below.as_ref().filter(|_| i + 1 == self.decoder.len());
+            layer_backward(rec, n, self.batch, params, None, recompute)?;
         }
         if let Some(v) = &self.vae {
             vae::reparam_backward(rec, &v.dz, &v.logvar, &v.eps, &v.dmu, &v.dlogvar)?;
@@ -365,7 +375,7 @@ impl Graph {
                 kl_weight / self.batch as f32,
             )?;
             for n in &self.heads {
-                layer_backward(rec, n, self.batch, params, None)?;
+                layer_backward(rec, n, self.batch, params, None, None)?;
             }
             // both heads read the encoder's output: the mu head wrote its input gradient into
             // the encoder's output gradient, the logvar head's is added to it
@@ -380,9 +390,30 @@ impl Graph {
                 continue;
             }
             let below = (i == 1).then(|| &self.encoder[0]);
-            first_done = layer_backward(rec, n, self.batch, params, below)?;
+            first_done = layer_backward(rec, n, self.batch, params, below, None)?;
         }
         Ok(())
+    }
+
+    /// The decoder's second-to-last layer, as the last layer's kernels may recompute its output
+    /// (conv_transpose2d::Below): where both are transposed convs and the last reads that
+    /// output alone. The kernels decide whether they can.
+    fn below<'a>(&'a self, params: &'a Params) -> Option<conv_transpose2d::Below<'a>> {
+        let [.., n, last] = &self.decoder[..] else {
+            return None;
+        };
+        let (LayerShape::ConvT(shape), LayerShape::ConvT(_)) =
+            (layer_shape(n, self.batch), layer_shape(last, self.batch))
+        else {
+            return None;
+        };
+        (last.input.buf == n.output.buf).then_some(conv_transpose2d::Below {
+            shape,
+            x: &n.input,
+            w: &params.list[n.weight].value,
+            b: &params.list[n.weight + 1].value,
+            act: n.spec.act,
+        })
     }
 
     /// Records one Adam/AdamW update of every parameter.
@@ -466,13 +497,15 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
 /// Records layer `n`'s weight and input gradients. With `below` = the first layer (which
 /// needs no input gradient), where the kernels allow, n's input-gradient kernel also makes
 /// below's weight gradient (conv2d::backward_input_into_wgrad_below) and this returns true:
-/// below has nothing left to record.
+/// below has nothing left to record. With `recompute`, the layer below n (a transposed conv),
+/// whose output n's kernels may recompute rather than read (conv_transpose2d::Below).
 fn layer_backward(
     rec: &mut Recorder,
     n: &Node,
     batch: usize,
     params: &Params,
     below: Option<&Node>,
+    recompute: Option<&conv_transpose2d::Below>,
 ) -> Result<bool> {
     let (w, dw, db) = (
         &params.list[n.weight].value,
@@ -509,7 +542,7 @@ fn layer_backward(
             if let Some(dx) = &n.d_input {
                 let then_act = then.map_or(Activation::None, |(a, _)| a);
                 if conv_transpose2d::backward_fused(
-                    rec, &s, act, y, dy, x, w, then_act, dx, dw, db,
+                    rec, &s, act, y, dy, x, w, then_act, dx, dw, db, recompute,
                 )? {
                     return Ok(false);
                 }

@@ -1146,7 +1146,7 @@ pub(crate) fn convt_grads_fused(
     dy: &Tensor,
     y: &Tensor,
     w: &Tensor,
-    x: &Tensor,
+    (x, below): (&Tensor, Option<&super::conv_transpose2d::Below>),
     then_act: Activation,
     grads: (&Tensor, &Tensor, &Tensor),
 ) -> Result<bool> {
@@ -1177,14 +1177,27 @@ pub(crate) fn convt_grads_fused(
     let stride = (n_w + n_b).next_multiple_of(4);
     let part = rec.gpu.storage((stride * chunks * 4) as u64);
     let ubo = weights_ubo(rec, w, None);
-    let (shader, ins) = cpu_inputs(rec, &[dy, ya, x], CPU_SHADERS);
+    // x recomputed from the layer below's input, where the kernel can (x is then not read:
+    // the layer below's input stands in at its binding)
+    let below = below.filter(|bl| bl.fits(rec, (g.c_out, g.h_out, g.w_out)));
+    let xr = below.map_or(x, |bl| bl.x);
+    let (mut shader, ins) = cpu_inputs(rec, &[dy, ya, xr], CPU_SHADERS);
     let [dyb, yab, xb] = <[Bind; 3]>::try_from(ins).expect("three inputs");
+    let mut binds = vec![dyb, (&ubo).into(), yab, dx.into(), xb, (&part).into()];
+    if let Some(bl) = below {
+        ensure!(
+            shader == CPU_SHADERS.1,
+            "conv2d convt_grads_fused: {shader} cannot recompute its input"
+        );
+        shader = "conv2d_below";
+        consts.extend(bl.push_binds(rec, &mut binds, 0));
+    }
     rec.dispatch_with(
         shader,
         "conv_forward_s2k3_wgrad_cpu",
         &consts,
         &g.params(chunks, stride),
-        &[dyb, (&ubo).into(), yab, dx.into(), xb, (&part).into()],
+        &binds,
         [chunks.div_ceil(WG) as u32, 1, 1],
     )?;
     reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw, db)?;

@@ -453,6 +453,60 @@ pub(crate) fn convt_into_wgrad_below(
     Ok(true)
 }
 
+/// The layer below a ConvTranspose2d (the layer whose output is its input), for the software
+/// kernels that recompute that output where they read it (shaders/below.wgsl, override RECOMP)
+/// rather than read it: then nothing in a training step reads it, and the layer's own forward
+/// pass is dropped from the step (`Recorder::elide_if_unread`). The seed AE's first decoder
+/// layer under its last: 3x3, stride 2, padding 1, output twice the input, at most 4 input and
+/// 8 output channels.
+#[derive(Clone, Copy)]
+pub struct Below<'a> {
+    pub shape: ConvTranspose2dShape,
+    /// its input, weight and bias
+    pub x: &'a Tensor,
+    pub w: &'a Tensor,
+    pub b: &'a Tensor,
+    pub act: Activation,
+}
+
+impl Below<'_> {
+    /// Whether the software kernels can recompute this layer's output, of `c` channels of h x w
+    /// where the kernel reads it: on software adapters reading texture copies.
+    pub(crate) fn fits(&self, rec: &Recorder, (c, h, w): (usize, usize, usize)) -> bool {
+        let g = self.shape.geom();
+        rec.gpu.is_cpu()
+            && rec.texture_reads()
+            && g.s2k3_doubles()
+            && g.c_in <= 4
+            && g.c_out <= MAXCB
+            && g.w_in.is_multiple_of(4)
+            && (g.c_out, g.h_out, g.w_out) == (c, h, w)
+            && self.x.len() == g.in_len()
+            && rec.gpu.flat_texture_fits(self.x.len())
+            && self.w.len() + self.b.len() <= UBO_FLOATS
+    }
+
+    /// Appends the bindings below.wgsl reads (10: the input, 11: the weights and bias) to
+    /// `binds` (bindings from 1; a kernel file without faces leaves 7 to 9 out), where
+    /// `inserted` more go in before them later; returns the overrides.
+    pub(crate) fn push_binds(
+        &self,
+        rec: &mut Recorder,
+        binds: &mut Vec<Bind>,
+        inserted: usize,
+    ) -> [(&'static str, f64); 3] {
+        let tex = rec.flat_texture(&self.x.buf, self.x.len());
+        let ubo = weights_ubo(rec, self.w, Some(self.b));
+        binds.resize(9 - inserted, Bind::Skip);
+        binds.extend([(&tex).into(), (&ubo).into()]);
+        [
+            ("RECOMP", 1.0),
+            ("BCI", self.shape.c_in as f64),
+            ("BACT", self.act.code() as f64),
+        ]
+    }
+}
+
 /// Whether this adapter runs layer `s` as matrix products (ops::conv_gemm) where no
 /// hand-written kernel takes it; the weight gradient too when a column has >= 64 taps.
 pub fn uses_products(gpu: &Gpu, s: &ConvTranspose2dShape) -> bool {
@@ -497,6 +551,7 @@ pub fn forward_mse_grad(
     g: &Tensor,
     loss: &Tensor,
     scale: f32,
+    below: Option<&Below>,
 ) -> Result<bool> {
     s.check()?;
     let geo = s.geom();
@@ -542,11 +597,15 @@ pub fn forward_mse_grad(
         ("LOSS", 1.0),
         ("LOSS_K", (2.0 * scale) as f64),
     ];
+    // x recomputed from the layer below's input, where the kernel can (x is then not read:
+    // the layer below's input stands in at x's bindings)
+    let below = below.filter(|bl| bl.fits(rec, (s.c_in, s.h_in, s.w_in)));
+    let xr = below.map_or(x, |bl| bl.x);
     // the target is read where the backward passes read the OUT_ACT source; it may be the
     // batch, read from the faces' store
     let ins = cpu_inputs_faces(
         rec,
-        &[x, x, target],
+        &[xr, xr, target],
         S2K3_SHADERS,
         FACES_SHADER,
         (&[2], &[]),
@@ -555,14 +614,19 @@ pub fn forward_mse_grad(
     let partials = rec.gpu.zeros(&[s.batch * s.c_out * k.items]);
     let mut binds = vec![xb, (&ubo).into(), xab, g.into(), tb, (&partials).into()];
     push_face_binds(&mut binds, ins.faces.as_ref(), 0);
-    rec.dispatch_with(
-        ins.shader,
-        k.entry,
-        &[&consts[..], &ins.consts].concat(),
-        &geo.params(0, 0),
-        &binds,
-        k.grid,
-    )?;
+    let mut shader = ins.shader;
+    let mut consts = [&consts[..], &ins.consts].concat();
+    if let Some(bl) = below {
+        shader = match shader {
+            FACES_SHADER => "conv_transpose2d_below_faces",
+            sh if sh == S2K3_SHADERS.1 => "conv_transpose2d_below",
+            sh => {
+                anyhow::bail!("conv_transpose2d forward_mse_grad: {sh} cannot recompute its input")
+            }
+        };
+        consts.extend(bl.push_binds(rec, &mut binds, 0));
+    }
+    rec.dispatch_with(shader, k.entry, &consts, &geo.params(0, 0), &binds, k.grid)?;
     super::reduce::sum(rec, &partials, loss, scale)?;
     Ok(true)
 }
@@ -647,6 +711,7 @@ pub fn backward_fused(
     dx: &Tensor,
     dw: &Tensor,
     db: &Tensor,
+    below: Option<&Below>,
 ) -> Result<bool> {
     s.check()?;
     let g = s.geom();
@@ -668,7 +733,17 @@ pub fn backward_fused(
         )?;
     }
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
-    super::conv2d::convt_grads_fused(rec, &g.swapped(), act, dy, y, w, x, then_act, (dx, dw, db))
+    super::conv2d::convt_grads_fused(
+        rec,
+        &g.swapped(),
+        act,
+        dy,
+        y,
+        w,
+        (x, below),
+        then_act,
+        (dx, dw, db),
+    )
 }
 
 /// dw and db (both overwritten), with g as above.
@@ -856,7 +931,7 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
                 format!("conv_transpose2d forward with the mse loss and gradient {name} ({desc})"),
                 flops,
                 nx + nw + nb + 2.0 * ny,
-                |rec| forward_mse_grad(rec, &s, &x, &w, &b, act, &y, &g, &loss, scale),
+                |rec| forward_mse_grad(rec, &s, &x, &w, &b, act, &y, &g, &loss, scale, None),
             )?;
         }
         // both gradients in one pass, as training runs them where the kernel takes the layer
@@ -878,6 +953,7 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
                     &dx,
                     &dw,
                     &db,
+                    None,
                 )
             },
         )?;

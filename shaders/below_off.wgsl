@@ -1,0 +1,30 @@
+// below.wgsl's names for kernel files that recompute nothing: RECOMP false, so the branches
+// that would call below_in4 and below_out compile out.
+const RECOMP: bool = false;
+
+struct BelowIn4 {
+    x: f32,
+}
+
+fn below_none() -> BelowIn4 {
+    return BelowIn4(0.0);
+}
+
+fn below_in4(n: u32, r: u32, q: u32, h: u32, wq: u32) -> BelowIn4 {
+    return BelowIn4(0.0);
+}
+
+struct BelowOut {
+    r0a: vec4<f32>,
+    r0b: vec4<f32>,
+    r1a: vec4<f32>,
+    r1b: vec4<f32>,
+    r2a: vec4<f32>,
+    r2b: vec4<f32>,
+    c: vec3<f32>,
+}
+
+fn below_out(x: BelowIn4, co: u32, bco: u32) -> BelowOut {
+    let z = vec4<f32>(0.0);
+    return BelowOut(z, z, z, z, z, z, vec3<f32>(0.0));
+}
