@@ -21,6 +21,17 @@ override BACT: u32 = 1u;
 // its weights [BCI][BCO][3][3], then its BCO biases (conv2d.rs weights_ubo)
 @group(0) @binding(11) var<uniform> below_w: array<vec4<f32>, 1024>;
 
+// BMASK: the layer below's act' at its output (a ReLU's, one bit a value), as the last layer's
+// forward stored it (convt_s2k3_core.wgsl convt_s2k3_loss_wgrad_cpu, one vec4<u32> an item),
+// read by that layer's input gradient (conv2d_cpu_core.wgsl conv_forward_s2k3_cpu) in place of
+// the output itself: a flat texture over the words (read as floats, used as bits)
+override BMASK: bool = false;
+@group(0) @binding(14) var below_m: texture_storage_2d<rgba32float, read>;
+
+fn below_mask(item: u32) -> vec4<u32> {
+    return bitcast<vec4<u32>>(textureLoad(below_m, flat_texel(item)));
+}
+
 fn bw_at(i: u32) -> f32 {
     return below_w[i >> 2u][i & 3u];
 }

@@ -1,6 +1,11 @@
 // below.wgsl's names for kernel files that recompute nothing: RECOMP false, so the branches
 // that would call below_in4 and below_out compile out.
 const RECOMP: bool = false;
+const BMASK: bool = false;
+
+fn below_mask(item: u32) -> vec4<u32> {
+    return vec4<u32>(0u);
+}
 
 struct BelowIn4 {
     x: f32,

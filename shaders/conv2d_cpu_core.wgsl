@@ -595,6 +595,26 @@ fn out8_store(o: Out8, i: u32, plane: u32) {
     if (CO > 7u) { uy[i + 7u * plane] = out_act(o.c7, 7u, i + 7u * plane); }
 }
 
+// v times the act' bits k .. k + 3 of word w (1 or 0 each)
+fn mask_mul(v: vec4<f32>, w: u32, k: u32) -> vec4<f32> {
+    let one = vec4<f32>(1.0);
+    let zero = vec4<f32>(0.0);
+    let b = (vec4<u32>(w) >> vec4<u32>(k, k + 1u, k + 2u, k + 3u)) & vec4<u32>(1u);
+    return v * select(zero, one, b != vec4<u32>(0u));
+}
+
+// out8_store with BMASK: channel c's act' from bits (c % 2) * 16 + k .. of word c / 2 of m
+fn out8_store_mask(o: Out8, i: u32, plane: u32, m: vec4<u32>, k: u32) {
+    if (CO > 0u) { uy[i] = mask_mul(o.c0, m.x, k); }
+    if (CO > 1u) { uy[i + plane] = mask_mul(o.c1, m.x, k + 16u); }
+    if (CO > 2u) { uy[i + 2u * plane] = mask_mul(o.c2, m.y, k); }
+    if (CO > 3u) { uy[i + 3u * plane] = mask_mul(o.c3, m.y, k + 16u); }
+    if (CO > 4u) { uy[i + 4u * plane] = mask_mul(o.c4, m.z, k); }
+    if (CO > 5u) { uy[i + 5u * plane] = mask_mul(o.c5, m.z, k + 16u); }
+    if (CO > 6u) { uy[i + 6u * plane] = mask_mul(o.c6, m.w, k); }
+    if (CO > 7u) { uy[i + 7u * plane] = mask_mul(o.c7, m.w, k + 16u); }
+}
+
 // an invocation's four output quads: top-left, top-right, bottom-left, bottom-right
 struct Out8x4 {
     tl: Out8,
@@ -692,6 +712,17 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let plane = p.h_out * wq;
     let oy = 2u * qy;
     let i = (n * p.c_out + p.co_off) * plane + oy * wq + 2u * g;
+    if (BMASK) {
+        // act' of the output from the bits stored for this item (below.wgsl)
+        let m = below_mask(n * qh * ng + gid.x);
+        out8_store_mask(o.tl, i, plane, m, 0u);
+        out8_store_mask(o.tr, i + 1u, plane, m, 4u);
+        if (oy + 1u < p.h_out) {
+            out8_store_mask(o.bl, i + wq, plane, m, 8u);
+            out8_store_mask(o.br, i + wq + 1u, plane, m, 12u);
+        }
+        return;
+    }
     out8_store(o.tl, i, plane);
     out8_store(o.tr, i + 1u, plane);
     if (oy + 1u < p.h_out) {
@@ -716,23 +747,13 @@ fn conv_forward_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
 
 @group(0) @binding(6) var<storage, read_write> fpart: array<f32>;
 
-// x at an item's 4 quads (i, i + 1, i + wq, i + wq + 1 of channel co): loaded, or with RECOMP
-// (below.wgsl) the layer below's output recomputed from its input bx
-fn fused_x(i: u32, wq: u32, bx: BelowIn4, co: u32) -> mat4x4<f32> {
-    if (RECOMP) {
-        let b = below_out(bx, co, CO);
-        return mat4x4<f32>(b.r0a, b.r0b, b.r1a, b.r1b);
-    }
-    return mat4x4<f32>(ld_fa(i), ld_fa(i + 1u), ld_fa(i + wq), ld_fa(i + wq + 1u));
-}
-
-// One channel's outputs at the item's 4 quads (at i, i + 1, i + wq, i + wq + 1; x there: xq):
-// stored times act'(x), and x added against the 4 footprints into the channel's weight sums.
-fn fused_channel(s: Taps9, i: u32, wq: u32, o0: vec4<f32>, o1: vec4<f32>, o2: vec4<f32>, o3: vec4<f32>, f0: Foot, f1: Foot, f2: Foot, f3: Foot, xq: mat4x4<f32>) -> Taps9 {
-    let a = xq[0];
-    let b = xq[1];
-    let c = xq[2];
-    let d = xq[3];
+// One channel's outputs at the item's 4 quads (at i, i + 1, i + wq, i + wq + 1): stored times
+// act'(x), and x added against the 4 footprints into the channel's weight sums.
+fn fused_channel(s: Taps9, i: u32, wq: u32, o0: vec4<f32>, o1: vec4<f32>, o2: vec4<f32>, o3: vec4<f32>, f0: Foot, f1: Foot, f2: Foot, f3: Foot) -> Taps9 {
+    let a = ld_fa(i);
+    let b = ld_fa(i + 1u);
+    let c = ld_fa(i + wq);
+    let d = ld_fa(i + wq + 1u);
     uy[i] = o0 * act_grad4_code(OUT_ACT, a);
     uy[i + 1u] = o1 * act_grad4_code(OUT_ACT, b);
     uy[i + wq] = o2 * act_grad4_code(OUT_ACT, c);
@@ -807,18 +828,14 @@ fn conv_forward_s2k3_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
         let bl = out8_add(z8, fbl, 0u);
         let br = out8_add(z8, fbr, 0u);
         let i = (n * p.c_out + p.co_off) * plane + 2u * qy * wq + 2u * g;
-        // RECOMP: x (this layer's output, the layer below's input) is the layer below's output at
-        // its input row qy, quad g
-        var bx = below_none();
-        if (RECOMP) { bx = below_in4(n, qy, g, p.h_out / 2u, wq / 2u); }
-        if (CO > 0u) { s0 = fused_channel(s0, i, wq, tl.c0, tr.c0, bl.c0, br.c0, ftl, ftr, fbl, fbr, fused_x(i, wq, bx, 0u)); }
-        if (CO > 1u) { s1 = fused_channel(s1, i + plane, wq, tl.c1, tr.c1, bl.c1, br.c1, ftl, ftr, fbl, fbr, fused_x(i + plane, wq, bx, 1u)); }
-        if (CO > 2u) { s2 = fused_channel(s2, i + 2u * plane, wq, tl.c2, tr.c2, bl.c2, br.c2, ftl, ftr, fbl, fbr, fused_x(i + 2u * plane, wq, bx, 2u)); }
-        if (CO > 3u) { s3 = fused_channel(s3, i + 3u * plane, wq, tl.c3, tr.c3, bl.c3, br.c3, ftl, ftr, fbl, fbr, fused_x(i + 3u * plane, wq, bx, 3u)); }
-        if (CO > 4u) { s4 = fused_channel(s4, i + 4u * plane, wq, tl.c4, tr.c4, bl.c4, br.c4, ftl, ftr, fbl, fbr, fused_x(i + 4u * plane, wq, bx, 4u)); }
-        if (CO > 5u) { s5 = fused_channel(s5, i + 5u * plane, wq, tl.c5, tr.c5, bl.c5, br.c5, ftl, ftr, fbl, fbr, fused_x(i + 5u * plane, wq, bx, 5u)); }
-        if (CO > 6u) { s6 = fused_channel(s6, i + 6u * plane, wq, tl.c6, tr.c6, bl.c6, br.c6, ftl, ftr, fbl, fbr, fused_x(i + 6u * plane, wq, bx, 6u)); }
-        if (CO > 7u) { s7 = fused_channel(s7, i + 7u * plane, wq, tl.c7, tr.c7, bl.c7, br.c7, ftl, ftr, fbl, fbr, fused_x(i + 7u * plane, wq, bx, 7u)); }
+        if (CO > 0u) { s0 = fused_channel(s0, i, wq, tl.c0, tr.c0, bl.c0, br.c0, ftl, ftr, fbl, fbr); }
+        if (CO > 1u) { s1 = fused_channel(s1, i + plane, wq, tl.c1, tr.c1, bl.c1, br.c1, ftl, ftr, fbl, fbr); }
+        if (CO > 2u) { s2 = fused_channel(s2, i + 2u * plane, wq, tl.c2, tr.c2, bl.c2, br.c2, ftl, ftr, fbl, fbr); }
+        if (CO > 3u) { s3 = fused_channel(s3, i + 3u * plane, wq, tl.c3, tr.c3, bl.c3, br.c3, ftl, ftr, fbl, fbr); }
+        if (CO > 4u) { s4 = fused_channel(s4, i + 4u * plane, wq, tl.c4, tr.c4, bl.c4, br.c4, ftl, ftr, fbl, fbr); }
+        if (CO > 5u) { s5 = fused_channel(s5, i + 5u * plane, wq, tl.c5, tr.c5, bl.c5, br.c5, ftl, ftr, fbl, fbr); }
+        if (CO > 6u) { s6 = fused_channel(s6, i + 6u * plane, wq, tl.c6, tr.c6, bl.c6, br.c6, ftl, ftr, fbl, fbr); }
+        if (CO > 7u) { s7 = fused_channel(s7, i + 7u * plane, wq, tl.c7, tr.c7, bl.c7, br.c7, ftl, ftr, fbl, fbr); }
         // the item owns input rows y0 .. y0 + 3 of its 16 columns
         bias += (owned(r1.a) + owned(r2.a) + owned(r3.a) + owned(r4.a))
             + (owned(r1.b) + owned(r2.b) + owned(r3.b) + owned(r4.b));

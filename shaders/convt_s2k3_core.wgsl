@@ -240,6 +240,197 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
 }
 
 // ---------------------------------------------------------------------------------------------
+// convt_s2k3_loss_wgrad_cpu: a training step's last layer (convt_s2k3_cpu with LOSS and one
+// output channel) with its input recomputed from the layer below's input (RECOMP, below.wgsl),
+// and the two things the layer's backward pass would read that input for done here, where the
+// input is in registers: the layer's weight gradient, and the layer below's act' (a ReLU: one
+// bit a value) for the input gradient that forms the layer below's g. Then nothing reads the
+// input x: the layer below's forward is dropped and the backward pass has only the input
+// gradient left (conv2d_cpu_core.wgsl conv_forward_s2k3_cpu with BMASK).
+// The weight gradient is the forward's taps with g in place of the weights: each output's g
+// times each input value the forward multiplied into it, summed per tap (each output belongs
+// to one item, each (input, tap) to one of its taps). Each invocation walks items lane,
+// ... (lane_items; an item is one of convt_s2k3_cpu's invocations: output rows 4*qy .. + 3,
+// columns 16*qg .. + 15), stores g and its sum of (y - t)^2 like convt_s2k3_cpu, and per item
+// the 128 bits act'(x) > 0 of the x it owns (rows 2*qy, 2*qy + 1, columns 8*qg .. 8*qg + 7, all
+// CI channels) as one vec4<u32> at binding 13 (channel c, row r, quad j, column k: bit
+// (c % 2) * 16 + 8 r + 4 j + k of word c / 2); at the end its CI x 9 weight sums and the bias sum
+// at binding 12 (p.stride_part floats a lane, for wgrad_reduce4) and its loss sum at binding 6.
+// Needs CO = 1, CI <= 8, h_in even, w_in % 8 == 0 (the host checks).
+
+@group(0) @binding(12) var<storage, read_write> lw_part: array<f32>;
+@group(0) @binding(13) var<storage, read_write> lw_mask: array<vec4<u32>>;
+
+// The weight sums of one input channel's taps: the forward's s2_taps with g (block b) in place
+// of the weights
+fn lw_taps(a: W10, b: S2Block, a0: vec4<f32>, s0: vec4<f32>, a1: vec4<f32>, s1: vec4<f32>) -> W10 {
+    var r = a;
+    r.t4 += dot(b.e0, a0);
+    r.t5 += dot(b.o0, a0);
+    r.t3 += dot(b.o0, s0);
+    r.t7 += dot(b.e1, a0);
+    r.t1 += dot(b.e1, a1);
+    r.t8 += dot(b.o1, a0);
+    r.t6 += dot(b.o1, s0);
+    r.t2 += dot(b.o1, a1);
+    r.t0 += dot(b.o1, s1);
+    return r;
+}
+
+// one input channel's rows x against the item's four blocks of g (as s2_rows adds them)
+fn lw_rows(a: W10, g: S2x4, x: S2Rows) -> W10 {
+    let su0 = vec4<f32>(x.u0.y, x.u0.z, x.u0.w, x.v0.x);
+    let sv0 = vec4<f32>(x.v0.y, x.v0.z, x.v0.w, x.c0);
+    let su1 = vec4<f32>(x.u1.y, x.u1.z, x.u1.w, x.v1.x);
+    let sv1 = vec4<f32>(x.v1.y, x.v1.z, x.v1.w, x.c1);
+    let su2 = vec4<f32>(x.u2.y, x.u2.z, x.u2.w, x.v2.x);
+    let sv2 = vec4<f32>(x.v2.y, x.v2.z, x.v2.w, x.c2);
+    var r = lw_taps(a, g.al, x.u0, su0, x.u1, su1);
+    r = lw_taps(r, g.ar, x.v0, sv0, x.v1, sv1);
+    r = lw_taps(r, g.bl, x.u1, su1, x.u2, su2);
+    return lw_taps(r, g.br, x.v1, sv1, x.v2, sv2);
+}
+
+// Stores block b's g (as s2_store does with LOSS, rows always in range) and returns it in the
+// block's layout (even and odd columns)
+fn lw_store(b: S2Block, r: u32, wq: u32, bias: f32) -> S2Block {
+    let e0 = s2_act(b.e0, bias);
+    let o0 = s2_act(b.o0, bias);
+    let e1 = s2_act(b.e1, bias);
+    let o1 = s2_act(b.o1, bias);
+    let q00 = s2_out_act(vec4<f32>(e0.x, o0.x, e0.y, o0.y), r);
+    let q01 = s2_out_act(vec4<f32>(e0.z, o0.z, e0.w, o0.w), r + 1u);
+    let q10 = s2_out_act(vec4<f32>(e1.x, o1.x, e1.y, o1.y), r + wq);
+    let q11 = s2_out_act(vec4<f32>(e1.z, o1.z, e1.w, o1.w), r + wq + 1u);
+    ty[r] = q00;
+    ty[r + 1u] = q01;
+    ty[r + wq] = q10;
+    ty[r + wq + 1u] = q11;
+    return S2Block(
+        vec4<f32>(q00.x, q00.z, q01.x, q01.z),
+        vec4<f32>(q00.y, q00.w, q01.y, q01.w),
+        vec4<f32>(q10.x, q10.z, q11.x, q11.z),
+        vec4<f32>(q10.y, q10.w, q11.y, q11.w),
+    );
+}
+
+fn lw_hsum(b: S2Block) -> f32 {
+    let v = (b.e0 + b.o0) + (b.e1 + b.o1);
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// bits k of the 4 values of v with act' > 0 (a ReLU's: v > 0)
+fn lw_bits4(v: vec4<f32>) -> u32 {
+    return select(0u, 1u, v.x > 0.0) | select(0u, 2u, v.y > 0.0) | select(0u, 4u, v.z > 0.0) | select(0u, 8u, v.w > 0.0);
+}
+
+// the 16 bits of one channel's owned x: rows 0, 1 by quads 0, 1
+fn lw_bits16(x: S2Rows) -> u32 {
+    return lw_bits4(x.u0) | (lw_bits4(x.v0) << 4u) | (lw_bits4(x.u1) << 8u) | (lw_bits4(x.v1) << 12u);
+}
+
+@compute @workgroup_size(64)
+fn convt_s2k3_loss_wgrad_cpu(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let lane = gid.x;
+    if (lane >= p.chunks) { return; }
+    let wiq = p.w_in / 4u;
+    let nb = wiq / 2u;
+    let per_img = (p.h_in / 2u) * nb;
+    let wq = p.w_out / 4u;
+    let bias = tw_at(CI * 9u);
+    let zw = W10(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    var s0 = zw;
+    var s1 = zw;
+    var s2 = zw;
+    var s3 = zw;
+    var s4 = zw;
+    var s5 = zw;
+    var s6 = zw;
+    var s7 = zw;
+    var db = 0.0;
+    loss_acc = 0.0;
+    let run = lane_items(lane, p.batch * per_img);
+    for (var q = run.x; q < run.y; q += run.z) {
+        let n = q / per_img;
+        let qy = (q % per_img) / nb;
+        let qg = q % nb;
+        if (FACES2) { face_image(n); }
+        let y0 = 2u * qy;
+        let x = below_in4(n, qy, qg, p.h_in / 2u, wiq / 2u);
+        let z = S2Rows(vec4<f32>(0.0), vec4<f32>(0.0), 0.0, vec4<f32>(0.0), vec4<f32>(0.0), 0.0, vec4<f32>(0.0), vec4<f32>(0.0), 0.0);
+        var x0 = z;
+        var x1 = z;
+        var x2 = z;
+        var x3 = z;
+        var x4 = z;
+        var x5 = z;
+        var x6 = z;
+        var x7 = z;
+        let zb = S2Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+        var o = S2x4(zb, zb, zb, zb);
+        if (CI > 0u) { x0 = s2_rows_below(x, y0, qg, wiq, 0u); o = s2_rows(o, x0, 0u); }
+        if (CI > 1u) { x1 = s2_rows_below(x, y0, qg, wiq, 1u); o = s2_rows(o, x1, 9u); }
+        if (CI > 2u) { x2 = s2_rows_below(x, y0, qg, wiq, 2u); o = s2_rows(o, x2, 18u); }
+        if (CI > 3u) { x3 = s2_rows_below(x, y0, qg, wiq, 3u); o = s2_rows(o, x3, 27u); }
+        if (CI > 4u) { x4 = s2_rows_below(x, y0, qg, wiq, 4u); o = s2_rows(o, x4, 36u); }
+        if (CI > 5u) { x5 = s2_rows_below(x, y0, qg, wiq, 5u); o = s2_rows(o, x5, 45u); }
+        if (CI > 6u) { x6 = s2_rows_below(x, y0, qg, wiq, 6u); o = s2_rows(o, x6, 54u); }
+        if (CI > 7u) { x7 = s2_rows_below(x, y0, qg, wiq, 7u); o = s2_rows(o, x7, 63u); }
+        let r = (n * p.h_out + 2u * y0) * wq + 4u * qg;
+        let g = S2x4(
+            lw_store(o.al, r, wq, bias),
+            lw_store(o.ar, r + 2u, wq, bias),
+            lw_store(o.bl, r + 2u * wq, wq, bias),
+            lw_store(o.br, r + 2u * wq + 2u, wq, bias),
+        );
+        db += (lw_hsum(g.al) + lw_hsum(g.ar)) + (lw_hsum(g.bl) + lw_hsum(g.br));
+        if (CI > 0u) { s0 = lw_rows(s0, g, x0); }
+        if (CI > 1u) { s1 = lw_rows(s1, g, x1); }
+        if (CI > 2u) { s2 = lw_rows(s2, g, x2); }
+        if (CI > 3u) { s3 = lw_rows(s3, g, x3); }
+        if (CI > 4u) { s4 = lw_rows(s4, g, x4); }
+        if (CI > 5u) { s5 = lw_rows(s5, g, x5); }
+        if (CI > 6u) { s6 = lw_rows(s6, g, x6); }
+        if (CI > 7u) { s7 = lw_rows(s7, g, x7); }
+        lw_mask[q] = vec4<u32>(
+            lw_bits16(x0) | (lw_bits16(x1) << 16u),
+            lw_bits16(x2) | (lw_bits16(x3) << 16u),
+            lw_bits16(x4) | (lw_bits16(x5) << 16u),
+            lw_bits16(x6) | (lw_bits16(x7) << 16u),
+        );
+    }
+    let base = lane * p.stride_part;
+    lw_part_store(s0, 0u, base);
+    lw_part_store(s1, 1u, base);
+    lw_part_store(s2, 2u, base);
+    lw_part_store(s3, 3u, base);
+    lw_part_store(s4, 4u, base);
+    lw_part_store(s5, 5u, base);
+    lw_part_store(s6, 6u, base);
+    lw_part_store(s7, 7u, base);
+    lw_part[base + CI * 9u] = db;
+    // the padding up to p.stride_part: zeros, so the reduction's whole vec4s add nothing
+    for (var k = CI * 9u + 1u; k < p.stride_part; k++) {
+        lw_part[base + k] = 0.0;
+    }
+    tloss[lane] = loss_acc;
+}
+
+fn lw_part_store(a: W10, ci: u32, base: u32) {
+    if (ci >= CI) { return; }
+    let o = base + ci * 9u;
+    lw_part[o] = a.t0;
+    lw_part[o + 1u] = a.t1;
+    lw_part[o + 2u] = a.t2;
+    lw_part[o + 3u] = a.t3;
+    lw_part[o + 4u] = a.t4;
+    lw_part[o + 5u] = a.t5;
+    lw_part[o + 6u] = a.t6;
+    lw_part[o + 7u] = a.t7;
+    lw_part[o + 8u] = a.t8;
+}
+
+// ---------------------------------------------------------------------------------------------
 // convt_s2k3_all_cpu: convt_s2k3_cpu for 4..8 output channels, all of them per invocation (so
 // each input value is loaded once per invocation rather than once per channel): output rows
 // 2*qy, 2*qy + 1 by columns 8*qg .. 8*qg + 7 from input rows qy, qy + 1 and columns 4*qg ..

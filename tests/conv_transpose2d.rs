@@ -600,7 +600,6 @@ fn gpu_backward_fused(
         &dx,
         &dw,
         &db,
-        None,
     )
     .unwrap();
     rec.run().unwrap();
@@ -657,10 +656,9 @@ fn forward_mse_grad_matches_reference_and_separate_passes() {
         let tt = upload(&t, &s.out_shape());
         let (g, l) = (poisoned(&s.out_shape()), poisoned(&[1]));
         let mut rec = gpu().record();
-        let folded = conv_transpose2d::forward_mse_grad(
-            &mut rec, &s, &x, &w, &b, *act, &tt, &g, &l, scale, None,
-        )
-        .unwrap();
+        let folded =
+            conv_transpose2d::forward_mse_grad(&mut rec, &s, &x, &w, &b, *act, &tt, &g, &l, scale)
+                .unwrap();
         rec.run().unwrap();
         assert_eq!(folded, *fold, "{c:?}: folded");
         if !folded {
@@ -767,7 +765,6 @@ fn bad_shapes_are_errors() {
         &y,
         &one,
         1.0,
-        None,
     )
     .unwrap_err();
     assert!(e.to_string().contains("forward_mse_grad target"), "{e}");
@@ -782,7 +779,6 @@ fn bad_shapes_are_errors() {
         &y,
         &b,
         1.0,
-        None,
     )
     .unwrap_err();
     assert!(e.to_string().contains("forward_mse_grad loss"), "{e}");

@@ -108,10 +108,12 @@ fn conv_vae_backward_matches_finite_differences() {
 }
 
 /// A training step's record (`record_forward_backward`: on software adapters the AE's last layer
-/// forms the loss and its gradient in one pass and leaves `output` unwritten, and its forward
-/// and backward kernels recompute the first decoder layer's output, whose own forward is then
-/// dropped) against the separate forward and backward: the same gradients bit for bit, the
-/// loss within 1e-6 (summed in another order).
+/// forms the loss and its gradient in one pass and leaves `output` unwritten; its forward also
+/// recomputes its input, the first decoder layer's output, from that layer's input, and forms
+/// its own weight gradient and the ReLU bits its input gradient needs, so the first decoder
+/// layer's forward is dropped) against the separate forward and backward: the same gradients
+/// bit for bit but the last layer's weight gradient, which, like the loss, is summed in another
+/// order.
 #[test]
 fn training_record_matches_separate_passes() {
     let g = gpu();
@@ -168,7 +170,22 @@ fn training_record_matches_separate_passes() {
         l0 > 0.0 && (l1 - l0).abs() <= 1e-6 * l0,
         "loss {l1} vs {l0}"
     );
+    // the last layer's weight gradient is summed in another order where the step folds it into
+    // the forward (software adapters): within 1e-5 of its largest value; every other gradient
+    // is the same bit for bit
+    let last = graph.spec.decoder.last().expect("decoder").name;
     for (p, (a, b)) in params.list.iter().zip(g0.iter().zip(&g1)) {
-        assert!(a == b, "{}: gradients differ", p.name);
+        if p.name.starts_with(&format!("{last}.")) && g.is_cpu() {
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|v| f32::from_bits(*v)).collect(),
+                b.iter().map(|v| f32::from_bits(*v)).collect(),
+            );
+            let top = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            eprintln!("{}: largest {top:e}, largest difference {worst:e}", p.name);
+            assert!(top > 0.0 && worst <= 1e-5 * top, "{}: {worst} against {top}", p.name);
+        } else {
+            assert!(a == b, "{}: gradients differ", p.name);
+        }
     }
 }

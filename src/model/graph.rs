@@ -44,6 +44,18 @@ fn link_chain(nodes: &mut [Node]) {
     }
 }
 
+/// What a training step's forward pass folded into the network's last layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fold {
+    /// nothing: the loss and its gradient are separate passes
+    None,
+    /// the loss and its gradient (conv_transpose2d::forward_mse_grad)
+    Loss,
+    /// those, the layer's weight gradient and act' of its input as bits in `act_mask`, its input
+    /// recomputed from the layer below's (conv_transpose2d::forward_mse_wgrad)
+    LossWeightMask,
+}
+
 /// How the latent is formed when evaluating a VAE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Latent {
@@ -85,6 +97,9 @@ pub struct Graph {
     pub recon_loss: Tensor,
     pub kl_loss: Tensor,
     d_output: Tensor,
+    /// act' of the last layer's input as bits, where a training step's last layer keeps it
+    /// so (Fold::LossWeightMask): decoders ending in two transposed convs
+    act_mask: Option<Tensor>,
 }
 
 fn dims_len(d: [usize; 3]) -> usize {
@@ -196,6 +211,15 @@ impl Graph {
         // the loss gradient is the last layer's g
         decoder.last_mut().expect("decoder has layers").g_formed = true;
         let d_output = decoder.last().expect("decoder has layers").d_output.clone();
+        let act_mask = match &decoder[..] {
+            [.., a, b] => match (layer_shape(a, batch), layer_shape(b, batch)) {
+                (LayerShape::ConvT(_), LayerShape::ConvT(s)) => {
+                    Some(gpu.zeros(&[conv_transpose2d::act_mask_len(&s)]))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         Ok(Graph {
             spec: spec.clone(),
             batch,
@@ -210,6 +234,7 @@ impl Graph {
             recon_loss: gpu.zeros(&[1]),
             kl_loss: gpu.zeros(&[1]),
             d_output,
+            act_mask,
         })
     }
 
@@ -251,7 +276,7 @@ impl Graph {
         params: &Params,
         kl_weight: f32,
     ) -> Result<()> {
-        self.backward(rec, params, kl_weight, false)
+        self.backward(rec, params, kl_weight, Fold::None)
     }
 
     /// Records a training step's forward and backward passes: the losses as
@@ -271,7 +296,7 @@ impl Graph {
     }
 
     /// The forward pass and the losses; with `fold`, the loss gradient too where the last layer
-    /// can form it (returns whether it did).
+    /// can form it, and its weight gradient where it can (returns what it folded).
     fn forward(
         &self,
         rec: &mut Recorder,
@@ -280,7 +305,7 @@ impl Graph {
         step: &StepState,
         kl_weight: f32,
         fold: bool,
-    ) -> Result<bool> {
+    ) -> Result<Fold> {
         for n in &self.encoder {
             layer_forward(rec, n, self.batch, params)?;
         }
@@ -304,27 +329,49 @@ impl Graph {
             layer_forward(rec, n, self.batch, params)?;
         }
         if fold {
-            // where the last layer's kernels recompute its input (the layer below's output:
-            // self.below), nothing reads that output and the layer below's forward is dropped
-            if let (Some(_), Some(n)) = (self.below(params), rest.last()) {
-                rec.elide_if_unread(&n.output.buf);
-            }
             if let LayerShape::ConvT(s) = layer_shape(last, self.batch) {
+                let (w, b) = (
+                    &params.list[last.weight].value,
+                    &params.list[last.weight + 1].value,
+                );
+                let loss = (
+                    &self.target,
+                    &self.d_output,
+                    &self.recon_loss,
+                    self.recon_scale(),
+                );
+                // the weight gradient and act' of the input too, the input recomputed from the
+                // layer below's: then nothing reads the layer below's output, and its forward
+                // (marked here, the op recorded last) is dropped
+                if let (Some(below), Some(mask), Some(n)) =
+                    (self.below(params), &self.act_mask, rest.last())
+                {
+                    rec.elide_if_unread(&n.output.buf);
+                    let grads = (
+                        &params.list[last.weight].grad,
+                        &params.list[last.weight + 1].grad,
+                        mask,
+                    );
+                    if conv_transpose2d::forward_mse_wgrad(
+                        rec, &s, w, b, last.spec.act, loss, &below, grads,
+                    )? {
+                        return Ok(Fold::LossWeightMask);
+                    }
+                }
                 let folded = conv_transpose2d::forward_mse_grad(
                     rec,
                     &s,
                     &last.input,
-                    &params.list[last.weight].value,
-                    &params.list[last.weight + 1].value,
+                    w,
+                    b,
                     last.spec.act,
                     &self.target,
                     &self.d_output,
                     &self.recon_loss,
                     self.recon_scale(),
-                    self.below(params).as_ref(),
                 )?;
                 if folded {
-                    return Ok(true);
+                    return Ok(Fold::Loss);
                 }
             }
         }
@@ -336,18 +383,18 @@ impl Graph {
             &self.recon_loss,
             self.recon_scale(),
         )?;
-        Ok(false)
+        Ok(Fold::None)
     }
 
-    /// The backward pass; `loss_grad_formed`: the forward already wrote the loss gradient.
+    /// The backward pass, after a forward that folded `fold` into the last layer.
     fn backward(
         &self,
         rec: &mut Recorder,
         params: &Params,
         kl_weight: f32,
-        loss_grad_formed: bool,
+        fold: Fold,
     ) -> Result<()> {
-        if !loss_grad_formed {
+        if fold == Fold::None {
             loss::mse_grad_act(
                 rec,
                 &self.output,
@@ -357,12 +404,46 @@ impl Graph {
                 self.decoder.last().expect("decoder has layers").spec.act,
             )?;
         }
-        // a training step's last layer recomputes its input, whose forward is then dropped
-        // (`forward`); a backward recorded on its own reads the stored input
-        let below = self.below(params).filter(|_| loss_grad_formed);
-        for (i, n) in self.decoder.iter().enumerate().rev() {
-            let recompute = below.as_ref().filter(|_| i + 1 == self.decoder.len());
-            layer_backward(rec, n, self.batch, params, None, recompute)?;
+        let (last, rest) = self.decoder.split_last().expect("decoder has layers");
+        if fold == Fold::LossWeightMask {
+            // the forward left the last layer its input gradient only, with act' of its input
+            // as bits (the input itself is not written)
+            let (LayerShape::ConvT(s), Some(mask), Some(dx)) = (
+                layer_shape(last, self.batch),
+                &self.act_mask,
+                &last.d_input,
+            ) else {
+                unreachable!("forward folds the weight gradient only into such a layer")
+            };
+            let w = &params.list[last.weight].value;
+            let masked = conv_transpose2d::backward_input_masked(
+                rec,
+                &s,
+                Activation::None,
+                &last.output,
+                &last.d_output,
+                w,
+                dx,
+                mask,
+            )?;
+            if !masked {
+                let then = last.forms_g_of.map(|a| (a, &last.input));
+                conv_transpose2d::backward_input_then(
+                    rec,
+                    &s,
+                    Activation::None,
+                    &last.output,
+                    &last.d_output,
+                    w,
+                    dx,
+                    then,
+                )?;
+            }
+        } else {
+            layer_backward(rec, last, self.batch, params, None)?;
+        }
+        for n in rest.iter().rev() {
+            layer_backward(rec, n, self.batch, params, None)?;
         }
         if let Some(v) = &self.vae {
             vae::reparam_backward(rec, &v.dz, &v.logvar, &v.eps, &v.dmu, &v.dlogvar)?;
@@ -375,7 +456,7 @@ impl Graph {
                 kl_weight / self.batch as f32,
             )?;
             for n in &self.heads {
-                layer_backward(rec, n, self.batch, params, None, None)?;
+                layer_backward(rec, n, self.batch, params, None)?;
             }
             // both heads read the encoder's output: the mu head wrote its input gradient into
             // the encoder's output gradient, the logvar head's is added to it
@@ -390,7 +471,7 @@ impl Graph {
                 continue;
             }
             let below = (i == 1).then(|| &self.encoder[0]);
-            first_done = layer_backward(rec, n, self.batch, params, below, None)?;
+            first_done = layer_backward(rec, n, self.batch, params, below)?;
         }
         Ok(())
     }
@@ -497,15 +578,13 @@ fn layer_forward(rec: &mut Recorder, n: &Node, batch: usize, params: &Params) ->
 /// Records layer `n`'s weight and input gradients. With `below` = the first layer (which
 /// needs no input gradient), where the kernels allow, n's input-gradient kernel also makes
 /// below's weight gradient (conv2d::backward_input_into_wgrad_below) and this returns true:
-/// below has nothing left to record. With `recompute`, the layer below n (a transposed conv),
-/// whose output n's kernels may recompute rather than read (conv_transpose2d::Below).
+/// below has nothing left to record.
 fn layer_backward(
     rec: &mut Recorder,
     n: &Node,
     batch: usize,
     params: &Params,
     below: Option<&Node>,
-    recompute: Option<&conv_transpose2d::Below>,
 ) -> Result<bool> {
     let (w, dw, db) = (
         &params.list[n.weight].value,
@@ -542,7 +621,7 @@ fn layer_backward(
             if let Some(dx) = &n.d_input {
                 let then_act = then.map_or(Activation::None, |(a, _)| a);
                 if conv_transpose2d::backward_fused(
-                    rec, &s, act, y, dy, x, w, then_act, dx, dw, db, recompute,
+                    rec, &s, act, y, dy, x, w, then_act, dx, dw, db,
                 )? {
                     return Ok(false);
                 }

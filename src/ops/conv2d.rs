@@ -1146,7 +1146,7 @@ pub(crate) fn convt_grads_fused(
     dy: &Tensor,
     y: &Tensor,
     w: &Tensor,
-    (x, below): (&Tensor, Option<&super::conv_transpose2d::Below>),
+    x: &Tensor,
     then_act: Activation,
     grads: (&Tensor, &Tensor, &Tensor),
 ) -> Result<bool> {
@@ -1177,30 +1177,78 @@ pub(crate) fn convt_grads_fused(
     let stride = (n_w + n_b).next_multiple_of(4);
     let part = rec.gpu.storage((stride * chunks * 4) as u64);
     let ubo = weights_ubo(rec, w, None);
-    // x recomputed from the layer below's input, where the kernel can (x is then not read:
-    // the layer below's input stands in at its binding)
-    let below = below.filter(|bl| bl.fits(rec, (g.c_out, g.h_out, g.w_out)));
-    let xr = below.map_or(x, |bl| bl.x);
-    let (mut shader, ins) = cpu_inputs(rec, &[dy, ya, xr], CPU_SHADERS);
+    let (shader, ins) = cpu_inputs(rec, &[dy, ya, x], CPU_SHADERS);
     let [dyb, yab, xb] = <[Bind; 3]>::try_from(ins).expect("three inputs");
-    let mut binds = vec![dyb, (&ubo).into(), yab, dx.into(), xb, (&part).into()];
-    if let Some(bl) = below {
-        ensure!(
-            shader == CPU_SHADERS.1,
-            "conv2d convt_grads_fused: {shader} cannot recompute its input"
-        );
-        shader = "conv2d_below";
-        consts.extend(bl.push_binds(rec, &mut binds, 0));
-    }
     rec.dispatch_with(
         shader,
         "conv_forward_s2k3_wgrad_cpu",
         &consts,
         &g.params(chunks, stride),
-        &binds,
+        &[dyb, (&ubo).into(), yab, dx.into(), xb, (&part).into()],
         [chunks.div_ceil(WG) as u32, 1, 1],
     )?;
     reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw, db)?;
+    Ok(true)
+}
+
+/// conv_transpose2d::backward_input_masked's kernel, for the layer's input gradient as a conv of
+/// geometry `g`: conv_forward_s2k3_cpu (GRAD_IN) with act' of its output from the bits in
+/// `mask` (BMASK, shaders/below.wgsl) rather than from the output's own values. Ok(false) where
+/// that kernel does not take `g` (software adapters reading textures, 3x3 stride 2 halving, at
+/// most 8 output channels, w_out % 8 == 0).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_input_masked(
+    rec: &mut Recorder,
+    g: &Geom,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    mask: &Tensor,
+) -> Result<bool> {
+    let fits = rec.gpu.is_cpu()
+        && rec.texture_reads()
+        && g.s2k3_halves()
+        && g.w_out.is_multiple_of(8)
+        && g.h_out.is_multiple_of(2)
+        && g.c_out <= MAXCB
+        && g.c_in <= MAXCB
+        && w.len() <= UBO_FLOATS
+        && [dy, y, mask].iter().all(|t| rec.gpu.flat_texture_fits(t.len()));
+    if !fits {
+        return Ok(false);
+    }
+    // the act' source of the input (dy's), read only with an activation
+    let ya = if act != Activation::None { y } else { dy };
+    let mut consts = g.overrides(act);
+    consts.extend([
+        ("GRAD_IN", 1.0),
+        ("CI", g.c_in as f64),
+        ("OUT_ACT", 0.0),
+        ("S1", 0.0),
+        ("BMASK", 1.0),
+    ]);
+    let (shader, ins) = cpu_inputs(rec, &[dy, ya, ya], CPU_SHADERS);
+    ensure!(
+        shader == CPU_SHADERS.1,
+        "conv2d backward_input_masked: {shader} reads no textures"
+    );
+    let mut binds = ins;
+    binds.insert(2, dx.into());
+    // the bits at binding 14 (13 here: dispatch_channel_groups inserts the weights at 2)
+    binds.resize(12, Bind::Skip);
+    binds.push((&rec.flat_texture(&mask.buf, mask.len())).into());
+    let items = g.h_out.div_ceil(2) * g.w_out / 8;
+    dispatch_channel_groups(
+        rec,
+        g,
+        ("conv2d_below", "conv_forward_s2k3_cpu"),
+        &consts,
+        &binds,
+        [items.div_ceil(WG) as u32, 1, g.batch as u32],
+        |rec, rows| weights_ubo_rows(rec, w, None, rows),
+    )?;
     Ok(true)
 }
 

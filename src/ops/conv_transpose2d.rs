@@ -471,10 +471,12 @@ pub struct Below<'a> {
 
 impl Below<'_> {
     /// Whether the software kernels can recompute this layer's output, of `c` channels of h x w
-    /// where the kernel reads it: on software adapters reading texture copies.
+    /// where the kernel reads it: on software adapters reading texture copies, a ReLU layer
+    /// (its act' is kept as bits: [`forward_mse_wgrad`]).
     pub(crate) fn fits(&self, rec: &Recorder, (c, h, w): (usize, usize, usize)) -> bool {
         let g = self.shape.geom();
-        rec.gpu.is_cpu()
+        self.act == Activation::Relu
+            && rec.gpu.is_cpu()
             && rec.texture_reads()
             && g.s2k3_doubles()
             && g.c_in <= 4
@@ -505,6 +507,139 @@ impl Below<'_> {
             ("BACT", self.act.code() as f64),
         ]
     }
+}
+
+/// Floats of the act' bits [`forward_mse_wgrad`] stores for layer `s`'s input: a vec4 of 128
+/// bits per item of 2 input rows by 8 columns (all channels).
+pub fn act_mask_len(s: &ConvTranspose2dShape) -> usize {
+    4 * s.batch * (s.h_in / 2) * (s.w_in / 8)
+}
+
+/// [`forward_mse_grad`] with the layer's input x recomputed from the layer below's input
+/// (`below`), and from x in registers the two things the backward pass would read x for: the
+/// layer's weight gradient (into `dw`, `db`) and act' of x (the layer below's ReLU, as bits into
+/// `mask`: [`backward_input_masked`] reads them). Then no kernel of the step reads x, and the
+/// layer below's forward pass is dropped (`Recorder::elide_if_unread`, in model::graph).
+/// Software adapters, one output channel, up to 8 input channels, 3x3 stride 2 padding 1
+/// doubling (the seed AE's last layer: `convt_s2k3_loss_wgrad_cpu`); elsewhere it records
+/// nothing and returns Ok(false).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_mse_wgrad(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    w: &Tensor,
+    b: &Tensor,
+    act: Activation,
+    (target, g, loss, scale): (&Tensor, &Tensor, &Tensor, f32),
+    below: &Below,
+    (dw, db, mask): (&Tensor, &Tensor, &Tensor),
+) -> Result<bool> {
+    s.check()?;
+    let geo = s.geom();
+    let wn: usize = s.weight_shape().iter().product();
+    for (what, t, want) in [
+        ("w", w, wn),
+        ("b", b, s.c_out),
+        ("target", target, geo.out_len()),
+        ("g", g, geo.out_len()),
+        ("loss", loss, 1),
+        ("dw", dw, wn),
+        ("db", db, s.c_out),
+        ("mask", mask, act_mask_len(s)),
+    ] {
+        ensure!(
+            t.len() == want,
+            "conv_transpose2d forward_mse_wgrad {what}: expected {want} values but the tensor has shape {:?}",
+            t.shape
+        );
+    }
+    let fits = matches!(ubo_kernel(rec.gpu, &geo, wn + s.c_out), Some(k) if k.entry == "convt_s2k3_cpu")
+        && s.c_out == 1
+        && s.c_in <= MAXCB
+        && s.h_in.is_multiple_of(2)
+        && rec.gpu.flat_texture_fits(target.len())
+        && below.fits(rec, (s.c_in, s.h_in, s.w_in));
+    if !fits {
+        return Ok(false);
+    }
+    let ubo = weights_ubo(rec, w, Some(b));
+    let consts = [
+        ("ACT", act.code() as f64),
+        ("GRAD_IN", 0.0),
+        ("CI", s.c_in as f64),
+        ("CO", 1.0),
+        ("OUT_ACT", 0.0),
+        ("LOSS", 1.0),
+        ("LOSS_K", (2.0 * scale) as f64),
+    ];
+    let items = act_mask_len(s) / 4;
+    let chunks = wgrad_chunks(rec.gpu, items, 1);
+    // per lane: c_in x 9 weight sums, the bias sum, padded to whole vec4s for wgrad_reduce4
+    let (n_w, n_b) = (s.c_in * 9, 1);
+    let stride = (n_w + n_b).next_multiple_of(4);
+    let part = rec.gpu.storage((stride * chunks * 4) as u64);
+    let loss_part = rec.gpu.zeros(&[chunks]);
+    // the kernel reads no x (its bindings 1 and 3 are left out); the target may be the batch,
+    // read from the faces' store
+    let ins = cpu_inputs_faces(
+        rec,
+        &[target, target, target],
+        S2K3_SHADERS,
+        FACES_SHADER,
+        (&[2], &[0, 1]),
+    );
+    let shader = match ins.shader {
+        FACES_SHADER => "conv_transpose2d_below_faces",
+        sh if sh == S2K3_SHADERS.1 => "conv_transpose2d_below",
+        sh => anyhow::bail!("conv_transpose2d forward_mse_wgrad: {sh} reads no textures"),
+    };
+    let tb = ins.binds[2].clone();
+    let mut binds = vec![
+        Bind::Skip,
+        (&ubo).into(),
+        Bind::Skip,
+        g.into(),
+        tb,
+        (&loss_part).into(),
+    ];
+    push_face_binds(&mut binds, ins.faces.as_ref(), 0);
+    let below_consts = below.push_binds(rec, &mut binds, 0);
+    binds.extend([(&part).into(), mask.into()]);
+    rec.dispatch_with(
+        shader,
+        "convt_s2k3_loss_wgrad_cpu",
+        &[&consts[..], &ins.consts, &below_consts].concat(),
+        &geo.params(chunks, stride),
+        &binds,
+        [chunks.div_ceil(WG) as u32, 1, 1],
+    )?;
+    super::reduce::sum(rec, &loss_part, loss, scale)?;
+    super::conv2d::reduce4_partials(rec, &part, chunks, stride, n_w, n_b, dw, db)?;
+    Ok(true)
+}
+
+/// [`backward_input_then`] with `then` = (ReLU, x) where act' of x is read from the bits
+/// [`forward_mse_wgrad`] stored in `mask` (x itself is not read): dx = conv(dy * act'(y), w) *
+/// relu'(x). Software adapters where that kernel ran (conv2d.wgsl conv_forward_s2k3_cpu with
+/// BMASK); elsewhere Ok(false), nothing recorded.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_input_masked(
+    rec: &mut Recorder,
+    s: &ConvTranspose2dShape,
+    act: Activation,
+    y: &Tensor,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+    mask: &Tensor,
+) -> Result<bool> {
+    s.check()?;
+    let g = s.geom();
+    if mask.len() != act_mask_len(s) {
+        return Ok(false);
+    }
+    // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
+    super::conv2d::backward_input_masked(rec, &g.swapped(), act, y, dy, w, dx, mask)
 }
 
 /// Whether this adapter runs layer `s` as matrix products (ops::conv_gemm) where no
@@ -551,7 +686,6 @@ pub fn forward_mse_grad(
     g: &Tensor,
     loss: &Tensor,
     scale: f32,
-    below: Option<&Below>,
 ) -> Result<bool> {
     s.check()?;
     let geo = s.geom();
@@ -597,15 +731,11 @@ pub fn forward_mse_grad(
         ("LOSS", 1.0),
         ("LOSS_K", (2.0 * scale) as f64),
     ];
-    // x recomputed from the layer below's input, where the kernel can (x is then not read:
-    // the layer below's input stands in at x's bindings)
-    let below = below.filter(|bl| bl.fits(rec, (s.c_in, s.h_in, s.w_in)));
-    let xr = below.map_or(x, |bl| bl.x);
     // the target is read where the backward passes read the OUT_ACT source; it may be the
     // batch, read from the faces' store
     let ins = cpu_inputs_faces(
         rec,
-        &[xr, xr, target],
+        &[x, x, target],
         S2K3_SHADERS,
         FACES_SHADER,
         (&[2], &[]),
@@ -614,19 +744,14 @@ pub fn forward_mse_grad(
     let partials = rec.gpu.zeros(&[s.batch * s.c_out * k.items]);
     let mut binds = vec![xb, (&ubo).into(), xab, g.into(), tb, (&partials).into()];
     push_face_binds(&mut binds, ins.faces.as_ref(), 0);
-    let mut shader = ins.shader;
-    let mut consts = [&consts[..], &ins.consts].concat();
-    if let Some(bl) = below {
-        shader = match shader {
-            FACES_SHADER => "conv_transpose2d_below_faces",
-            sh if sh == S2K3_SHADERS.1 => "conv_transpose2d_below",
-            sh => {
-                anyhow::bail!("conv_transpose2d forward_mse_grad: {sh} cannot recompute its input")
-            }
-        };
-        consts.extend(bl.push_binds(rec, &mut binds, 0));
-    }
-    rec.dispatch_with(shader, k.entry, &consts, &geo.params(0, 0), &binds, k.grid)?;
+    rec.dispatch_with(
+        ins.shader,
+        k.entry,
+        &[&consts[..], &ins.consts].concat(),
+        &geo.params(0, 0),
+        &binds,
+        k.grid,
+    )?;
     super::reduce::sum(rec, &partials, loss, scale)?;
     Ok(true)
 }
@@ -711,7 +836,6 @@ pub fn backward_fused(
     dx: &Tensor,
     dw: &Tensor,
     db: &Tensor,
-    below: Option<&Below>,
 ) -> Result<bool> {
     s.check()?;
     let g = s.geom();
@@ -733,17 +857,7 @@ pub fn backward_fused(
         )?;
     }
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
-    super::conv2d::convt_grads_fused(
-        rec,
-        &g.swapped(),
-        act,
-        dy,
-        y,
-        w,
-        (x, below),
-        then_act,
-        (dx, dw, db),
-    )
+    super::conv2d::convt_grads_fused(rec, &g.swapped(), act, dy, y, w, x, then_act, (dx, dw, db))
 }
 
 /// dw and db (both overwritten), with g as above.
@@ -931,7 +1045,44 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
                 format!("conv_transpose2d forward with the mse loss and gradient {name} ({desc})"),
                 flops,
                 nx + nw + nb + 2.0 * ny,
-                |rec| forward_mse_grad(rec, &s, &x, &w, &b, act, &y, &g, &loss, scale, None),
+                |rec| forward_mse_grad(rec, &s, &x, &w, &b, act, &y, &g, &loss, scale),
+            )?;
+            // as training runs it on software adapters: its input recomputed from ae.dec0's
+            // input, its weight gradient and relu' of its input as bits in the same pass, and
+            // the input gradient that reads those bits
+            let (_, s0, act0) = ae_shapes(batch)[0];
+            let below = Below {
+                shape: s0,
+                x: &bench_fill(gpu, &s0.in_shape(), 6)?,
+                w: &bench_fill(gpu, &s0.weight_shape(), 7)?,
+                b: &bench_fill(gpu, &[s0.c_out], 8)?,
+                act: act0,
+            };
+            let mask = gpu.zeros(&[act_mask_len(&s)]);
+            let n0 = below.x.bytes() as f64;
+            let nm = mask.bytes() as f64;
+            cases.add_if(
+                format!("conv_transpose2d forward with the mse loss, the weight gradient and the input recomputed {name} ({desc})"),
+                2.0 * flops + 2.0 * s0.macs() * 4.0 / 3.0,
+                n0 + nw + nb + 2.0 * ny + nm,
+                |rec| {
+                    forward_mse_wgrad(
+                        rec,
+                        &s,
+                        &w,
+                        &b,
+                        act,
+                        (&y, &g, &loss, scale),
+                        &below,
+                        (&dw, &db, &mask),
+                    )
+                },
+            )?;
+            cases.add_if(
+                format!("conv_transpose2d backward_input masked {name} ({desc})"),
+                flops,
+                ny + nw + nx + nm,
+                |rec| backward_input_masked(rec, &s, Activation::None, &y, &dy, &w, &dx, &mask),
             )?;
         }
         // both gradients in one pass, as training runs them where the kernel takes the layer
@@ -953,7 +1104,6 @@ pub fn bench_cases(cases: &mut BenchCases, batch: usize) -> Result<()> {
                     &dx,
                     &dw,
                     &db,
-                    None,
                 )
             },
         )?;
