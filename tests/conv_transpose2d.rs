@@ -728,6 +728,196 @@ fn forward_mse_grad_matches_reference_and_separate_passes() {
     facegpu::gpu::with_texture_reads(false, || check(0, &cases[0].0, &cases[0].1, &cases[0].2));
 }
 
+/// The training step's last layer under a ReLU transposed conv on software adapters:
+/// forward_mse_wgrad (its input y recomputed from the layer below's input, the loss, its g, its
+/// weight gradient and relu'(y) as bits in one pass) against the float64 reference and against
+/// the layer below's forward then forward_mse_grad (g the same bit for bit); and
+/// backward_input_masked (the input gradient times relu'(y) from those bits) against the
+/// reference and, bit for bit, against backward_input_then reading y itself.
+#[test]
+fn forward_mse_wgrad_and_masked_input_gradient_match_reference() {
+    if !gpu().is_cpu() {
+        return; // software adapters' kernels only (elsewhere both return Ok(false))
+    }
+    let cases = [
+        // the seed AE's decoder at batch 2
+        (
+            convt(2, 4, 32, 32, 8, 3, 3, 2, 1, 1),
+            convt(2, 8, 64, 64, 1, 3, 3, 2, 1, 1),
+            Activation::Sigmoid,
+        ),
+        // odd channel counts, a non-square input, height not a multiple of 4
+        (
+            convt(3, 3, 5, 4, 5, 3, 3, 2, 1, 1),
+            convt(3, 5, 10, 8, 1, 3, 3, 2, 1, 1),
+            Activation::Relu,
+        ),
+        (
+            convt(1, 1, 3, 8, 2, 3, 3, 2, 1, 1),
+            convt(1, 2, 6, 16, 1, 3, 3, 2, 1, 1),
+            Activation::None,
+        ),
+    ];
+    for (k, (c0, c1, act)) in cases.iter().enumerate() {
+        let (d0, d1) = (data(c0, 1000 + k as u64), data(c1, 1100 + k as u64));
+        let t = r::f32_round(&Rng::new(1200 + k as u64).vec(c1.out_len(), 0.0, 1.0));
+        let scale = 1.0 / c1.out_len() as f32;
+        let (s0, s1) = (lib_shape(c0), lib_shape(c1));
+        let (x0, w0, b0) = (
+            upload(&d0.x, &s0.in_shape()),
+            upload(&d0.w, &s0.weight_shape()),
+            upload(&d0.b, &[c0.c_out]),
+        );
+        let (w1, b1) = (
+            upload(&d1.w, &s1.weight_shape()),
+            upload(&d1.b, &[c1.c_out]),
+        );
+        let tt = upload(&t, &s1.out_shape());
+        let mask = poisoned(&[conv_transpose2d::act_mask_len(&s1)]);
+        let (g, l, dw, db) = (
+            poisoned(&s1.out_shape()),
+            poisoned(&[1]),
+            poisoned(&s1.weight_shape()),
+            poisoned(&[1]),
+        );
+        let below = conv_transpose2d::Below {
+            shape: s0,
+            x: &x0,
+            w: &w0,
+            b: &b0,
+            act: Activation::Relu,
+        };
+        let mut rec = gpu().record();
+        let fused = conv_transpose2d::forward_mse_wgrad(
+            &mut rec,
+            &s1,
+            &w1,
+            &b1,
+            *act,
+            (&tt, &g, &l, scale),
+            &below,
+            (&dw, &db, &mask),
+        )
+        .unwrap();
+        assert!(fused, "{c1:?}: the kernel takes it");
+        rec.run().unwrap();
+        // float64 reference: y = relu(convT(x0) + b0), the last layer on y
+        let pre0 = c0.forward_pre(&d0.x, &d0.w, &d0.b);
+        let mag0 = c0.forward_pre(&r::abs(&d0.x), &r::abs(&d0.w), &r::abs(&d0.b));
+        let y = r::apply(Activation::Relu, &pre0);
+        let out = c1.forward(&y, &d1.w, &d1.b, *act);
+        let k2 = 2.0 * scale as f64;
+        let diff: Vec<f64> = out.iter().zip(&t).map(|(o, t)| k2 * (o - t)).collect();
+        let g_ref = r::pre_grad(*act, &out, &diff);
+        let mag_out: Vec<f64> = c1
+            .forward_pre(&mag0, &r::abs(&d1.w), &r::abs(&d1.b))
+            .iter()
+            .zip(&t)
+            .map(|(m, t)| k2 * (m + t.abs()))
+            .collect();
+        let what = format!("{c0:?} -> {c1:?} {act:?}");
+        r::assert_within(&format!("g {what}"), &read(&g), &g_ref, &mag_out, REL);
+        let want: f64 = scale as f64
+            * out
+                .iter()
+                .zip(&t)
+                .map(|(o, t)| (o - t).powi(2))
+                .sum::<f64>();
+        let got = read(&l)[0];
+        assert!(
+            (got - want).abs() <= 1e-5 * want,
+            "{what}: loss {got} vs {want}"
+        );
+        let (dw_ref, db_ref) = c1.backward_weight(&g_ref, &y);
+        let (dw_mag, db_mag) = c1.backward_weight(&mag_out, &mag0);
+        r::assert_within(&format!("dw {what}"), &read(&dw), &dw_ref, &dw_mag, REL);
+        r::assert_within(&format!("db {what}"), &read(&db), &db_ref, &db_mag, REL);
+        // the bits: item (n, row pair, 8 columns), channel c, row r, column 4j + i at bit
+        // (c % 2) * 16 + 8r + 4j + i of word c / 2 (where y is not within rounding of 0)
+        let words: Vec<u32> = gpu()
+            .read(&mask)
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        let (h, w) = (c1.h_in, c1.w_in);
+        let items_per_img = (h / 2) * (w / 8);
+        for n in 0..c1.batch {
+            for c in 0..c1.c_in {
+                for yy in 0..h {
+                    for xx in 0..w {
+                        let i = ((n * c1.c_in + c) * h + yy) * w + xx;
+                        let item = n * items_per_img + (yy / 2) * (w / 8) + xx / 8;
+                        let bit = (c % 2) * 16 + (yy % 2) * 8 + (xx % 8);
+                        let set = (words[4 * item + c / 2] >> bit) & 1 == 1;
+                        if pre0[i].abs() > REL * mag0[i] {
+                            assert_eq!(set, pre0[i] > 0.0, "{what}: bit of y[{i}]");
+                        }
+                    }
+                }
+            }
+        }
+        // the same g as the layer below's forward and the folded loss
+        let (yt, g2, l2) = (
+            poisoned(&s0.out_shape()),
+            poisoned(&s1.out_shape()),
+            poisoned(&[1]),
+        );
+        let mut rec = gpu().record();
+        conv_transpose2d::forward(&mut rec, &s0, &x0, &w0, &b0, &yt, Activation::Relu).unwrap();
+        let folded = conv_transpose2d::forward_mse_grad(
+            &mut rec, &s1, &yt, &w1, &b1, *act, &tt, &g2, &l2, scale,
+        )
+        .unwrap();
+        rec.run().unwrap();
+        assert!(folded);
+        let bits = |t: &facegpu::gpu::Tensor| -> Vec<u32> {
+            gpu().read(t).unwrap().iter().map(|v| v.to_bits()).collect()
+        };
+        assert!(
+            bits(&g) == bits(&g2),
+            "{what}: g differs from the separate passes"
+        );
+        // the input gradient from the bits, against the reference and against reading y
+        let (dx, dx2) = (poisoned(&s1.in_shape()), poisoned(&s1.in_shape()));
+        let mut rec = gpu().record();
+        let masked = conv_transpose2d::backward_input_masked(
+            &mut rec,
+            &s1,
+            Activation::None,
+            &g,
+            &g,
+            &w1,
+            &dx,
+            &mask,
+        )
+        .unwrap();
+        assert!(masked, "{c1:?}: the kernel takes it");
+        conv_transpose2d::backward_input_then(
+            &mut rec,
+            &s1,
+            Activation::None,
+            &g,
+            &g,
+            &w1,
+            &dx2,
+            Some((Activation::Relu, &yt)),
+        )
+        .unwrap();
+        rec.run().unwrap();
+        assert!(bits(&dx) == bits(&dx2), "{what}: dx differs from reading y");
+        let g_gpu = read(&g);
+        let dx_ref: Vec<f64> = c1
+            .backward_input(&g_gpu, &d1.w)
+            .iter()
+            .zip(&y)
+            .map(|(v, y)| if *y > 0.0 { *v } else { 0.0 })
+            .collect();
+        let dx_mag = c1.backward_input(&r::abs(&g_gpu), &r::abs(&d1.w));
+        r::assert_within(&format!("dx {what}"), &read(&dx), &dx_ref, &dx_mag, REL);
+    }
+}
+
 #[test]
 fn bad_shapes_are_errors() {
     let s = ConvTranspose2dShape {

@@ -181,9 +181,16 @@ fn training_record_matches_separate_passes() {
                 b.iter().map(|v| f32::from_bits(*v)).collect(),
             );
             let top = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            let worst = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             eprintln!("{}: largest {top:e}, largest difference {worst:e}", p.name);
-            assert!(top > 0.0 && worst <= 1e-5 * top, "{}: {worst} against {top}", p.name);
+            assert!(
+                top > 0.0 && worst <= 1e-5 * top,
+                "{}: {worst} against {top}",
+                p.name
+            );
         } else {
             assert!(a == b, "{}: gradients differ", p.name);
         }

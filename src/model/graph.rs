@@ -353,7 +353,14 @@ impl Graph {
                         mask,
                     );
                     if conv_transpose2d::forward_mse_wgrad(
-                        rec, &s, w, b, last.spec.act, loss, &below, grads,
+                        rec,
+                        &s,
+                        w,
+                        b,
+                        last.spec.act,
+                        loss,
+                        &below,
+                        grads,
                     )? {
                         return Ok(Fold::LossWeightMask);
                     }
@@ -408,11 +415,9 @@ impl Graph {
         if fold == Fold::LossWeightMask {
             // the forward left the last layer its input gradient only, with act' of its input
             // as bits (the input itself is not written)
-            let (LayerShape::ConvT(s), Some(mask), Some(dx)) = (
-                layer_shape(last, self.batch),
-                &self.act_mask,
-                &last.d_input,
-            ) else {
+            let (LayerShape::ConvT(s), Some(mask), Some(dx)) =
+                (layer_shape(last, self.batch), &self.act_mask, &last.d_input)
+            else {
                 unreachable!("forward folds the weight gradient only into such a layer")
             };
             let w = &params.list[last.weight].value;

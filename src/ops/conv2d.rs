@@ -1215,7 +1215,9 @@ pub(crate) fn backward_input_masked(
         && g.c_out <= MAXCB
         && g.c_in <= MAXCB
         && w.len() <= UBO_FLOATS
-        && [dy, y, mask].iter().all(|t| rec.gpu.flat_texture_fits(t.len()));
+        && [dy, y, mask]
+            .iter()
+            .all(|t| rec.gpu.flat_texture_fits(t.len()));
     if !fits {
         return Ok(false);
     }
