@@ -1,17 +1,18 @@
-// The layer below's output recomputed where a kernel reads it (RECOMP), so that the layer below
-// never stores it: the seed AE's last layer in a training step (software adapters; host
-// conv_transpose2d.rs `Below`). The layer below is a ConvTranspose2d 3x3 stride 2 padding 1
-// (output 2x its input, BCI <= 4 input channels, up to 8 output channels, activation BACT),
-// the first decoder layer, whose output y (8 x 64 x 64 an image) is what its forward kernel
-// (convt_s2k3_core.wgsl, convt_s2k3_all_cpu) would have stored: 4.2M floats a batch of 128,
-// each a per-lane scalar store on llvmpipe, read back by the last layer's forward and backward.
-// Both of those now recompute the values they read from the layer's input x (4 x 32 x 32, a
-// quarter of y's texel loads): the same sums in the same order as convt_s2k3_all_cpu, so the
-// same floats. A kernel file includes this (conv2d_below.wgsl, conv_transpose2d_below.wgsl) or
-// below_off.wgsl, the same names compiled out.
+// The layer below's output recomputed where a kernel reads it, so that the layer below never
+// stores it: the seed AE's last layer in a training step on software adapters (host
+// conv_transpose2d.rs `Below`, `forward_mse_wgrad`). The layer below is a ConvTranspose2d 3x3
+// stride 2 padding 1 (output 2x its input, BCI <= 4 input channels, up to 8 output channels,
+// activation BACT: a ReLU), the first decoder layer, whose output y (8 x 64 x 64 an image) its
+// forward kernel (convt_s2k3_core.wgsl convt_s2k3_all_cpu) would store: 4.2M floats a batch of
+// 128, each a per-lane scalar store on llvmpipe, read back by the last layer's forward and
+// backward. The last layer's forward (convt_s2k3_loss_wgrad_cpu) recomputes the y it reads
+// from the layer's input x (4 x 32 x 32, a quarter of y's texel loads), with the same sums in
+// the same order as convt_s2k3_all_cpu, so the same floats, and keeps what the backward needs
+// of y: the layer's weight gradient, and relu'(y) as bits (BMASK, below). A kernel file
+// includes this (conv2d_below.wgsl, conv_transpose2d_below*.wgsl) or below_off.wgsl, the same
+// names compiled out.
 //!include flat_texture
 
-override RECOMP: bool = false;
 // the layer below's input channels (<= 4) and activation (act.wgsl's codes)
 override BCI: u32 = 4u;
 override BACT: u32 = 1u;
@@ -68,7 +69,7 @@ fn below_in(n: u32, r: u32, q: u32, h: u32, wq: u32, ci: u32) -> BelowIn {
     return BelowIn(a0, vec4<f32>(a0.y, a0.z, a0.w, b0), a1, vec4<f32>(a1.y, a1.z, a1.w, b1));
 }
 
-// no inputs (a kernel's RECOMP = false path)
+// no inputs (zeros)
 fn below_none() -> BelowIn4 {
     let z = vec4<f32>(0.0);
     let zi = BelowIn(z, z, z, z);

@@ -1,6 +1,5 @@
-// below.wgsl's names for kernel files that recompute nothing: RECOMP false, so the branches
-// that would call below_in4 and below_out compile out.
-const RECOMP: bool = false;
+// below.wgsl's names for kernel files that recompute nothing: BMASK false, and stubs for the
+// functions that only convt_s2k3_loss_wgrad_cpu calls (run from the *_below files alone).
 const BMASK: bool = false;
 
 fn below_mask(item: u32) -> vec4<u32> {
@@ -9,10 +8,6 @@ fn below_mask(item: u32) -> vec4<u32> {
 
 struct BelowIn4 {
     x: f32,
-}
-
-fn below_none() -> BelowIn4 {
-    return BelowIn4(0.0);
 }
 
 fn below_in4(n: u32, r: u32, q: u32, h: u32, wq: u32) -> BelowIn4 {

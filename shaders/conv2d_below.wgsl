@@ -1,5 +1,6 @@
-// conv2d_tex_core.wgsl with the layer below's output recomputed where a kernel reads it
-// (below.wgsl, RECOMP): the same kernels and entries as conv2d_tex.wgsl.
+// conv2d_tex_core.wgsl with below.wgsl: the same kernels and entries as conv2d_tex.wgsl, where
+// conv_forward_s2k3_cpu can take act' of its output from the bits the last layer's forward
+// stored (BMASK).
 //!include faces_off
 //!include below
 //!include conv2d_tex_core

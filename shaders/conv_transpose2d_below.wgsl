@@ -1,5 +1,6 @@
-// conv_transpose2d_tex_core.wgsl with the layer below's output recomputed where a kernel reads
-// it (below.wgsl, RECOMP): the same kernels and entries as conv_transpose2d_tex.wgsl.
+// conv_transpose2d_tex_core.wgsl with below.wgsl: the same kernels and entries as
+// conv_transpose2d_tex.wgsl, and convt_s2k3_loss_wgrad_cpu, which recomputes its input from
+// the layer below's.
 //!include faces_off
 //!include below
 //!include conv_transpose2d_tex_core

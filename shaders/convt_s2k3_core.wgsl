@@ -142,8 +142,8 @@ struct S2Rows {
     c2: f32,
 }
 
-// RECOMP (below.wgsl): input channel ci's rows, the layer below's output recomputed from its
-// input at the item (y0 = 2*qy: the layer below's input row qy, quad qg)
+// input channel ci's rows, the layer below's output recomputed from its input (below.wgsl) at
+// the item (y0 = 2*qy: the layer below's input row qy, quad qg): convt_s2k3_loss_wgrad_cpu
 fn s2_rows_below(x: BelowIn4, y0: u32, qg: u32, wiq: u32, ci: u32) -> S2Rows {
     let z = vec4<f32>(0.0);
     let ok1 = y0 + 1u < p.h_in;
@@ -201,18 +201,7 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
     var o = S2x4(zb, zb, zb, zb);
     // up to 8 input channels written out, so that every weight offset is a constant where co
     // is (one output channel): llvmpipe loads a loop-varying uniform lane by lane
-    if (RECOMP) {
-        // the input is the layer below's output (CI <= 8 channels), recomputed from its input
-        let x = below_in4(n, qy, qg, p.h_in / 2u, wiq / 2u);
-        if (CI > 0u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 0u), co * 9u); }
-        if (CI > 1u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 1u), (CO + co) * 9u); }
-        if (CI > 2u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 2u), (2u * CO + co) * 9u); }
-        if (CI > 3u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 3u), (3u * CO + co) * 9u); }
-        if (CI > 4u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 4u), (4u * CO + co) * 9u); }
-        if (CI > 5u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 5u), (5u * CO + co) * 9u); }
-        if (CI > 6u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 6u), (6u * CO + co) * 9u); }
-        if (CI > 7u) { o = s2_rows(o, s2_rows_below(x, y0, qg, wiq, 7u), (7u * CO + co) * 9u); }
-    } else if (CI <= 8u) {
+    if (CI <= 8u) {
         if (CI > 0u) { o = s2_ci(o, n, y0, qg, wiq, co, 0u); }
         if (CI > 1u) { o = s2_ci(o, n, y0, qg, wiq, co, 1u); }
         if (CI > 2u) { o = s2_ci(o, n, y0, qg, wiq, co, 2u); }
@@ -241,7 +230,7 @@ fn convt_s2k3_cpu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgr
 
 // ---------------------------------------------------------------------------------------------
 // convt_s2k3_loss_wgrad_cpu: a training step's last layer (convt_s2k3_cpu with LOSS and one
-// output channel) with its input recomputed from the layer below's input (RECOMP, below.wgsl),
+// output channel) with its input recomputed from the layer below's input (below.wgsl),
 // and the two things the layer's backward pass would read that input for done here, where the
 // input is in registers: the layer's weight gradient, and the layer below's act' (a ReLU: one
 // bit a value) for the input gradient that forms the layer below's g. Then nothing reads the

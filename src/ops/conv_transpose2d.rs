@@ -454,11 +454,11 @@ pub(crate) fn convt_into_wgrad_below(
 }
 
 /// The layer below a ConvTranspose2d (the layer whose output is its input), for the software
-/// kernels that recompute that output where they read it (shaders/below.wgsl, override RECOMP)
-/// rather than read it: then nothing in a training step reads it, and the layer's own forward
-/// pass is dropped from the step (`Recorder::elide_if_unread`). The seed AE's first decoder
-/// layer under its last: 3x3, stride 2, padding 1, output twice the input, at most 4 input and
-/// 8 output channels.
+/// kernel that recomputes that output where it reads it (shaders/below.wgsl,
+/// [`forward_mse_wgrad`]) rather than read it: then nothing in a training step reads it, and
+/// the layer's own forward pass is dropped from the step (`Recorder::elide_if_unread`). The seed
+/// AE's first decoder layer under its last: 3x3, stride 2, padding 1, output twice the input,
+/// at most 4 input and 8 output channels, a ReLU.
 #[derive(Clone, Copy)]
 pub struct Below<'a> {
     pub shape: ConvTranspose2dShape,
@@ -496,13 +496,12 @@ impl Below<'_> {
         rec: &mut Recorder,
         binds: &mut Vec<Bind>,
         inserted: usize,
-    ) -> [(&'static str, f64); 3] {
+    ) -> [(&'static str, f64); 2] {
         let tex = rec.flat_texture(&self.x.buf, self.x.len());
         let ubo = weights_ubo(rec, self.w, Some(self.b));
         binds.resize(9 - inserted, Bind::Skip);
         binds.extend([(&tex).into(), (&ubo).into()]);
         [
-            ("RECOMP", 1.0),
             ("BCI", self.shape.c_in as f64),
             ("BACT", self.act.code() as f64),
         ]
