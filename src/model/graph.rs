@@ -2,7 +2,7 @@
 //! of forward, loss, backward and optimizer kernels. A training step is recorded once into a
 //! program and replayed; nothing is read back inside it.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::params::Params;
 use super::spec::{Kind, LayerSpec, ModelSpec, INPUT_DIMS};
@@ -418,7 +418,7 @@ impl Graph {
             let (LayerShape::ConvT(s), Some(mask), Some(dx)) =
                 (layer_shape(last, self.batch), &self.act_mask, &last.d_input)
             else {
-                unreachable!("forward folds the weight gradient only into such a layer")
+                bail!("internal: a folded weight gradient in a layer without a mask or an input gradient")
             };
             let w = &params.list[last.weight].value;
             let masked = conv_transpose2d::backward_input_masked(
