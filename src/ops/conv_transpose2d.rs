@@ -489,17 +489,16 @@ impl Below<'_> {
     }
 
     /// Appends the bindings below.wgsl reads (10: the input, 11: the weights and bias) to
-    /// `binds` (bindings from 1; a kernel file without faces leaves 7 to 9 out), where
-    /// `inserted` more go in before them later; returns the overrides.
+    /// `binds` (bindings from 1; a kernel file without faces leaves 7 to 9 out); returns the
+    /// overrides.
     pub(crate) fn push_binds(
         &self,
         rec: &mut Recorder,
         binds: &mut Vec<Bind>,
-        inserted: usize,
     ) -> [(&'static str, f64); 2] {
         let tex = rec.flat_texture(&self.x.buf, self.x.len());
         let ubo = weights_ubo(rec, self.w, Some(self.b));
-        binds.resize(9 - inserted, Bind::Skip);
+        binds.resize(9, Bind::Skip);
         binds.extend([(&tex).into(), (&ubo).into()]);
         [
             ("BCI", self.shape.c_in as f64),
@@ -602,7 +601,7 @@ pub fn forward_mse_wgrad(
         (&loss_part).into(),
     ];
     push_face_binds(&mut binds, ins.faces.as_ref(), 0);
-    let below_consts = below.push_binds(rec, &mut binds, 0);
+    let below_consts = below.push_binds(rec, &mut binds);
     binds.extend([(&part).into(), mask.into()]);
     rec.dispatch_with(
         shader,
@@ -634,8 +633,19 @@ pub fn backward_input_masked(
 ) -> Result<bool> {
     s.check()?;
     let g = s.geom();
-    if mask.len() != act_mask_len(s) {
-        return Ok(false);
+    let wn: usize = s.weight_shape().iter().product();
+    for (what, t, want) in [
+        ("y", y, g.out_len()),
+        ("dy", dy, g.out_len()),
+        ("w", w, wn),
+        ("dx", dx, g.in_len()),
+        ("mask", mask, act_mask_len(s)),
+    ] {
+        ensure!(
+            t.len() == want,
+            "conv_transpose2d backward_input_masked {what}: expected {want} values but the tensor has shape {:?}",
+            t.shape
+        );
     }
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
     super::conv2d::backward_input_masked(rec, &g.swapped(), act, y, dy, w, dx, mask)
