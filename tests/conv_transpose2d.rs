@@ -942,6 +942,44 @@ fn bad_shapes_are_errors() {
     let e =
         conv_transpose2d::forward(&mut rec, &s, &x, &w, &b, &bad_y, Activation::None).unwrap_err();
     assert!(e.to_string().contains("forward y"), "{e}");
+    // the fused last-layer passes: a mask of the wrong size (before any adapter check)
+    let bad_mask = gpu().zeros(&[conv_transpose2d::act_mask_len(&s) + 4]);
+    let below = conv_transpose2d::Below {
+        shape: s,
+        x: &x,
+        w: &w,
+        b: &b,
+        act: Activation::Relu,
+    };
+    let (dw, db, loss) = (
+        gpu().zeros(&s.weight_shape()),
+        gpu().zeros(&[3]),
+        gpu().zeros(&[1]),
+    );
+    let e = conv_transpose2d::forward_mse_wgrad(
+        &mut rec,
+        &s,
+        &w,
+        &b,
+        Activation::Sigmoid,
+        (&y, &y, &loss, 1.0),
+        &below,
+        (&dw, &db, &bad_mask),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("forward_mse_wgrad mask"), "{e}");
+    let e = conv_transpose2d::backward_input_masked(
+        &mut rec,
+        &s,
+        Activation::None,
+        &y,
+        &y,
+        &w,
+        &x,
+        &bad_mask,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("backward_input_masked mask"), "{e}");
     // the folded loss: a target of another size, a loss of more than one value
     let one = gpu().zeros(&[1]);
     let e = conv_transpose2d::forward_mse_grad(

@@ -535,21 +535,23 @@ pub fn forward_mse_wgrad(
     s.check()?;
     let geo = s.geom();
     let wn: usize = s.weight_shape().iter().product();
-    for (what, t, want) in [
-        ("w", w, wn),
-        ("b", b, s.c_out),
-        ("target", target, geo.out_len()),
-        ("g", g, geo.out_len()),
-        ("loss", loss, 1),
-        ("dw", dw, wn),
-        ("db", db, s.c_out),
-        ("mask", mask, act_mask_len(s)),
+    for (what, t, shape) in [
+        ("w", w, s.weight_shape().to_vec()),
+        ("b", b, vec![s.c_out]),
+        ("target", target, s.out_shape().to_vec()),
+        ("g", g, s.out_shape().to_vec()),
+        ("loss", loss, vec![1]),
+        ("dw", dw, s.weight_shape().to_vec()),
+        ("db", db, vec![s.c_out]),
+        ("mask", mask, vec![act_mask_len(s)]),
     ] {
-        ensure!(
-            t.len() == want,
-            "conv_transpose2d forward_mse_wgrad {what}: expected {want} values but the tensor has shape {:?}",
-            t.shape
-        );
+        let want = shape.iter().product();
+        check_len(
+            &format!("conv_transpose2d forward_mse_wgrad {what}"),
+            t,
+            want,
+            &shape,
+        )?;
     }
     let fits = matches!(ubo_kernel(rec.gpu, &geo, wn + s.c_out), Some(k) if k.entry == "convt_s2k3_cpu")
         && s.c_out == 1
@@ -633,19 +635,20 @@ pub fn backward_input_masked(
 ) -> Result<bool> {
     s.check()?;
     let g = s.geom();
-    let wn: usize = s.weight_shape().iter().product();
-    for (what, t, want) in [
-        ("y", y, g.out_len()),
-        ("dy", dy, g.out_len()),
-        ("w", w, wn),
-        ("dx", dx, g.in_len()),
-        ("mask", mask, act_mask_len(s)),
+    for (what, t, shape) in [
+        ("y", y, s.out_shape().to_vec()),
+        ("dy", dy, s.out_shape().to_vec()),
+        ("w", w, s.weight_shape().to_vec()),
+        ("dx", dx, s.in_shape().to_vec()),
+        ("mask", mask, vec![act_mask_len(s)]),
     ] {
-        ensure!(
-            t.len() == want,
-            "conv_transpose2d backward_input_masked {what}: expected {want} values but the tensor has shape {:?}",
-            t.shape
-        );
+        let want = shape.iter().product();
+        check_len(
+            &format!("conv_transpose2d backward_input_masked {what}"),
+            t,
+            want,
+            &shape,
+        )?;
     }
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
     super::conv2d::backward_input_masked(rec, &g.swapped(), act, y, dy, w, dx, mask)
