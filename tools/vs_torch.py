@@ -30,8 +30,8 @@ def torch_images_per_s(faces, steps):
             cmd += ["--faces", faces]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr.strip()[-2000:]}\n"
-                             "(it needs torch and pillow: pip install torch pillow)")
+            hint = "\n(it needs torch and pillow: pip install torch pillow)" if "ModuleNotFoundError" in r.stderr else ""
+            raise SystemExit(f"{' '.join(cmd)} failed (exit {r.returncode}):\n{r.stderr.strip()[-2000:]}{hint}")
         with open(out) as f:
             info = json.load(f)
     got = {row["layout"]: row["images_per_s"] for row in info["results"] if row["model"] == "ae"}
@@ -51,6 +51,8 @@ def main():
     args = ap.parse_args()
     if args.pairs < 1 or args.steps < 1:
         raise SystemExit("--pairs and --steps must be at least 1")
+    if args.faces and not os.path.isdir(args.faces):
+        raise SystemExit(f"--faces {args.faces}: not a folder; pass a folder of face images or drop --faces")
     out_dir = os.path.dirname(os.path.abspath(args.json)) if args.json else None
     if out_dir and not os.access(out_dir, os.W_OK):
         raise SystemExit(f"--json {args.json}: cannot write in {out_dir}; give a path in a writable folder")
