@@ -109,6 +109,14 @@ fn check_len(what: &str, t: &Tensor, want: usize, shape: &[usize]) -> Result<()>
     Ok(())
 }
 
+/// [`check_len`] for each (name, tensor, shape) of `op`: the tensor must hold the shape's values.
+fn check_lens(op: &str, tensors: &[(&str, &Tensor, Vec<usize>)]) -> Result<()> {
+    for (what, t, shape) in tensors {
+        check_len(&format!("{op} {what}"), t, shape.iter().product(), shape)?;
+    }
+    Ok(())
+}
+
 /// Multiply-adds per invocation above which the unrolled CPU kernel compiles too slowly.
 const CPU_MAX_UNROLL: usize = 2048;
 
@@ -535,24 +543,19 @@ pub fn forward_mse_wgrad(
     s.check()?;
     let geo = s.geom();
     let wn: usize = s.weight_shape().iter().product();
-    for (what, t, shape) in [
-        ("w", w, s.weight_shape().to_vec()),
-        ("b", b, vec![s.c_out]),
-        ("target", target, s.out_shape().to_vec()),
-        ("g", g, s.out_shape().to_vec()),
-        ("loss", loss, vec![1]),
-        ("dw", dw, s.weight_shape().to_vec()),
-        ("db", db, vec![s.c_out]),
-        ("mask", mask, vec![act_mask_len(s)]),
-    ] {
-        let want = shape.iter().product();
-        check_len(
-            &format!("conv_transpose2d forward_mse_wgrad {what}"),
-            t,
-            want,
-            &shape,
-        )?;
-    }
+    check_lens(
+        "conv_transpose2d forward_mse_wgrad",
+        &[
+            ("w", w, s.weight_shape().to_vec()),
+            ("b", b, vec![s.c_out]),
+            ("target", target, s.out_shape().to_vec()),
+            ("g", g, s.out_shape().to_vec()),
+            ("loss", loss, vec![1]),
+            ("dw", dw, s.weight_shape().to_vec()),
+            ("db", db, vec![s.c_out]),
+            ("mask", mask, vec![act_mask_len(s)]),
+        ],
+    )?;
     let fits = matches!(ubo_kernel(rec.gpu, &geo, wn + s.c_out), Some(k) if k.entry == "convt_s2k3_cpu")
         && s.c_out == 1
         && s.c_in <= MAXCB
@@ -635,21 +638,16 @@ pub fn backward_input_masked(
 ) -> Result<bool> {
     s.check()?;
     let g = s.geom();
-    for (what, t, shape) in [
-        ("y", y, s.out_shape().to_vec()),
-        ("dy", dy, s.out_shape().to_vec()),
-        ("w", w, s.weight_shape().to_vec()),
-        ("dx", dx, s.in_shape().to_vec()),
-        ("mask", mask, vec![act_mask_len(s)]),
-    ] {
-        let want = shape.iter().product();
-        check_len(
-            &format!("conv_transpose2d backward_input_masked {what}"),
-            t,
-            want,
-            &shape,
-        )?;
-    }
+    check_lens(
+        "conv_transpose2d backward_input_masked",
+        &[
+            ("y", y, s.out_shape().to_vec()),
+            ("dy", dy, s.out_shape().to_vec()),
+            ("w", w, s.weight_shape().to_vec()),
+            ("dx", dx, s.in_shape().to_vec()),
+            ("mask", mask, vec![act_mask_len(s)]),
+        ],
+    )?;
     // dx = conv(g, w): the weight [c_in, c_out, ..] is the conv's [c_out', c_in', ..]
     super::conv2d::backward_input_masked(rec, &g.swapped(), act, y, dy, w, dx, mask)
 }
